@@ -1,0 +1,33 @@
+"""tf_rl_text: fine-tune Hugging Face TF language models with reinforcement learning."""
+from setuptools import find_packages, setup
+
+with open("README.md", encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="tf_rl_text",
+    version="0.1.0",
+    description="Reinforcement learning for TensorFlow language models: REINFORCE, Q-learning, A2C/PPO as tf.function graphs, SavedModel export",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["tf_rl_text", "tf_rl_text.*"]),
+    package_data={"tf_rl_text": ["default_data/*.txt", "default_data/*.json", "default_data/README.md"]},
+    include_package_data=True,
+    python_requires=">=3.9,<3.12",
+    # The one matrix that resolves (see STACK.md): tf-agents 0.19 -> tfp 0.23 -> TF 2.15.
+    install_requires=[
+        "tensorflow~=2.15.1",
+        "tf-keras~=2.15.1",
+        "tensorflow-probability~=0.23.0",
+        "tf-agents~=0.19.0",
+        "transformers>=4.46,<4.55",  # v5 has no TF classes; 4.55-4.57 cannot load safetensors into TF
+        "tokenizers",
+        "nltk",
+        "rouge-score",
+        "numpy<2",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": []},
+    license="Apache-2.0",
+)

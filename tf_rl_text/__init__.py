@@ -1,0 +1,39 @@
+"""tf_rl_text: fine-tune Hugging Face TF language models with reinforcement learning.
+
+    env = TextGenerationEnv(prompts, tokenizer, reward_fn)
+    agent = RLAgent(model, tokenizer)
+    trainer = ReinforceTrainer(agent, env, ReinforceConfig())
+    for episode in range(num_episodes):
+        trainer.step()
+    trainer.export("saved_models/policy")
+    tf_rl_text.load("saved_models/policy").generate(["a prompt"])
+"""
+from tf_rl_text import _compat  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from tf_rl_text import ops
+from tf_rl_text.agent import Generation, RLAgent
+from tf_rl_text.defaults import default_model, default_tokenizer, load_corpus, load_prompts
+from tf_rl_text.trainers.mle import warm_start
+from tf_rl_text.env import Rollout, TextGenerationEnv
+from tf_rl_text.export import LoadedPolicy, export_policy, load
+from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer, reinforce_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Generation",
+    "LoadedPolicy",
+    "ReinforceConfig",
+    "ReinforceTrainer",
+    "RLAgent",
+    "Rollout",
+    "TextGenerationEnv",
+    "default_model",
+    "default_tokenizer",
+    "export_policy",
+    "load",
+    "load_corpus",
+    "load_prompts",
+    "ops",
+    "reinforce_loss",
+    "warm_start",
+]

@@ -1,0 +1,322 @@
+"""RLAgent: a policy over a Hugging Face TF language model.
+
+The agent is the article's ``RLAgent(model, tokenizer)``: it acts (samples the next token from
+``pi(a | s)``, the model's softmax over the vocabulary, through a
+``tfp.distributions.Categorical``), generates whole completions in one compiled graph with a
+key/value cache, and scores completions (per-token log-probabilities) for the trainers.
+
+Extend it by subclassing and overriding the documented hooks:
+
+* :meth:`RLAgent.process_logits` - change the logits before sampling *and* scoring
+  (ban tokens, add a bias); must accept any leading shape ``(..., vocab)``.
+* :meth:`RLAgent.action_distribution` - the distribution actions are drawn from.
+* :meth:`RLAgent.encode_prompts` / :meth:`RLAgent.decode_completions` - text <-> ids.
+
+Example::
+
+    from transformers import GPT2Config, TFGPT2LMHeadModel
+    from tf_rl_text import RLAgent, default_tokenizer
+    tokenizer = default_tokenizer()
+    model = TFGPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2))
+    agent = RLAgent(model, tokenizer)
+    print(agent.generate_text(["the movie was"], max_new_tokens=8, seed=0))
+"""
+from __future__ import annotations
+
+import collections
+import random
+from typing import Sequence
+
+import numpy as np
+
+from tf_rl_text import ops
+from tf_rl_text._compat import tf, tfp
+
+Generation = collections.namedtuple("Generation", ["completion_ids", "completion_mask"])
+Generation.__doc__ = """Completions from :meth:`RLAgent.generate`.
+
+completion_ids: (B, max_new_tokens) int32, ``pad_token_id`` after a row's end.
+completion_mask: (B, max_new_tokens) int32, 1 on generated tokens (EOS included), 0 after.
+"""
+
+
+def _position_ids(attention_mask):
+    """Positions that skip left padding: 0 for the first real token of each row."""
+    return tf.maximum(tf.cumsum(attention_mask, axis=-1) - 1, 0)
+
+
+def _loose_shape(x):
+    return tf.TensorShape([None] * x.shape.rank)
+
+
+class RLAgent:
+    """A policy pi(a | s) over a causal TF language model (``TFAutoModelForCausalLM``).
+
+    Args:
+      model: a Hugging Face TF causal LM (``TFGPT2LMHeadModel``, ``TFAutoModelForCausalLM``...).
+        Encoder-decoder models are recognised (``model.config.is_encoder_decoder``) and
+        rejected with a clear error until seq2seq support lands.
+      tokenizer: its tokenizer. If it has no pad token, the EOS token is used for padding.
+      temperature: softmax temperature for sampling and for the log-probabilities trainers use.
+      top_k: sample only among the k most likely tokens (0 = the whole vocabulary). Applied to
+        sampling only; log-probabilities are of the temperature-scaled full softmax.
+      seed: seed of the agent's random generator (sampling is reproducible for a fixed seed).
+    """
+
+    def __init__(self, model, tokenizer, temperature: float = 1.0, top_k: int = 0, seed: int | None = None):
+        if temperature is None or not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        if top_k is None or int(top_k) != top_k or top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0 (0 = no top-k filtering), got {top_k!r}")
+        config = getattr(model, "config", None)
+        if config is None or not hasattr(model, "call"):
+            raise TypeError(
+                f"model must be a Hugging Face TF model (e.g. TFAutoModelForCausalLM), got {type(model).__name__}"
+            )
+        self.is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+        if self.is_encoder_decoder:
+            raise NotImplementedError(
+                f"{type(model).__name__} is an encoder-decoder model; RLAgent supports causal LMs "
+                "(TFAutoModelForCausalLM) in this release"
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        if tokenizer.pad_token_id is None:
+            if tokenizer.eos_token_id is None:
+                raise ValueError("the tokenizer has neither a pad token nor an EOS token; set tokenizer.pad_token")
+            tokenizer.pad_token = tokenizer.eos_token
+        self.eos_token_id = int(tokenizer.eos_token_id if tokenizer.eos_token_id is not None else -1)
+        self.pad_token_id = int(tokenizer.pad_token_id)
+        self.vocab_size = int(config.vocab_size)
+        self.context_length = int(
+            getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024
+        )
+        self.temperature = float(temperature)
+        self.top_k = int(top_k)
+        self.seed = seed if seed is not None else random.randrange(2**31)
+        self.rng = tf.random.Generator.from_seed(self.seed)
+        if not model.built:
+            model(model.dummy_inputs, training=False)
+        self._generate_fns = {}
+        self._act_fn = tf.function(self._act_logits, reduce_retracing=True)
+
+    # ------------------------------------------------------------------ hooks
+    def process_logits(self, logits):
+        """Hook: transform raw logits ``(..., vocab)`` before sampling and scoring. Identity here."""
+        return logits
+
+    def action_distribution(self, logits, temperature=None, top_k=None):
+        """Hook: the distribution pi(. | s) that actions are sampled from.
+
+        logits: (B, vocab) processed logits. Returns a ``tfp.distributions.Categorical`` over
+        ``logits / temperature``, restricted to the ``top_k`` most likely tokens when top_k > 0.
+        """
+        temperature = self.temperature if temperature is None else temperature
+        top_k = self.top_k if top_k is None else top_k
+        logits = logits / tf.cast(temperature, logits.dtype)
+        if top_k and top_k < self.vocab_size:
+            kth = tf.math.top_k(logits, k=top_k).values[:, -1:]  # (B, 1)
+            logits = tf.where(logits < kth, tf.cast(-1e9, logits.dtype), logits)
+        return tfp.distributions.Categorical(logits=logits, dtype=tf.int32)
+
+    def encode_prompts(self, texts: Sequence[str], min_length: int | None = None):
+        """Hook: tokenize prompts, left padded to the longest (at least ``min_length``).
+
+        Returns (input_ids, attention_mask), int32 numpy arrays of shape (B, P).
+        """
+        encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        length = max([len(e) for e in encoded] + [min_length or 0, 1])
+        ids = np.full((len(texts), length), self.pad_token_id, dtype=np.int32)
+        mask = np.zeros((len(texts), length), dtype=np.int32)
+        for i, e in enumerate(encoded):
+            if e:
+                ids[i, length - len(e):] = e
+                mask[i, length - len(e):] = 1
+        return ids, mask
+
+    def decode_completions(self, completion_ids, completion_mask=None):
+        """Hook: completion ids (B, T) -> texts, dropping padding and special tokens."""
+        completion_ids = np.asarray(completion_ids)
+        if completion_mask is None:
+            completion_mask = np.ones_like(completion_ids)
+        completion_mask = np.asarray(completion_mask)
+        return [
+            self.tokenizer.decode(row[m.astype(bool)].tolist(), skip_special_tokens=True)
+            for row, m in zip(completion_ids, completion_mask)
+        ]
+
+    # ------------------------------------------------------------------ scoring
+    def token_logits(self, input_ids, attention_mask, training=False):
+        """Processed logits for every position: (B, L, vocab); position t predicts token t+1."""
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=_position_ids(attention_mask),
+            training=training,
+        )
+        return self.process_logits(out.logits)
+
+    def completion_logits(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False):
+        """Temperature-scaled logits that scored each completion token: (B, T, vocab)."""
+        input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
+        mask = tf.concat([prompt_mask, completion_mask], axis=1)
+        logits = self.token_logits(input_ids, mask, training=training)  # (B, P+T, V)
+        prompt_len = tf.shape(prompt_ids)[1]
+        logits = logits[:, prompt_len - 1 : -1]  # (B, T, V)
+        return logits / tf.cast(self.temperature, logits.dtype)
+
+    def log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False):
+        """log pi(a_t | s_t) of each completion token: (B, T) float32, 0 where the mask is 0."""
+        logits = self.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask, training)
+        return ops.gather_log_probs(logits, completion_ids) * tf.cast(completion_mask, logits.dtype)
+
+    def sequence_log_probs(self, input_ids, attention_mask):
+        """log-probability of tokens 1..L-1 of whole sequences given their prefix: (B, L-1)."""
+        logits = self.token_logits(input_ids, attention_mask)[:, :-1]
+        logits = logits / tf.cast(self.temperature, logits.dtype)
+        return ops.gather_log_probs(logits, input_ids[:, 1:]) * tf.cast(attention_mask[:, 1:], logits.dtype)
+
+    # ------------------------------------------------------------------ acting
+    def _act_logits(self, input_ids, attention_mask):
+        return self.token_logits(input_ids, attention_mask)[:, -1]
+
+    def act(self, time_step, greedy: bool = False):
+        """One action (next token id) per row for a ``TextGenerationEnv`` time step: (B,) int32."""
+        obs = time_step.observation
+        logits = self._act_fn(tf.constant(obs["input_ids"], tf.int32), tf.constant(obs["attention_mask"], tf.int32))
+        if greedy:
+            return tf.argmax(logits, axis=-1, output_type=tf.int32).numpy()
+        return self.action_distribution(logits).sample(seed=self._next_seed()).numpy()
+
+    def _next_seed(self):
+        return tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
+
+    # ------------------------------------------------------------------ generation
+    def _decode(self, input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k):
+        """The rollout loop: prefill once, then one cached decoder step per token."""
+        batch = tf.shape(input_ids)[0]
+        positions = _position_ids(attention_mask)
+        out = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True, training=False
+        )
+        past = out.past_key_values
+        logits = self.process_logits(out.logits[:, -1])  # (B, V)
+        position = positions[:, -1]  # (B,)
+        finished = tf.zeros([batch], tf.bool)
+        tokens = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        masks = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        t = tf.constant(0)
+        while t < max_new_tokens and not tf.reduce_all(finished):
+            tf.autograph.experimental.set_loop_options(
+                shape_invariants=[
+                    (past, tf.nest.map_structure(_loose_shape, past)),
+                    (attention_mask, tf.TensorShape([None, None])),
+                ]
+            )
+            if greedy:
+                token = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            else:
+                step_seed = tf.random.experimental.stateless_fold_in(seed, t)
+                token = self.action_distribution(logits, temperature, top_k).sample(seed=step_seed)
+            token = tf.where(finished, self.pad_token_id, token)  # (B,)
+            tokens = tokens.write(t, token)
+            masks = masks.write(t, tf.cast(tf.logical_not(finished), tf.int32))
+            finished = tf.logical_or(finished, tf.equal(token, self.eos_token_id))
+            attention_mask = tf.concat([attention_mask, tf.ones([batch, 1], tf.int32)], axis=1)
+            position = position + 1
+            out = self.model(
+                input_ids=token[:, None],
+                attention_mask=attention_mask,
+                position_ids=position[:, None],
+                past_key_values=past,
+                use_cache=True,
+                training=False,
+            )
+            past = out.past_key_values
+            logits = self.process_logits(out.logits[:, -1])
+            t += 1
+        pad = max_new_tokens - t  # rows stopped early: pad to a fixed width
+        completion_ids = tf.pad(tf.transpose(tokens.stack()), [[0, 0], [0, pad]], constant_values=self.pad_token_id)
+        completion_mask = tf.pad(tf.transpose(masks.stack()), [[0, 0], [0, pad]])
+        completion_ids = tf.reshape(completion_ids, [batch, max_new_tokens])
+        completion_mask = tf.reshape(completion_mask, [batch, max_new_tokens])
+        return completion_ids, completion_mask
+
+    def generate_fn(self, greedy: bool = False, top_k: int | None = None):
+        """The compiled rollout ``f(input_ids, attention_mask, max_new_tokens, seed, temperature)``.
+
+        Traced once per (greedy, top_k) for any batch size, prompt length and token count.
+        """
+        top_k = self.top_k if top_k is None else int(top_k)
+        key = (bool(greedy), top_k)
+        if key not in self._generate_fns:
+
+            def fn(input_ids, attention_mask, max_new_tokens, seed, temperature):
+                return self._decode(input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k)
+
+            self._generate_fns[key] = tf.function(
+                fn,
+                input_signature=[
+                    tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+                    tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
+                    tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+                    tf.TensorSpec([2], tf.int32, name="seed"),
+                    tf.TensorSpec([], tf.float32, name="temperature"),
+                ],
+            )
+        return self._generate_fns[key]
+
+    def generate(self, input_ids, attention_mask, max_new_tokens: int = 32, greedy: bool = False, seed=None,
+                 temperature: float | None = None, top_k: int | None = None) -> Generation:
+        """Sample (or greedily decode) completions for left-padded prompts.
+
+        input_ids, attention_mask: (B, P) int, left padded. Returns a :class:`Generation` of
+        (B, max_new_tokens) tensors. ``seed`` (int) makes sampling reproducible; by default
+        the agent's generator supplies one.
+        """
+        if int(max_new_tokens) < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        input_ids = tf.convert_to_tensor(input_ids, tf.int32)
+        attention_mask = tf.convert_to_tensor(attention_mask, tf.int32)
+        total = int(input_ids.shape[1]) + int(max_new_tokens)
+        if total > self.context_length:
+            raise ValueError(
+                f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} = {total} exceeds the "
+                f"model's context of {self.context_length} tokens; shorten prompts or lower max_new_tokens"
+            )
+        seed = self._next_seed() if seed is None else tf.constant([int(seed), 0], tf.int32)
+        temperature = self.temperature if temperature is None else float(temperature)
+        ids, mask = self.generate_fn(greedy, top_k)(
+            input_ids, attention_mask, tf.constant(int(max_new_tokens), tf.int32), seed, tf.constant(temperature, tf.float32)
+        )
+        return Generation(ids, mask)
+
+    def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 32, greedy: bool = False, seed=None):
+        """Texts in, completions out (prompt not repeated)."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        ids, mask = self.encode_prompts(prompts)
+        gen = self.generate(ids, mask, max_new_tokens=max_new_tokens, greedy=greedy, seed=seed)
+        return self.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy())
+
+    # ------------------------------------------------------------------ utilities
+    @property
+    def trainable_variables(self):
+        return self.model.trainable_variables
+
+    def clone_model(self, trainable: bool = False):
+        """A copy of the model with the same weights (the frozen reference for the KL leash)."""
+        copy = type(self.model)(self.model.config)
+        copy(copy.dummy_inputs, training=False)
+        copy.set_weights(self.model.get_weights())
+        copy.trainable = trainable
+        return copy
+
+    def save_pretrained(self, path: str):
+        """Save model and tokenizer with ``save_pretrained`` (loadable with ``from_pretrained``)."""
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+
+
+
+__all__ = ["RLAgent", "Generation"]

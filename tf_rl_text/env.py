@@ -1,0 +1,262 @@
+"""TextGenerationEnv: prompts in, rewarded completions out, as a batched tf-agents PyEnvironment.
+
+RL framing: the state s_t is the prompt plus the tokens generated so far, an action a_t is the
+next token id, one episode is one completion, and the reward ``R(x, y)`` arrives on the last
+step from a reward function ``reward_fn(completions, prompts, references) -> floats``.
+
+Two ways to drive it:
+
+* token by token, the tf-agents way (``reset()`` / ``step(actions)``), e.g. with
+  :meth:`RLAgent.act` - simple, one model call per token;
+* a whole batch of episodes at once with :meth:`TextGenerationEnv.rollout`, which lets the agent
+  generate every completion in one compiled graph (KV cache) and scores them. Trainers use this.
+
+Batching: the ``batch_size`` rows of a batch run in lockstep. A row that emits EOS is finished;
+its later actions are ignored (it is padded). The step turns ``LAST`` for the whole batch when
+every row has finished or ``max_new_tokens`` tokens have been generated; every row's reward is
+on that step.
+"""
+from __future__ import annotations
+
+import collections
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+from tf_agents.environments import py_environment
+from tf_agents.specs import array_spec
+from tf_agents.trajectories import time_step as ts
+
+Rollout = collections.namedtuple(
+    "Rollout",
+    ["prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "rewards", "prompts", "completions", "references"],
+)
+Rollout.__doc__ = """One batch of episodes from :meth:`TextGenerationEnv.rollout`.
+
+prompt_ids/prompt_mask: (B, P) int32, left padded; completion_ids/completion_mask: (B, T) int32;
+rewards: (B,) float32; prompts, completions: lists of B strings; references: list of B (or None).
+"""
+
+
+class TextGenerationEnv(py_environment.PyEnvironment):
+    """A batched text-generation environment (tf-agents ``PyEnvironment``).
+
+    Args:
+      prompts: the prompts episodes start from (non-empty list of strings).
+      tokenizer: the policy's tokenizer (Hugging Face).
+      reward_fn: ``reward_fn(completions, prompts, references) -> sequence of floats``, one
+        finite number per completion.
+      references: optional, one per prompt (a string, a list of strings, or None), passed to
+        the reward function.
+      batch_size: prompts per batch (rows of a time step).
+      max_new_tokens: the most tokens one episode generates (>= 1).
+      context_length: the model's context; prompts longer than ``context_length -
+        max_new_tokens`` are rejected. Defaults to the tokenizer's ``model_max_length``.
+      shuffle, seed: prompts are drawn in shuffled epochs (reproducible for a fixed seed).
+
+    Example::
+
+        env = TextGenerationEnv(["the movie was"], tokenizer,
+                                reward_fn=lambda completions, prompts, refs: [len(c) / 50 for c in completions],
+                                batch_size=2, max_new_tokens=8)
+        time_step = env.reset()
+        while not time_step.is_last().all():
+            time_step = env.step(agent.act(time_step))
+        print(env.completions, time_step.reward)
+    """
+
+    def __init__(
+        self,
+        prompts: Sequence[str],
+        tokenizer,
+        reward_fn: Callable,
+        references: Sequence | None = None,
+        batch_size: int = 8,
+        max_new_tokens: int = 16,
+        context_length: int | None = None,
+        shuffle: bool = True,
+        seed: int | None = 0,
+    ):
+        super().__init__(handle_auto_reset=False)
+        if isinstance(prompts, str):
+            raise ValueError("prompts must be a list of strings, got a single string; wrap it in a list")
+        prompts = list(prompts)
+        if not prompts:
+            raise ValueError("prompts is empty; TextGenerationEnv needs at least one prompt")
+        for i, p in enumerate(prompts):
+            if not isinstance(p, str):
+                raise ValueError(f"prompts[{i}] must be a string, got {type(p).__name__}: {p!r}")
+        if references is not None:
+            references = list(references)
+            if len(references) != len(prompts):
+                raise ValueError(
+                    f"references must have one entry per prompt: got {len(references)} references for {len(prompts)} prompts"
+                )
+        if not callable(reward_fn):
+            raise ValueError(f"reward_fn must be callable (completions, prompts, references) -> floats, got {reward_fn!r}")
+        if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.tokenizer = tokenizer
+        self.reward_fn = reward_fn
+        self.prompts = prompts
+        self.references = references
+        self.max_new_tokens = int(max_new_tokens)
+        self._batch_size = int(batch_size)
+        if context_length is None:
+            context_length = getattr(tokenizer, "model_max_length", None)
+            if context_length is None or context_length > 1e6:  # "unlimited" sentinel of HF tokenizers
+                context_length = None
+        self.context_length = context_length
+        self._prompt_tokens = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        for p, ids in zip(prompts, self._prompt_tokens):
+            if context_length is not None and len(ids) + self.max_new_tokens > context_length:
+                raise ValueError(
+                    f"prompt {p[:60]!r} is {len(ids)} tokens; with max_new_tokens={self.max_new_tokens} that exceeds "
+                    f"the model's context of {context_length} tokens. Shorten the prompt or lower max_new_tokens"
+                )
+        self.max_prompt_length = max(1, max(len(ids) for ids in self._prompt_tokens))
+        self.eos_token_id = tokenizer.eos_token_id
+        self.pad_token_id = tokenizer.pad_token_id
+        vocab = len(tokenizer)
+        length = self.max_prompt_length + self.max_new_tokens
+        self._observation_spec = {
+            "input_ids": array_spec.BoundedArraySpec((length,), np.int32, 0, vocab - 1, name="input_ids"),
+            "attention_mask": array_spec.BoundedArraySpec((length,), np.int32, 0, 1, name="attention_mask"),
+        }
+        self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, vocab - 1, name="token")
+        self._rng = np.random.RandomState(seed)
+        self.shuffle = shuffle
+        self._order = np.arange(len(prompts))
+        self._cursor = len(prompts)  # forces a fresh (shuffled) epoch on first draw
+        self.batch_prompts: list[str] = []
+        self.batch_references: list = []
+        self.completions: list[str] = []
+        self.last_rewards: np.ndarray | None = None
+
+    # ------------------------------------------------------------ specs
+    @property
+    def batched(self) -> bool:
+        return True
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def action_spec(self):
+        return self._action_spec
+
+    # ------------------------------------------------------------ prompts and rewards
+    def next_prompts(self, batch_size: int | None = None):
+        """Draw the next ``batch_size`` prompts (and references) in shuffled epochs."""
+        n = self._batch_size if batch_size is None else batch_size
+        picked = []
+        while len(picked) < n:
+            if self._cursor >= len(self._order):
+                self._order = self._rng.permutation(len(self.prompts)) if self.shuffle else np.arange(len(self.prompts))
+                self._cursor = 0
+            take = self._order[self._cursor : self._cursor + n - len(picked)]
+            self._cursor += len(take)
+            picked.extend(int(i) for i in take)
+        prompts = [self.prompts[i] for i in picked]
+        refs = [self.references[i] for i in picked] if self.references is not None else [None] * n
+        return prompts, refs
+
+    def compute_rewards(self, completions, prompts, references):
+        """Call the reward function and check what it returns: (B,) float32."""
+        try:
+            rewards = np.asarray(self.reward_fn(list(completions), list(prompts), list(references)), dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            if "could not convert" in str(err) or "float" in str(err):
+                raise ValueError(f"reward_fn must return numbers, one per completion: {err}") from err
+            raise
+        rewards = rewards.reshape(-1)
+        if rewards.shape[0] != len(completions):
+            raise ValueError(
+                f"reward_fn returned {rewards.shape[0]} rewards for {len(completions)} completions; "
+                "it must return exactly one number per completion"
+            )
+        bad = np.flatnonzero(~np.isfinite(rewards))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"reward_fn returned {rewards[i]} (not finite) for completion {i}: {completions[i][:60]!r}; "
+                "rewards must be finite numbers"
+            )
+        return rewards.astype(np.float32)
+
+    # ------------------------------------------------------------ whole-batch episodes
+    def rollout(self, agent, num_samples: int = 1, greedy: bool = False, seed=None, prompts=None, references=None):
+        """Run one batch of episodes with ``agent.generate`` (compiled, KV cache) and score them.
+
+        Each of ``batch_size`` prompts is repeated ``num_samples`` times in consecutive rows
+        (what leave-one-out and group baselines need). Pass ``prompts`` (and ``references``) to
+        roll out a given list instead of drawing the next batch. Returns a :class:`Rollout`.
+        """
+        if prompts is None:
+            prompts, references = self.next_prompts()
+        elif references is None:
+            references = [None] * len(prompts)
+        prompts = [p for p in prompts for _ in range(num_samples)]
+        references = [r for r in references for _ in range(num_samples)]
+        ids, mask = agent.encode_prompts(prompts, min_length=self.max_prompt_length)
+        gen = agent.generate(ids, mask, max_new_tokens=self.max_new_tokens, greedy=greedy, seed=seed)
+        completion_ids, completion_mask = gen.completion_ids.numpy(), gen.completion_mask.numpy()
+        completions = agent.decode_completions(completion_ids, completion_mask)
+        rewards = self.compute_rewards(completions, prompts, references)
+        self.batch_prompts, self.batch_references, self.completions, self.last_rewards = (
+            prompts, references, completions, rewards)
+        return Rollout(ids, mask, completion_ids, completion_mask, rewards, prompts, completions, references)
+
+    # ------------------------------------------------------------ token-by-token episodes
+    def _observation(self):
+        return {"input_ids": self._ids.copy(), "attention_mask": self._mask.copy()}
+
+    def _reset(self):
+        self.batch_prompts, self.batch_references = self.next_prompts()
+        length = self.max_prompt_length + self.max_new_tokens
+        b = self._batch_size
+        self._ids = np.full((b, length), self.pad_token_id, np.int32)
+        self._mask = np.zeros((b, length), np.int32)
+        for i, p in enumerate(self.batch_prompts):
+            tokens = self.tokenizer(p, add_special_tokens=False)["input_ids"]
+            if tokens:
+                self._ids[i, length - len(tokens):] = tokens
+                self._mask[i, length - len(tokens):] = 1
+        self._generated = np.zeros((b, 0), np.int32)
+        self._generated_mask = np.zeros((b, 0), np.int32)
+        self._finished = np.zeros(b, bool)
+        self.completions = []
+        return ts.restart(self._observation(), batch_size=b)
+
+    def _step(self, action):
+        action = np.asarray(action, dtype=np.int32).reshape(-1)
+        if action.shape[0] != self._batch_size:
+            raise ValueError(f"step expects one action per row ({self._batch_size}), got {action.shape[0]}")
+        live = ~self._finished
+        token = np.where(live, action, self.pad_token_id).astype(np.int32)
+        self._ids = np.concatenate([self._ids[:, 1:], token[:, None]], axis=1)
+        self._mask = np.concatenate([self._mask[:, 1:], live[:, None].astype(np.int32)], axis=1)
+        self._generated = np.concatenate([self._generated, token[:, None]], axis=1)
+        self._generated_mask = np.concatenate([self._generated_mask, live[:, None].astype(np.int32)], axis=1)
+        if self.eos_token_id is not None:
+            self._finished |= live & (token == self.eos_token_id)
+        b = self._batch_size
+        if self._finished.all() or self._generated.shape[1] >= self.max_new_tokens:
+            self.completions = [
+                self.tokenizer.decode(row[m.astype(bool)].tolist(), skip_special_tokens=True)
+                for row, m in zip(self._generated, self._generated_mask)
+            ]
+            rewards = self.compute_rewards(self.completions, self.batch_prompts, self.batch_references)
+            self.last_rewards = rewards
+            return ts.termination(self._observation(), rewards)
+        return ts.transition(self._observation(), np.zeros(b, np.float32), discount=np.ones(b, np.float32))
+
+
+__all__ = ["TextGenerationEnv", "Rollout"]

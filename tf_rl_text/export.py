@@ -1,0 +1,158 @@
+"""SavedModel export of a trained policy, and loading it back for inference.
+
+A SavedModel written here loads with plain ``tf.saved_model.load(path)`` in a process that never
+imports tf_rl_text. Its functions (all also reachable as ``loaded.signatures[name]``):
+
+* ``generate`` (= ``serving_default``): ``input_ids``, ``attention_mask`` (B, P) int32, left
+  padded -> ``sequences`` (B, max_new_tokens) greedy completion ids and ``completion_mask``;
+* ``sample``: the same plus ``seed`` (2,) int32 and ``temperature`` () float32, sampled;
+* ``log_probs``: ``input_ids``, ``attention_mask`` (B, L) -> ``log_probs`` (B, L-1), the
+  log-probability of tokens 1..L-1 given their prefix;
+* ``train_step``: one update of the trainer's algorithm (for REINFORCE: ``input_ids``,
+  ``attention_mask``, ``completion_mask``, ``advantages`` (B, L) -> ``loss``), which changes
+  the loaded variables;
+* whatever a trainer adds (``q_values``, ``values``...).
+
+The tokenizer files lie in ``PATH/assets/tokenizer/`` and a description in
+``PATH/assets/tf_rl_text.json`` (max_new_tokens, token ids, algorithm, config).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tf_rl_text._compat import tf
+
+TOKENIZER_DIR = os.path.join("assets", "tokenizer")
+METADATA_FILE = os.path.join("assets", "tf_rl_text.json")
+
+
+class _Unsaved:
+    """Holds the Keras model outside TF's object tracking (its variables are tracked instead)."""
+
+    def __init__(self, agent):
+        self.agent = agent
+
+
+def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, extra_functions=None, metadata=None):
+    """Write ``agent``'s policy as a SavedModel at ``path`` and return ``path``.
+
+    train_step: optional ``(fn, input_signature)`` of the trainer's update; optimizer: the
+    optimizer it uses (its state is saved so a loaded ``train_step`` continues training);
+    extra_functions: ``{name: (fn, input_signature)}`` exported as more signatures.
+    """
+    if int(max_new_tokens) < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    max_new_tokens = int(max_new_tokens)
+    module = tf.Module()
+    module._holder = _Unsaved(agent)
+    module.model_variables = list(agent.model.variables)
+    greedy_fn = agent.generate_fn(greedy=True)
+    sample_fn = agent.generate_fn(greedy=False)
+    ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_ids")
+    mask_spec = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
+
+    @tf.function(input_signature=[ids_spec, mask_spec])
+    def generate(input_ids, attention_mask):
+        ids, mask = greedy_fn(input_ids, attention_mask, tf.constant(max_new_tokens), tf.constant([0, 0]),
+                              tf.constant(1.0))
+        return {"sequences": ids, "completion_mask": mask}
+
+    @tf.function(input_signature=[ids_spec, mask_spec, tf.TensorSpec([2], tf.int32, name="seed"),
+                                  tf.TensorSpec([], tf.float32, name="temperature")])
+    def sample(input_ids, attention_mask, seed, temperature):
+        ids, mask = sample_fn(input_ids, attention_mask, tf.constant(max_new_tokens), seed, temperature)
+        return {"sequences": ids, "completion_mask": mask}
+
+    @tf.function(input_signature=[ids_spec, mask_spec])
+    def log_probs(input_ids, attention_mask):
+        return {"log_probs": agent.sequence_log_probs(input_ids, attention_mask)}
+
+    module.generate, module.sample, module.log_probs = generate, sample, log_probs
+    signatures = {"serving_default": generate, "generate": generate, "sample": sample, "log_probs": log_probs}
+    functions = dict(extra_functions or {})
+    if train_step is not None:
+        functions["train_step"] = train_step
+    for name, (fn, signature) in functions.items():
+        compiled = tf.function(fn, input_signature=signature)
+        setattr(module, name, compiled)
+        signatures[name] = compiled
+    if optimizer is not None:
+        if not optimizer.variables:
+            optimizer.build(agent.trainable_variables)
+        module.optimizer = optimizer
+    os.makedirs(path, exist_ok=True)
+    tf.saved_model.save(module, path, signatures=signatures)
+    agent.tokenizer.save_pretrained(os.path.join(path, TOKENIZER_DIR))
+    meta = {
+        "format": "tf_rl_text.policy/1",
+        "max_new_tokens": max_new_tokens,
+        "eos_token_id": agent.eos_token_id,
+        "pad_token_id": agent.pad_token_id,
+        "model_type": getattr(agent.model.config, "model_type", None),
+        "signatures": sorted(signatures),
+    }
+    meta.update(metadata or {})
+    with open(os.path.join(path, METADATA_FILE), "w") as f:
+        json.dump(meta, f, indent=1, default=str)
+    return path
+
+
+class LoadedPolicy:
+    """A policy loaded from an exported SavedModel: texts in, texts out.
+
+    ``loaded.module`` is the raw ``tf.saved_model.load`` object; ``loaded.tokenizer`` the
+    tokenizer shipped beside it.
+    """
+
+    def __init__(self, path):
+        from transformers import AutoTokenizer
+
+        meta_path = os.path.join(path, METADATA_FILE)
+        if not os.path.exists(meta_path):
+            raise FileNotFoundError(
+                f"{path!r} is not a tf_rl_text SavedModel (no {METADATA_FILE}); export one with trainer.export(path)"
+            )
+        with open(meta_path) as f:
+            self.metadata = json.load(f)
+        self.path = path
+        self.module = tf.saved_model.load(path)
+        self.tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER_DIR))
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.max_new_tokens = int(self.metadata["max_new_tokens"])
+
+    def _encode(self, texts):
+        encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        length = max([len(e) for e in encoded] + [1])
+        ids = np.full((len(texts), length), self.tokenizer.pad_token_id, np.int32)
+        mask = np.zeros((len(texts), length), np.int32)
+        for i, e in enumerate(encoded):
+            if e:
+                ids[i, length - len(e):], mask[i, length - len(e):] = e, 1
+        return ids, mask
+
+    def generate(self, texts, greedy: bool = True, seed: int = 0, temperature: float = 1.0):
+        """Complete each text; returns the completions (prompt not repeated)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            return []
+        ids, mask = self._encode(list(texts))
+        if greedy:
+            out = self.module.generate(tf.constant(ids), tf.constant(mask))
+        else:
+            out = self.module.sample(tf.constant(ids), tf.constant(mask), tf.constant([seed, 0], tf.int32),
+                                     tf.constant(temperature, tf.float32))
+        seqs, cmask = out["sequences"].numpy(), out["completion_mask"].numpy()
+        return [self.tokenizer.decode(r[m.astype(bool)].tolist(), skip_special_tokens=True) for r, m in zip(seqs, cmask)]
+
+
+def load(path) -> LoadedPolicy:
+    """Load a policy written by ``trainer.export(path)``; ``load(path).generate(["a prompt"])``."""
+    return LoadedPolicy(path)
+
+
+__all__ = ["export_policy", "load", "LoadedPolicy"]

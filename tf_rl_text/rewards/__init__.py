@@ -1,0 +1,8 @@
+"""Reward functions: plain callables ``reward_fn(completions, prompts, references) -> list[float]``.
+
+Any Python callable with that signature works as a reward; this package holds the ones the
+library ships. Each returns one finite float per completion.
+"""
+from tf_rl_text.rewards.lexicon import LexiconReward, TokenFrequencyReward, default_sentiment_reward
+
+__all__ = ["LexiconReward", "TokenFrequencyReward", "default_sentiment_reward"]

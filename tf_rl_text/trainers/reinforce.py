@@ -1,0 +1,319 @@
+"""REINFORCE for language models (Williams 1992), with the baselines practitioners use.
+
+    L = -(1/B) sum_i sum_t (G_it - b_i) log pi(a_it | s_it)  -  c_e * mean_t H(pi(. | s_it))
+
+G_t is the return-to-go with discount ``gamma`` of the per-token rewards: the task reward R at
+the last token, minus ``kl_coef * (log pi - log pi_ref)`` at every token when the KL leash to a
+frozen copy of the starting model is on. Baselines b (all leave the gradient unbiased):
+
+* ``"none"``;
+* ``"moving_average"``: an exponential moving average of R over past batches;
+* ``"self_critical"``: R of the greedy decode of the same prompt (SCST, Rennie et al. 2017);
+* ``"rloo"``: leave-one-out mean over k samples per prompt (Kool et al. 2019; Ahmadian et al. 2024);
+* ``"grpo"``: R is replaced by its group-normalised value (R - mean_g) / (std_g + eps)
+  over k samples per prompt (Shao et al. 2024), with no further baseline.
+
+Example::
+
+    trainer = ReinforceTrainer(agent, env, ReinforceConfig(baseline="rloo", num_samples_per_prompt=4))
+    for episode in range(100):
+        stats = trainer.step()
+    trainer.export("saved_models/my_policy")
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+
+import numpy as np
+
+from tf_rl_text import ops
+from tf_rl_text._compat import keras, tf
+
+BASELINES = ("none", "moving_average", "self_critical", "rloo", "grpo")
+KL_ESTIMATORS = ("kl", "abs", "mse", "low_var")
+
+LossInfo = collections.namedtuple("LossInfo", ["policy_loss", "entropy", "kl", "advantage_mean"])
+
+
+@dataclasses.dataclass
+class ReinforceConfig:
+    """Settings of :class:`ReinforceTrainer` (validated on construction)."""
+
+    learning_rate: float = 1e-4
+    """Adam step size (Adam, Kingma & Ba 2015, with its default betas)."""
+    gamma: float = 1.0
+    """Discount of the return-to-go; 1.0 = every token gets the full sequence reward."""
+    baseline: str = "moving_average"
+    """One of "none", "moving_average", "self_critical", "rloo", "grpo"."""
+    num_samples_per_prompt: int = 1
+    """k completions per prompt in a batch; "rloo" and "grpo" need k >= 2."""
+    baseline_decay: float = 0.9
+    """Decay of the moving-average baseline: b <- decay * b + (1 - decay) * mean(R)."""
+    kl_coef: float = 0.0
+    """beta of the per-token KL penalty to a frozen copy of the starting model (0 = off)."""
+    kl_estimator: str = "kl"
+    """Per-token KL estimate: "kl" (log ratio), "abs", "mse" or "low_var" (see ops.kl_penalty)."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus (mean entropy over completion tokens)."""
+    max_grad_norm: float | None = 1.0
+    """Clip gradients to this global norm (None = no clipping)."""
+    normalize_advantages: bool = False
+    """Whiten advantages over the batch's completion tokens (tf-agents' default for REINFORCE)."""
+
+    def __post_init__(self):
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
+        if int(self.num_samples_per_prompt) != self.num_samples_per_prompt or self.num_samples_per_prompt < 1:
+            raise ValueError(f"num_samples_per_prompt must be an integer >= 1, got {self.num_samples_per_prompt}")
+        if self.baseline in ("rloo", "grpo") and self.num_samples_per_prompt < 2:
+            raise ValueError(
+                f"baseline={self.baseline!r} needs num_samples_per_prompt >= 2, got {self.num_samples_per_prompt}"
+            )
+        if not 0.0 <= self.baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
+        if self.kl_coef < 0:
+            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+        if self.kl_estimator not in KL_ESTIMATORS:
+            raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
+        if self.entropy_coef < 0:
+            raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+
+
+# --------------------------------------------------------------------------- pure functions
+def compute_baseline(rewards, kind, k=1, moving_average=0.0, greedy_rewards=None):
+    """Per-sequence baseline b_i for the rewards (B,) of a batch (k samples per prompt)."""
+    rewards = tf.convert_to_tensor(rewards, tf.float32)
+    if kind in ("none", "grpo"):
+        return tf.zeros_like(rewards)
+    if kind == "moving_average":
+        return tf.fill(tf.shape(rewards), tf.cast(moving_average, tf.float32))
+    if kind == "self_critical":
+        if greedy_rewards is None:
+            raise ValueError("the self-critical baseline needs the rewards of the greedy decodes")
+        return tf.convert_to_tensor(greedy_rewards, tf.float32)
+    if kind == "rloo":
+        return ops.leave_one_out_baseline(rewards, k)
+    raise ValueError(f"baseline must be one of {BASELINES}, got {kind!r}")
+
+
+def reinforce_advantages(rewards, baseline, mask, gamma=1.0, kl=None, kl_coef=0.0):
+    """A_t = G_t - b over completion tokens: (B, T), 0 on padding.
+
+    rewards, baseline: (B,); mask: (B, T); kl: optional (B, T) per-token KL estimate.
+    Per-token rewards are R at the last token minus ``kl_coef * kl`` at every token.
+    """
+    token_rewards = ops.last_token_rewards(rewards, mask)  # (B, T)
+    if kl is not None:
+        token_rewards -= kl_coef * kl
+    returns = ops.discounted_returns(token_rewards, mask, gamma)  # (B, T)
+    return (returns - baseline[:, None]) * tf.cast(mask, returns.dtype)
+
+
+def reinforce_loss(logp, mask, advantages, entropy=None, entropy_coef=0.0):
+    """The REINFORCE loss: a per-sequence sum over tokens, averaged over the batch.
+
+    L = -(1/B) sum_i sum_t A_it * logp_it  -  entropy_coef * (mean entropy over masked tokens).
+    logp, mask, advantages, entropy: (B, T). Returns (loss, info: dict of scalars).
+    """
+    mask = tf.cast(mask, logp.dtype)
+    policy_loss = -tf.reduce_mean(tf.reduce_sum(tf.stop_gradient(advantages) * logp * mask, axis=1))
+    mean_entropy = ops.masked_mean(entropy, mask) if entropy is not None else tf.constant(0.0, logp.dtype)
+    loss = policy_loss - entropy_coef * mean_entropy
+    return loss, {"policy_loss": policy_loss, "entropy": mean_entropy}
+
+
+# --------------------------------------------------------------------------- trainer
+class ReinforceTrainer:
+    """REINFORCE with baselines, a KL leash and an entropy bonus; the update is one compiled graph.
+
+    Args:
+      agent: the :class:`~tf_rl_text.RLAgent` to train.
+      env: the :class:`~tf_rl_text.TextGenerationEnv` that supplies prompts and rewards.
+      config: a :class:`ReinforceConfig`.
+
+    Each :meth:`step` is one batch of episodes (``env.batch_size`` prompts x
+    ``num_samples_per_prompt`` samples) followed by one gradient update.
+    """
+
+    def __init__(self, agent, env, config: ReinforceConfig | None = None):
+        self.agent = agent
+        self.env = env
+        self.config = config or ReinforceConfig()
+        self.optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+        self.ref_model = agent.clone_model() if self.config.kl_coef > 0 else None
+        self.moving_average = None  # initialised from the first batch's mean reward
+        self.num_updates = 0
+        self.history: list[dict] = []
+        seq = tf.TensorSpec([None, None], tf.int32)
+        vec = tf.TensorSpec([None], tf.float32)
+        self._update = tf.function(self._update_step, input_signature=[seq, seq, seq, seq, vec, vec])
+
+    # ------------------------------------------------------------------ graph
+    def reference_log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
+        """log pi_ref of the completion tokens under the frozen reference model: (B, T)."""
+        input_ids = tf.concat([prompt_ids, completion_ids], axis=1)
+        mask = tf.concat([prompt_mask, completion_mask], axis=1)
+        out = self.ref_model(
+            input_ids=input_ids, attention_mask=mask, position_ids=tf.maximum(tf.cumsum(mask, axis=-1) - 1, 0),
+            training=False,
+        )
+        logits = self.agent.process_logits(out.logits)[:, tf.shape(prompt_ids)[1] - 1 : -1]
+        logits = logits / tf.cast(self.agent.temperature, logits.dtype)
+        return ops.gather_log_probs(logits, completion_ids) * tf.cast(completion_mask, logits.dtype)
+
+    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline):
+        cfg = self.config
+        mask = tf.cast(completion_mask, tf.float32)
+        ref_logp = None
+        if self.ref_model is not None:
+            ref_logp = self.reference_log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask)
+        variables = self.agent.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.agent.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask)  # (B,T,V)
+            logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
+            entropy = ops.entropy_from_logits(logits)  # (B, T)
+            kl = None
+            if ref_logp is not None:
+                kl = ops.kl_penalty(tf.stop_gradient(logp), ref_logp, mask, cfg.kl_estimator)
+            advantages = reinforce_advantages(rewards, baseline, mask, cfg.gamma, kl, cfg.kl_coef)
+            if cfg.normalize_advantages:
+                advantages = ops.masked_whiten(advantages, mask)
+            loss, info = reinforce_loss(logp, mask, advantages, entropy, cfg.entropy_coef)
+            loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
+        grads = tape.gradient(loss, variables)
+        grad_norm = tf.linalg.global_norm(grads)
+        if cfg.max_grad_norm is not None:
+            grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm, use_norm=grad_norm)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        kl_mean = ops.masked_sum(kl, mask) / tf.cast(tf.shape(mask)[0], tf.float32) if kl is not None else 0.0
+        return {
+            "loss": loss,
+            "policy_loss": info["policy_loss"],
+            "entropy": info["entropy"],
+            "kl": tf.convert_to_tensor(kl_mean, tf.float32),  # per-sequence KL, batch mean
+            "grad_norm": grad_norm,
+            "advantage_mean": ops.masked_mean(advantages, mask),
+        }
+
+    # ------------------------------------------------------------------ python loop
+    def _baseline(self, rollout):
+        cfg = self.config
+        rewards = rollout.rewards
+        greedy_rewards = None
+        if cfg.baseline == "self_critical":
+            k = cfg.num_samples_per_prompt
+            greedy = self.env.rollout(
+                self.agent, greedy=True, prompts=rollout.prompts[::k], references=rollout.references[::k]
+            )
+            greedy_rewards = np.repeat(greedy.rewards, k)
+        if cfg.baseline == "moving_average" and self.moving_average is None:
+            self.moving_average = float(np.mean(rewards))
+        baseline = compute_baseline(
+            rewards, cfg.baseline, cfg.num_samples_per_prompt, self.moving_average or 0.0, greedy_rewards
+        )
+        if cfg.baseline == "moving_average":
+            self.moving_average = cfg.baseline_decay * self.moving_average + (1 - cfg.baseline_decay) * float(
+                np.mean(rewards)
+            )
+        if cfg.baseline == "grpo":
+            rewards = ops.group_normalized_advantages(tf.constant(rewards), cfg.num_samples_per_prompt).numpy()
+        return rewards, baseline
+
+    def step(self) -> dict:
+        """One batch of episodes and one update. Returns the batch's statistics (floats)."""
+        start = time.perf_counter()
+        rollout = self.env.rollout(self.agent, num_samples=self.config.num_samples_per_prompt)
+        rewards, baseline = self._baseline(rollout)
+        out = self._update(
+            tf.constant(rollout.prompt_ids), tf.constant(rollout.prompt_mask),
+            tf.constant(rollout.completion_ids), tf.constant(rollout.completion_mask),
+            tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32),
+        )
+        self.num_updates += 1
+        stats = {k: float(v) for k, v in out.items()}
+        stats.update(
+            reward_mean=float(np.mean(rollout.rewards)),
+            reward_std=float(np.std(rollout.rewards)),
+            completion_length=float(np.mean(np.sum(rollout.completion_mask, axis=1))),
+            step_time_s=time.perf_counter() - start,
+            update=self.num_updates,
+        )
+        self.history.append(stats)
+        return stats
+
+    def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
+        """Run ``num_steps`` :meth:`step` calls with a progress bar; returns their statistics."""
+        if int(num_steps) != num_steps or num_steps < 0:
+            raise ValueError(f"num_steps must be an integer >= 0, got {num_steps}")
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(int(num_steps)), desc="REINFORCE", disable=not progress, unit="step")
+        out = []
+        for _ in bar:
+            stats = self.step()
+            out.append(stats)
+            bar.set_postfix(reward=f"{stats['reward_mean']:.3f}", kl=f"{stats['kl']:.3f}")
+            if callback is not None:
+                callback(stats)
+        return out
+
+    def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
+        """Mean reward of (greedy by default) completions of ``prompts`` (default: all env prompts)."""
+        if prompts is None:
+            prompts, references = self.env.prompts, self.env.references
+        rollout = self.env.rollout(self.agent, greedy=greedy, seed=seed, prompts=list(prompts),
+                                   references=list(references) if references is not None else None)
+        return float(np.mean(rollout.rewards))
+
+    # ------------------------------------------------------------------ export
+    def export_train_step(self):
+        """The update on whole sequences, for the SavedModel's ``train_step`` signature.
+
+        f(input_ids, attention_mask, completion_mask, advantages) with (B, L) tensors:
+        ``completion_mask`` marks the action tokens, ``advantages`` their A_t. Returns the loss
+        (before the update) as a dict.
+        """
+        agent, cfg, optimizer = self.agent, self.config, self.optimizer
+
+        def train_step(input_ids, attention_mask, completion_mask, advantages):
+            mask = tf.cast(completion_mask[:, 1:], tf.float32)
+            with tf.GradientTape() as tape:
+                logp = agent.sequence_log_probs(input_ids, attention_mask)  # (B, L-1)
+                loss, _ = reinforce_loss(logp, mask, advantages[:, 1:])
+                loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf")
+            variables = agent.trainable_variables
+            grads = tape.gradient(loss, variables)
+            if cfg.max_grad_norm is not None:
+                grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
+            optimizer.apply_gradients(zip(grads, variables))
+            return {"loss": loss}
+
+        signature = [
+            tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+            tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
+            tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
+            tf.TensorSpec([None, None], tf.float32, name="advantages"),
+        ]
+        return train_step, signature
+
+    def export(self, path: str, max_new_tokens: int | None = None) -> str:
+        """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`)."""
+        from tf_rl_text.export import export_policy
+
+        fn, signature = self.export_train_step()
+        return export_policy(
+            self.agent, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
+            train_step=(fn, signature), optimizer=self.optimizer,
+            metadata={"algorithm": "reinforce", "config": dataclasses.asdict(self.config), "updates": self.num_updates},
+        )
+
+
+__all__ = ["ReinforceConfig", "ReinforceTrainer", "reinforce_loss", "reinforce_advantages", "compute_baseline"]
