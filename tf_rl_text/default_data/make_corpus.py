@@ -718,7 +718,7 @@ def generate(seed=SEED):
         if clause is not None:
             neutral_clause_uses[clause] += 1
         seen.add(s)
-        used_templates.add(template)
+        used_templates.add((sent, template))
         template_uses[(sent, template)] += 1
         out[sent].append(s)
         for w in words_of(s):
@@ -811,7 +811,7 @@ def main(argv=None):
     write("negative_words.txt", NEGATIVE_WORDS)
     n_words = [len(s.split()) for s in lines]
     print("corpus: %d lines (%d positive, %d negative, %d neutral), "
-          "%d distinct templates used, %.1f words/line"
+          "%d distinct (tone, template) pairs used, %.1f words/line"
           % (len(lines), len(by_sent["pos"]), len(by_sent["neg"]),
              len(by_sent["neu"]), len(used_templates),
              sum(n_words) / len(n_words)))
