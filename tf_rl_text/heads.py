@@ -1,0 +1,100 @@
+"""Heads on a language model's hidden states: Keras layers that read (B, L, hidden) and add a
+critic (value head) or Q-values to the policy.
+
+The agent carries a value head (``agent.attach_value_head()``; ``agent.values(ids, mask)``),
+and ``agent.save_pretrained(folder)`` writes it beside the model so that
+``agent.load_value_head(folder)`` restores it.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tf_rl_text._compat import keras, tf
+
+VALUE_HEAD_CONFIG = "value_head_config.json"
+VALUE_HEAD_WEIGHTS = "value_head_weights.npz"
+
+
+class ValueHead(keras.layers.Layer):
+    """The critic V(s_t): one scalar per position from the LM's last hidden states.
+
+    hidden_states (B, L, hidden) -> values (B, L), where position t holds the value of the
+    state "prompt plus tokens up to t" (the state that picks token t+1). A dropout and a
+    ``Dense(1)``, as in the value heads of Ziegler et al. 2019 ("Fine-Tuning Language Models
+    from Human Preferences") and TRL; the kernel starts at zero so a fresh head predicts 0 and
+    sends no gradient into the language model until it has learned something.
+
+    Args:
+      dropout: dropout rate on the hidden states (active only with ``training=True``).
+      kernel_initializer: initializer of the ``Dense(1)`` kernel ("zeros" by default).
+
+    Example::
+
+        from tf_rl_text import RLAgent, default_model, default_tokenizer
+        from tf_rl_text.heads import ValueHead
+        tokenizer = default_tokenizer()
+        agent = RLAgent(default_model(tokenizer), tokenizer)
+        agent.attach_value_head(ValueHead())
+        ids, mask = agent.encode_prompts(["the movie was"])
+        print(agent.values(ids, mask))          # (1, 3) tensor, zeros for a fresh head
+        agent.save_pretrained("/tmp/policy")    # model, tokenizer and value head
+    """
+
+    def __init__(self, dropout: float = 0.0, kernel_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if dropout is None or not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.dropout_rate = float(dropout)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.dropout = keras.layers.Dropout(self.dropout_rate)
+        self.dense = keras.layers.Dense(1, kernel_initializer=self.kernel_initializer, name="value")
+
+    def build(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        if input_shape.rank != 3 or input_shape[-1] is None:
+            raise ValueError(f"ValueHead expects hidden states of shape (batch, length, hidden), got {input_shape}")
+        self.dense.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, hidden_states, training=False):
+        x = self.dropout(hidden_states, training=training)
+        return tf.squeeze(self.dense(x), axis=-1)  # (B, L)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dropout=self.dropout_rate, kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, folder: str):
+        """Write ``value_head_config.json`` and ``value_head_weights.npz`` into ``folder``."""
+        if not self.built:
+            raise ValueError("this ValueHead has no weights yet; call it on hidden states (or attach it) before saving")
+        os.makedirs(folder, exist_ok=True)
+        hidden = int(self.dense.kernel.shape[0])
+        with open(os.path.join(folder, VALUE_HEAD_CONFIG), "w") as f:
+            json.dump({"class": "ValueHead", "hidden_size": hidden, "config": self.get_config()}, f, indent=1)
+        np.savez(os.path.join(folder, VALUE_HEAD_WEIGHTS), *self.get_weights())
+        return folder
+
+    @classmethod
+    def load(cls, folder: str) -> "ValueHead":
+        """The value head saved in ``folder`` by :meth:`save` (or ``agent.save_pretrained``)."""
+        path = os.path.join(folder, VALUE_HEAD_CONFIG)
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"no value head in {folder!r} (missing {VALUE_HEAD_CONFIG}); save one with agent.save_pretrained(folder)"
+            )
+        with open(path) as f:
+            saved = json.load(f)
+        head = cls.from_config(saved["config"])
+        head.build(tf.TensorShape([None, None, saved["hidden_size"]]))
+        with np.load(os.path.join(folder, VALUE_HEAD_WEIGHTS)) as weights:
+            head.set_weights([weights[f"arr_{i}"] for i in range(len(weights.files))])
+        return head
+
+
+__all__ = ["ValueHead", "VALUE_HEAD_CONFIG", "VALUE_HEAD_WEIGHTS"]
