@@ -316,6 +316,57 @@ class RLAgent:
         """Save model and tokenizer with ``save_pretrained`` (loadable with ``from_pretrained``)."""
         self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
+        if self.value_head is not None:  # actor-critic: the critic travels with the model
+            self.value_head.save(path)
+
+    # ================================================================== value head (actor-critic)
+    # V(s) on the model's last hidden states, for A2C / PPO (tf_rl_text/heads.py,
+    # tf_rl_text/trainers/actor_critic.py). Nothing else in the agent depends on it.
+    value_head = None
+    """A :class:`~tf_rl_text.heads.ValueHead` once :meth:`attach_value_head` was called, else None."""
+
+    def attach_value_head(self, value_head=None):
+        """Carry ``value_head`` (a fresh :class:`~tf_rl_text.heads.ValueHead` by default), built; returns it."""
+        from tf_rl_text.heads import ValueHead
+
+        head = ValueHead() if value_head is None else value_head
+        if not head.built:
+            head.build(tf.TensorShape([None, None, int(self.model.config.hidden_size)]))
+        self.value_head = head
+        return head
+
+    def load_value_head(self, path: str):
+        """Attach the value head that :meth:`save_pretrained` wrote into ``path``; returns it."""
+        from tf_rl_text.heads import ValueHead
+
+        return self.attach_value_head(ValueHead.load(path))
+
+    def logits_and_values(self, input_ids, attention_mask, training=False):
+        """One forward pass: processed logits (B, L, vocab) and values V(s) (B, L) at every position."""
+        if self.value_head is None:
+            raise ValueError("this agent has no value head; call agent.attach_value_head() (or load_value_head(path))")
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=_position_ids(attention_mask),
+            output_hidden_states=True,
+            training=training,
+        )
+        return self.process_logits(out.logits), self.value_head(out.hidden_states[-1], training=training)
+
+    def values(self, input_ids, attention_mask, training=False):
+        """V(s_t) for every prefix of the (left-padded) sequences: (B, L); position t = state up to token t."""
+        return self.logits_and_values(input_ids, attention_mask, training)[1]
+
+    def completion_logits_and_values(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False):
+        """:meth:`completion_logits` (B, T, vocab) and V(s_t) (B, T) of the states that chose each token."""
+        input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
+        mask = tf.concat([prompt_mask, completion_mask], axis=1)
+        logits, values = self.logits_and_values(input_ids, mask, training)  # (B, P+T, V), (B, P+T)
+        start = tf.shape(prompt_ids)[1] - 1
+        logits = logits[:, start:-1] / tf.cast(self.temperature, logits.dtype)  # (B, T, V)
+        return logits, values[:, start:-1]
+    # ================================================================== end value head
 
 
 

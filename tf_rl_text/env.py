@@ -77,7 +77,7 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         shuffle: bool = True,
         seed: int | None = 0,
     ):
-        super().__init__(handle_auto_reset=False)
+        super().__init__(handle_auto_reset=True)  # step() after LAST starts a new batch
         if isinstance(prompts, str):
             raise ValueError("prompts must be a list of strings, got a single string; wrap it in a list")
         prompts = list(prompts)

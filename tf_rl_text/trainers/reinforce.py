@@ -148,6 +148,7 @@ class ReinforceTrainer:
         self.env = env
         self.config = config or ReinforceConfig()
         self.optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+        self.optimizer.build(agent.trainable_variables)  # slots now, so the update traces once
         self.ref_model = agent.clone_model() if self.config.kl_coef > 0 else None
         self.moving_average = None  # initialised from the first batch's mean reward
         self.num_updates = 0

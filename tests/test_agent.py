@@ -1,0 +1,117 @@
+"""RLAgent: cached generation equals full recomputation, left padding, log-probs, hooks."""
+import numpy as np
+import pytest
+
+from conftest import make_tiny_model
+from tf_rl_text import RLAgent, ops
+from tf_rl_text._compat import tf
+
+
+def greedy_by_recomputation(model, ids, n):
+    """Greedy decoding with no cache and no padding: the reference the fast path must match."""
+    seq = list(ids)
+    for _ in range(n):
+        logits = model(tf.constant([seq]), training=False).logits[0, -1]
+        seq.append(int(tf.argmax(logits)))
+    return seq[len(ids):]
+
+
+def test_cached_generation_with_left_padding_equals_full_recomputation(tokenizer, tiny_model):
+    agent = RLAgent(tiny_model, tokenizer, seed=0)
+    prompts = ["the movie was", "i really enjoyed the long"]  # different lengths: row 0 is left padded
+    ids, mask = agent.encode_prompts(prompts)
+    assert mask[0, 0] == 0 and mask[1, 0] == 1
+    gen = agent.generate(ids, mask, max_new_tokens=6, greedy=True)
+    for row, text in enumerate(prompts):
+        expected = greedy_by_recomputation(tiny_model, tokenizer(text)["input_ids"], 6)
+        got = gen.completion_ids[row].numpy().tolist()
+        m = gen.completion_mask[row].numpy()
+        assert got[: int(m.sum())] == expected[: int(m.sum())]
+
+
+def test_sampling_is_reproducible_and_masks_after_eos(tokenizer, tiny_model):
+    agent = RLAgent(tiny_model, tokenizer, seed=0)
+    ids, mask = agent.encode_prompts(["the movie was"] * 8)
+    a = agent.generate(ids, mask, 10, seed=7)
+    b = agent.generate(ids, mask, 10, seed=7)
+    np.testing.assert_array_equal(a.completion_ids.numpy(), b.completion_ids.numpy())
+    c = agent.generate(ids, mask, 10, seed=8)
+    assert not np.array_equal(a.completion_ids.numpy(), c.completion_ids.numpy())
+    for row, m in zip(a.completion_ids.numpy(), a.completion_mask.numpy()):
+        n = int(m.sum())
+        assert m[:n].all() and not m[n:].any()  # the mask is a prefix
+        if n < 10:
+            assert row[n - 1] == tokenizer.eos_token_id and (row[n:] == agent.pad_token_id).all()
+
+
+def test_generation_traces_once_for_any_batch_prompt_length_or_token_count(tokenizer, tiny_model):
+    agent = RLAgent(tiny_model, tokenizer, seed=0)
+    for prompts, n in [(["a"], 3), (["the movie was", "b", "c"], 5), (["my day was long"] * 2, 2)]:
+        ids, mask = agent.encode_prompts(prompts)
+        agent.generate(ids, mask, n)
+    assert agent.generate_fn(greedy=False).experimental_get_tracing_count() == 1
+
+
+def test_log_probs_match_a_manual_softmax(tokenizer, tiny_model):
+    agent = RLAgent(tiny_model, tokenizer, temperature=2.0)
+    ids, mask = agent.encode_prompts(["the movie", "my day was"])
+    comp = tf.constant([[264, 263, 0], [267, 1, 1]])
+    cmask = tf.constant([[1, 1, 1], [1, 0, 0]])
+    lp = agent.log_probs(ids, mask, comp, cmask).numpy()
+    # manual, row 1 without padding: logits of prompt + first completion token
+    row = tokenizer("my day was")["input_ids"] + [267]
+    logits = tiny_model(tf.constant([row]), training=False).logits[0, -2].numpy() / 2.0
+    manual = logits[267] - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+    assert lp[1, 0] == pytest.approx(manual, abs=1e-4)
+    assert lp[1, 1] == 0 and lp[1, 2] == 0
+    seq = agent.sequence_log_probs(tf.concat([ids, comp], 1), tf.concat([mask, cmask], 1)).numpy()
+    np.testing.assert_allclose(seq[:, ids.shape[1] - 1:], lp, atol=1e-5)
+
+
+def test_top_k_restricts_sampling_to_the_k_most_likely(tokenizer, tiny_model):
+    agent = RLAgent(tiny_model, tokenizer, top_k=3, seed=0)
+    logits = tf.constant([[0.0, 5.0, 4.0, 3.0, 1.0, -1.0]])
+    samples = agent.action_distribution(logits).sample(200, seed=(1, 2)).numpy()
+    assert set(np.unique(samples)) <= {1, 2, 3}
+
+
+class BanTokenAgent(RLAgent):
+    """A user's subclass: forbid one token everywhere via the process_logits hook."""
+
+    banned = 264
+
+    def process_logits(self, logits):
+        return logits + tf.one_hot(self.banned, self.vocab_size, on_value=-1e9, dtype=logits.dtype)
+
+
+def test_subclass_hook_changes_sampling_and_scoring(tokenizer):
+    model = make_tiny_model(tokenizer)
+    base, banned = RLAgent(model, tokenizer, seed=0), BanTokenAgent(model, tokenizer, seed=0)
+    ids, mask = base.encode_prompts(["the movie was"])
+    gen = banned.generate(np.repeat(ids, 16, 0), np.repeat(mask, 16, 0), 8, seed=3)
+    assert BanTokenAgent.banned not in gen.completion_ids.numpy()
+    comp, cmask = tf.constant([[264]]), tf.constant([[1]])
+    assert banned.log_probs(ids, mask, comp, cmask).numpy()[0, 0] < -1e8
+    assert base.log_probs(ids, mask, comp, cmask).numpy()[0, 0] > -20
+
+
+def test_bad_arguments_are_named(tokenizer, tiny_model):
+    with pytest.raises(ValueError, match="temperature must be > 0, got 0"):
+        RLAgent(tiny_model, tokenizer, temperature=0)
+    with pytest.raises(ValueError, match="top_k must be an integer >= 0"):
+        RLAgent(tiny_model, tokenizer, top_k=-1)
+    with pytest.raises(TypeError, match="Hugging Face TF model"):
+        RLAgent(object(), tokenizer)
+    agent = RLAgent(tiny_model, tokenizer)
+    ids, mask = agent.encode_prompts(["the movie"])
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1, got 0"):
+        agent.generate(ids, mask, 0)
+    with pytest.raises(ValueError, match="exceeds the model's context of 64 tokens"):
+        agent.generate(ids, mask, 100)
+
+
+def test_entropy_matches_distribution(tokenizer, tiny_model):
+    agent = RLAgent(tiny_model, tokenizer)
+    logits = tf.random.stateless_normal([2, agent.vocab_size], seed=(1, 1))
+    np.testing.assert_allclose(ops.entropy_from_logits(logits).numpy(),
+                               agent.action_distribution(logits).entropy().numpy(), rtol=1e-5)

@@ -1,0 +1,38 @@
+"""The example training script, as a user runs it: --quick, offline, metrics file, export, reload."""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "examples", "train_text_rl.py")
+
+
+def test_help_documents_every_flag():
+    proc = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0
+    for flag in ["--quick", "--episodes", "--warm-start-steps", "--batch-size", "--samples-per-prompt",
+                 "--max-new-tokens", "--learning-rate", "--kl-coef", "--baseline", "--model", "--seed",
+                 "--output", "--metrics-file", "--no-progress"]:
+        assert flag in proc.stdout, flag
+
+
+def test_bad_flag_value_is_named():
+    proc = subprocess.run([sys.executable, SCRIPT, "--episodes", "0"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--episodes must be >= 1, got 0" in proc.stderr
+
+
+def test_quick_run_raises_reward_exports_and_reloads(tmp_path):
+    metrics_file = tmp_path / "metrics.json"
+    out = tmp_path / "policy"
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--quick", "--no-progress", "--metrics-file", str(metrics_file), "--output", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads(metrics_file.read_text())
+    assert {"reward_before", "reward_after", "saved_model"} <= set(m)
+    assert m["reward_after"] > m["reward_before"] + 0.15, m
+    assert os.path.exists(os.path.join(m["saved_model"], "saved_model.pb"))
+    assert "reward before RL" in proc.stdout and "loaded back" in proc.stdout
+    assert len(m["samples_after"]) == 4
