@@ -105,3 +105,84 @@ def entropy_from_logits(logits):
     """Entropy of softmax(logits) along the last axis."""
     logp = tf.nn.log_softmax(logits, axis=-1)
     return -tf.reduce_sum(tf.exp(logp) * logp, axis=-1)
+
+
+# =========================================================================== value-based (Q-learning family)
+# TD targets for Q-learning, SARSA, expected SARSA and soft Q-learning over right-padded completions,
+# and the acting policies read from Q-values. Used by tf_rl_text/trainers/q_learning.py; hand-computed
+# tests in tests/test_q_learning.py. Shapes: q (B, T, V) with q[:, t] = Q(s_t, .), the state before
+# completion token t; actions (B, T) the tokens a_t; rewards, mask (B, T).
+
+TD_TARGETS = ("q_learning", "sarsa", "expected_sarsa", "soft")
+
+
+def epsilon_greedy_probs(q, epsilon):
+    """pi(a|s) of epsilon-greedy on Q: (1 - eps) on argmax_a Q (ties: the first) + eps / V everywhere."""
+    num_actions = tf.shape(q)[-1]
+    greedy = tf.one_hot(tf.argmax(q, axis=-1, output_type=tf.int32), num_actions, dtype=q.dtype)
+    epsilon = tf.cast(epsilon, q.dtype)
+    return (1.0 - epsilon) * greedy + epsilon / tf.cast(num_actions, q.dtype)
+
+
+def boltzmann_probs(q, temperature=1.0):
+    """pi(a|s) = softmax(Q(s, .) / temperature)."""
+    return tf.nn.softmax(q / tf.cast(temperature, q.dtype), axis=-1)
+
+
+def soft_state_values(q, temperature=1.0):
+    """V(s) = tau * logsumexp_a Q(s, a) / tau (soft Q-learning; tau = 1 in Guo et al. 2021): (...)."""
+    temperature = tf.cast(temperature, q.dtype)
+    return temperature * tf.reduce_logsumexp(q / temperature, axis=-1)
+
+
+def bootstrap_values(target_q, kind, actions=None, policy_probs=None, soft_temperature=1.0):
+    """The value each target uses for state s_t, from the target network's Q-values: (B, T).
+
+    kind: "q_learning" max_a Q(s_t, a); "sarsa" Q(s_t, a_t), the action actually taken there;
+    "expected_sarsa" sum_a pi(a|s_t) Q(s_t, a) with ``policy_probs`` (B, T, V);
+    "soft" tau * logsumexp(Q(s_t, .) / tau).
+    """
+    if kind == "q_learning":
+        return tf.reduce_max(target_q, axis=-1)
+    if kind == "sarsa":
+        if actions is None:
+            raise ValueError("kind='sarsa' needs the actions actually taken (actions=...)")
+        return tf.gather(target_q, actions, axis=-1, batch_dims=2)
+    if kind == "expected_sarsa":
+        if policy_probs is None:
+            raise ValueError("kind='expected_sarsa' needs the policy's probabilities (policy_probs=...)")
+        return tf.reduce_sum(tf.cast(policy_probs, target_q.dtype) * target_q, axis=-1)
+    if kind == "soft":
+        return soft_state_values(target_q, soft_temperature)
+    raise ValueError(f"kind must be one of {TD_TARGETS}, got {kind!r}")
+
+
+def td_targets(rewards, values, mask, gamma=1.0):
+    """One-step TD targets y_t = r_t + gamma * V(s_{t+1}) over right-padded sequences: (B, T).
+
+    rewards, values, mask: (B, T); values[:, t] is the bootstrap value of s_t (see
+    :func:`bootstrap_values`). A row's last unmasked token is terminal: y_T = r_T (no
+    bootstrap). Targets are 0 on padding.
+    """
+    mask = tf.cast(mask, values.dtype)
+    next_values = tf.concat([values[:, 1:], tf.zeros_like(values[:, :1])], axis=1)  # (B, T): V(s_{t+1})
+    next_mask = tf.concat([mask[:, 1:], tf.zeros_like(mask[:, :1])], axis=1)  # 0 at the terminal step
+    gamma = tf.cast(gamma, values.dtype)
+    return (tf.cast(rewards, values.dtype) + gamma * next_mask * next_values) * mask
+
+
+def q_td_targets(target_q, actions, rewards, mask, gamma=1.0, kind="q_learning", policy_probs=None,
+                 soft_temperature=1.0):
+    """TD targets of the four value-based methods, from the target network's Q-values: (B, T).
+
+    target_q: (B, T, V) Q_bar(s_t, .); actions: (B, T) the tokens taken; rewards, mask: (B, T).
+
+    * "q_learning":     y_t = r_t + gamma max_a Q_bar(s_{t+1}, a)
+    * "sarsa":          y_t = r_t + gamma Q_bar(s_{t+1}, a_{t+1})
+    * "expected_sarsa": y_t = r_t + gamma sum_a pi(a|s_{t+1}) Q_bar(s_{t+1}, a)   (policy_probs (B, T, V))
+    * "soft":           y_t = r_t + gamma tau logsumexp_a Q_bar(s_{t+1}, a) / tau  (Guo et al. 2021)
+
+    and y_T = r_T at each row's last token; 0 on padding. No gradient flows into the targets.
+    """
+    values = bootstrap_values(target_q, kind, actions, policy_probs, soft_temperature)  # (B, T)
+    return tf.stop_gradient(td_targets(rewards, values, mask, gamma))
