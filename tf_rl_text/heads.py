@@ -98,3 +98,67 @@ class ValueHead(keras.layers.Layer):
 
 
 __all__ = ["ValueHead", "VALUE_HEAD_CONFIG", "VALUE_HEAD_WEIGHTS"]
+
+
+# =========================================================================== Q head (value-based trainers)
+class QHead(keras.layers.Layer):
+    """Q(s_t, .) over the vocabulary from the LM's last hidden states: (B, L, H) -> (B, L, V).
+
+    A linear layer, ``Q(s_t, a) = h_t . W[:, a] + b[a]``, trained by the value-based trainers
+    (``QLearningConfig(q_values="head")``) instead of reading the LM logits as Q-values
+    (the Q-network of Mnih et al. 2015, over tokens as in Guo et al. 2021).
+
+    Args:
+      num_actions: the number of actions (the vocabulary size), >= 1.
+      use_bias: add a per-action bias.
+      kernel_initializer, bias_initializer: Keras initializers. The default kernel is small
+        (normal, stddev 0.02, as GPT-2 initialises its projections) so Q starts near 0.
+
+    Example::
+
+        import tensorflow as tf
+        from tf_rl_text.heads import QHead
+        head = QHead(num_actions=512)
+        q = head(tf.zeros([2, 5, 64]))          # (2, 5, 512)
+        QHead.from_config(head.get_config())    # round-trips
+    """
+
+    def __init__(self, num_actions: int, use_bias: bool = True, kernel_initializer=None, bias_initializer="zeros",
+                 **kwargs):
+        super().__init__(**kwargs)
+        if num_actions is None or int(num_actions) != num_actions or num_actions < 1:
+            raise ValueError(f"num_actions must be an integer >= 1 (the vocabulary size), got {num_actions!r}")
+        self.num_actions = int(num_actions)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or keras.initializers.RandomNormal(stddev=0.02))
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        hidden = input_shape[-1]
+        if hidden is None:
+            raise ValueError(f"QHead needs a known hidden size (last axis), got input shape {input_shape}")
+        self.kernel = self.add_weight("kernel", shape=[int(hidden), self.num_actions],
+                                      initializer=self.kernel_initializer, trainable=True)
+        self.bias = (self.add_weight("bias", shape=[self.num_actions], initializer=self.bias_initializer,
+                                     trainable=True) if self.use_bias else None)
+        super().build(input_shape)
+
+    def call(self, hidden_states):
+        q = tf.einsum("...h,ha->...a", hidden_states, tf.cast(self.kernel, hidden_states.dtype))  # (B, L, V)
+        if self.bias is not None:
+            q += tf.cast(self.bias, q.dtype)
+        return q
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_actions=self.num_actions,
+            use_bias=self.use_bias,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+        )
+        return config
+
+
+__all__ += ["QHead"]

@@ -1,0 +1,666 @@
+"""Value-based trainers for text: Q-learning, SARSA, expected SARSA and soft Q-learning.
+
+The token-level MDP: the state s_t is the prompt plus the tokens so far, an action is the next
+token, the reward R(x, y) arrives at the last token. By default the LM's (processed, raw, not
+temperature-scaled) logits ARE the Q-values, Q(s_t, a) = logits(s_t)[a]; with
+``QLearningConfig(q_values="head")`` a separate :class:`~tf_rl_text.heads.QHead` on the last
+hidden states gives them instead. The loss regresses Q on a one-step TD target computed with a
+target network Q_bar (Mnih et al. 2015):
+
+    L = mean over completion tokens of huber(Q(s_t, a_t) - y_t)        (a per-token mean)
+
+    "q_learning":     y_t = r_t + gamma max_a' Q_bar(s_{t+1}, a')            (Watkins 1989)
+    "sarsa":          y_t = r_t + gamma Q_bar(s_{t+1}, a_{t+1})             (Rummery & Niranjan 1994)
+    "expected_sarsa": y_t = r_t + gamma sum_a' pi(a'|s_{t+1}) Q_bar(s_{t+1}, a')   (van Seijen et al. 2009)
+    "soft":           y_t = r_t + gamma logsumexp_a' Q_bar(s_{t+1}, a')      (Guo et al. 2021, soft
+                      Q-learning for text: the logits are Q-values, V = logsumexp Q, pi = softmax Q)
+
+with y_T = r_T at each completion's last token (no bootstrap) and 0 on padding (the math is in
+:mod:`tf_rl_text.ops`: ``q_td_targets``). The target network is a hard copy every
+``target_update_period`` updates, or Polyak averaging with ``target_update_tau`` < 1. Acting is
+epsilon-greedy or Boltzmann (softmax(Q / temperature)); evaluation is greedy (argmax Q).
+
+Learning is off-policy from a replay buffer (:class:`ReplayBuffer`, a ring buffer in
+tf.Variables) of the agent's own episodes, plus a second buffer of demonstrations - good texts
+such as a dataset's references (:meth:`QLearningTrainer.add_demonstrations`), a fixed share of
+every minibatch. Learning from a few good texts is what Q-learning offers over policy gradient.
+
+Example::
+
+    from tf_rl_text import (QLearningConfig, QLearningTrainer, RLAgent, TextGenerationEnv,
+                            default_model, default_tokenizer)
+    tokenizer = default_tokenizer()
+    agent = RLAgent(default_model(tokenizer, n_layer=1, n_embd=32, n_head=2), tokenizer, seed=0)
+    env = TextGenerationEnv(["the movie was"], tokenizer, references=["great and fun."],
+                            reward_fn=lambda c, p, r: [float("great" in x) for x in c],
+                            batch_size=4, max_new_tokens=6)
+    trainer = QLearningTrainer(agent, env, QLearningConfig(target="soft", learning_rate=1e-3))
+    trainer.add_demonstrations()          # the env's references, scored by its reward
+    trainer.train(20, progress=False)
+    print(trainer.evaluate())             # mean reward of greedy completions
+    trainer.export("saved_models/q_policy")   # + q_values and train_step signatures
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+
+import numpy as np
+
+from tf_rl_text import ops
+from tf_rl_text._compat import keras, tf, tfp
+from tf_rl_text.agent import RLAgent
+from tf_rl_text.heads import QHead
+
+TARGETS = ops.TD_TARGETS  # ("q_learning", "sarsa", "expected_sarsa", "soft")
+EXPLORATIONS = ("epsilon_greedy", "boltzmann")
+Q_SOURCES = ("logits", "head")
+LOSSES = ("huber", "mse")
+
+
+@dataclasses.dataclass
+class QLearningConfig:
+    """Settings of :class:`QLearningTrainer` (validated on construction)."""
+
+    target: str = "soft"
+    """TD target: "q_learning", "sarsa", "expected_sarsa" or "soft" (the default: Guo et al. 2021
+    found soft Q-learning the one that works when the LM logits are the Q-values)."""
+    q_values: str = "logits"
+    """Where Q(s, .) comes from: "logits" (the LM's processed logits) or "head" (a QHead on the last hidden states)."""
+    learning_rate: float = 1e-4
+    """Adam step size (Kingma & Ba 2015)."""
+    gamma: float = 1.0
+    """Discount; 1.0 = the sequence reward reaches every token undiminished."""
+    loss: str = "huber"
+    """Regression loss on the TD error: "huber" (DQN's choice, Mnih et al. 2015) or "mse" (0.5 * error^2)."""
+    huber_delta: float = 1.0
+    """Where the Huber loss turns from quadratic to linear."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this before they enter the TD target (Guo et al. scale rewards)."""
+    target_update_period: int = 10
+    """Update the target network every this many gradient updates."""
+    target_update_tau: float = 1.0
+    """1.0 = hard copy; < 1 = Polyak averaging Q_bar <- tau Q + (1 - tau) Q_bar."""
+    exploration: str = "epsilon_greedy"
+    """Acting policy for the agent's own episodes: "epsilon_greedy" or "boltzmann" (softmax(Q / temperature))."""
+    epsilon: float = 0.1
+    """Epsilon of epsilon-greedy at the start."""
+    epsilon_final: float = 0.1
+    """Epsilon after ``epsilon_decay_steps`` collection steps (linear decay)."""
+    epsilon_decay_steps: int = 0
+    """Collection steps over which epsilon decays linearly (0 = constant ``epsilon``)."""
+    temperature: float = 1.0
+    """Boltzmann temperature (exploration="boltzmann") and the expected-SARSA policy's temperature."""
+    num_samples_per_prompt: int = 1
+    """Episodes per prompt collected in one step (env.batch_size prompts per step)."""
+    collect_rollouts: bool = True
+    """Collect the agent's own episodes each step; False = learn from demonstrations alone."""
+    batch_size: int = 32
+    """Episodes per gradient update, sampled uniformly from the buffers."""
+    updates_per_step: int = 1
+    """Gradient updates after each collection step."""
+    replay_capacity: int = 10_000
+    """Episodes the replay ring buffer holds before the oldest are overwritten."""
+    demonstration_fraction: float = 0.25
+    """Share of each minibatch drawn from the demonstrations, when there are both (0..1)."""
+    max_grad_norm: float | None = 1.0
+    """Clip gradients to this global norm (None = no clipping)."""
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.q_values not in Q_SOURCES:
+            raise ValueError(f"q_values must be one of {Q_SOURCES}, got {self.q_values!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.exploration not in EXPLORATIONS:
+            raise ValueError(f"exploration must be one of {EXPLORATIONS}, got {self.exploration!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not self.huber_delta > 0:
+            raise ValueError(f"huber_delta must be > 0, got {self.huber_delta}")
+        if not self.reward_scale > 0:
+            raise ValueError(f"reward_scale must be > 0, got {self.reward_scale}")
+        if not 0.0 < self.target_update_tau <= 1.0:
+            raise ValueError(f"target_update_tau must be in (0, 1] (1 = hard copy), got {self.target_update_tau}")
+        for name in ("epsilon", "epsilon_final", "demonstration_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        for name in ("target_update_period", "num_samples_per_prompt", "batch_size", "updates_per_step",
+                     "replay_capacity"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value}")
+        if int(self.epsilon_decay_steps) != self.epsilon_decay_steps or self.epsilon_decay_steps < 0:
+            raise ValueError(f"epsilon_decay_steps must be an integer >= 0, got {self.epsilon_decay_steps}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+
+
+# --------------------------------------------------------------------------- pure functions
+def td_loss(q_taken, targets, mask, loss="huber", huber_delta=1.0):
+    """Regression of Q(s_t, a_t) on the TD targets: a per-token mean over the masked tokens.
+
+    q_taken, targets, mask: (B, T). "huber": mean_t h(q - y) with h(x) = x^2 / 2 for |x| <= d,
+    d (|x| - d / 2) beyond; "mse": mean_t (q - y)^2 / 2. Returns (loss, info: dict of scalars).
+    """
+    mask = tf.cast(mask, q_taken.dtype)
+    error = q_taken - tf.stop_gradient(targets)  # (B, T)
+    if loss == "huber":
+        abs_error = tf.abs(error)
+        quadratic = tf.minimum(abs_error, huber_delta)
+        per_token = 0.5 * tf.square(quadratic) + huber_delta * (abs_error - quadratic)
+    elif loss == "mse":
+        per_token = 0.5 * tf.square(error)
+    else:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    value = ops.masked_mean(per_token, mask)
+    return value, {"td_error": ops.masked_mean(tf.abs(error), mask), "q_taken": ops.masked_mean(q_taken, mask),
+                   "target": ops.masked_mean(targets, mask)}
+
+
+def completion_q_values(agent, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False):
+    """Q(s_t, .) before every completion token: (B, T, V), the agent's processed raw logits
+    (no temperature) at the positions that predict each completion token."""
+    input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
+    mask = tf.concat([prompt_mask, completion_mask], axis=1)
+    logits = agent.token_logits(input_ids, mask, training=training)  # (B, P+T, V)
+    return logits[:, tf.shape(prompt_ids)[1] - 1 : -1]  # (B, T, V)
+
+
+# --------------------------------------------------------------------------- Q networks and policies
+QOutput = collections.namedtuple("QOutput", ["logits", "past_key_values"])
+
+
+class QHeadModel(tf.Module):
+    """A causal LM whose "logits" are a :class:`~tf_rl_text.heads.QHead` on its last hidden states.
+
+    Looks like a Hugging Face causal LM to :class:`~tf_rl_text.RLAgent` (``config``, ``call`` with
+    ``past_key_values``/``use_cache``), so generation with a KV cache, export and scoring all
+    work unchanged. The LM's own weights are shared, not copied.
+    """
+
+    def __init__(self, lm, head: QHead | None = None, name=None):
+        super().__init__(name=name or "q_head_model")
+        self.lm = lm
+        self.config = lm.config
+        self.head = head or QHead(int(lm.config.vocab_size), name="q_head")
+        if not self.head.built:
+            hidden = getattr(lm.config, "n_embd", None) or getattr(lm.config, "hidden_size")
+            self.head(tf.zeros([1, 1, int(hidden)]))
+        self.built = True
+
+    @property
+    def dummy_inputs(self):
+        return self.lm.dummy_inputs
+
+    @property
+    def variables(self):
+        return list(self.lm.variables) + list(self.head.variables)
+
+    @property
+    def trainable_variables(self):
+        return list(self.lm.trainable_variables) + list(self.head.trainable_variables)
+
+    def get_weights(self):
+        return [v.numpy() for v in self.variables]
+
+    def set_weights(self, weights):
+        for v, w in zip(self.variables, weights):
+            v.assign(w)
+
+    def call(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
+             training=False, **kwargs):
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                      past_key_values=past_key_values, use_cache=use_cache, output_hidden_states=True,
+                      training=training)
+        q = self.head(out.hidden_states[-1])  # (B, L, V)
+        return QOutput(q, out.past_key_values if use_cache else None)
+
+    __call__ = call
+
+
+def _clone_q_model(model):
+    """A separate copy (same architecture and weights) of an HF causal LM or a QHeadModel."""
+    if isinstance(model, QHeadModel):
+        lm = type(model.lm)(model.lm.config)
+        lm(lm.dummy_inputs, training=False)
+        head = QHead.from_config(model.head.get_config())
+        copy = QHeadModel(lm, head, name="target_" + model.name)
+    else:
+        copy = type(model)(model.config)
+        copy(copy.dummy_inputs, training=False)
+    source, dest = list(model.variables), list(copy.variables)
+    if [v.shape for v in source] != [v.shape for v in dest]:
+        raise ValueError(f"cannot build a target network for {type(model).__name__}: its copy has different variables")
+    for d, s in zip(dest, source):
+        d.assign(s)
+    if hasattr(copy, "trainable"):
+        copy.trainable = False
+    return copy
+
+
+class QPolicyAgent(RLAgent):
+    """The policy of a Q-function: greedy argmax_a Q(s, a), epsilon-greedy or Boltzmann.
+
+    Shares the wrapped agent's hooks (``process_logits``, ``encode_prompts``,
+    ``decode_completions``) and, for ``q_values="logits"``, its model. ``epsilon`` is a
+    tf.Variable, so changing it never retraces the compiled rollout.
+    """
+
+    def __init__(self, model, base_agent, exploration="epsilon_greedy", epsilon=0.1, temperature=1.0, seed=None):
+        if exploration not in EXPLORATIONS:
+            raise ValueError(f"exploration must be one of {EXPLORATIONS}, got {exploration!r}")
+        super().__init__(model, base_agent.tokenizer, temperature=temperature, top_k=0,
+                         seed=base_agent.seed if seed is None else seed)
+        self.base_agent = base_agent
+        self.exploration = exploration
+        self.epsilon = tf.Variable(float(epsilon), trainable=False, dtype=tf.float32, name="epsilon")
+
+    def process_logits(self, logits):
+        return self.base_agent.process_logits(logits)
+
+    def encode_prompts(self, texts, min_length=None):
+        return self.base_agent.encode_prompts(texts, min_length)
+
+    def decode_completions(self, completion_ids, completion_mask=None):
+        return self.base_agent.decode_completions(completion_ids, completion_mask)
+
+    def policy_probs(self, q):
+        """pi(. | s) of the acting policy for Q-values q (..., V)."""
+        if self.exploration == "boltzmann":
+            return ops.boltzmann_probs(q, self.temperature)
+        return ops.epsilon_greedy_probs(q, self.epsilon)
+
+    def action_distribution(self, logits, temperature=None, top_k=None):
+        if self.exploration == "boltzmann":
+            return super().action_distribution(logits, temperature, 0)
+        return tfp.distributions.Categorical(probs=ops.epsilon_greedy_probs(logits, self.epsilon), dtype=tf.int32)
+
+
+# --------------------------------------------------------------------------- replay buffer
+class ReplayBuffer(tf.Module):
+    """A uniform replay ring buffer of whole episodes, held in tf.Variables.
+
+    Each row is one episode: a left-padded prompt (prompt_length), a right-padded completion
+    (completion_length) and its reward. When full, new episodes overwrite the oldest.
+
+    Example::
+
+        buf = ReplayBuffer(capacity=100, prompt_length=4, completion_length=8, seed=0)
+        buf.add(prompt_ids, prompt_mask, completion_ids, completion_mask, rewards)
+        batch = buf.sample(32)   # dict of tensors, uniform with replacement
+    """
+
+    FIELDS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "rewards")
+
+    def __init__(self, capacity: int, prompt_length: int, completion_length: int, pad_token_id: int = 0,
+                 seed: int = 0, name=None):
+        super().__init__(name=name or "replay_buffer")
+        for arg, value in (("capacity", capacity), ("prompt_length", prompt_length),
+                           ("completion_length", completion_length)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{arg} must be an integer >= 1, got {value}")
+        self.capacity, self.prompt_length, self.completion_length = int(capacity), int(prompt_length), int(completion_length)
+        self.pad_token_id = int(pad_token_id)
+        c, p, t = self.capacity, self.prompt_length, self.completion_length
+        self.prompt_ids = tf.Variable(tf.fill([c, p], self.pad_token_id), trainable=False, name="prompt_ids")
+        self.prompt_mask = tf.Variable(tf.zeros([c, p], tf.int32), trainable=False, name="prompt_mask")
+        self.completion_ids = tf.Variable(tf.fill([c, t], self.pad_token_id), trainable=False, name="completion_ids")
+        self.completion_mask = tf.Variable(tf.zeros([c, t], tf.int32), trainable=False, name="completion_mask")
+        self.rewards = tf.Variable(tf.zeros([c], tf.float32), trainable=False, name="rewards")
+        self.size = tf.Variable(0, trainable=False, name="size")
+        self.next_index = tf.Variable(0, trainable=False, name="next_index")
+        self.rng = tf.random.Generator.from_seed(seed)
+
+    def __len__(self):
+        return int(self.size.numpy())
+
+    def _fit(self, x, width, left, what):
+        x = np.asarray(x, np.int32)
+        if x.ndim != 2 or x.shape[1] > width:
+            raise ValueError(f"{what} must be (batch, <= {width}) for this buffer, got shape {x.shape}; "
+                             f"make a buffer with a larger {'prompt' if left else 'completion'}_length")
+        pad = width - x.shape[1]
+        fill = self.pad_token_id if what.endswith("ids") else 0
+        return np.pad(x, [(0, 0), (pad, 0) if left else (0, pad)], constant_values=fill)
+
+    def add(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards):
+        """Append a batch of episodes (narrower arrays are padded; the last ``capacity`` are kept)."""
+        rows = [self._fit(prompt_ids, self.prompt_length, True, "prompt_ids"),
+                self._fit(prompt_mask, self.prompt_length, True, "prompt_mask"),
+                self._fit(completion_ids, self.completion_length, False, "completion_ids"),
+                self._fit(completion_mask, self.completion_length, False, "completion_mask"),
+                np.asarray(rewards, np.float32).reshape(-1)]
+        n = rows[0].shape[0]
+        if any(r.shape[0] != n for r in rows):
+            raise ValueError(f"every field needs the same number of episodes, got {[r.shape[0] for r in rows]}")
+        if not np.all(np.isfinite(rows[-1])):
+            raise ValueError(f"rewards must be finite, got {rows[-1]}")
+        if n == 0:
+            return
+        rows = [r[-self.capacity:] for r in rows]
+        n = rows[0].shape[0]
+        index = (int(self.next_index.numpy()) + np.arange(n)) % self.capacity
+        for name, values in zip(self.FIELDS, rows):
+            getattr(self, name).scatter_nd_update(index[:, None], values)
+        self.next_index.assign((int(self.next_index.numpy()) + n) % self.capacity)
+        self.size.assign(min(len(self) + n, self.capacity))
+
+    def sample(self, batch_size: int):
+        """``batch_size`` episodes drawn uniformly with replacement: a dict of tensors."""
+        if len(self) == 0:
+            raise ValueError("cannot sample from an empty replay buffer; add episodes first")
+        index = self.rng.uniform([int(batch_size)], 0, self.size, dtype=tf.int32)
+        return {name: tf.gather(getattr(self, name), index) for name in self.FIELDS}
+
+
+def _concat_batches(a, b, pad_token_id):
+    """Join two sampled batches, left-padding prompts and right-padding completions to a common width."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    out = {}
+    for name in ReplayBuffer.FIELDS:
+        x, y = a[name], b[name]
+        if name != "rewards":
+            width = max(x.shape[1], y.shape[1])
+            fill = pad_token_id if name.endswith("ids") else 0
+
+            def widen(z):
+                extra = width - z.shape[1]
+                return tf.pad(z, [[0, 0], [extra, 0] if name.startswith("prompt") else [0, extra]], constant_values=fill)
+
+            x, y = widen(x), widen(y)
+        out[name] = tf.concat([x, y], axis=0)
+    return out
+
+
+class _TrainerState(tf.Module):
+    """What a SavedModel's train_step needs beyond the model: optimizer, target network, epsilon."""
+
+    def __init__(self, optimizer, target_variables, epsilon):
+        super().__init__(name="q_learning_state")
+        self.optimizer = optimizer
+        self.target_variables = list(target_variables)
+        self.epsilon = epsilon
+
+
+# --------------------------------------------------------------------------- trainer
+class QLearningTrainer:
+    """Q-learning, SARSA, expected SARSA or soft Q-learning over tokens, from replay and demonstrations.
+
+    Args:
+      agent: the :class:`~tf_rl_text.RLAgent` to train; with ``q_values="logits"`` its model's
+        logits are the Q-values and its greedy decode is the learned policy.
+      env: the :class:`~tf_rl_text.TextGenerationEnv` that supplies prompts and rewards.
+      config: a :class:`QLearningConfig`.
+
+    Attributes: ``policy`` (a :class:`QPolicyAgent`: greedy / epsilon-greedy / Boltzmann over Q),
+    ``target_model`` (the target network), ``replay`` and ``demonstrations`` (:class:`ReplayBuffer`).
+
+    Each :meth:`step` collects one batch of episodes with the exploring policy (unless
+    ``collect_rollouts=False``), stores them, then makes ``updates_per_step`` compiled TD
+    updates on minibatches from the replay buffer and the demonstrations. Papers: Watkins 1989
+    (Q-learning), Mnih et al. 2015 (target network, Huber loss, replay), van Seijen et al. 2009
+    (expected SARSA), Guo et al. 2021 (soft Q-learning for text generation).
+    """
+
+    def __init__(self, agent, env, config: QLearningConfig | None = None):
+        self.agent = agent
+        self.env = env
+        self.config = cfg = config or QLearningConfig()
+        model = QHeadModel(agent.model) if cfg.q_values == "head" else agent.model
+        self.policy = QPolicyAgent(model, agent, cfg.exploration, cfg.epsilon, cfg.temperature)
+        self.target_model = _clone_q_model(model)
+        self.target_policy = QPolicyAgent(self.target_model, agent, cfg.exploration, cfg.epsilon, cfg.temperature)
+        self._online_variables = list(model.variables)
+        self._target_variables = list(self.target_model.variables)
+        self.optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+        self.replay = ReplayBuffer(cfg.replay_capacity, env.max_prompt_length, env.max_new_tokens,
+                                   agent.pad_token_id, seed=self.policy.seed)
+        self.demonstrations: ReplayBuffer | None = None
+        self._demo_rows: list[np.ndarray] | None = None
+        self.num_updates = 0
+        self.num_steps = 0
+        self.history: list[dict] = []
+        seq = tf.TensorSpec([None, None], tf.int32)
+        self._update = tf.function(self._update_step, input_signature=[seq, seq, seq, seq, tf.TensorSpec([None], tf.float32)])
+        self._sync = tf.function(self._sync_target, input_signature=[tf.TensorSpec([], tf.float32)])
+
+    # ------------------------------------------------------------------ graph
+    def q_values(self, input_ids, attention_mask):
+        """Q(s_t, .) for every prefix of (B, L) sequences: (B, L, V); position t is the state after token t."""
+        return self.policy.token_logits(tf.convert_to_tensor(input_ids, tf.int32),
+                                        tf.convert_to_tensor(attention_mask, tf.int32))
+
+    def _sync_target(self, tau):
+        """Q_bar <- tau * Q + (1 - tau) * Q_bar (tau = 1: an exact copy)."""
+        for target, online in zip(self._target_variables, self._online_variables):
+            if self.config.target_update_tau >= 1.0:
+                target.assign(online)
+            else:
+                target.assign(tau * online + (1.0 - tau) * target)
+        return tf.constant(True)
+
+    def sync_target_network(self):
+        """Copy (or Polyak-average, per the config) the online network into the target network now."""
+        self._sync(tf.constant(self.config.target_update_tau, tf.float32))
+
+    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards):
+        cfg = self.config
+        mask = tf.cast(completion_mask, tf.float32)  # (B, T)
+        token_rewards = ops.last_token_rewards(rewards * cfg.reward_scale, mask)  # (B, T), R at the last token
+        target_q = completion_q_values(self.target_policy, prompt_ids, prompt_mask, completion_ids, completion_mask)
+        variables = self.policy.trainable_variables
+        with tf.GradientTape() as tape:
+            q = completion_q_values(self.policy, prompt_ids, prompt_mask, completion_ids, completion_mask)  # (B,T,V)
+            probs = tf.stop_gradient(self.policy.policy_probs(q)) if cfg.target == "expected_sarsa" else None
+            targets = ops.q_td_targets(target_q, completion_ids, token_rewards, mask, cfg.gamma, cfg.target, probs)
+            q_taken = tf.gather(q, completion_ids, axis=-1, batch_dims=2)  # (B, T): Q(s_t, a_t)
+            loss, info = td_loss(q_taken, targets, mask, cfg.loss, cfg.huber_delta)
+            loss = tf.debugging.check_numerics(loss, "TD loss is NaN or Inf (check rewards, reward_scale and learning rate)")
+        grads = tape.gradient(loss, variables)
+        grad_norm = tf.linalg.global_norm(grads)
+        if cfg.max_grad_norm is not None:
+            grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm, use_norm=grad_norm)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        synced = tf.equal(self.optimizer.iterations % cfg.target_update_period, 0)
+        if synced:  # the target network moves only here (autograph: a tf.cond)
+            self._sync_target(tf.constant(cfg.target_update_tau, tf.float32))
+        return {"loss": loss, "td_error": info["td_error"], "q_taken": info["q_taken"], "target": info["target"],
+                "grad_norm": grad_norm, "target_synced": tf.cast(synced, tf.float32)}
+
+    # ------------------------------------------------------------------ data
+    def add_demonstrations(self, prompts=None, completions=None, rewards=None, references=None) -> int:
+        """Store demonstrations (prompt -> good completion) that every minibatch draws from.
+
+        With no arguments the env's references are the demonstrations (each reference of each
+        prompt; a reference may be a list of strings). ``rewards`` default to the env's reward
+        function on the completions, with ``references`` (default: the completions themselves)
+        passed as its references. Returns the number of demonstrations stored in total.
+        """
+        if prompts is None and completions is None:
+            if self.env.references is None:
+                raise ValueError("the env has no references to use as demonstrations; pass prompts= and completions=")
+            prompts, completions = [], []
+            for p, ref in zip(self.env.prompts, self.env.references):
+                for r in ([ref] if isinstance(ref, str) else list(ref or [])):
+                    prompts.append(p)
+                    completions.append(r)
+        if prompts is None or completions is None or isinstance(prompts, str) or isinstance(completions, str):
+            raise ValueError("pass prompts and completions as two lists of strings of the same length")
+        prompts, completions = list(prompts), list(completions)
+        if len(prompts) != len(completions) or not prompts:
+            raise ValueError(f"need one completion per prompt (and at least one): got {len(prompts)} prompts and "
+                             f"{len(completions)} completions")
+        tokenizer = self.agent.tokenizer
+        prompt_ids, prompt_mask = self.policy.encode_prompts(prompts)
+        eos = [self.agent.eos_token_id] if self.agent.eos_token_id >= 0 else []
+        tokens = [tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
+        width = max(len(t) for t in tokens)
+        if prompt_ids.shape[1] + width > self.agent.context_length:
+            raise ValueError(f"a demonstration is {prompt_ids.shape[1]} prompt + {width} completion tokens, more than "
+                             f"the model's context of {self.agent.context_length}; shorten it")
+        completion_ids = np.full((len(tokens), width), self.agent.pad_token_id, np.int32)
+        completion_mask = np.zeros((len(tokens), width), np.int32)
+        for i, t in enumerate(tokens):
+            completion_ids[i, :len(t)], completion_mask[i, :len(t)] = t, 1
+        if rewards is None:
+            texts = self.policy.decode_completions(completion_ids, completion_mask)
+            refs = completions if references is None else list(references)
+            rewards = self.env.compute_rewards(texts, prompts, refs)
+        rewards = np.asarray(rewards, np.float32).reshape(-1)
+        if rewards.shape[0] != len(prompts):
+            raise ValueError(f"rewards must have one number per demonstration ({len(prompts)}), got {rewards.shape[0]}")
+        new = [prompt_ids, prompt_mask, completion_ids, completion_mask, rewards]
+        if self._demo_rows is not None:  # rebuild one buffer that holds every demonstration
+            old = self._demo_rows
+            p = max(old[0].shape[1], new[0].shape[1])
+            t = max(old[2].shape[1], new[2].shape[1])
+            pad_id = self.agent.pad_token_id
+
+            def widen(x, w, left, fill):
+                return np.pad(x, [(0, 0), (w - x.shape[1], 0) if left else (0, w - x.shape[1])], constant_values=fill)
+
+            new = [np.concatenate([widen(old[0], p, True, pad_id), widen(new[0], p, True, pad_id)]),
+                   np.concatenate([widen(old[1], p, True, 0), widen(new[1], p, True, 0)]),
+                   np.concatenate([widen(old[2], t, False, pad_id), widen(new[2], t, False, pad_id)]),
+                   np.concatenate([widen(old[3], t, False, 0), widen(new[3], t, False, 0)]),
+                   np.concatenate([old[4], new[4]])]
+        self._demo_rows = new
+        self.demonstrations = ReplayBuffer(len(new[4]), new[0].shape[1], new[2].shape[1], self.agent.pad_token_id,
+                                           seed=self.policy.seed + 1, name="demonstrations")
+        self.demonstrations.add(*new)
+        return len(self.demonstrations)
+
+    def _sample_batch(self):
+        cfg = self.config
+        has_replay, has_demos = len(self.replay) > 0, self.demonstrations is not None
+        if not has_replay and not has_demos:
+            raise ValueError("nothing to learn from: set collect_rollouts=True or call trainer.add_demonstrations(...)")
+        n_demo = 0
+        if has_demos:
+            n_demo = cfg.batch_size if not has_replay else int(round(cfg.batch_size * cfg.demonstration_fraction))
+        demos = self.demonstrations.sample(n_demo) if n_demo else None
+        replay = self.replay.sample(cfg.batch_size - n_demo) if cfg.batch_size - n_demo else None
+        return _concat_batches(replay, demos, self.agent.pad_token_id)
+
+    def _epsilon_at(self, step):
+        cfg = self.config
+        if cfg.epsilon_decay_steps == 0:
+            return cfg.epsilon
+        frac = min(1.0, step / cfg.epsilon_decay_steps)
+        return cfg.epsilon + frac * (cfg.epsilon_final - cfg.epsilon)
+
+    # ------------------------------------------------------------------ python loop
+    def step(self) -> dict:
+        """One collection step (unless ``collect_rollouts=False``) and ``updates_per_step`` TD updates.
+
+        Returns the step's statistics (floats; those of the last update).
+        """
+        cfg = self.config
+        start = time.perf_counter()
+        stats = {}
+        if cfg.collect_rollouts:
+            rollout = self.env.rollout(self.policy, num_samples=cfg.num_samples_per_prompt)
+            self.replay.add(rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids, rollout.completion_mask,
+                            rollout.rewards)
+            stats.update(reward_mean=float(np.mean(rollout.rewards)), reward_std=float(np.std(rollout.rewards)),
+                         completion_length=float(np.mean(np.sum(rollout.completion_mask, axis=1))))
+        for _ in range(cfg.updates_per_step):
+            batch = self._sample_batch()
+            out = self._update(*(batch[name] for name in ReplayBuffer.FIELDS))
+            self.num_updates += 1
+            stats.update({k: float(v) for k, v in out.items()})
+        self.num_steps += 1
+        self.policy.epsilon.assign(self._epsilon_at(self.num_steps))
+        stats.update(epsilon=float(self.policy.epsilon.numpy()), replay_size=len(self.replay),
+                     step_time_s=time.perf_counter() - start, update=self.num_updates)
+        self.history.append(stats)
+        return stats
+
+    def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
+        """Run ``num_steps`` :meth:`step` calls with a progress bar; returns their statistics."""
+        if int(num_steps) != num_steps or num_steps < 0:
+            raise ValueError(f"num_steps must be an integer >= 0, got {num_steps}")
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(int(num_steps)), desc=f"Q-learning ({self.config.target})", disable=not progress, unit="step")
+        out = []
+        for _ in bar:
+            stats = self.step()
+            out.append(stats)
+            postfix = {"td": f"{stats['td_error']:.3f}"}
+            if "reward_mean" in stats:
+                postfix["reward"] = f"{stats['reward_mean']:.3f}"
+            bar.set_postfix(**postfix)
+            if callback is not None:
+                callback(stats)
+        return out
+
+    def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
+        """Mean reward of the greedy (argmax Q) completions of ``prompts`` (default: all env prompts)."""
+        if prompts is None:
+            prompts, references = self.env.prompts, self.env.references
+        rollout = self.env.rollout(self.policy, greedy=greedy, seed=seed, prompts=list(prompts),
+                                   references=list(references) if references is not None else None)
+        return float(np.mean(rollout.rewards))
+
+    # ------------------------------------------------------------------ export
+    def export_train_step(self):
+        """The TD update for the SavedModel's ``train_step`` signature, with its input signature.
+
+        f(prompt_ids, prompt_mask (B, P) left padded, completion_ids, completion_mask (B, T),
+        rewards (B,)) makes one update (target network synced on the configured schedule) and
+        returns the loss and statistics before the update.
+        """
+        signature = [
+            tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
+            tf.TensorSpec([None, None], tf.int32, name="prompt_mask"),
+            tf.TensorSpec([None, None], tf.int32, name="completion_ids"),
+            tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
+            tf.TensorSpec([None], tf.float32, name="rewards"),
+        ]
+        return self._update_step, signature
+
+    def export(self, path: str, max_new_tokens: int | None = None) -> str:
+        """Write the greedy Q policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`).
+
+        Signatures: ``generate`` (greedy: argmax Q), ``sample`` (the exploring policy),
+        ``log_probs``, ``q_values`` (``input_ids``, ``attention_mask`` (B, L) -> ``q_values``
+        (B, L, V)), ``train_step`` (one TD update, see :meth:`export_train_step`) and
+        ``sync_target_network``.
+        """
+        from tf_rl_text.export import export_policy
+
+        if not self.optimizer.variables:
+            self.optimizer.build(self.policy.trainable_variables)
+        fn, signature = self.export_train_step()
+        ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_ids")
+        mask_spec = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
+
+        def q_values(input_ids, attention_mask):
+            return {"q_values": self.policy.token_logits(input_ids, attention_mask)}
+
+        def sync_target_network():
+            return {"synced": self._sync_target(tf.constant(self.config.target_update_tau, tf.float32))}
+
+        return export_policy(
+            self.policy, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
+            train_step=(fn, signature),
+            optimizer=_TrainerState(self.optimizer, self._target_variables, self.policy.epsilon),
+            extra_functions={"q_values": (q_values, [ids_spec, mask_spec]), "sync_target_network": (sync_target_network, [])},
+            metadata={"algorithm": f"q_learning/{self.config.target}", "config": dataclasses.asdict(self.config),
+                      "updates": self.num_updates},
+        )
+
+
+__all__ = ["QLearningConfig", "QLearningTrainer", "QPolicyAgent", "QHeadModel", "ReplayBuffer", "td_loss",
+           "completion_q_values"]
