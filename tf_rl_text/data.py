@@ -176,6 +176,27 @@ class PromptDataset:
         """A copy with ``fn`` applied to every prompt (add an instruction, truncate, ...)."""
         return PromptDataset([fn(p) for p in self.prompts], self.references, self.name)
 
+    def truncate_prompts(self, tokenizer, max_tokens: int, keep: str = "start") -> "PromptDataset":
+        """A copy whose prompts are at most ``max_tokens`` tokens of ``tokenizer``.
+
+        ``keep="start"`` keeps the first tokens (a source to summarize or translate);
+        ``keep="end"`` keeps the last ones (the latest turns of a dialogue context).
+        Prompts that already fit are returned unchanged (not re-decoded).
+        """
+        if int(max_tokens) != max_tokens or max_tokens < 1:
+            raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+        if keep not in ("start", "end"):
+            raise ValueError(f"keep must be 'start' or 'end', got {keep!r}")
+        out = []
+        for p in self.prompts:
+            ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+            if len(ids) <= max_tokens:
+                out.append(p)
+            else:
+                ids = ids[:max_tokens] if keep == "start" else ids[-max_tokens:]
+                out.append(tokenizer.decode(ids, skip_special_tokens=True))
+        return PromptDataset(out, self.references, self.name)
+
     def to_env(self, tokenizer, reward_fn, **kwargs):
         """``TextGenerationEnv(self.prompts, tokenizer, reward_fn, references=self.references, **kwargs)``."""
         from tf_rl_text.env import TextGenerationEnv
