@@ -16,6 +16,8 @@ from tf_rl_text.trainers.mle import warm_start
 from tf_rl_text.env import Rollout, TextGenerationEnv
 from tf_rl_text.export import LoadedPolicy, export_policy, load
 from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer, reinforce_loss
+from tf_rl_text import data, metrics  # datasets (PromptDataset, task loaders) and evaluation metrics
+from tf_rl_text.data import PromptDataset
 
 __version__ = "0.1.0"
 
@@ -36,4 +38,7 @@ __all__ = [
     "ops",
     "reinforce_loss",
     "warm_start",
+    "data",
+    "metrics",
+    "PromptDataset",
 ]

@@ -4,5 +4,7 @@ Any Python callable with that signature works as a reward; this package holds th
 library ships. Each returns one finite float per completion.
 """
 from tf_rl_text.rewards.lexicon import LexiconReward, TokenFrequencyReward, default_sentiment_reward
+from tf_rl_text.rewards.text_metrics import BleuReward, RougeReward, bleu_reward, rouge_l_reward
 
 __all__ = ["LexiconReward", "TokenFrequencyReward", "default_sentiment_reward"]
+__all__ += ["BleuReward", "RougeReward", "bleu_reward", "rouge_l_reward"]
