@@ -8,3 +8,10 @@ from tf_rl_text.rewards.text_metrics import BleuReward, RougeReward, bleu_reward
 
 __all__ = ["LexiconReward", "TokenFrequencyReward", "default_sentiment_reward"]
 __all__ += ["BleuReward", "RougeReward", "bleu_reward", "rouge_l_reward"]
+from tf_rl_text.rewards.classifier import ClassifierReward
+from tf_rl_text.rewards.composite import CompositeReward, RewardNormalizer
+from tf_rl_text.rewards.similarity import SimilarityReward, minilm_available, minilm_path
+from tf_rl_text.rewards.training import RewardModelResult, load_labelled_texts, train_reward_model
+
+__all__ += ["ClassifierReward", "CompositeReward", "RewardNormalizer", "SimilarityReward", "minilm_available",
+            "minilm_path", "RewardModelResult", "load_labelled_texts", "train_reward_model"]
