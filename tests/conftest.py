@@ -26,3 +26,35 @@ def tiny_model(tokenizer):
 
 def make_tiny_model(tokenizer, seed=0):
     return default_model(tokenizer, n_layer=1, n_embd=32, n_head=2, seed=seed)
+
+
+def make_tiny_t5(tokenizer, seed=0):
+    """A 1+1-layer, 32-wide T5 over the embedded tokenizer (encoder-decoder)."""
+    from transformers import T5Config, TFT5ForConditionalGeneration
+
+    from tf_rl_text._compat import tf
+
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1,
+                      num_heads=2, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+    tf.random.set_seed(seed)
+    model = TFT5ForConditionalGeneration(config)
+    model(model.dummy_inputs, training=False)
+    return model
+
+
+def make_tiny_bart(tokenizer, seed=0):
+    """A 1+1-layer, 32-wide BART (learned absolute positions: checks right-padded sources)."""
+    from transformers import BartConfig, TFBartForConditionalGeneration
+
+    from tf_rl_text._compat import tf
+
+    config = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                        max_position_embeddings=64, dropout=0.0, pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+                        decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=None)
+    tf.random.set_seed(seed)
+    model = TFBartForConditionalGeneration(config)
+    model(model.dummy_inputs, training=False)
+    return model

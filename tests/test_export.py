@@ -24,15 +24,15 @@ m = tf.saved_model.load(path)
 ids, mask = tf.constant(data["ids"], tf.int32), tf.constant(data["mask"], tf.int32)
 out = m.signatures["serving_default"](input_ids=ids, attention_mask=mask)
 seqs = m.generate(ids, mask)["sequences"].numpy().tolist()
-batch = {k: tf.constant(data[k]) for k in ("seq", "seq_mask", "completion_mask")}
+comp, cmask = tf.constant(data["completion_ids"]), tf.constant(data["completion_mask"])
 adv = tf.constant(data["advantages"], tf.float32)
+lp = m.log_probs(ids, mask, comp, cmask)["log_probs"].numpy().tolist()
 before = [v.numpy().copy() for v in m.model_variables]
-losses = [float(m.train_step(batch["seq"], batch["seq_mask"], batch["completion_mask"], adv)["loss"]) for _ in range(3)]
+losses = [float(m.train_step(ids, mask, comp, cmask, adv)["loss"]) for _ in range(3)]
 changed = sum(not np.allclose(a, v.numpy()) for a, v in zip(before, m.model_variables))
-lp = m.log_probs(batch["seq"], batch["seq_mask"])["log_probs"].numpy().tolist()
 assert "tf_rl_text" not in sys.modules
 print(json.dumps({"serving": out["sequences"].numpy().tolist(), "generate": seqs, "losses": losses,
-                  "changed": changed, "n_vars": len(before), "log_probs_after": lp}))
+                  "changed": changed, "n_vars": len(before), "log_probs": lp}))
 """
 
 
@@ -51,11 +51,10 @@ def test_fresh_process_gets_the_live_agents_greedy_tokens_and_can_train(exported
     agent, trainer, path = exported
     ids, mask = agent.encode_prompts(PROMPTS)
     live = agent.generate(ids, mask, 7, greedy=True).completion_ids.numpy()
-    seq = np.concatenate([ids, live], 1)
-    completion_mask = np.concatenate([np.zeros_like(ids), np.ones_like(live)], 1)
-    data = {"ids": ids.tolist(), "mask": mask.tolist(), "seq": seq.tolist(),
-            "seq_mask": np.concatenate([mask, np.ones_like(live)], 1).tolist(),
-            "completion_mask": completion_mask.tolist(), "advantages": completion_mask.astype(float).tolist()}
+    cmask = np.ones_like(live)
+    data = {"ids": ids.tolist(), "mask": mask.tolist(), "completion_ids": live.tolist(),
+            "completion_mask": cmask.tolist(), "advantages": cmask.astype(float).tolist()}
+    live_lp = agent.log_probs(ids, mask, live, cmask).numpy()
     data_file = tmp_path / "batch.json"
     data_file.write_text(json.dumps(data))
     script = tmp_path / "fresh.py"
@@ -67,6 +66,7 @@ def test_fresh_process_gets_the_live_agents_greedy_tokens_and_can_train(exported
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     np.testing.assert_array_equal(np.array(out["generate"]), live)
     np.testing.assert_array_equal(np.array(out["serving"]), live)
+    np.testing.assert_allclose(np.array(out["log_probs"]), live_lp, atol=1e-5)
     losses = out["losses"]
     assert losses[1] < losses[0] and losses[2] < losses[1], losses  # positive advantages: -logp falls
     assert out["changed"] >= out["n_vars"] - 2

@@ -105,8 +105,9 @@ def test_reward_rises_on_toy_task_and_parameters_change(tokenizer):
 
 def test_kl_is_zero_when_policy_equals_reference_and_grows_after_updates(tokenizer):
     agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=1)
-    trainer = ReinforceTrainer(agent, toy_env(tokenizer, 4), ReinforceConfig(
-        learning_rate=3e-2, kl_coef=0.1, baseline="none"))
+    env = TextGenerationEnv(["the movie was", "my day"], tokenizer, lambda c, p, r: [len(x) / 10 for x in c],
+                            batch_size=4, max_new_tokens=6)  # a reward every completion earns: updates happen
+    trainer = ReinforceTrainer(agent, env, ReinforceConfig(learning_rate=3e-2, kl_coef=0.1, baseline="none"))
     first = trainer.step()
     assert abs(first["kl"]) < 1e-5
     for _ in range(8):

@@ -50,12 +50,12 @@ def _loose_shape(x):
 
 
 class RLAgent:
-    """A policy pi(a | s) over a causal TF language model (``TFAutoModelForCausalLM``).
+    """A policy pi(a | s) over a Hugging Face TF language model.
 
     Args:
-      model: a Hugging Face TF causal LM (``TFGPT2LMHeadModel``, ``TFAutoModelForCausalLM``...).
-        Encoder-decoder models are recognised (``model.config.is_encoder_decoder``) and
-        rejected with a clear error until seq2seq support lands.
+      model: a causal LM (``TFAutoModelForCausalLM``: GPT-2, ...) or an encoder-decoder
+        (``TFAutoModelForSeq2SeqLM``: T5, BART, Marian, ...). For encoder-decoders the prompt is
+        the source: it is encoded once per rollout, and completions are decoder outputs.
       tokenizer: its tokenizer. If it has no pad token, the EOS token is used for padding.
       temperature: softmax temperature for sampling and for the log-probabilities trainers use.
       top_k: sample only among the k most likely tokens (0 = the whole vocabulary). Applied to
@@ -74,11 +74,9 @@ class RLAgent:
                 f"model must be a Hugging Face TF model (e.g. TFAutoModelForCausalLM), got {type(model).__name__}"
             )
         self.is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
-        if self.is_encoder_decoder:
-            raise NotImplementedError(
-                f"{type(model).__name__} is an encoder-decoder model; RLAgent supports causal LMs "
-                "(TFAutoModelForCausalLM) in this release"
-            )
+        # Causal LMs read prompts left padded (the next token is always at the end); encoders
+        # read sources right padded (learned absolute positions, as in BART, start at 0).
+        self.padding_side = "right" if self.is_encoder_decoder else "left"
         self.model = model
         self.tokenizer = tokenizer
         if tokenizer.pad_token_id is None:
@@ -87,6 +85,8 @@ class RLAgent:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_token_id = int(tokenizer.eos_token_id if tokenizer.eos_token_id is not None else -1)
         self.pad_token_id = int(tokenizer.pad_token_id)
+        start = getattr(config, "decoder_start_token_id", None)
+        self.decoder_start_token_id = int(start if start is not None else self.pad_token_id)
         self.vocab_size = int(config.vocab_size)
         self.context_length = int(
             getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024
@@ -99,6 +99,7 @@ class RLAgent:
             model(model.dummy_inputs, training=False)
         self._generate_fns = {}
         self._act_fn = tf.function(self._act_logits, reduce_retracing=True)
+        self._act_fn_seq2seq = tf.function(self._act_logits_seq2seq, reduce_retracing=True)
 
     # ------------------------------------------------------------------ hooks
     def process_logits(self, logits):
@@ -120,8 +121,9 @@ class RLAgent:
         return tfp.distributions.Categorical(logits=logits, dtype=tf.int32)
 
     def encode_prompts(self, texts: Sequence[str], min_length: int | None = None):
-        """Hook: tokenize prompts, left padded to the longest (at least ``min_length``).
+        """Hook: tokenize prompts (sources) padded to the longest (at least ``min_length``).
 
+        Left padded for causal LMs, right padded for encoder-decoders (``self.padding_side``).
         Returns (input_ids, attention_mask), int32 numpy arrays of shape (B, P).
         """
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
@@ -130,8 +132,8 @@ class RLAgent:
         mask = np.zeros((len(texts), length), dtype=np.int32)
         for i, e in enumerate(encoded):
             if e:
-                ids[i, length - len(e):] = e
-                mask[i, length - len(e):] = 1
+                cols = slice(0, len(e)) if self.padding_side == "right" else slice(length - len(e), length)
+                ids[i, cols], mask[i, cols] = e, 1
         return ids, mask
 
     def decode_completions(self, completion_ids, completion_mask=None):
@@ -147,7 +149,7 @@ class RLAgent:
 
     # ------------------------------------------------------------------ scoring
     def token_logits(self, input_ids, attention_mask, training=False):
-        """Processed logits for every position: (B, L, vocab); position t predicts token t+1."""
+        """Processed logits for every position: (B, L, vocab); position t predicts token t+1. Causal LMs."""
         out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -156,22 +158,52 @@ class RLAgent:
         )
         return self.process_logits(out.logits)
 
-    def completion_logits(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False):
-        """Temperature-scaled logits that scored each completion token: (B, T, vocab)."""
+    def completion_forward(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False,
+                           model=None, output_hidden_states=False):
+        """One forward pass over prompt + completion, read at the completion tokens.
+
+        Returns (logits, hidden): the processed logits that scored each completion token
+        (B, T, vocab), not temperature-scaled, and the last hidden states of the states that chose
+        them (B, T, d) if ``output_hidden_states`` else None. ``model`` defaults to the agent's
+        (pass the frozen reference to score under it). Causal LMs run on the concatenation;
+        encoder-decoders encode the prompt and teacher-force the completion in the decoder.
+        """
+        model = self.model if model is None else model
+        if self.is_encoder_decoder:
+            batch = tf.shape(completion_ids)[0]
+            start = tf.fill([batch, 1], self.decoder_start_token_id)
+            decoder_ids = tf.concat([start, completion_ids[:, :-1]], axis=1)  # (B, T) shifted right
+            decoder_mask = tf.concat([tf.ones([batch, 1], completion_mask.dtype), completion_mask[:, :-1]], axis=1)
+            out = model(input_ids=prompt_ids, attention_mask=prompt_mask, decoder_input_ids=decoder_ids,
+                        decoder_attention_mask=decoder_mask, output_hidden_states=output_hidden_states,
+                        training=training)
+            hidden = out.decoder_hidden_states[-1] if output_hidden_states else None
+            return self.process_logits(out.logits), hidden
         input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
         mask = tf.concat([prompt_mask, completion_mask], axis=1)
-        logits = self.token_logits(input_ids, mask, training=training)  # (B, P+T, V)
-        prompt_len = tf.shape(prompt_ids)[1]
-        logits = logits[:, prompt_len - 1 : -1]  # (B, T, V)
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=_position_ids(mask),
+                    output_hidden_states=output_hidden_states, training=training)
+        start = tf.shape(prompt_ids)[1] - 1  # position P-1 predicts the first completion token
+        hidden = out.hidden_states[-1][:, start:-1] if output_hidden_states else None
+        return self.process_logits(out.logits[:, start:-1]), hidden  # (B, T, V), (B, T, d)
+
+    def completion_logits(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False, model=None):
+        """Temperature-scaled logits that scored each completion token: (B, T, vocab)."""
+        logits, _ = self.completion_forward(prompt_ids, prompt_mask, completion_ids, completion_mask, training, model)
         return logits / tf.cast(self.temperature, logits.dtype)
 
-    def log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False):
-        """log pi(a_t | s_t) of each completion token: (B, T) float32, 0 where the mask is 0."""
-        logits = self.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask, training)
+    def log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False, model=None):
+        """log pi(a_t | s_t) of each completion token: (B, T) float32, 0 where the mask is 0.
+
+        ``model``: score under another model of the same architecture (the frozen reference).
+        """
+        logits = self.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask, training, model)
         return ops.gather_log_probs(logits, completion_ids) * tf.cast(completion_mask, logits.dtype)
 
     def sequence_log_probs(self, input_ids, attention_mask):
-        """log-probability of tokens 1..L-1 of whole sequences given their prefix: (B, L-1)."""
+        """log-probability of tokens 1..L-1 of whole sequences given their prefix: (B, L-1). Causal LMs only."""
+        if self.is_encoder_decoder:
+            raise ValueError("sequence_log_probs is for causal LMs; use log_probs(source..., target...) for encoder-decoders")
         logits = self.token_logits(input_ids, attention_mask)[:, :-1]
         logits = logits / tf.cast(self.temperature, logits.dtype)
         return ops.gather_log_probs(logits, input_ids[:, 1:]) * tf.cast(attention_mask[:, 1:], logits.dtype)
@@ -180,10 +212,26 @@ class RLAgent:
     def _act_logits(self, input_ids, attention_mask):
         return self.token_logits(input_ids, attention_mask)[:, -1]
 
+    def _act_logits_seq2seq(self, input_ids, attention_mask, decoder_ids, decoder_mask):
+        batch = tf.shape(decoder_ids)[0]
+        step = tf.reduce_max(tf.reduce_sum(decoder_mask, axis=1))  # tokens generated so far (live rows)
+        start = tf.fill([batch, 1], self.decoder_start_token_id)
+        decoder_ids = tf.concat([start, decoder_ids], axis=1)[:, : step + 1]
+        decoder_mask = tf.concat([tf.ones([batch, 1], tf.int32), decoder_mask], axis=1)[:, : step + 1]
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_ids,
+                         decoder_attention_mask=decoder_mask, training=False)
+        return self.process_logits(out.logits[:, -1])
+
     def act(self, time_step, greedy: bool = False):
         """One action (next token id) per row for a ``TextGenerationEnv`` time step: (B,) int32."""
-        obs = time_step.observation
-        logits = self._act_fn(tf.constant(obs["input_ids"], tf.int32), tf.constant(obs["attention_mask"], tf.int32))
+        obs = {k: tf.constant(v, tf.int32) for k, v in time_step.observation.items()}
+        if self.is_encoder_decoder:
+            if "decoder_input_ids" not in obs:
+                raise ValueError("an encoder-decoder agent needs TextGenerationEnv(..., encoder_decoder=True)")
+            logits = self._act_fn_seq2seq(obs["input_ids"], obs["attention_mask"], obs["decoder_input_ids"],
+                                          obs["decoder_attention_mask"])
+        else:
+            logits = self._act_fn(obs["input_ids"], obs["attention_mask"])
         if greedy:
             return tf.argmax(logits, axis=-1, output_type=tf.int32).numpy()
         return self.action_distribution(logits).sample(seed=self._next_seed()).numpy()
@@ -192,26 +240,53 @@ class RLAgent:
         return tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
 
     # ------------------------------------------------------------------ generation
+    def _prefill(self, input_ids, attention_mask):
+        """Generation, first step: read the prompt once. Returns (logits (B, V), cache state)."""
+        if self.is_encoder_decoder:
+            from transformers.modeling_tf_outputs import TFBaseModelOutput
+
+            encoded = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, training=False)
+            hidden = encoded.last_hidden_state  # (B, P, d): computed once per rollout
+            start = tf.fill([tf.shape(input_ids)[0], 1], self.decoder_start_token_id)
+            out = self.model(input_ids=None, encoder_outputs=TFBaseModelOutput(last_hidden_state=hidden),
+                             attention_mask=attention_mask,
+                             decoder_input_ids=start, use_cache=True, training=False)
+            state = {"past": out.past_key_values, "encoder": hidden, "mask": attention_mask}
+        else:
+            positions = _position_ids(attention_mask)
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                             use_cache=True, training=False)
+            state = {"past": out.past_key_values, "mask": attention_mask, "position": positions[:, -1]}
+        return self.process_logits(out.logits[:, -1]), state
+
+    def _advance(self, token, state):
+        """Generation, later steps: feed one token (B,) through the cache. Returns (logits, state)."""
+        if self.is_encoder_decoder:
+            from transformers.modeling_tf_outputs import TFBaseModelOutput
+
+            out = self.model(input_ids=None, encoder_outputs=TFBaseModelOutput(last_hidden_state=state["encoder"]),
+                             attention_mask=state["mask"], decoder_input_ids=token[:, None],
+                             past_key_values=state["past"], use_cache=True, training=False)
+            state = dict(state, past=out.past_key_values)
+        else:
+            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+            position = state["position"] + 1
+            out = self.model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
+                             past_key_values=state["past"], use_cache=True, training=False)
+            state = {"past": out.past_key_values, "mask": mask, "position": position}
+        return self.process_logits(out.logits[:, -1]), state
+
     def _decode(self, input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k):
         """The rollout loop: prefill once, then one cached decoder step per token."""
         batch = tf.shape(input_ids)[0]
-        positions = _position_ids(attention_mask)
-        out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True, training=False
-        )
-        past = out.past_key_values
-        logits = self.process_logits(out.logits[:, -1])  # (B, V)
-        position = positions[:, -1]  # (B,)
+        logits, state = self._prefill(input_ids, attention_mask)  # (B, V)
         finished = tf.zeros([batch], tf.bool)
         tokens = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         masks = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         t = tf.constant(0)
         while t < max_new_tokens and not tf.reduce_all(finished):
             tf.autograph.experimental.set_loop_options(
-                shape_invariants=[
-                    (past, tf.nest.map_structure(_loose_shape, past)),
-                    (attention_mask, tf.TensorShape([None, None])),
-                ]
+                shape_invariants=[(state, tf.nest.map_structure(_loose_shape, state))]
             )
             if greedy:
                 token = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -222,18 +297,7 @@ class RLAgent:
             tokens = tokens.write(t, token)
             masks = masks.write(t, tf.cast(tf.logical_not(finished), tf.int32))
             finished = tf.logical_or(finished, tf.equal(token, self.eos_token_id))
-            attention_mask = tf.concat([attention_mask, tf.ones([batch, 1], tf.int32)], axis=1)
-            position = position + 1
-            out = self.model(
-                input_ids=token[:, None],
-                attention_mask=attention_mask,
-                position_ids=position[:, None],
-                past_key_values=past,
-                use_cache=True,
-                training=False,
-            )
-            past = out.past_key_values
-            logits = self.process_logits(out.logits[:, -1])
+            logits, state = self._advance(token, state)
             t += 1
         pad = max_new_tokens - t  # rows stopped early: pad to a fixed width
         completion_ids = tf.pad(tf.transpose(tokens.stack()), [[0, 0], [0, pad]], constant_values=self.pad_token_id)
@@ -278,8 +342,8 @@ class RLAgent:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         input_ids = tf.convert_to_tensor(input_ids, tf.int32)
         attention_mask = tf.convert_to_tensor(attention_mask, tf.int32)
-        total = int(input_ids.shape[1]) + int(max_new_tokens)
-        if total > self.context_length:
+        total = int(max_new_tokens) if self.is_encoder_decoder else int(input_ids.shape[1]) + int(max_new_tokens)
+        if total > self.context_length or int(input_ids.shape[1]) > self.context_length:
             raise ValueError(
                 f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} = {total} exceeds the "
                 f"model's context of {self.context_length} tokens; shorten prompts or lower max_new_tokens"
@@ -360,12 +424,12 @@ class RLAgent:
 
     def completion_logits_and_values(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False):
         """:meth:`completion_logits` (B, T, vocab) and V(s_t) (B, T) of the states that chose each token."""
-        input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
-        mask = tf.concat([prompt_mask, completion_mask], axis=1)
-        logits, values = self.logits_and_values(input_ids, mask, training)  # (B, P+T, V), (B, P+T)
-        start = tf.shape(prompt_ids)[1] - 1
-        logits = logits[:, start:-1] / tf.cast(self.temperature, logits.dtype)  # (B, T, V)
-        return logits, values[:, start:-1]
+        if self.value_head is None:
+            raise ValueError("this agent has no value head; call agent.attach_value_head() (or load_value_head(path))")
+        logits, hidden = self.completion_forward(prompt_ids, prompt_mask, completion_ids, completion_mask, training,
+                                                 output_hidden_states=True)
+        values = self.value_head(hidden, training=training)  # (B, T)
+        return logits / tf.cast(self.temperature, logits.dtype), values
     # ================================================================== end value head
 
 

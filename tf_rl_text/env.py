@@ -53,6 +53,10 @@ class TextGenerationEnv(py_environment.PyEnvironment):
       context_length: the model's context; prompts longer than ``context_length -
         max_new_tokens`` are rejected. Defaults to the tokenizer's ``model_max_length``.
       shuffle, seed: prompts are drawn in shuffled epochs (reproducible for a fixed seed).
+      encoder_decoder: keep source and target apart, for encoder-decoder agents (T5, BART...):
+        the observation is the source (``input_ids``, ``attention_mask``, right padded) plus the
+        tokens generated so far (``decoder_input_ids``, ``decoder_attention_mask``). Causal LMs
+        (the default) see one left-padded sequence, prompt then completion.
 
     Example::
 
@@ -76,6 +80,7 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         context_length: int | None = None,
         shuffle: bool = True,
         seed: int | None = 0,
+        encoder_decoder: bool = False,
     ):
         super().__init__(handle_auto_reset=True)  # step() after LAST starts a new batch
         if isinstance(prompts, str):
@@ -113,7 +118,8 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         self.context_length = context_length
         self._prompt_tokens = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         for p, ids in zip(prompts, self._prompt_tokens):
-            if context_length is not None and len(ids) + self.max_new_tokens > context_length:
+            needed = max(len(ids), self.max_new_tokens) if encoder_decoder else len(ids) + self.max_new_tokens
+            if context_length is not None and needed > context_length:
                 raise ValueError(
                     f"prompt {p[:60]!r} is {len(ids)} tokens; with max_new_tokens={self.max_new_tokens} that exceeds "
                     f"the model's context of {context_length} tokens. Shorten the prompt or lower max_new_tokens"
@@ -122,11 +128,18 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         self.eos_token_id = tokenizer.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id
         vocab = len(tokenizer)
-        length = self.max_prompt_length + self.max_new_tokens
+        self.encoder_decoder = bool(encoder_decoder)
+        length = self.max_prompt_length + (0 if self.encoder_decoder else self.max_new_tokens)
         self._observation_spec = {
             "input_ids": array_spec.BoundedArraySpec((length,), np.int32, 0, vocab - 1, name="input_ids"),
             "attention_mask": array_spec.BoundedArraySpec((length,), np.int32, 0, 1, name="attention_mask"),
         }
+        if self.encoder_decoder:
+            n = self.max_new_tokens
+            self._observation_spec.update(
+                decoder_input_ids=array_spec.BoundedArraySpec((n,), np.int32, 0, vocab - 1, name="decoder_input_ids"),
+                decoder_attention_mask=array_spec.BoundedArraySpec((n,), np.int32, 0, 1, name="decoder_attention_mask"),
+            )
         self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, vocab - 1, name="token")
         self._rng = np.random.RandomState(seed)
         self.shuffle = shuffle
@@ -216,19 +229,24 @@ class TextGenerationEnv(py_environment.PyEnvironment):
 
     # ------------------------------------------------------------ token-by-token episodes
     def _observation(self):
-        return {"input_ids": self._ids.copy(), "attention_mask": self._mask.copy()}
+        obs = {"input_ids": self._ids.copy(), "attention_mask": self._mask.copy()}
+        if self.encoder_decoder:  # the generated tokens, right padded to max_new_tokens
+            n, t = self.max_new_tokens, self._generated.shape[1]
+            obs["decoder_input_ids"] = np.pad(self._generated, [(0, 0), (0, n - t)], constant_values=self.pad_token_id)
+            obs["decoder_attention_mask"] = np.pad(self._generated_mask, [(0, 0), (0, n - t)])
+        return obs
 
     def _reset(self):
         self.batch_prompts, self.batch_references = self.next_prompts()
-        length = self.max_prompt_length + self.max_new_tokens
+        length = self.observation_spec()["input_ids"].shape[0]
         b = self._batch_size
         self._ids = np.full((b, length), self.pad_token_id, np.int32)
         self._mask = np.zeros((b, length), np.int32)
         for i, p in enumerate(self.batch_prompts):
             tokens = self.tokenizer(p, add_special_tokens=False)["input_ids"]
-            if tokens:
-                self._ids[i, length - len(tokens):] = tokens
-                self._mask[i, length - len(tokens):] = 1
+            if tokens:  # causal: left padded, so generated tokens follow the prompt; source: right padded
+                cols = slice(0, len(tokens)) if self.encoder_decoder else slice(length - len(tokens), length)
+                self._ids[i, cols], self._mask[i, cols] = tokens, 1
         self._generated = np.zeros((b, 0), np.int32)
         self._generated_mask = np.zeros((b, 0), np.int32)
         self._finished = np.zeros(b, bool)
@@ -241,8 +259,9 @@ class TextGenerationEnv(py_environment.PyEnvironment):
             raise ValueError(f"step expects one action per row ({self._batch_size}), got {action.shape[0]}")
         live = ~self._finished
         token = np.where(live, action, self.pad_token_id).astype(np.int32)
-        self._ids = np.concatenate([self._ids[:, 1:], token[:, None]], axis=1)
-        self._mask = np.concatenate([self._mask[:, 1:], live[:, None].astype(np.int32)], axis=1)
+        if not self.encoder_decoder:  # slide the window: left padding drops off, the token joins
+            self._ids = np.concatenate([self._ids[:, 1:], token[:, None]], axis=1)
+            self._mask = np.concatenate([self._mask[:, 1:], live[:, None].astype(np.int32)], axis=1)
         self._generated = np.concatenate([self._generated, token[:, None]], axis=1)
         self._generated_mask = np.concatenate([self._generated_mask, live[:, None].astype(np.int32)], axis=1)
         if self.eos_token_id is not None:

@@ -6,11 +6,10 @@ imports tf_rl_text. Its functions (all also reachable as ``loaded.signatures[nam
 * ``generate`` (= ``serving_default``): ``input_ids``, ``attention_mask`` (B, P) int32, left
   padded -> ``sequences`` (B, max_new_tokens) greedy completion ids and ``completion_mask``;
 * ``sample``: the same plus ``seed`` (2,) int32 and ``temperature`` () float32, sampled;
-* ``log_probs``: ``input_ids``, ``attention_mask`` (B, L) -> ``log_probs`` (B, L-1), the
-  log-probability of tokens 1..L-1 given their prefix;
-* ``train_step``: one update of the trainer's algorithm (for REINFORCE: ``input_ids``,
-  ``attention_mask``, ``completion_mask``, ``advantages`` (B, L) -> ``loss``), which changes
-  the loaded variables;
+* ``log_probs``: ``input_ids``, ``attention_mask`` (B, P) prompts as above, ``completion_ids``,
+  ``completion_mask`` (B, T) -> ``log_probs`` (B, T), log pi of each completion token;
+* ``train_step``: one update of the trainer's algorithm (for REINFORCE: the four tensors of
+  ``log_probs`` plus ``advantages`` (B, T) -> ``loss``), which changes the loaded variables;
 * whatever a trainer adds (``q_values``, ``values``...).
 
 The tokenizer files lie in ``PATH/assets/tokenizer/`` and a description in
@@ -27,6 +26,13 @@ from tf_rl_text._compat import tf
 
 TOKENIZER_DIR = os.path.join("assets", "tokenizer")
 METADATA_FILE = os.path.join("assets", "tf_rl_text.json")
+
+
+COMPLETION_SPECS = [
+    tf.TensorSpec([None, None], tf.int32, name="completion_ids"),
+    tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
+]
+"""The (B, T) completion half of a batch, as the exported functions take it after the prompt's (B, P)."""
 
 
 class _Unsaved:
@@ -66,9 +72,9 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
         ids, mask = sample_fn(input_ids, attention_mask, tf.constant(max_new_tokens), seed, temperature)
         return {"sequences": ids, "completion_mask": mask}
 
-    @tf.function(input_signature=[ids_spec, mask_spec])
-    def log_probs(input_ids, attention_mask):
-        return {"log_probs": agent.sequence_log_probs(input_ids, attention_mask)}
+    @tf.function(input_signature=[ids_spec, mask_spec] + COMPLETION_SPECS)
+    def log_probs(input_ids, attention_mask, completion_ids, completion_mask):
+        return {"log_probs": agent.log_probs(input_ids, attention_mask, completion_ids, completion_mask)}
 
     module.generate, module.sample, module.log_probs = generate, sample, log_probs
     signatures = {"serving_default": generate, "generate": generate, "sample": sample, "log_probs": log_probs}

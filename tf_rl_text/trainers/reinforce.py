@@ -61,6 +61,11 @@ class ReinforceConfig:
     """Clip gradients to this global norm (None = no clipping)."""
     normalize_advantages: bool = False
     """Whiten advantages over the batch's completion tokens (tf-agents' default for REINFORCE)."""
+    reward_normalization: bool = False
+    """Rescale task rewards by their running mean/std over all batches so far, before the baseline
+    (rewards.RewardNormalizer; Engstrom et al. 2020)."""
+    reward_clip: float | None = None
+    """Clip task rewards (after normalisation, if on) to [-reward_clip, reward_clip]; None = off."""
 
     def __post_init__(self):
         if not self.learning_rate > 0:
@@ -85,6 +90,8 @@ class ReinforceConfig:
             raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+        if self.reward_clip is not None and not self.reward_clip > 0:
+            raise ValueError(f"reward_clip must be > 0 or None, got {self.reward_clip}")
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -151,6 +158,12 @@ class ReinforceTrainer:
         self.optimizer.build(agent.trainable_variables)  # slots now, so the update traces once
         self.ref_model = agent.clone_model() if self.config.kl_coef > 0 else None
         self.moving_average = None  # initialised from the first batch's mean reward
+        self.reward_normalizer = None
+        if self.config.reward_normalization or self.config.reward_clip is not None:
+            from tf_rl_text.rewards.composite import RewardNormalizer
+
+            self.reward_normalizer = RewardNormalizer(normalize=self.config.reward_normalization,
+                                                      clip=self.config.reward_clip)
         self.num_updates = 0
         self.history: list[dict] = []
         seq = tf.TensorSpec([None, None], tf.int32)
@@ -160,15 +173,7 @@ class ReinforceTrainer:
     # ------------------------------------------------------------------ graph
     def reference_log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
         """log pi_ref of the completion tokens under the frozen reference model: (B, T)."""
-        input_ids = tf.concat([prompt_ids, completion_ids], axis=1)
-        mask = tf.concat([prompt_mask, completion_mask], axis=1)
-        out = self.ref_model(
-            input_ids=input_ids, attention_mask=mask, position_ids=tf.maximum(tf.cumsum(mask, axis=-1) - 1, 0),
-            training=False,
-        )
-        logits = self.agent.process_logits(out.logits)[:, tf.shape(prompt_ids)[1] - 1 : -1]
-        logits = logits / tf.cast(self.agent.temperature, logits.dtype)
-        return ops.gather_log_probs(logits, completion_ids) * tf.cast(completion_mask, logits.dtype)
+        return self.agent.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask, model=self.ref_model)
 
     def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline):
         cfg = self.config
@@ -208,13 +213,18 @@ class ReinforceTrainer:
     def _baseline(self, rollout):
         cfg = self.config
         rewards = rollout.rewards
+        if self.reward_normalizer is not None:  # running mean/std and clipping of the task reward
+            rewards = self.reward_normalizer(rewards)
         greedy_rewards = None
         if cfg.baseline == "self_critical":
             k = cfg.num_samples_per_prompt
             greedy = self.env.rollout(
                 self.agent, greedy=True, prompts=rollout.prompts[::k], references=rollout.references[::k]
             )
-            greedy_rewards = np.repeat(greedy.rewards, k)
+            greedy_rewards = greedy.rewards
+            if self.reward_normalizer is not None:  # same scale as the sampled rewards, statistics unchanged
+                greedy_rewards = self.reward_normalizer(greedy_rewards, update=False)
+            greedy_rewards = np.repeat(greedy_rewards, k)
         if cfg.baseline == "moving_average" and self.moving_average is None:
             self.moving_average = float(np.mean(rewards))
         baseline = compute_baseline(
@@ -276,19 +286,18 @@ class ReinforceTrainer:
 
     # ------------------------------------------------------------------ export
     def export_train_step(self):
-        """The update on whole sequences, for the SavedModel's ``train_step`` signature.
-
-        f(input_ids, attention_mask, completion_mask, advantages) with (B, L) tensors:
-        ``completion_mask`` marks the action tokens, ``advantages`` their A_t. Returns the loss
-        (before the update) as a dict.
+        """The update as the SavedModel's ``train_step``: f(input_ids, attention_mask,
+        completion_ids, completion_mask, advantages) -> {"loss"}, with prompts (B, P) as for
+        ``generate`` and completions and their advantages A_t (B, T). Returns (fn, signature).
         """
+        from tf_rl_text.export import COMPLETION_SPECS
+
         agent, cfg, optimizer = self.agent, self.config, self.optimizer
 
-        def train_step(input_ids, attention_mask, completion_mask, advantages):
-            mask = tf.cast(completion_mask[:, 1:], tf.float32)
+        def train_step(input_ids, attention_mask, completion_ids, completion_mask, advantages):
             with tf.GradientTape() as tape:
-                logp = agent.sequence_log_probs(input_ids, attention_mask)  # (B, L-1)
-                loss, _ = reinforce_loss(logp, mask, advantages[:, 1:])
+                logp = agent.log_probs(input_ids, attention_mask, completion_ids, completion_mask)  # (B, T)
+                loss, _ = reinforce_loss(logp, completion_mask, advantages)
                 loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf")
             variables = agent.trainable_variables
             grads = tape.gradient(loss, variables)
@@ -300,7 +309,7 @@ class ReinforceTrainer:
         signature = [
             tf.TensorSpec([None, None], tf.int32, name="input_ids"),
             tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
-            tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
+            *COMPLETION_SPECS,
             tf.TensorSpec([None, None], tf.float32, name="advantages"),
         ]
         return train_step, signature
