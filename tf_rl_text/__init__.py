@@ -12,16 +12,23 @@ from tf_rl_text import _compat  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS b
 from tf_rl_text import ops
 from tf_rl_text.agent import Generation, RLAgent
 from tf_rl_text.defaults import default_model, default_tokenizer, load_corpus, load_prompts
-from tf_rl_text.trainers.mle import warm_start
+from tf_rl_text.trainers.mle import fit_pairs, warm_start
 from tf_rl_text.env import Rollout, TextGenerationEnv
 from tf_rl_text.export import LoadedPolicy, export_policy, load
 from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer, reinforce_loss
+from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer
+from tf_rl_text.heads import ValueHead
 from tf_rl_text import data, metrics  # datasets (PromptDataset, task loaders) and evaluation metrics
 from tf_rl_text.data import PromptDataset
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "A2CConfig",
+    "A2CTrainer",
+    "PPOConfig",
+    "PPOTrainer",
+    "ValueHead",
     "Generation",
     "LoadedPolicy",
     "ReinforceConfig",
@@ -38,6 +45,7 @@ __all__ = [
     "ops",
     "reinforce_loss",
     "warm_start",
+    "fit_pairs",
     "data",
     "metrics",
     "PromptDataset",

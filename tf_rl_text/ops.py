@@ -107,6 +107,98 @@ def entropy_from_logits(logits):
     return -tf.reduce_sum(tf.exp(logp) * logp, axis=-1)
 
 
+# =========================================================================== actor-critic (A2C, PPO)
+# GAE, the PPO clipped objectives, explained variance and the adaptive KL coefficient.
+# Used by tf_rl_text/trainers/actor_critic.py; hand-computed tests in tests/test_actor_critic.py.
+
+
+def generalized_advantages(rewards, values, mask, gamma=1.0, lam=0.95):
+    """GAE(gamma, lambda) (Schulman et al. 2016) over right-padded completions: (advantages, returns).
+
+    rewards, values, mask: (B, T). values[:, t] = V(s_t), the value of the state before token t.
+    delta_t = r_t + gamma * V(s_{t+1}) - V(s_t), with V(s_{t+1}) = 0 after a row's last token
+    (the episode is over: EOS or the token budget); A_t = delta_t + gamma * lam * A_{t+1}.
+    returns = A + V is the critic's target (lam = 1 gives the Monte-Carlo return G_t).
+    Both are 0 on padding.
+    """
+    mask = tf.cast(mask, values.dtype)
+    rewards = rewards * mask
+    values = values * mask
+    gamma = tf.cast(gamma, values.dtype)
+    lam = tf.cast(lam, values.dtype)
+    next_values = tf.concat([values[:, 1:], tf.zeros_like(values[:, :1])], axis=1)  # (B, T), 0 past the end
+    next_mask = tf.concat([mask[:, 1:], tf.zeros_like(mask[:, :1])], axis=1)  # 1 where s_{t+1} is live
+    deltas = rewards + gamma * next_values * next_mask - values  # (B, T)
+    # scan from the end: A_t = delta_t + gamma * lam * next_mask_t * A_{t+1}
+    elems = (tf.reverse(tf.transpose(deltas), axis=[0]), tf.reverse(tf.transpose(next_mask), axis=[0]))  # (T, B)
+    adv = tf.scan(lambda acc, x: x[0] + gamma * lam * x[1] * acc, elems, initializer=tf.zeros_like(deltas[:, 0]))
+    advantages = tf.transpose(tf.reverse(adv, axis=[0])) * mask
+    return advantages, (advantages + values) * mask
+
+
+def ppo_clipped_policy_loss(logp, old_logp, advantages, mask, clip_range=0.2):
+    """PPO's clipped surrogate (Schulman et al. 2017), a per-token mean over the masked tokens.
+
+    L = -mean_t min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t) with rho = exp(logp - old_logp).
+    Returns (loss, clip_fraction): the fraction of tokens where the clipped term was chosen
+    (|rho - 1| > eps and the clip changed the minimum).
+    """
+    mask = tf.cast(mask, logp.dtype)
+    ratio = tf.exp(logp - old_logp)  # (B, T)
+    unclipped = ratio * advantages
+    clipped = tf.clip_by_value(ratio, 1.0 - clip_range, 1.0 + clip_range) * advantages
+    loss = -masked_mean(tf.minimum(unclipped, clipped), mask)
+    clip_fraction = masked_mean(tf.cast(clipped < unclipped, logp.dtype), mask)
+    return loss, clip_fraction
+
+
+def clipped_value_loss(values, old_values, returns, mask, clip_range=None):
+    """Critic loss 0.5 * mean_t (V - G)^2 over masked tokens, optionally PPO-clipped.
+
+    With ``clip_range`` eps: 0.5 * mean_t max((V - G)^2, (V_old + clip(V - V_old, -eps, eps) - G)^2),
+    so one update cannot move the value far from the rollout's (as in PPO's reference code).
+    """
+    mask = tf.cast(mask, values.dtype)
+    loss = tf.square(values - returns)
+    if clip_range is not None:
+        clipped = old_values + tf.clip_by_value(values - old_values, -clip_range, clip_range)
+        loss = tf.maximum(loss, tf.square(clipped - returns))
+    return 0.5 * masked_mean(loss, mask)
+
+
+def approx_kl(logp, old_logp, mask):
+    """Per-token estimate of KL(pi_old || pi) from samples of pi_old: mean((rho - 1) - log rho) (k3, >= 0)."""
+    log_ratio = logp - old_logp
+    return masked_mean(tf.exp(log_ratio) - 1.0 - log_ratio, mask)
+
+
+def explained_variance(predictions, targets, mask, eps=1e-8):
+    """1 - Var[targets - predictions] / Var[targets] over the masked entries (NaN if Var[targets] <= eps).
+
+    1 = the critic predicts the returns perfectly, 0 = no better than a constant, < 0 = worse.
+    Returns that (nearly) never vary give NaN rather than a meaningless huge number.
+    """
+    mask = tf.cast(mask, targets.dtype)
+    var_y = masked_mean(tf.square(targets - masked_mean(targets, mask)), mask)
+    residual = targets - predictions
+    var_r = masked_mean(tf.square(residual - masked_mean(residual, mask)), mask)
+    return tf.where(var_y > eps, 1.0 - tf.math.divide_no_nan(var_r, var_y), tf.constant(float("nan"), targets.dtype))
+
+
+def adaptive_kl_coef(kl_coef, kl, target, horizon, num_samples):
+    """The adaptive KL coefficient of Ziegler et al. 2019 (one update of beta).
+
+    beta <- beta * (1 + clip((KL - target) / target, -0.2, 0.2) * num_samples / horizon).
+    KL above target raises beta (a tighter leash), below target lowers it. Returns a Python float.
+    """
+    if not target > 0:
+        raise ValueError(f"target must be > 0 (nats of KL per completion), got {target}")
+    if not horizon > 0:
+        raise ValueError(f"horizon must be > 0, got {horizon}")
+    error = min(max((float(kl) - target) / target, -0.2), 0.2)
+    return float(kl_coef) * (1.0 + error * float(num_samples) / float(horizon))
+
+
 # =========================================================================== value-based (Q-learning family)
 # TD targets for Q-learning, SARSA, expected SARSA and soft Q-learning over right-padded completions,
 # and the acting policies read from Q-values. Used by tf_rl_text/trainers/q_learning.py; hand-computed

@@ -1,4 +1,6 @@
 """Trainers: one algorithm family per module (config dataclass + pure loss + trainer)."""
 from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer, reinforce_loss
+from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, a2c_loss, ppo_loss
 
 __all__ = ["ReinforceConfig", "ReinforceTrainer", "reinforce_loss"]
+__all__ += ["A2CConfig", "A2CTrainer", "PPOConfig", "PPOTrainer", "a2c_loss", "ppo_loss"]

@@ -1,0 +1,454 @@
+"""Actor-critic trainers for language models: A2C and PPO, with a value head, GAE and a KL leash.
+
+The actor is the LM's policy pi(a_t | s_t) (it picks tokens); the critic is a value head
+V(s_t) on the LM's last hidden states (it values states). Both share the LM's body and are
+trained together by one optimizer. One rollout = ``env.batch_size`` prompts x
+``num_samples_per_prompt`` completions.
+
+Per-token rewards (the article's reward, shaped by a KL leash to the frozen starting model)::
+
+    r_t = -beta * (log pi_old(a_t | s_t) - log pi_ref(a_t | s_t))  +  R(x, y) at the last token
+
+Advantages by GAE(gamma, lambda) (Schulman et al. 2016), on the values of the rollout::
+
+    delta_t = r_t + gamma V(s_{t+1}) - V(s_t)          (V = 0 after the last token)
+    A_t = sum_l (gamma lambda)^l delta_{t+l}            G_t = A_t + V(s_t)   (the critic's target)
+
+A2C (synchronous advantage actor-critic, Mnih et al. 2016): one update per rollout, lambda = 1
+by default so that A_t = G_t - V(s_t) exactly::
+
+    L = -mean_t A_t log pi(a_t | s_t)  +  c_v 0.5 mean_t (V(s_t) - G_t)^2  -  c_e mean_t H(pi(. | s_t))
+
+PPO (Schulman et al. 2017), as practitioners use it to fine-tune LMs (Ziegler et al. 2019):
+several epochs over shuffled minibatches of one rollout, advantages whitened per rollout,
+rho_t = pi(a_t | s_t) / pi_old(a_t | s_t)::
+
+    L = -mean_t min(rho_t A_t, clip(rho_t, 1-eps, 1+eps) A_t)
+        + c_v 0.5 mean_t max((V - G)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - G)^2)
+        - c_e mean_t H(pi(. | s_t))
+
+Every ``mean_t`` is a per-token mean over the completion tokens of the (mini)batch. beta is
+fixed, or adaptive (Ziegler et al. 2019): beta <- beta (1 + clip((KL - target)/target, -0.2, 0.2) n / horizon)
+with KL the mean per-completion KL of the rollout and n its number of completions. PPO's epoch
+loop stops early when the approximate KL between the rollout's policy and the current one
+exceeds ``early_stop_kl``. The update is one compiled ``tf.function`` (traced once).
+
+Example::
+
+    trainer = PPOTrainer(agent, env, PPOConfig(kl_coef=0.05, adaptive_kl=True))
+    for update in range(100):
+        stats = trainer.step()      # reward_mean, kl, entropy, value_loss, clip_fraction, explained_variance...
+    trainer.export("saved_models/ppo_policy")   # + a `values` signature
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from tf_rl_text import ops
+from tf_rl_text._compat import keras, tf
+from tf_rl_text.trainers.reinforce import KL_ESTIMATORS, ReinforceTrainer
+
+
+# --------------------------------------------------------------------------- configs
+@dataclasses.dataclass
+class ActorCriticConfig:
+    """What A2C and PPO share (see :class:`A2CConfig` and :class:`PPOConfig` for their defaults)."""
+
+    learning_rate: float = 1e-4
+    """Adam step size for the policy and the value head (one optimizer)."""
+    gamma: float = 1.0
+    """Discount of the per-token rewards (1.0: the usual choice for one completion)."""
+    gae_lambda: float = 0.95
+    """lambda of GAE: 1.0 = Monte-Carlo advantages G_t - V(s_t), 0.0 = one-step TD advantages."""
+    num_samples_per_prompt: int = 1
+    """Completions per prompt in a rollout."""
+    vf_coef: float = 0.1
+    """c_v, the weight of the value loss."""
+    entropy_coef: float = 0.0
+    """c_e, the weight of the entropy bonus."""
+    kl_coef: float = 0.05
+    """beta of the per-token KL penalty to the frozen starting model (0 = off; the start value if adaptive)."""
+    adaptive_kl: bool = False
+    """Adapt beta toward ``kl_target`` (Ziegler et al. 2019) after every rollout."""
+    kl_target: float = 6.0
+    """Target KL to the reference, nats per completion (Ziegler et al. 2019 used 6)."""
+    kl_horizon: int = 10000
+    """Horizon of the adaptive controller, in completions (larger = slower changes of beta)."""
+    kl_estimator: str = "kl"
+    """Per-token KL estimate in the reward: "kl", "abs", "mse" or "low_var" (see ops.kl_penalty)."""
+    whiten_advantages: bool = True
+    """Normalise advantages to zero mean, unit variance over the rollout's completion tokens."""
+    max_grad_norm: float | None = 1.0
+    """Clip gradients to this global norm (None = no clipping)."""
+
+    def __post_init__(self):
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        if int(self.num_samples_per_prompt) != self.num_samples_per_prompt or self.num_samples_per_prompt < 1:
+            raise ValueError(f"num_samples_per_prompt must be an integer >= 1, got {self.num_samples_per_prompt}")
+        if self.vf_coef < 0:
+            raise ValueError(f"vf_coef must be >= 0, got {self.vf_coef}")
+        if self.entropy_coef < 0:
+            raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
+        if self.kl_coef < 0:
+            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+        if self.adaptive_kl and not self.kl_coef > 0:
+            raise ValueError(f"adaptive_kl needs a starting kl_coef > 0 (beta is adapted multiplicatively), got {self.kl_coef}")
+        if not self.kl_target > 0:
+            raise ValueError(f"kl_target must be > 0 (nats per completion), got {self.kl_target}")
+        if not self.kl_horizon > 0:
+            raise ValueError(f"kl_horizon must be > 0, got {self.kl_horizon}")
+        if self.kl_estimator not in KL_ESTIMATORS:
+            raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+
+
+@dataclasses.dataclass
+class A2CConfig(ActorCriticConfig):
+    """A2C: one update per rollout; advantage = return - V (lambda = 1), value loss, entropy bonus."""
+
+    learning_rate: float = 1e-4
+    gae_lambda: float = 1.0
+    """1.0 makes A_t = G_t - V(s_t), the textbook A2C advantage."""
+    vf_coef: float = 0.5
+    """Value-loss weight of A2C (Mnih et al. 2016; Stable-Baselines3's default)."""
+    entropy_coef: float = 0.01
+    whiten_advantages: bool = False
+
+
+@dataclasses.dataclass
+class PPOConfig(ActorCriticConfig):
+    """PPO with GAE, clipping, minibatch epochs, whitening, a KL leash and an early stop."""
+
+    num_epochs: int = 4
+    """Passes over one rollout (Schulman et al. 2017 used 3-10)."""
+    num_minibatches: int = 4
+    """Each epoch splits the shuffled rollout into this many minibatches, one update each."""
+    clip_range: float = 0.2
+    """eps of the clipped ratio clip(rho, 1 - eps, 1 + eps)."""
+    clip_range_value: float | None = 0.2
+    """eps_v of the clipped value loss (None = plain squared error)."""
+    early_stop_kl: float | None = 0.1
+    """Stop this rollout's epochs when the approximate per-token KL(pi_old || pi) exceeds it (None = never)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if int(self.num_epochs) != self.num_epochs or self.num_epochs < 1:
+            raise ValueError(f"num_epochs must be an integer >= 1, got {self.num_epochs}")
+        if int(self.num_minibatches) != self.num_minibatches or self.num_minibatches < 1:
+            raise ValueError(f"num_minibatches must be an integer >= 1, got {self.num_minibatches}")
+        if not 0.0 < self.clip_range < 1.0:
+            raise ValueError(f"clip_range must be in (0, 1), got {self.clip_range}")
+        if self.clip_range_value is not None and not self.clip_range_value > 0:
+            raise ValueError(f"clip_range_value must be > 0 or None, got {self.clip_range_value}")
+        if self.early_stop_kl is not None and not self.early_stop_kl > 0:
+            raise ValueError(f"early_stop_kl must be > 0 or None, got {self.early_stop_kl}")
+
+
+# --------------------------------------------------------------------------- pure losses
+def a2c_loss(logp, values, advantages, returns, mask, entropy, vf_coef=0.5, entropy_coef=0.01):
+    """A2C loss, per-token means over masked tokens: policy + c_v * value - c_e * entropy.
+
+    logp, values, advantages, returns, mask, entropy: (B, T). Returns (loss, info).
+    """
+    mask = tf.cast(mask, logp.dtype)
+    policy_loss = -ops.masked_mean(tf.stop_gradient(advantages) * logp, mask)
+    value_loss = ops.clipped_value_loss(values, None, returns, mask)
+    mean_entropy = ops.masked_mean(entropy, mask)
+    loss = policy_loss + vf_coef * value_loss - entropy_coef * mean_entropy
+    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy,
+                  "clip_fraction": tf.constant(0.0)}
+
+
+def ppo_loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy, clip_range=0.2,
+             clip_range_value=0.2, vf_coef=0.1, entropy_coef=0.0):
+    """PPO loss, per-token means over masked tokens: clipped policy + c_v * (clipped) value - c_e * entropy.
+
+    All inputs (B, T); ``old_*`` come from the rollout. Returns (loss, info).
+    """
+    mask = tf.cast(mask, logp.dtype)
+    policy_loss, clip_fraction = ops.ppo_clipped_policy_loss(logp, old_logp, tf.stop_gradient(advantages), mask,
+                                                             clip_range)
+    value_loss = ops.clipped_value_loss(values, old_values, returns, mask, clip_range_value)
+    mean_entropy = ops.masked_mean(entropy, mask)
+    loss = policy_loss + vf_coef * value_loss - entropy_coef * mean_entropy
+    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy,
+                  "clip_fraction": clip_fraction}
+
+
+class _TrainState(tf.Module):
+    """What a SavedModel tracks beside the LM: the optimizer (with its slots) and the value head."""
+
+    def __init__(self, optimizer, value_head):
+        super().__init__(name="train_state")
+        self.optimizer = optimizer
+        self.value_head = value_head
+
+
+# --------------------------------------------------------------------------- trainers
+class _ActorCriticTrainer:
+    """The rollout, targets, compiled update, loop and export that A2C and PPO share.
+
+    A subclass sets ``algorithm`` and writes :meth:`loss` (the pure loss of its algorithm)
+    and :meth:`optimize` (which updates run on one rollout).
+    """
+
+    algorithm = "actor-critic"
+    config_class = ActorCriticConfig
+
+    def __init__(self, agent, env, config=None):
+        if config is None:
+            config = self.config_class()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        self.agent = agent
+        self.env = env
+        self.config = config
+        self.value_head = agent.value_head if agent.value_head is not None else agent.attach_value_head()
+        self.variables = list(agent.trainable_variables) + list(self.value_head.trainable_variables)
+        self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        self.optimizer.build(self.variables)  # slots now, so the compiled update is traced once
+        self.ref_model = agent.clone_model() if config.kl_coef > 0 else None
+        self.kl_coef = float(config.kl_coef)  # beta; changes after each rollout when adaptive
+        self.rng = np.random.RandomState(agent.seed)
+        self.num_updates = 0
+        self.history: list[dict] = []
+        seq = tf.TensorSpec([None, None], tf.int32)
+        tok = tf.TensorSpec([None, None], tf.float32)
+        self._targets = tf.function(self._targets_step, input_signature=[seq] * 4 + [
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)])
+        self._update = tf.function(self._update_step, input_signature=[seq] * 4 + [tok] * 4)
+
+    # ------------------------------------------------------------------ graph
+    evaluate = ReinforceTrainer.evaluate  # mean reward of greedy completions, exactly as REINFORCE does it
+
+    def _targets_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, kl_coef):
+        """Score a rollout once: old log-probs, values, KL to the reference, advantages and returns."""
+        cfg = self.config
+        mask = tf.cast(completion_mask, tf.float32)
+        logits, values = self.agent.completion_logits_and_values(prompt_ids, prompt_mask, completion_ids,
+                                                                 completion_mask)  # (B, T, V), (B, T)
+        logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
+        values = values * mask
+        if self.ref_model is not None:
+            ref_logp = self.agent.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask, model=self.ref_model)
+        else:
+            ref_logp = logp
+        kl = ops.kl_penalty(logp, ref_logp, mask, cfg.kl_estimator)  # (B, T)
+        token_rewards = ops.last_token_rewards(rewards, mask) - kl_coef * kl  # (B, T)
+        advantages, returns = ops.generalized_advantages(token_rewards, values, mask, cfg.gamma, cfg.gae_lambda)
+        if cfg.whiten_advantages:
+            advantages = ops.masked_whiten(advantages, mask)
+        return {
+            "log_probs": logp, "values": values, "advantages": advantages, "returns": returns,
+            "kl": tf.reduce_mean(ops.masked_sum(ops.kl_penalty(logp, ref_logp, mask, "kl"), mask, axis=1)),
+            "explained_variance": ops.explained_variance(values, returns, mask),
+        }
+
+    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp, old_values,
+                     advantages, returns):
+        mask = tf.cast(completion_mask, tf.float32)
+        with tf.GradientTape() as tape:
+            logits, values = self.agent.completion_logits_and_values(prompt_ids, prompt_mask, completion_ids,
+                                                                     completion_mask)
+            logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
+            entropy = ops.entropy_from_logits(logits)  # (B, T)
+            loss, info = self.loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy)
+            loss = tf.debugging.check_numerics(
+                loss, f"{self.algorithm} loss is NaN or Inf (check rewards and learning rate)")
+        grads = tape.gradient(loss, self.variables)
+        grad_norm = tf.linalg.global_norm(grads)
+        if self.config.max_grad_norm is not None:
+            grads, _ = tf.clip_by_global_norm(grads, self.config.max_grad_norm, use_norm=grad_norm)
+        self.optimizer.apply_gradients(zip(grads, self.variables))
+        info = dict(info, loss=loss, grad_norm=grad_norm, approx_kl=ops.approx_kl(logp, old_logp, mask))
+        return info
+
+    def loss(self, logp, old_logp, values, old_values, advantages, returns, mask, entropy):
+        raise NotImplementedError
+
+    def optimize(self, batch):
+        """Run this algorithm's updates on one scored rollout; returns a list of update infos."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ python loop
+    def step(self) -> dict:
+        """One rollout, its advantages, and the algorithm's updates. Returns statistics (floats)."""
+        start = time.perf_counter()
+        cfg = self.config
+        rollout = self.env.rollout(self.agent, num_samples=cfg.num_samples_per_prompt)
+        ids = [tf.constant(x) for x in (rollout.prompt_ids, rollout.prompt_mask,
+                                        rollout.completion_ids, rollout.completion_mask)]
+        kl_coef = self.kl_coef
+        scored = self._targets(*ids, tf.constant(rollout.rewards, tf.float32), tf.constant(kl_coef, tf.float32))
+        batch = ids + [scored["log_probs"], scored["values"], scored["advantages"], scored["returns"]]
+        infos = self.optimize(batch)
+        kl = float(scored["kl"])
+        if cfg.adaptive_kl:
+            self.kl_coef = ops.adaptive_kl_coef(self.kl_coef, kl, cfg.kl_target, cfg.kl_horizon, len(rollout.rewards))
+        self.num_updates += 1
+        stats = {k: float(np.mean([float(i[k]) for i in infos])) for k in infos[0]}
+        stats.update(
+            reward_mean=float(np.mean(rollout.rewards)),
+            reward_std=float(np.std(rollout.rewards)),
+            kl=kl,  # per-completion KL to the reference (k1 estimate), rollout mean
+            kl_coef=kl_coef,  # the beta this rollout's rewards used
+            explained_variance=float(scored["explained_variance"]),
+            completion_length=float(np.mean(np.sum(rollout.completion_mask, axis=1))),
+            gradient_steps=len(infos),
+            step_time_s=time.perf_counter() - start,
+            update=self.num_updates,
+        )
+        self.history.append(stats)
+        return stats
+
+    def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
+        """Run ``num_steps`` :meth:`step` calls (rollouts) with a progress bar; returns their statistics."""
+        if int(num_steps) != num_steps or num_steps < 0:
+            raise ValueError(f"num_steps must be an integer >= 0, got {num_steps}")
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(int(num_steps)), desc=self.algorithm, disable=not progress, unit="rollout")
+        out = []
+        for _ in bar:
+            stats = self.step()
+            out.append(stats)
+            bar.set_postfix(reward=f"{stats['reward_mean']:.3f}", kl=f"{stats['kl']:.2f}")
+            if callback is not None:
+                callback(stats)
+        return out
+
+    # ------------------------------------------------------------------ export
+    def export_train_step(self):
+        """This algorithm's compiled update, as the SavedModel's ``train_step``: f(input_ids,
+        attention_mask, completion_ids, completion_mask, old_log_probs, old_values, advantages,
+        returns) with prompts (B, P) as for ``generate`` and completions and their rollout
+        statistics (B, T). Returns the loss (before the update) and its parts. Returns (fn, signature).
+        """
+        from tf_rl_text.export import COMPLETION_SPECS
+
+        signature = [
+            tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+            tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
+            *COMPLETION_SPECS,
+            *[tf.TensorSpec([None, None], tf.float32, name=n) for n in ("old_log_probs", "old_values", "advantages",
+                                                                         "returns")],
+        ]
+        return self._update_step, signature
+
+    def export(self, path: str, max_new_tokens: int | None = None) -> str:
+        """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`) with a
+        ``values`` signature: ``input_ids``, ``attention_mask`` (B, L) -> ``values`` (B, L), V(s_t)."""
+        from tf_rl_text.export import export_policy
+
+        agent = self.agent
+
+        def values(input_ids, attention_mask):
+            return {"values": agent.values(input_ids, attention_mask)}
+
+        fn, signature = self.export_train_step()
+        ids_spec = [tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+                    tf.TensorSpec([None, None], tf.int32, name="attention_mask")]
+        return export_policy(
+            agent, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
+            train_step=(fn, signature),
+            # the value head's variables are not the model's: a tf.Module holding it and the
+            # optimizer makes the SavedModel track (and save) both
+            optimizer=_TrainState(self.optimizer, self.value_head),
+            extra_functions={"values": (values, ids_spec)},
+            metadata={"algorithm": self.algorithm, "config": dataclasses.asdict(self.config),
+                      "updates": self.num_updates, "kl_coef": self.kl_coef},
+        )
+
+
+class A2CTrainer(_ActorCriticTrainer):
+    """Synchronous advantage actor-critic (A2C; Mnih et al. 2016, "Asynchronous Methods for Deep
+    Reinforcement Learning") for a language model with a value head.
+
+    One rollout, one compiled update: A_t = G_t - V(s_t), value loss 0.5 (V - G)^2, entropy bonus.
+
+    Example::
+
+        from tf_rl_text import A2CConfig, A2CTrainer, RLAgent, TextGenerationEnv, default_model, default_tokenizer
+        from tf_rl_text.rewards import TokenFrequencyReward
+        tokenizer = default_tokenizer()
+        agent = RLAgent(default_model(tokenizer), tokenizer, seed=0)
+        env = TextGenerationEnv(["the movie was", "my day"], tokenizer, TokenFrequencyReward(tokenizer, 264),
+                                batch_size=4, max_new_tokens=6)
+        trainer = A2CTrainer(agent, env, A2CConfig(learning_rate=1e-2))
+        for update in range(20):
+            stats = trainer.step()
+        print(stats["reward_mean"], stats["value_loss"], stats["explained_variance"])
+    """
+
+    algorithm = "A2C"
+    config_class = A2CConfig
+
+    def loss(self, logp, old_logp, values, old_values, advantages, returns, mask, entropy):
+        cfg = self.config
+        return a2c_loss(logp, values, advantages, returns, mask, entropy, cfg.vf_coef, cfg.entropy_coef)
+
+    def optimize(self, batch):
+        return [self._update(*batch)]  # on-policy: exactly one gradient step per rollout
+
+
+class PPOTrainer(_ActorCriticTrainer):
+    """Proximal Policy Optimization (Schulman et al. 2017, "Proximal Policy Optimization
+    Algorithms") with GAE (Schulman et al. 2016) and a per-token KL penalty to the starting model
+    with a fixed or adaptive coefficient (Ziegler et al. 2019, "Fine-Tuning Language Models from
+    Human Preferences").
+
+    Each :meth:`step` is one rollout, then ``num_epochs`` passes over it in ``num_minibatches``
+    shuffled minibatches (one compiled update each), stopping early when the approximate KL to
+    the rollout's policy exceeds ``early_stop_kl``.
+
+    Example::
+
+        from tf_rl_text import PPOConfig, PPOTrainer, RLAgent, TextGenerationEnv, default_model, default_tokenizer
+        from tf_rl_text.rewards import TokenFrequencyReward
+        tokenizer = default_tokenizer()
+        agent = RLAgent(default_model(tokenizer), tokenizer, seed=0)
+        env = TextGenerationEnv(["the movie was", "my day"], tokenizer, TokenFrequencyReward(tokenizer, 264),
+                                batch_size=4, max_new_tokens=6)
+        trainer = PPOTrainer(agent, env, PPOConfig(learning_rate=3e-3, num_samples_per_prompt=4))
+        for update in range(20):
+            stats = trainer.step()
+        print(stats["reward_mean"], stats["kl"], stats["clip_fraction"], stats["explained_variance"])
+        trainer.export("/tmp/ppo_policy")   # signatures generate, sample, log_probs, train_step, values
+    """
+
+    algorithm = "PPO"
+    config_class = PPOConfig
+
+    def loss(self, logp, old_logp, values, old_values, advantages, returns, mask, entropy):
+        cfg = self.config
+        return ppo_loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy, cfg.clip_range,
+                        cfg.clip_range_value, cfg.vf_coef, cfg.entropy_coef)
+
+    def optimize(self, batch):
+        cfg = self.config
+        rows = int(batch[0].shape[0])
+        if cfg.num_minibatches > rows:
+            raise ValueError(
+                f"num_minibatches={cfg.num_minibatches} exceeds the rollout's {rows} completions; "
+                "lower num_minibatches or raise batch_size / num_samples_per_prompt"
+            )
+        infos = []
+        for epoch in range(cfg.num_epochs):
+            for index in np.array_split(self.rng.permutation(rows), cfg.num_minibatches):
+                info = self._update(*[tf.gather(x, index) for x in batch])
+                infos.append(info)
+                if cfg.early_stop_kl is not None and float(info["approx_kl"]) > cfg.early_stop_kl:
+                    return infos  # the policy moved too far from the rollout's: stop this rollout's epochs
+        return infos
+
+
+__all__ = ["ActorCriticConfig", "A2CConfig", "A2CTrainer", "PPOConfig", "PPOTrainer", "a2c_loss", "ppo_loss"]
