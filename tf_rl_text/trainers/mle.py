@@ -66,4 +66,73 @@ def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_ra
     return losses
 
 
-__all__ = ["warm_start", "encode_texts"]
+
+def _keep_last_tokens(tokenizer, text, n):
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= n else tokenizer.decode(ids[-n:])
+
+
+def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-3,
+              max_prompt_tokens: int | None = None, max_target_tokens: int = 32, seed: int = 0,
+              progress: bool = True, prefix: str | None = None):
+    """Supervised fine-tuning on (prompt or source, target) pairs: maximum likelihood of each
+    target (followed by EOS) given its prompt, for causal and encoder-decoder agents alike.
+
+        L = -(1/N) sum over target tokens of log pi(y_t | x, y_<t)     (a per-token mean)
+
+    It scores through ``agent.log_probs`` (the same function RL trains), so the warm-started
+    policy is exactly the one the trainers then improve. Prompts longer than
+    ``max_prompt_tokens`` keep their last tokens; targets are cut at ``max_target_tokens``.
+    Returns the per-step losses.
+    """
+    prompts, targets = list(prompts), list(targets)
+    if not prompts:
+        raise ValueError("fit_pairs needs at least one (prompt, target) pair, got none")
+    if len(prompts) != len(targets):
+        raise ValueError(f"prompts and targets must pair up: got {len(prompts)} prompts and {len(targets)} targets")
+    for i, t in enumerate(targets):
+        if not isinstance(t, str):
+            raise ValueError(f"targets[{i}] must be a string (pick one reference per prompt), got {type(t).__name__}")
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps}")
+    tok = agent.tokenizer
+    if max_prompt_tokens is None:
+        max_prompt_tokens = agent.context_length if agent.is_encoder_decoder else agent.context_length - max_target_tokens
+    if max_prompt_tokens < 1:
+        raise ValueError(
+            f"max_target_tokens={max_target_tokens} leaves no room for the prompt in the model's context "
+            f"of {agent.context_length} tokens; lower max_target_tokens"
+        )
+    prompts = [_keep_last_tokens(tok, p, max_prompt_tokens) for p in prompts]
+    target_ids, target_mask = encode_texts(tok, targets, max_target_tokens)
+    optimizer = keras.optimizers.Adam(learning_rate)
+    variables = agent.trainable_variables
+    spec = tf.TensorSpec([None, None], tf.int32)
+
+    @tf.function(input_signature=[spec] * 4)
+    def update(p_ids, p_mask, t_ids, t_mask):
+        with tf.GradientTape() as tape:
+            logp = agent.log_probs(p_ids, p_mask, t_ids, t_mask, training=True)  # (B, T)
+            loss = -ops.masked_mean(logp, tf.cast(t_mask, tf.float32))
+        grads = tape.gradient(loss, variables)
+        grads, _ = tf.clip_by_global_norm(grads, 1.0)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    from tqdm.auto import tqdm
+
+    rng = np.random.RandomState(seed)
+    losses = []
+    bar = tqdm(range(int(steps)), desc=prefix or "supervised warm start", disable=not progress, unit="step")
+    for _ in bar:
+        pick = rng.randint(0, len(prompts), size=min(batch_size, len(prompts)))
+        p_ids, p_mask = agent.encode_prompts([prompts[i] for i in pick])
+        width = int(target_mask[pick].sum(axis=1).max())
+        loss = update(tf.constant(p_ids), tf.constant(p_mask), tf.constant(target_ids[pick, :width]),
+                      tf.constant(target_mask[pick, :width]))
+        losses.append(float(loss))
+        bar.set_postfix(nll=f"{losses[-1]:.3f}")
+    return losses
+
+
+__all__ = ["warm_start", "fit_pairs", "encode_texts"]
