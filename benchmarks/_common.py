@@ -1,0 +1,81 @@
+"""Shared benchmark plumbing: the workload files, process clock, memory, FLOP counts."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_WORKLOAD = os.path.join(os.path.dirname(REPO), "shared", "bench", "rl_step")
+
+
+def seconds_since_process_start() -> float:
+    """Wall time since this process was created (Linux /proc), so start-up and imports count."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return time.process_time()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # pragma: no cover
+        return float("nan")
+
+
+def load_workload(folder: str):
+    """(workload dict, tokenizer, prompts) from a shared/bench/rl_step-style folder."""
+    from transformers import PreTrainedTokenizerFast
+
+    path = os.path.join(folder, "workload.json")
+    if not os.path.exists(path):
+        raise SystemExit(f"no workload.json in {folder!r}; pass --workload DIR (see shared/bench/rl_step)")
+    with open(path) as f:
+        workload = json.load(f)
+    with open(os.path.join(folder, "tokenizer_config.json")) as f:
+        tok_cfg = json.load(f)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=os.path.join(folder, "tokenizer.json"),
+        **{k: v for k, v in tok_cfg.items() if k.endswith("_token") or k == "padding_side"},
+    )
+    with open(os.path.join(folder, "prompts.txt")) as f:
+        prompts = [line.strip() for line in f if line.strip()]
+    return workload, tokenizer, prompts
+
+
+def build_model(model_cfg: dict, tokenizer, seed: int):
+    from transformers import GPT2Config, TFGPT2LMHeadModel
+
+    from tf_rl_text._compat import tf
+
+    cfg = {k: v for k, v in model_cfg.items() if k != "model_type"}
+    config = GPT2Config(**cfg, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    tf.random.set_seed(seed)
+    model = TFGPT2LMHeadModel(config)
+    model(model.dummy_inputs, training=False)
+    return model
+
+
+def forward_flops_per_token(model_cfg: dict, context: float) -> float:
+    """Matmul FLOPs of one token through GPT-2: 2 x (weights it multiplies) + attention over ``context``.
+
+    Per layer: QKV (3 d^2), projection (d^2), MLP (8 d^2) -> 12 d^2 weights; attention scores and
+    the weighted sum: 2 x context x d multiply-adds. LM head: d x vocab.
+    """
+    d, n_layer, vocab = model_cfg["n_embd"], model_cfg["n_layer"], model_cfg["vocab_size"]
+    weights = n_layer * 12 * d * d + d * vocab
+    attention = n_layer * 2 * context * d
+    return 2.0 * (weights + attention)

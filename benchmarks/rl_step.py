@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""Time one RL step of the shared workload (../shared/bench/rl_step) with our REINFORCE/RLOO
+trainer: 16 prompts x 4 sampled completions of exactly 24 tokens, reward = share of the target
+word, leave-one-out baseline, KL 0.05 to a frozen reference, Adam 1e-4, one update per batch.
+
+Prints progress on stderr and one JSON line (the figures) as the last line of stdout.
+
+    python benchmarks/rl_step.py                       # the workload as shipped
+    python benchmarks/rl_step.py --steps 500           # memory check: RSS after 50 vs after 500 steps
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+from _common import (DEFAULT_WORKLOAD, build_model, current_rss_mb, forward_flops_per_token,  # noqa: E402
+                     load_workload, peak_rss_mb, seconds_since_process_start)
+
+import numpy as np  # noqa: E402
+
+from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv  # noqa: E402
+from tf_rl_text._compat import tf  # noqa: E402
+
+
+class ExactLengthAgent(RLAgent):
+    """The workload samples exactly ``completion_tokens`` tokens: EOS is never chosen (a hook)."""
+
+    def process_logits(self, logits):
+        return logits + tf.one_hot(self.eos_token_id, self.vocab_size, on_value=-1e9, dtype=logits.dtype)
+
+
+def step_gflop(w) -> float:
+    """Model FLOPs of one step: rollout (prefill + cached decode), reference scoring,
+    and the policy's forward + backward (2x forward) over prompt + completion."""
+    m = w["model"]
+    n = w["prompts_per_step"] * w["completions_per_prompt"]
+    p, t = w["prompt_words"], w["completion_tokens"]
+    prefill = n * p * forward_flops_per_token(m, p / 2)
+    decode = n * sum(forward_flops_per_token(m, p + i + 1) for i in range(t - 1))  # last token is never fed
+    score = n * (p + t) * forward_flops_per_token(m, (p + t) / 2)
+    return (prefill + decode + score * (1 + 3)) / 1e9  # reference forward + policy forward/backward
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workload", default=DEFAULT_WORKLOAD, help="folder with workload.json, tokenizer, prompts")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
+    ap.add_argument("--algo", default="rloo", choices=["rloo"], help="trainer to time (PPO and Q-learning: to come)")
+    args = ap.parse_args(argv)
+    w, tokenizer, prompts = load_workload(args.workload)
+    steps = args.steps if args.steps is not None else w["timed_steps"]
+    warmup = args.warmup if args.warmup is not None else w["warmup_steps"]
+    tf.random.set_seed(w["seed"])
+    model = build_model(w["model"], tokenizer, w["seed"])
+    agent = ExactLengthAgent(model, tokenizer, temperature=w["temperature"], seed=w["seed"])
+    target = w["target_word"]
+
+    def reward(completions, prompts, references):
+        out = []
+        for c in completions:
+            words = c.split()
+            out.append(sum(x == target for x in words) / len(words) if words else 0.0)
+        return out
+
+    env = TextGenerationEnv(prompts, tokenizer, reward, batch_size=w["prompts_per_step"],
+                            max_new_tokens=w["completion_tokens"], context_length=w["model"]["n_positions"],
+                            seed=w["seed"])
+    trainer = ReinforceTrainer(agent, env, ReinforceConfig(
+        learning_rate=w["learning_rate"], baseline="rloo", num_samples_per_prompt=w["completions_per_prompt"],
+        kl_coef=w["kl_coef"], max_grad_norm=None))
+    times, rss = [], {}
+    time_to_first = None
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        stats = trainer.step()
+        dt = time.perf_counter() - t0
+        if time_to_first is None:
+            time_to_first = seconds_since_process_start()
+        if i >= warmup:
+            times.append(dt)
+        if i + 1 in (50, 500) or i + 1 == warmup + steps:
+            rss[i + 1] = round(current_rss_mb(), 1)
+        if (i + 1) % 10 == 0 or i < warmup:
+            print(f"step {i + 1}: {dt:.3f} s, reward {stats['reward_mean']:.3f}, kl {stats['kl']:.3f}", file=sys.stderr)
+    lengths = {int(v) for v in np.sum(trainer.env.rollout(agent, num_samples=1).completion_mask, axis=1)}
+    assert lengths == {w["completion_tokens"]}, f"completions must be exactly {w['completion_tokens']} tokens: {lengths}"
+    gflop = step_gflop(w)
+    median = float(np.median(times))
+    seqs = w["prompts_per_step"] * w["completions_per_prompt"]
+    result = {
+        "benchmark": "rl_step", "algo": args.algo, "timed_steps": len(times),
+        "median_step_s": round(median, 4), "min_step_s": round(float(np.min(times)), 4),
+        "max_step_s": round(float(np.max(times)), 4), "seqs_per_s": round(seqs / median, 2),
+        "time_to_first_step_s": round(time_to_first, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_mb_after_step": rss, "gflop_per_step": round(gflop, 2), "gflops_achieved": round(gflop / median, 1),
+        "update_traces": trainer._update.experimental_get_tracing_count(),
+        "generate_traces": agent.generate_fn(greedy=False).experimental_get_tracing_count(),
+        "trl_rloo_median_step_s": 1.41, "speedup_vs_trl": round(1.41 / median, 2),
+        "tf": tf.__version__, "threads": [tf.config.threading.get_inter_op_parallelism_threads(),
+                                          tf.config.threading.get_intra_op_parallelism_threads()],
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
