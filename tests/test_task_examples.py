@@ -1,0 +1,134 @@
+"""The three task examples (translation, summarization, dialogue): --quick runs end to end in a
+subprocess, their metrics files, the RL guard (metric_after >= metric_before) and the exported
+SavedModel; flag errors; the tokenizer / seq2seq builders they use; the embedded task data."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tf_rl_text import data
+from tf_rl_text.defaults import TASKS_DIR, default_seq2seq_model, task_data_path, train_tokenizer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(REPO, "examples")
+sys.path.insert(0, EXAMPLES)
+
+TASKS = ["translation", "summarization", "dialogue"]
+
+
+# --------------------------------------------------------------------------- embedded data and builders
+def test_embedded_task_data_sizes_and_shape():
+    tr = data.load_jsonl(task_data_path("translation"), "source", "target")
+    su = data.load_summarization(task_data_path("summarization"))
+    assert len(tr) == 150 and len(set(tr.prompts)) == 150
+    assert len(su) == 80 and all(len(r) == 1 for r in su.references)
+    with open(task_data_path("dialogue"), encoding="utf-8") as f:
+        dialogues = [json.loads(line)["turns"] for line in f]
+    assert len(dialogues) == 40 and all(4 <= len(t) <= 6 for t in dialogues)
+    total = sum(os.path.getsize(os.path.join(TASKS_DIR, n)) for n in os.listdir(TASKS_DIR))
+    assert total < 150_000, total
+    assert os.path.exists(os.path.join(TASKS_DIR, "README.md"))
+
+
+def test_task_data_path_rejects_unknown_task():
+    with pytest.raises(ValueError, match="'poetry'"):
+        task_data_path("poetry")
+
+
+def test_train_tokenizer_round_trip_and_special_ids():
+    texts = ["Ein Mädchen hält eine Blume.", "A girl is holding a flower.", "Zwei Männer stehen auf einer Bank."] * 5
+    tok = train_tokenizer(texts, vocab_size=300)
+    assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2)
+    assert 259 < len(tok) <= 300
+    for t in texts[:3] + ["ünseen wörds, ß!"]:
+        assert tok.decode(tok(t)["input_ids"]) == t  # byte level: any text round-trips
+    with pytest.raises(ValueError, match="vocab_size must be an integer >= 260.*got 100"):
+        train_tokenizer(texts, vocab_size=100)
+    with pytest.raises(ValueError, match="at least one non-empty text"):
+        train_tokenizer([""], vocab_size=300)
+
+
+@pytest.mark.parametrize("arch", ["t5", "bart"])
+def test_default_seq2seq_model(arch):
+    tok = train_tokenizer(["a dog runs.", "ein Hund läuft."] * 4, vocab_size=270)
+    model = default_seq2seq_model(tok, arch=arch, d_model=32, layers=1, heads=2, max_positions=40)
+    assert model.config.is_encoder_decoder and model.config.vocab_size == len(tok)
+    dropout = model.config.dropout_rate if arch == "t5" else model.config.dropout
+    assert dropout == 0.0
+    with pytest.raises(ValueError, match="arch must be 't5' or 'bart', got 'gpt'"):
+        default_seq2seq_model(tok, arch="gpt")
+    with pytest.raises(ValueError, match="divisible by heads.*d_model=30, heads=4"):
+        default_seq2seq_model(tok, d_model=30, heads=4)
+
+
+# --------------------------------------------------------------------------- flags
+def _task(name):
+    import importlib
+
+    return importlib.import_module(name).TASK
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rl-steps", "-1"], "--rl-steps must be >= 0, got -1"),
+    (["--batch-size", "zero"], "--batch-size must be an integer, got 'zero'"),
+    (["--learning-rate", "0"], "--learning-rate must be > 0, got 0.0"),
+    (["--vocab-size", "100"], "--vocab-size must be >= 260 (256 bytes + 3 special tokens), got 100"),
+    (["--data", "/no/such/folder"], "--data '/no/such/folder' does not exist"),
+    (["--model", "/no/such/model"], "--model '/no/such/model' is not a folder"),
+])
+def test_bad_flags_name_the_value(argv, message, capsys):
+    from _task_common import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(_task("translation"), argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_documents_every_flag(capsys):
+    from _task_common import SIZE_FLAGS, parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(_task("summarization"), ["--help"])
+    text = capsys.readouterr().out
+    for flag in ["--quick", "--data", "--model", "--seed", "--output", "--metrics-file", "--no-progress", "--prefix",
+                 "--arch", "--kl-coef", *SIZE_FLAGS]:
+        assert flag in text, flag
+
+
+def test_quick_and_data_pick_their_sizes():
+    from _task_common import parse_args
+
+    task = _task("translation")
+    assert parse_args(task, ["--quick"]).sizes == task.quick
+    assert parse_args(task, []).sizes == task.sizes
+    args = parse_args(task, ["--data", os.path.join(TASKS_DIR, "translation.jsonl"), "--rl-steps", "3"])
+    assert args.sizes.d_model == task.real.d_model and args.sizes.rl_steps == 3
+
+
+# --------------------------------------------------------------------------- end to end
+@pytest.mark.parametrize("task", TASKS)
+def test_quick_run_end_to_end(task, tmp_path):
+    metrics_file, output = tmp_path / "metrics.json", tmp_path / "saved_model"
+    cmd = [sys.executable, os.path.join(EXAMPLES, f"{task}.py"), "--quick", "--no-progress",
+           "--metrics-file", str(metrics_file), "--output", str(output)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    m = json.loads(metrics_file.read_text())
+    for key in ("metric_name", "metric_before", "metric_after", "saved_model"):
+        assert key in m, key
+    assert m["metric_name"] == _task(task).metric
+    assert m["metric_after"] >= m["metric_before"]  # the RL guard keeps the best held-out checkpoint
+    assert m["metric_before"] > 0.05, m  # the warm start learned something on the embedded data
+    assert os.path.samefile(m["saved_model"], output)
+    assert "after RL" in proc.stdout and "loaded back" in proc.stdout
+
+    import tf_rl_text
+
+    policy = tf_rl_text.load(str(output))
+    assert policy.metadata["algorithm"] == "reinforce"
+    assert policy.metadata["config"]["baseline"] == "self_critical"
+    sample = m["samples_after"][0]
+    assert policy.generate([sample["source"]]) == [sample["output"]]  # the SavedModel reproduces the run's output
