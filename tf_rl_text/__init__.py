@@ -20,6 +20,8 @@ from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, P
 from tf_rl_text.heads import ValueHead
 from tf_rl_text import data, metrics  # datasets (PromptDataset, task loaders) and evaluation metrics
 from tf_rl_text.data import PromptDataset
+from tf_rl_text import rewards  # reward functions: lexicon, BLEU/ROUGE, classifier, similarity, composite
+from tf_rl_text.rewards import ClassifierReward, CompositeReward, RewardNormalizer, SimilarityReward, train_reward_model
 
 __version__ = "0.1.0"
 
@@ -49,4 +51,10 @@ __all__ = [
     "data",
     "metrics",
     "PromptDataset",
+    "rewards",
+    "ClassifierReward",
+    "CompositeReward",
+    "RewardNormalizer",
+    "SimilarityReward",
+    "train_reward_model",
 ]
