@@ -552,7 +552,8 @@ class QLearningTrainer:
         replay = self.replay.sample(cfg.batch_size - n_demo) if cfg.batch_size - n_demo else None
         return _concat_batches(replay, demos, self.agent.pad_token_id)
 
-    def _epsilon_at(self, step):
+    def epsilon_at(self, step: int) -> float:
+        """Epsilon after ``step`` collection steps: linear from ``epsilon`` to ``epsilon_final``."""
         cfg = self.config
         if cfg.epsilon_decay_steps == 0:
             return cfg.epsilon
@@ -580,7 +581,7 @@ class QLearningTrainer:
             self.num_updates += 1
             stats.update({k: float(v) for k, v in out.items()})
         self.num_steps += 1
-        self.policy.epsilon.assign(self._epsilon_at(self.num_steps))
+        self.policy.epsilon.assign(self.epsilon_at(self.num_steps))
         stats.update(epsilon=float(self.policy.epsilon.numpy()), replay_size=len(self.replay),
                      step_time_s=time.perf_counter() - start, update=self.num_updates)
         self.history.append(stats)

@@ -1,0 +1,353 @@
+"""Value-based trainers: hand-computed TD targets for all four targets, a tiny text MDP solved by
+Q-learning, soft Q-learning from demonstrations alone, the target network schedule, the Q head,
+the replay buffer, and the SavedModel round trip in a process that never imports tf_rl_text."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tf_rl_text import RLAgent, TextGenerationEnv, default_model, ops
+from tf_rl_text._compat import keras, tf
+from tf_rl_text.heads import QHead
+from tf_rl_text.trainers.q_learning import (
+    QLearningConfig, QLearningTrainer, ReplayBuffer, completion_q_values, td_loss,
+)
+
+def seeded_model(tokenizer, **kwargs):
+    """A tiny GPT-2 with reproducible weights: Keras' unseeded initializers draw from Python's
+    `random`, so default_model(seed=0) alone differs between processes; seed everything first."""
+    keras.utils.set_random_seed(0)
+    return default_model(tokenizer, n_layer=1, n_embd=32, n_head=2, seed=0, **kwargs)
+
+
+# --------------------------------------------------------------------------- TD targets by hand
+# 2 sequences x 3 tokens, 3 actions. Row 0 is full (its token 2 is terminal); row 1 ended after
+# 2 tokens (token 1 terminal, token 2 padding). R = 1 for row 0, -1 for row 1, at the last token.
+TARGET_Q = np.array([[[1.0, 2.0, 0.0], [0.5, -1.0, 3.0], [2.0, 2.0, 1.0]],
+                     [[0.0, 1.0, 4.0], [1.0, 0.0, -2.0], [9.0, 9.0, 9.0]]], np.float32)  # (B, T, V)
+ACTIONS = np.array([[2, 0, 1], [1, 2, 0]], np.int32)
+MASK = np.array([[1, 1, 1], [1, 1, 0]], np.float32)
+REWARDS = np.array([1.0, -1.0], np.float32)
+GAMMA = 0.5
+
+
+def lse(*xs):
+    return math.log(sum(math.exp(x) for x in xs))
+
+
+HAND_TARGETS = {
+    # y_t = r_t + gamma V(s_{t+1});  y at the last token = R;  0 on padding
+    "q_learning": [[0.5 * 3.0, 0.5 * 2.0, 1.0],             # max of rows t=1, t=2
+                   [0.5 * 1.0, -1.0, 0.0]],
+    "sarsa": [[0.5 * 0.5, 0.5 * 2.0, 1.0],                  # Q(s1, a1=0) = 0.5, Q(s2, a2=1) = 2
+              [0.5 * -2.0, -1.0, 0.0]],                     # Q(s1, a1=2) = -2
+    # epsilon-greedy with eps = 0.3: 0.8 on the argmax (first on ties), 0.1 elsewhere
+    "expected_sarsa": [[0.5 * (0.8 * 3.0 + 0.1 * 0.5 + 0.1 * -1.0), 0.5 * (0.8 * 2.0 + 0.1 * 2.0 + 0.1 * 1.0), 1.0],
+                       [0.5 * (0.8 * 1.0 + 0.1 * 0.0 + 0.1 * -2.0), -1.0, 0.0]],
+    "soft": [[0.5 * lse(0.5, -1.0, 3.0), 0.5 * lse(2.0, 2.0, 1.0), 1.0],
+             [0.5 * lse(1.0, 0.0, -2.0), -1.0, 0.0]],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HAND_TARGETS))
+def test_td_targets_match_hand_computed_values(kind):
+    rewards = ops.last_token_rewards(tf.constant(REWARDS), tf.constant(MASK))  # [[0,0,1],[0,-1,0]]
+    np.testing.assert_allclose(rewards.numpy(), [[0, 0, 1], [0, -1, 0]])
+    probs = ops.epsilon_greedy_probs(tf.constant(TARGET_Q), 0.3) if kind == "expected_sarsa" else None
+    y = ops.q_td_targets(tf.constant(TARGET_Q), tf.constant(ACTIONS), rewards, tf.constant(MASK), gamma=GAMMA,
+                         kind=kind, policy_probs=probs)
+    np.testing.assert_allclose(y.numpy(), HAND_TARGETS[kind], rtol=1e-5, atol=1e-6)
+
+
+def test_td_target_helpers_by_hand():
+    q = tf.constant([[1.0, 3.0, 3.0]])
+    np.testing.assert_allclose(ops.epsilon_greedy_probs(q, 0.6).numpy(), [[0.2, 0.6, 0.2]], rtol=1e-6)
+    np.testing.assert_allclose(ops.boltzmann_probs(tf.constant([[0.0, math.log(3.0)]]), 1.0).numpy(), [[0.25, 0.75]],
+                               rtol=1e-6)
+    # tau logsumexp(Q / tau) with tau = 2: 2 * log(e^0.5 + e^1.5 + e^1.5)
+    np.testing.assert_allclose(ops.soft_state_values(q, 2.0).numpy(), [2 * lse(0.5, 1.5, 1.5)], rtol=1e-6)
+    # gamma = 1, one row of 2 live tokens then padding: y = [0 + V1, R], V from values
+    y = ops.td_targets(tf.constant([[0.0, 2.0, 0.0]]), tf.constant([[5.0, 7.0, 11.0]]), tf.constant([[1.0, 1.0, 0.0]]))
+    np.testing.assert_allclose(y.numpy(), [[7.0, 2.0, 0.0]])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ops.bootstrap_values(q[None], "double_q")
+    with pytest.raises(ValueError, match="policy_probs"):
+        ops.bootstrap_values(q[None], "expected_sarsa")
+
+
+def test_td_loss_by_hand():
+    q = tf.constant([[1.0, 0.0, 5.0]])
+    y = tf.constant([[0.5, 3.0, 0.0]])
+    m = tf.constant([[1.0, 1.0, 0.0]])  # errors 0.5 and -3 count, the padded one not
+    mse, info = td_loss(q, y, m, "mse")
+    assert float(mse) == pytest.approx((0.5 * 0.25 + 0.5 * 9.0) / 2)
+    huber, _ = td_loss(q, y, m, "huber", huber_delta=1.0)
+    assert float(huber) == pytest.approx((0.5 * 0.25 + (3.0 - 0.5)) / 2)
+    assert float(info["td_error"]) == pytest.approx(1.75)
+
+
+# --------------------------------------------------------------------------- a tiny text MDP
+WORDS = ["<eos>", "<pad>", "a", "b", "c", "x"]
+
+
+@pytest.fixture(scope="module")
+def word_tokenizer():
+    """A 6-word tokenizer: actions are eos, pad, a, b, c, x (whitespace-separated words)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    t = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<eos>"))
+    t.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<eos>", pad_token="<pad>", model_max_length=16)
+
+
+OPTIMUM = ["c", "a", "b"]
+
+
+def match_reward(completions, prompts=None, references=None):
+    """Deterministic MDP reward: the fraction of the 3 positions that hold "c a b" (max 1.0)."""
+    return [sum(i < len(c.split()) and c.split()[i] == w for i, w in enumerate(OPTIMUM)) / 3.0 for c in completions]
+
+
+def mdp_trainer(tokenizer, **overrides):
+    agent = RLAgent(seeded_model(tokenizer, n_positions=16), tokenizer, seed=0)
+    env = TextGenerationEnv(["x"], tokenizer, match_reward, batch_size=2, max_new_tokens=3, seed=0)
+    settings = dict(target="q_learning", learning_rate=3e-3, epsilon=0.5, epsilon_final=0.5,
+                    num_samples_per_prompt=4, batch_size=32, updates_per_step=4, target_update_period=10, loss="mse")
+    settings.update(overrides)
+    return QLearningTrainer(agent, env, QLearningConfig(**settings))
+
+
+@pytest.fixture(scope="module")
+def solved_mdp(word_tokenizer):
+    """Q-learning on the MDP for 80 steps from seed 0: (trainer, greedy reward before training)."""
+    trainer = mdp_trainer(word_tokenizer)
+    before = trainer.evaluate()
+    for _ in range(80):
+        trainer.step()
+    return trainer, before
+
+
+def test_q_learning_greedy_policy_reaches_the_optimum_of_a_text_mdp(solved_mdp):
+    trainer, before = solved_mdp
+    after = trainer.evaluate()
+    assert before < 0.5
+    assert after >= 0.95, (after, trainer.agent.generate_text(["x"], 3, greedy=True))
+    assert trainer.agent.generate_text(["x"], 3, greedy=True) == ["c a b"]  # the agent's own greedy decode
+    # at the last state the best word (Q* = 1) stands above every other (Q* = 2/3)
+    ids, mask = trainer.policy.encode_prompts(["x c a"])
+    q_last = trainer.q_values(ids, mask).numpy()[0, -1]
+    assert int(np.argmax(q_last)) == WORDS.index("b")
+
+
+def test_target_network_is_fixed_between_syncs_and_equal_right_after(word_tokenizer):
+    trainer = mdp_trainer(word_tokenizer, target_update_period=3, collect_rollouts=False, batch_size=4,
+                          updates_per_step=1)
+    trainer.add_demonstrations(["x"], ["c a b"], rewards=[1.0])
+
+    def weights(variables):
+        return [v.numpy().copy() for v in variables]
+
+    def same(a, b):
+        return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+    online, target = trainer.policy.model.variables, trainer.target_model.variables
+    start = weights(target)
+    assert same(start, weights(online))  # a copy at construction
+    for update in (1, 2):
+        stats = trainer.step()
+        assert stats["target_synced"] == 0.0
+        assert same(weights(target), start), f"target moved at update {update}"
+        assert not same(weights(online), start), "the online network must move"
+    stats = trainer.step()  # update 3: sync
+    assert stats["target_synced"] == 1.0
+    assert same(weights(target), weights(online))
+    assert not same(weights(target), start)
+
+
+def test_polyak_target_update_by_hand(word_tokenizer):
+    trainer = mdp_trainer(word_tokenizer, target_update_tau=0.25, target_update_period=1)
+    online, target = trainer.policy.model.variables, trainer.target_model.variables
+    for o in online:
+        o.assign(o + 1.0)
+    before = [t.numpy().copy() for t in target]
+    trainer.sync_target_network()
+    for t, o, b in zip(target, online, before):
+        np.testing.assert_allclose(t.numpy(), 0.25 * o.numpy() + 0.75 * b, rtol=1e-5, atol=1e-6)
+
+
+def test_epsilon_greedy_and_boltzmann_acting(word_tokenizer):
+    trainer = mdp_trainer(word_tokenizer, epsilon=0.0, epsilon_final=0.0)
+    greedy = trainer.policy.generate(*trainer.policy.encode_prompts(["x"] * 4), max_new_tokens=3, greedy=True)
+    explore = trainer.policy.generate(*trainer.policy.encode_prompts(["x"] * 4), max_new_tokens=3, seed=3)
+    np.testing.assert_array_equal(greedy.completion_ids.numpy(), explore.completion_ids.numpy())  # eps = 0 is greedy
+    trainer.policy.epsilon.assign(1.0)  # uniform: 64 draws differ from the greedy rows
+    uniform = trainer.policy.generate(*trainer.policy.encode_prompts(["x"] * 64), max_new_tokens=3, seed=3)
+    assert len({tuple(r) for r in uniform.completion_ids.numpy()}) > 10
+    boltz = mdp_trainer(word_tokenizer, exploration="boltzmann", temperature=0.5)
+    q = tf.constant([[0.0, math.log(2.0)]])
+    np.testing.assert_allclose(boltz.policy.policy_probs(q).numpy(), [[0.2, 0.8]], rtol=1e-5)
+
+
+def test_epsilon_decays_linearly(word_tokenizer):
+    trainer = mdp_trainer(word_tokenizer, epsilon=0.5, epsilon_final=0.1, epsilon_decay_steps=4,
+                          collect_rollouts=False, batch_size=2, updates_per_step=1)
+    assert trainer.policy.epsilon.numpy() == pytest.approx(0.5)
+    np.testing.assert_allclose([trainer.epsilon_at(k) for k in range(6)], [0.5, 0.4, 0.3, 0.2, 0.1, 0.1], atol=1e-6)
+    trainer.add_demonstrations(["x"], ["c a b"], rewards=[1.0])
+    assert trainer.step()["epsilon"] == pytest.approx(0.4)  # the acting policy's epsilon follows
+
+
+# --------------------------------------------------------------------------- demonstrations
+PROMPTS = ["the movie was", "the food was", "the staff were", "the trip was"]
+REFERENCES = ["wonderful and fun.", "fresh and tasty.", "kind and helpful.", "relaxing and cheap."]
+
+
+def unigram_f1(completions, prompts=None, references=None):
+    out = []
+    for c, r in zip(completions, references):
+        a, b = c.split(), r.split()
+        common = sum(min(a.count(w), b.count(w)) for w in set(a))
+        out.append(0.0 if not common else 2 * common / (len(a) + len(b)))
+    return out
+
+
+def test_soft_q_learning_from_demonstrations_alone_moves_greedy_output_toward_them(tokenizer):
+    agent = RLAgent(seeded_model(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(PROMPTS, tokenizer, unigram_f1, references=REFERENCES, batch_size=4, max_new_tokens=8)
+    trainer = QLearningTrainer(agent, env, QLearningConfig(
+        target="soft", collect_rollouts=False, learning_rate=3e-3, batch_size=16, target_update_period=10,
+        reward_scale=10.0))
+    assert trainer.add_demonstrations() == 4  # the env's references, scored by its reward (F1 = 1)
+    np.testing.assert_allclose(trainer.demonstrations.rewards.numpy(), 1.0)
+    before = trainer.evaluate()
+    for _ in range(80):
+        trainer.step()
+    after = trainer.evaluate()
+    assert len(trainer.replay) == 0  # no reward-seeking rollouts were made
+    assert before < 0.2
+    assert after >= before + 0.4, (before, after, agent.generate_text(PROMPTS, 8, greedy=True))
+
+
+def test_add_demonstrations_checks_inputs_and_grows(tokenizer):
+    agent = RLAgent(seeded_model(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(PROMPTS, tokenizer, unigram_f1, batch_size=2, max_new_tokens=8)
+    trainer = QLearningTrainer(agent, env, QLearningConfig(collect_rollouts=False))
+    with pytest.raises(ValueError, match="no references"):
+        trainer.add_demonstrations()
+    with pytest.raises(ValueError, match="one completion per prompt"):
+        trainer.add_demonstrations(["a"], ["b", "c"])
+    with pytest.raises(ValueError, match="nothing to learn from"):
+        trainer.step()
+    assert trainer.add_demonstrations(["the movie was"], ["fun."], rewards=[0.5]) == 1
+    assert trainer.add_demonstrations(["the"], ["a much longer demonstration text"]) == 2  # widths grow
+    demos = trainer.demonstrations
+    assert float(demos.rewards[0]) == 0.5 and float(demos.rewards[1]) == pytest.approx(1.0)  # F1 vs itself
+    eos_at = int(demos.completion_mask[0].numpy().sum()) - 1
+    assert int(demos.completion_ids[0, eos_at]) == tokenizer.eos_token_id  # a demonstration ends with EOS
+
+
+# --------------------------------------------------------------------------- replay buffer
+def test_replay_buffer_is_a_ring_and_samples_what_it_holds():
+    buf = ReplayBuffer(capacity=3, prompt_length=2, completion_length=2, pad_token_id=9, seed=0)
+    with pytest.raises(ValueError, match="empty"):
+        buf.sample(1)
+    buf.add([[5]], [[1]], [[1, 2]], [[1, 1]], [0.0])  # narrower prompt: left padded with 9
+    np.testing.assert_array_equal(buf.prompt_ids[0].numpy(), [9, 5])
+    np.testing.assert_array_equal(buf.prompt_mask[0].numpy(), [0, 1])
+    buf.add([[1, 1]] * 3, [[1, 1]] * 3, [[3, 0]] * 3, [[1, 0]] * 3, [1.0, 2.0, 3.0])  # wraps around
+    assert len(buf) == 3
+    np.testing.assert_array_equal(sorted(buf.rewards.numpy()), [1.0, 2.0, 3.0])  # the oldest (0.0) is gone
+    batch = buf.sample(50)
+    assert set(batch["rewards"].numpy().tolist()) == {1.0, 2.0, 3.0}
+    with pytest.raises(ValueError, match="completion_length"):
+        buf.add([[1, 1]], [[1, 1]], [[1, 2, 3]], [[1, 1, 1]], [0.0])
+    with pytest.raises(ValueError, match="capacity must be an integer >= 1"):
+        ReplayBuffer(0, 2, 2)
+
+
+# --------------------------------------------------------------------------- config and Q head
+@pytest.mark.parametrize("kwargs, message", [
+    ({"target": "double"}, "target must be one of"),
+    ({"q_values": "critic"}, "q_values must be one of"),
+    ({"exploration": "ucb"}, "exploration must be one of"),
+    ({"epsilon": 1.5}, "epsilon must be in"),
+    ({"target_update_tau": 0.0}, "target_update_tau must be in"),
+    ({"target_update_period": 0}, "target_update_period must be an integer >= 1"),
+    ({"gamma": 1.1}, "gamma must be in"),
+    ({"loss": "l1"}, "loss must be one of"),
+    ({"demonstration_fraction": -0.1}, "demonstration_fraction must be in"),
+])
+def test_config_errors_name_the_bad_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        QLearningConfig(**kwargs)
+
+
+def test_q_head_gives_the_q_values_and_is_trained(word_tokenizer):
+    trainer = mdp_trainer(word_tokenizer, q_values="head", collect_rollouts=False, batch_size=4)
+    trainer.add_demonstrations(["x"], ["c a b"], rewards=[1.0])
+    head = trainer.policy.model.head
+    assert isinstance(head, QHead) and head.num_actions == len(WORDS)
+    ids, mask = trainer.policy.encode_prompts(["x c"])
+    hidden = trainer.agent.model(input_ids=tf.constant(ids), attention_mask=tf.constant(mask),
+                                 output_hidden_states=True).hidden_states[-1]
+    np.testing.assert_allclose(trainer.q_values(ids, mask).numpy(), head(hidden).numpy(), rtol=1e-5, atol=1e-6)
+    kernel = head.kernel.numpy().copy()
+    trainer.step()
+    assert not np.allclose(kernel, head.kernel.numpy())
+    assert QHead.from_config(head.get_config()).num_actions == len(WORDS)
+    with pytest.raises(ValueError, match="num_actions must be an integer >= 1"):
+        QHead(0)
+
+
+# --------------------------------------------------------------------------- SavedModel round trip
+CHILD = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+data = json.load(open(sys.argv[2]))
+m = tf.saved_model.load(sys.argv[1])
+ids, mask = tf.constant(data["ids"], tf.int32), tf.constant(data["mask"], tf.int32)
+out = {"q_values": m.q_values(ids, mask)["q_values"].numpy().tolist(),
+       "sequences": m.generate(tf.constant(data["gen_ids"]), tf.constant(data["gen_mask"]))["sequences"].numpy().tolist(),
+       "signatures": sorted(m.signatures)}
+before = m.q_values(ids, mask)["q_values"].numpy()
+b = data["batch"]
+stats = m.train_step(tf.constant(b["prompt_ids"]), tf.constant(b["prompt_mask"]), tf.constant(b["completion_ids"]),
+                     tf.constant(b["completion_mask"]), tf.constant(b["rewards"], tf.float32))
+out["loss"] = float(stats["loss"])
+out["q_changed"] = float(np.abs(m.q_values(ids, mask)["q_values"].numpy() - before).max())
+out["imported_tf_rl_text"] = any(k.startswith("tf_rl_text") for k in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def test_saved_model_q_values_equal_live_ones_in_a_fresh_process(solved_mdp, tmp_path):
+    trainer, _ = solved_mdp
+    path = trainer.export(str(tmp_path / "q_policy"))
+    ids, mask = trainer.policy.encode_prompts(["x c a", "x"])  # left padded: [x c a], [pad pad x]
+    live_q = trainer.q_values(ids, mask).numpy()
+    gen_ids, gen_mask = trainer.policy.encode_prompts(["x", "x"])
+    live_seq = trainer.agent.generate(gen_ids, gen_mask, max_new_tokens=3, greedy=True).completion_ids.numpy()
+    batch = {"prompt_ids": [[5], [5]], "prompt_mask": [[1], [1]], "completion_ids": [[4, 2, 3], [3, 0, 1]],
+             "completion_mask": [[1, 1, 1], [1, 1, 0]], "rewards": [1.0, 0.0]}
+    data = tmp_path / "inputs.json"
+    data.write_text(json.dumps({"ids": ids.tolist(), "mask": mask.tolist(), "gen_ids": gen_ids.tolist(),
+                                "gen_mask": gen_mask.tolist(), "batch": batch}))
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, str(script), path, str(data)], capture_output=True, text=True, env=env,
+                          cwd=str(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["imported_tf_rl_text"] is False
+    np.testing.assert_allclose(np.array(out["q_values"]), live_q, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.array(out["sequences"]), live_seq)
+    assert {"q_values", "generate", "train_step", "sync_target_network"} <= set(out["signatures"])
+    assert np.isfinite(out["loss"]) and out["q_changed"] > 0  # the loaded train_step makes a TD update
