@@ -4,3 +4,6 @@ from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, P
 
 __all__ = ["ReinforceConfig", "ReinforceTrainer", "reinforce_loss"]
 __all__ += ["A2CConfig", "A2CTrainer", "PPOConfig", "PPOTrainer", "a2c_loss", "ppo_loss"]
+from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer, ReplayBuffer, td_loss
+
+__all__ += ["QLearningConfig", "QLearningTrainer", "ReplayBuffer", "td_loss"]
