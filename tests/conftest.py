@@ -58,3 +58,10 @@ def make_tiny_bart(tokenizer, seed=0):
     model = TFBartForConditionalGeneration(config)
     model(model.dummy_inputs, training=False)
     return model
+
+
+def pytest_configure(config):
+    """Deterministic TF kernels, so fixed-seed training tests replay the same numbers."""
+    from tf_rl_text._compat import tf
+
+    tf.config.experimental.enable_op_determinism()

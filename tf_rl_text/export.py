@@ -95,6 +95,7 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     meta = {
         "format": "tf_rl_text.policy/1",
         "max_new_tokens": max_new_tokens,
+        "padding_side": agent.padding_side,
         "eos_token_id": agent.eos_token_id,
         "pad_token_id": agent.pad_token_id,
         "model_type": getattr(agent.model.config, "model_type", None),
@@ -131,13 +132,16 @@ class LoadedPolicy:
         self.max_new_tokens = int(self.metadata["max_new_tokens"])
 
     def _encode(self, texts):
+        """Token ids padded as the exported model expects: left for causal LMs, right for encoders."""
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         length = max([len(e) for e in encoded] + [1])
+        right = self.metadata.get("padding_side", "left") == "right"
         ids = np.full((len(texts), length), self.tokenizer.pad_token_id, np.int32)
         mask = np.zeros((len(texts), length), np.int32)
         for i, e in enumerate(encoded):
             if e:
-                ids[i, length - len(e):], mask[i, length - len(e):] = e, 1
+                cols = slice(0, len(e)) if right else slice(length - len(e), length)
+                ids[i, cols], mask[i, cols] = e, 1
         return ids, mask
 
     def generate(self, texts, greedy: bool = True, seed: int = 0, temperature: float = 1.0):
