@@ -351,3 +351,16 @@ def test_saved_model_q_values_equal_live_ones_in_a_fresh_process(solved_mdp, tmp
     np.testing.assert_array_equal(np.array(out["sequences"]), live_seq)
     assert {"q_values", "generate", "train_step", "sync_target_network"} <= set(out["signatures"])
     assert np.isfinite(out["loss"]) and out["q_changed"] > 0  # the loaded train_step makes a TD update
+
+
+# --------------------------------------------------------------------------- the example's command line
+def test_example_help_and_bad_flag():
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                          "train_q_learning.py")
+    proc = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0
+    for flag in ["--quick", "--steps", "--warm-start-steps", "--target", "--demonstrations", "--seed", "--output",
+                 "--metrics-file", "--no-progress", "--model"]:
+        assert flag in proc.stdout, flag
+    proc = subprocess.run([sys.executable, script, "--steps", "0"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--steps must be >= 1, got 0" in proc.stderr

@@ -413,6 +413,10 @@ class QLearningTrainer:
     """
 
     def __init__(self, agent, env, config: QLearningConfig | None = None):
+        if getattr(agent, "is_encoder_decoder", False):
+            raise NotImplementedError(
+                f"QLearningTrainer supports causal LMs (TFAutoModelForCausalLM); {type(agent.model).__name__} is an "
+                "encoder-decoder model. Use the REINFORCE or PPO trainers for seq2seq models")
         self.agent = agent
         self.env = env
         self.config = cfg = config or QLearningConfig()
