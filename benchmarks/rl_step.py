@@ -52,6 +52,7 @@ def main(argv=None):
     ap.add_argument("--workload", default=DEFAULT_WORKLOAD, help="folder with workload.json, tokenizer, prompts")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
+    ap.add_argument("--jit", action="store_true", help="compile the update with XLA (ReinforceConfig.jit_compile)")
     ap.add_argument("--algo", default="rloo", choices=["rloo"], help="trainer to time (PPO and Q-learning: to come)")
     args = ap.parse_args(argv)
     w, tokenizer, prompts = load_workload(args.workload)
@@ -74,7 +75,7 @@ def main(argv=None):
                             seed=w["seed"])
     trainer = ReinforceTrainer(agent, env, ReinforceConfig(
         learning_rate=w["learning_rate"], baseline="rloo", num_samples_per_prompt=w["completions_per_prompt"],
-        kl_coef=w["kl_coef"], max_grad_norm=None))
+        kl_coef=w["kl_coef"], max_grad_norm=None, jit_compile=args.jit))
     times, rss = [], {}
     time_to_first = None
     for i in range(warmup + steps):
@@ -95,7 +96,7 @@ def main(argv=None):
     median = float(np.median(times))
     seqs = w["prompts_per_step"] * w["completions_per_prompt"]
     result = {
-        "benchmark": "rl_step", "algo": args.algo, "timed_steps": len(times),
+        "benchmark": "rl_step", "algo": args.algo, "jit_compile": args.jit, "timed_steps": len(times),
         "median_step_s": round(median, 4), "min_step_s": round(float(np.min(times)), 4),
         "max_step_s": round(float(np.max(times)), 4), "seqs_per_s": round(seqs / median, 2),
         "time_to_first_step_s": round(time_to_first, 2), "peak_rss_mb": round(peak_rss_mb(), 1),

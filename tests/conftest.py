@@ -37,7 +37,7 @@ def make_tiny_t5(tokenizer, seed=0):
     config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1,
                       num_heads=2, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
                       eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id)
-    tf.random.set_seed(seed)
+    tf.keras.utils.set_random_seed(seed)  # python, numpy and TF generators: the same weights in every process
     model = TFT5ForConditionalGeneration(config)
     model(model.dummy_inputs, training=False)
     return model
@@ -54,7 +54,7 @@ def make_tiny_bart(tokenizer, seed=0):
                         max_position_embeddings=64, dropout=0.0, pad_token_id=tokenizer.pad_token_id,
                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
                         decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=None)
-    tf.random.set_seed(seed)
+    tf.keras.utils.set_random_seed(seed)  # python, numpy and TF generators: the same weights in every process
     model = TFBartForConditionalGeneration(config)
     model(model.dummy_inputs, training=False)
     return model

@@ -141,12 +141,13 @@ def toy_env(tokenizer, batch_size=4):
 @pytest.fixture(scope="module")
 def ppo_run(tokenizer):
     """PPO with a fixed KL leash (beta 0.02) on the REINFORCE tests' toy task: 70 rollouts of
-    4 prompts x 8 samples, 2 epochs x 2 minibatches each."""
+    4 prompts x 8 samples, 2 epochs x 2 minibatches each (measured: the reward leaves 0 near
+    rollout 50 and passes 0.9 by rollout 80)."""
     agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
     trainer = PPOTrainer(agent, toy_env(tokenizer), PPOConfig(learning_rate=1e-2, num_samples_per_prompt=8,
                                                               num_epochs=2, num_minibatches=2, kl_coef=0.02))
     before = [w.copy() for w in agent.model.get_weights()]
-    trainer.train(70, progress=False)
+    trainer.train(85, progress=False)
     return trainer, before
 
 

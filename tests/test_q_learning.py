@@ -18,9 +18,7 @@ from tf_rl_text.trainers.q_learning import (
 )
 
 def seeded_model(tokenizer, **kwargs):
-    """A tiny GPT-2 with reproducible weights: Keras' unseeded initializers draw from Python's
-    `random`, so default_model(seed=0) alone differs between processes; seed everything first."""
-    keras.utils.set_random_seed(0)
+    """A tiny GPT-2 with reproducible weights (default_model seeds Python, NumPy and TF)."""
     return default_model(tokenizer, n_layer=1, n_embd=32, n_head=2, seed=0, **kwargs)
 
 

@@ -283,11 +283,11 @@ class RLAgent:
         finished = tf.zeros([batch], tf.bool)
         tokens = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         masks = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
-        t = tf.constant(0)
-        while t < max_new_tokens and not tf.reduce_all(finished):
-            tf.autograph.experimental.set_loop_options(
-                shape_invariants=[(state, tf.nest.map_structure(_loose_shape, state))]
-            )
+
+        def keep_going(t, logits, state, finished, tokens, masks):
+            return tf.logical_and(t < max_new_tokens, tf.logical_not(tf.reduce_all(finished)))
+
+        def step(t, logits, state, finished, tokens, masks):
             if greedy:
                 token = tf.argmax(logits, axis=-1, output_type=tf.int32)
             else:
@@ -298,7 +298,13 @@ class RLAgent:
             masks = masks.write(t, tf.cast(tf.logical_not(finished), tf.int32))
             finished = tf.logical_or(finished, tf.equal(token, self.eos_token_id))
             logits, state = self._advance(token, state)
-            t += 1
+            return t + 1, logits, state, finished, tokens, masks
+
+        # an explicit loop (no AutoGraph): the cache state grows by one position per token
+        loop_vars = (tf.constant(0), logits, state, finished, tokens, masks)
+        invariants = (tf.TensorShape([]), tf.TensorShape([None, None]), tf.nest.map_structure(_loose_shape, state),
+                      tf.TensorShape([None]), tf.TensorShape(None), tf.TensorShape(None))
+        t, _, _, _, tokens, masks = tf.while_loop(keep_going, step, loop_vars, shape_invariants=invariants)
         pad = max_new_tokens - t  # rows stopped early: pad to a fixed width
         completion_ids = tf.pad(tf.transpose(tokens.stack()), [[0, 0], [0, pad]], constant_values=self.pad_token_id)
         completion_mask = tf.pad(tf.transpose(masks.stack()), [[0, 0], [0, pad]])
@@ -320,6 +326,7 @@ class RLAgent:
 
             self._generate_fns[key] = tf.function(
                 fn,
+                autograph=False,  # plain graph code: faster tracing, and immune to AutoGraph's conversion cache
                 input_signature=[
                     tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                     tf.TensorSpec([None, None], tf.int32, name="attention_mask"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from tf_rl_text._compat import tf
+from tf_rl_text._compat import keras
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_data")
 
@@ -56,7 +56,7 @@ def default_model(tokenizer=None, n_layer: int = 2, n_embd: int = 64, n_head: in
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
-    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)  # Keras' unseeded initializers draw from Python's and NumPy's generators too
     model = TFGPT2LMHeadModel(config)
     model(model.dummy_inputs, training=False)
     return model
@@ -155,7 +155,7 @@ def default_seq2seq_model(tokenizer, arch: str = "t5", d_model: int = 128, layer
         cls = TFBartForConditionalGeneration
     else:
         raise ValueError(f"arch must be 't5' or 'bart', got {arch!r}")
-    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
     model = cls(config)
     model(model.dummy_inputs, training=False)
     return model

@@ -66,6 +66,8 @@ class ReinforceConfig:
     (rewards.RewardNormalizer; Engstrom et al. 2020)."""
     reward_clip: float | None = None
     """Clip task rewards (after normalisation, if on) to [-reward_clip, reward_clip]; None = off."""
+    jit_compile: bool = False
+    """Compile the update with XLA (one compile per batch shape; see benchmarks/README.md for when it pays)."""
 
     def __post_init__(self):
         if not self.learning_rate > 0:
@@ -168,7 +170,9 @@ class ReinforceTrainer:
         self.history: list[dict] = []
         seq = tf.TensorSpec([None, None], tf.int32)
         vec = tf.TensorSpec([None], tf.float32)
-        self._update = tf.function(self._update_step, input_signature=[seq, seq, seq, seq, vec, vec])
+        # autograph=False: the update is plain graph code (no tensor-dependent Python control flow)
+        self._update = tf.function(self._update_step, input_signature=[seq, seq, seq, seq, vec, vec],
+                                   jit_compile=self.config.jit_compile, autograph=False)
 
     # ------------------------------------------------------------------ graph
     def reference_log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
