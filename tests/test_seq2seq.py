@@ -114,3 +114,21 @@ def test_loaded_bart_policy_pads_sources_on_the_right_like_the_live_agent(tokeni
     assert loaded.generate(SOURCES) == live
     loaded.metadata["padding_side"] = "left"  # this model is sensitive to it: the check above can fail
     assert loaded.generate(SOURCES) != live
+
+
+def test_ppo_trains_a_seq2seq_policy_with_a_value_head_on_decoder_states(tokenizer):
+    from tf_rl_text.trainers.actor_critic import PPOConfig, PPOTrainer
+
+    agent = RLAgent(make_tiny_t5(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [len(x) / 10 for x in c], batch_size=2,
+                            max_new_tokens=4)
+    trainer = PPOTrainer(agent, env, PPOConfig(num_samples_per_prompt=2, kl_coef=0.05, learning_rate=1e-3))
+    before = [w.copy() for w in agent.model.get_weights()]
+    first = trainer.step()
+    assert abs(first["kl"]) < 1e-5 and np.isfinite(first["value_loss"]) and first["value_loss"] > 0
+    trainer.step()
+    ids, mask = agent.encode_prompts(SOURCES)
+    gen = agent.generate(ids, mask, 4, greedy=True)
+    _, values = agent.completion_logits_and_values(ids, mask, gen.completion_ids, gen.completion_mask)
+    assert values.shape == (2, 4) and np.abs(values.numpy()).max() > 0  # the critic reads decoder states
+    assert any(not np.allclose(a, b) for a, b in zip(before, agent.model.get_weights()))
