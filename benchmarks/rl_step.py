@@ -52,9 +52,13 @@ def main(argv=None):
     ap.add_argument("--workload", default=DEFAULT_WORKLOAD, help="folder with workload.json, tokenizer, prompts")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
+    ap.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (0 = TF's default)")
+    ap.add_argument("--intra-op", type=int, default=0, help="TF intra-op threads (0 = TF's default: all cores)")
     ap.add_argument("--jit", action="store_true", help="compile the update with XLA (ReinforceConfig.jit_compile)")
     ap.add_argument("--algo", default="rloo", choices=["rloo"], help="trainer to time (PPO and Q-learning: to come)")
     args = ap.parse_args(argv)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
     w, tokenizer, prompts = load_workload(args.workload)
     steps = args.steps if args.steps is not None else w["timed_steps"]
     warmup = args.warmup if args.warmup is not None else w["warmup_steps"]
