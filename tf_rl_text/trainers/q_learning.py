@@ -166,11 +166,10 @@ def td_loss(q_taken, targets, mask, loss="huber", huber_delta=1.0):
 
 def completion_q_values(agent, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False):
     """Q(s_t, .) before every completion token: (B, T, V), the agent's processed raw logits
-    (no temperature) at the positions that predict each completion token."""
-    input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
-    mask = tf.concat([prompt_mask, completion_mask], axis=1)
-    logits = agent.token_logits(input_ids, mask, training=training)  # (B, P+T, V)
-    return logits[:, tf.shape(prompt_ids)[1] - 1 : -1]  # (B, T, V)
+    (no temperature) at the positions that predict each completion token (causal LMs and
+    encoder-decoders alike, through :meth:`RLAgent.completion_forward`)."""
+    logits, _ = agent.completion_forward(prompt_ids, prompt_mask, completion_ids, completion_mask, training=training)
+    return logits  # (B, T, V)
 
 
 # --------------------------------------------------------------------------- Q networks and policies
@@ -300,8 +299,11 @@ class ReplayBuffer(tf.Module):
     FIELDS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "rewards")
 
     def __init__(self, capacity: int, prompt_length: int, completion_length: int, pad_token_id: int = 0,
-                 seed: int = 0, name=None):
+                 seed: int = 0, name=None, prompt_padding: str = "left"):
         super().__init__(name=name or "replay_buffer")
+        if prompt_padding not in ("left", "right"):
+            raise ValueError(f"prompt_padding must be 'left' (causal LMs) or 'right' (encoder sources), got {prompt_padding!r}")
+        self.prompt_padding = prompt_padding
         for arg, value in (("capacity", capacity), ("prompt_length", prompt_length),
                            ("completion_length", completion_length)):
             if int(value) != value or value < 1:
@@ -328,7 +330,8 @@ class ReplayBuffer(tf.Module):
                              f"make a buffer with a larger {'prompt' if left else 'completion'}_length")
         pad = width - x.shape[1]
         fill = self.pad_token_id if what.endswith("ids") else 0
-        return np.pad(x, [(0, 0), (pad, 0) if left else (0, pad)], constant_values=fill)
+        before = left and self.prompt_padding == "left"  # completions, and encoder sources, pad on the right
+        return np.pad(x, [(0, 0), (pad, 0) if before else (0, pad)], constant_values=fill)
 
     def add(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards):
         """Append a batch of episodes (narrower arrays are padded; the last ``capacity`` are kept)."""
@@ -360,8 +363,9 @@ class ReplayBuffer(tf.Module):
         return {name: tf.gather(getattr(self, name), index) for name in self.FIELDS}
 
 
-def _concat_batches(a, b, pad_token_id):
-    """Join two sampled batches, left-padding prompts and right-padding completions to a common width."""
+def _concat_batches(a, b, pad_token_id, prompt_padding="left"):
+    """Join two sampled batches, padding prompts on ``prompt_padding``'s side and completions on
+    the right to a common width."""
     if a is None:
         return b
     if b is None:
@@ -375,7 +379,8 @@ def _concat_batches(a, b, pad_token_id):
 
             def widen(z):
                 extra = width - z.shape[1]
-                return tf.pad(z, [[0, 0], [extra, 0] if name.startswith("prompt") else [0, extra]], constant_values=fill)
+                before = name.startswith("prompt") and prompt_padding == "left"
+                return tf.pad(z, [[0, 0], [extra, 0] if before else [0, extra]], constant_values=fill)
 
             x, y = widen(x), widen(y)
         out[name] = tf.concat([x, y], axis=0)
@@ -413,13 +418,14 @@ class QLearningTrainer:
     """
 
     def __init__(self, agent, env, config: QLearningConfig | None = None):
-        if getattr(agent, "is_encoder_decoder", False):
+        cfg = config or QLearningConfig()
+        if agent.is_encoder_decoder and cfg.q_values == "head":
             raise NotImplementedError(
-                f"QLearningTrainer supports causal LMs (TFAutoModelForCausalLM); {type(agent.model).__name__} is an "
-                "encoder-decoder model. Use the REINFORCE or PPO trainers for seq2seq models")
+                f"q_values='head' wraps a causal LM; {type(agent.model).__name__} is an encoder-decoder model: "
+                "use q_values='logits' (its decoder logits are the Q-values)")
         self.agent = agent
         self.env = env
-        self.config = cfg = config or QLearningConfig()
+        self.config = cfg
         model = QHeadModel(agent.model) if cfg.q_values == "head" else agent.model
         self.policy = QPolicyAgent(model, agent, cfg.exploration, cfg.epsilon, cfg.temperature)
         self.target_model = _clone_q_model(model)
@@ -428,7 +434,7 @@ class QLearningTrainer:
         self._target_variables = list(self.target_model.variables)
         self.optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
         self.replay = ReplayBuffer(cfg.replay_capacity, env.max_prompt_length, env.max_new_tokens,
-                                   agent.pad_token_id, seed=self.policy.seed)
+                                   agent.pad_token_id, seed=self.policy.seed, prompt_padding=agent.padding_side)
         self.demonstrations: ReplayBuffer | None = None
         self._demo_rows: list[np.ndarray] | None = None
         self.num_updates = 0
@@ -440,7 +446,8 @@ class QLearningTrainer:
 
     # ------------------------------------------------------------------ graph
     def q_values(self, input_ids, attention_mask):
-        """Q(s_t, .) for every prefix of (B, L) sequences: (B, L, V); position t is the state after token t."""
+        """Q(s_t, .) for every prefix of (B, L) sequences: (B, L, V); position t is the state after token t.
+        Causal LMs; for encoder-decoders use :func:`completion_q_values` (source + target tokens)."""
         return self.policy.token_logits(tf.convert_to_tensor(input_ids, tf.int32),
                                         tf.convert_to_tensor(attention_mask, tf.int32))
 
@@ -509,7 +516,8 @@ class QLearningTrainer:
         eos = [self.agent.eos_token_id] if self.agent.eos_token_id >= 0 else []
         tokens = [tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
         width = max(len(t) for t in tokens)
-        if prompt_ids.shape[1] + width > self.agent.context_length:
+        needed = max(prompt_ids.shape[1], width) if self.agent.is_encoder_decoder else prompt_ids.shape[1] + width
+        if needed > self.agent.context_length:
             raise ValueError(f"a demonstration is {prompt_ids.shape[1]} prompt + {width} completion tokens, more than "
                              f"the model's context of {self.agent.context_length}; shorten it")
         completion_ids = np.full((len(tokens), width), self.agent.pad_token_id, np.int32)
@@ -530,8 +538,9 @@ class QLearningTrainer:
             t = max(old[2].shape[1], new[2].shape[1])
             pad_id = self.agent.pad_token_id
 
-            def widen(x, w, left, fill):
-                return np.pad(x, [(0, 0), (w - x.shape[1], 0) if left else (0, w - x.shape[1])], constant_values=fill)
+            def widen(x, w, left, fill):  # prompts of causal LMs pad on the left, everything else on the right
+                before = left and self.agent.padding_side == "left"
+                return np.pad(x, [(0, 0), (w - x.shape[1], 0) if before else (0, w - x.shape[1])], constant_values=fill)
 
             new = [np.concatenate([widen(old[0], p, True, pad_id), widen(new[0], p, True, pad_id)]),
                    np.concatenate([widen(old[1], p, True, 0), widen(new[1], p, True, 0)]),
@@ -540,7 +549,8 @@ class QLearningTrainer:
                    np.concatenate([old[4], new[4]])]
         self._demo_rows = new
         self.demonstrations = ReplayBuffer(len(new[4]), new[0].shape[1], new[2].shape[1], self.agent.pad_token_id,
-                                           seed=self.policy.seed + 1, name="demonstrations")
+                                           seed=self.policy.seed + 1, name="demonstrations",
+                                           prompt_padding=self.agent.padding_side)
         self.demonstrations.add(*new)
         return len(self.demonstrations)
 
@@ -554,7 +564,7 @@ class QLearningTrainer:
             n_demo = cfg.batch_size if not has_replay else int(round(cfg.batch_size * cfg.demonstration_fraction))
         demos = self.demonstrations.sample(n_demo) if n_demo else None
         replay = self.replay.sample(cfg.batch_size - n_demo) if cfg.batch_size - n_demo else None
-        return _concat_batches(replay, demos, self.agent.pad_token_id)
+        return _concat_batches(replay, demos, self.agent.pad_token_id, self.agent.padding_side)
 
     def epsilon_at(self, step: int) -> float:
         """Epsilon after ``step`` collection steps: linear from ``epsilon`` to ``epsilon_final``."""
@@ -654,6 +664,16 @@ class QLearningTrainer:
         def q_values(input_ids, attention_mask):
             return {"q_values": self.policy.token_logits(input_ids, attention_mask)}
 
+        q_signature = [ids_spec, mask_spec]
+        if self.agent.is_encoder_decoder:  # Q over decoder states: source + target tokens -> (B, T, V)
+            from tf_rl_text.export import COMPLETION_SPECS
+
+            def q_values(input_ids, attention_mask, completion_ids, completion_mask):  # noqa: F811
+                return {"q_values": completion_q_values(self.policy, input_ids, attention_mask, completion_ids,
+                                                        completion_mask)}
+
+            q_signature = [ids_spec, mask_spec, *COMPLETION_SPECS]
+
         def sync_target_network():
             return {"synced": self._sync_target(tf.constant(self.config.target_update_tau, tf.float32))}
 
@@ -661,7 +681,7 @@ class QLearningTrainer:
             self.policy, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
             train_step=(fn, signature),
             optimizer=_TrainerState(self.optimizer, self._target_variables, self.policy.epsilon),
-            extra_functions={"q_values": (q_values, [ids_spec, mask_spec]), "sync_target_network": (sync_target_network, [])},
+            extra_functions={"q_values": (q_values, q_signature), "sync_target_network": (sync_target_network, [])},
             metadata={"algorithm": f"q_learning/{self.config.target}", "config": dataclasses.asdict(self.config),
                       "updates": self.num_updates},
         )
