@@ -45,6 +45,22 @@ def _position_ids(attention_mask):
     return tf.maximum(tf.cumsum(attention_mask, axis=-1) - 1, 0)
 
 
+def pad_token_ids(token_lists, pad_token_id, side="left", min_length=None):
+    """Pad lists of token ids into (ids, mask) int32 arrays of width max(longest, min_length, 1).
+
+    ``side="left"`` for causal LMs (the next token always follows the last column),
+    ``"right"`` for encoder sources.
+    """
+    length = max([len(t) for t in token_lists] + [min_length or 0, 1])
+    ids = np.full((len(token_lists), length), pad_token_id, dtype=np.int32)
+    mask = np.zeros((len(token_lists), length), dtype=np.int32)
+    for i, tokens in enumerate(token_lists):
+        if tokens:
+            cols = slice(0, len(tokens)) if side == "right" else slice(length - len(tokens), length)
+            ids[i, cols], mask[i, cols] = tokens, 1
+    return ids, mask
+
+
 def _loose_shape(x):
     return tf.TensorShape([None] * x.shape.rank)
 
@@ -127,14 +143,7 @@ class RLAgent:
         Returns (input_ids, attention_mask), int32 numpy arrays of shape (B, P).
         """
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        length = max([len(e) for e in encoded] + [min_length or 0, 1])
-        ids = np.full((len(texts), length), self.pad_token_id, dtype=np.int32)
-        mask = np.zeros((len(texts), length), dtype=np.int32)
-        for i, e in enumerate(encoded):
-            if e:
-                cols = slice(0, len(e)) if self.padding_side == "right" else slice(length - len(e), length)
-                ids[i, cols], mask[i, cols] = e, 1
-        return ids, mask
+        return pad_token_ids(encoded, self.pad_token_id, self.padding_side, min_length)
 
     def decode_completions(self, completion_ids, completion_mask=None):
         """Hook: completion ids (B, T) -> texts, dropping padding and special tokens."""
@@ -441,4 +450,4 @@ class RLAgent:
 
 
 
-__all__ = ["RLAgent", "Generation"]
+__all__ = ["RLAgent", "Generation", "pad_token_ids"]

@@ -27,6 +27,8 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
+from tf_rl_text.agent import pad_token_ids
+
 Rollout = collections.namedtuple(
     "Rollout",
     ["prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "rewards", "prompts", "completions", "references"],
@@ -240,13 +242,10 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         self.batch_prompts, self.batch_references = self.next_prompts()
         length = self.observation_spec()["input_ids"].shape[0]
         b = self._batch_size
-        self._ids = np.full((b, length), self.pad_token_id, np.int32)
-        self._mask = np.zeros((b, length), np.int32)
-        for i, p in enumerate(self.batch_prompts):
-            tokens = self.tokenizer(p, add_special_tokens=False)["input_ids"]
-            if tokens:  # causal: left padded, so generated tokens follow the prompt; source: right padded
-                cols = slice(0, len(tokens)) if self.encoder_decoder else slice(length - len(tokens), length)
-                self._ids[i, cols], self._mask[i, cols] = tokens, 1
+        tokens = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in self.batch_prompts]
+        # causal: left padded, so generated tokens follow the prompt; encoder source: right padded
+        self._ids, self._mask = pad_token_ids(tokens, self.pad_token_id, "right" if self.encoder_decoder else "left",
+                                              min_length=length)
         self._generated = np.zeros((b, 0), np.int32)
         self._generated_mask = np.zeros((b, 0), np.int32)
         self._finished = np.zeros(b, bool)

@@ -133,16 +133,10 @@ class LoadedPolicy:
 
     def _encode(self, texts):
         """Token ids padded as the exported model expects: left for causal LMs, right for encoders."""
+        from tf_rl_text.agent import pad_token_ids
+
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        length = max([len(e) for e in encoded] + [1])
-        right = self.metadata.get("padding_side", "left") == "right"
-        ids = np.full((len(texts), length), self.tokenizer.pad_token_id, np.int32)
-        mask = np.zeros((len(texts), length), np.int32)
-        for i, e in enumerate(encoded):
-            if e:
-                cols = slice(0, len(e)) if right else slice(length - len(e), length)
-                ids[i, cols], mask[i, cols] = e, 1
-        return ids, mask
+        return pad_token_ids(encoded, self.tokenizer.pad_token_id, self.metadata.get("padding_side", "left"))
 
     def generate(self, texts, greedy: bool = True, seed: int = 0, temperature: float = 1.0):
         """Complete each text; returns the completions (prompt not repeated)."""
