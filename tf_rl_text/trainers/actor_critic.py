@@ -312,19 +312,10 @@ class _ActorCriticTrainer:
 
     def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
         """Run ``num_steps`` :meth:`step` calls (rollouts) with a progress bar; returns their statistics."""
-        if int(num_steps) != num_steps or num_steps < 0:
-            raise ValueError(f"num_steps must be an integer >= 0, got {num_steps}")
-        from tqdm.auto import tqdm
+        from tf_rl_text.trainers._loop import run_steps
 
-        bar = tqdm(range(int(num_steps)), desc=self.algorithm, disable=not progress, unit="rollout")
-        out = []
-        for _ in bar:
-            stats = self.step()
-            out.append(stats)
-            bar.set_postfix(reward=f"{stats['reward_mean']:.3f}", kl=f"{stats['kl']:.2f}")
-            if callback is not None:
-                callback(stats)
-        return out
+        return run_steps(self.step, num_steps, self.algorithm, "rollout", progress=progress, callback=callback,
+                         postfix=lambda s: {"reward": f"{s['reward_mean']:.3f}", "kl": f"{s['kl']:.2f}"})
 
     # ------------------------------------------------------------------ export
     def export_train_step(self):

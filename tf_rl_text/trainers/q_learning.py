@@ -603,22 +603,16 @@ class QLearningTrainer:
 
     def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
         """Run ``num_steps`` :meth:`step` calls with a progress bar; returns their statistics."""
-        if int(num_steps) != num_steps or num_steps < 0:
-            raise ValueError(f"num_steps must be an integer >= 0, got {num_steps}")
-        from tqdm.auto import tqdm
+        from tf_rl_text.trainers._loop import run_steps
 
-        bar = tqdm(range(int(num_steps)), desc=f"Q-learning ({self.config.target})", disable=not progress, unit="step")
-        out = []
-        for _ in bar:
-            stats = self.step()
-            out.append(stats)
-            postfix = {"td": f"{stats['td_error']:.3f}"}
+        def postfix(stats):
+            shown = {"td": f"{stats['td_error']:.3f}"}
             if "reward_mean" in stats:
-                postfix["reward"] = f"{stats['reward_mean']:.3f}"
-            bar.set_postfix(**postfix)
-            if callback is not None:
-                callback(stats)
-        return out
+                shown["reward"] = f"{stats['reward_mean']:.3f}"
+            return shown
+
+        return run_steps(self.step, num_steps, f"Q-learning ({self.config.target})", "step", postfix=postfix,
+                         progress=progress, callback=callback)
 
     def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
         """Mean reward of the greedy (argmax Q) completions of ``prompts`` (default: all env prompts)."""

@@ -266,19 +266,10 @@ class ReinforceTrainer:
 
     def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
         """Run ``num_steps`` :meth:`step` calls with a progress bar; returns their statistics."""
-        if int(num_steps) != num_steps or num_steps < 0:
-            raise ValueError(f"num_steps must be an integer >= 0, got {num_steps}")
-        from tqdm.auto import tqdm
+        from tf_rl_text.trainers._loop import run_steps
 
-        bar = tqdm(range(int(num_steps)), desc="REINFORCE", disable=not progress, unit="step")
-        out = []
-        for _ in bar:
-            stats = self.step()
-            out.append(stats)
-            bar.set_postfix(reward=f"{stats['reward_mean']:.3f}", kl=f"{stats['kl']:.3f}")
-            if callback is not None:
-                callback(stats)
-        return out
+        return run_steps(self.step, num_steps, "REINFORCE", "step", progress=progress, callback=callback,
+                         postfix=lambda s: {"reward": f"{s['reward_mean']:.3f}", "kl": f"{s['kl']:.3f}"})
 
     def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
         """Mean reward of (greedy by default) completions of ``prompts`` (default: all env prompts)."""
