@@ -115,3 +115,22 @@ def test_entropy_matches_distribution(tokenizer, tiny_model):
     logits = tf.random.stateless_normal([2, agent.vocab_size], seed=(1, 1))
     np.testing.assert_allclose(ops.entropy_from_logits(logits).numpy(),
                                agent.action_distribution(logits).entropy().numpy(), rtol=1e-5)
+
+
+def test_fast_gpt2_head_gives_hf_logits_and_gradients(tokenizer, tiny_model):
+    """causal_lm's 2-D LM head (GPT-2) equals HF's own head: logits, a position slice, gradients."""
+    agent = RLAgent(tiny_model, tokenizer, seed=0)
+    ids, mask = agent.encode_prompts(["the movie was", "i really enjoyed the long"])
+    ids, mask = tf.constant(ids), tf.constant(mask)
+    positions = tf.maximum(tf.cumsum(mask, axis=-1) - 1, 0)
+    with tf.GradientTape(persistent=True) as tape:
+        hf = tiny_model(input_ids=ids, attention_mask=mask, position_ids=positions, training=False).logits
+        ours = agent.causal_lm(ids, mask).logits
+        hf_loss = tf.reduce_sum(tf.sin(hf[:, 2:-1]))
+        our_loss = tf.reduce_sum(tf.sin(agent.causal_lm(ids, mask, positions=slice(2, -1)).logits))
+    np.testing.assert_allclose(ours.numpy(), hf.numpy(), atol=1e-5)
+    np.testing.assert_allclose(our_loss.numpy(), hf_loss.numpy(), rtol=1e-5)
+    variables = tiny_model.trainable_variables
+    for g_hf, g_ours in zip(tape.gradient(hf_loss, variables), tape.gradient(our_loss, variables)):
+        g_hf, g_ours = tf.convert_to_tensor(g_hf).numpy(), tf.convert_to_tensor(g_ours).numpy()
+        np.testing.assert_allclose(g_ours, g_hf, atol=1e-4 * max(1.0, np.abs(g_hf).max()))

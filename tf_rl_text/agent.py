@@ -61,6 +61,24 @@ def pad_token_ids(token_lists, pad_token_id, side="left", min_length=None):
     return ids, mask
 
 
+class _LMOutput(collections.namedtuple("_LMOutput", ["logits", "past_key_values", "hidden_states"])):
+    """What :meth:`RLAgent.causal_lm` returns (the fields of HF's causal-LM output it uses)."""
+
+
+def _tied_output_embeddings(model):
+    """The (vocab, d) embedding matrix GPT-2's LM head multiplies by, or None for other models.
+
+    HF's TF GPT-2 head is ``tf.matmul(hidden, [wte], transpose_b=True)``: a broadcast batched
+    matmul that oneDNN runs 3-4x slower than one 2-D matmul on CPU (2.7 ms vs 0.7 ms per decode
+    step at batch 64 in benchmarks/, and twice the backward time in training).
+    """
+    from transformers import TFGPT2LMHeadModel
+
+    if isinstance(model, TFGPT2LMHeadModel):
+        return model.transformer.wte.embeddings
+    return None
+
+
 def _loose_shape(x):
     return tf.TensorShape([None] * x.shape.rank)
 
@@ -157,15 +175,37 @@ class RLAgent:
         ]
 
     # ------------------------------------------------------------------ scoring
+    def causal_lm(self, input_ids, attention_mask, position_ids=None, past_key_values=None, use_cache=False,
+                  output_hidden_states=False, training=False, model=None, positions=None):
+        """One causal-LM forward: ``(logits, past_key_values, hidden_states)`` (raw logits).
+
+        Every causal forward of the agent goes through here. ``positions`` (a slice) keeps only
+        those sequence positions of the logits (the LM head runs only there). For GPT-2 the tied
+        LM head is one 2-D matmul (see ``_tied_output_embeddings``); other models run as HF wrote them.
+        """
+        model = self.model if model is None else model
+        if position_ids is None:
+            position_ids = _position_ids(attention_mask)
+        embeddings = _tied_output_embeddings(model)
+        if embeddings is None:
+            out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                        past_key_values=past_key_values, use_cache=use_cache,
+                        output_hidden_states=output_hidden_states, training=training)
+            logits = out.logits if positions is None else out.logits[:, positions]
+            return _LMOutput(logits, out.past_key_values if use_cache else None, out.hidden_states)
+        out = model.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                past_key_values=past_key_values, use_cache=use_cache,
+                                output_hidden_states=output_hidden_states, training=training)
+        hidden = out.last_hidden_state if positions is None else out.last_hidden_state[:, positions]
+        shape = tf.shape(hidden)
+        flat = tf.reshape(hidden, [-1, hidden.shape[-1]])
+        logits = tf.matmul(flat, embeddings, transpose_b=True)
+        logits = tf.reshape(logits, tf.concat([shape[:-1], [tf.shape(embeddings)[0]]], axis=0))
+        return _LMOutput(logits, out.past_key_values if use_cache else None, out.hidden_states)
+
     def token_logits(self, input_ids, attention_mask, training=False):
         """Processed logits for every position: (B, L, vocab); position t predicts token t+1. Causal LMs."""
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=_position_ids(attention_mask),
-            training=training,
-        )
-        return self.process_logits(out.logits)
+        return self.process_logits(self.causal_lm(input_ids, attention_mask, training=training).logits)
 
     def completion_forward(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False,
                            model=None, output_hidden_states=False):
@@ -190,11 +230,11 @@ class RLAgent:
             return self.process_logits(out.logits), hidden
         input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
         mask = tf.concat([prompt_mask, completion_mask], axis=1)
-        out = model(input_ids=input_ids, attention_mask=mask, position_ids=_position_ids(mask),
-                    output_hidden_states=output_hidden_states, training=training)
         start = tf.shape(prompt_ids)[1] - 1  # position P-1 predicts the first completion token
+        out = self.causal_lm(input_ids, mask, output_hidden_states=output_hidden_states, training=training,
+                             model=model, positions=slice(start, -1))
         hidden = out.hidden_states[-1][:, start:-1] if output_hidden_states else None
-        return self.process_logits(out.logits[:, start:-1]), hidden  # (B, T, V), (B, T, d)
+        return self.process_logits(out.logits), hidden  # (B, T, V), (B, T, d)
 
     def completion_logits(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False, model=None):
         """Temperature-scaled logits that scored each completion token: (B, T, vocab)."""
@@ -219,7 +259,7 @@ class RLAgent:
 
     # ------------------------------------------------------------------ acting
     def _act_logits(self, input_ids, attention_mask):
-        return self.token_logits(input_ids, attention_mask)[:, -1]
+        return self.process_logits(self.causal_lm(input_ids, attention_mask, positions=slice(-1, None)).logits[:, -1])
 
     def _act_logits_seq2seq(self, input_ids, attention_mask, decoder_ids, decoder_mask):
         batch = tf.shape(decoder_ids)[0]
@@ -263,8 +303,7 @@ class RLAgent:
             state = {"past": out.past_key_values, "encoder": hidden, "mask": attention_mask}
         else:
             positions = _position_ids(attention_mask)
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                             use_cache=True, training=False)
+            out = self.causal_lm(input_ids, attention_mask, positions, use_cache=True, positions=slice(-1, None))
             state = {"past": out.past_key_values, "mask": attention_mask, "position": positions[:, -1]}
         return self.process_logits(out.logits[:, -1]), state
 
@@ -280,8 +319,8 @@ class RLAgent:
         else:
             mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
             position = state["position"] + 1
-            out = self.model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
-                             past_key_values=state["past"], use_cache=True, training=False)
+            out = self.causal_lm(token[:, None], mask, position[:, None], past_key_values=state["past"],
+                                 use_cache=True)
             state = {"past": out.past_key_values, "mask": mask, "position": position}
         return self.process_logits(out.logits[:, -1]), state
 
@@ -425,13 +464,7 @@ class RLAgent:
         """One forward pass: processed logits (B, L, vocab) and values V(s) (B, L) at every position."""
         if self.value_head is None:
             raise ValueError("this agent has no value head; call agent.attach_value_head() (or load_value_head(path))")
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=_position_ids(attention_mask),
-            output_hidden_states=True,
-            training=training,
-        )
+        out = self.causal_lm(input_ids, attention_mask, output_hidden_states=True, training=training)
         return self.process_logits(out.logits), self.value_head(out.hidden_states[-1], training=training)
 
     def values(self, input_ids, attention_mask, training=False):
