@@ -20,6 +20,7 @@ from _common import DEFAULT_WORKLOAD, build_model, forward_flops_per_token, load
 
 import numpy as np  # noqa: E402
 
+from tf_rl_text import use_cores  # noqa: E402
 from tf_rl_text._compat import tf  # noqa: E402
 from rl_step import ExactLengthAgent  # noqa: E402
 
@@ -44,7 +45,12 @@ def main(argv=None):
     ap.add_argument("--batches", default="1,16,64,256", help="comma-separated batch sizes")
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per batch size (median reported)")
     ap.add_argument("--peak-gflops", type=float, default=None, help="override the measured matmul peak")
+    ap.add_argument("--layout", default="cores", choices=["cores", "tf-default"],
+                    help="cores: tf_rl_text.use_cores() (one op per core, one generation shard per core); "
+                         "tf-default: TensorFlow's own thread pools, one shard")
     args = ap.parse_args(argv)
+    if args.layout == "cores":
+        use_cores()
     w, tokenizer, prompts = load_workload(args.workload)
     model = build_model(w["model"], tokenizer, w["seed"])
     agent = ExactLengthAgent(model, tokenizer, seed=w["seed"])
@@ -69,7 +75,8 @@ def main(argv=None):
         print(f"batch {batch}: {tokens_per_s:.0f} tokens/s ({tokens_per_s / bound:.1%} of the FLOP bound)", file=sys.stderr)
     result = {"benchmark": "generate", "new_tokens": n_new, "prompt_tokens": p, "peak_matmul_gflops": round(peak, 1),
               "gflop_per_token": round(flop_per_new_token / 1e9, 5), "batches": rows,
-              "traces": agent.generate_fn(greedy=False).experimental_get_tracing_count()}
+              "traces": agent.generate_fn(greedy=False).experimental_get_tracing_count(),
+              "layout": args.layout, "generation_shards": agent.generation_shards}
     print(json.dumps(result))
     return result
 

@@ -24,7 +24,7 @@ from _common import (DEFAULT_WORKLOAD, build_model, current_rss_mb, forward_flop
 
 import numpy as np  # noqa: E402
 
-from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv  # noqa: E402
+from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv, use_cores  # noqa: E402
 from tf_rl_text._compat import tf  # noqa: E402
 
 
@@ -52,13 +52,19 @@ def main(argv=None):
     ap.add_argument("--workload", default=DEFAULT_WORKLOAD, help="folder with workload.json, tokenizer, prompts")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
-    ap.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (0 = TF's default)")
-    ap.add_argument("--intra-op", type=int, default=0, help="TF intra-op threads (0 = TF's default: all cores)")
+    ap.add_argument("--layout", default="cores", choices=["cores", "tf-default"],
+                    help="cores: tf_rl_text.use_cores() (one op per core, one generation shard per core); "
+                         "tf-default: TensorFlow's own thread pools, one shard")
+    ap.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (overrides --layout)")
+    ap.add_argument("--intra-op", type=int, default=0, help="TF intra-op threads (overrides --layout)")
     ap.add_argument("--jit", action="store_true", help="compile the update with XLA (ReinforceConfig.jit_compile)")
     ap.add_argument("--algo", default="rloo", choices=["rloo"], help="trainer to time (PPO and Q-learning: to come)")
     args = ap.parse_args(argv)
-    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
-    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+    if args.inter_op or args.intra_op:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+    elif args.layout == "cores":
+        use_cores()
     w, tokenizer, prompts = load_workload(args.workload)
     steps = args.steps if args.steps is not None else w["timed_steps"]
     warmup = args.warmup if args.warmup is not None else w["warmup_steps"]
@@ -108,6 +114,7 @@ def main(argv=None):
         "update_traces": trainer._update.experimental_get_tracing_count(),
         "generate_traces": agent.generate_fn(greedy=False).experimental_get_tracing_count(),
         "trl_rloo_median_step_s": 1.41, "speedup_vs_trl": round(1.41 / median, 2),
+        "layout": args.layout, "generation_shards": agent.generation_shards,
         "tf": tf.__version__, "threads": [tf.config.threading.get_inter_op_parallelism_threads(),
                                           tf.config.threading.get_intra_op_parallelism_threads()],
     }

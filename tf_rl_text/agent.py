@@ -95,9 +95,15 @@ class RLAgent:
       top_k: sample only among the k most likely tokens (0 = the whole vocabulary). Applied to
         sampling only; log-probabilities are of the temperature-scaled full softmax.
       seed: seed of the agent's random generator (sampling is reproducible for a fixed seed).
+      generation_shards: split each generated batch into this many row groups, decoded as
+        independent branches of one graph (with their own seeds), so each CPU core can run one
+        with no cross-thread hand-offs: pair it with :func:`tf_rl_text.use_cores` (intra-op 1,
+        inter-op = cores). ``None`` (default): the inter-op thread count when intra-op threads
+        were set to 1, else 1. Greedy output does not depend on it; sampled output does.
     """
 
-    def __init__(self, model, tokenizer, temperature: float = 1.0, top_k: int = 0, seed: int | None = None):
+    def __init__(self, model, tokenizer, temperature: float = 1.0, top_k: int = 0, seed: int | None = None,
+                 generation_shards: int | None = None):
         if temperature is None or not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if top_k is None or int(top_k) != top_k or top_k < 0:
@@ -127,6 +133,13 @@ class RLAgent:
         )
         self.temperature = float(temperature)
         self.top_k = int(top_k)
+        if generation_shards is None:
+            threading = tf.config.threading
+            single = threading.get_intra_op_parallelism_threads() == 1
+            generation_shards = max(1, threading.get_inter_op_parallelism_threads()) if single else 1
+        if int(generation_shards) != generation_shards or generation_shards < 1:
+            raise ValueError(f"generation_shards must be an integer >= 1, got {generation_shards!r}")
+        self.generation_shards = int(generation_shards)
         self.seed = seed if seed is not None else random.randrange(2**31)
         self.rng = tf.random.Generator.from_seed(self.seed)
         if not model.built:
@@ -360,6 +373,27 @@ class RLAgent:
         completion_mask = tf.reshape(completion_mask, [batch, max_new_tokens])
         return completion_ids, completion_mask
 
+    def _decode_sharded(self, decode, input_ids, attention_mask, max_new_tokens, seed, temperature):
+        """``decode`` (the compiled :meth:`_decode`) on ``generation_shards`` row groups side by side.
+
+        The batch is padded to a multiple of the shard count with copies of its last row (dropped
+        again at the end), so every shard is non-empty; shard i samples with seed fold_in(seed, i).
+        The shards are independent branches of one graph: each core can run one.
+        """
+        shards = self.generation_shards
+        batch = tf.shape(input_ids)[0]
+        per_shard = (batch + shards - 1) // shards
+        rows = tf.concat([tf.range(batch), tf.fill([per_shard * shards - batch], batch - 1)], axis=0)
+        ids, mask = tf.gather(input_ids, rows), tf.gather(attention_mask, rows)
+        outs = [
+            decode(ids[i * per_shard:(i + 1) * per_shard], mask[i * per_shard:(i + 1) * per_shard], max_new_tokens,
+                   tf.random.experimental.stateless_fold_in(seed, i), temperature)
+            for i in range(shards)
+        ]
+        completion_ids = tf.concat([o[0] for o in outs], axis=0)[:batch]
+        completion_mask = tf.concat([o[1] for o in outs], axis=0)[:batch]
+        return completion_ids, completion_mask
+
     def generate_fn(self, greedy: bool = False, top_k: int | None = None):
         """The compiled rollout ``f(input_ids, attention_mask, max_new_tokens, seed, temperature)``.
 
@@ -368,21 +402,25 @@ class RLAgent:
         top_k = self.top_k if top_k is None else int(top_k)
         key = (bool(greedy), top_k)
         if key not in self._generate_fns:
+            signature = [
+                tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+                tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
+                tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+                tf.TensorSpec([2], tf.int32, name="seed"),
+                tf.TensorSpec([], tf.float32, name="temperature"),
+            ]
 
             def fn(input_ids, attention_mask, max_new_tokens, seed, temperature):
                 return self._decode(input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k)
 
-            self._generate_fns[key] = tf.function(
-                fn,
-                autograph=False,  # plain graph code: faster tracing, and immune to AutoGraph's conversion cache
-                input_signature=[
-                    tf.TensorSpec([None, None], tf.int32, name="input_ids"),
-                    tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
-                    tf.TensorSpec([], tf.int32, name="max_new_tokens"),
-                    tf.TensorSpec([2], tf.int32, name="seed"),
-                    tf.TensorSpec([], tf.float32, name="temperature"),
-                ],
-            )
+            if self.generation_shards > 1:  # one trace of the loop, called once per shard
+                decode = tf.function(fn, autograph=False, input_signature=signature)
+
+                def fn(input_ids, attention_mask, max_new_tokens, seed, temperature):  # noqa: F811
+                    return self._decode_sharded(decode, input_ids, attention_mask, max_new_tokens, seed, temperature)
+
+            # autograph=False: plain graph code, faster tracing and immune to AutoGraph's conversion cache
+            self._generate_fns[key] = tf.function(fn, autograph=False, input_signature=signature)
         return self._generate_fns[key]
 
     def generate(self, input_ids, attention_mask, max_new_tokens: int = 32, greedy: bool = False, seed=None,

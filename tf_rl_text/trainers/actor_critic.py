@@ -260,7 +260,8 @@ class _ActorCriticTrainer:
             logits, values = self.agent.completion_logits_and_values(prompt_ids, prompt_mask, completion_ids,
                                                                      completion_mask)
             logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
-            entropy = ops.entropy_from_logits(logits)  # (B, T)
+            # (B, T); only logged when there is no entropy bonus: no backward pass through it then
+            entropy = ops.entropy_from_logits(logits if self.config.entropy_coef else tf.stop_gradient(logits))
             loss, info = self.loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy)
             loss = tf.debugging.check_numerics(
                 loss, f"{self.algorithm} loss is NaN or Inf (check rewards and learning rate)")

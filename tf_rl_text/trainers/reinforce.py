@@ -189,7 +189,8 @@ class ReinforceTrainer:
         with tf.GradientTape() as tape:
             logits = self.agent.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask)  # (B,T,V)
             logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
-            entropy = ops.entropy_from_logits(logits)  # (B, T)
+            # (B, T); only logged when there is no entropy bonus: no backward pass through it then
+            entropy = ops.entropy_from_logits(logits if cfg.entropy_coef else tf.stop_gradient(logits))
             kl = None
             if ref_logp is not None:
                 kl = ops.kl_penalty(tf.stop_gradient(logp), ref_logp, mask, cfg.kl_estimator)
