@@ -35,16 +35,48 @@ class ExactLengthAgent(RLAgent):
         return logits + tf.one_hot(self.eos_token_id, self.vocab_size, on_value=-1e9, dtype=logits.dtype)
 
 
-def step_gflop(w) -> float:
-    """Model FLOPs of one step: rollout (prefill + cached decode), reference scoring,
-    and the policy's forward + backward (2x forward) over prompt + completion."""
+# forwards over prompt + completion per update, besides the rollout (backward = 2 forwards):
+SCORING_PASSES = {
+    "rloo": 1 + 3,  # reference forward; policy forward + backward
+    "ppo": 2 + 3,  # rollout scoring (old log-probs, values) and reference; policy forward + backward
+    "a2c": 2 + 3,
+    "soft_q": 1 + 3,  # target network forward; online forward + backward
+}
+
+
+def step_gflop(w, algo: str = "rloo") -> float:
+    """Model FLOPs of one step: rollout (prefill + cached decode), then the algorithm's forward
+    and backward passes over prompt + completion (SCORING_PASSES)."""
     m = w["model"]
     n = w["prompts_per_step"] * w["completions_per_prompt"]
     p, t = w["prompt_words"], w["completion_tokens"]
     prefill = n * p * forward_flops_per_token(m, p / 2)
     decode = n * sum(forward_flops_per_token(m, p + i + 1) for i in range(t - 1))  # last token is never fed
     score = n * (p + t) * forward_flops_per_token(m, (p + t) / 2)
-    return (prefill + decode + score * (1 + 3)) / 1e9  # reference forward + policy forward/backward
+    return (prefill + decode + score * SCORING_PASSES[algo]) / 1e9
+
+
+def make_trainer(algo, agent, env, w, jit=False):
+    """The workload's trainer: one update per batch of prompts_per_step x completions_per_prompt."""
+    k = w["completions_per_prompt"]
+    if algo == "rloo":
+        return ReinforceTrainer(agent, env, ReinforceConfig(
+            learning_rate=w["learning_rate"], baseline="rloo", num_samples_per_prompt=k, kl_coef=w["kl_coef"],
+            max_grad_norm=None, jit_compile=jit))
+    if algo in ("ppo", "a2c"):
+        from tf_rl_text import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer
+
+        common = dict(learning_rate=w["learning_rate"], num_samples_per_prompt=k, kl_coef=w["kl_coef"],
+                      max_grad_norm=None)
+        if algo == "ppo":  # one epoch, one minibatch: one update per batch, as the workload says
+            return PPOTrainer(agent, env, PPOConfig(num_epochs=1, num_minibatches=1, **common))
+        return A2CTrainer(agent, env, A2CConfig(**common))
+    from tf_rl_text import QLearningConfig, QLearningTrainer
+
+    # Boltzmann exploration samples from softmax(processed Q), so the no-EOS hook still holds
+    return QLearningTrainer(agent, env, QLearningConfig(
+        target="soft", learning_rate=w["learning_rate"], num_samples_per_prompt=k, batch_size=env.batch_size * k,
+        exploration="boltzmann", max_grad_norm=None))
 
 
 def main(argv=None):
@@ -58,7 +90,9 @@ def main(argv=None):
     ap.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (overrides --layout)")
     ap.add_argument("--intra-op", type=int, default=0, help="TF intra-op threads (overrides --layout)")
     ap.add_argument("--jit", action="store_true", help="compile the update with XLA (ReinforceConfig.jit_compile)")
-    ap.add_argument("--algo", default="rloo", choices=["rloo"], help="trainer to time (PPO and Q-learning: to come)")
+    ap.add_argument("--algo", default="rloo", choices=sorted(SCORING_PASSES),
+                    help="rloo: REINFORCE with the leave-one-out baseline (the workload); ppo / a2c: actor-critic "
+                         "(one update per batch, value head); soft_q: soft Q-learning (one TD update per batch)")
     args = ap.parse_args(argv)
     if args.inter_op or args.intra_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
@@ -83,9 +117,8 @@ def main(argv=None):
     env = TextGenerationEnv(prompts, tokenizer, reward, batch_size=w["prompts_per_step"],
                             max_new_tokens=w["completion_tokens"], context_length=w["model"]["n_positions"],
                             seed=w["seed"])
-    trainer = ReinforceTrainer(agent, env, ReinforceConfig(
-        learning_rate=w["learning_rate"], baseline="rloo", num_samples_per_prompt=w["completions_per_prompt"],
-        kl_coef=w["kl_coef"], max_grad_norm=None, jit_compile=args.jit))
+    trainer = make_trainer(args.algo, agent, env, w, args.jit)
+    actor = getattr(trainer, "policy", agent)  # Q-learning acts with its Q-policy
     times, rss = [], {}
     time_to_first = None
     for i in range(warmup + steps):
@@ -99,10 +132,10 @@ def main(argv=None):
         if i + 1 in (50, 500) or i + 1 == warmup + steps:
             rss[i + 1] = round(current_rss_mb(), 1)
         if (i + 1) % 10 == 0 or i < warmup:
-            print(f"step {i + 1}: {dt:.3f} s, reward {stats['reward_mean']:.3f}, kl {stats['kl']:.3f}", file=sys.stderr)
-    lengths = {int(v) for v in np.sum(trainer.env.rollout(agent, num_samples=1).completion_mask, axis=1)}
+            print(f"step {i + 1}: {dt:.3f} s, reward {stats['reward_mean']:.3f}", file=sys.stderr)
+    lengths = {int(v) for v in np.sum(trainer.env.rollout(actor, num_samples=1).completion_mask, axis=1)}
     assert lengths == {w["completion_tokens"]}, f"completions must be exactly {w['completion_tokens']} tokens: {lengths}"
-    gflop = step_gflop(w)
+    gflop = step_gflop(w, args.algo)
     median = float(np.median(times))
     seqs = w["prompts_per_step"] * w["completions_per_prompt"]
     result = {
@@ -112,7 +145,7 @@ def main(argv=None):
         "time_to_first_step_s": round(time_to_first, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_mb_after_step": rss, "gflop_per_step": round(gflop, 2), "gflops_achieved": round(gflop / median, 1),
         "update_traces": trainer._update.experimental_get_tracing_count(),
-        "generate_traces": agent.generate_fn(greedy=False).experimental_get_tracing_count(),
+        "generate_traces": actor.generate_fn(greedy=False).experimental_get_tracing_count(),
         "trl_rloo_median_step_s": 1.41, "speedup_vs_trl": round(1.41 / median, 2),
         "layout": args.layout, "generation_shards": agent.generation_shards,
         "tf": tf.__version__, "threads": [tf.config.threading.get_inter_op_parallelism_threads(),

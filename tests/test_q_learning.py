@@ -165,6 +165,7 @@ def test_target_network_is_fixed_between_syncs_and_equal_right_after(word_tokeni
     assert stats["target_synced"] == 1.0
     assert same(weights(target), weights(online))
     assert not same(weights(target), start)
+    assert trainer._update.experimental_get_tracing_count() == 1  # optimizer slots built up front: no retrace
 
 
 def test_polyak_target_update_by_hand(word_tokenizer):

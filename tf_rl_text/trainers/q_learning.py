@@ -256,7 +256,8 @@ class QPolicyAgent(RLAgent):
         if exploration not in EXPLORATIONS:
             raise ValueError(f"exploration must be one of {EXPLORATIONS}, got {exploration!r}")
         super().__init__(model, base_agent.tokenizer, temperature=temperature, top_k=0,
-                         seed=base_agent.seed if seed is None else seed)
+                         seed=base_agent.seed if seed is None else seed,
+                         generation_shards=base_agent.generation_shards)
         self.base_agent = base_agent
         self.exploration = exploration
         self.epsilon = tf.Variable(float(epsilon), trainable=False, dtype=tf.float32, name="epsilon")
@@ -433,6 +434,7 @@ class QLearningTrainer:
         self._online_variables = list(model.variables)
         self._target_variables = list(self.target_model.variables)
         self.optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+        self.optimizer.build(self.policy.trainable_variables)  # slots now, so the compiled update is traced once
         self.replay = ReplayBuffer(cfg.replay_capacity, env.max_prompt_length, env.max_new_tokens,
                                    agent.pad_token_id, seed=self.policy.seed, prompt_padding=agent.padding_side)
         self.demonstrations: ReplayBuffer | None = None
@@ -649,8 +651,6 @@ class QLearningTrainer:
         """
         from tf_rl_text.export import export_policy
 
-        if not self.optimizer.variables:
-            self.optimizer.build(self.policy.trainable_variables)
         fn, signature = self.export_train_step()
         ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_ids")
         mask_spec = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
