@@ -1,17 +1,26 @@
 #!/usr/bin/env python
-"""Ours vs the PyTorch peer on one machine, in one run: benchmarks/rl_step.py (this Python, TF)
-and benchmarks/peer_torch.py (a Python with torch, kept out of the TF environment) run one at a
-time, alternately (ours, peer, ours, peer, ...), ``--rounds`` times each, as subprocesses.
+"""Ours vs the peers on one machine, in one run: benchmarks/rl_step.py (this Python, TF),
+benchmarks/peer_torch.py (plain PyTorch, a Python with torch) and benchmarks/peer_trl.py (the real
+TRL RLOOTrainer, a Python with TRL; both kept out of the TF environment) run one at a time,
+alternately per round (ours, torch peer, TRL peer, ours, ...), ``--rounds`` times each, as
+subprocesses.
 
 Each child prints progress on stderr (passed through here) and its figures as the last JSON
 line of stdout. This prints one JSON line: each side's median of the per-run median step
-times, ``speedup_vs_torch_peer`` = peer median / ours median (above 1: ours is faster), and the
-per-round figures. peer_torch.py is a TRL-equivalent core, not TRL itself (see its docstring):
-it skips TRL's own overhead, so this ratio is conservative against TRL.
+times, ``speedup_vs_torch_peer`` = torch peer median / ours median and ``speedup_vs_trl`` = TRL
+peer median / ours median (above 1: ours is faster), and the per-round figures.
+peer_torch.py is a TRL-equivalent core, not TRL itself (see its docstring): it skips TRL's own
+overhead, so its ratio is conservative against TRL; peer_trl.py is TRL 1.13 itself (see its
+docstring for where TRL's step differs from the workload).
 
-    python benchmarks/side_by_side.py                        # 2 rounds, the shipped workload
+    python benchmarks/side_by_side.py                        # 2 rounds, the shipped workload, both peers
     python benchmarks/side_by_side.py --rounds 1 --steps 5   # quick look
-    TORCH_PYTHON=/path/to/python python benchmarks/side_by_side.py
+    python benchmarks/side_by_side.py --peers trl            # ours vs TRL only
+    TORCH_PYTHON=/path/to/python TRL_PYTHON=/path/to/python python benchmarks/side_by_side.py
+
+``--peers`` defaults to every peer whose Python exists (torch: $TORCH_PYTHON or
+/work/torchenv/bin/python; trl: $TRL_PYTHON or /work/trlenv/bin/python); a peer named in
+``--peers`` whose Python is missing is an error.
 """
 from __future__ import annotations
 
@@ -25,8 +34,22 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "/work/torchenv/bin/python")
+DEFAULT_TRL_PYTHON = os.environ.get("TRL_PYTHON", "/work/trlenv/bin/python")
 KEEP = ("median_step_s", "min_step_s", "max_step_s", "seqs_per_s", "time_to_first_step_s", "peak_rss_mb",
         "gflops_achieved", "threads")
+# peer name -> (script, key in the per-round figures, extra figures kept, how to make its Python)
+PEERS = {
+    "torch": ("peer_torch.py", "torch_peer", ("torch", "transformers"),
+              "python -m venv --system-site-packages /work/torchenv && /work/torchenv/bin/pip install torch"),
+    "trl": ("peer_trl.py", "trl_peer", ("trl", "torch", "transformers", "median_step_interval_s",
+                                        "gflop_per_step_trl_executed"),
+            "python -m venv /work/trlenv && /work/trlenv/bin/pip install --no-index --find-links /opt/pypi/files "
+            "--find-links /opt/wheels torch==2.13.0 trl==1.13.0"),
+}
+
+
+def _is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def run_side(name: str, cmd: list[str], env: dict | None = None) -> dict:
@@ -56,41 +79,76 @@ def run_side(name: str, cmd: list[str], env: dict | None = None) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2, help="runs of each side, alternating (default 2)")
+    ap.add_argument("--peers", default=None,
+                    help="comma-separated peers to run against ours: torch, trl (default: each whose Python exists)")
     ap.add_argument("--torch-python", default=DEFAULT_TORCH_PYTHON,
                     help="Python with torch for peer_torch.py (default: $TORCH_PYTHON or /work/torchenv/bin/python)")
-    ap.add_argument("--workload", default=None, help="workload folder passed to both sides")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps passed to both sides")
-    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps passed to both sides")
+    ap.add_argument("--trl-python", default=DEFAULT_TRL_PYTHON,
+                    help="Python with TRL for peer_trl.py (default: $TRL_PYTHON or /work/trlenv/bin/python)")
+    ap.add_argument("--workload", default=None, help="workload folder passed to every side")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps passed to every side")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps passed to every side")
     ap.add_argument("--torch-threads", type=int, default=2, help="peer_torch.py --threads (default 2)")
+    ap.add_argument("--trl-threads", type=int, default=2, help="peer_trl.py --threads (default 2)")
     args = ap.parse_args(argv)
     if args.rounds < 1:
         raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
-    if not (os.path.isfile(args.torch_python) and os.access(args.torch_python, os.X_OK)):
-        raise SystemExit(f"--torch-python {args.torch_python!r} is not an executable; make a venv with torch "
-                         "(python -m venv --system-site-packages /work/torchenv && "
-                         "/work/torchenv/bin/pip install torch) or pass --torch-python / set TORCH_PYTHON")
+    pythons = {"torch": args.torch_python, "trl": args.trl_python}
+    threads = {"torch": args.torch_threads, "trl": args.trl_threads}
+    if args.peers is None:
+        peers = [p for p in PEERS if _is_executable(pythons[p])]
+        for p in PEERS:
+            if p not in peers:
+                print(f"[side_by_side] skipping the {p} peer: no Python at {pythons[p]!r} "
+                      f"(make one: {PEERS[p][3]}; or pass --{p}-python)", file=sys.stderr, flush=True)
+        if not peers:
+            raise SystemExit("no peer Python found: " + "; ".join(
+                f"--{p}-python {pythons[p]!r} ({PEERS[p][3]})" for p in PEERS))
+    else:
+        peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+        unknown = [p for p in peers if p not in PEERS]
+        if unknown or not peers:
+            raise SystemExit(f"--peers: unknown {unknown or args.peers!r}; choose from {', '.join(PEERS)}")
+        peers = list(dict.fromkeys(peers))
+        for p in peers:
+            if not _is_executable(pythons[p]):
+                raise SystemExit(f"--{p}-python {pythons[p]!r} is not an executable; make a venv "
+                                 f"({PEERS[p][3]}) or pass --{p}-python / set {p.upper()}_PYTHON")
     common = []
     for flag, value in (("--workload", args.workload), ("--steps", args.steps), ("--warmup", args.warmup)):
         if value is not None:
             common += [flag, str(value)]
     ours_cmd = [sys.executable, os.path.join(HERE, "rl_step.py"), *common]
-    peer_cmd = [args.torch_python, os.path.join(HERE, "peer_torch.py"), *common, "--threads", str(args.torch_threads)]
+    peer_cmds = {p: [pythons[p], os.path.join(HERE, PEERS[p][0]), *common, "--threads", str(threads[p])]
+                 for p in peers}
     rounds = []
     for r in range(args.rounds):
         ours = run_side(f"round {r + 1}/{args.rounds} ours (rl_step.py)", ours_cmd)
-        peer = run_side(f"round {r + 1}/{args.rounds} torch peer (peer_torch.py)", peer_cmd)
-        rounds.append({"round": r + 1,
-                       "ours": {k: ours[k] for k in (*KEEP, "tf", "wall_s", "loadavg_1min") if k in ours},
-                       "torch_peer": {k: peer[k] for k in (*KEEP, "torch", "wall_s", "loadavg_1min") if k in peer}})
+        entry = {"round": r + 1,
+                 "ours": {k: ours[k] for k in (*KEEP, "tf", "wall_s", "loadavg_1min") if k in ours}}
+        for p in peers:
+            script, key, extra, _ = PEERS[p]
+            res = run_side(f"round {r + 1}/{args.rounds} {p} peer ({script})", peer_cmds[p])
+            entry[key] = {k: res[k] for k in (*KEEP, *extra, "wall_s", "loadavg_1min") if k in res}
+        rounds.append(entry)
     ours_med = statistics.median(x["ours"]["median_step_s"] for x in rounds)
-    peer_med = statistics.median(x["torch_peer"]["median_step_s"] for x in rounds)
     result = {
-        "benchmark": "side_by_side", "rounds": args.rounds, "order": "ours, peer alternately",
-        "ours_median_step_s": round(ours_med, 4), "torch_peer_median_step_s": round(peer_med, 4),
-        "speedup_vs_torch_peer": round(peer_med / ours_med, 2),
-        "per_round": rounds,
-        "ours_cmd": " ".join(ours_cmd), "peer_cmd": " ".join(peer_cmd),
+        "benchmark": "side_by_side", "rounds": args.rounds, "peers": peers,
+        "order": "per round: " + ", ".join(["ours", *(f"{p} peer" for p in peers)]),
+        "ours_median_step_s": round(ours_med, 4),
     }
+    for p in peers:
+        key = PEERS[p][1]
+        med = statistics.median(x[key]["median_step_s"] for x in rounds)
+        result[f"{key}_median_step_s"] = round(med, 4)
+    if "torch" in peers:
+        result["speedup_vs_torch_peer"] = round(result["torch_peer_median_step_s"] / ours_med, 2)
+    if "trl" in peers:
+        result["speedup_vs_trl"] = round(result["trl_peer_median_step_s"] / ours_med, 2)
+    result["per_round"] = rounds
+    result["ours_cmd"] = " ".join(ours_cmd)
+    for p in peers:
+        result[f"{p}_peer_cmd"] = " ".join(peer_cmds[p])
     print(json.dumps(result))
     return result
 
