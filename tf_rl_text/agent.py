@@ -205,7 +205,7 @@ class RLAgent:
                         past_key_values=past_key_values, use_cache=use_cache,
                         output_hidden_states=output_hidden_states, training=training)
             logits = out.logits if positions is None else out.logits[:, positions]
-            return _LMOutput(logits, out.past_key_values if use_cache else None, out.hidden_states)
+            return _LMOutput(logits, out.past_key_values if use_cache else None, getattr(out, "hidden_states", None))
         out = model.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                 past_key_values=past_key_values, use_cache=use_cache,
                                 output_hidden_states=output_hidden_states, training=training)
