@@ -223,9 +223,10 @@ class _ActorCriticTrainer:
         self.history: list[dict] = []
         seq = tf.TensorSpec([None, None], tf.int32)
         tok = tf.TensorSpec([None, None], tf.float32)
+        # autograph=False: plain graph code (no tensor-dependent Python control flow), faster to trace
         self._targets = tf.function(self._targets_step, input_signature=[seq] * 4 + [
-            tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)])
-        self._update = tf.function(self._update_step, input_signature=[seq] * 4 + [tok] * 4)
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)], autograph=False)
+        self._update = tf.function(self._update_step, input_signature=[seq] * 4 + [tok] * 4, autograph=False)
 
     # ------------------------------------------------------------------ graph
     evaluate = ReinforceTrainer.evaluate  # mean reward of greedy completions, exactly as REINFORCE does it
