@@ -443,8 +443,10 @@ class QLearningTrainer:
         self.num_steps = 0
         self.history: list[dict] = []
         seq = tf.TensorSpec([None, None], tf.int32)
-        self._update = tf.function(self._update_step, input_signature=[seq, seq, seq, seq, tf.TensorSpec([None], tf.float32)])
-        self._sync = tf.function(self._sync_target, input_signature=[tf.TensorSpec([], tf.float32)])
+        # autograph=False: plain graph code (the sync is an explicit tf.cond), faster to trace
+        self._update = tf.function(self._update_step, input_signature=[seq, seq, seq, seq, tf.TensorSpec([None], tf.float32)],
+                                   autograph=False)
+        self._sync = tf.function(self._sync_target, input_signature=[tf.TensorSpec([], tf.float32)], autograph=False)
 
     # ------------------------------------------------------------------ graph
     def q_values(self, input_ids, attention_mask):
@@ -485,8 +487,9 @@ class QLearningTrainer:
             grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm, use_norm=grad_norm)
         self.optimizer.apply_gradients(zip(grads, variables))
         synced = tf.equal(self.optimizer.iterations % cfg.target_update_period, 0)
-        if synced:  # the target network moves only here (autograph: a tf.cond)
-            self._sync_target(tf.constant(cfg.target_update_tau, tf.float32))
+        # the target network moves only here
+        tf.cond(synced, lambda: self._sync_target(tf.constant(cfg.target_update_tau, tf.float32)),
+                lambda: tf.constant(False))
         return {"loss": loss, "td_error": info["td_error"], "q_taken": info["q_taken"], "target": info["target"],
                 "grad_norm": grad_norm, "target_synced": tf.cast(synced, tf.float32)}
 
