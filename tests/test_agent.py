@@ -127,7 +127,7 @@ def test_fast_gpt2_head_gives_hf_logits_and_gradients(tokenizer, tiny_model):
         hf = tiny_model(input_ids=ids, attention_mask=mask, position_ids=positions, training=False).logits
         ours = agent.causal_lm(ids, mask).logits
         hf_loss = tf.reduce_sum(tf.sin(hf[:, 2:-1]))
-        our_loss = tf.reduce_sum(tf.sin(agent.causal_lm(ids, mask, positions=slice(2, -1)).logits))
+        our_loss = tf.reduce_sum(tf.sin(agent.causal_lm(ids, mask, logits_at=slice(2, -1)).logits))
     np.testing.assert_allclose(ours.numpy(), hf.numpy(), atol=1e-5)
     np.testing.assert_allclose(our_loss.numpy(), hf_loss.numpy(), rtol=1e-5)
     variables = tiny_model.trainable_variables

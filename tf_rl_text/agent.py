@@ -189,11 +189,11 @@ class RLAgent:
 
     # ------------------------------------------------------------------ scoring
     def causal_lm(self, input_ids, attention_mask, position_ids=None, past_key_values=None, use_cache=False,
-                  output_hidden_states=False, training=False, model=None, positions=None):
+                  output_hidden_states=False, training=False, model=None, logits_at=None):
         """One causal-LM forward: ``(logits, past_key_values, hidden_states)`` (raw logits).
 
-        Every causal forward of the agent goes through here. ``positions`` (a slice) keeps only
-        those sequence positions of the logits (the LM head runs only there). For GPT-2 the tied
+        Every causal forward of the agent goes through here. ``logits_at`` (a slice of sequence
+        positions) keeps only those positions' logits (the LM head runs only there). For GPT-2 the tied
         LM head is one 2-D matmul (see ``_tied_output_embeddings``); other models run as HF wrote them.
         """
         model = self.model if model is None else model
@@ -204,12 +204,12 @@ class RLAgent:
             out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                         past_key_values=past_key_values, use_cache=use_cache,
                         output_hidden_states=output_hidden_states, training=training)
-            logits = out.logits if positions is None else out.logits[:, positions]
+            logits = out.logits if logits_at is None else out.logits[:, logits_at]
             return _LMOutput(logits, out.past_key_values if use_cache else None, getattr(out, "hidden_states", None))
         out = model.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                 past_key_values=past_key_values, use_cache=use_cache,
                                 output_hidden_states=output_hidden_states, training=training)
-        hidden = out.last_hidden_state if positions is None else out.last_hidden_state[:, positions]
+        hidden = out.last_hidden_state if logits_at is None else out.last_hidden_state[:, logits_at]
         shape = tf.shape(hidden)
         flat = tf.reshape(hidden, [-1, hidden.shape[-1]])
         logits = tf.matmul(flat, embeddings, transpose_b=True)
@@ -245,7 +245,7 @@ class RLAgent:
         mask = tf.concat([prompt_mask, completion_mask], axis=1)
         start = tf.shape(prompt_ids)[1] - 1  # position P-1 predicts the first completion token
         out = self.causal_lm(input_ids, mask, output_hidden_states=output_hidden_states, training=training,
-                             model=model, positions=slice(start, -1))
+                             model=model, logits_at=slice(start, -1))
         hidden = out.hidden_states[-1][:, start:-1] if output_hidden_states else None
         return self.process_logits(out.logits), hidden  # (B, T, V), (B, T, d)
 
@@ -272,7 +272,7 @@ class RLAgent:
 
     # ------------------------------------------------------------------ acting
     def _act_logits(self, input_ids, attention_mask):
-        return self.process_logits(self.causal_lm(input_ids, attention_mask, positions=slice(-1, None)).logits[:, -1])
+        return self.process_logits(self.causal_lm(input_ids, attention_mask, logits_at=slice(-1, None)).logits[:, -1])
 
     def _act_logits_seq2seq(self, input_ids, attention_mask, decoder_ids, decoder_mask):
         batch = tf.shape(decoder_ids)[0]
@@ -316,7 +316,7 @@ class RLAgent:
             state = {"past": out.past_key_values, "encoder": hidden, "mask": attention_mask}
         else:
             positions = _position_ids(attention_mask)
-            out = self.causal_lm(input_ids, attention_mask, positions, use_cache=True, positions=slice(-1, None))
+            out = self.causal_lm(input_ids, attention_mask, positions, use_cache=True, logits_at=slice(-1, None))
             state = {"past": out.past_key_values, "mask": attention_mask, "position": positions[:, -1]}
         return self.process_logits(out.logits[:, -1]), state
 
