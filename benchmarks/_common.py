@@ -79,3 +79,24 @@ def forward_flops_per_token(model_cfg: dict, context: float) -> float:
     weights = n_layer * 12 * d * d + d * vocab
     attention = n_layer * 2 * context * d
     return 2.0 * (weights + attention)
+
+
+# forwards over prompt + completion per update, besides the rollout (backward = 2 forwards):
+SCORING_PASSES = {
+    "rloo": 1 + 3,  # reference forward; policy forward + backward
+    "ppo": 2 + 3,  # rollout scoring (old log-probs, values) and reference; policy forward + backward
+    "a2c": 2 + 3,
+    "soft_q": 1 + 3,  # target network forward; online forward + backward
+}
+
+
+def step_gflop(w, algo: str = "rloo") -> float:
+    """Model FLOPs of one step: rollout (prefill + cached decode), then the algorithm's forward
+    and backward passes over prompt + completion (SCORING_PASSES)."""
+    m = w["model"]
+    n = w["prompts_per_step"] * w["completions_per_prompt"]
+    p, t = w["prompt_words"], w["completion_tokens"]
+    prefill = n * p * forward_flops_per_token(m, p / 2)
+    decode = n * sum(forward_flops_per_token(m, p + i + 1) for i in range(t - 1))  # last token is never fed
+    score = n * (p + t) * forward_flops_per_token(m, (p + t) / 2)
+    return (prefill + decode + score * SCORING_PASSES[algo]) / 1e9

@@ -54,22 +54,10 @@ import time  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # _common imports only the standard library at module level (transformers' tokenizer inside load_workload)
-from _common import (DEFAULT_WORKLOAD, current_rss_mb, forward_flops_per_token, load_workload,  # noqa: E402
-                     peak_rss_mb, seconds_since_process_start)
+from _common import (DEFAULT_WORKLOAD, current_rss_mb, load_workload, peak_rss_mb,  # noqa: E402
+                     seconds_since_process_start, step_gflop)
 
 import torch  # noqa: E402
-
-
-def step_gflop(w) -> float:
-    """Model FLOPs of one step, counted exactly as rl_step.step_gflop (copied: rl_step imports TF):
-    rollout (prefill + cached decode), reference scoring, policy forward + backward (2x forward)."""
-    m = w["model"]
-    n = w["prompts_per_step"] * w["completions_per_prompt"]
-    p, t = w["prompt_words"], w["completion_tokens"]
-    prefill = n * p * forward_flops_per_token(m, p / 2)
-    decode = n * sum(forward_flops_per_token(m, p + i + 1) for i in range(t - 1))  # last token is never fed
-    score = n * (p + t) * forward_flops_per_token(m, (p + t) / 2)
-    return (prefill + decode + score * (1 + 3)) / 1e9  # reference forward + policy forward/backward
 
 
 def build_model(model_cfg: dict, tokenizer, seed: int):

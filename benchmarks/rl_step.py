@@ -19,8 +19,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from _common import (DEFAULT_WORKLOAD, build_model, current_rss_mb, forward_flops_per_token,  # noqa: E402
-                     load_workload, peak_rss_mb, seconds_since_process_start)
+from _common import (DEFAULT_WORKLOAD, SCORING_PASSES, build_model, current_rss_mb, load_workload,  # noqa: E402
+                     peak_rss_mb, seconds_since_process_start, step_gflop)
 
 import numpy as np  # noqa: E402
 
@@ -33,27 +33,6 @@ class ExactLengthAgent(RLAgent):
 
     def process_logits(self, logits):
         return logits + tf.one_hot(self.eos_token_id, self.vocab_size, on_value=-1e9, dtype=logits.dtype)
-
-
-# forwards over prompt + completion per update, besides the rollout (backward = 2 forwards):
-SCORING_PASSES = {
-    "rloo": 1 + 3,  # reference forward; policy forward + backward
-    "ppo": 2 + 3,  # rollout scoring (old log-probs, values) and reference; policy forward + backward
-    "a2c": 2 + 3,
-    "soft_q": 1 + 3,  # target network forward; online forward + backward
-}
-
-
-def step_gflop(w, algo: str = "rloo") -> float:
-    """Model FLOPs of one step: rollout (prefill + cached decode), then the algorithm's forward
-    and backward passes over prompt + completion (SCORING_PASSES)."""
-    m = w["model"]
-    n = w["prompts_per_step"] * w["completions_per_prompt"]
-    p, t = w["prompt_words"], w["completion_tokens"]
-    prefill = n * p * forward_flops_per_token(m, p / 2)
-    decode = n * sum(forward_flops_per_token(m, p + i + 1) for i in range(t - 1))  # last token is never fed
-    score = n * (p + t) * forward_flops_per_token(m, (p + t) / 2)
-    return (prefill + decode + score * SCORING_PASSES[algo]) / 1e9
 
 
 def make_trainer(algo, agent, env, w, jit=False):
