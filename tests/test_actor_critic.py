@@ -215,12 +215,12 @@ def test_ppo_export_values_signature_matches_live_head_and_train_step_runs(ppo_r
     greedy = agent.generate(ids, mask, max_new_tokens=6, greedy=True).completion_ids.numpy()
     np.testing.assert_array_equal(loaded.generate(tf.constant(ids), tf.constant(mask))["sequences"].numpy(), greedy)
     # the loaded train_step runs one PPO update and changes the loaded value head
-    head_before = loaded.optimizer.value_head.variables[0].numpy().copy()
+    head_before = loaded.value_head.variables[0].numpy().copy()
     zeros = tf.zeros(greedy.shape, tf.float32)
     out = loaded.train_step(tf.constant(ids), tf.constant(mask), tf.constant(greedy), tf.ones_like(greedy),
                             zeros, zeros, zeros + 1.0, zeros + 1.0)
     assert np.isfinite(float(out["loss"]))
-    assert not np.allclose(loaded.optimizer.value_head.variables[0].numpy(), head_before)
+    assert not np.allclose(loaded.value_head.variables[0].numpy(), head_before)
 
 
 def test_a2c_improves_the_reward_with_one_update_per_rollout(tokenizer):

@@ -100,3 +100,14 @@ def test_sharded_agent_exports_the_same_greedy_and_seeded_samples(tokenizer, tmp
     assert policy.generate(PROMPTS, greedy=False, seed=3) == agent.generate_text(PROMPTS, max_new_tokens=6, seed=3)
     plain = RLAgent(agent.model, tokenizer, seed=0, generation_shards=1)  # greedy does not depend on shards
     assert policy.generate(PROMPTS) == plain.generate_text(PROMPTS, max_new_tokens=6, greedy=True)
+
+
+def test_extra_objects_are_saved_by_name_and_clashing_names_are_refused(tokenizer, tmp_path):
+    from tf_rl_text._compat import tf
+
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    counter = tf.Variable(7.0)
+    path = tf_rl_text.export_policy(agent, str(tmp_path / "p"), max_new_tokens=3, extra_objects={"counter": counter})
+    assert float(tf.saved_model.load(path).counter.numpy()) == 7.0
+    with pytest.raises(ValueError, match="'generate' is taken"):
+        tf_rl_text.export_policy(agent, str(tmp_path / "q"), max_new_tokens=3, extra_objects={"generate": counter})

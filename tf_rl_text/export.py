@@ -42,15 +42,26 @@ class _Unsaved:
         self.agent = agent
 
 
-def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, extra_functions=None, metadata=None):
+RESERVED_NAMES = ("generate", "sample", "log_probs", "train_step", "optimizer", "model_variables")
+
+
+def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, extra_functions=None, metadata=None,
+                  extra_objects=None):
     """Write ``agent``'s policy as a SavedModel at ``path`` and return ``path``.
 
     train_step: optional ``(fn, input_signature)`` of the trainer's update; optimizer: the
     optimizer it uses (its state is saved so a loaded ``train_step`` continues training);
-    extra_functions: ``{name: (fn, input_signature)}`` exported as more signatures.
+    extra_functions: ``{name: (fn, input_signature)}`` exported as more signatures;
+    extra_objects: ``{name: trackable}`` saved beside the model and reachable as
+    ``loaded.<name>`` (a value head, a target network's variables, ...).
     """
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    extra_objects = dict(extra_objects or {})
+    for name in list(extra_objects) + list(extra_functions or {}):
+        if name in RESERVED_NAMES or not name.isidentifier() or name in (extra_functions or {}) and name in extra_objects:
+            raise ValueError(f"extra name {name!r} is taken or not an identifier; the export already uses "
+                             f"{', '.join(RESERVED_NAMES)}: pick another name")
     max_new_tokens = int(max_new_tokens)
     module = tf.Module()
     module._holder = _Unsaved(agent)
@@ -89,6 +100,8 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
         if not optimizer.variables:
             optimizer.build(agent.trainable_variables)
         module.optimizer = optimizer
+    for name, obj in extra_objects.items():
+        setattr(module, name, obj)
     os.makedirs(path, exist_ok=True)
     tf.saved_model.save(module, path, signatures=signatures)
     agent.tokenizer.save_pretrained(os.path.join(path, TOKENIZER_DIR))

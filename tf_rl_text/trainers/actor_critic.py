@@ -184,15 +184,6 @@ def ppo_loss(logp, old_logp, values, old_values, advantages, returns, mask, entr
                   "clip_fraction": clip_fraction}
 
 
-class _TrainState(tf.Module):
-    """What a SavedModel tracks beside the LM: the optimizer (with its slots) and the value head."""
-
-    def __init__(self, optimizer, value_head):
-        super().__init__(name="train_state")
-        self.optimizer = optimizer
-        self.value_head = value_head
-
-
 # --------------------------------------------------------------------------- trainers
 class _ActorCriticTrainer:
     """The rollout, targets, compiled update, loop and export that A2C and PPO share.
@@ -353,9 +344,8 @@ class _ActorCriticTrainer:
         return export_policy(
             agent, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
             train_step=(fn, signature),
-            # the value head's variables are not the model's: a tf.Module holding it and the
-            # optimizer makes the SavedModel track (and save) both
-            optimizer=_TrainState(self.optimizer, self.value_head),
+            optimizer=self.optimizer,
+            extra_objects={"value_head": self.value_head},  # its variables are not the model's
             extra_functions={"values": (values, ids_spec)},
             metadata={"algorithm": self.algorithm, "config": dataclasses.asdict(self.config),
                       "updates": self.num_updates, "kl_coef": self.kl_coef},

@@ -388,16 +388,6 @@ def _concat_batches(a, b, pad_token_id, prompt_padding="left"):
     return out
 
 
-class _TrainerState(tf.Module):
-    """What a SavedModel's train_step needs beyond the model: optimizer, target network, epsilon."""
-
-    def __init__(self, optimizer, target_variables, epsilon):
-        super().__init__(name="q_learning_state")
-        self.optimizer = optimizer
-        self.target_variables = list(target_variables)
-        self.epsilon = epsilon
-
-
 # --------------------------------------------------------------------------- trainer
 class QLearningTrainer:
     """Q-learning, SARSA, expected SARSA or soft Q-learning over tokens, from replay and demonstrations.
@@ -677,7 +667,8 @@ class QLearningTrainer:
         return export_policy(
             self.policy, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
             train_step=(fn, signature),
-            optimizer=_TrainerState(self.optimizer, self._target_variables, self.policy.epsilon),
+            optimizer=self.optimizer,
+            extra_objects={"target_variables": list(self._target_variables), "epsilon": self.policy.epsilon},
             extra_functions={"q_values": (q_values, q_signature), "sync_target_network": (sync_target_network, [])},
             metadata={"algorithm": f"q_learning/{self.config.target}", "config": dataclasses.asdict(self.config),
                       "updates": self.num_updates},
