@@ -116,7 +116,7 @@ def test_loaded_bart_policy_pads_sources_on_the_right_like_the_live_agent(tokeni
     assert loaded.generate(SOURCES) != live
 
 
-def test_ppo_trains_a_seq2seq_policy_with_a_value_head_on_decoder_states(tokenizer):
+def test_ppo_trains_a_seq2seq_policy_with_a_value_head_on_decoder_states(tokenizer, tmp_path):
     from tf_rl_text.trainers.actor_critic import PPOConfig, PPOTrainer
 
     agent = RLAgent(make_tiny_t5(tokenizer), tokenizer, seed=0)
@@ -132,3 +132,9 @@ def test_ppo_trains_a_seq2seq_policy_with_a_value_head_on_decoder_states(tokeniz
     _, values = agent.completion_logits_and_values(ids, mask, gen.completion_ids, gen.completion_mask)
     assert values.shape == (2, 4) and np.abs(values.numpy()).max() > 0  # the critic reads decoder states
     assert any(not np.allclose(a, b) for a, b in zip(before, agent.model.get_weights()))
+    # exported: values over the completion tokens, equal to the live critic's
+    loaded = tf.saved_model.load(trainer.export(str(tmp_path / "ppo_t5")))
+    out = loaded.signatures["values"](input_ids=tf.constant(ids), attention_mask=tf.constant(mask),
+                                      completion_ids=gen.completion_ids, completion_mask=gen.completion_mask)
+    live = values.numpy() * gen.completion_mask.numpy()
+    np.testing.assert_allclose(out["values"].numpy(), live, atol=1e-5)

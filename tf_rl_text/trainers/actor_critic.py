@@ -330,17 +330,26 @@ class _ActorCriticTrainer:
 
     def export(self, path: str, max_new_tokens: int | None = None) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`) with a
-        ``values`` signature: ``input_ids``, ``attention_mask`` (B, L) -> ``values`` (B, L), V(s_t)."""
-        from tf_rl_text.export import export_policy
+        ``values`` signature. Causal LMs: ``input_ids``, ``attention_mask`` (B, L) -> ``values``
+        (B, L), V(s_t) of every prefix. Encoder-decoders: source ``input_ids``, ``attention_mask``
+        (B, P) and ``completion_ids``, ``completion_mask`` (B, T) -> ``values`` (B, T), V of the
+        decoder state that chose each completion token (0 where the mask is 0)."""
+        from tf_rl_text.export import COMPLETION_SPECS, export_policy
 
         agent = self.agent
-
-        def values(input_ids, attention_mask):
-            return {"values": agent.values(input_ids, attention_mask)}
-
-        fn, signature = self.export_train_step()
         ids_spec = [tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                     tf.TensorSpec([None, None], tf.int32, name="attention_mask")]
+        if agent.is_encoder_decoder:
+            def values(input_ids, attention_mask, completion_ids, completion_mask):
+                _, v = agent.completion_logits_and_values(input_ids, attention_mask, completion_ids, completion_mask)
+                return {"values": v * tf.cast(completion_mask, v.dtype)}
+
+            ids_spec = ids_spec + COMPLETION_SPECS
+        else:
+            def values(input_ids, attention_mask):
+                return {"values": agent.values(input_ids, attention_mask)}
+
+        fn, signature = self.export_train_step()
         return export_policy(
             agent, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
             train_step=(fn, signature),
