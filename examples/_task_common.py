@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ sys.path.insert(0, REPO)  # run from a checkout without installing
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import PromptDataset, ReinforceConfig, ReinforceTrainer, RLAgent, fit_pairs, metrics  # noqa: E402
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
+from _common import write_metrics  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -358,9 +358,6 @@ def run(task: Task, argv=None) -> dict:
         "samples_after": [{"source": p, "output": o} for p, o in zip(test.prompts[:3], loaded)],
         "wall_time_s": round(time.time() - start, 1),
     }
-    if args.metrics_file:
-        os.makedirs(os.path.dirname(os.path.abspath(args.metrics_file)), exist_ok=True)
-        with open(args.metrics_file, "w") as f:
-            json.dump(result, f, indent=1)
+    write_metrics(result, args.metrics_file)
     print(f"done in {result['wall_time_s']} s")
     return result

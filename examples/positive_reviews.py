@@ -34,11 +34,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)  # run from a checkout without installing
 
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
-from tf_rl_text import (  # noqa: E402
-    ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv, default_model, default_tokenizer, load_corpus,
-    load_prompts, warm_start,
-)
+from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import ClassifierReward, load_labelled_texts, minilm_path, train_reward_model  # noqa: E402
+from _common import make_agent, mean_reward, warm_start_on_corpus, write_metrics  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "sentiment")
 
@@ -126,12 +124,6 @@ def reward_model(args):
                     "rm_num_train": result.num_train, "rm_num_val": result.num_val}
 
 
-def mean_reward(trainer, prompts, seed):
-    """Mean reward of 4 sampled completions of every prompt (fixed seed: comparable before/after)."""
-    rollout = trainer.env.rollout(trainer.agent, num_samples=4, seed=seed, prompts=prompts)
-    return float(np.mean(rollout.rewards))
-
-
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
@@ -139,12 +131,10 @@ def main(argv=None):
     reward, rm_info = reward_model(args)
     phases = {"reward_model_s": time.time() - start}
 
-    tokenizer = default_tokenizer()
-    agent = RLAgent(default_model(tokenizer, seed=args.seed), tokenizer, seed=args.seed)
+    agent = make_agent(None, args.seed)
+    tokenizer = agent.tokenizer
     prompts = load_prompts()
-    if args.warm_start_steps:
-        losses = warm_start(agent, load_corpus(), steps=args.warm_start_steps, seed=args.seed, progress=show)
-        print(f"warm start: token NLL {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f} over {len(losses)} steps")
+    warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
     phases["warm_start_s"] = time.time() - start - sum(phases.values())
 
     env = TextGenerationEnv(prompts, tokenizer, reward_fn=reward, batch_size=args.batch_size,
@@ -193,10 +183,7 @@ def main(argv=None):
         **{k: round(v, 1) for k, v in phases.items()},
         "samples_after": [p + c for p, c in zip(samples, samples_after)],
     }
-    if args.metrics_file:
-        os.makedirs(os.path.dirname(os.path.abspath(args.metrics_file)), exist_ok=True)
-        with open(args.metrics_file, "w") as f:
-            json.dump(metrics, f, indent=1)
+    write_metrics(metrics, args.metrics_file)
     print(f"done in {metrics['wall_time_s']} s ({', '.join(f'{k[:-2]} {v:.0f} s' for k, v in phases.items())})")
     return metrics
 

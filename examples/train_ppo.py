@@ -15,7 +15,6 @@ completion with more positive than negative words, -1 for the reverse).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,11 +25,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
-from tf_rl_text import (  # noqa: E402
-    A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, RLAgent, TextGenerationEnv, default_model, default_tokenizer,
-    load_corpus, load_prompts, warm_start,
-)
+from tf_rl_text import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
+from _common import make_agent, mean_reward, warm_start_on_corpus, write_metrics  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -77,29 +74,14 @@ def parse_args(argv=None):
     return args
 
 
-def mean_reward(trainer, prompts, seed):
-    """Mean reward of 4 sampled completions of every prompt (fixed seed: comparable before/after)."""
-    rollout = trainer.env.rollout(trainer.agent, num_samples=4, seed=seed, prompts=prompts)
-    return float(np.mean(rollout.rewards))
-
-
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     show = not args.no_progress
-    if args.model:
-        from transformers import AutoTokenizer, TFAutoModelForCausalLM
-
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-        model = TFAutoModelForCausalLM.from_pretrained(args.model)
-    else:
-        tokenizer = default_tokenizer()
-        model = default_model(tokenizer, seed=args.seed)
-    agent = RLAgent(model, tokenizer, seed=args.seed)
+    agent = make_agent(args.model, args.seed)
+    tokenizer = agent.tokenizer
     prompts = load_prompts()
-    if args.warm_start_steps:
-        losses = warm_start(agent, load_corpus(), steps=args.warm_start_steps, seed=args.seed, progress=show)
-        print(f"warm start: token NLL {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f} over {len(losses)} steps")
+    warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
 
     # The environment: prompts in, rewarded completions out. The actor is the LM, the critic a
     # value head on its last hidden states (the trainer attaches a fresh one).
@@ -159,10 +141,7 @@ def main(argv=None):
         "wall_time_s": round(time.time() - start, 1),
         "samples_after": loaded,
     }
-    if args.metrics_file:
-        os.makedirs(os.path.dirname(os.path.abspath(args.metrics_file)), exist_ok=True)
-        with open(args.metrics_file, "w") as f:
-            json.dump(metrics, f, indent=1)
+    write_metrics(metrics, args.metrics_file)
     print(f"done in {metrics['wall_time_s']} s")
     return metrics
 

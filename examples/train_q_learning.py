@@ -18,7 +18,6 @@ reverse, 0 a tie). It prints the greedy reward before and after, exports a Saved
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -29,12 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
-from tf_rl_text import (  # noqa: E402
-    QLearningConfig, QLearningTrainer, RLAgent, TextGenerationEnv, default_model, default_tokenizer, load_corpus,
-    load_prompts, warm_start,
-)
+from tf_rl_text import QLearningConfig, QLearningTrainer, TextGenerationEnv, load_corpus, load_prompts  # noqa: E402
 from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
+from _common import make_agent, warm_start_on_corpus, write_metrics  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -111,19 +108,10 @@ def main(argv=None):
     start = time.time()
     show = not args.no_progress
     keras.utils.set_random_seed(args.seed)  # Keras initializers draw from Python's random: seed it too
-    if args.model:
-        from transformers import AutoTokenizer, TFAutoModelForCausalLM
-
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-        model = TFAutoModelForCausalLM.from_pretrained(args.model)
-    else:
-        tokenizer = default_tokenizer()
-        model = default_model(tokenizer, seed=args.seed)
-    agent = RLAgent(model, tokenizer, seed=args.seed)
+    agent = make_agent(args.model, args.seed)
+    tokenizer = agent.tokenizer
     prompts = load_prompts()
-    if args.warm_start_steps:
-        losses = warm_start(agent, load_corpus(), steps=args.warm_start_steps, seed=args.seed, progress=show)
-        print(f"warm start: token NLL {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f} over {len(losses)} steps")
+    warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
 
     # The environment: prompts in, rewarded completions out.
     reward_fn = default_sentiment_reward()
@@ -183,10 +171,7 @@ def main(argv=None):
         "wall_time_s": round(time.time() - start, 1),
         "samples_after": loaded,
     }
-    if args.metrics_file:
-        os.makedirs(os.path.dirname(os.path.abspath(args.metrics_file)), exist_ok=True)
-        with open(args.metrics_file, "w") as f:
-            json.dump(metrics, f, indent=1)
+    write_metrics(metrics, args.metrics_file)
     print(f"done in {metrics['wall_time_s']} s")
     return metrics
 
