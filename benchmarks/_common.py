@@ -54,19 +54,35 @@ def load_workload(folder: str):
     return workload, tokenizer, prompts
 
 
+def gpt2_config(model_cfg: dict, tokenizer):
+    """The workload's GPT2Config (dropouts 0, the tokenizer's special ids); every side builds from it."""
+    from transformers import GPT2Config
+
+    cfg = {k: v for k, v in model_cfg.items() if k != "model_type"}
+    return GPT2Config(**cfg, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id)
+
+
 def build_model(model_cfg: dict, tokenizer, seed: int):
-    from transformers import GPT2Config, TFGPT2LMHeadModel
+    """Ours: a TFGPT2LMHeadModel of the workload's config, built."""
+    from transformers import TFGPT2LMHeadModel
 
     from tf_rl_text._compat import tf
 
-    cfg = {k: v for k, v in model_cfg.items() if k != "model_type"}
-    config = GPT2Config(**cfg, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.pad_token_id)
     tf.random.set_seed(seed)
-    model = TFGPT2LMHeadModel(config)
+    model = TFGPT2LMHeadModel(gpt2_config(model_cfg, tokenizer))
     model(model.dummy_inputs, training=False)
     return model
+
+
+def build_torch_model(model_cfg: dict, tokenizer, seed: int):
+    """The peers': a PyTorch GPT2LMHeadModel of the same config (torch imported only here)."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(gpt2_config(model_cfg, tokenizer))
 
 
 def forward_flops_per_token(model_cfg: dict, context: float) -> float:

@@ -54,22 +54,10 @@ import time  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # _common imports only the standard library at module level (transformers' tokenizer inside load_workload)
-from _common import (DEFAULT_WORKLOAD, current_rss_mb, load_workload, peak_rss_mb,  # noqa: E402
+from _common import (DEFAULT_WORKLOAD, build_torch_model, current_rss_mb, load_workload, peak_rss_mb,  # noqa: E402
                      seconds_since_process_start, step_gflop)
 
 import torch  # noqa: E402
-
-
-def build_model(model_cfg: dict, tokenizer, seed: int):
-    """The PyTorch GPT2LMHeadModel of _common.build_model's config (dropouts 0, same special ids)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    cfg = {k: v for k, v in model_cfg.items() if k != "model_type"}
-    config = GPT2Config(**cfg, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(seed)
-    return GPT2LMHeadModel(config)
 
 
 def leave_one_out_baseline(rewards: torch.Tensor, k: int) -> torch.Tensor:
@@ -128,7 +116,7 @@ class Peer:
     def __init__(self, w, tokenizer, prompts):
         self.w, self.tokenizer, self.prompts = w, tokenizer, prompts
         self.k = w["completions_per_prompt"]
-        self.model = build_model(w["model"], tokenizer, w["seed"])
+        self.model = build_torch_model(w["model"], tokenizer, w["seed"])
         self.model.eval()  # dropouts are 0: train/eval differ in nothing; no mode switches per step
         self.ref_model = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=w["learning_rate"], eps=1e-7)

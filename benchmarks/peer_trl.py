@@ -85,8 +85,8 @@ import time  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # _common imports only the standard library at module level (transformers' tokenizer inside load_workload)
-from _common import (DEFAULT_WORKLOAD, current_rss_mb, forward_flops_per_token, load_workload,  # noqa: E402
-                     peak_rss_mb, seconds_since_process_start, step_gflop)
+from _common import (DEFAULT_WORKLOAD, build_torch_model, current_rss_mb, forward_flops_per_token,  # noqa: E402
+                     load_workload, peak_rss_mb, seconds_since_process_start, step_gflop)
 
 import torch  # noqa: E402
 
@@ -97,18 +97,6 @@ def extra_old_logp_gflop(w) -> float:
     n = w["prompts_per_step"] * w["completions_per_prompt"]
     p, t = w["prompt_words"], w["completion_tokens"]
     return n * (p + t) * forward_flops_per_token(m, (p + t) / 2) / 1e9
-
-
-def build_model(model_cfg: dict, tokenizer, seed: int):
-    """The PyTorch GPT2LMHeadModel of _common.build_model's config (dropouts 0, same special ids)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    cfg = {k: v for k, v in model_cfg.items() if k != "model_type"}
-    config = GPT2Config(**cfg, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(seed)
-    return GPT2LMHeadModel(config)
 
 
 def rloo_config_fields(w, args, output_dir: str) -> dict:
@@ -229,7 +217,7 @@ def main(argv=None):
 
     tmp = tempfile.mkdtemp(prefix="peer_trl_")
     try:
-        model = build_model(w["model"], tokenizer, w["seed"])
+        model = build_torch_model(w["model"], tokenizer, w["seed"])
         # TRL builds the reference with from_pretrained(model.config._name_or_path): give it the same weights
         model_dir = os.path.join(tmp, "init_model")
         model.save_pretrained(model_dir)
