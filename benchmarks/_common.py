@@ -64,16 +64,21 @@ def gpt2_config(model_cfg: dict, tokenizer):
                       pad_token_id=tokenizer.pad_token_id)
 
 
-def build_model(model_cfg: dict, tokenizer, seed: int):
-    """Ours: a TFGPT2LMHeadModel of the workload's config, built."""
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def build_model(model_cfg: dict, tokenizer, seed: int, precision: str = "float32"):
+    """Ours: a TFGPT2LMHeadModel of the workload's config, built; ``precision`` "mixed_bfloat16"
+    converts it with tf_rl_text.with_precision (bfloat16 math, the same float32 weights)."""
     from transformers import TFGPT2LMHeadModel
 
+    from tf_rl_text import with_precision
     from tf_rl_text._compat import tf
 
     tf.random.set_seed(seed)
     model = TFGPT2LMHeadModel(gpt2_config(model_cfg, tokenizer))
     model(model.dummy_inputs, training=False)
-    return model
+    return model if precision == "float32" else with_precision(model, precision)
 
 
 def build_torch_model(model_cfg: dict, tokenizer, seed: int):

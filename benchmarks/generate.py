@@ -16,7 +16,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from _common import DEFAULT_WORKLOAD, build_model, forward_flops_per_token, load_workload  # noqa: E402
+from _common import DEFAULT_WORKLOAD, PRECISIONS, build_model, forward_flops_per_token, load_workload  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -25,15 +25,15 @@ from tf_rl_text._compat import tf  # noqa: E402
 from rl_step import ExactLengthAgent  # noqa: E402
 
 
-def measured_matmul_gflops(n=2048, repeats=5):
-    """fp32 matmul throughput of this machine through TensorFlow (the FLOP-bound reference).
+def measured_matmul_gflops(n=2048, repeats=5, dtype="float32"):
+    """Matmul throughput of this machine through TensorFlow in ``dtype`` (the FLOP-bound reference).
 
     One n x n matmul per core, side by side in one graph, so the peak counts every core under
     either thread layout (with use_cores() one matmul runs on one core).
     """
     cores = available_cores()
-    pairs = [(tf.random.normal([n, n]), tf.random.normal([n, n])) for _ in range(cores)]
-    f = tf.function(lambda: tf.add_n([tf.reduce_sum(tf.matmul(a, b)) for a, b in pairs]))
+    pairs = [(tf.cast(tf.random.normal([n, n]), dtype), tf.cast(tf.random.normal([n, n]), dtype)) for _ in range(cores)]
+    f = tf.function(lambda: tf.add_n([tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)) for a, b in pairs]))
     f().numpy()
     best = float("inf")
     for _ in range(repeats):
@@ -52,14 +52,18 @@ def main(argv=None):
     ap.add_argument("--layout", default="cores", choices=["cores", "tf-default"],
                     help="cores: tf_rl_text.use_cores() (one op per core, one generation shard per core); "
                          "tf-default: TensorFlow's own thread pools, one shard")
+    ap.add_argument("--precision", default="float32", choices=PRECISIONS,
+                    help="mixed_bfloat16: bfloat16 math over float32 weights; the bound then uses the bfloat16 "
+                         "matmul peak")
     args = ap.parse_args(argv)
     if args.layout == "cores":
         use_cores()
     w, tokenizer, prompts = load_workload(args.workload)
-    model = build_model(w["model"], tokenizer, w["seed"])
+    model = build_model(w["model"], tokenizer, w["seed"], args.precision)
     agent = ExactLengthAgent(model, tokenizer, seed=w["seed"])
     n_new, p = w["completion_tokens"], w["prompt_words"]
-    peak = args.peak_gflops or measured_matmul_gflops()
+    peak = args.peak_gflops or measured_matmul_gflops(
+        dtype="bfloat16" if args.precision == "mixed_bfloat16" else "float32")
     flop_per_new_token = np.mean([forward_flops_per_token(w["model"], p + i + 1) for i in range(n_new)])
     rows = {}
     for batch in [int(b) for b in args.batches.split(",")]:
@@ -80,7 +84,7 @@ def main(argv=None):
     result = {"benchmark": "generate", "new_tokens": n_new, "prompt_tokens": p, "peak_matmul_gflops": round(peak, 1),
               "gflop_per_token": round(flop_per_new_token / 1e9, 5), "batches": rows,
               "traces": agent.generate_fn(greedy=False).experimental_get_tracing_count(),
-              "layout": args.layout, "generation_shards": agent.generation_shards}
+              "layout": args.layout, "generation_shards": agent.generation_shards, "precision": args.precision}
     print(json.dumps(result))
     return result
 

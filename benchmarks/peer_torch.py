@@ -45,6 +45,7 @@ os.environ.setdefault("USE_TF", "0")
 os.environ.setdefault("USE_TORCH", "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import copy  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
@@ -196,6 +197,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (torch.set_num_threads)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="run each step under torch.autocast('cpu', torch.bfloat16) (float32 weights and Adam)")
     args = ap.parse_args(argv)
     if args.threads < 1:
         raise SystemExit(f"--threads must be >= 1, got {args.threads}")
@@ -208,7 +211,8 @@ def main(argv=None):
     time_to_first = None
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        stats = peer.step()
+        with (torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()):
+            stats = peer.step()
         dt = time.perf_counter() - t0
         if time_to_first is None:
             time_to_first = seconds_since_process_start()
@@ -227,7 +231,7 @@ def main(argv=None):
     median = statistics.median(times)
     seqs = w["prompts_per_step"] * w["completions_per_prompt"]
     result = {
-        "benchmark": "rl_step_torch_peer", "algo": "rloo", "timed_steps": len(times),
+        "benchmark": "rl_step_torch_peer", "algo": "rloo", "bf16": args.bf16, "timed_steps": len(times),
         "median_step_s": round(median, 4), "min_step_s": round(min(times), 4),
         "max_step_s": round(max(times), 4), "seqs_per_s": round(seqs / median, 2),
         "time_to_first_step_s": round(time_to_first, 2), "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -22,7 +22,8 @@ from prompts.txt, reward = share of completion words equal to the target word, a
   ``lr_scheduler_type="constant"`` (the Trainer's default is linear decay to 0 over max_steps),
   ``adam_epsilon=1e-7`` (Keras' Adam, as ours and peer_torch.py), ``shuffle_dataset=False`` (prompts
   in file order, each repeated 4 times in consecutive rows, as ours), ``seed=0``;
-* ``use_cpu=True, bf16=False, fp16=False`` (TRL's default is bf16=True), ``gradient_checkpointing=
+* ``use_cpu=True, bf16=False, fp16=False`` (TRL's default is bf16=True; ``--bf16`` turns it back on:
+  torch autocast to bfloat16 on CPU, as ``rl_step.py --precision mixed_bfloat16``), ``gradient_checkpointing=
   False`` (TRL's default is True: it would recompute the forward in the backward; ours does not;
   ``--gradient-checkpointing`` turns TRL's default back on), ``dataloader_num_workers=0``,
   ``report_to="none"``, ``save_strategy="no"``, ``logging_strategy="no"``, ``disable_tqdm=True``;
@@ -123,7 +124,7 @@ def rloo_config_fields(w, args, output_dir: str) -> dict:
         "shuffle_dataset": False,
         "seed": w["seed"],
         "use_cpu": True,
-        "bf16": False,
+        "bf16": bool(args.bf16),
         "fp16": False,
         "gradient_checkpointing": bool(args.gradient_checkpointing),
         "dataloader_num_workers": 0,
@@ -141,6 +142,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (torch.set_num_threads)")
+    ap.add_argument("--bf16", action="store_true", help="TRL's default bf16=True (torch autocast to bfloat16 on CPU)")
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="keep TRL's default gradient_checkpointing=True (recomputes the forward in the backward)")
     args = ap.parse_args(argv)

@@ -7,6 +7,7 @@ Prints progress on stderr and one JSON line (the figures) as the last line of st
 
     python benchmarks/rl_step.py                       # the workload as shipped
     python benchmarks/rl_step.py --steps 500           # memory check: RSS after 50 vs after 500 steps
+    python benchmarks/rl_step.py --precision mixed_bfloat16   # bfloat16 math, float32 weights
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from _common import (DEFAULT_WORKLOAD, SCORING_PASSES, build_model, current_rss_mb, load_workload,  # noqa: E402
+from _common import (DEFAULT_WORKLOAD, PRECISIONS, SCORING_PASSES, build_model, current_rss_mb, load_workload,  # noqa: E402
                      peak_rss_mb, seconds_since_process_start, step_gflop)
 
 import numpy as np  # noqa: E402
@@ -72,6 +73,8 @@ def main(argv=None):
     ap.add_argument("--algo", default="rloo", choices=sorted(SCORING_PASSES),
                     help="rloo: REINFORCE with the leave-one-out baseline (the workload); ppo / a2c: actor-critic "
                          "(one update per batch, value head); soft_q: soft Q-learning (one TD update per batch)")
+    ap.add_argument("--precision", default="float32", choices=PRECISIONS,
+                    help="mixed_bfloat16: bfloat16 math over float32 weights (tf_rl_text.with_precision)")
     args = ap.parse_args(argv)
     if args.inter_op or args.intra_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
@@ -82,7 +85,7 @@ def main(argv=None):
     steps = args.steps if args.steps is not None else w["timed_steps"]
     warmup = args.warmup if args.warmup is not None else w["warmup_steps"]
     tf.random.set_seed(w["seed"])
-    model = build_model(w["model"], tokenizer, w["seed"])
+    model = build_model(w["model"], tokenizer, w["seed"], args.precision)
     agent = ExactLengthAgent(model, tokenizer, temperature=w["temperature"], seed=w["seed"])
     target = w["target_word"]
 
@@ -118,7 +121,8 @@ def main(argv=None):
     median = float(np.median(times))
     seqs = w["prompts_per_step"] * w["completions_per_prompt"]
     result = {
-        "benchmark": "rl_step", "algo": args.algo, "jit_compile": args.jit, "timed_steps": len(times),
+        "benchmark": "rl_step", "algo": args.algo, "precision": args.precision, "jit_compile": args.jit,
+        "timed_steps": len(times),
         "median_step_s": round(median, 4), "min_step_s": round(float(np.min(times)), 4),
         "max_step_s": round(float(np.max(times)), 4), "seqs_per_s": round(seqs / median, 2),
         "time_to_first_step_s": round(time_to_first, 2), "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -16,6 +16,7 @@ docstring for where TRL's step differs from the workload).
     python benchmarks/side_by_side.py                        # 2 rounds, the shipped workload, both peers
     python benchmarks/side_by_side.py --rounds 1 --steps 5   # quick look
     python benchmarks/side_by_side.py --peers trl            # ours vs TRL only
+    python benchmarks/side_by_side.py --precision mixed_bfloat16   # every side in bfloat16 math
     TORCH_PYTHON=/path/to/python TRL_PYTHON=/path/to/python python benchmarks/side_by_side.py
 
 ``--peers`` defaults to every peer whose Python exists (torch: $TORCH_PYTHON or
@@ -90,6 +91,9 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=None, help="warm-up steps passed to every side")
     ap.add_argument("--torch-threads", type=int, default=2, help="peer_torch.py --threads (default 2)")
     ap.add_argument("--trl-threads", type=int, default=2, help="peer_trl.py --threads (default 2)")
+    ap.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"),
+                    help="every side in this precision: mixed_bfloat16 = rl_step.py --precision mixed_bfloat16 and "
+                         "the peers' --bf16 (torch autocast to bfloat16; weights and optimizer float32 everywhere)")
     args = ap.parse_args(argv)
     if args.rounds < 1:
         raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
@@ -118,9 +122,11 @@ def main(argv=None):
     for flag, value in (("--workload", args.workload), ("--steps", args.steps), ("--warmup", args.warmup)):
         if value is not None:
             common += [flag, str(value)]
-    ours_cmd = [sys.executable, os.path.join(HERE, "rl_step.py"), *common]
-    peer_cmds = {p: [pythons[p], os.path.join(HERE, PEERS[p][0]), *common, "--threads", str(threads[p])]
-                 for p in peers}
+    bf16 = args.precision == "mixed_bfloat16"
+    ours_cmd = [sys.executable, os.path.join(HERE, "rl_step.py"), *common,
+                *(["--precision", args.precision] if bf16 else [])]
+    peer_cmds = {p: [pythons[p], os.path.join(HERE, PEERS[p][0]), *common, "--threads", str(threads[p]),
+                     *(["--bf16"] if bf16 else [])] for p in peers}
     rounds = []
     for r in range(args.rounds):
         ours = run_side(f"round {r + 1}/{args.rounds} ours (rl_step.py)", ours_cmd)
@@ -133,7 +139,7 @@ def main(argv=None):
         rounds.append(entry)
     ours_med = statistics.median(x["ours"]["median_step_s"] for x in rounds)
     result = {
-        "benchmark": "side_by_side", "rounds": args.rounds, "peers": peers,
+        "benchmark": "side_by_side", "rounds": args.rounds, "peers": peers, "precision": args.precision,
         "order": "per round: " + ", ".join(["ours", *(f"{p} peer" for p in peers)]),
         "ours_median_step_s": round(ours_med, 4),
     }

@@ -9,11 +9,13 @@ import os
 
 import numpy as np
 
-from tf_rl_text import RLAgent, default_model, default_tokenizer, load_corpus, warm_start
+from tf_rl_text import RLAgent, default_model, default_tokenizer, load_corpus, warm_start, with_precision
 
 
-def make_agent(model_path, seed):
-    """An RLAgent over a local pretrained causal LM folder (``save_pretrained``) or, with none, the embedded default."""
+def make_agent(model_path, seed, precision="float32"):
+    """An RLAgent over a local pretrained causal LM folder (``save_pretrained``) or, with none, the embedded default.
+
+    ``precision="mixed_bfloat16"``: the model computes in bfloat16 over float32 weights (``with_precision``)."""
     if model_path:
         from transformers import AutoTokenizer, TFAutoModelForCausalLM
 
@@ -22,6 +24,8 @@ def make_agent(model_path, seed):
     else:
         tokenizer = default_tokenizer()
         model = default_model(tokenizer, seed=seed)
+    if precision != "float32":
+        model = with_precision(model, precision)
     return RLAgent(model, tokenizer, seed=seed)
 
 

@@ -53,6 +53,8 @@ def parse_args(argv=None):
                    help="REINFORCE baseline")
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless --warm-start-steps is given")
+    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                   help="mixed_bfloat16: bfloat16 math over float32 weights (faster matmuls on CPUs with AVX512-BF16/AMX)")
     p.add_argument("--seed", type=int, default=0, help="random seed (model init, sampling, prompt order)")
     p.add_argument("--output", default=os.path.join(os.path.dirname(HERE), "saved_models", "train_text_rl"),
                    help="folder the SavedModel is exported to")
@@ -77,7 +79,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     show = not args.no_progress
-    agent = make_agent(args.model, args.seed)
+    agent = make_agent(args.model, args.seed, args.precision)
     tokenizer = agent.tokenizer
     prompts = load_prompts()
     warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
@@ -124,6 +126,7 @@ def main(argv=None):
         "episodes": args.episodes,
         "warm_start_steps": args.warm_start_steps,
         "baseline": args.baseline,
+        "precision": args.precision,
         "wall_time_s": round(time.time() - start, 1),
         "samples_after": loaded,
     }

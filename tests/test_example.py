@@ -13,7 +13,7 @@ def test_help_documents_every_flag():
     assert proc.returncode == 0
     for flag in ["--quick", "--episodes", "--warm-start-steps", "--batch-size", "--samples-per-prompt",
                  "--max-new-tokens", "--learning-rate", "--kl-coef", "--baseline", "--model", "--seed",
-                 "--output", "--metrics-file", "--no-progress"]:
+                 "--output", "--metrics-file", "--no-progress", "--precision"]:
         assert flag in proc.stdout, flag
 
 
@@ -36,3 +36,18 @@ def test_quick_run_raises_reward_exports_and_reloads(tmp_path):
     assert os.path.exists(os.path.join(m["saved_model"], "saved_model.pb"))
     assert "reward before RL" in proc.stdout and "loaded back" in proc.stdout
     assert len(m["samples_after"]) == 4
+
+
+def test_mixed_precision_run_trains_exports_and_reloads(tmp_path):
+    """--precision mixed_bfloat16: the same script in bfloat16 math; a short run that exports and reloads."""
+    metrics_file = tmp_path / "metrics.json"
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--quick", "--episodes", "4", "--warm-start-steps", "30", "--precision",
+         "mixed_bfloat16", "--no-progress", "--metrics-file", str(metrics_file), "--output", str(tmp_path / "p")],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads(metrics_file.read_text())
+    assert m["precision"] == "mixed_bfloat16" and m["episodes"] == 4
+    assert -1.0 <= m["reward_before"] <= 1.0 and -1.0 <= m["reward_after"] <= 1.0
+    assert os.path.exists(os.path.join(m["saved_model"], "saved_model.pb")) and len(m["samples_after"]) == 4

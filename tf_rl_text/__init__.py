@@ -11,6 +11,7 @@
 from tf_rl_text import _compat  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tf_rl_text import ops
 from tf_rl_text.cpu import available_cores, use_cores
+from tf_rl_text.precision import with_precision
 from tf_rl_text.agent import Generation, RLAgent
 from tf_rl_text.defaults import default_model, default_tokenizer, load_corpus, load_prompts
 from tf_rl_text.trainers.mle import fit_pairs, warm_start
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "available_cores",
     "use_cores",
+    "with_precision",
     "A2CConfig",
     "A2CTrainer",
     "PPOConfig",

@@ -79,6 +79,11 @@ def _tied_output_embeddings(model):
     return None
 
 
+def _float32(x):
+    """Logits leave the model as float32 (a mixed-precision model computes them in bfloat16/float16)."""
+    return x if x.dtype == tf.float32 else tf.cast(x, tf.float32)
+
+
 def _loose_shape(x):
     return tf.TensorShape([None] * x.shape.rank)
 
@@ -205,16 +210,16 @@ class RLAgent:
                         past_key_values=past_key_values, use_cache=use_cache,
                         output_hidden_states=output_hidden_states, training=training)
             logits = out.logits if logits_at is None else out.logits[:, logits_at]
-            return _LMOutput(logits, out.past_key_values if use_cache else None, getattr(out, "hidden_states", None))
+            return _LMOutput(_float32(logits), out.past_key_values if use_cache else None, getattr(out, "hidden_states", None))
         out = model.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                 past_key_values=past_key_values, use_cache=use_cache,
                                 output_hidden_states=output_hidden_states, training=training)
         hidden = out.last_hidden_state if logits_at is None else out.last_hidden_state[:, logits_at]
         shape = tf.shape(hidden)
         flat = tf.reshape(hidden, [-1, hidden.shape[-1]])
-        logits = tf.matmul(flat, embeddings, transpose_b=True)
+        logits = tf.matmul(flat, tf.cast(embeddings, flat.dtype), transpose_b=True)
         logits = tf.reshape(logits, tf.concat([shape[:-1], [tf.shape(embeddings)[0]]], axis=0))
-        return _LMOutput(logits, out.past_key_values if use_cache else None, out.hidden_states)
+        return _LMOutput(_float32(logits), out.past_key_values if use_cache else None, out.hidden_states)
 
     def token_logits(self, input_ids, attention_mask, training=False):
         """Processed logits for every position: (B, L, vocab); position t predicts token t+1. Causal LMs."""
@@ -240,7 +245,7 @@ class RLAgent:
                         decoder_attention_mask=decoder_mask, output_hidden_states=output_hidden_states,
                         training=training)
             hidden = out.decoder_hidden_states[-1] if output_hidden_states else None
-            return self.process_logits(out.logits), hidden
+            return self.process_logits(_float32(out.logits)), hidden
         input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
         mask = tf.concat([prompt_mask, completion_mask], axis=1)
         start = tf.shape(prompt_ids)[1] - 1  # position P-1 predicts the first completion token
@@ -282,7 +287,7 @@ class RLAgent:
         decoder_mask = tf.concat([tf.ones([batch, 1], tf.int32), decoder_mask], axis=1)[:, : step + 1]
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_ids,
                          decoder_attention_mask=decoder_mask, training=False)
-        return self.process_logits(out.logits[:, -1])
+        return self.process_logits(_float32(out.logits[:, -1]))
 
     def act(self, time_step, greedy: bool = False):
         """One action (next token id) per row for a ``TextGenerationEnv`` time step: (B,) int32."""
@@ -318,7 +323,7 @@ class RLAgent:
             positions = _position_ids(attention_mask)
             out = self.causal_lm(input_ids, attention_mask, positions, use_cache=True, logits_at=slice(-1, None))
             state = {"past": out.past_key_values, "mask": attention_mask, "position": positions[:, -1]}
-        return self.process_logits(out.logits[:, -1]), state
+        return self.process_logits(_float32(out.logits[:, -1])), state
 
     def _advance(self, token, state):
         """Generation, later steps: feed one token (B,) through the cache. Returns (logits, state)."""
@@ -335,7 +340,7 @@ class RLAgent:
             out = self.causal_lm(token[:, None], mask, position[:, None], past_key_values=state["past"],
                                  use_cache=True)
             state = {"past": out.past_key_values, "mask": mask, "position": position}
-        return self.process_logits(out.logits[:, -1]), state
+        return self.process_logits(_float32(out.logits[:, -1])), state
 
     def _decode(self, input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k):
         """The rollout loop: prefill once, then one cached decoder step per token."""
@@ -463,8 +468,9 @@ class RLAgent:
 
     def clone_model(self, trainable: bool = False):
         """A copy of the model with the same weights (the frozen reference for the KL leash)."""
-        copy = type(self.model)(self.model.config)
-        copy(copy.dummy_inputs, training=False)
+        from tf_rl_text.precision import new_like
+
+        copy = new_like(self.model)  # computes under the model's dtype policy (mixed precision stays mixed)
         copy.set_weights(self.model.get_weights())
         copy.trainable = trainable
         return copy
@@ -503,7 +509,7 @@ class RLAgent:
         if self.value_head is None:
             raise ValueError("this agent has no value head; call agent.attach_value_head() (or load_value_head(path))")
         out = self.causal_lm(input_ids, attention_mask, output_hidden_states=True, training=training)
-        return self.process_logits(out.logits), self.value_head(out.hidden_states[-1], training=training)
+        return self.process_logits(out.logits), _float32(self.value_head(out.hidden_states[-1], training=training))
 
     def values(self, input_ids, attention_mask, training=False):
         """V(s_t) for every prefix of the (left-padded) sequences: (B, L); position t = state up to token t."""
@@ -515,7 +521,7 @@ class RLAgent:
             raise ValueError("this agent has no value head; call agent.attach_value_head() (or load_value_head(path))")
         logits, hidden = self.completion_forward(prompt_ids, prompt_mask, completion_ids, completion_mask, training,
                                                  output_hidden_states=True)
-        values = self.value_head(hidden, training=training)  # (B, T)
+        values = _float32(self.value_head(hidden, training=training))  # (B, T)
         return logits / tf.cast(self.temperature, logits.dtype), values
     # ================================================================== end value head
 

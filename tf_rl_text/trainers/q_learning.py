@@ -52,6 +52,7 @@ from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf, tfp
 from tf_rl_text.agent import RLAgent
 from tf_rl_text.heads import QHead
+from tf_rl_text.precision import new_like
 
 TARGETS = ops.TD_TARGETS  # ("q_learning", "sarsa", "expected_sarsa", "soft")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann")
@@ -227,13 +228,11 @@ class QHeadModel(tf.Module):
 def _clone_q_model(model):
     """A separate copy (same architecture and weights) of an HF causal LM or a QHeadModel."""
     if isinstance(model, QHeadModel):
-        lm = type(model.lm)(model.lm.config)
-        lm(lm.dummy_inputs, training=False)
+        lm = new_like(model.lm)  # under the LM's dtype policy, like the online network
         head = QHead.from_config(model.head.get_config())
         copy = QHeadModel(lm, head, name="target_" + model.name)
     else:
-        copy = type(model)(model.config)
-        copy(copy.dummy_inputs, training=False)
+        copy = new_like(model)
     source, dest = list(model.variables), list(copy.variables)
     if [v.shape for v in source] != [v.shape for v in dest]:
         raise ValueError(f"cannot build a target network for {type(model).__name__}: its copy has different variables")

@@ -1,0 +1,119 @@
+"""Mixed precision (bfloat16 math, float32 weights): scores within bfloat16 error of float32,
+float32 logits and weights, references and target networks that compute like the policy, a
+reward that rises, PPO and Q-learning steps, and an export that reloads with the same tokens."""
+import numpy as np
+import pytest
+
+import tf_rl_text
+from conftest import make_tiny_model, make_tiny_t5
+from tf_rl_text import (PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer,
+                        RLAgent, TextGenerationEnv, with_precision)
+from tf_rl_text._compat import keras, tf
+from tf_rl_text.precision import global_policy, policy_of
+from tf_rl_text.rewards import TokenFrequencyReward
+
+PROMPTS = ["the movie was", "my day", "i really enjoyed the"]
+TARGET = 264  # " the", as in test_reinforce.py
+
+
+def toy_env(tokenizer, batch_size=4):
+    return TextGenerationEnv(["the movie was", "my day", "our dinner", "i really enjoyed"], tokenizer,
+                             TokenFrequencyReward(tokenizer, TARGET), batch_size=batch_size, max_new_tokens=6, seed=0)
+
+
+def scores(agent, ids, mask, gen):
+    return agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask).numpy()
+
+
+@pytest.mark.parametrize("make", [make_tiny_model, make_tiny_t5], ids=["gpt2", "t5"])
+def test_mixed_copy_keeps_float32_weights_and_scores_within_bfloat16_error(tokenizer, make):
+    model = make(tokenizer)
+    mixed = with_precision(model, "mixed_bfloat16")
+    assert policy_of(mixed) == "mixed_bfloat16" and policy_of(model) == "float32"
+    assert all(w.dtype == tf.float32 for w in mixed.weights)
+    for a, b in zip(model.get_weights(), mixed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    full, half = RLAgent(model, tokenizer, seed=0), RLAgent(mixed, tokenizer, seed=0)
+    ids, mask = full.encode_prompts(PROMPTS)
+    gen = full.generate(ids, mask, max_new_tokens=6, greedy=True)
+    lp32, lp16 = scores(full, ids, mask, gen), scores(half, ids, mask, gen)
+    assert half.log_probs(ids, mask, gen.completion_ids, gen.completion_mask).dtype == tf.float32
+    assert np.abs(lp16 - lp32).max() < 0.05  # bfloat16 keeps 8 bits of mantissa: ~0.4% per value
+    assert np.abs(lp16 - lp32).max() > 0  # and it really computed in bfloat16
+    back = RLAgent(with_precision(mixed, "float32"), tokenizer)  # and back: float32 scores exactly again
+    np.testing.assert_allclose(scores(back, ids, mask, gen), lp32, rtol=0, atol=1e-6)
+
+
+def test_bad_precisions_are_refused_with_the_fix(tokenizer):
+    model = make_tiny_model(tokenizer)
+    with pytest.raises(ValueError, match="loss scaling.*mixed_bfloat16"):
+        with_precision(model, "mixed_float16")
+    with pytest.raises(ValueError, match=r"policy must be one of \('float32', 'mixed_bfloat16'\), got 'bf16'"):
+        with_precision(model, "bf16")
+    with pytest.raises(TypeError, match="Hugging Face TF model.*got Dense"):
+        with_precision(keras.layers.Dense(2))
+    assert keras.mixed_precision.global_policy().name == "float32"  # nothing leaked into Keras' global state
+
+
+def test_global_policy_is_restored_after_an_error():
+    with pytest.raises(RuntimeError):
+        with global_policy("mixed_bfloat16"):
+            assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+            raise RuntimeError("boom")
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_reinforce_in_mixed_precision_raises_the_reward_with_a_mixed_reference(tokenizer):
+    """The REINFORCE toy task of test_reinforce.py, in bfloat16: reward 0 -> > 0.5, KL 0 at step 1."""
+    agent = RLAgent(with_precision(make_tiny_model(tokenizer)), tokenizer, seed=0)
+    trainer = ReinforceTrainer(agent, toy_env(tokenizer), ReinforceConfig(
+        learning_rate=3e-2, baseline="rloo", num_samples_per_prompt=4, kl_coef=0.01))
+    assert policy_of(trainer.ref_model) == "mixed_bfloat16"
+    before = [w.copy() for w in agent.model.get_weights()]
+    first = trainer.step()
+    assert first["kl"] == 0.0  # same weights, same bfloat16 math: the leash starts at exactly 0
+    trainer.train(40, progress=False)
+    after = np.mean([h["reward_mean"] for h in trainer.history[-5:]])
+    assert after > 0.5, f"mean reward in bfloat16 only reached {after:.3f}"
+    assert trainer.history[-1]["kl"] > 0
+    assert all(w.dtype == tf.float32 for w in agent.model.weights)  # float32 master weights were updated
+    changed = [not np.allclose(a, b) for a, b in zip(before, agent.model.get_weights())]
+    assert sum(changed) >= len(changed) - 2
+    assert trainer._update.experimental_get_tracing_count() == 1
+
+
+def test_ppo_in_mixed_precision_trains_a_float32_value_head(tokenizer):
+    agent = RLAgent(with_precision(make_tiny_model(tokenizer)), tokenizer, seed=0)
+    env = TextGenerationEnv(["the movie was", "my day"], tokenizer, lambda c, p, r: [len(x) / 10 for x in c],
+                            batch_size=4, max_new_tokens=6)  # a reward every completion earns: updates happen
+    trainer = PPOTrainer(agent, env, PPOConfig(learning_rate=1e-2, num_samples_per_prompt=2))
+    ids, mask = agent.encode_prompts(PROMPTS)
+    values = agent.values(tf.constant(ids), tf.constant(mask))
+    assert values.dtype == tf.float32
+    kernel = agent.value_head.dense.kernel.numpy().copy()
+    stats = trainer.step()
+    assert np.isfinite([stats["loss"], stats["value_loss"], stats["kl"], stats["explained_variance"]]).all()
+    assert stats["value_loss"] > 0
+    assert not np.allclose(kernel, agent.value_head.dense.kernel.numpy())
+
+
+def test_q_learning_target_network_computes_like_the_online_network(tokenizer):
+    agent = RLAgent(with_precision(make_tiny_model(tokenizer)), tokenizer, seed=0)
+    trainer = QLearningTrainer(agent, toy_env(tokenizer), QLearningConfig(q_values="head", batch_size=8,
+                                                                          learning_rate=1e-2))
+    assert policy_of(trainer.target_model) == "mixed_bfloat16"
+    ids, mask = agent.encode_prompts(PROMPTS)
+    ids, mask = tf.constant(ids), tf.constant(mask)
+    q = trainer.policy.causal_lm(ids, mask).logits.numpy()
+    q_target = trainer.policy.causal_lm(ids, mask, model=trainer.target_model).logits.numpy()
+    assert q.dtype == np.float32
+    np.testing.assert_array_equal(q, q_target)  # a copy in the same precision: identical, not just close
+    stats = trainer.step()
+    assert np.isfinite(stats["loss"])
+
+
+def test_mixed_precision_export_reloads_with_the_live_tokens(tokenizer, tmp_path):
+    agent = RLAgent(with_precision(make_tiny_model(tokenizer, seed=1)), tokenizer, seed=0)
+    policy = tf_rl_text.load(tf_rl_text.export_policy(agent, str(tmp_path / "mixed"), max_new_tokens=6))
+    assert policy.generate(PROMPTS) == agent.generate_text(PROMPTS, max_new_tokens=6, greedy=True)
+    assert policy.generate(PROMPTS, greedy=False, seed=3) == agent.generate_text(PROMPTS, max_new_tokens=6, seed=3)
