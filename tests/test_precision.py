@@ -1,6 +1,8 @@
 """Mixed precision (bfloat16 math, float32 weights): scores within bfloat16 error of float32,
 float32 logits and weights, references and target networks that compute like the policy, a
 reward that rises, PPO and Q-learning steps, and an export that reloads with the same tokens."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from conftest import make_tiny_model, make_tiny_t5
 from tf_rl_text import (PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer,
                         RLAgent, TextGenerationEnv, with_precision)
 from tf_rl_text._compat import keras, tf
-from tf_rl_text.precision import global_policy, policy_of
+from tf_rl_text.precision import global_policy, policy_of, weights_cast_once
 from tf_rl_text.rewards import TokenFrequencyReward
 
 PROMPTS = ["the movie was", "my day", "i really enjoyed the"]
@@ -117,3 +119,48 @@ def test_mixed_precision_export_reloads_with_the_live_tokens(tokenizer, tmp_path
     policy = tf_rl_text.load(tf_rl_text.export_policy(agent, str(tmp_path / "mixed"), max_new_tokens=6))
     assert policy.generate(PROMPTS) == agent.generate_text(PROMPTS, max_new_tokens=6, greedy=True)
     assert policy.generate(PROMPTS, greedy=False, seed=3) == agent.generate_text(PROMPTS, max_new_tokens=6, seed=3)
+
+
+def _while_body_ops(concrete, op_type):
+    """How many ``op_type`` nodes the while-loop bodies of a traced function hold."""
+    library = concrete.graph.as_graph_def().library.function
+    return sum(node.op == op_type for f in library if "while_body" in f.signature.name for node in f.node_def)
+
+
+def test_weights_cast_once_moves_the_weight_reads_out_of_the_loop_with_the_same_result():
+    with global_policy("mixed_bfloat16"):
+        layer = keras.layers.Dense(3, kernel_initializer="glorot_uniform", bias_initializer="ones")
+        layer.build((None, 3))
+
+    class Holder:
+        variables = layer.variables
+
+    def run(hoist):
+        def f(x):
+            with weights_cast_once(Holder) if hoist else contextlib.nullcontext():
+                x = layer(x)  # first read before the loop, as generation's prefill
+                return tf.while_loop(lambda i, x: i < 4, lambda i, x: (i + 1, tf.tanh(layer(x))), (0, x))[1]
+
+        fn = tf.function(f, autograph=False).get_concrete_function(tf.TensorSpec([2, 3], tf.bfloat16))
+        return fn, fn(tf.constant([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], tf.bfloat16)).numpy()
+
+    (plain, out_plain), (hoisted, out_hoisted) = run(False), run(True)
+    assert _while_body_ops(plain, "ReadVariableOp") == 2  # kernel and bias, re-read every iteration
+    assert _while_body_ops(hoisted, "ReadVariableOp") == 0  # read and cast once, before the loop
+    np.testing.assert_array_equal(out_plain, out_hoisted)  # the same cast: the same numbers
+    assert layer.kernel.value().dtype == tf.float32  # nothing stays patched: outside, reads are float32 again
+
+
+def test_mixed_agent_decode_loop_reads_no_mixed_weight_per_token(tokenizer):
+    model = make_tiny_model(tokenizer)
+    mixed = with_precision(model)
+    autocast = [v for v in mixed.variables if type(v).__name__ == "AutoCastVariable"]
+    reads = {}
+    for name, m in (("float32", model), ("mixed", mixed)):
+        agent = RLAgent(m, tokenizer, seed=0, generation_shards=1)
+        reads[name] = _while_body_ops(agent.generate_fn().get_concrete_function(), "ReadVariableOp")
+        ids, mask = agent.encode_prompts(PROMPTS)
+        assert agent.generate(ids, mask, max_new_tokens=5, seed=1).completion_ids.shape == (3, 5)
+    assert len(autocast) >= 8  # the attention and MLP kernels and biases of the one block
+    # every AutoCastVariable read (and the tied LM head's cast) left the loop; float32 reads stay per token
+    assert reads["mixed"] <= reads["float32"] - len(autocast), reads

@@ -31,6 +31,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf, tfp
+from tf_rl_text.precision import cast_weight, weights_cast_once
 
 Generation = collections.namedtuple("Generation", ["completion_ids", "completion_mask"])
 Generation.__doc__ = """Completions from :meth:`RLAgent.generate`.
@@ -217,7 +218,7 @@ class RLAgent:
         hidden = out.last_hidden_state if logits_at is None else out.last_hidden_state[:, logits_at]
         shape = tf.shape(hidden)
         flat = tf.reshape(hidden, [-1, hidden.shape[-1]])
-        logits = tf.matmul(flat, tf.cast(embeddings, flat.dtype), transpose_b=True)
+        logits = tf.matmul(flat, cast_weight(embeddings, flat.dtype), transpose_b=True)
         logits = tf.reshape(logits, tf.concat([shape[:-1], [tf.shape(embeddings)[0]]], axis=0))
         return _LMOutput(_float32(logits), out.past_key_values if use_cache else None, out.hidden_states)
 
@@ -344,6 +345,10 @@ class RLAgent:
 
     def _decode(self, input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k):
         """The rollout loop: prefill once, then one cached decoder step per token."""
+        with weights_cast_once(self.model):  # mixed precision: weights cast to bfloat16 once, not per token
+            return self._decode_loop(input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k)
+
+    def _decode_loop(self, input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k):
         batch = tf.shape(input_ids)[0]
         logits, state = self._prefill(input_ids, attention_mask)  # (B, V)
         finished = tf.zeros([batch], tf.bool)

@@ -22,8 +22,9 @@ gradients need loss scaling, which the trainers do not do (and CPUs have no fast
 from __future__ import annotations
 
 import contextlib
+import threading
 
-from tf_rl_text._compat import keras
+from tf_rl_text._compat import keras, tf
 
 POLICIES = ("float32", "mixed_bfloat16")
 """The dtype policies :func:`with_precision` accepts."""
@@ -79,8 +80,10 @@ def with_precision(model, policy: str = "mixed_bfloat16"):
     ``"float32"``: back to full precision. The copy keeps ``model.trainable``. Saving it with
     ``save_pretrained`` writes float32 weights that load into either precision.
     """
+    from transformers import TFPreTrainedModel
+
     name = _check_policy(policy)
-    if getattr(model, "config", None) is None or not hasattr(model, "dummy_inputs"):
+    if not isinstance(model, TFPreTrainedModel):
         raise TypeError(f"model must be a Hugging Face TF model (e.g. TFAutoModelForCausalLM), got {type(model).__name__}")
     copy = new_like(model, name)
     source, dest = model.weights, copy.weights
@@ -91,4 +94,77 @@ def with_precision(model, policy: str = "mixed_bfloat16"):
     return copy
 
 
-__all__ = ["POLICIES", "policy_of", "global_policy", "new_like", "with_precision"]
+# --------------------------------------------------------------------------- decoding: one cast per call
+_casts = threading.local()  # the cache of the decode function being traced on this thread, if any
+
+
+def _visible(tensor) -> bool:
+    """Whether ``tensor`` can be used in the graph being built (its own graph or an enclosing one)."""
+    graph = tf.compat.v1.get_default_graph()
+    while graph is not None:
+        if graph is tensor.graph:
+            return True
+        graph = getattr(graph, "outer_graph", None)
+    return False
+
+
+def _cached_cast(key, make):
+    cache = getattr(_casts, "cache", None)
+    if cache is None:
+        return make()
+    tensor = cache.get(key)
+    if tensor is None or not _visible(tensor):
+        tensor = cache[key] = make()
+    return tensor
+
+
+def cast_weight(variable, dtype):
+    """``tf.cast(variable, dtype)``, made once per traced decode call inside :func:`weights_cast_once`."""
+    if variable.dtype == dtype:
+        return variable
+    return _cached_cast((id(variable), dtype), lambda: tf.cast(variable, dtype))
+
+
+@contextlib.contextmanager
+def weights_cast_once(model):
+    """While tracing a decode loop: each mixed-precision weight is read and cast to bfloat16 once.
+
+    Under ``"mixed_bfloat16"`` every layer call reads its float32 weights and casts them to
+    bfloat16 (Keras' ``AutoCastVariable``). In a decode loop that is every generated token:
+    ~0.2 ns per weight, which at 32 rows per core costs more than the bfloat16 matmul saves.
+    Weights do not change during one generation, so inside this block the first read of each
+    weight (the prefill, before the loop) is cached and every later step reuses it: batch-64
+    generation on the benchmark workload 150 -> 119 ms, batch 1 86 -> 37 ms. Numerically the same
+    cast. A float32 model (no ``AutoCastVariable``) is traced unchanged.
+    """
+    classes = {type(v) for v in getattr(model, "variables", ()) if type(v).__name__ == "AutoCastVariable"}
+    if not classes or getattr(_casts, "cache", None) is not None:  # float32, or already inside a decode trace
+        yield
+        return
+    originals = {cls: (cls.value, cls._dense_var_to_tensor) for cls in classes}
+
+    def patch(cls, value, dense):
+        def cached_value(self):
+            if not self._should_cast():
+                return value(self)
+            return _cached_cast((id(self), self._cast_dtype), lambda: value(self))
+
+        def cached_dense(self, dtype=None, name=None, as_ref=False):
+            if as_ref or not self._should_cast() or (dtype is not None and dtype != self._cast_dtype):
+                return dense(self, dtype=dtype, name=name, as_ref=as_ref)
+            return cached_value(self)
+
+        cls.value, cls._dense_var_to_tensor = cached_value, cached_dense
+
+    _casts.cache = {}
+    try:
+        for cls, (value, dense) in originals.items():
+            patch(cls, value, dense)
+        yield
+    finally:
+        for cls, (value, dense) in originals.items():
+            cls.value, cls._dense_var_to_tensor = value, dense
+        _casts.cache = None
+
+
+__all__ = ["POLICIES", "policy_of", "global_policy", "new_like", "with_precision", "cast_weight", "weights_cast_once"]
