@@ -16,7 +16,8 @@ Building or loading the model under Keras' global policy does the same::
     model = TFAutoModelForCausalLM.from_pretrained(path)
 
 The frozen reference (:meth:`~tf_rl_text.RLAgent.clone_model`) and Q-learning's target network
-are built with the same policy as the model they copy. ``"mixed_float16"`` is refused: float16
+are built with the same policy as the model they copy. Generation casts each weight to bfloat16
+once per call, not at every token (:func:`weights_cast_once`). ``"mixed_float16"`` is refused: float16
 gradients need loss scaling, which the trainers do not do (and CPUs have no fast float16 matmul).
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _check_policy(policy) -> str:
     name = getattr(policy, "name", policy)
     if name == "mixed_float16":
         raise ValueError("policy 'mixed_float16' is not supported: float16 gradients need loss scaling, which the "
-                         "trainers do not do; use 'mixed_bfloat16' (same speed-up, float32's exponent range)")
+                         "trainers do not do; use 'mixed_bfloat16' (float32's exponent range: no loss scaling needed)")
     if name not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     return name
