@@ -2,6 +2,10 @@
 float32 logits and weights, references and target networks that compute like the policy, a
 reward that rises, PPO and Q-learning steps, and an export that reloads with the same tokens."""
 import contextlib
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -119,6 +123,35 @@ def test_mixed_precision_export_reloads_with_the_live_tokens(tokenizer, tmp_path
     policy = tf_rl_text.load(tf_rl_text.export_policy(agent, str(tmp_path / "mixed"), max_new_tokens=6))
     assert policy.generate(PROMPTS) == agent.generate_text(PROMPTS, max_new_tokens=6, greedy=True)
     assert policy.generate(PROMPTS, greedy=False, seed=3) == agent.generate_text(PROMPTS, max_new_tokens=6, seed=3)
+
+
+def test_plain_tensorflow_loads_a_mixed_precision_export_generates_scores_and_trains(tokenizer, tmp_path):
+    """The fresh-process check of test_export.py on a bfloat16 policy: plain TensorFlow, no tf_rl_text."""
+    from test_export import FRESH_PROCESS
+
+    agent = RLAgent(with_precision(make_tiny_model(tokenizer, seed=1)), tokenizer, seed=0)
+    env = TextGenerationEnv(PROMPTS, tokenizer, TokenFrequencyReward(tokenizer, TARGET), batch_size=3, max_new_tokens=7)
+    trainer = ReinforceTrainer(agent, env, ReinforceConfig(learning_rate=1e-2, baseline="none"))
+    trainer.train(2, progress=False)
+    path = trainer.export(str(tmp_path / "policy"))
+    ids, mask = agent.encode_prompts(PROMPTS)
+    live = agent.generate(ids, mask, 7, greedy=True).completion_ids.numpy()
+    cmask = np.ones_like(live)
+    # the exported log_probs is this function traced: compare graph to graph (eager bfloat16 kernels differ ~1e-3)
+    live_lp = tf.function(agent.log_probs, autograph=False)(ids, mask, live, cmask).numpy()
+    data = {"ids": ids.tolist(), "mask": mask.tolist(), "completion_ids": live.tolist(),
+            "completion_mask": cmask.tolist(), "advantages": cmask.astype(float).tolist()}
+    (tmp_path / "batch.json").write_text(json.dumps(data))
+    (tmp_path / "fresh.py").write_text(FRESH_PROCESS)
+    proc = subprocess.run([sys.executable, str(tmp_path / "fresh.py"), path, str(tmp_path / "batch.json")],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    np.testing.assert_array_equal(np.array(out["generate"]), live)
+    np.testing.assert_array_equal(np.array(out["serving"]), live)
+    np.testing.assert_allclose(np.array(out["log_probs"]), live_lp, atol=1e-5)
+    assert out["losses"][2] < out["losses"][0], out["losses"]  # positive advantages: -log p falls
+    assert out["changed"] >= out["n_vars"] - 2  # the loaded float32 weights were trained
 
 
 def _while_body_ops(concrete, op_type):

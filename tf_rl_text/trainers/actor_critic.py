@@ -326,7 +326,7 @@ class _ActorCriticTrainer:
             *[tf.TensorSpec([None, None], tf.float32, name=n) for n in ("old_log_probs", "old_values", "advantages",
                                                                          "returns")],
         ]
-        return self._update_step, signature
+        return tf.autograph.experimental.do_not_convert(self._update_step), signature  # plain graph code
 
     def export(self, path: str, max_new_tokens: int | None = None) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`) with a

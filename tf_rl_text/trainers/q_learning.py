@@ -631,7 +631,7 @@ class QLearningTrainer:
             tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
             tf.TensorSpec([None], tf.float32, name="rewards"),
         ]
-        return self._update_step, signature
+        return tf.autograph.experimental.do_not_convert(self._update_step), signature  # plain graph code
 
     def export(self, path: str, max_new_tokens: int | None = None) -> str:
         """Write the greedy Q policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`).
@@ -668,7 +668,8 @@ class QLearningTrainer:
             train_step=(fn, signature),
             optimizer=self.optimizer,
             extra_objects={"target_variables": list(self._target_variables), "epsilon": self.policy.epsilon},
-            extra_functions={"q_values": (q_values, q_signature), "sync_target_network": (sync_target_network, [])},
+            extra_functions={"q_values": (q_values, q_signature),
+                             "sync_target_network": (tf.autograph.experimental.do_not_convert(sync_target_network), [])},
             metadata={"algorithm": f"q_learning/{self.config.target}", "config": dataclasses.asdict(self.config),
                       "updates": self.num_updates},
         )

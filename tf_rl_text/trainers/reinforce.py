@@ -308,7 +308,7 @@ class ReinforceTrainer:
             *COMPLETION_SPECS,
             tf.TensorSpec([None, None], tf.float32, name="advantages"),
         ]
-        return train_step, signature
+        return tf.autograph.experimental.do_not_convert(train_step), signature  # plain graph code
 
     def export(self, path: str, max_new_tokens: int | None = None) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`)."""
