@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--minibatches", type=int, default=4, help="PPO: minibatches per epoch")
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless --warm-start-steps is given")
+    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                   help="mixed_bfloat16: bfloat16 math over float32 weights (faster matmuls on CPUs with AVX512-BF16/AMX)")
     p.add_argument("--seed", type=int, default=0, help="random seed (model init, sampling, prompt order)")
     p.add_argument("--output", default=None, help="folder the SavedModel is exported to (default saved_models/train_<algo>)")
     p.add_argument("--metrics-file", default=None, help="write a JSON summary (reward_before, reward_after, kl_after, saved_model, ...) here")
@@ -78,7 +80,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     show = not args.no_progress
-    agent = make_agent(args.model, args.seed)
+    agent = make_agent(args.model, args.seed, args.precision)
     tokenizer = agent.tokenizer
     prompts = load_prompts()
     warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
@@ -130,6 +132,7 @@ def main(argv=None):
         print(f"  V={v:+.2f}  {p} |{c}")
     metrics = {
         "algo": args.algo,
+        "precision": args.precision,
         "reward_before": reward_before,
         "reward_after": reward_after,
         "kl_after": kl_after,

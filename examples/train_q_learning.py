@@ -59,6 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless "
                    "--warm-start-steps is given")
+    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                   help="mixed_bfloat16: bfloat16 math over float32 weights (faster matmuls on CPUs with AVX512-BF16/AMX)")
     p.add_argument("--seed", type=int, default=0, help="random seed (model init, sampling, prompt order)")
     p.add_argument("--output", default=os.path.join(os.path.dirname(HERE), "saved_models", "train_q_learning"),
                    help="folder the SavedModel is exported to")
@@ -108,7 +110,7 @@ def main(argv=None):
     start = time.time()
     show = not args.no_progress
     keras.utils.set_random_seed(args.seed)  # Keras initializers draw from Python's random: seed it too
-    agent = make_agent(args.model, args.seed)
+    agent = make_agent(args.model, args.seed, args.precision)
     tokenizer = agent.tokenizer
     prompts = load_prompts()
     warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
@@ -164,6 +166,7 @@ def main(argv=None):
         "sampled_reward_after": sampled_after,
         "saved_model": os.path.abspath(path),
         "target": args.target,
+        "precision": args.precision,
         "steps": args.steps,
         "td_updates": trainer.num_updates,
         "demonstrations": args.demonstrations,

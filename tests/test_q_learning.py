@@ -359,7 +359,7 @@ def test_example_help_and_bad_flag():
     proc = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0
     for flag in ["--quick", "--steps", "--warm-start-steps", "--target", "--demonstrations", "--seed", "--output",
-                 "--metrics-file", "--no-progress", "--model"]:
+                 "--metrics-file", "--no-progress", "--model", "--precision"]:
         assert flag in proc.stdout, flag
     proc = subprocess.run([sys.executable, script, "--steps", "0"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "--steps must be >= 1, got 0" in proc.stderr
