@@ -94,7 +94,7 @@ def test_help_documents_every_flag(capsys):
         parse_args(_task("summarization"), ["--help"])
     text = capsys.readouterr().out
     for flag in ["--quick", "--data", "--model", "--seed", "--output", "--metrics-file", "--no-progress", "--prefix",
-                 "--arch", "--kl-coef", *SIZE_FLAGS]:
+                 "--arch", "--kl-coef", "--precision", *SIZE_FLAGS]:
         assert flag in text, flag
 
 
