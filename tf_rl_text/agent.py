@@ -31,7 +31,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf, tfp
-from tf_rl_text.precision import cast_weight, weights_cast_once
+from tf_rl_text.precision import cast_weight, copy_model, weights_cast_once
 
 Generation = collections.namedtuple("Generation", ["completion_ids", "completion_mask"])
 Generation.__doc__ = """Completions from :meth:`RLAgent.generate`.
@@ -473,12 +473,7 @@ class RLAgent:
 
     def clone_model(self, trainable: bool = False):
         """A copy of the model with the same weights (the frozen reference for the KL leash)."""
-        from tf_rl_text.precision import new_like
-
-        copy = new_like(self.model)  # computes under the model's dtype policy (mixed precision stays mixed)
-        copy.set_weights(self.model.get_weights())
-        copy.trainable = trainable
-        return copy
+        return copy_model(self.model, trainable=trainable)  # under the model's dtype policy (mixed stays mixed)
 
     def save_pretrained(self, path: str):
         """Save model and tokenizer with ``save_pretrained`` (loadable with ``from_pretrained``)."""

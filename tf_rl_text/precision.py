@@ -86,12 +86,22 @@ def with_precision(model, policy: str = "mixed_bfloat16"):
     name = _check_policy(policy)
     if not isinstance(model, TFPreTrainedModel):
         raise TypeError(f"model must be a Hugging Face TF model (e.g. TFAutoModelForCausalLM), got {type(model).__name__}")
-    copy = new_like(model, name)
-    source, dest = model.weights, copy.weights
-    if [tuple(v.shape) for v in source] != [tuple(v.shape) for v in dest]:
-        raise ValueError(f"cannot convert {type(model).__name__} to {name}: its rebuilt copy has different weights")
+    return copy_model(model, name)
+
+
+def copy_model(model, policy=None, trainable=None):
+    """A new model of ``model``'s class and config holding a copy of its weights.
+
+    It computes under ``policy`` (default: ``model``'s own, see :func:`new_like`); ``trainable``
+    defaults to ``model.trainable``. :func:`with_precision` and ``RLAgent.clone_model`` (the KL
+    reference) are this.
+    """
+    copy = new_like(model, policy)
+    if [tuple(v.shape) for v in model.weights] != [tuple(v.shape) for v in copy.weights]:
+        raise ValueError(f"cannot copy {type(model).__name__} under {policy_of(copy)!r}: "
+                         "its rebuilt copy has different weights")
     copy.set_weights(model.get_weights())
-    copy.trainable = model.trainable
+    copy.trainable = model.trainable if trainable is None else trainable
     return copy
 
 
@@ -168,4 +178,5 @@ def weights_cast_once(model):
         _casts.cache = None
 
 
-__all__ = ["POLICIES", "policy_of", "global_policy", "new_like", "with_precision", "cast_weight", "weights_cast_once"]
+__all__ = ["POLICIES", "policy_of", "global_policy", "new_like", "copy_model", "with_precision", "cast_weight",
+           "weights_cast_once"]
