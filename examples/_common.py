@@ -12,6 +12,18 @@ import numpy as np
 from tf_rl_text import RLAgent, default_model, default_tokenizer, load_corpus, warm_start, with_precision
 
 
+def add_precision_flag(parser, note=""):
+    """``--precision``: float32 (default) or mixed_bfloat16 (every example takes it)."""
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                        help="mixed_bfloat16: bfloat16 math over float32 weights (faster matmuls on CPUs with "
+                             "AVX512-BF16/AMX)" + note)
+
+
+def in_precision(model, precision):
+    """``model`` itself for float32, else a copy with the same weights computing in ``precision``."""
+    return model if precision == "float32" else with_precision(model, precision)
+
+
 def make_agent(model_path, seed, precision="float32"):
     """An RLAgent over a local pretrained causal LM folder (``save_pretrained``) or, with none, the embedded default.
 
@@ -24,9 +36,7 @@ def make_agent(model_path, seed, precision="float32"):
     else:
         tokenizer = default_tokenizer()
         model = default_model(tokenizer, seed=seed)
-    if precision != "float32":
-        model = with_precision(model, precision)
-    return RLAgent(model, tokenizer, seed=seed)
+    return RLAgent(in_precision(model, precision), tokenizer, seed=seed)
 
 
 def warm_start_on_corpus(agent, steps, seed, progress):

@@ -22,10 +22,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)  # run from a checkout without installing
 
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
-from tf_rl_text import (PromptDataset, ReinforceConfig, ReinforceTrainer, RLAgent, fit_pairs, metrics,  # noqa: E402
-                        with_precision)
+from tf_rl_text import PromptDataset, ReinforceConfig, ReinforceTrainer, RLAgent, fit_pairs, metrics  # noqa: E402
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
-from _common import write_metrics  # noqa: E402
+from _common import add_precision_flag, in_precision, write_metrics  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -173,8 +172,7 @@ def parse_args(task: Task, argv=None):
     p.add_argument("--arch", default="t5", choices=["t5", "bart"], help="from-scratch encoder-decoder kind (default: t5)")
     p.add_argument("--kl-coef", type=_non_negative_float("--kl-coef"), default=0.0,
                    help="weight of a per-token KL penalty to the warm-started model during RL (default: 0, off)")
-    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
-                   help="mixed_bfloat16: bfloat16 math over float32 weights (faster matmuls on CPUs with AVX512-BF16/AMX)")
+    add_precision_flag(p)
     p.add_argument("--seed", type=int, default=0, help="random seed: model init, batches, sampling (default: 0)")
     p.add_argument("--output", default=os.path.join(REPO, "saved_models", task.name),
                    help=f"folder the SavedModel is exported to (default: saved_models/{task.name})")
@@ -221,7 +219,7 @@ def build_agent(args, train: PromptDataset, seed: int):
         cls = TFAutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else TFAutoModelForCausalLM
         tokenizer = AutoTokenizer.from_pretrained(args.model)
         model = cls.from_pretrained(args.model)
-        return (RLAgent(_in_precision(model, args), tokenizer, seed=seed),
+        return (RLAgent(in_precision(model, args.precision), tokenizer, seed=seed),
                 f"pretrained {type(model).__name__} from {args.model}")
     max_positions = max(s.max_source_tokens, s.max_new_tokens) + 8
     tokenizer = train_tokenizer(train.prompts + train.first_references(), vocab_size=s.vocab_size,
@@ -230,12 +228,8 @@ def build_agent(args, train: PromptDataset, seed: int):
                                   heads=max(1, s.d_model // 32), max_positions=max_positions, seed=seed)
     note = (f"from-scratch {type(model).__name__}: {s.layers}+{s.layers} layers, width {s.d_model}, "
             f"{model.count_params() / 1e6:.2f}M parameters, BPE vocabulary {len(tokenizer)}")
-    return RLAgent(_in_precision(model, args), tokenizer, seed=seed), note
+    return RLAgent(in_precision(model, args.precision), tokenizer, seed=seed), note
 
-
-def _in_precision(model, args):
-    """The model itself, or with --precision mixed_bfloat16 a copy computing in bfloat16 (same weights)."""
-    return model if args.precision == "float32" else with_precision(model, args.precision)
 
 
 # --------------------------------------------------------------------------- evaluation

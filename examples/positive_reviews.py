@@ -36,7 +36,7 @@ sys.path.insert(0, REPO)  # run from a checkout without installing
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import ClassifierReward, load_labelled_texts, minilm_path, train_reward_model  # noqa: E402
-from _common import make_agent, mean_reward, warm_start_on_corpus, write_metrics  # noqa: E402
+from _common import add_precision_flag, make_agent, mean_reward, warm_start_on_corpus, write_metrics  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "sentiment")
 
@@ -63,9 +63,7 @@ def parse_args(argv=None):
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per completion")
     p.add_argument("--learning-rate", type=float, default=3e-4, help="Adam step size of the RL updates")
     p.add_argument("--kl-coef", type=float, default=0.05, help="weight of the per-token KL penalty to the warm-started model")
-    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
-                   help="mixed_bfloat16: the policy computes in bfloat16 over float32 weights (faster matmuls on CPUs "
-                        "with AVX512-BF16/AMX); the reward model stays float32")
+    add_precision_flag(p, note=" for the policy; the reward model stays float32")
     p.add_argument("--seed", type=int, default=0, help="random seed (data split, model init, sampling)")
     p.add_argument("--output", default=os.path.join(REPO, "saved_models", "positive_reviews"),
                    help="folder the policy SavedModel is exported to")

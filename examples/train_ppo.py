@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import make_agent, mean_reward, warm_start_on_corpus, write_metrics  # noqa: E402
+from _common import add_precision_flag, make_agent, mean_reward, warm_start_on_corpus, write_metrics  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -50,8 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--minibatches", type=int, default=4, help="PPO: minibatches per epoch")
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless --warm-start-steps is given")
-    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
-                   help="mixed_bfloat16: bfloat16 math over float32 weights (faster matmuls on CPUs with AVX512-BF16/AMX)")
+    add_precision_flag(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (model init, sampling, prompt order)")
     p.add_argument("--output", default=None, help="folder the SavedModel is exported to (default saved_models/train_<algo>)")
     p.add_argument("--metrics-file", default=None, help="write a JSON summary (reward_before, reward_after, kl_after, saved_model, ...) here")

@@ -31,7 +31,7 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import QLearningConfig, QLearningTrainer, TextGenerationEnv, load_corpus, load_prompts  # noqa: E402
 from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import make_agent, warm_start_on_corpus, write_metrics  # noqa: E402
+from _common import add_precision_flag, make_agent, warm_start_on_corpus, write_metrics  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -59,8 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless "
                    "--warm-start-steps is given")
-    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
-                   help="mixed_bfloat16: bfloat16 math over float32 weights (faster matmuls on CPUs with AVX512-BF16/AMX)")
+    add_precision_flag(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (model init, sampling, prompt order)")
     p.add_argument("--output", default=os.path.join(os.path.dirname(HERE), "saved_models", "train_q_learning"),
                    help="folder the SavedModel is exported to")
