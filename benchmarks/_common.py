@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,6 +53,61 @@ def load_workload(folder: str):
     with open(os.path.join(folder, "prompts.txt")) as f:
         prompts = [line.strip() for line in f if line.strip()]
     return workload, tokenizer, prompts
+
+
+def add_run_flags(ap):
+    """--workload, --steps, --warmup: the flags every RL-step script (ours and the peers) takes."""
+    ap.add_argument("--workload", default=DEFAULT_WORKLOAD, help="folder with workload.json, tokenizer, prompts")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
+
+
+def load_run(args):
+    """(workload, tokenizer, prompts, timed steps, warm-up steps) from the :func:`add_run_flags` flags, checked."""
+    workload, tokenizer, prompts = load_workload(args.workload)
+    steps = workload["timed_steps"] if args.steps is None else args.steps
+    warmup = workload["warmup_steps"] if args.warmup is None else args.warmup
+    if steps < 1 or warmup < 0:
+        raise SystemExit(f"need --steps >= 1 and --warmup >= 0, got {steps}, {warmup}")
+    return workload, tokenizer, prompts, steps, warmup
+
+
+def add_torch_flags(ap, bf16_help: str):
+    """--threads and --bf16: the PyTorch peers' flags."""
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (torch.set_num_threads)")
+    ap.add_argument("--bf16", action="store_true", help=bf16_help)
+
+
+def set_torch_threads(args):
+    """torch.set_num_threads(--threads), checked (torch imported only here)."""
+    import torch
+
+    if args.threads < 1:
+        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+
+
+def time_steps(step, warmup: int, steps: int, describe):
+    """Call ``step()`` (-> stats dict) warmup + steps times, as a user's training loop would.
+
+    Returns (times of the timed steps, RSS MB after steps 50, 500 and the last, seconds from
+    process start to the end of the first step, the last stats). Progress on stderr: every 10th
+    step and each warm-up step, ``describe(stats)`` after the step time.
+    """
+    times, rss, time_to_first, stats = [], {}, None, None
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        stats = step()
+        dt = time.perf_counter() - t0
+        if time_to_first is None:
+            time_to_first = seconds_since_process_start()
+        if i >= warmup:
+            times.append(dt)
+        if i + 1 in (50, 500) or i + 1 == warmup + steps:
+            rss[i + 1] = round(current_rss_mb(), 1)
+        if (i + 1) % 10 == 0 or i < warmup:
+            print(f"step {i + 1}: {dt:.3f} s, {describe(stats)}", file=sys.stderr)
+    return times, rss, time_to_first, stats
 
 
 def gpt2_config(model_cfg: dict, tokenizer):

@@ -50,13 +50,12 @@ import copy  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # _common imports only the standard library at module level (transformers' tokenizer inside load_workload)
-from _common import (DEFAULT_WORKLOAD, build_torch_model, current_rss_mb, load_workload, peak_rss_mb,  # noqa: E402
-                     seconds_since_process_start, step_gflop)
+from _common import (add_run_flags, add_torch_flags, build_torch_model, load_run, peak_rss_mb,  # noqa: E402
+                     set_torch_threads, step_gflop, time_steps)
 
 import torch  # noqa: E402
 
@@ -193,38 +192,23 @@ class Peer:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", default=DEFAULT_WORKLOAD, help="folder with workload.json, tokenizer, prompts")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
-    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (torch.set_num_threads)")
-    ap.add_argument("--bf16", action="store_true",
-                    help="run each step under torch.autocast('cpu', torch.bfloat16) (float32 weights and Adam)")
+    add_run_flags(ap)
+    add_torch_flags(ap, "run each step under torch.autocast('cpu', torch.bfloat16) (float32 weights and Adam)")
     args = ap.parse_args(argv)
-    if args.threads < 1:
-        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
-    w, tokenizer, prompts = load_workload(args.workload)
-    steps = args.steps if args.steps is not None else w["timed_steps"]
-    warmup = args.warmup if args.warmup is not None else w["warmup_steps"]
+    set_torch_threads(args)
+    w, tokenizer, prompts, steps, warmup = load_run(args)
     peer = Peer(w, tokenizer, prompts)
-    times, rss = [], {}
-    time_to_first = None
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
+
+    def step():
         with (torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()):
             stats = peer.step()
-        dt = time.perf_counter() - t0
-        if time_to_first is None:
-            time_to_first = seconds_since_process_start()
-        if i >= warmup:
-            times.append(dt)
         if stats["completion_lengths"] != [w["completion_tokens"]] or stats["eos_generated"]:
             raise SystemExit(f"completions must be exactly {w['completion_tokens']} tokens without EOS: "
                              f"lengths {stats['completion_lengths']}, EOS generated {stats['eos_generated']}")
-        if i + 1 in (50, 500) or i + 1 == warmup + steps:
-            rss[i + 1] = round(current_rss_mb(), 1)
-        if (i + 1) % 10 == 0 or i < warmup:
-            print(f"step {i + 1}: {dt:.3f} s, reward {stats['reward_mean']:.3f}, kl {stats['kl']:.3f}", file=sys.stderr)
+        return stats
+
+    times, rss, time_to_first, stats = time_steps(
+        step, warmup, steps, lambda stats: f"reward {stats['reward_mean']:.3f}, kl {stats['kl']:.3f}")
     import transformers
 
     gflop = step_gflop(w)

@@ -86,8 +86,9 @@ import time  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # _common imports only the standard library at module level (transformers' tokenizer inside load_workload)
-from _common import (DEFAULT_WORKLOAD, build_torch_model, current_rss_mb, forward_flops_per_token,  # noqa: E402
-                     load_workload, peak_rss_mb, seconds_since_process_start, step_gflop)
+from _common import (add_run_flags, add_torch_flags, build_torch_model, current_rss_mb,  # noqa: E402
+                     forward_flops_per_token, load_run, peak_rss_mb, seconds_since_process_start, set_torch_threads,
+                     step_gflop)
 
 import torch  # noqa: E402
 
@@ -138,22 +139,13 @@ def rloo_config_fields(w, args, output_dir: str) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", default=DEFAULT_WORKLOAD, help="folder with workload.json, tokenizer, prompts")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
-    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (torch.set_num_threads)")
-    ap.add_argument("--bf16", action="store_true", help="TRL's default bf16=True (torch autocast to bfloat16 on CPU)")
+    add_run_flags(ap)
+    add_torch_flags(ap, "TRL's default bf16=True (torch autocast to bfloat16 on CPU)")
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="keep TRL's default gradient_checkpointing=True (recomputes the forward in the backward)")
     args = ap.parse_args(argv)
-    if args.threads < 1:
-        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
-    w, tokenizer, prompts = load_workload(args.workload)
-    args.steps = args.steps if args.steps is not None else w["timed_steps"]
-    args.warmup = args.warmup if args.warmup is not None else w["warmup_steps"]
-    if args.steps < 1 or args.warmup < 0:
-        raise SystemExit(f"need --steps >= 1 and --warmup >= 0, got {args.steps}, {args.warmup}")
+    set_torch_threads(args)
+    w, tokenizer, prompts, args.steps, args.warmup = load_run(args)
     tokenizer.padding_side = "left"
 
     import accelerate

@@ -15,13 +15,12 @@ import argparse
 import json
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from _common import (DEFAULT_WORKLOAD, PRECISIONS, SCORING_PASSES, build_model, current_rss_mb, load_workload,  # noqa: E402
-                     peak_rss_mb, seconds_since_process_start, step_gflop)
+from _common import (PRECISIONS, SCORING_PASSES, add_run_flags, build_model, load_run, peak_rss_mb,  # noqa: E402
+                     step_gflop, time_steps)
 
 import numpy as np  # noqa: E402
 
@@ -61,9 +60,7 @@ def make_trainer(algo, agent, env, w, jit=False):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", default=DEFAULT_WORKLOAD, help="folder with workload.json, tokenizer, prompts")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: the workload's timed_steps)")
-    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: the workload's)")
+    add_run_flags(ap)
     ap.add_argument("--layout", default="cores", choices=["cores", "tf-default"],
                     help="cores: tf_rl_text.use_cores() (one op per core, one generation shard per core); "
                          "tf-default: TensorFlow's own thread pools, one shard")
@@ -81,9 +78,7 @@ def main(argv=None):
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
     elif args.layout == "cores":
         use_cores()
-    w, tokenizer, prompts = load_workload(args.workload)
-    steps = args.steps if args.steps is not None else w["timed_steps"]
-    warmup = args.warmup if args.warmup is not None else w["warmup_steps"]
+    w, tokenizer, prompts, steps, warmup = load_run(args)
     tf.random.set_seed(w["seed"])
     model = build_model(w["model"], tokenizer, w["seed"], args.precision)
     agent = ExactLengthAgent(model, tokenizer, temperature=w["temperature"], seed=w["seed"])
@@ -101,20 +96,8 @@ def main(argv=None):
                             seed=w["seed"])
     trainer = make_trainer(args.algo, agent, env, w, args.jit)
     actor = getattr(trainer, "policy", agent)  # Q-learning acts with its Q-policy
-    times, rss = [], {}
-    time_to_first = None
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        stats = trainer.step()
-        dt = time.perf_counter() - t0
-        if time_to_first is None:
-            time_to_first = seconds_since_process_start()
-        if i >= warmup:
-            times.append(dt)
-        if i + 1 in (50, 500) or i + 1 == warmup + steps:
-            rss[i + 1] = round(current_rss_mb(), 1)
-        if (i + 1) % 10 == 0 or i < warmup:
-            print(f"step {i + 1}: {dt:.3f} s, reward {stats['reward_mean']:.3f}", file=sys.stderr)
+    times, rss, time_to_first, _ = time_steps(trainer.step, warmup, steps,
+                                              lambda stats: f"reward {stats['reward_mean']:.3f}")
     lengths = {int(v) for v in np.sum(trainer.env.rollout(actor, num_samples=1).completion_mask, axis=1)}
     assert lengths == {w["completion_tokens"]}, f"completions must be exactly {w['completion_tokens']} tokens: {lengths}"
     gflop = step_gflop(w, args.algo)
