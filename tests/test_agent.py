@@ -177,3 +177,16 @@ def test_use_cores_sets_one_thread_per_op_and_shards_generation():
     env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def test_autograph_is_skipped_for_gpt2_and_changes_no_output(tokenizer, tiny_model):
+    """GPT-2's code is plain graph code: its functions trace without AutoGraph by default, and
+    tracing with it (``autograph=True``, the default for unlisted model families) gives the same numbers."""
+    plain = RLAgent(tiny_model, tokenizer, seed=0)
+    converted = RLAgent(tiny_model, tokenizer, seed=0, autograph=True)
+    assert plain.autograph is False and converted.autograph is True
+    ids, mask = plain.encode_prompts(["the movie was", "i really enjoyed the long"])
+    a, b = (ag.generate(ids, mask, 5, seed=3) for ag in (plain, converted))
+    np.testing.assert_array_equal(a.completion_ids.numpy(), b.completion_ids.numpy())
+    lp = [ag.compile_fn(ag.log_probs)(ids, mask, a.completion_ids, a.completion_mask) for ag in (plain, converted)]
+    np.testing.assert_allclose(lp[0].numpy(), lp[1].numpy(), atol=1e-6)

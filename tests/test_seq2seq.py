@@ -138,3 +138,33 @@ def test_ppo_trains_a_seq2seq_policy_with_a_value_head_on_decoder_states(tokeniz
                                       completion_ids=gen.completion_ids, completion_mask=gen.completion_mask)
     live = values.numpy() * gen.completion_mask.numpy()
     np.testing.assert_allclose(out["values"].numpy(), live, atol=1e-5)
+
+
+def test_every_trainer_trains_a_bart_policy_whose_code_needs_autograph(tokenizer, tmp_path):
+    """BART's decoder branches in Python on tensor shapes (``if input_shape[-1] > 1``): its compiled
+    functions must be traced with AutoGraph (GPT-2's and T5's skip it, for speed)."""
+    from tf_rl_text import (A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer,
+                            fit_pairs)
+
+    agent = RLAgent(make_tiny_bart(tokenizer, seed=3), tokenizer, seed=0)
+    assert agent.autograph and not RLAgent(make_tiny_t5(tokenizer), tokenizer).autograph
+    env = TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [len(x) / 10 for x in c], batch_size=2,
+                            max_new_tokens=4)
+    losses = fit_pairs(agent, SOURCES, ["a good one", "yes"], steps=3, progress=False)
+    assert losses[-1] < losses[0]
+    trainers = [ReinforceTrainer(agent, env, ReinforceConfig(num_samples_per_prompt=2, kl_coef=0.05)),
+                PPOTrainer(agent, env, PPOConfig(num_samples_per_prompt=2, num_minibatches=1)),
+                A2CTrainer(agent, env, A2CConfig(num_samples_per_prompt=2)),
+                QLearningTrainer(agent, env, QLearningConfig(batch_size=2))]
+    for trainer in trainers:
+        before = [w.copy() for w in agent.model.get_weights()]
+        stats = trainer.step()
+        assert np.isfinite(stats["loss"]), type(trainer).__name__
+        assert any(not np.allclose(a, b) for a, b in zip(before, agent.model.get_weights())), type(trainer).__name__
+    loaded = tf.saved_model.load(trainers[0].export(str(tmp_path / "bart_reinforce")))
+    ids, mask = agent.encode_prompts(SOURCES)
+    gen = agent.generate(ids, mask, 4, greedy=True)
+    np.testing.assert_array_equal(loaded.generate(ids, mask)["sequences"].numpy(), gen.completion_ids.numpy())
+    live = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask).numpy()
+    np.testing.assert_allclose(loaded.log_probs(ids, mask, gen.completion_ids, gen.completion_mask)["log_probs"].numpy(),
+                               live, atol=1e-5)

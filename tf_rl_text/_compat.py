@@ -3,8 +3,11 @@
 transformers' TF code sets ``TF_USE_LEGACY_KERAS=1`` when it is imported; if TensorFlow was
 imported before without it, ``tensorflow_probability`` can fail with
 ``ImportError: Keras cannot be imported`` (see STACK.md). Setting the variable before the first
-``import tensorflow`` and importing tfp before transformers avoids that in every order.
+``import tensorflow`` and importing tfp before transformers avoids that in every order. It also
+keeps start-up notices users cannot act on out of their output (TF's C++ info lines, gym's).
 """
+import contextlib
+import io
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -17,5 +20,21 @@ try:  # tf_keras is what tf.keras resolves to under TF_USE_LEGACY_KERAS=1
     import tf_keras as keras  # noqa: E402
 except ImportError:  # pragma: no cover - TF 2.15 without tf-keras installed
     keras = tf.keras
+
+
+
+def _import_gym_quietly():
+    """tf-agents imports gym 0.23 (the newest it supports, see STACK.md), and gym prints a notice
+    urging an upgrade to Gymnasium on import. Users of tf_rl_text cannot act on it, so gym is
+    imported here first with its printed output muted; an import error still surfaces (from
+    tf-agents, with its own message)."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            import gym  # noqa: F401
+    except ImportError:  # pragma: no cover - tf-agents then names what is missing
+        pass
+
+
+_import_gym_quietly()
 
 __all__ = ["tf", "tfp", "keras"]

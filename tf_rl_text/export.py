@@ -71,21 +71,23 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_ids")
     mask_spec = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
 
-    @tf.function(input_signature=[ids_spec, mask_spec])
     def generate(input_ids, attention_mask):
         ids, mask = greedy_fn(input_ids, attention_mask, tf.constant(max_new_tokens), tf.constant([0, 0]),
                               tf.constant(1.0))
         return {"sequences": ids, "completion_mask": mask}
 
-    @tf.function(input_signature=[ids_spec, mask_spec, tf.TensorSpec([2], tf.int32, name="seed"),
-                                  tf.TensorSpec([], tf.float32, name="temperature")])
     def sample(input_ids, attention_mask, seed, temperature):
         ids, mask = sample_fn(input_ids, attention_mask, tf.constant(max_new_tokens), seed, temperature)
         return {"sequences": ids, "completion_mask": mask}
 
-    @tf.function(input_signature=[ids_spec, mask_spec] + COMPLETION_SPECS)
     def log_probs(input_ids, attention_mask, completion_ids, completion_mask):
         return {"log_probs": agent.log_probs(input_ids, attention_mask, completion_ids, completion_mask)}
+
+    # the built-in signatures compile as the agent's own functions do (AutoGraph only if the model needs it)
+    generate = agent.compile_fn(generate, [ids_spec, mask_spec])
+    sample = agent.compile_fn(sample, [ids_spec, mask_spec, tf.TensorSpec([2], tf.int32, name="seed"),
+                                       tf.TensorSpec([], tf.float32, name="temperature")])
+    log_probs = agent.compile_fn(log_probs, [ids_spec, mask_spec] + COMPLETION_SPECS)
 
     module.generate, module.sample, module.log_probs = generate, sample, log_probs
     signatures = {"serving_default": generate, "generate": generate, "sample": sample, "log_probs": log_probs}

@@ -214,10 +214,9 @@ class _ActorCriticTrainer:
         self.history: list[dict] = []
         seq = tf.TensorSpec([None, None], tf.int32)
         tok = tf.TensorSpec([None, None], tf.float32)
-        # autograph=False: plain graph code (no tensor-dependent Python control flow), faster to trace
-        self._targets = tf.function(self._targets_step, input_signature=[seq] * 4 + [
-            tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)], autograph=False)
-        self._update = tf.function(self._update_step, input_signature=[seq] * 4 + [tok] * 4, autograph=False)
+        self._targets = agent.compile_fn(self._targets_step, [seq] * 4 + [
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)])
+        self._update = agent.compile_fn(self._update_step, [seq] * 4 + [tok] * 4)
 
     # ------------------------------------------------------------------ graph
     evaluate = ReinforceTrainer.evaluate  # mean reward of greedy completions, exactly as REINFORCE does it
@@ -326,7 +325,7 @@ class _ActorCriticTrainer:
             *[tf.TensorSpec([None, None], tf.float32, name=n) for n in ("old_log_probs", "old_values", "advantages",
                                                                          "returns")],
         ]
-        return tf.autograph.experimental.do_not_convert(self._update_step), signature  # plain graph code
+        return self.agent.graph_code(self._update_step), signature
 
     def export(self, path: str, max_new_tokens: int | None = None) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`) with a

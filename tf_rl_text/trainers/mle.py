@@ -42,7 +42,6 @@ def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_ra
     optimizer = keras.optimizers.Adam(learning_rate)
     variables = agent.trainable_variables
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
     def update(batch_ids, batch_mask):
         with tf.GradientTape() as tape:
             logits = agent.token_logits(batch_ids, batch_mask, training=True)[:, :-1]  # (B, L-1, V)
@@ -53,6 +52,7 @@ def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_ra
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
+    update = agent.compile_fn(update, [tf.TensorSpec([None, None], tf.int32)] * 2)
     from tqdm.auto import tqdm
 
     rng = np.random.RandomState(seed)
@@ -109,7 +109,6 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
     variables = agent.trainable_variables
     spec = tf.TensorSpec([None, None], tf.int32)
 
-    @tf.function(input_signature=[spec] * 4)
     def update(p_ids, p_mask, t_ids, t_mask):
         with tf.GradientTape() as tape:
             logp = agent.log_probs(p_ids, p_mask, t_ids, t_mask, training=True)  # (B, T)
@@ -119,6 +118,7 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
+    update = agent.compile_fn(update, [spec] * 4)
     from tqdm.auto import tqdm
 
     rng = np.random.RandomState(seed)

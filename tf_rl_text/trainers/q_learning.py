@@ -256,7 +256,7 @@ class QPolicyAgent(RLAgent):
             raise ValueError(f"exploration must be one of {EXPLORATIONS}, got {exploration!r}")
         super().__init__(model, base_agent.tokenizer, temperature=temperature, top_k=0,
                          seed=base_agent.seed if seed is None else seed,
-                         generation_shards=base_agent.generation_shards)
+                         generation_shards=base_agent.generation_shards, autograph=base_agent.autograph)
         self.base_agent = base_agent
         self.exploration = exploration
         self.epsilon = tf.Variable(float(epsilon), trainable=False, dtype=tf.float32, name="epsilon")
@@ -432,9 +432,8 @@ class QLearningTrainer:
         self.num_steps = 0
         self.history: list[dict] = []
         seq = tf.TensorSpec([None, None], tf.int32)
-        # autograph=False: plain graph code (the sync is an explicit tf.cond), faster to trace
-        self._update = tf.function(self._update_step, input_signature=[seq, seq, seq, seq, tf.TensorSpec([None], tf.float32)],
-                                   autograph=False)
+        self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, tf.TensorSpec([None], tf.float32)])
+        # the sync touches no model code (an explicit tf.cond over variables): plain graph code
         self._sync = tf.function(self._sync_target, input_signature=[tf.TensorSpec([], tf.float32)], autograph=False)
 
     # ------------------------------------------------------------------ graph
@@ -631,7 +630,7 @@ class QLearningTrainer:
             tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
             tf.TensorSpec([None], tf.float32, name="rewards"),
         ]
-        return tf.autograph.experimental.do_not_convert(self._update_step), signature  # plain graph code
+        return self.agent.graph_code(self._update_step), signature
 
     def export(self, path: str, max_new_tokens: int | None = None) -> str:
         """Write the greedy Q policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`).

@@ -170,9 +170,8 @@ class ReinforceTrainer:
         self.history: list[dict] = []
         seq = tf.TensorSpec([None, None], tf.int32)
         vec = tf.TensorSpec([None], tf.float32)
-        # autograph=False: the update is plain graph code (no tensor-dependent Python control flow)
-        self._update = tf.function(self._update_step, input_signature=[seq, seq, seq, seq, vec, vec],
-                                   jit_compile=self.config.jit_compile, autograph=False)
+        self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, vec, vec],
+                                        jit_compile=self.config.jit_compile)
 
     # ------------------------------------------------------------------ graph
     def reference_log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
@@ -308,7 +307,7 @@ class ReinforceTrainer:
             *COMPLETION_SPECS,
             tf.TensorSpec([None, None], tf.float32, name="advantages"),
         ]
-        return tf.autograph.experimental.do_not_convert(train_step), signature  # plain graph code
+        return self.agent.graph_code(train_step), signature
 
     def export(self, path: str, max_new_tokens: int | None = None) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`)."""
