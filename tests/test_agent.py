@@ -190,3 +190,53 @@ def test_autograph_is_skipped_for_gpt2_and_changes_no_output(tokenizer, tiny_mod
     np.testing.assert_array_equal(a.completion_ids.numpy(), b.completion_ids.numpy())
     lp = [ag.compile_fn(ag.log_probs)(ids, mask, a.completion_ids, a.completion_mask) for ag in (plain, converted)]
     np.testing.assert_allclose(lp[0].numpy(), lp[1].numpy(), atol=1e-6)
+
+
+def _tiny_causal(kind, tokenizer):
+    import transformers as tr
+
+    v = len(tokenizer)
+    tf.keras.utils.set_random_seed(0)
+    if kind == "opt":
+        model = tr.TFOPTForCausalLM(tr.OPTConfig(
+            vocab_size=v, hidden_size=32, num_hidden_layers=1, ffn_dim=64, num_attention_heads=2,
+            max_position_embeddings=64, word_embed_proj_dim=32, pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, init_std=0.2))
+    elif kind == "gptj":
+        model = tr.TFGPTJForCausalLM(tr.GPTJConfig(vocab_size=v, n_embd=32, n_layer=1, n_head=2, rotary_dim=8,
+                                                   n_positions=64, initializer_range=0.2))
+    else:
+        model = tr.TFXGLMForCausalLM(tr.XGLMConfig(vocab_size=v, d_model=32, num_layers=1, attention_heads=2,
+                                                   ffn_dim=64, max_position_embeddings=64))
+    model(model.dummy_inputs, training=False)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["opt", "gptj"])
+def test_other_causal_families_generate_like_recomputation_and_train(tokenizer, kind):
+    """OPT and GPT-J (traced with AutoGraph): cached, left-padded generation equals recomputation, and REINFORCE trains."""
+    from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv
+
+    model = _tiny_causal(kind, tokenizer)
+    agent = RLAgent(model, tokenizer, seed=0)
+    assert agent.autograph
+    prompts = ["the movie was", "i really enjoyed the long"]
+    ids, mask = agent.encode_prompts(prompts)
+    assert mask[0, 0] == 0  # row 0 is left padded
+    gen = agent.generate(ids, mask, max_new_tokens=5, greedy=True)
+    for row, text in enumerate(prompts):
+        expected = greedy_by_recomputation(model, tokenizer(text)["input_ids"], 5)
+        n = int(gen.completion_mask[row].numpy().sum())
+        assert gen.completion_ids[row].numpy().tolist()[:n] == expected[:n]
+    env = TextGenerationEnv(prompts, tokenizer, lambda c, p, r: [len(x) / 10 for x in c], batch_size=2, max_new_tokens=4)
+    trainer = ReinforceTrainer(agent, env, ReinforceConfig(num_samples_per_prompt=2, kl_coef=0.05))
+    before = [w.copy() for w in model.get_weights()]
+    stats = trainer.step()
+    assert abs(stats["kl"]) < 1e-5 and np.isfinite(stats["loss"])
+    assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_a_model_that_needs_a_static_cache_length_gets_a_clear_error(tokenizer):
+    agent = RLAgent(_tiny_causal("xglm", tokenizer), tokenizer, seed=0)
+    with pytest.raises(TypeError, match=r"TFXGLMForCausalLM cannot run in RLAgent's compiled generation loop.*Known to work"):
+        agent.generate_text(["the movie was"], max_new_tokens=3)

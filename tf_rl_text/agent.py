@@ -99,9 +99,11 @@ class RLAgent:
     """A policy pi(a | s) over a Hugging Face TF language model.
 
     Args:
-      model: a causal LM (``TFAutoModelForCausalLM``: GPT-2, ...) or an encoder-decoder
-        (``TFAutoModelForSeq2SeqLM``: T5, BART, Marian, ...). For encoder-decoders the prompt is
-        the source: it is encoded once per rollout, and completions are decoder outputs.
+      model: a causal LM (``TFAutoModelForCausalLM``; tested: GPT-2, GPT-J, OPT) or an
+        encoder-decoder (``TFAutoModelForSeq2SeqLM``; tested: T5, BART, Marian). For
+        encoder-decoders the prompt is the source: it is encoded once per rollout, and completions
+        are decoder outputs. Models whose TF code needs the key/value cache length as a static
+        shape (XGLM, Mistral) cannot run in the compiled generation loop: ``generate`` says so.
       tokenizer: its tokenizer. If it has no pad token, the EOS token is used for padding.
       temperature: softmax temperature for sampling and for the log-probabilities trainers use.
       top_k: sample only among the k most likely tokens (0 = the whole vocabulary). Applied to
@@ -475,9 +477,21 @@ class RLAgent:
             )
         seed = self._next_seed() if seed is None else tf.constant([int(seed), 0], tf.int32)
         temperature = self.temperature if temperature is None else float(temperature)
-        ids, mask = self.generate_fn(greedy, top_k)(
-            input_ids, attention_mask, tf.constant(int(max_new_tokens), tf.int32), seed, tf.constant(temperature, tf.float32)
-        )
+        fn = self.generate_fn(greedy, top_k)
+        try:
+            ids, mask = fn(input_ids, attention_mask, tf.constant(int(max_new_tokens), tf.int32), seed,
+                           tf.constant(temperature, tf.float32))
+        except TypeError as e:  # first trace of the loop failed inside the model's own code
+            if fn.experimental_get_tracing_count() or "transformers/models/" not in str(e).replace("\\", "/"):
+                raise
+            causes = [line.strip() for line in str(e).splitlines()
+                      if line.strip().startswith("TypeError:") and "Exception encountered" not in line]
+            raise TypeError(
+                f"{type(self.model).__name__} cannot run in RLAgent's compiled generation loop: its key/value "
+                f"cache grows by one position per token, so the cache length is not a static shape, and this "
+                f"model's TF code needs it to be (XGLM and Mistral do). Known to work: GPT-2, GPT-J and OPT "
+                f"causal LMs; T5, BART and Marian encoder-decoders. The model's error: {(causes or [e])[-1]}"
+            ) from e
         return Generation(ids, mask)
 
     def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 32, greedy: bool = False, seed=None):
