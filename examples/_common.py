@@ -4,6 +4,8 @@ file. The three task examples share ``_task_common.py``. Nothing here is importe
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 
@@ -12,11 +14,77 @@ import numpy as np
 from tf_rl_text import RLAgent, default_model, default_tokenizer, load_corpus, warm_start, with_precision
 
 
+# --------------------------------------------------------------------------- flags
+def _number(name, cast, kind, low, low_ok, high=None):
+    """An argparse ``type`` that names the flag, the bad value and the allowed range."""
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be {kind}, got {text!r}") from None
+        if not (value >= low if low_ok else value > low) or (high is not None and value > high):
+            bound = f">= {low}" if low_ok else f"> {low}"
+            raise argparse.ArgumentTypeError(f"{name} must be {bound}" + (f" and <= {high}" if high is not None else "")
+                                             + f", got {value}")
+        return value
+    return parse
+
+
+def positive_int(name):
+    return _number(name, int, "an integer", 1, True)
+
+
+def non_negative_int(name):
+    return _number(name, int, "an integer", 0, True)
+
+
+def positive_float(name):
+    return _number(name, float, "a number", 0, False)
+
+
+def non_negative_float(name):
+    return _number(name, float, "a number", 0, True)
+
+
+def seed_int(name="--seed"):
+    return _number(name, int, "an integer", 0, True, 2**32 - 1)
+
+
+def check_model_folder(parser, path, flag="--model"):
+    """``parser.error`` unless ``path`` is a folder written by ``save_pretrained`` (has a config.json)."""
+    if path is None:
+        return
+    if not os.path.isdir(path):
+        parser.error(f"{flag} {path!r} is not a folder; pass a local folder written by save_pretrained")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        parser.error(f"{flag} {path!r} has no config.json, so it is not a saved model; pass a local folder "
+                     "written by save_pretrained")
+
+
+@contextlib.contextmanager
+def user_errors(what):
+    """Turn a bad-input error (bad data file, a setting that does not fit the model) into a one-line exit."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {what}: {e}") from None
+
+
+def check_fits(tokenizer, prompts, max_new_tokens):
+    """Exit before any training if a prompt + ``--max-new-tokens`` does not fit the model's context
+    (the check the example's TextGenerationEnv would make later)."""
+    from tf_rl_text import TextGenerationEnv
+
+    with user_errors(f"--max-new-tokens {max_new_tokens}"):
+        TextGenerationEnv(prompts, tokenizer, reward_fn=lambda c, p, r: [0.0] * len(c), batch_size=1,
+                          max_new_tokens=max_new_tokens)
+
+
 def add_precision_flag(parser, note=""):
     """``--precision``: float32 (default) or mixed_bfloat16 (every example takes it)."""
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
                         help="mixed_bfloat16: bfloat16 math over float32 weights (faster matmuls on CPUs with "
-                             "AVX512-BF16/AMX)" + note)
+                             "AVX512-BF16/AMX); default float32" + note)
 
 
 def in_precision(model, precision):

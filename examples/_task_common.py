@@ -24,7 +24,8 @@ sys.path.insert(0, REPO)  # run from a checkout without installing
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import PromptDataset, ReinforceConfig, ReinforceTrainer, RLAgent, fit_pairs, metrics  # noqa: E402
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
-from _common import add_precision_flag, in_precision, write_metrics  # noqa: E402
+from _common import (add_precision_flag, check_model_folder, in_precision, non_negative_float,  # noqa: E402
+                     non_negative_int, positive_float, positive_int, seed_int, user_errors, write_metrics)
 
 
 @dataclasses.dataclass
@@ -76,74 +77,26 @@ class Task:
 
 
 # --------------------------------------------------------------------------- flags
-def _positive_int(name):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
-        return value
-    return parse
-
-
-def _non_negative_int(name):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
-        return value
-    return parse
-
-
-def _positive_float(name):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {value}")
-        return value
-    return parse
-
-
-def _non_negative_float(name):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
-        return value
-    return parse
-
-
 SIZE_FLAGS = {  # flag -> (Sizes field, parser, help)
-    "--vocab-size": ("vocab_size", _positive_int("--vocab-size"), "BPE vocabulary of the tokenizer trained on the training texts"),
-    "--d-model": ("d_model", _positive_int("--d-model"), "width of the from-scratch encoder-decoder"),
-    "--layers": ("layers", _positive_int("--layers"), "encoder layers (and as many decoder layers)"),
-    "--warm-start-steps": ("warm_start_steps", _non_negative_int("--warm-start-steps"),
+    "--vocab-size": ("vocab_size", positive_int("--vocab-size"), "BPE vocabulary of the tokenizer trained on the training texts"),
+    "--d-model": ("d_model", positive_int("--d-model"), "width of the from-scratch encoder-decoder"),
+    "--layers": ("layers", positive_int("--layers"), "encoder layers (and as many decoder layers)"),
+    "--warm-start-steps": ("warm_start_steps", non_negative_int("--warm-start-steps"),
                            "maximum-likelihood (fit_pairs) steps before RL; 0 skips the warm start"),
-    "--warm-start-lr": ("warm_start_lr", _positive_float("--warm-start-lr"), "Adam step size of the warm start"),
-    "--rl-steps": ("rl_steps", _non_negative_int("--rl-steps"), "REINFORCE updates; 0 skips RL"),
-    "--learning-rate": ("learning_rate", _positive_float("--learning-rate"),
+    "--warm-start-lr": ("warm_start_lr", positive_float("--warm-start-lr"), "Adam step size of the warm start"),
+    "--rl-steps": ("rl_steps", non_negative_int("--rl-steps"), "REINFORCE updates; 0 skips RL"),
+    "--learning-rate": ("learning_rate", positive_float("--learning-rate"),
                         "Adam step size of the RL updates (small: RL must not undo the warm start)"),
-    "--batch-size": ("batch_size", _positive_int("--batch-size"), "prompts per batch (warm start x2, RL, evaluation)"),
-    "--samples-per-prompt": ("samples_per_prompt", _positive_int("--samples-per-prompt"),
+    "--batch-size": ("batch_size", positive_int("--batch-size"), "prompts per batch (warm start x2, RL, evaluation)"),
+    "--samples-per-prompt": ("samples_per_prompt", positive_int("--samples-per-prompt"),
                              "sampled completions per prompt in an RL batch (one greedy decode each is the baseline)"),
-    "--max-source-tokens": ("max_source_tokens", _positive_int("--max-source-tokens"), "sources are cut to this many tokens"),
-    "--max-new-tokens": ("max_new_tokens", _positive_int("--max-new-tokens"), "tokens generated per output (and target cut)"),
-    "--eval-every": ("eval_every", _non_negative_int("--eval-every"),
+    "--max-source-tokens": ("max_source_tokens", positive_int("--max-source-tokens"), "sources are cut to this many tokens"),
+    "--max-new-tokens": ("max_new_tokens", positive_int("--max-new-tokens"), "tokens generated per output (and target cut)"),
+    "--eval-every": ("eval_every", non_negative_int("--eval-every"),
                      "evaluate the held-out metric every N RL steps to keep the best checkpoint (0: only at the end)"),
-    "--train-limit": ("train_limit", _positive_int("--train-limit"), "use only the first N training pairs"),
-    "--dev-limit": ("dev_limit", _positive_int("--dev-limit"), "held-out pairs that choose the checkpoint"),
-    "--eval-limit": ("eval_limit", _positive_int("--eval-limit"), "held-out (test) pairs the metric is reported on"),
+    "--train-limit": ("train_limit", positive_int("--train-limit"), "use only the first N training pairs"),
+    "--dev-limit": ("dev_limit", positive_int("--dev-limit"), "held-out pairs that choose the checkpoint"),
+    "--eval-limit": ("eval_limit", positive_int("--eval-limit"), "held-out (test) pairs the metric is reported on"),
 }
 
 
@@ -170,10 +123,10 @@ def parse_args(task: Task, argv=None):
     p.add_argument("--prefix", default="", help="text put before every source, e.g. " + (task.prefix_help or "'summarize: '")
                    + " for a pretrained T5 (default: none)")
     p.add_argument("--arch", default="t5", choices=["t5", "bart"], help="from-scratch encoder-decoder kind (default: t5)")
-    p.add_argument("--kl-coef", type=_non_negative_float("--kl-coef"), default=0.0,
+    p.add_argument("--kl-coef", type=non_negative_float("--kl-coef"), default=0.0,
                    help="weight of a per-token KL penalty to the warm-started model during RL (default: 0, off)")
     add_precision_flag(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed: model init, batches, sampling (default: 0)")
+    p.add_argument("--seed", type=seed_int(), default=0, help="random seed: model init, batches, sampling (default: 0)")
     p.add_argument("--output", default=os.path.join(REPO, "saved_models", task.name),
                    help=f"folder the SavedModel is exported to (default: saved_models/{task.name})")
     p.add_argument("--metrics-file", default=None,
@@ -185,8 +138,7 @@ def parse_args(task: Task, argv=None):
     args = p.parse_args(argv)
     if args.data is not None and not os.path.exists(args.data):
         p.error(f"--data {args.data!r} does not exist; pass a folder or file ({task.data_help})")
-    if args.model is not None and not os.path.isdir(args.model):
-        p.error(f"--model {args.model!r} is not a folder; pass a local folder written by save_pretrained")
+    check_model_folder(p, args.model)
     base = task.quick if args.quick else (task.real if args.data else task.sizes)
     sizes = dataclasses.replace(base)
     for _, (field, _, _) in SIZE_FLAGS.items():
@@ -258,7 +210,8 @@ def run(task: Task, argv=None) -> dict:
 
     # 1. data: train / dev (chooses the checkpoint) / test (reports the metric)
     if args.data:
-        train, dev, test, data_note = task.load_data(args.data, args)
+        with user_errors(f"--data {args.data}"):
+            train, dev, test, data_note = task.load_data(args.data, args)
     else:
         train, dev, test, data_note = task.load_default(args)
     same = dev is test  # embedded data: one held-out set both chooses the checkpoint and reports the metric

@@ -34,9 +34,10 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)  # run from a checkout without installing
 
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
-from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv, load_prompts  # noqa: E402
+from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv, default_tokenizer, load_prompts  # noqa: E402
 from tf_rl_text.rewards import ClassifierReward, load_labelled_texts, minilm_path, train_reward_model  # noqa: E402
-from _common import add_precision_flag, make_agent, mean_reward, warm_start_on_corpus, write_metrics  # noqa: E402
+from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, mean_reward,  # noqa: E402
+                     non_negative_float, positive_float, seed_int, user_errors, warm_start_on_corpus, write_metrics)
 
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "sentiment")
 
@@ -61,16 +62,17 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=8, help="prompts per RL batch")
     p.add_argument("--samples-per-prompt", type=int, default=4, help="completions per prompt (leave-one-out baseline)")
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per completion")
-    p.add_argument("--learning-rate", type=float, default=3e-4, help="Adam step size of the RL updates")
-    p.add_argument("--kl-coef", type=float, default=0.05, help="weight of the per-token KL penalty to the warm-started model")
+    p.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=3e-4, help="Adam step size of the RL updates")
+    p.add_argument("--kl-coef", type=non_negative_float("--kl-coef"), default=0.05, help="weight of the per-token KL penalty to the warm-started model")
     add_precision_flag(p, note=" for the policy; the reward model stays float32")
-    p.add_argument("--seed", type=int, default=0, help="random seed (data split, model init, sampling)")
+    p.add_argument("--seed", type=seed_int(), default=0, help="random seed (data split, model init, sampling)")
     p.add_argument("--output", default=os.path.join(REPO, "saved_models", "positive_reviews"),
                    help="folder the policy SavedModel is exported to")
     p.add_argument("--metrics-file", default=None,
                    help="write a JSON summary (reward_before, reward_after, kl_after, saved_model, ...) here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
+    check_model_folder(p, args.reward_model, "--reward-model")
     if args.episodes is None:
         args.episodes = 20 if args.quick else 150
     if args.warm_start_steps is None:
@@ -102,7 +104,8 @@ def reward_model(args):
     if not os.path.exists(args.data):
         raise SystemExit(f"sentiment data not found at {args.data}; pass --data FOLDER (labelled sentences) "
                          "or --reward-model FOLDER (a trained classifier)")
-    texts, labels = load_labelled_texts(args.data)
+    with user_errors(f"--data {args.data}"):
+        texts, labels = load_labelled_texts(args.data)
     order = np.random.default_rng(args.seed).permutation(len(texts))
     n_val = len(texts) // 5  # the same held-out 20% whatever the training size
     val, train = order[:n_val], order[n_val:]
@@ -129,6 +132,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     show = not args.no_progress
+    check_fits(default_tokenizer(), load_prompts(), args.max_new_tokens)  # before the reward model trains
     reward, rm_info = reward_model(args)
     phases = {"reward_model_s": time.time() - start}
 

@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import add_precision_flag, make_agent, mean_reward, warm_start_on_corpus, write_metrics  # noqa: E402
+from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, mean_reward,  # noqa: E402
+                     non_negative_float, positive_float, seed_int, warm_start_on_corpus, write_metrics)
 
 
 def parse_args(argv=None):
@@ -42,20 +43,21 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=8, help="prompts per rollout")
     p.add_argument("--samples-per-prompt", type=int, default=4, help="completions per prompt")
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per completion")
-    p.add_argument("--learning-rate", type=float, default=None, help="Adam step size; default 1e-4 (PPO), 3e-4 (A2C)")
-    p.add_argument("--kl-coef", type=float, default=0.05, help="beta of the per-token KL penalty to the warm-started model")
+    p.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=None, help="Adam step size; default 1e-4 (PPO), 3e-4 (A2C)")
+    p.add_argument("--kl-coef", type=non_negative_float("--kl-coef"), default=0.05, help="beta of the per-token KL penalty to the warm-started model")
     p.add_argument("--adaptive-kl", action="store_true", help="adapt beta toward --kl-target (Ziegler et al. 2019)")
-    p.add_argument("--kl-target", type=float, default=6.0, help="target KL per completion (nats) of the adaptive controller")
+    p.add_argument("--kl-target", type=positive_float("--kl-target"), default=6.0, help="target KL per completion (nats) of the adaptive controller")
     p.add_argument("--epochs", type=int, default=4, help="PPO: passes over each rollout")
     p.add_argument("--minibatches", type=int, default=4, help="PPO: minibatches per epoch")
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless --warm-start-steps is given")
     add_precision_flag(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed (model init, sampling, prompt order)")
+    p.add_argument("--seed", type=seed_int(), default=0, help="random seed (model init, sampling, prompt order)")
     p.add_argument("--output", default=None, help="folder the SavedModel is exported to (default saved_models/train_<algo>)")
     p.add_argument("--metrics-file", default=None, help="write a JSON summary (reward_before, reward_after, kl_after, saved_model, ...) here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
+    check_model_folder(p, args.model)
     if args.episodes is None:
         args.episodes = 25 if args.quick else 100
     if args.warm_start_steps is None:
@@ -75,6 +77,13 @@ def parse_args(argv=None):
     return args
 
 
+def _mean_or_none(values):
+    """Mean over the finite values; None when there are none (explained variance is NaN when every
+    return in a rollout is equal): JSON has no NaN."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
@@ -82,6 +91,7 @@ def main(argv=None):
     agent = make_agent(args.model, args.seed, args.precision)
     tokenizer = agent.tokenizer
     prompts = load_prompts()
+    check_fits(tokenizer, prompts, args.max_new_tokens)  # before any training
     warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
 
     # The environment: prompts in, rewarded completions out. The actor is the LM, the critic a
@@ -112,7 +122,7 @@ def main(argv=None):
     last = trainer.history[-10:]
     kl_after = float(np.mean([h["kl"] for h in last]))
     print("\nlast 10 rollouts: " + ", ".join(
-        f"{k} {np.nanmean([h[k] for h in last]):.3f}"
+        f"{k} " + (lambda m: "n/a" if m is None else f"{m:.3f}")(_mean_or_none([h[k] for h in last]))
         for k in ("reward_mean", "kl", "kl_coef", "entropy", "value_loss", "clip_fraction", "explained_variance")))
 
     # Test the model.
@@ -138,7 +148,7 @@ def main(argv=None):
         "saved_model": os.path.abspath(path),
         "episodes": args.episodes,
         "warm_start_steps": args.warm_start_steps,
-        "explained_variance_after": float(np.nanmean([h["explained_variance"] for h in last])),
+        "explained_variance_after": _mean_or_none([h["explained_variance"] for h in last]),  # None: undefined
         "kl_coef_after": trainer.kl_coef,
         "wall_time_s": round(time.time() - start, 1),
         "samples_after": loaded,

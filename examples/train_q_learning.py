@@ -31,7 +31,8 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import QLearningConfig, QLearningTrainer, TextGenerationEnv, load_corpus, load_prompts  # noqa: E402
 from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import add_precision_flag, make_agent, warm_start_on_corpus, write_metrics  # noqa: E402
+from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, positive_float,  # noqa: E402
+                     seed_int, warm_start_on_corpus, write_metrics)
 
 
 def parse_args(argv=None):
@@ -53,20 +54,21 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=8, help="prompts per collection step")
     p.add_argument("--minibatch-size", type=int, default=32, help="episodes per TD update")
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per completion")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam step size of the TD updates")
-    p.add_argument("--reward-scale", type=float, default=5.0, help="rewards are multiplied by this in the TD target")
+    p.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=1e-3, help="Adam step size of the TD updates")
+    p.add_argument("--reward-scale", type=positive_float("--reward-scale"), default=5.0, help="rewards are multiplied by this in the TD target")
     p.add_argument("--target-update-period", type=int, default=10, help="updates between target-network copies")
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless "
                    "--warm-start-steps is given")
     add_precision_flag(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed (model init, sampling, prompt order)")
+    p.add_argument("--seed", type=seed_int(), default=0, help="random seed (model init, sampling, prompt order)")
     p.add_argument("--output", default=os.path.join(os.path.dirname(HERE), "saved_models", "train_q_learning"),
                    help="folder the SavedModel is exported to")
     p.add_argument("--metrics-file", default=None,
                    help="write a JSON summary (reward_before, reward_after, saved_model, ...) here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
+    check_model_folder(p, args.model)
     if args.steps is None:
         args.steps = 40 if args.quick else 150
     if args.warm_start_steps is None:
@@ -112,6 +114,7 @@ def main(argv=None):
     agent = make_agent(args.model, args.seed, args.precision)
     tokenizer = agent.tokenizer
     prompts = load_prompts()
+    check_fits(tokenizer, prompts, args.max_new_tokens)  # before any training
     warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
 
     # The environment: prompts in, rewarded completions out.

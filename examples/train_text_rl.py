@@ -33,7 +33,8 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import add_precision_flag, make_agent, mean_reward, warm_start_on_corpus, write_metrics  # noqa: E402
+from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, mean_reward,  # noqa: E402
+                     non_negative_float, positive_float, seed_int, warm_start_on_corpus, write_metrics)
 
 
 def parse_args(argv=None):
@@ -47,19 +48,20 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=8, help="prompts per RL batch")
     p.add_argument("--samples-per-prompt", type=int, default=4, help="completions per prompt (leave-one-out baseline)")
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per completion")
-    p.add_argument("--learning-rate", type=float, default=3e-4, help="Adam step size of the RL updates")
-    p.add_argument("--kl-coef", type=float, default=0.05, help="weight of the per-token KL penalty to the warm-started model")
+    p.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=3e-4, help="Adam step size of the RL updates")
+    p.add_argument("--kl-coef", type=non_negative_float("--kl-coef"), default=0.05, help="weight of the per-token KL penalty to the warm-started model")
     p.add_argument("--baseline", default="rloo", choices=["none", "moving_average", "self_critical", "rloo", "grpo"],
                    help="REINFORCE baseline")
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless --warm-start-steps is given")
     add_precision_flag(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed (model init, sampling, prompt order)")
+    p.add_argument("--seed", type=seed_int(), default=0, help="random seed (model init, sampling, prompt order)")
     p.add_argument("--output", default=os.path.join(os.path.dirname(HERE), "saved_models", "train_text_rl"),
                    help="folder the SavedModel is exported to")
     p.add_argument("--metrics-file", default=None, help="write a JSON summary (reward_before, reward_after, saved_model, ...) here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
+    check_model_folder(p, args.model)
     if args.episodes is None:
         args.episodes = 40 if args.quick else 150
     if args.warm_start_steps is None:
@@ -81,6 +83,7 @@ def main(argv=None):
     agent = make_agent(args.model, args.seed, args.precision)
     tokenizer = agent.tokenizer
     prompts = load_prompts()
+    check_fits(tokenizer, prompts, args.max_new_tokens)  # before any training
     warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
 
     # The environment: prompts in, rewarded completions out.

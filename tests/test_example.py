@@ -51,3 +51,29 @@ def test_mixed_precision_run_trains_exports_and_reloads(tmp_path):
     assert m["precision"] == "mixed_bfloat16" and m["episodes"] == 4
     assert -1.0 <= m["reward_before"] <= 1.0 and -1.0 <= m["reward_after"] <= 1.0
     assert os.path.exists(os.path.join(m["saved_model"], "saved_model.pb")) and len(m["samples_after"]) == 4
+
+
+def _run_example(name, *args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "examples", name), *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_bad_inputs_are_named_before_any_training(tmp_path):
+    """A user's bad value gets one clear line naming the flag and the fix, not a traceback, and before training."""
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    bad_data = tmp_path / "notes.md"
+    bad_data.write_text("# not labelled sentences\n")
+    cases = [
+        ("train_text_rl.py", ["--model", str(not_a_model)], 2, "has no config.json, so it is not a saved model"),
+        ("train_ppo.py", ["--kl-target", "0"], 2, "--kl-target must be > 0, got 0.0"),
+        ("train_q_learning.py", ["--seed", "-1"], 2, "--seed must be >= 0 and <= 4294967295, got -1"),
+        ("train_text_rl.py", ["--learning-rate", "nan"], 2, "--learning-rate must be > 0, got nan"),
+        ("train_text_rl.py", ["--max-new-tokens", "100"], 1,
+         "error: --max-new-tokens 100: prompt 'the movie was' is 5 tokens; with max_new_tokens=100 that exceeds"),
+        ("positive_reviews.py", ["--data", str(bad_data)], 1, "error: --data"),
+    ]
+    for script, args, code, message in cases:
+        proc = _run_example(script, *args)
+        assert proc.returncode == code and message in proc.stderr, (script, args, proc.stderr[-1500:])
+        assert "Traceback" not in proc.stderr and "warm start" not in proc.stderr, (script, args)

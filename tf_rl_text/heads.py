@@ -39,7 +39,7 @@ class ValueHead(keras.layers.Layer):
         agent = RLAgent(default_model(tokenizer), tokenizer)
         agent.attach_value_head(ValueHead())
         ids, mask = agent.encode_prompts(["the movie was"])
-        print(agent.values(ids, mask))          # (1, 3) tensor, zeros for a fresh head
+        print(agent.values(ids, mask))          # (1, 5) tensor (one value per prompt token), zeros for a fresh head
         agent.save_pretrained("/tmp/policy")    # model, tokenizer and value head
     """
 

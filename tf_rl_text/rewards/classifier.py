@@ -48,7 +48,7 @@ class ClassifierReward:
         from transformers import AutoTokenizer, TFAutoModelForSequenceClassification
         model = TFAutoModelForSequenceClassification.from_pretrained("saved_models/sentiment_reward_model")
         tokenizer = AutoTokenizer.from_pretrained("saved_models/sentiment_reward_model")
-        reward = ClassifierReward(model, tokenizer, label="positive")
+        reward = ClassifierReward(model, tokenizer, label=1)   # or "LABEL_1": a name in model.config.label2id
         reward(["what a lovely film", "a dull, boring mess"])      # e.g. [0.98, 0.03]
 
         env = TextGenerationEnv(prompts, policy_tokenizer, reward_fn=reward)

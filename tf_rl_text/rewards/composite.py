@@ -109,7 +109,7 @@ class CompositeReward:
 
     Example::
 
-        reward = CompositeReward({"sentiment": ClassifierReward(model, tok, label="positive"),
+        reward = CompositeReward({"sentiment": ClassifierReward(model, tok, label=1),
                                   "fidelity": SimilarityReward()},
                                  weights={"sentiment": 1.0, "fidelity": 0.5})
         reward(completions, prompts, references)     # 1.0 * sentiment + 0.5 * fidelity
