@@ -52,8 +52,10 @@ def parse_args(argv=None):
     p.add_argument("--data", default=DEFAULT_DATA, help="labelled sentences (folder or csv/tsv/jsonl) for the reward model")
     p.add_argument("--reward-model", default=None,
                    help="a folder with a trained sequence classifier (save_pretrained) to use instead of training one")
-    p.add_argument("--reward-model-output", default=os.path.join(REPO, "saved_models", "sentiment_reward_model"),
-                   help="where the trained reward model is saved")
+    p.add_argument("--reward-model-output", default=None,
+                   help="where the trained reward model is saved (default saved_models/sentiment_reward_model; "
+                        "--quick: saved_models/sentiment_reward_model_quick, so a smoke run never replaces the "
+                        "full run's model)")
     p.add_argument("--rm-epochs", type=int, default=None, help="reward-model epochs; default 3, --quick 2")
     p.add_argument("--rm-train-size", type=int, default=None,
                    help="labelled sentences the reward model trains on; default all but the held-out 20%%, --quick 256")
@@ -73,6 +75,9 @@ def parse_args(argv=None):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     check_model_folder(p, args.reward_model, "--reward-model")
+    if args.reward_model_output is None:
+        name = "sentiment_reward_model_quick" if args.quick else "sentiment_reward_model"
+        args.reward_model_output = os.path.join(REPO, "saved_models", name)
     if args.episodes is None:
         args.episodes = 20 if args.quick else 150
     if args.warm_start_steps is None:
