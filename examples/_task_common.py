@@ -183,7 +183,6 @@ def build_agent(args, train: PromptDataset, seed: int):
     return RLAgent(in_precision(model, args.precision), tokenizer, seed=seed), note
 
 
-
 # --------------------------------------------------------------------------- evaluation
 def evaluate(task: Task, agent, ds: PromptDataset, s: Sizes, metric_list=None):
     return metrics.evaluate(agent, ds, metrics=metric_list or task.eval_metrics, max_new_tokens=s.max_new_tokens,

@@ -37,7 +37,8 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv, default_tokenizer, load_prompts  # noqa: E402
 from tf_rl_text.rewards import ClassifierReward, load_labelled_texts, minilm_path, train_reward_model  # noqa: E402
 from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, mean_reward,  # noqa: E402
-                     non_negative_float, positive_float, seed_int, user_errors, warm_start_on_corpus, write_metrics)
+                     non_negative_float, non_negative_int, positive_float, positive_int, seed_int,
+                     user_errors, warm_start_on_corpus, write_metrics)
 
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "sentiment")
 
@@ -56,14 +57,14 @@ def parse_args(argv=None):
                    help="where the trained reward model is saved (default saved_models/sentiment_reward_model; "
                         "--quick: saved_models/sentiment_reward_model_quick, so a smoke run never replaces the "
                         "full run's model)")
-    p.add_argument("--rm-epochs", type=int, default=None, help="reward-model epochs; default 3, --quick 2")
+    p.add_argument("--rm-epochs", type=positive_int("--rm-epochs"), default=None, help="reward-model epochs; default 3, --quick 2")
     p.add_argument("--rm-train-size", type=int, default=None,
                    help="labelled sentences the reward model trains on; default all but the held-out 20%%, --quick 256")
-    p.add_argument("--episodes", type=int, default=None, help="RL updates (each one batch of episodes); default 150, --quick 20")
-    p.add_argument("--warm-start-steps", type=int, default=None, help="maximum-likelihood steps on the corpus; default 600, --quick 150")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts per RL batch")
-    p.add_argument("--samples-per-prompt", type=int, default=4, help="completions per prompt (leave-one-out baseline)")
-    p.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per completion")
+    p.add_argument("--episodes", type=positive_int("--episodes"), default=None, help="RL updates (each one batch of episodes); default 150, --quick 20")
+    p.add_argument("--warm-start-steps", type=non_negative_int("--warm-start-steps"), default=None, help="maximum-likelihood steps on the corpus; default 600, --quick 150")
+    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=8, help="prompts per RL batch")
+    p.add_argument("--samples-per-prompt", type=positive_int("--samples-per-prompt"), default=4, help="completions per prompt (leave-one-out baseline)")
+    p.add_argument("--max-new-tokens", type=positive_int("--max-new-tokens"), default=16, help="tokens generated per completion")
     p.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=3e-4, help="Adam step size of the RL updates")
     p.add_argument("--kl-coef", type=non_negative_float("--kl-coef"), default=0.05, help="weight of the per-token KL penalty to the warm-started model")
     add_precision_flag(p, note=" for the policy; the reward model stays float32")
@@ -86,13 +87,8 @@ def parse_args(argv=None):
         args.rm_epochs = 2 if args.quick else 3
     if args.rm_train_size is None and args.quick:
         args.rm_train_size = 256
-    for name in ("episodes", "batch_size", "samples_per_prompt", "max_new_tokens", "rm_epochs"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.rm_train_size is not None and args.rm_train_size < 2:
         p.error(f"--rm-train-size must be >= 2, got {args.rm_train_size}")
-    if args.warm_start_steps < 0:
-        p.error(f"--warm-start-steps must be >= 0, got {args.warm_start_steps}")
     if args.samples_per_prompt < 2:
         p.error(f"the leave-one-out baseline needs --samples-per-prompt >= 2, got {args.samples_per_prompt}")
     return args

@@ -28,7 +28,8 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
 from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, mean_reward,  # noqa: E402
-                     non_negative_float, positive_float, seed_int, warm_start_on_corpus, write_metrics)
+                     non_negative_float, non_negative_int, positive_float, positive_int, seed_int,
+                     warm_start_on_corpus, write_metrics)
 
 
 def parse_args(argv=None):
@@ -38,17 +39,17 @@ def parse_args(argv=None):
     )
     p.add_argument("--algo", default="ppo", choices=["ppo", "a2c"], help="actor-critic algorithm")
     p.add_argument("--quick", action="store_true", help="smoke run: fewer warm-start steps and rollouts (under 90 s)")
-    p.add_argument("--episodes", type=int, default=None, help="rollouts (each one batch of episodes); default 100, --quick 25")
-    p.add_argument("--warm-start-steps", type=int, default=None, help="maximum-likelihood steps on the corpus; default 600, --quick 200")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts per rollout")
-    p.add_argument("--samples-per-prompt", type=int, default=4, help="completions per prompt")
-    p.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per completion")
+    p.add_argument("--episodes", type=positive_int("--episodes"), default=None, help="rollouts (each one batch of episodes); default 100, --quick 25")
+    p.add_argument("--warm-start-steps", type=non_negative_int("--warm-start-steps"), default=None, help="maximum-likelihood steps on the corpus; default 600, --quick 200")
+    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=8, help="prompts per rollout")
+    p.add_argument("--samples-per-prompt", type=positive_int("--samples-per-prompt"), default=4, help="completions per prompt")
+    p.add_argument("--max-new-tokens", type=positive_int("--max-new-tokens"), default=16, help="tokens generated per completion")
     p.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=None, help="Adam step size; default 1e-4 (PPO), 3e-4 (A2C)")
     p.add_argument("--kl-coef", type=non_negative_float("--kl-coef"), default=0.05, help="beta of the per-token KL penalty to the warm-started model")
     p.add_argument("--adaptive-kl", action="store_true", help="adapt beta toward --kl-target (Ziegler et al. 2019)")
     p.add_argument("--kl-target", type=positive_float("--kl-target"), default=6.0, help="target KL per completion (nats) of the adaptive controller")
-    p.add_argument("--epochs", type=int, default=4, help="PPO: passes over each rollout")
-    p.add_argument("--minibatches", type=int, default=4, help="PPO: minibatches per epoch")
+    p.add_argument("--epochs", type=positive_int("--epochs"), default=4, help="PPO: passes over each rollout")
+    p.add_argument("--minibatches", type=positive_int("--minibatches"), default=4, help="PPO: minibatches per epoch")
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless --warm-start-steps is given")
     add_precision_flag(p)
@@ -66,11 +67,6 @@ def parse_args(argv=None):
         args.learning_rate = 1e-4 if args.algo == "ppo" else 3e-4
     if args.output is None:
         args.output = os.path.join(os.path.dirname(HERE), "saved_models", f"train_{args.algo}")
-    for name in ("episodes", "batch_size", "samples_per_prompt", "max_new_tokens", "epochs", "minibatches"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.warm_start_steps < 0:
-        p.error(f"--warm-start-steps must be >= 0, got {args.warm_start_steps}")
     if args.minibatches > args.batch_size * args.samples_per_prompt:
         p.error(f"--minibatches {args.minibatches} exceeds the {args.batch_size * args.samples_per_prompt} completions "
                 "of a rollout (--batch-size x --samples-per-prompt)")
@@ -82,6 +78,10 @@ def _mean_or_none(values):
     return in a rollout is equal): JSON has no NaN."""
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else None
+
+
+def _show(value):
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def main(argv=None):
@@ -122,7 +122,7 @@ def main(argv=None):
     last = trainer.history[-10:]
     kl_after = float(np.mean([h["kl"] for h in last]))
     print("\nlast 10 rollouts: " + ", ".join(
-        f"{k} " + (lambda m: "n/a" if m is None else f"{m:.3f}")(_mean_or_none([h[k] for h in last]))
+        f"{k} {_show(_mean_or_none([h[k] for h in last]))}"
         for k in ("reward_mean", "kl", "kl_coef", "entropy", "value_loss", "clip_fraction", "explained_variance")))
 
     # Test the model.

@@ -31,8 +31,8 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import QLearningConfig, QLearningTrainer, TextGenerationEnv, load_corpus, load_prompts  # noqa: E402
 from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, positive_float,  # noqa: E402
-                     seed_int, warm_start_on_corpus, write_metrics)
+from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, non_negative_int,  # noqa: E402
+                     positive_float, positive_int, seed_int, warm_start_on_corpus, write_metrics)
 
 
 def parse_args(argv=None):
@@ -42,21 +42,21 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="smoke run: fewer warm-start steps and updates (under 90 s)")
-    p.add_argument("--steps", type=int, default=None, help="trainer steps (each: one batch of episodes + TD updates); "
+    p.add_argument("--steps", type=positive_int("--steps"), default=None, help="trainer steps (each: one batch of episodes + TD updates); "
                    "default 150, --quick 40")
-    p.add_argument("--warm-start-steps", type=int, default=None, help="maximum-likelihood steps on the corpus; "
+    p.add_argument("--warm-start-steps", type=non_negative_int("--warm-start-steps"), default=None, help="maximum-likelihood steps on the corpus; "
                    "default 600, --quick 250")
     p.add_argument("--target", default="soft", choices=["q_learning", "sarsa", "expected_sarsa", "soft"],
                    help="TD target")
-    p.add_argument("--demonstrations", type=int, default=64,
+    p.add_argument("--demonstrations", type=non_negative_int("--demonstrations"), default=64,
                    help="upbeat corpus sentences used as demonstrations (0 = learn from own samples only)")
     p.add_argument("--demonstration-fraction", type=float, default=0.75, help="share of each minibatch from demonstrations")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts per collection step")
-    p.add_argument("--minibatch-size", type=int, default=32, help="episodes per TD update")
-    p.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per completion")
+    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=8, help="prompts per collection step")
+    p.add_argument("--minibatch-size", type=positive_int("--minibatch-size"), default=32, help="episodes per TD update")
+    p.add_argument("--max-new-tokens", type=positive_int("--max-new-tokens"), default=16, help="tokens generated per completion")
     p.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=1e-3, help="Adam step size of the TD updates")
     p.add_argument("--reward-scale", type=positive_float("--reward-scale"), default=5.0, help="rewards are multiplied by this in the TD target")
-    p.add_argument("--target-update-period", type=int, default=10, help="updates between target-network copies")
+    p.add_argument("--target-update-period", type=positive_int("--target-update-period"), default=10, help="updates between target-network copies")
     p.add_argument("--model", default=None, help="a local folder with a pretrained TF causal LM and tokenizer "
                    "(from save_pretrained) instead of the embedded default; skips the warm start unless "
                    "--warm-start-steps is given")
@@ -73,12 +73,6 @@ def parse_args(argv=None):
         args.steps = 40 if args.quick else 150
     if args.warm_start_steps is None:
         args.warm_start_steps = 0 if args.model else (250 if args.quick else 600)
-    for name in ("steps", "batch_size", "minibatch_size", "max_new_tokens", "target_update_period"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("warm_start_steps", "demonstrations"):
-        if getattr(args, name) < 0:
-            p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not 0.0 <= args.demonstration_fraction <= 1.0:
         p.error(f"--demonstration-fraction must be in [0, 1], got {args.demonstration_fraction}")
     return args

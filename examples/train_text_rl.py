@@ -34,7 +34,8 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
 from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, mean_reward,  # noqa: E402
-                     non_negative_float, positive_float, seed_int, warm_start_on_corpus, write_metrics)
+                     non_negative_float, non_negative_int, positive_float, positive_int, seed_int,
+                     warm_start_on_corpus, write_metrics)
 
 
 def parse_args(argv=None):
@@ -43,11 +44,11 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="smoke run: fewer warm-start steps and episodes (about a minute)")
-    p.add_argument("--episodes", type=int, default=None, help="RL updates (each one batch of episodes); default 150, --quick 40")
-    p.add_argument("--warm-start-steps", type=int, default=None, help="maximum-likelihood steps on the corpus; default 600, --quick 250")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts per RL batch")
-    p.add_argument("--samples-per-prompt", type=int, default=4, help="completions per prompt (leave-one-out baseline)")
-    p.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per completion")
+    p.add_argument("--episodes", type=positive_int("--episodes"), default=None, help="RL updates (each one batch of episodes); default 150, --quick 40")
+    p.add_argument("--warm-start-steps", type=non_negative_int("--warm-start-steps"), default=None, help="maximum-likelihood steps on the corpus; default 600, --quick 250")
+    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=8, help="prompts per RL batch")
+    p.add_argument("--samples-per-prompt", type=positive_int("--samples-per-prompt"), default=4, help="completions per prompt (leave-one-out baseline)")
+    p.add_argument("--max-new-tokens", type=positive_int("--max-new-tokens"), default=16, help="tokens generated per completion")
     p.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=3e-4, help="Adam step size of the RL updates")
     p.add_argument("--kl-coef", type=non_negative_float("--kl-coef"), default=0.05, help="weight of the per-token KL penalty to the warm-started model")
     p.add_argument("--baseline", default="rloo", choices=["none", "moving_average", "self_critical", "rloo", "grpo"],
@@ -66,11 +67,6 @@ def parse_args(argv=None):
         args.episodes = 40 if args.quick else 150
     if args.warm_start_steps is None:
         args.warm_start_steps = 0 if args.model else (250 if args.quick else 600)
-    for name in ("episodes", "batch_size", "samples_per_prompt", "max_new_tokens"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.warm_start_steps < 0:
-        p.error(f"--warm-start-steps must be >= 0, got {args.warm_start_steps}")
     if args.baseline in ("rloo", "grpo") and args.samples_per_prompt < 2:
         p.error(f"--baseline {args.baseline} needs --samples-per-prompt >= 2, got {args.samples_per_prompt}")
     return args

@@ -22,7 +22,6 @@ except ImportError:  # pragma: no cover - TF 2.15 without tf-keras installed
     keras = tf.keras
 
 
-
 def _import_gym_quietly():
     """tf-agents imports gym 0.23 (the newest it supports, see STACK.md), and gym prints a notice
     urging an upgrade to Gymnasium on import. Users of tf_rl_text cannot act on it, so gym is
