@@ -40,7 +40,9 @@ from _common import (add_precision_flag, check_fits, check_model_folder, make_ag
                      non_negative_float, non_negative_int, positive_float, positive_int, seed_int,
                      user_errors, warm_start_on_corpus, write_metrics)
 
-DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "sentiment")
+# the real data: $TF_RL_TEXT_DATA if set, else ../shared/data beside this checkout (the repository's layout)
+DEFAULT_DATA = os.path.join(os.environ.get("TF_RL_TEXT_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data"),
+                            "sentiment")
 
 
 def parse_args(argv=None):

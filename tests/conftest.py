@@ -10,7 +10,9 @@ sys.path.insert(0, REPO)
 import tf_rl_text  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
 
-SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+# The real data: $TF_RL_TEXT_DATA if set, else ../shared/data beside the checkout (this repository's layout).
+# Tests pass it to the loaders explicitly (data_dir=SHARED_DATA): the package itself guesses no folder.
+SHARED_DATA = os.environ.get("TF_RL_TEXT_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
 
 
 @pytest.fixture(scope="session")
