@@ -48,7 +48,7 @@ def test_generation_traces_once_for_any_batch_prompt_length_or_token_count(token
     agent = RLAgent(tiny_model, tokenizer, seed=0)
     for prompts, n in [(["a"], 3), (["the movie was", "b", "c"], 5), (["my day was long"] * 2, 2)]:
         ids, mask = agent.encode_prompts(prompts)
-        agent.generate(ids, mask, n)
+        agent.generate(ids, mask, n, greedy=False)
     assert agent.generate_fn(greedy=False).experimental_get_tracing_count() == 1
 
 
