@@ -114,7 +114,7 @@ def parse_args(task: Task, argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true",
-                   help="smoke run on a slice of the data with a tiny model (about a minute on 2 idle CPU cores)")
+                   help="smoke run on a slice of the data with a tiny model (about 25 s on 2 idle CPU cores)")
     p.add_argument("--data", default=None, help=task.data_help)
     p.add_argument("--model", default=None,
                    help="a local folder with a pretrained TF model and tokenizer (save_pretrained), loaded with "

@@ -16,7 +16,7 @@ reward (+1 for a completion with more positive than negative words, -1 for the r
 policy is exported as a SavedModel under saved_models/ and loaded back for generation.
 
     python examples/train_text_rl.py            # the default run (a few minutes on 2 CPU cores)
-    python examples/train_text_rl.py --quick    # a smoke run (about a minute)
+    python examples/train_text_rl.py --quick    # a smoke run (about 20 s on 2 idle CPU cores)
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def parse_args(argv=None):
         description="REINFORCE fine-tuning of a small GPT-2 toward upbeat text (offline, embedded default).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="smoke run: fewer warm-start steps and episodes (about a minute)")
+    p.add_argument("--quick", action="store_true", help="smoke run: fewer warm-start steps and episodes (about 20 s on 2 idle CPU cores)")
     p.add_argument("--episodes", type=positive_int("--episodes"), default=None, help="RL updates (each one batch of episodes); default 150, --quick 40")
     p.add_argument("--warm-start-steps", type=non_negative_int("--warm-start-steps"), default=None, help="maximum-likelihood steps on the corpus; default 600, --quick 250")
     p.add_argument("--batch-size", type=positive_int("--batch-size"), default=8, help="prompts per RL batch")

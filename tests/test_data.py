@@ -259,3 +259,20 @@ def test_loaders_take_data_dir_or_the_environment_variable_from_any_working_dire
     monkeypatch.setenv("TF_RL_TEXT_DATA", str(root))                     # the environment variable
     assert [(d.prompts, d.references) for d in _load_all()] == [tuple(w) for w in want]
     assert data.shared_data_dir() == str(root) and data.shared_data_dir("../data") == "../data"  # data_dir wins
+
+
+def test_truncating_long_prompts_is_silent_and_cuts_to_max_tokens():
+    """Cutting a long source is what truncate_prompts is for: no 'Token indices sequence length is longer
+    than the specified maximum' warning (transformers marks it given in deprecation_warnings)."""
+    from tf_rl_text import default_tokenizer
+
+    tok = default_tokenizer()
+    tok.model_max_length = 8
+    key = "sequence-length-is-longer-than-the-specified-maximum"
+    long = "the movie was wonderful and the food was fresh and tasty and the staff were kind"
+    assert len(tok(long, add_special_tokens=False, verbose=False)["input_ids"]) > 8
+    cut = PromptDataset([long, "good"], ["r", "s"]).truncate_prompts(tok, 5)
+    assert len(tok(cut.prompts[0], add_special_tokens=False, verbose=False)["input_ids"]) == 5
+    assert cut.prompts[1] == "good" and not tok.deprecation_warnings.get(key)
+    tok(long)  # without verbose=False transformers does warn: the check above can fail
+    assert tok.deprecation_warnings.get(key)

@@ -215,7 +215,8 @@ class PromptDataset:
             raise ValueError(f"keep must be 'start' or 'end', got {keep!r}")
         out = []
         for p in self.prompts:
-            ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+            # verbose=False: cutting long prompts is the point, so no "longer than the maximum" warning
+            ids = tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]
             if len(ids) <= max_tokens:
                 out.append(p)
             else:

@@ -16,7 +16,8 @@ def encode_texts(tokenizer, texts, max_length, add_eos=True):
     ids = np.full((len(texts), max_length), pad, np.int32)
     mask = np.zeros((len(texts), max_length), np.int32)
     for i, text in enumerate(texts):
-        tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+        # verbose=False: the cut below is intended, so no "sequence length is longer than the maximum" warning
+        tokens = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         if add_eos and tokenizer.eos_token_id is not None:
             tokens = tokens + [tokenizer.eos_token_id]
         tokens = tokens[:max_length]
@@ -68,7 +69,7 @@ def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_ra
 
 
 def _keep_last_tokens(tokenizer, text, n):
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]  # cut below, as intended
     return text if len(ids) <= n else tokenizer.decode(ids[-n:])
 
 
