@@ -116,7 +116,7 @@ def test_loaded_policy_and_agent_share_one_greedy_vs_sampling_rule(exported):
     (lambda p: p.generate(PROMPTS, top_k=-1), r"top_k must be an integer >= 0 .*got -1"),
     (lambda p: p.sample(PROMPTS, top_k=5), r"top_k=5: this export's sample signature has no top_k input, its "
                                            r"top_k is fixed at 0 when it was exported.*RLAgent\(\.\.\., top_k=5\)"),
-    (lambda p: p.generate(PROMPTS, max_new_tokens=0), r"max_new_tokens must be an integer >= 1, got 0"),
+    (lambda p: p.generate(PROMPTS, max_new_tokens=0), r"max_new_tokens must be >= 1, got 0"),
     (lambda p: p.sample(PROMPTS, max_new_tokens=8), r"max_new_tokens must be <= 7 \(the most this policy was "
                                                     r"exported to generate; export again .*got 8"),
     (lambda p: p.sample(PROMPTS, seed=2**40), r"seed must be an integer in \[-2\*\*31, 2\*\*31\), got 1099511627776"),

@@ -120,8 +120,10 @@ def check_sampling_args(temperature=None, top_k=None, max_new_tokens=None, max_a
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
             raise ValueError(f"top_k must be an integer >= 0 (0 = no top-k filtering), got {top_k!r}")
     if max_new_tokens is not None:
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+            raise ValueError(f"max_new_tokens must be an integer (a number of tokens), got {max_new_tokens!r}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens!r}")
         if max_allowed is not None and max_new_tokens > max_allowed:
             raise ValueError(f"max_new_tokens must be <= {max_allowed} (the most this policy was exported to "
                              f"generate; export again with a larger max_new_tokens for longer outputs), "
