@@ -217,9 +217,9 @@ def why_rl_did_not_help(task: Task, trainer, train, dev, s: Sizes) -> str:
             f"\n  noise, and noise on {len(dev)} held-out pairs lowers the metric more often than it raises it.")
         if s.warm_start_steps > 150:
             lines.append(
-                "  RL helps where the warm start leaves room: after a shorter one (--warm-start-steps 150 --learning-rate"
-                "\n  2e-4 --eval-every 10) RL raises the held-out metric, but on this little data not above what the full"
-                "\n  warm start reaches. Real data (--data) is where RL has something to add.")
+                "  A shorter warm start (--warm-start-steps 150 --learning-rate 2e-4 --eval-every 10) leaves RL room on the"
+                "\n  training prompts, but on data this small what RL learns there barely carries over to held-out pairs"
+                "\n  (README: measured runs). Real data (--data) is where RL has something to add.")
     else:
         lines.append(f"  Its sampled outputs earned a mean reward of {first:.2f} on the training pairs at the first RL step; "
                      f"{s.rl_steps} steps at learning\n  rate {s.learning_rate:g} did not carry over to the held-out "
