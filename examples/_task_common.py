@@ -219,7 +219,7 @@ def why_rl_did_not_help(task: Task, trainer, train, dev, s: Sizes) -> str:
             lines.append(
                 "  A shorter warm start (--warm-start-steps 150 --learning-rate 2e-4 --eval-every 10) leaves RL room on the"
                 "\n  training prompts, but on data this small what RL learns there barely carries over to held-out pairs"
-                "\n  (README: measured runs). Real data (--data) is where RL has something to add.")
+                "\n  (README: measured runs). Real data (--data) gives RL more room.")
     else:
         lines.append(f"  Its sampled outputs earned a mean reward of {first:.2f} on the training pairs at the first RL step; "
                      f"{s.rl_steps} steps at learning\n  rate {s.learning_rate:g} did not carry over to the held-out "
