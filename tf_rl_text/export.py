@@ -167,8 +167,8 @@ class LoadedPolicy:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_new_tokens = int(self.metadata["max_new_tokens"])
-        sample_fn = self.module.signatures["sample"]
-        self._sample_inputs = set(sample_fn.structured_input_signature[1])
+        sample_fn = self.module.signatures.get("sample")
+        self._sample_inputs = set(sample_fn.structured_input_signature[1]) if sample_fn is not None else None
 
     def _encode(self, texts):
         """Token ids padded as the exported model expects: left for causal LMs, right for encoders."""
@@ -179,6 +179,9 @@ class LoadedPolicy:
 
     def _sample_options(self, options):
         """The export's ``sample`` inputs for the given options (None = this export's default)."""
+        if self._sample_inputs is None:
+            raise ValueError(f"{self.path!r} has no sample signature, so it can only decode greedily: call generate "
+                             f"without greedy=False, seed, temperature or top_k")
         inputs = {}
         for name, (dtype, default) in SAMPLE_OPTIONS.items():
             value = options.get(name)
