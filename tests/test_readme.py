@@ -90,3 +90,15 @@ def test_doc_python_block_runs_as_printed(path, chain, tmp_path, monkeypatch):
     for line, code in chain:
         # padded so that a traceback names the line of the Markdown file
         exec(compile("\n" * (line - 1) + code, path, "exec"), namespace)  # noqa: S102
+        check_actor_critic_demo(namespace.get("trainer"), f"{os.path.relpath(path, REPO)}:{line}")
+
+
+def check_actor_critic_demo(trainer, where):
+    """An A2C/PPO demo must show learning from a signal: some reward and policy/value losses are non-zero
+    (on the untrained default model every reward, and so every loss, is exactly 0)."""
+    from tf_rl_text import A2CTrainer, PPOTrainer
+
+    if not isinstance(trainer, (A2CTrainer, PPOTrainer)) or not trainer.history:
+        return
+    for key in ("reward_mean", "policy_loss", "value_loss"):
+        assert any(abs(h[key]) > 1e-6 for h in trainer.history), f"{where}: every {key} is 0: the demo learns nothing"
