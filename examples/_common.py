@@ -164,12 +164,16 @@ def start_run(args, default_run_dir):
         tf.config.experimental.enable_op_determinism()
         tf.keras.utils.set_random_seed(args.seed)
     run_dir = args.run_dir
+    import dataclasses
+
     wanted = {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_THE_RUN}
+    wanted = json.loads(json.dumps(wanted, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o)
+                                   else str(o)))
     record = os.path.join(run_dir, RUN_ARGS_FILE)
     if os.path.exists(record):
         with open(record) as f:
             found = json.load(f)
-        if found != json.loads(json.dumps(wanted)):
+        if found != wanted:
             changed = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
             if os.path.abspath(run_dir) != os.path.abspath(default_run_dir):
                 raise SystemExit(f"error: --run-dir {run_dir} holds a run with other arguments ({', '.join(changed)} "

@@ -115,6 +115,10 @@ class CallbackList(Callback):
         super().on_train_begin(trainer)
         for c in self.callbacks:
             c.on_train_begin(trainer)
+        for c in self.callbacks:  # every callback is ready: work that reports to the others (EvalCallback)
+            ready = getattr(c, "on_train_ready", None)
+            if ready is not None:
+                ready()
 
     def on_step_end(self, step, logs):
         for c in self.callbacks:
@@ -305,13 +309,15 @@ class EvalCallback(Callback):
         ``trainer.global_step`` at the start) competes too, so RL that only hurts keeps the start.
       mode: "max" or "min" (for a loss-like metric).
       max_new_tokens, batch_size: passed to :func:`tf_rl_text.metrics.evaluate`.
+      evaluate_at_start: evaluate before the first step (with ``keep_best``); ``start_score``: the
+        starting score when the caller measured it already (no evaluation, the weights are kept).
 
     After training: ``best_score``, ``best_step``, ``results`` (list of (step, dict)).
     """
 
     def __init__(self, dataset, metrics=("reward",), every: int = 0, keep_best: str | None = None, mode: str = "max",
                  restore_best: bool = True, max_new_tokens: int | None = None, batch_size: int = 32,
-                 evaluate_at_start: bool = True):
+                 evaluate_at_start: bool = True, start_score: float | None = None):
         if int(every) != every or every < 0:
             raise ValueError(f"every must be an integer >= 0 (0 = only at the end), got {every}")
         if mode not in ("max", "min"):
@@ -320,6 +326,7 @@ class EvalCallback(Callback):
         self.keep_best, self.mode, self.restore_best = keep_best, mode, restore_best
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.evaluate_at_start = evaluate_at_start
+        self.start_score = start_score
         self.best_score = None
         self.best_step = None
         self.results: list = []
@@ -385,8 +392,19 @@ class EvalCallback(Callback):
             with open(saved) as f:
                 best = json.load(f)
             self.best_score, self.best_step = best["score"], best["step"]
-        elif self.evaluate_at_start and self.keep_best is not None:
-            self._run(trainer.global_step)
+            self._resumed = True
+        else:
+            self._resumed = False
+
+    def on_train_ready(self):
+        """After every callback's on_train_begin: the starting score competes for the best."""
+        if self._resumed or self.keep_best is None:
+            return
+        if self.start_score is not None:  # measured by the caller already: keep the starting weights with it
+            self.results.append((self.trainer.global_step, {self.keep_best: float(self.start_score)}))
+            self._save_best(self.trainer.global_step, self.start_score)
+        elif self.evaluate_at_start:
+            self._run(self.trainer.global_step)
 
     def on_step_end(self, step, logs):
         if self.every and step % self.every == 0:

@@ -215,6 +215,8 @@ class Trainer:
       checkpoint_every: with a run_dir, save every this many steps during :meth:`train` (0 = only
         at the end and on SIGINT/SIGTERM).
       keep_checkpoints: how many recent checkpoints to keep.
+      auto_resume: restore run_dir's checkpoint at construction (True) or only when :meth:`train`
+        starts (False: the starting model can still be measured after the trainer is built).
     """
 
     algorithm = "trainer"
@@ -222,7 +224,7 @@ class Trainer:
     unit = "step"
 
     def __init__(self, agent, env, config=None, run_dir: str | None = None, checkpoint_every: int = 100,
-                 keep_checkpoints: int = 3):
+                 keep_checkpoints: int = 3, auto_resume: bool = True):
         if config is None:
             config = self.config_class()
         if not isinstance(config, self.config_class):
@@ -235,6 +237,7 @@ class Trainer:
         self.run_dir = os.path.abspath(run_dir) if run_dir else None
         self.checkpoint_every = int(checkpoint_every)
         self.keep_checkpoints = int(keep_checkpoints)
+        self.auto_resume = bool(auto_resume)
         self.history: list[dict] = []
         self.num_updates = 0
         self.restored_from: str | None = None
@@ -537,7 +540,7 @@ class Trainer:
 
     def _auto_resume(self):
         """Called by subclasses at the end of ``__init__``: resume when run_dir holds a checkpoint."""
-        if self.run_dir:
+        if self.run_dir and self.auto_resume:
             self.restore()
 
 
