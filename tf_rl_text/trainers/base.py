@@ -162,8 +162,14 @@ def make_optimizer(config: TrainerConfig, step_var=None):
 
 def apply_clipped(optimizer, grads, variables, max_grad_norm=None):
     """Clip ``grads`` to the global norm ``max_grad_norm`` (None: no clipping), apply them; returns
-    the norm before clipping. The one clip-and-apply block of the package (graph or eager code)."""
-    grad_norm = tf.linalg.global_norm(grads)
+    the norm before clipping. The one clip-and-apply block of the package (graph or eager code).
+
+    The norm is that of the dense gradient: ``tf.linalg.global_norm`` on an ``IndexedSlices``
+    gradient (an embedding's) squares each slice separately, so a token that occurs twice in the
+    batch would count as two rows instead of their sum; that made the norm, and with it the
+    clipping, depend on how the batch is split."""
+    grad_norm = tf.linalg.global_norm([tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                                       for g in grads])
     if max_grad_norm is not None:
         grads, _ = tf.clip_by_global_norm(grads, max_grad_norm, use_norm=grad_norm)
     optimizer.apply_gradients(zip(grads, variables))
@@ -525,7 +531,7 @@ class Trainer:
             if not os.path.isabs(path):
                 path = os.path.join(directory, path)
             try:
-                self.checkpoint.read(path).assert_existing_objects_matched()
+                self.checkpoint.restore(path).assert_existing_objects_matched()
             except Exception as err:  # noqa: BLE001 - a damaged or foreign checkpoint: try the one before
                 warnings.warn(f"could not restore {path}: {type(err).__name__}: {err}; trying an older checkpoint")
                 continue
