@@ -314,6 +314,7 @@ class ReinforceTrainer(Trainer):
         self.num_updates += 1
         stats = {k: float(v) for k, v in out.items()}
         stats.update(
+            kl_coef=float(self.config.kl_coef),
             reward_mean=float(np.mean(rollout.rewards)),
             reward_std=float(np.std(rollout.rewards)),
             completion_length=float(np.mean(np.sum(rollout.completion_mask, axis=1))),
