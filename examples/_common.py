@@ -134,6 +134,7 @@ def write_metrics(metrics, path):
 
 # --------------------------------------------------------------------------- run folder, resume, determinism
 RUN_ARGS_FILE = "example_args.json"
+FINISHED_FILE = "finished.json"
 _NOT_THE_RUN = ("run_dir", "metrics_file", "no_progress", "output", "checkpoint_every")  # may change on a rerun
 
 
@@ -153,8 +154,10 @@ def start_run(args, default_run_dir):
     """Turn on op determinism if asked; make sure ``args.run_dir`` belongs to this run.
 
     The folder records the arguments (``example_args.json``). A rerun with the same arguments
-    resumes. A different run found in the DEFAULT folder is moved aside to ``<run_dir>.old`` (the
-    default folder is the example's scratch space); in a folder given with --run-dir it is an error.
+    resumes. In the DEFAULT folder (the example's scratch space) a different or finished run is
+    moved aside to ``<run_dir>.old`` and a new one starts; in a folder given with --run-dir a run
+    with other arguments is an error, and a finished run is resumed (nothing left to train: it
+    evaluates and exports again).
     """
     import shutil
 
@@ -170,12 +173,18 @@ def start_run(args, default_run_dir):
     wanted = json.loads(json.dumps(wanted, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o)
                                    else str(o)))
     record = os.path.join(run_dir, RUN_ARGS_FILE)
+    default = os.path.abspath(run_dir) == os.path.abspath(default_run_dir)
+    if default and os.path.exists(os.path.join(run_dir, FINISHED_FILE)):
+        # the example's scratch folder holds a finished run: this is a new run, not a resume
+        shutil.rmtree(run_dir + ".old", ignore_errors=True)
+        os.replace(run_dir, run_dir + ".old")
+        print(f"{run_dir} held a finished run; moved it to {run_dir}.old and starting a new one")
     if os.path.exists(record):
         with open(record) as f:
             found = json.load(f)
         if found != wanted:
             changed = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
-            if os.path.abspath(run_dir) != os.path.abspath(default_run_dir):
+            if not default:
                 raise SystemExit(f"error: --run-dir {run_dir} holds a run with other arguments ({', '.join(changed)} "
                                  "differ); rerun with the same arguments to resume it, or pass a new --run-dir")
             shutil.rmtree(run_dir + ".old", ignore_errors=True)
@@ -187,6 +196,12 @@ def start_run(args, default_run_dir):
     with open(record + ".tmp", "w") as f:
         json.dump(wanted, f, indent=1)
     os.replace(record + ".tmp", record)
+
+
+def finish_run(args, metrics=None):
+    """Mark ``args.run_dir`` as a finished run (``finished.json``, with the summary metrics)."""
+    with open(os.path.join(args.run_dir, FINISHED_FILE), "w") as f:
+        json.dump(metrics or {}, f, indent=1, default=str)
 
 
 def run_callbacks():

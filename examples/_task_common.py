@@ -26,7 +26,7 @@ from tf_rl_text import PromptDataset, ReinforceConfig, ReinforceTrainer, RLAgent
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
 from tf_rl_text.callbacks import EvalCallback, LambdaCallback  # noqa: E402
 from _common import (add_precision_flag, add_run_flags, check_model_folder, in_precision,  # noqa: E402
-                     non_negative_float, non_negative_int, positive_float, positive_int, resumed_note,
+                     non_negative_float, non_negative_int, positive_float, positive_int, finish_run, resumed_note,
                      run_callbacks, seed_int, start_run, trainer_run_kwargs, user_errors, write_metrics)
 
 
@@ -324,5 +324,6 @@ def run(task: Task, argv=None) -> dict:
         "wall_time_s": round(time.time() - start, 1),
     }
     write_metrics(result, args.metrics_file)
+    finish_run(args, result)
     print(f"done in {result['wall_time_s']} s")
     return result

@@ -28,7 +28,7 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
 from _common import (add_precision_flag, add_run_flags, check_fits, check_model_folder, make_agent,  # noqa: E402
-                     mean_reward, non_negative_float, non_negative_int, positive_float, positive_int, resumed_note,
+                     mean_reward, non_negative_float, non_negative_int, positive_float, positive_int, finish_run, resumed_note,
                      run_callbacks, seed_int, start_run, trainer_run_kwargs, warm_start_on_corpus, write_metrics)
 
 EXAMPLE = "train_ppo"
@@ -156,6 +156,7 @@ def main(argv=None):
         "samples_after": loaded,
     }
     write_metrics(metrics, args.metrics_file)
+    finish_run(args, metrics)
     print(f"done in {metrics['wall_time_s']} s")
     return metrics
 

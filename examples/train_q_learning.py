@@ -32,7 +32,7 @@ from tf_rl_text import QLearningConfig, QLearningTrainer, TextGenerationEnv, loa
 from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
 from _common import (add_precision_flag, add_run_flags, check_fits, check_model_folder, make_agent,  # noqa: E402
-                     non_negative_int, positive_float, positive_int, resumed_note, run_callbacks, seed_int, start_run,
+                     non_negative_int, positive_float, positive_int, finish_run, resumed_note, run_callbacks, seed_int, start_run,
                      trainer_run_kwargs, warm_start_on_corpus, write_metrics)
 
 EXAMPLE = "train_q_learning"
@@ -179,6 +179,7 @@ def main(argv=None):
         "samples_after": loaded,
     }
     write_metrics(metrics, args.metrics_file)
+    finish_run(args, metrics)
     print(f"done in {metrics['wall_time_s']} s")
     return metrics
 
