@@ -24,8 +24,10 @@ sys.path.insert(0, REPO)  # run from a checkout without installing
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import PromptDataset, ReinforceConfig, ReinforceTrainer, RLAgent, fit_pairs, metrics  # noqa: E402
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
-from _common import (add_precision_flag, check_model_folder, in_precision, non_negative_float,  # noqa: E402
-                     non_negative_int, positive_float, positive_int, seed_int, user_errors, write_metrics)
+from tf_rl_text.callbacks import EvalCallback, LambdaCallback  # noqa: E402
+from _common import (add_precision_flag, add_run_flags, check_model_folder, in_precision,  # noqa: E402
+                     non_negative_float, non_negative_int, positive_float, positive_int, finish_run, resumed_note,
+                     run_callbacks, seed_int, start_run, trainer_run_kwargs, user_errors, write_metrics)
 
 
 @dataclasses.dataclass
@@ -135,6 +137,7 @@ def parse_args(task: Task, argv=None):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     for flag, (field, parser, help_text) in SIZE_FLAGS.items():
         p.add_argument(flag, dest=field, type=parser, default=None, help=help_text)
+    add_run_flags(p, task.name)
     args = p.parse_args(argv)
     if args.data is not None and not os.path.exists(args.data):
         p.error(f"--data {args.data!r} does not exist; pass a folder or file ({task.data_help})")
@@ -233,6 +236,7 @@ def run(task: Task, argv=None) -> dict:
     s = args.sizes
     start = time.time()
     show = not args.no_progress
+    start_run(args, os.path.join("runs", task.name))
     tf_rl_text._compat.tf.random.set_seed(args.seed)
 
     # 1. data: train / dev (chooses the checkpoint) / test (reports the metric)
@@ -279,28 +283,33 @@ def run(task: Task, argv=None) -> dict:
                        context_length=agent.context_length)
     config = ReinforceConfig(learning_rate=s.learning_rate, baseline="self_critical",
                              num_samples_per_prompt=s.samples_per_prompt, kl_coef=args.kl_coef)
-    trainer = ReinforceTrainer(agent, env, config)
-    best = {"score": dev_score, "step": 0, "weights": agent.model.get_weights()}
-    dev_history = [(0, dev_score)]
-    chunk = s.eval_every or s.rl_steps
-    done = 0
-    while done < s.rl_steps:
-        n = min(chunk, s.rl_steps - done)
-        trainer.train(n, progress=show)
-        done += n
-        score = evaluate(task, agent, dev, s, [task.metric])[task.metric]
-        dev_history.append((done, score))
+    # checkpoints into --run-dir (a rerun resumes when train() starts); tf_rl_text.callbacks.EvalCallback
+    # scores dev every eval_every steps, keeps the best weights (the warm start competes) and puts them back
+    trainer = ReinforceTrainer(agent, env, config, **trainer_run_kwargs(args), auto_resume=False)
+
+    def dev_metric(t):
+        return {task.metric: evaluate(task, agent, dev, s, [task.metric])[task.metric]}
+
+    def report(step, logs):
+        n = min(s.eval_every or s.rl_steps, len(trainer.history)) or 1
         reward = sum(h["reward_mean"] for h in trainer.history[-n:]) / n
-        print(f"  RL step {done}: held-out {task.metric} {score:.4f} (best {best['score']:.4f} at step "
-              f"{best['step']}), mean sampled reward {reward:.4f}")
-        if score > best["score"]:
-            best = {"score": score, "step": done, "weights": agent.model.get_weights()}
+        print(f"  RL step {step}: held-out {task.metric} {logs[task.metric]:.4f} (best {evaluation.best_score:.4f} at "
+              f"step {evaluation.best_step}), mean sampled reward {reward:.4f}")
+
+    evaluation = EvalCallback(dev, metrics=dev_metric, every=s.eval_every, keep_best=task.metric, start_score=dev_score)
     kept = "the last RL step"
-    if s.rl_steps and best["step"] != done:
-        agent.model.set_weights(best["weights"])
-        kept = "the warm-started model" if best["step"] == 0 else f"the checkpoint of RL step {best['step']}"
-        print(f"  RL did not improve the held-out {task.metric} after step {best['step']}: "
-              f"kept {kept} ({best['score']:.4f})")
+    if s.rl_steps:
+        trainer.train(s.rl_steps, progress=show,
+                      callbacks=[evaluation, LambdaCallback(on_eval_end=report), *run_callbacks()])
+        if trainer.restored_from:
+            print(f"  {resumed_note(trainer)}")
+        done = trainer.global_step
+        if evaluation.best_step != done:
+            kept = ("the warm-started model" if evaluation.best_step == 0
+                    else f"the checkpoint of RL step {evaluation.best_step}")
+            print(f"  RL did not improve the held-out {task.metric} after step {evaluation.best_step}: "
+                  f"kept {kept} ({evaluation.best_score:.4f})")
+    dev_history = [(step, logs[task.metric]) for step, logs in evaluation.results] or [(0, dev_score)]
 
     rl_note = why_rl_did_not_help(task, trainer, train, dev, s) if s.rl_steps and best["step"] == 0 else None
     if rl_note:
@@ -348,5 +357,6 @@ def run(task: Task, argv=None) -> dict:
         "wall_time_s": round(time.time() - start, 1),
     }
     write_metrics(result, args.metrics_file)
+    finish_run(args, result)
     print(f"done in {result['wall_time_s']} s")
     return result
