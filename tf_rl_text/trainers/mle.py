@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from tf_rl_text import ops
@@ -74,7 +76,8 @@ def _keep_last_tokens(tokenizer, text, n):
 
 def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-3,
               max_prompt_tokens: int | None = None, max_target_tokens: int = 32, seed: int = 0,
-              progress: bool = True, prefix: str | None = None):
+              progress: bool = True, prefix: str | None = None, optimizer=None, max_seconds: float | None = None,
+              callback=None):
     """Supervised fine-tuning on (prompt or source, target) pairs: maximum likelihood of each
     target (followed by EOS) given its prompt, for causal and encoder-decoder agents alike.
 
@@ -83,6 +86,12 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
     It scores through ``agent.log_probs`` (the same function RL trains), so the warm-started
     policy is exactly the one the trainers then improve. Prompts longer than
     ``max_prompt_tokens`` keep their last tokens; targets are cut at ``max_target_tokens``.
+    ``optimizer``: a Keras optimizer to use instead of a new Adam(learning_rate) (successive calls
+    then continue one Adam state). ``max_seconds``: also stop once the updates (batching, forward,
+    backward, step; not the preparation nor the callback) have taken this much wall time: a time
+    budget, e.g. an equal-compute control run. ``callback(step, loss, train_seconds)`` runs after
+    every update (``step`` counts from 1, ``train_seconds`` is the update time so far); a true
+    return value stops training (early stopping: evaluate dev every N steps, stop when it stalls).
     Returns the per-step losses.
     """
     prompts, targets = list(prompts), list(targets)
@@ -95,6 +104,8 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
             raise ValueError(f"targets[{i}] must be a string (pick one reference per prompt), got {type(t).__name__}")
     if int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be > 0 (or None: no time limit), got {max_seconds!r}")
     tok = agent.tokenizer
     if max_prompt_tokens is None:
         max_prompt_tokens = agent.context_length if agent.is_encoder_decoder else agent.context_length - max_target_tokens
@@ -105,7 +116,7 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
         )
     prompts = [_keep_last_tokens(tok, p, max_prompt_tokens) for p in prompts]
     target_ids, target_mask = encode_texts(tok, targets, max_target_tokens)
-    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer = keras.optimizers.Adam(learning_rate) if optimizer is None else optimizer
     variables = agent.trainable_variables
     spec = tf.TensorSpec([None, None], tf.int32)
 
@@ -122,14 +133,21 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
     rng = np.random.RandomState(seed)
     losses = []
     bar = tqdm(range(int(steps)), desc=prefix or "supervised warm start", disable=not progress, unit="step")
+    train_seconds = 0.0
     for _ in bar:
+        if max_seconds is not None and train_seconds >= max_seconds:
+            break
+        start = time.perf_counter()
         pick = rng.randint(0, len(prompts), size=min(batch_size, len(prompts)))
         p_ids, p_mask = agent.encode_prompts([prompts[i] for i in pick])
         width = int(target_mask[pick].sum(axis=1).max())
         loss = update(tf.constant(p_ids), tf.constant(p_mask), tf.constant(target_ids[pick, :width]),
                       tf.constant(target_mask[pick, :width]))
         losses.append(float(loss))
+        train_seconds += time.perf_counter() - start
         bar.set_postfix(nll=f"{losses[-1]:.3f}")
+        if callback is not None and callback(len(losses), losses[-1], train_seconds):
+            break
     return losses
 
 
