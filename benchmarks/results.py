@@ -84,6 +84,7 @@ class Settings:
     rl_lr: float = 1e-4
     kl_coef: float = 0.02
     entropy_coef: float = 0.0
+    mle_coef: float = 0.0  # the mixed objective: RL loss + mle_coef * reference NLL (Paulus et al. 2018)
     rl_max_steps: int = 2000
     rl_seconds: float = 600.0
     rl_eval_every: int = 25
@@ -247,7 +248,7 @@ def rl_stage(agent, train, task, dev_score, start_score, s: Settings, seed: int,
                        encoder_decoder=agent.is_encoder_decoder, seed=seed, context_length=agent.context_length)
     config = ReinforceConfig(learning_rate=s.rl_lr, baseline=s.rl_baseline,
                              num_samples_per_prompt=s.rl_samples_per_prompt, kl_coef=s.kl_coef,
-                             entropy_coef=s.entropy_coef)
+                             entropy_coef=s.entropy_coef, mle_coef=s.mle_coef)
     trainer = ReinforceTrainer(agent, env, config)
     best, best_step, weights = start_score, 0, agent.model.get_weights()
     history, train_time = [(0, start_score)], 0.0

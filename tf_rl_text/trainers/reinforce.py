@@ -64,6 +64,11 @@ class ReinforceConfig(TrainerConfig):
     (rewards.RewardNormalizer; Engstrom et al. 2020)."""
     reward_clip: float | None = None
     """Clip task rewards (after normalisation, if on) to [-reward_clip, reward_clip]; None = off."""
+    mle_coef: float = 0.0
+    """lambda of a mixed objective L = L_RL + lambda * L_MLE (Paulus et al. 2018): L_MLE is the mean
+    token negative log-likelihood of each batch prompt's reference (the first one of a list, cut at
+    the env's max_new_tokens, followed by EOS), given the prompt. It keeps the policy near the data
+    while RL moves it; the env must have references. 0 = off."""
     jit_compile: bool = False
     """Compile the update with XLA (one compile per batch shape; see benchmarks/README.md for when it pays)."""
 
@@ -82,6 +87,10 @@ class ReinforceConfig(TrainerConfig):
         check(self.kl_estimator in KL_ESTIMATORS, "kl_estimator", f"one of {KL_ESTIMATORS}", self.kl_estimator)
         check(self.entropy_coef >= 0, "entropy_coef", ">= 0", self.entropy_coef)
         check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", "> 0 or None", self.reward_clip)
+        check(self.mle_coef >= 0, "mle_coef", ">= 0", self.mle_coef)
+        if self.mle_coef > 0 and self.grad_accumulation_steps > 1:
+            raise ValueError(f"mle_coef={self.mle_coef} (the mixed objective) does not support gradient accumulation "
+                             f"yet: set grad_accumulation_steps=1 (got {self.grad_accumulation_steps}) or mle_coef=0")
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -159,7 +168,8 @@ class ReinforceTrainer(Trainer):
         vec = tf.TensorSpec([None], tf.float32)
         tok = tf.TensorSpec([None, None], tf.float32)
         num = tf.TensorSpec([], tf.float32)
-        self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, vec, vec],
+        mixed = [seq, seq] if self.config.mle_coef > 0 else []  # the references of the MLE term
+        self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, vec, vec, *mixed],
                                         jit_compile=self.config.jit_compile)
         self._advantages = agent.compile_fn(self._advantages_step, [seq, seq, seq, seq, vec, vec])
         self._grads = agent.compile_fn(self._grad_step, [seq, seq, seq, seq, tok, num, num])
@@ -192,7 +202,10 @@ class ReinforceTrainer(Trainer):
             kl = ops.kl_penalty(tf.stop_gradient(logp), ref_logp, mask, cfg.kl_estimator)
         return kl, reinforce_advantages(rewards, baseline, mask, cfg.gamma, kl, cfg.kl_coef)
 
-    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline):
+    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline,
+                     reference_ids=None, reference_mask=None):
+        """One update; reference_ids/mask (B / k, T_ref): the prompts' references for the MLE term
+        (only when ``mle_coef`` > 0)."""
         cfg = self.config
         mask = tf.cast(completion_mask, tf.float32)
         variables = self.agent.trainable_variables
@@ -206,6 +219,13 @@ class ReinforceTrainer(Trainer):
             if cfg.normalize_advantages:
                 advantages = ops.masked_whiten(advantages, mask)
             loss, info = reinforce_loss(logp, mask, advantages, entropy, cfg.entropy_coef)
+            mle_loss = tf.constant(0.0)
+            if cfg.mle_coef > 0:  # the mixed objective: + lambda * token NLL of the references
+                k = cfg.num_samples_per_prompt
+                ref_mask = tf.cast(reference_mask, tf.float32)
+                ref_logp = self.agent.log_probs(prompt_ids[::k], prompt_mask[::k], reference_ids, reference_mask)
+                mle_loss = -ops.masked_mean(ref_logp, ref_mask)
+                loss = loss + cfg.mle_coef * mle_loss
             loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
         grads = tape.gradient(loss, variables)
         grad_norm = self.apply_gradients(grads, variables)
@@ -217,6 +237,7 @@ class ReinforceTrainer(Trainer):
             "kl": tf.convert_to_tensor(kl_mean, tf.float32),  # per-sequence KL, batch mean
             "grad_norm": grad_norm,
             "advantage_mean": ops.masked_mean(advantages, mask),
+            "mle_loss": mle_loss,
         }
 
     # gradient accumulation: advantages of every chunk first (no gradient), then a gradient per chunk
@@ -299,6 +320,21 @@ class ReinforceTrainer(Trainer):
             rewards = ops.group_normalized_advantages(tf.constant(rewards), cfg.num_samples_per_prompt).numpy()
         return rewards, baseline
 
+    def _reference_tensors(self, rollout):
+        """(ids, mask) of each batch prompt's first reference for the MLE term; () when it is off."""
+        if not self.config.mle_coef:
+            return ()
+        from tf_rl_text.trainers.mle import encode_texts
+
+        refs = list(rollout.references)[:: self.config.num_samples_per_prompt]
+        if any(r is None for r in refs):
+            raise ValueError("mle_coef > 0 (the mixed objective) needs a reference for every prompt; this env's "
+                             "prompts have none: build the env with references=... or set mle_coef=0")
+        refs = [r if isinstance(r, str) else r[0] for r in refs]
+        ids, mask = encode_texts(self.agent.tokenizer, refs, self.env.max_new_tokens)
+        width = max(1, int(mask.sum(axis=1).max()))
+        return tf.constant(ids[:, :width]), tf.constant(mask[:, :width])
+
     def _step(self) -> dict:
         """One batch of episodes and one update. Returns the batch's statistics (floats)."""
         start = time.perf_counter()
@@ -310,7 +346,7 @@ class ReinforceTrainer(Trainer):
         if self.config.grad_accumulation_steps > 1:
             out = self._accumulated_update(tensors, rewards, baseline)
         else:
-            out = self._update(*tensors, rewards, baseline)
+            out = self._update(*tensors, rewards, baseline, *self._reference_tensors(rollout))
         self.num_updates += 1
         stats = {k: float(v) for k, v in out.items()}
         stats.update(
