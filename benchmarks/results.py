@@ -98,7 +98,7 @@ SCALES = {
     "full": {},
     # what fitted this session: a 2-core machine shared by ~7 processes (load average ~12)
     "reduced": dict(vocab_size=2000, d_model=64, layers=2, max_source_tokens=40, max_new_tokens=32,
-                    dev_limit=150, mle_eval_every=150, mle_patience=2, mle_max_steps=1500, mle_max_seconds=240, rl_lr=2e-4,
+                    dev_limit=150, mle_eval_every=150, mle_patience=3, mle_max_steps=5000, mle_max_seconds=420, rl_lr=2e-4,
                     rl_seconds=150, rl_max_steps=400, rl_eval_every=10, rl_batch_size=8, kl_samples=100),
     "tiny": dict(vocab_size=300, d_model=32, layers=1, max_source_tokens=16, max_new_tokens=8, train_limit=24,
                  dev_limit=6, test_limit=8, mle_lr=1e-2, mle_batch_size=8, mle_eval_every=15, mle_patience=1,
@@ -108,7 +108,8 @@ SCALES = {
 }
 TASK_SCALE = {  # per-task differences from a scale
     ("summarization", "full"): dict(max_source_tokens=160, max_new_tokens=40, mle_batch_size=32, rl_batch_size=8),
-    ("summarization", "reduced"): dict(max_source_tokens=128, max_new_tokens=32, mle_batch_size=32, dev_limit=100),
+    ("summarization", "reduced"): dict(max_source_tokens=128, max_new_tokens=32, mle_batch_size=32, dev_limit=100,
+                                       mle_eval_every=100, mle_max_seconds=360),
     ("summarization", "tiny"): dict(max_source_tokens=24),
     ("dialogue", "full"): dict(max_source_tokens=96),
     ("dialogue", "reduced"): dict(max_source_tokens=64),
