@@ -31,3 +31,22 @@ def test_fit_pairs_rejects_bad_input(tokenizer, tiny_model):
         fit_pairs(agent, ["a", "b"], ["c"], progress=False)
     with pytest.raises(ValueError, match=r"targets\[0\] must be a string"):
         fit_pairs(agent, ["a"], [["c", "d"]], progress=False)
+
+
+def test_fit_pairs_callback_stops_early_and_a_passed_optimizer_keeps_its_state(tokenizer, tiny_model):
+    from tf_rl_text._compat import keras
+
+    agent = RLAgent(tiny_model, tokenizer)
+    prompts, targets = zip(*PAIRS)
+    seen = []
+    optimizer = keras.optimizers.Adam(1e-2)
+    losses = fit_pairs(agent, prompts, targets, steps=50, batch_size=2, progress=False, optimizer=optimizer,
+                       callback=lambda step, loss, seconds: seen.append((step, loss, seconds)) or step == 3)
+    assert len(losses) == 3 and [s for s, _, _ in seen] == [1, 2, 3] and [l for _, l, _ in seen] == losses
+    assert 0 < seen[0][2] <= seen[1][2] <= seen[2][2]  # update seconds so far, rising
+    fit_pairs(agent, prompts, targets, steps=2, batch_size=2, progress=False, optimizer=optimizer)
+    assert int(optimizer.iterations) == 5  # the second call continued the same Adam state
+    losses = fit_pairs(agent, prompts, targets, steps=10 ** 6, batch_size=2, progress=False, max_seconds=0.5)
+    assert 1 <= len(losses) < 10 ** 6  # the time budget ended it
+    with pytest.raises(ValueError, match=r"max_seconds must be > 0 \(or None: no time limit\), got 0"):
+        fit_pairs(agent, prompts, targets, progress=False, max_seconds=0)
