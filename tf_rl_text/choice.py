@@ -117,6 +117,19 @@ def sample_selection(logits, choice_mask, k, seed, greedy=False):
 
 
 # --------------------------------------------------------------------------- encoding
+def encode_pair(tokenizer, a, b=None, max_length=128):
+    """The tokenizer's encoding of the pair (a, b) in at most ``max_length`` tokens, ``a`` (the prompt)
+    truncated first; both when ``b`` (the candidate) alone is too long. An empty ``a``: ``b`` alone."""
+    if b is not None and not a:
+        a, b = b, None
+    if b is None:
+        return tokenizer(a, truncation=True, max_length=max_length)
+    try:
+        return tokenizer(a, b, truncation="only_first", max_length=max_length)
+    except Exception:  # noqa: BLE001 (the fast tokenizers raise a bare Exception when a alone cannot make room)
+        return tokenizer(a, b, truncation="longest_first", max_length=max_length)
+
+
 def encode_choices(tokenizer, prompts, candidates=None, max_length=128, num_choices=None, length=None):
     """Token ids for choice states, as numpy int32 arrays.
 
@@ -126,11 +139,7 @@ def encode_choices(tokenizer, prompts, candidates=None, max_length=128, num_choi
     candidates None: each prompt alone -> (B, L) arrays. L = the longest encoding, or ``length``.
     """
     def encode(a, b=None):
-        if b is not None and not a:
-            a, b = b, None
-        enc = tokenizer(a, b, truncation="only_first" if b is not None else True, max_length=max_length)
-        if b is not None and len(enc["input_ids"]) > max_length:  # the candidate alone is too long
-            enc = tokenizer(a, b, truncation="longest_first", max_length=max_length)
+        enc = encode_pair(tokenizer, a, b, max_length)
         return enc["input_ids"], enc.get("token_type_ids") or [0] * len(enc["input_ids"])
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -638,5 +647,5 @@ class LoadedChoicePolicy:
         return completions_of(out["ranking"], out["ranking_mask"], candidates, self.labels)
 
 
-__all__ = ["ChoiceAgent", "ChoiceEnv", "ChoiceRollout", "LoadedChoicePolicy", "encode_choices", "export_choice_policy",
+__all__ = ["ChoiceAgent", "ChoiceEnv", "ChoiceRollout", "LoadedChoicePolicy", "encode_choices", "encode_pair", "export_choice_policy",
            "is_sequence_classifier", "mask_choices", "sample_selection", "selection_log_probs", "step_logits"]
