@@ -501,6 +501,10 @@ class ChoiceEnv(py_environment.PyEnvironment):
         states instead of the next batch. Returns a :class:`ChoiceRollout`.
         """
         check_choice_agent(agent, "ChoiceEnv.rollout")
+        if self.labels is not None and agent.num_labels != len(self.labels):
+            raise ValueError(f"the environment offers {len(self.labels)} labels {self.labels}, but the classifier "
+                             f"{type(agent.model).__name__} has num_labels={agent.num_labels}; load it with "
+                             f"num_labels={len(self.labels)}")
         indices = self.next_indices() if indices is None else list(indices)
         indices = [i for i in indices for _ in range(num_samples)]
         inputs, choice_mask = self.encode(indices)
