@@ -142,6 +142,17 @@ def test_reinforce_and_q_learning_raise_the_reward_of_a_toy_choice(tokenizer):
     assert q_before < 0.9 and q.evaluate() == 1.0, q_before
     assert q.history[-1]["q_mean"] == pytest.approx(q.history[-1]["target_mean"], abs=0.5)
 
+    # the article's env line: a TextGenerationEnv of prompts is a one-step choice among the classifier's labels
+    text_env = TextGenerationEnv(["a good day", "a bad day"] * 4, tokenizer,
+                                 lambda c, p, r: [float(x == y) for x, y in zip(c, r)], references=["pos", "neg"] * 4,
+                                 batch_size=8)
+    bandit = ChoiceReinforceTrainer(RLAgent(tiny_classifier(tokenizer, 2, labels=["neg", "pos"]), tokenizer, seed=0),
+                                    text_env, ReinforceConfig(learning_rate=3e-3, baseline="rloo",
+                                                              num_samples_per_prompt=2))
+    assert bandit.env.labels == ["neg", "pos"] and bandit.evaluate() == 0.5  # one label for both texts
+    bandit.train(25, progress=False)
+    assert bandit.evaluate() == 1.0
+
 
 def test_sequential_selection_and_label_bandit_episodes_follow_the_tf_agents_contract(tokenizer):
     from tf_agents.environments import utils
@@ -232,9 +243,12 @@ def test_a_generator_where_a_classifier_fits_and_the_reverse_get_clear_errors(to
         ChoiceReinforceTrainer(gpt2, choice_env)
     with pytest.raises(TypeError, match=r"ChoiceEnv time step needs a choice policy .*TFGPT2LMHeadModel"):
         gpt2.act(choice_env.reset())
-    with pytest.raises(TypeError, match=r"ChoiceQLearningTrainer needs a tf_rl_text.choice.ChoiceEnv .*got "
-                                        r"TextGenerationEnv"):
+    with pytest.raises(ValueError, match=r"ChoiceQLearningTrainer reads a TextGenerationEnv as a one-step choice "
+                                         r"among the classifier's labels, but TFBertForSequenceClassification has "
+                                         r"num_labels=1: load it with num_labels=N >= 2"):
         ChoiceQLearningTrainer(classifier, text_env)
+    with pytest.raises(TypeError, match=r"needs a tf_rl_text.choice.ChoiceEnv .* got list"):
+        ChoiceQLearningTrainer(classifier, PROMPTS)
     generates = r"TFBertForSequenceClassification is a sequence classifier: its actions are choices, it does not"
     with pytest.raises(TypeError, match=generates):
         classifier.generate_text(["the movie was"])

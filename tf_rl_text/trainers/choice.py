@@ -14,7 +14,8 @@ available at step t), and regresses them on one-step TD targets (``ops.q_td_targ
 y_t = r_t + gamma max_{a available at t+1} Q(s_{t+1}, a), y_k = R (one step: y = R). The targets come
 from the same network, without gradient. Behaviour: epsilon-greedy over the available choices.
 
-Both updates are one compiled ``tf.function``.
+Both updates are one compiled ``tf.function``. The environment is a :class:`~tf_rl_text.choice.ChoiceEnv`, or a
+``TextGenerationEnv`` (prompts, reward function) read as a one-step choice among the classifier's labels.
 
 Example::
 
@@ -45,10 +46,24 @@ def _input_specs(env):
 
 
 def _check(agent, env, name):
+    """The environment to train on: a ChoiceEnv, or a TextGenerationEnv read as a one-step choice among the
+    classifier's labels (its prompts, references, reward function and batch size; the completion is the
+    chosen label's name)."""
+    from tf_rl_text.env import TextGenerationEnv
+
     check_choice_agent(agent, name)
+    if isinstance(env, TextGenerationEnv):
+        if agent.num_labels < 2:
+            raise ValueError(
+                f"{name} reads a TextGenerationEnv as a one-step choice among the classifier's labels, but "
+                f"{type(agent.model).__name__} has num_labels={agent.num_labels}: load it with num_labels=N >= 2, or "
+                f"give ChoiceEnv(prompts, tokenizer, reward_fn, candidates=...) to score candidate texts")
+        env = ChoiceEnv(env.prompts, env.tokenizer, env.reward_fn, labels=agent.labels, references=env.references,
+                        batch_size=env.batch_size, max_length=agent.max_length, shuffle=env.shuffle)
     if not isinstance(env, ChoiceEnv):
-        raise TypeError(f"{name} needs a tf_rl_text.choice.ChoiceEnv (states with choices), got {type(env).__name__}; "
-                        f"a TextGenerationEnv's episodes are generated token by token, which a classifier cannot do")
+        raise TypeError(f"{name} needs a tf_rl_text.choice.ChoiceEnv (states with choices) or a TextGenerationEnv "
+                        f"(a choice among the classifier's labels), got {type(env).__name__}")
+    return env
 
 
 class _ChoiceTrainer:
@@ -114,8 +129,7 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
     algorithm = "reinforce"
 
     def __init__(self, agent, env, config: ReinforceConfig | None = None):
-        _check(agent, env, "ChoiceReinforceTrainer")
-        self.agent, self.env = agent, env
+        self.agent, self.env = agent, _check(agent, env, "ChoiceReinforceTrainer")
         self.config = config or ReinforceConfig(learning_rate=1e-4)
         if self.config.kl_coef:
             raise ValueError(f"kl_coef must be 0 for a choice policy (no KL leash here), got {self.config.kl_coef}")
@@ -130,7 +144,7 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
                                                       clip=self.config.reward_clip)
         self.num_updates = 0
         self.history: list[dict] = []
-        self._update = agent.compile_fn(self._update_step, _input_specs(env) + [
+        self._update = agent.compile_fn(self._update_step, _input_specs(self.env) + [
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32)], jit_compile=self.config.jit_compile)
 
     def _update_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards,
@@ -253,15 +267,14 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
     algorithm = "q_learning"
 
     def __init__(self, agent, env, config: ChoiceQConfig | None = None):
-        _check(agent, env, "ChoiceQLearningTrainer")
-        self.agent, self.env = agent, env
+        self.agent, self.env = agent, _check(agent, env, "ChoiceQLearningTrainer")
         self.config = config or ChoiceQConfig()
         self.optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
         self.optimizer.build(agent.trainable_variables)
         self.num_updates = 0
         self.history: list[dict] = []
         self._rng = np.random.RandomState(agent.seed)
-        self._update = agent.compile_fn(self._update_step, _input_specs(env) + [tf.TensorSpec([None], tf.float32)],
+        self._update = agent.compile_fn(self._update_step, _input_specs(self.env) + [tf.TensorSpec([None], tf.float32)],
                                         jit_compile=self.config.jit_compile)
 
     def _q_steps(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, training=False):
