@@ -248,7 +248,19 @@ class LoadedPolicy:
 
 
 def load(path) -> LoadedPolicy:
-    """Load a policy written by ``trainer.export(path)``; ``load(path).generate(["a prompt"])``."""
+    """Load a policy written by ``trainer.export(path)``; ``load(path).generate(["a prompt"])``.
+
+    A choice policy (a sequence classifier, :mod:`tf_rl_text.choice`) loads as a
+    :class:`~tf_rl_text.choice.LoadedChoicePolicy`: ``load(path).choose(...)``.
+    """
+    meta_path = os.path.join(path, METADATA_FILE)
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if str(meta.get("format", "")).startswith("tf_rl_text.choice/"):
+            from tf_rl_text.choice import LoadedChoicePolicy
+
+            return LoadedChoicePolicy(path, meta)
     return LoadedPolicy(path)
 
 
