@@ -37,7 +37,14 @@ from tf_rl_text.precision import cast_weight, copy_model, weights_cast_once
 # no Python branching on tensor values. Their tf.functions skip AutoGraph, whose conversion of
 # HF's model code dominates the first trace (the quickstart's first warm-start step: 12 s -> 3 s).
 # Other families (BART's and OPT's decoders, ...) branch in Python on tensor shapes and need it.
-PLAIN_GRAPH_MODEL_TYPES = frozenset({"gpt2", "t5"})
+# Mistral's forward without a cache is plain graph code; with one, generation runs tf_rl_text/llama.py.
+PLAIN_GRAPH_MODEL_TYPES = frozenset({"gpt2", "t5", "mistral"})
+
+GENERATION_CACHES = ("auto", "model", "llama", "none")
+"""The values of ``RLAgent(generation_cache=...)``."""
+# causal LM families whose HF TF code needs the cache length as a static shape and that
+# llama.py does not cover: "auto" recomputes the sequence for them
+STATIC_CACHE_MODEL_TYPES = frozenset({"xglm"})
 
 Generation = collections.namedtuple("Generation", ["completion_ids", "completion_mask"])
 Generation.__doc__ = """Completions from :meth:`RLAgent.generate`.
@@ -102,8 +109,8 @@ class RLAgent:
       model: a causal LM (``TFAutoModelForCausalLM``; tested: GPT-2, GPT-J, OPT) or an
         encoder-decoder (``TFAutoModelForSeq2SeqLM``; tested: T5, BART, Marian). For
         encoder-decoders the prompt is the source: it is encoded once per rollout, and completions
-        are decoder outputs. Models whose TF code needs the key/value cache length as a static
-        shape (XGLM, Mistral) cannot run in the compiled generation loop: ``generate`` says so.
+        are decoder outputs. ``TFMistralForCausalLM`` (the Llama architecture) decodes with the
+        agent's own key/value cache (see ``generation_cache``).
       tokenizer: its tokenizer. If it has no pad token, the EOS token is used for padding.
       temperature: softmax temperature for sampling and for the log-probabilities trainers use.
       top_k: sample only among the k most likely tokens (0 = the whole vocabulary). Applied to
@@ -116,12 +123,20 @@ class RLAgent:
         were set to 1, else 1. Greedy output does not depend on it; sampled output does.
       autograph: trace the compiled functions that run the model (rollouts, updates, export) with
         AutoGraph. ``None`` (default): off for model families known to be plain graph code
-        (``PLAIN_GRAPH_MODEL_TYPES``: GPT-2, T5), which traces several times faster; on for every
+        (``PLAIN_GRAPH_MODEL_TYPES``: GPT-2, T5, Mistral), which traces several times faster; on for every
         other model, whose HF code may branch in Python on tensor shapes (BART, OPT, ...).
+      generation_cache: how the compiled loop reuses past tokens. ``"model"``: the model's own
+        ``past_key_values`` (GPT-2, GPT-J, OPT, T5, BART, Marian); ``"llama"``: the agent's own
+        key/value cache for Llama-architecture decoders (``TFMistralForCausalLM``, whose TF code
+        needs a static cache length; see :mod:`tf_rl_text.llama`); ``"none"``: no cache, the whole
+        sequence is recomputed for every token (any causal LM, e.g. XGLM; quadratic cost).
+        ``"auto"`` (default): ``"llama"`` for Mistral, ``"none"`` for other models known to need a
+        static cache length (XGLM), else ``"model"``.
     """
 
     def __init__(self, model, tokenizer, temperature: float = 1.0, top_k: int = 0, seed: int | None = None,
-                 generation_shards: int | None = None, autograph: bool | None = None):
+                 generation_shards: int | None = None, autograph: bool | None = None,
+                 generation_cache: str = "auto"):
         if temperature is None or not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if top_k is None or int(top_k) != top_k or top_k < 0:
@@ -161,6 +176,7 @@ class RLAgent:
         if int(generation_shards) != generation_shards or generation_shards < 1:
             raise ValueError(f"generation_shards must be an integer >= 1, got {generation_shards!r}")
         self.generation_shards = int(generation_shards)
+        self.generation_cache = self._pick_generation_cache(generation_cache)
         self.seed = seed if seed is not None else random.randrange(2**31)
         self.rng = tf.random.Generator.from_seed(self.seed)
         if not model.built:
@@ -168,6 +184,22 @@ class RLAgent:
         self._generate_fns = {}
         self._act_fn = self.compile_fn(self._act_logits, reduce_retracing=True)
         self._act_fn_seq2seq = self.compile_fn(self._act_logits_seq2seq, reduce_retracing=True)
+
+    def _pick_generation_cache(self, choice):
+        from tf_rl_text.llama import llama_parts
+
+        if choice not in GENERATION_CACHES:
+            raise ValueError(f"generation_cache must be one of {GENERATION_CACHES}, got {choice!r}")
+        llama = llama_parts(self.model) is not None
+        if choice == "auto":
+            model_type = getattr(self.model.config, "model_type", None)
+            choice = "llama" if llama else "none" if model_type in STATIC_CACHE_MODEL_TYPES else "model"
+        if choice == "llama" and not llama:
+            raise ValueError(f"generation_cache='llama' runs Llama-architecture decoders (TFMistralForCausalLM); "
+                             f"{type(self.model).__name__} is not one: use 'model' or 'none'")
+        if choice == "none" and self.is_encoder_decoder:
+            raise ValueError("generation_cache='none' is for causal LMs; encoder-decoders use 'model'")
+        return choice
 
     def compile_fn(self, fn, input_signature=None, **kwargs):
         """``tf.function(fn, input_signature, **kwargs)`` for code that runs this agent's model,
@@ -345,6 +377,15 @@ class RLAgent:
                              attention_mask=attention_mask,
                              decoder_input_ids=start, use_cache=True, training=False)
             state = {"past": out.past_key_values, "encoder": hidden, "mask": attention_mask}
+        elif self.generation_cache == "llama":
+            from tf_rl_text.llama import llama_forward
+
+            positions = _position_ids(attention_mask)
+            logits, past = llama_forward(self.model, input_ids, attention_mask, positions)
+            return self.process_logits(logits), {"past": past, "mask": attention_mask, "position": positions[:, -1]}
+        elif self.generation_cache == "none":  # no cache: the state is the sequence so far
+            out = self.causal_lm(input_ids, attention_mask, logits_at=slice(-1, None))
+            state = {"ids": input_ids, "mask": attention_mask}
         else:
             positions = _position_ids(attention_mask)
             out = self.causal_lm(input_ids, attention_mask, positions, use_cache=True, logits_at=slice(-1, None))
@@ -360,6 +401,18 @@ class RLAgent:
                              attention_mask=state["mask"], decoder_input_ids=token[:, None],
                              past_key_values=state["past"], use_cache=True, training=False)
             state = dict(state, past=out.past_key_values)
+        elif self.generation_cache == "llama":
+            from tf_rl_text.llama import llama_forward
+
+            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+            position = state["position"] + 1
+            logits, past = llama_forward(self.model, token[:, None], mask, position[:, None], state["past"])
+            return self.process_logits(logits), {"past": past, "mask": mask, "position": position}
+        elif self.generation_cache == "none":
+            ids = tf.concat([state["ids"], token[:, None]], axis=1)
+            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+            out = self.causal_lm(ids, mask, logits_at=slice(-1, None))
+            state = {"ids": ids, "mask": mask}
         else:
             mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
             position = state["position"] + 1
@@ -487,10 +540,11 @@ class RLAgent:
             causes = [line.strip() for line in str(e).splitlines()
                       if line.strip().startswith("TypeError:") and "Exception encountered" not in line]
             raise TypeError(
-                f"{type(self.model).__name__} cannot run in RLAgent's compiled generation loop: its key/value "
-                f"cache grows by one position per token, so the cache length is not a static shape, and this "
-                f"model's TF code needs it to be (XGLM and Mistral do). Known to work: GPT-2, GPT-J and OPT "
-                f"causal LMs; T5, BART and Marian encoder-decoders. The model's error: {(causes or [e])[-1]}"
+                f"{type(self.model).__name__} cannot run in RLAgent's compiled generation loop with its own "
+                f"key/value cache: the cache grows by one position per token, so its length is not a static "
+                f"shape, and this model's TF code needs it to be. Use RLAgent(..., generation_cache='none') "
+                f"(recompute the sequence for each token; Mistral has generation_cache='llama'). The model's "
+                f"error: {(causes or [e])[-1]}"
             ) from e
         return Generation(ids, mask)
 
@@ -563,4 +617,4 @@ class RLAgent:
 
 
 
-__all__ = ["RLAgent", "Generation", "pad_token_ids"]
+__all__ = ["RLAgent", "Generation", "pad_token_ids", "GENERATION_CACHES"]
