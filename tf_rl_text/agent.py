@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tf_rl_text import ops
+from tf_rl_text import ops, sampling
 from tf_rl_text._compat import tf, tfp
 from tf_rl_text.precision import cast_weight, copy_model, weights_cast_once
 
@@ -98,6 +98,25 @@ def _float32(x):
     return x if x.dtype == tf.float32 else tf.cast(x, tf.float32)
 
 
+_NO_TOKENS = np.zeros([0], np.int32)
+
+
+def _check_controls(top_p, repetition_penalty, min_new_tokens, stop_token_ids):
+    """The sampling controls, validated: (top_p, repetition_penalty, min_new_tokens, stop_token_ids tuple)."""
+    if top_p is None or not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] (1 = no nucleus filtering), got {top_p!r}")
+    if repetition_penalty is None or not repetition_penalty > 0:
+        raise ValueError(f"repetition_penalty must be > 0 (1 = off, > 1 discourages repeats), got {repetition_penalty!r}")
+    if min_new_tokens is None or int(min_new_tokens) != min_new_tokens or min_new_tokens < 0:
+        raise ValueError(f"min_new_tokens must be an integer >= 0, got {min_new_tokens!r}")
+    if isinstance(stop_token_ids, (int, np.integer)):
+        stop_token_ids = [stop_token_ids]
+    stops = tuple(int(t) for t in stop_token_ids)
+    if any(t < 0 or t != s for t, s in zip(stops, stop_token_ids)):
+        raise ValueError(f"stop_token_ids must be token ids >= 0, got {list(stop_token_ids)!r}")
+    return float(top_p), float(repetition_penalty), int(min_new_tokens), stops
+
+
 def _loose_shape(x):
     return tf.TensorShape([None] * x.shape.rank)
 
@@ -115,6 +134,13 @@ class RLAgent:
       temperature: softmax temperature for sampling and for the log-probabilities trainers use.
       top_k: sample only among the k most likely tokens (0 = the whole vocabulary). Applied to
         sampling only; log-probabilities are of the temperature-scaled full softmax.
+      top_p: sample only from the nucleus: the most likely tokens whose probability reaches
+        ``top_p`` (Holtzman et al. 2020; 1.0 = off). Sampling only, like ``top_k``.
+      repetition_penalty: CTRL's penalty on tokens already in the prompt or completion (Keskar et al.
+        2019): their positive logits are divided by it, negative ones multiplied (1.0 = off). Applies
+        to sampling and greedy decoding, not to the log-probabilities trainers score.
+      min_new_tokens: EOS and the stop tokens are masked out until this many tokens are generated.
+      stop_token_ids: token ids that end a completion like EOS (kept in it, mask 1; the rest is padding).
       seed: seed of the agent's random generator (sampling is reproducible for a fixed seed).
       generation_shards: split each generated batch into this many row groups, decoded as
         independent branches of one graph (with their own seeds), so each CPU core can run one
@@ -135,6 +161,8 @@ class RLAgent:
     """
 
     def __init__(self, model, tokenizer, temperature: float = 1.0, top_k: int = 0, seed: int | None = None,
+                 top_p: float = 1.0, repetition_penalty: float = 1.0, min_new_tokens: int = 0,
+                 stop_token_ids: Sequence[int] = (),
                  generation_shards: int | None = None, autograph: bool | None = None,
                  generation_cache: str = "auto"):
         if temperature is None or not temperature > 0:
@@ -166,6 +194,8 @@ class RLAgent:
         )
         self.temperature = float(temperature)
         self.top_k = int(top_k)
+        self.top_p, self.repetition_penalty, self.min_new_tokens, self.stop_token_ids = _check_controls(
+            top_p, repetition_penalty, min_new_tokens, stop_token_ids)
         if autograph is None:
             autograph = getattr(config, "model_type", None) not in PLAIN_GRAPH_MODEL_TYPES
         self.autograph = bool(autograph)
@@ -421,39 +451,60 @@ class RLAgent:
             state = {"past": out.past_key_values, "mask": mask, "position": position}
         return self.process_logits(_float32(out.logits[:, -1])), state
 
-    def _decode(self, input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k):
+    def _decode(self, input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy, top_k,
+                nucleus=False, penalty=False):
         """The rollout loop: prefill once, then one cached decoder step per token."""
         with weights_cast_once(self.model):  # mixed precision: weights cast to bfloat16 once, not per token
-            return self._decode_loop(input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k)
+            return self._decode_loop(input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy,
+                                     top_k, nucleus, penalty)
 
-    def _decode_loop(self, input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k):
+    def _decode_loop(self, input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy, top_k,
+                     nucleus, penalty):
+        """``controls``: (top_p, repetition_penalty, min_new_tokens, stop_token_ids) tensors; ``nucleus`` and
+        ``penalty`` (Python bools) say whether top-p and the repetition penalty are traced at all."""
+        top_p, rep_penalty, min_new_tokens, stop_token_ids = controls
         batch = tf.shape(input_ids)[0]
+        ends = tf.concat([[self.eos_token_id], tf.reshape(stop_token_ids, [-1])], axis=0)  # (S + 1,) end a row
         logits, state = self._prefill(input_ids, attention_mask)  # (B, V)
         finished = tf.zeros([batch], tf.bool)
         tokens = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         masks = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        seen = sampling.seen_tokens(input_ids, attention_mask, tf.shape(logits)[1]) if penalty else tf.zeros([0])
 
-        def keep_going(t, logits, state, finished, tokens, masks):
+        def keep_going(t, logits, state, finished, tokens, masks, seen):
             return tf.logical_and(t < max_new_tokens, tf.logical_not(tf.reduce_all(finished)))
 
-        def step(t, logits, state, finished, tokens, masks):
+        def step(t, logits, state, finished, tokens, masks, seen):
+            if penalty:
+                logits = sampling.repetition_penalty(logits, seen, rep_penalty)
+            logits = tf.cond(t < min_new_tokens, lambda: sampling.ban_tokens(logits, ends, True), lambda: logits)
             if greedy:
                 token = tf.argmax(logits, axis=-1, output_type=tf.int32)
             else:
                 step_seed = tf.random.experimental.stateless_fold_in(seed, t)
-                token = self.action_distribution(logits, temperature, top_k).sample(seed=step_seed)
+                if nucleus:  # temperature and top-k here, so the nucleus is that of the distribution sampled
+                    logits = logits / tf.cast(temperature, logits.dtype)
+                    if top_k and top_k < self.vocab_size:
+                        kth = tf.math.top_k(logits, k=top_k).values[:, -1:]  # (B, 1)
+                        logits = tf.where(logits < kth, tf.cast(sampling.BANNED, logits.dtype), logits)
+                    logits = sampling.top_p_filter(logits, top_p)
+                    token = self.action_distribution(logits, 1.0, 0).sample(seed=step_seed)
+                else:
+                    token = self.action_distribution(logits, temperature, top_k).sample(seed=step_seed)
             token = tf.where(finished, self.pad_token_id, token)  # (B,)
             tokens = tokens.write(t, token)
             masks = masks.write(t, tf.cast(tf.logical_not(finished), tf.int32))
-            finished = tf.logical_or(finished, tf.equal(token, self.eos_token_id))
+            finished = tf.logical_or(finished, tf.reduce_any(tf.equal(token[:, None], ends[None, :]), axis=1))
+            if penalty:
+                seen = sampling.mark_seen(seen, token)
             logits, state = self._advance(token, state)
-            return t + 1, logits, state, finished, tokens, masks
+            return t + 1, logits, state, finished, tokens, masks, seen
 
         # an explicit loop (no AutoGraph): the cache state grows by one position per token
-        loop_vars = (tf.constant(0), logits, state, finished, tokens, masks)
+        loop_vars = (tf.constant(0), logits, state, finished, tokens, masks, seen)
         invariants = (tf.TensorShape([]), tf.TensorShape([None, None]), tf.nest.map_structure(_loose_shape, state),
-                      tf.TensorShape([None]), tf.TensorShape(None), tf.TensorShape(None))
-        t, _, _, _, tokens, masks = tf.while_loop(keep_going, step, loop_vars, shape_invariants=invariants)
+                      tf.TensorShape([None]), tf.TensorShape(None), tf.TensorShape(None), _loose_shape(seen))
+        t, _, _, _, tokens, masks, _ = tf.while_loop(keep_going, step, loop_vars, shape_invariants=invariants)
         pad = max_new_tokens - t  # rows stopped early: pad to a fixed width
         completion_ids = tf.pad(tf.transpose(tokens.stack()), [[0, 0], [0, pad]], constant_values=self.pad_token_id)
         completion_mask = tf.pad(tf.transpose(masks.stack()), [[0, 0], [0, pad]])
@@ -461,7 +512,7 @@ class RLAgent:
         completion_mask = tf.reshape(completion_mask, [batch, max_new_tokens])
         return completion_ids, completion_mask
 
-    def _decode_sharded(self, decode, input_ids, attention_mask, max_new_tokens, seed, temperature):
+    def _decode_sharded(self, decode, input_ids, attention_mask, max_new_tokens, seed, *rest):
         """``decode`` (the compiled :meth:`_decode`) on ``generation_shards`` row groups side by side.
 
         The batch is padded to a multiple of the shard count with copies of its last row (dropped
@@ -475,48 +526,67 @@ class RLAgent:
         ids, mask = tf.gather(input_ids, rows), tf.gather(attention_mask, rows)
         outs = [
             decode(ids[i * per_shard:(i + 1) * per_shard], mask[i * per_shard:(i + 1) * per_shard], max_new_tokens,
-                   tf.random.experimental.stateless_fold_in(seed, i), temperature)
+                   tf.random.experimental.stateless_fold_in(seed, i), *rest)
             for i in range(shards)
         ]
         completion_ids = tf.concat([o[0] for o in outs], axis=0)[:batch]
         completion_mask = tf.concat([o[1] for o in outs], axis=0)[:batch]
         return completion_ids, completion_mask
 
-    def generate_fn(self, greedy: bool = False, top_k: int | None = None):
-        """The compiled rollout ``f(input_ids, attention_mask, max_new_tokens, seed, temperature)``.
+    def generate_fn(self, greedy: bool = False, top_k: int | None = None, nucleus: bool = False,
+                    penalty: bool = False):
+        """The compiled rollout ``f(input_ids, attention_mask, max_new_tokens, seed, temperature, top_p=1.0,
+        repetition_penalty=1.0, min_new_tokens=0, stop_token_ids=[])``.
 
-        Traced once per (greedy, top_k) for any batch size, prompt length and token count.
+        ``nucleus`` / ``penalty``: trace top-p filtering / the repetition penalty (each step then sorts
+        the vocabulary / tracks the tokens seen); without them ``top_p`` / ``repetition_penalty`` are
+        ignored. Traced once per (greedy, top_k, nucleus, penalty) for any batch size, prompt length
+        and token count.
         """
         top_k = self.top_k if top_k is None else int(top_k)
-        key = (bool(greedy), top_k)
+        key = (bool(greedy), top_k, bool(nucleus) and not greedy, bool(penalty))
         if key not in self._generate_fns:
+            greedy, top_k, nucleus, penalty = key
             signature = [
                 tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                 tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
                 tf.TensorSpec([], tf.int32, name="max_new_tokens"),
                 tf.TensorSpec([2], tf.int32, name="seed"),
                 tf.TensorSpec([], tf.float32, name="temperature"),
+                tf.TensorSpec([], tf.float32, name="top_p"),
+                tf.TensorSpec([], tf.float32, name="repetition_penalty"),
+                tf.TensorSpec([], tf.int32, name="min_new_tokens"),
+                tf.TensorSpec([None], tf.int32, name="stop_token_ids"),
             ]
 
-            def fn(input_ids, attention_mask, max_new_tokens, seed, temperature):
-                return self._decode(input_ids, attention_mask, max_new_tokens, seed, temperature, greedy, top_k)
+            def fn(input_ids, attention_mask, max_new_tokens, seed, temperature, top_p=1.0, repetition_penalty=1.0,
+                   min_new_tokens=0, stop_token_ids=_NO_TOKENS):
+                controls = (top_p, repetition_penalty, min_new_tokens, stop_token_ids)
+                return self._decode(input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy,
+                                    top_k, nucleus, penalty)
 
             if self.generation_shards > 1:  # one trace of the loop, called once per shard
                 decode = self.compile_fn(fn, signature)
 
-                def fn(input_ids, attention_mask, max_new_tokens, seed, temperature):  # noqa: F811
-                    return self._decode_sharded(decode, input_ids, attention_mask, max_new_tokens, seed, temperature)
+                def fn(input_ids, attention_mask, max_new_tokens, seed, temperature, top_p=1.0,  # noqa: F811
+                       repetition_penalty=1.0, min_new_tokens=0, stop_token_ids=_NO_TOKENS):
+                    return self._decode_sharded(decode, input_ids, attention_mask, max_new_tokens, seed, temperature,
+                                                top_p, repetition_penalty, min_new_tokens, stop_token_ids)
 
             self._generate_fns[key] = self.compile_fn(fn, signature)
         return self._generate_fns[key]
 
     def generate(self, input_ids, attention_mask, max_new_tokens: int = 32, greedy: bool = False, seed=None,
-                 temperature: float | None = None, top_k: int | None = None) -> Generation:
+                 temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                 repetition_penalty: float | None = None, min_new_tokens: int | None = None,
+                 stop_token_ids: Sequence[int] | None = None) -> Generation:
         """Sample (or greedily decode) completions for left-padded prompts.
 
         input_ids, attention_mask: (B, P) int, left padded. Returns a :class:`Generation` of
         (B, max_new_tokens) tensors. ``seed`` (int) makes sampling reproducible; by default
-        the agent's generator supplies one.
+        the agent's generator supplies one. ``temperature``, ``top_k``, ``top_p``,
+        ``repetition_penalty``, ``min_new_tokens`` and ``stop_token_ids`` override the agent's
+        settings for this call (see the class docstring; greedy decoding uses all but the first three).
         """
         if int(max_new_tokens) < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -530,10 +600,19 @@ class RLAgent:
             )
         seed = self._next_seed() if seed is None else tf.constant([int(seed), 0], tf.int32)
         temperature = self.temperature if temperature is None else float(temperature)
-        fn = self.generate_fn(greedy, top_k)
+        if temperature is None or not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        top_p, repetition_penalty, min_new_tokens, stop_token_ids = _check_controls(
+            self.top_p if top_p is None else top_p,
+            self.repetition_penalty if repetition_penalty is None else repetition_penalty,
+            self.min_new_tokens if min_new_tokens is None else min_new_tokens,
+            self.stop_token_ids if stop_token_ids is None else stop_token_ids)
+        fn = self.generate_fn(greedy, top_k, nucleus=top_p < 1.0, penalty=repetition_penalty != 1.0)
         try:
             ids, mask = fn(input_ids, attention_mask, tf.constant(int(max_new_tokens), tf.int32), seed,
-                           tf.constant(temperature, tf.float32))
+                           tf.constant(temperature, tf.float32), tf.constant(top_p, tf.float32),
+                           tf.constant(repetition_penalty, tf.float32), tf.constant(min_new_tokens, tf.int32),
+                           tf.constant(stop_token_ids, tf.int32, shape=[len(stop_token_ids)]))
         except TypeError as e:  # first trace of the loop failed inside the model's own code
             if fn.experimental_get_tracing_count() or "transformers/models/" not in str(e).replace("\\", "/"):
                 raise
@@ -548,12 +627,13 @@ class RLAgent:
             ) from e
         return Generation(ids, mask)
 
-    def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 32, greedy: bool = False, seed=None):
-        """Texts in, completions out (prompt not repeated)."""
+    def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 32, greedy: bool = False, seed=None,
+                      **controls):
+        """Texts in, completions out (prompt not repeated). ``controls``: :meth:`generate`'s sampling keywords."""
         if isinstance(prompts, str):
             prompts = [prompts]
         ids, mask = self.encode_prompts(prompts)
-        gen = self.generate(ids, mask, max_new_tokens=max_new_tokens, greedy=greedy, seed=seed)
+        gen = self.generate(ids, mask, max_new_tokens=max_new_tokens, greedy=greedy, seed=seed, **controls)
         return self.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy())
 
     # ------------------------------------------------------------------ utilities
