@@ -31,6 +31,7 @@ import numpy as np
 
 from tf_rl_text import ops, sampling
 from tf_rl_text._compat import tf, tfp
+from tf_rl_text.lora import AdaptersOff, adapters_off
 from tf_rl_text.precision import cast_weight, copy_model, weights_cast_once
 
 # Hugging Face TF model families (``config.model_type``) whose code traces as plain graph code:
@@ -211,9 +212,7 @@ class RLAgent:
         self.rng = tf.random.Generator.from_seed(self.seed)
         if not model.built:
             model(model.dummy_inputs, training=False)
-        self._generate_fns = {}
-        self._act_fn = self.compile_fn(self._act_logits, reduce_retracing=True)
-        self._act_fn_seq2seq = self.compile_fn(self._act_logits_seq2seq, reduce_retracing=True)
+        self.reset_compiled()
 
     def _pick_generation_cache(self, choice):
         from tf_rl_text.llama import llama_parts
@@ -290,6 +289,10 @@ class RLAgent:
         LM head is one 2-D matmul (see ``_tied_output_embeddings``); other models run as HF wrote them.
         """
         model = self.model if model is None else model
+        if isinstance(model, AdaptersOff):  # the LoRA reference: the same model, adapters left out of the graph
+            with adapters_off():
+                return self.causal_lm(input_ids, attention_mask, position_ids, past_key_values, use_cache,
+                                      output_hidden_states, training, model.model, logits_at)
         if position_ids is None:
             position_ids = _position_ids(attention_mask)
         embeddings = _tied_output_embeddings(model)
@@ -324,6 +327,10 @@ class RLAgent:
         encoder-decoders encode the prompt and teacher-force the completion in the decoder.
         """
         model = self.model if model is None else model
+        if isinstance(model, AdaptersOff):  # the LoRA reference: the same model, adapters left out of the graph
+            with adapters_off():
+                return self.completion_forward(prompt_ids, prompt_mask, completion_ids, completion_mask, training,
+                                               model.model, output_hidden_states)
         if self.is_encoder_decoder:
             batch = tf.shape(completion_ids)[0]
             start = tf.fill([batch, 1], self.decoder_start_token_id)
@@ -407,20 +414,22 @@ class RLAgent:
                              attention_mask=attention_mask,
                              decoder_input_ids=start, use_cache=True, training=False)
             state = {"past": out.past_key_values, "encoder": hidden, "mask": attention_mask}
+            logits = out.logits[:, -1]
         elif self.generation_cache == "llama":
             from tf_rl_text.llama import llama_forward
 
             positions = _position_ids(attention_mask)
             logits, past = llama_forward(self.model, input_ids, attention_mask, positions)
-            return self.process_logits(logits), {"past": past, "mask": attention_mask, "position": positions[:, -1]}
+            state = {"past": past, "mask": attention_mask, "position": positions[:, -1]}
         elif self.generation_cache == "none":  # no cache: the state is the sequence so far
-            out = self.causal_lm(input_ids, attention_mask, logits_at=slice(-1, None))
+            logits = self.causal_lm(input_ids, attention_mask, logits_at=slice(-1, None)).logits[:, -1]
             state = {"ids": input_ids, "mask": attention_mask}
         else:
             positions = _position_ids(attention_mask)
             out = self.causal_lm(input_ids, attention_mask, positions, use_cache=True, logits_at=slice(-1, None))
             state = {"past": out.past_key_values, "mask": attention_mask, "position": positions[:, -1]}
-        return self.process_logits(_float32(out.logits[:, -1])), state
+            logits = out.logits[:, -1]
+        return self.process_logits(_float32(logits)), state
 
     def _advance(self, token, state):
         """Generation, later steps: feed one token (B,) through the cache. Returns (logits, state)."""
@@ -431,17 +440,18 @@ class RLAgent:
                              attention_mask=state["mask"], decoder_input_ids=token[:, None],
                              past_key_values=state["past"], use_cache=True, training=False)
             state = dict(state, past=out.past_key_values)
+            logits = out.logits[:, -1]
         elif self.generation_cache == "llama":
             from tf_rl_text.llama import llama_forward
 
             mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
             position = state["position"] + 1
             logits, past = llama_forward(self.model, token[:, None], mask, position[:, None], state["past"])
-            return self.process_logits(logits), {"past": past, "mask": mask, "position": position}
+            state = {"past": past, "mask": mask, "position": position}
         elif self.generation_cache == "none":
             ids = tf.concat([state["ids"], token[:, None]], axis=1)
             mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
-            out = self.causal_lm(ids, mask, logits_at=slice(-1, None))
+            logits = self.causal_lm(ids, mask, logits_at=slice(-1, None)).logits[:, -1]
             state = {"ids": ids, "mask": mask}
         else:
             mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
@@ -449,7 +459,8 @@ class RLAgent:
             out = self.causal_lm(token[:, None], mask, position[:, None], past_key_values=state["past"],
                                  use_cache=True)
             state = {"past": out.past_key_values, "mask": mask, "position": position}
-        return self.process_logits(_float32(out.logits[:, -1])), state
+            logits = out.logits[:, -1]
+        return self.process_logits(_float32(logits)), state
 
     def _decode(self, input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy, top_k,
                 nucleus=False, penalty=False):
@@ -639,11 +650,45 @@ class RLAgent:
     # ------------------------------------------------------------------ utilities
     @property
     def trainable_variables(self):
+        """What the trainers update: the model's trainable variables, or only the LoRA adapters."""
+        if self.lora is not None:
+            return self.lora.trainable_variables
         return self.model.trainable_variables
 
     def clone_model(self, trainable: bool = False):
-        """A copy of the model with the same weights (the frozen reference for the KL leash)."""
+        """A copy of the model with the same weights (the frozen reference for the KL leash).
+
+        With LoRA adapters attached (and ``trainable=False``): an :class:`~tf_rl_text.lora.AdaptersOff`
+        view instead, the same model with its adapters switched off (no second copy of the weights).
+        """
+        if self.lora is not None and not trainable:
+            return AdaptersOff(self.model, self.lora)
         return copy_model(self.model, trainable=trainable)  # under the model's dtype policy (mixed stays mixed)
+
+    # ------------------------------------------------------------------ LoRA
+    lora = None
+    """The :class:`~tf_rl_text.lora.LoRA` adapters once :meth:`attach_lora` was called, else None."""
+
+    def attach_lora(self, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0, targets=None, seed: int = 0):
+        """Put LoRA adapters on the model's projections and freeze its weights (see :mod:`tf_rl_text.lora`).
+
+        Call it before building a trainer. Returns the :class:`~tf_rl_text.lora.LoRA` (also ``agent.lora``).
+        """
+        from tf_rl_text import lora
+
+        return lora.attach(self, rank=rank, alpha=alpha, dropout=dropout, targets=targets, seed=seed)
+
+    def load_lora(self, path: str):
+        """Attach the adapters that ``agent.lora.save(path)`` wrote (onto the same base model); returns them."""
+        from tf_rl_text import lora
+
+        return lora.load(self, path)
+
+    def reset_compiled(self):
+        """Forget the compiled generation and acting functions (they retrace on next use)."""
+        self._generate_fns = {}
+        self._act_fn = self.compile_fn(self._act_logits, reduce_retracing=True)
+        self._act_fn_seq2seq = self.compile_fn(self._act_logits_seq2seq, reduce_retracing=True)
 
     def save_pretrained(self, path: str):
         """Save model and tokenizer with ``save_pretrained`` (loadable with ``from_pretrained``)."""

@@ -59,7 +59,25 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     extra_functions: ``{name: (fn, input_signature)}`` exported as more signatures;
     extra_objects: ``{name: trackable}`` saved beside the model and reachable as
     ``loaded.<name>`` (a value head, a target network's variables, ...).
+
+    An agent with LoRA adapters exports the merged, plain model (weights ``W + (alpha / rank) A B``,
+    no adapter ops); its ``train_step`` and optimizer state are the adapters', so they are left out
+    (metadata ``lora`` says so; keep training from ``agent.lora.save(path)``). The live model is unchanged.
     """
+    lora = getattr(agent, "lora", None)
+    if lora is None:
+        return _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata,
+                             extra_objects)
+    metadata = dict(metadata or {}, lora=dict(lora.config(), merged=True, train_step="left out: it trains adapters"))
+    traced, agent._generate_fns = agent._generate_fns, {}  # graphs traced with the adapters on stay for live use
+    try:
+        with lora.merged():
+            return _write_policy(agent, path, max_new_tokens, None, None, extra_functions, metadata, extra_objects)
+    finally:
+        agent._generate_fns = traced
+
+
+def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata, extra_objects):
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     extra_objects = dict(extra_objects or {})
