@@ -132,3 +132,42 @@ def test_a2c_and_q_learning_train_mistral(tokenizer):
         stats = q.step()
         assert np.isfinite(stats["loss"])
         assert any(not np.allclose(a, v.numpy()) for a, v in zip(weights, q.policy.model.trainable_variables))
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_a_llama_checkpoint_in_local_safetensors_loads_into_tf_mistral(tokenizer, mistral, tmp_path, tied):
+    """A Llama-architecture checkpoint written as PyTorch would (names, (out, in) Linear weights,
+    safetensors, config model_type "llama"; tied embeddings like SmolLM) gives TF Mistral's logits."""
+    from safetensors.numpy import save_file
+
+    from tf_rl_text.llama import load_llama
+
+    weights = {}
+    for v in mistral.weights:
+        name = v.name.split(":")[0].split("/", 1)[1]  # model/layers.0/self_attn/q_proj/kernel
+        value = v.numpy()
+        if name.endswith("/kernel"):
+            value = value.T  # torch.nn.Linear stores (out, in)
+        name = name.replace("/kernel", "/weight").replace("embed_tokens/embeddings", "embed_tokens/weight")
+        weights[name.replace("/", ".")] = np.ascontiguousarray(value)
+    if tied:
+        del weights["lm_head.weight"]
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    c = mistral.config
+    config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": c.vocab_size,
+              "hidden_size": c.hidden_size, "intermediate_size": c.intermediate_size,
+              "num_hidden_layers": c.num_hidden_layers, "num_attention_heads": c.num_attention_heads,
+              "num_key_value_heads": c.num_key_value_heads, "hidden_act": "silu", "max_position_embeddings": 128,
+              "rms_norm_eps": c.rms_norm_eps, "rope_theta": c.rope_theta, "attention_bias": False, "mlp_bias": False,
+              "rope_scaling": None, "tie_word_embeddings": tied}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = load_llama(str(tmp_path))
+    ids = tf.constant([[5, 77, 3, 401, 12]])
+    expected = mistral(ids).logits.numpy()
+    if tied:  # the checkpoint's head is its embedding matrix
+        hidden = mistral(ids, output_hidden_states=True).hidden_states[-1]
+        expected = tf.matmul(hidden, mistral.model.embed_tokens.embeddings, transpose_b=True).numpy()
+    np.testing.assert_allclose(loaded(ids).logits.numpy(), expected, atol=1e-5)
+    (tmp_path / "config.json").write_text(json.dumps(dict(config, rope_scaling={"rope_type": "llama3"})))
+    with pytest.raises(ValueError, match="rope_scaling"):
+        load_llama(str(tmp_path))

@@ -14,7 +14,9 @@ TF Mistral has no sliding window (nor does the Llama architecture), so nothing i
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 
 from tf_rl_text._compat import tf
 
@@ -103,4 +105,49 @@ def llama_forward(model, input_ids, attention_mask, position_ids, past=None):
     return tf.cast(logits, tf.float32), tuple(cache)
 
 
-__all__ = ["llama_parts", "llama_forward", "rotary"]
+def load_llama(folder: str, **kwargs):
+    """A ``TFMistralForCausalLM`` holding a local Llama-architecture checkpoint (TinyLlama, SmolLM...).
+
+    ``folder`` has the Hugging Face ``config.json`` (``model_type`` "llama" or "mistral") and the
+    PyTorch weights as ``model.safetensors`` (read without PyTorch). The Llama architecture is
+    Mistral's without a sliding window, so the weights map one to one (same names); checkpoints
+    whose config needs what TF Mistral lacks are refused: attention or MLP biases, ``rope_scaling``
+    (Llama 3.1+), a ``head_dim`` other than hidden_size / heads, a sliding window shorter than the
+    context. With ``tie_word_embeddings`` (SmolLM) the LM head is set to the embedding matrix
+    (TF Mistral's head is a separate weight: it then trains untied). ``kwargs`` go to ``from_pretrained``.
+    """
+    from transformers import MistralConfig, TFMistralForCausalLM
+
+    path = os.path.join(folder, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no config.json in {folder!r}: pass the folder of a Hugging Face checkpoint")
+    with open(path) as f:
+        cfg = json.load(f)
+    if cfg.get("model_type") not in ("llama", "mistral"):
+        raise ValueError(f"{folder!r} holds a {cfg.get('model_type')!r} model; load_llama reads 'llama' or 'mistral'")
+    heads = cfg["num_attention_heads"]
+    problems = [f"{k}={cfg[k]!r}" for k in ("attention_bias", "mlp_bias") if cfg.get(k)]
+    if cfg.get("rope_scaling"):
+        problems.append(f"rope_scaling={cfg['rope_scaling']!r}")
+    if cfg.get("head_dim") not in (None, cfg["hidden_size"] // heads):
+        problems.append(f"head_dim={cfg['head_dim']} (TF Mistral uses hidden_size / heads = {cfg['hidden_size'] // heads})")
+    window = cfg.get("sliding_window")
+    if window is not None and window < cfg.get("max_position_embeddings", 0):
+        problems.append(f"sliding_window={window} < max_position_embeddings (TF Mistral has no sliding window)")
+    if problems:
+        raise ValueError(f"{folder!r} needs what TF Mistral does not implement: {', '.join(problems)}")
+    config = MistralConfig(
+        vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"], intermediate_size=cfg["intermediate_size"],
+        num_hidden_layers=cfg["num_hidden_layers"], num_attention_heads=heads,
+        num_key_value_heads=cfg.get("num_key_value_heads") or heads, hidden_act=cfg.get("hidden_act", "silu"),
+        max_position_embeddings=cfg.get("max_position_embeddings", 2048), rms_norm_eps=cfg.get("rms_norm_eps", 1e-6),
+        rope_theta=cfg.get("rope_theta", 10000.0), tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        bos_token_id=cfg.get("bos_token_id"), eos_token_id=cfg.get("eos_token_id"), pad_token_id=cfg.get("pad_token_id"),
+        sliding_window=None)
+    model = TFMistralForCausalLM.from_pretrained(folder, config=config, **kwargs)
+    if config.tie_word_embeddings:
+        model.lm_head.kernel.assign(tf.transpose(model.model.embed_tokens.embeddings))
+    return model
+
+
+__all__ = ["llama_parts", "llama_forward", "rotary", "load_llama"]
