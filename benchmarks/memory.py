@@ -118,7 +118,19 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps first (they trace the graphs)")
     ap.add_argument("--steps", type=int, default=1, help="timed steps")
+    ap.add_argument("--from-logs", nargs="+", metavar="STDERR_FILE",
+                    help="no run: summarise the 'NAME: {...}' lines earlier runs printed on stderr")
     args = ap.parse_args()
+    if args.from_logs:
+        results = {}
+        for path in args.from_logs:
+            with open(path) as f:
+                for line in f:
+                    name, _, rest = line.partition(": ")
+                    if name in CONFIGS and rest.startswith("{"):
+                        results[name] = json.loads(rest)
+        print(json.dumps(summarize(results, args)))
+        return
     if args.only:
         print(json.dumps(run_one(args.only, args)))
         return
@@ -131,6 +143,11 @@ def main():
             raise SystemExit(f"{name} failed (exit {proc.returncode})")
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{name}: {json.dumps(results[name])}", file=sys.stderr, flush=True)
+    print(json.dumps(summarize(results, args)))
+
+
+def summarize(results, args):
+    """The JSON line from the per-configuration figures ``{"gpt2:full": {...}, ...}``."""
     out = {"workload": f"{args.prompts} prompts x {args.samples} samples x {args.new_tokens} new tokens, "
                        f"REINFORCE (RLOO) + KL 0.05, vocab {VOCAB}, random weights"}
     for name, r in results.items():
@@ -151,7 +168,7 @@ def main():
     if "peak_rss_recompute_mb" in out and "peak_rss_full_mb" in out:
         out["recompute_peak_ratio"] = round(out["peak_rss_recompute_mb"] / out["peak_rss_full_mb"], 3)
     out["peer_trl_peft"] = "skipped: torch is not installed in this environment"
-    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":
