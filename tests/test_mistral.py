@@ -53,7 +53,7 @@ def test_cached_decode_steps_give_the_logits_of_recomputation_without_a_cache(to
     np.testing.assert_allclose(recomputed, full, atol=2e-5)
 
 
-def test_generate_equals_unpadded_recomputation_and_sampling_matches_the_no_cache_path(tokenizer, mistral):
+def test_generate_equals_unpadded_recomputation(tokenizer, mistral):
     from test_agent import greedy_by_recomputation
 
     agent = RLAgent(mistral, tokenizer, seed=0)
@@ -64,10 +64,6 @@ def test_generate_equals_unpadded_recomputation_and_sampling_matches_the_no_cach
         expected = greedy_by_recomputation(mistral, tokenizer(text)["input_ids"], 6)
         n = int(gen.completion_mask[row].numpy().sum())
         assert gen.completion_ids[row].numpy().tolist()[:n] == expected[:n]
-    slow = RLAgent(mistral, tokenizer, seed=0, generation_cache="none")
-    a = agent.generate(ids, mask, max_new_tokens=6, seed=3).completion_ids.numpy()
-    b = slow.generate(ids, mask, max_new_tokens=6, seed=3).completion_ids.numpy()
-    np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="generation_cache must be one of"):
         RLAgent(mistral, tokenizer, generation_cache="static")
 
