@@ -312,7 +312,20 @@ def test_other_causal_families_generate_like_recomputation_and_train(tokenizer, 
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
 
 
-def test_a_model_that_needs_a_static_cache_length_gets_a_clear_error(tokenizer):
-    agent = RLAgent(_tiny_causal("xglm", tokenizer), tokenizer, seed=0)
-    with pytest.raises(TypeError, match=r"TFXGLMForCausalLM cannot run in RLAgent's compiled generation loop.*Known to work"):
-        agent.generate_text(["the movie was"], max_new_tokens=3)
+def test_a_model_that_needs_a_static_cache_length_recomputes_or_gets_a_clear_error(tokenizer):
+    """XGLM's TF code needs a static cache length: "auto" recomputes the sequence for each token
+    (the greedy tokens of unpadded recomputation); forcing its own cache is a clear error."""
+    model = _tiny_causal("xglm", tokenizer)
+    agent = RLAgent(model, tokenizer, seed=0)
+    assert agent.generation_cache == "none"
+    prompts = ["the movie was", "i really enjoyed the long"]
+    ids, mask = agent.encode_prompts(prompts)
+    gen = agent.generate(ids, mask, max_new_tokens=3, greedy=True)
+    for row, text in enumerate(prompts):
+        n = int(gen.completion_mask[row].numpy().sum())
+        expected = greedy_by_recomputation(model, tokenizer(text)["input_ids"], 3)[:n]
+        assert gen.completion_ids[row].numpy().tolist()[:n] == expected
+    forced = RLAgent(model, tokenizer, seed=0, generation_cache="model")
+    with pytest.raises(TypeError, match=r"TFXGLMForCausalLM cannot run in RLAgent's compiled generation loop.*"
+                                        r"generation_cache='none'"):
+        forced.generate_text(["the movie was"], max_new_tokens=3)
