@@ -10,7 +10,9 @@ sys.path.insert(0, REPO)
 import tf_rl_text  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
 
-SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+from tf_rl_text.data import shared_data_dir  # noqa: E402
+
+SHARED_DATA = shared_data_dir()  # <repo>/../shared/data, or $TF_RL_TEXT_DATA as the library reads it
 
 
 @pytest.fixture(scope="session")
