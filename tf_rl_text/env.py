@@ -29,6 +29,9 @@ from tf_agents.trajectories import time_step as ts
 
 from tf_rl_text.agent import pad_token_ids
 
+SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "min_new_tokens", "stop_token_ids")
+"""The :meth:`RLAgent.generate` keywords ``TextGenerationEnv(sampling=...)`` and ``rollout`` accept."""
+
 Rollout = collections.namedtuple(
     "Rollout",
     ["prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "rewards", "prompts", "completions", "references"],
@@ -55,6 +58,9 @@ class TextGenerationEnv(py_environment.PyEnvironment):
       context_length: the model's context; prompts longer than ``context_length -
         max_new_tokens`` are rejected. Defaults to the tokenizer's ``model_max_length``.
       shuffle, seed: prompts are drawn in shuffled epochs (reproducible for a fixed seed).
+      sampling: keyword arguments of :meth:`RLAgent.generate` for every :meth:`rollout`: ``top_p``,
+        ``repetition_penalty``, ``min_new_tokens``, ``stop_token_ids``, ``temperature``, ``top_k``
+        (e.g. ``{"top_p": 0.9, "min_new_tokens": 2}``); unset ones are the agent's.
       encoder_decoder: keep source and target apart, for encoder-decoder agents (T5, BART...):
         the observation is the source (``input_ids``, ``attention_mask``, right padded) plus the
         tokens generated so far (``decoder_input_ids``, ``decoder_attention_mask``). Causal LMs
@@ -83,6 +89,7 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         shuffle: bool = True,
         seed: int | None = 0,
         encoder_decoder: bool = False,
+        sampling: dict | None = None,
     ):
         super().__init__(handle_auto_reset=True)  # step() after LAST starts a new batch
         if isinstance(prompts, str):
@@ -107,6 +114,7 @@ class TextGenerationEnv(py_environment.PyEnvironment):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        self.sampling = self._check_sampling(sampling or {})
         self.tokenizer = tokenizer
         self.reward_fn = reward_fn
         self.prompts = prompts
@@ -221,13 +229,26 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         return rewards.astype(np.float32)
 
     # ------------------------------------------------------------ whole-batch episodes
-    def rollout(self, agent, num_samples: int = 1, greedy: bool = False, seed=None, prompts=None, references=None):
+    @staticmethod
+    def _check_sampling(sampling):
+        unknown = sorted(set(sampling) - set(SAMPLING_KEYS))
+        if unknown:
+            raise ValueError(f"unknown sampling setting(s) {unknown}; the generate keywords a rollout takes are "
+                             f"{', '.join(SAMPLING_KEYS)}")
+        return dict(sampling)
+
+    def rollout(self, agent, num_samples: int = 1, greedy: bool = False, seed=None, prompts=None, references=None,
+                **sampling):
         """Run one batch of episodes with ``agent.generate`` (compiled, KV cache) and score them.
 
         Each of ``batch_size`` prompts is repeated ``num_samples`` times in consecutive rows
         (what leave-one-out and group baselines need). Pass ``prompts`` (and ``references``) to
-        roll out a given list instead of drawing the next batch. Returns a :class:`Rollout`.
+        roll out a given list instead of drawing the next batch. ``sampling``: generate keywords
+        (``top_p=0.9``...) for this rollout, over the env's ``sampling``. Returns a :class:`Rollout`.
         """
+        sampling = {**self.sampling, **self._check_sampling(sampling)}
+        if greedy:  # the nucleus only shapes sampling; a greedy rollout (evaluation, SCST) keeps the other controls
+            sampling.pop("top_p", None)
         if prompts is None:
             prompts, references = self.next_prompts()
         elif references is None:
@@ -235,7 +256,7 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         prompts = [p for p in prompts for _ in range(num_samples)]
         references = [r for r in references for _ in range(num_samples)]
         ids, mask = agent.encode_prompts(prompts, min_length=self.max_prompt_length)
-        gen = agent.generate(ids, mask, max_new_tokens=self.max_new_tokens, greedy=greedy, seed=seed)
+        gen = agent.generate(ids, mask, max_new_tokens=self.max_new_tokens, greedy=greedy, seed=seed, **sampling)
         completion_ids, completion_mask = gen.completion_ids.numpy(), gen.completion_mask.numpy()
         completions = agent.decode_completions(completion_ids, completion_mask)
         rewards = self.compute_rewards(completions, prompts, references)

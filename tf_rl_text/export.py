@@ -6,7 +6,12 @@ imports tf_rl_text. Its functions (all also reachable as ``loaded.signatures[nam
 * ``generate`` (= ``serving_default``): ``input_ids``, ``attention_mask`` (B, P) int32, left
   padded -> ``sequences`` (B, max_new_tokens) greedy completion ids and ``completion_mask``;
 * ``sample``: the same plus ``seed`` (2,) int32 and ``temperature`` () float32, sampled (top-k
-  filtering as the exported agent's ``top_k``, recorded in the description);
+  filtering as the exported agent's ``top_k``, recorded in the description); also
+  callable (as ``loaded.sample``, or the signature ``sample_controls``) with the sampling controls
+  after them: ``top_p`` () float32 (1 = off), ``repetition_penalty`` () float32 (1 = off),
+  ``min_new_tokens`` () int32 and ``stop_token_ids`` (S,) int32 (see :meth:`RLAgent.generate`).
+  Exports from before the controls have only the 4-input form (metadata ``sampling_controls``
+  absent);
 * ``log_probs``: ``input_ids``, ``attention_mask`` (B, P) prompts as above, ``completion_ids``,
   ``completion_mask`` (B, T) -> ``log_probs`` (B, T), log pi of each completion token;
 * ``train_step``: one update of the trainer's algorithm (for REINFORCE: the four tensors of
@@ -43,7 +48,7 @@ class _Unsaved:
         self.agent = agent
 
 
-RESERVED_NAMES = ("generate", "sample", "log_probs", "train_step", "optimizer", "model_variables")
+RESERVED_NAMES = ("generate", "sample", "sample_controls", "log_probs", "train_step", "optimizer", "model_variables")
 
 
 def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, extra_functions=None, metadata=None,
@@ -55,7 +60,25 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     extra_functions: ``{name: (fn, input_signature)}`` exported as more signatures;
     extra_objects: ``{name: trackable}`` saved beside the model and reachable as
     ``loaded.<name>`` (a value head, a target network's variables, ...).
+
+    An agent with LoRA adapters exports the merged, plain model (weights ``W + (alpha / rank) A B``,
+    no adapter ops); its ``train_step`` and optimizer state are the adapters', so they are left out
+    (metadata ``lora`` says so; keep training from ``agent.lora.save(path)``). The live model is unchanged.
     """
+    lora = getattr(agent, "lora", None)
+    if lora is None:
+        return _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata,
+                             extra_objects)
+    metadata = dict(metadata or {}, lora=dict(lora.config(), merged=True, train_step="left out: it trains adapters"))
+    traced, agent._generate_fns = agent._generate_fns, {}  # graphs traced with the adapters on stay for live use
+    try:
+        with lora.merged():
+            return _write_policy(agent, path, max_new_tokens, None, None, extra_functions, metadata, extra_objects)
+    finally:
+        agent._generate_fns = traced
+
+
+def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata, extra_objects):
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     extra_objects = dict(extra_objects or {})
@@ -69,6 +92,7 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     module.model_variables = list(agent.model.variables)
     greedy_fn = agent.generate_fn(greedy=True)
     sample_fn = agent.generate_fn(greedy=False)
+    controlled_fn = agent.generate_fn(greedy=False, nucleus=True, penalty=True)
     ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_ids")
     mask_spec = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
 
@@ -77,8 +101,13 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
                               tf.constant(1.0))
         return {"sequences": ids, "completion_mask": mask}
 
-    def sample(input_ids, attention_mask, seed, temperature):
-        ids, mask = sample_fn(input_ids, attention_mask, tf.constant(max_new_tokens), seed, temperature)
+    def sample(input_ids, attention_mask, seed, temperature, top_p=None, repetition_penalty=None,
+               min_new_tokens=None, stop_token_ids=None):
+        if top_p is None:  # the 4-input form every export has had
+            ids, mask = sample_fn(input_ids, attention_mask, tf.constant(max_new_tokens), seed, temperature)
+        else:
+            ids, mask = controlled_fn(input_ids, attention_mask, tf.constant(max_new_tokens), seed, temperature, top_p,
+                                      repetition_penalty, min_new_tokens, stop_token_ids)
         return {"sequences": ids, "completion_mask": mask}
 
     def log_probs(input_ids, attention_mask, completion_ids, completion_mask):
@@ -86,12 +115,20 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
 
     # the built-in signatures compile as the agent's own functions do (AutoGraph only if the model needs it)
     generate = agent.compile_fn(generate, [ids_spec, mask_spec])
-    sample = agent.compile_fn(sample, [ids_spec, mask_spec, tf.TensorSpec([2], tf.int32, name="seed"),
-                                       tf.TensorSpec([], tf.float32, name="temperature")])
+    sample_specs = [ids_spec, mask_spec, tf.TensorSpec([2], tf.int32, name="seed"),
+                    tf.TensorSpec([], tf.float32, name="temperature")]
+    control_specs = [tf.TensorSpec([], tf.float32, name="top_p"),
+                     tf.TensorSpec([], tf.float32, name="repetition_penalty"),
+                     tf.TensorSpec([], tf.int32, name="min_new_tokens"),
+                     tf.TensorSpec([None], tf.int32, name="stop_token_ids")]
+    sample = agent.compile_fn(sample)  # two forms: sample(4 inputs) and sample(4 + the 4 sampling controls)
+    sample_plain = sample.get_concrete_function(*sample_specs)
+    sample_controls = sample.get_concrete_function(*sample_specs, *control_specs)
     log_probs = agent.compile_fn(log_probs, [ids_spec, mask_spec] + COMPLETION_SPECS)
 
     module.generate, module.sample, module.log_probs = generate, sample, log_probs
-    signatures = {"serving_default": generate, "generate": generate, "sample": sample, "log_probs": log_probs}
+    signatures = {"serving_default": generate, "generate": generate, "sample": sample_plain,
+                  "sample_controls": sample_controls, "log_probs": log_probs}
     functions = dict(extra_functions or {})
     if train_step is not None:
         functions["train_step"] = train_step
@@ -118,6 +155,7 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
         "temperature": agent.temperature,  # the default of LoadedPolicy's sampling
         "top_k": agent.top_k,              # baked into the ``sample`` signature
         "signatures": sorted(signatures),
+        "sampling_controls": ["top_p", "repetition_penalty", "min_new_tokens", "stop_token_ids"],
     }
     meta.update(metadata or {})
     with open(os.path.join(path, METADATA_FILE), "w") as f:
@@ -248,7 +286,19 @@ class LoadedPolicy:
 
 
 def load(path) -> LoadedPolicy:
-    """Load a policy written by ``trainer.export(path)``; ``load(path).generate(["a prompt"])``."""
+    """Load a policy written by ``trainer.export(path)``; ``load(path).generate(["a prompt"])``.
+
+    A choice policy (a sequence classifier, :mod:`tf_rl_text.choice`) loads as a
+    :class:`~tf_rl_text.choice.LoadedChoicePolicy`: ``load(path).choose(...)``.
+    """
+    meta_path = os.path.join(path, METADATA_FILE)
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if str(meta.get("format", "")).startswith("tf_rl_text.choice/"):
+            from tf_rl_text.choice import LoadedChoicePolicy
+
+            return LoadedChoicePolicy(path, meta)
     return LoadedPolicy(path)
 
 

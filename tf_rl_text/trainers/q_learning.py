@@ -182,7 +182,8 @@ class QPolicyAgent(RLAgent):
             raise ValueError(f"exploration must be one of {EXPLORATIONS}, got {exploration!r}")
         super().__init__(model, base_agent.tokenizer, temperature=temperature, top_k=0,
                          seed=base_agent.seed if seed is None else seed,
-                         generation_shards=base_agent.generation_shards, autograph=base_agent.autograph)
+                         generation_shards=base_agent.generation_shards, autograph=base_agent.autograph,
+                         generation_cache=getattr(base_agent, "generation_cache", "auto"))
         self.base_agent = base_agent
         self.exploration = exploration
         self.epsilon = tf.Variable(float(epsilon), trainable=False, dtype=tf.float32, name="epsilon")

@@ -69,6 +69,9 @@ class ReinforceConfig(TrainerConfig):
     token negative log-likelihood of each batch prompt's reference (the first one of a list, cut at
     the env's max_new_tokens, followed by EOS), given the prompt. It keeps the policy near the data
     while RL moves it; the env must have references. 0 = off."""
+    log_entropy: bool = True
+    """Log the policy's mean full-vocabulary entropy when there is no entropy bonus (a pass over the
+    (B, T, V) log-probabilities each update); False skips it and logs NaN."""
     jit_compile: bool = False
     """Compile the update with XLA (one compile per batch shape; see benchmarks/README.md for when it pays)."""
 
@@ -211,9 +214,11 @@ class ReinforceTrainer(Trainer):
         variables = self.agent.trainable_variables
         with tf.GradientTape() as tape:
             logits = self.agent.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask)  # (B,T,V)
-            logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
-            # (B, T); only logged when there is no entropy bonus: no backward pass through it then
-            entropy = ops.entropy_from_logits(logits if cfg.entropy_coef else tf.stop_gradient(logits))
+            log_softmax = tf.nn.log_softmax(logits, axis=-1)  # (B, T, V), once: the entropy reuses it
+            logp = tf.gather(log_softmax, completion_ids, axis=-1, batch_dims=2) * mask  # (B, T)
+            entropy = None  # (B, T); only logged when there is no entropy bonus: no backward pass through it then
+            if cfg.entropy_coef or cfg.log_entropy:
+                entropy = ops.entropy_from_log_probs(log_softmax if cfg.entropy_coef else tf.stop_gradient(log_softmax))
             kl, advantages = self._kl_and_advantages(logp, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                                      rewards, baseline)
             if cfg.normalize_advantages:
@@ -233,7 +238,7 @@ class ReinforceTrainer(Trainer):
         return {
             "loss": loss,
             "policy_loss": info["policy_loss"],
-            "entropy": info["entropy"],
+            "entropy": info["entropy"] if entropy is not None else tf.constant(float("nan")),
             "kl": tf.convert_to_tensor(kl_mean, tf.float32),  # per-sequence KL, batch mean
             "grad_norm": grad_norm,
             "advantage_mean": ops.masked_mean(advantages, mask),
