@@ -50,13 +50,57 @@ def shared_data_dir() -> str:
     return os.environ.get(DATA_ENV_VAR) or os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data"))
 
 
+class _Utf8Lines:
+    """A UTF-8 text file read line by line (``for line in f``, ``readline``, ``read``), lines ending
+    as in the file; bytes that are not UTF-8 raise a DataFormatError naming the line and column."""
+
+    def __init__(self, path, raw):
+        self.path, self._raw, self.lineno = path, raw, 0
+
+    def readline(self) -> str:
+        line = self._raw.readline()
+        if not line:
+            return ""
+        self.lineno += 1
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataFormatError(
+                f"{self.path}, line {self.lineno}: not valid UTF-8 (byte 0x{line[e.start]:02x} at byte {e.start + 1} "
+                "of the line); re-save the file as UTF-8"
+            ) from None
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def read(self) -> str:
+        return "".join(self)
+
+    def close(self):
+        self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def open_text(path: str):
-    """Open a UTF-8 text file for reading; ``.gz`` files are decompressed transparently."""
+    """Open a UTF-8 text file for reading; ``.gz`` files are decompressed transparently.
+
+    Invalid UTF-8 raises :class:`DataFormatError` naming the file and line.
+    """
     if not os.path.exists(path):
         raise FileNotFoundError(f"data file not found: {path}")
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"data file {path} is a folder; pass the path of a file in it")
+    raw = gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+    return _Utf8Lines(path, raw)
 
 
 def _check_limit(limit):
@@ -307,6 +351,11 @@ def load_csv(path: str, prompt_field="prompt", reference_field=None, delimiter: 
             lineno = reader.line_num
             if not row or not any(cell.strip() for cell in row):
                 raise DataFormatError(f"{path}, line {lineno}: empty line")
+            if columns is not None and len(row) > len(columns):
+                raise DataFormatError(
+                    f"{path}, line {lineno}: {len(row)} fields but the header names {len(columns)} columns {columns}; "
+                    f"quote values that contain the delimiter {delimiter!r}"
+                )
             for idx, field in ((p_idx, prompt_field), (r_idx, reference_field)):
                 if idx is not None and idx >= len(row):
                     raise DataFormatError(

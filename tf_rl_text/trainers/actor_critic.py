@@ -49,6 +49,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf
+from tf_rl_text.trainers.guard import apply_if_finite, check_update
 from tf_rl_text.trainers.reinforce import KL_ESTIMATORS, ReinforceTrainer
 
 
@@ -254,14 +255,10 @@ class _ActorCriticTrainer:
             # (B, T); only logged when there is no entropy bonus: no backward pass through it then
             entropy = ops.entropy_from_logits(logits if self.config.entropy_coef else tf.stop_gradient(logits))
             loss, info = self.loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy)
-            loss = tf.debugging.check_numerics(
-                loss, f"{self.algorithm} loss is NaN or Inf (check rewards and learning rate)")
         grads = tape.gradient(loss, self.variables)
-        grad_norm = tf.linalg.global_norm(grads)
-        if self.config.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, self.config.max_grad_norm, use_norm=grad_norm)
-        self.optimizer.apply_gradients(zip(grads, self.variables))
-        info = dict(info, loss=loss, grad_norm=grad_norm, approx_kl=ops.approx_kl(logp, old_logp, mask))
+        # applied only if the loss and gradients are finite; step() raises otherwise
+        grad_norm, finite = apply_if_finite(self.optimizer, loss, grads, self.variables, self.config.max_grad_norm)
+        info = dict(info, loss=loss, grad_norm=grad_norm, approx_kl=ops.approx_kl(logp, old_logp, mask), **finite)
         return info
 
     def loss(self, logp, old_logp, values, old_values, advantages, returns, mask, entropy):
@@ -388,7 +385,8 @@ class A2CTrainer(_ActorCriticTrainer):
         return a2c_loss(logp, values, advantages, returns, mask, entropy, cfg.vf_coef, cfg.entropy_coef)
 
     def optimize(self, batch):
-        return [self._update(*batch)]  # on-policy: exactly one gradient step per rollout
+        info = self._update(*batch)  # on-policy: exactly one gradient step per rollout
+        return [check_update(info, self.num_updates + 1, self.algorithm, self.config.learning_rate)]
 
 
 class PPOTrainer(_ActorCriticTrainer):
@@ -434,8 +432,11 @@ class PPOTrainer(_ActorCriticTrainer):
             )
         infos = []
         for epoch in range(cfg.num_epochs):
-            for index in np.array_split(self.rng.permutation(rows), cfg.num_minibatches):
+            for j, index in enumerate(np.array_split(self.rng.permutation(rows), cfg.num_minibatches)):
                 info = self._update(*[tf.gather(x, index) for x in batch])
+                # a refused minibatch stops the step (earlier minibatches of this step stay applied)
+                check_update(info, self.num_updates + 1, self.algorithm, cfg.learning_rate,
+                             where=f" (epoch {epoch + 1}, minibatch {j + 1})")
                 infos.append(info)
                 if cfg.early_stop_kl is not None and float(info["approx_kl"]) > cfg.early_stop_kl:
                     return infos  # the policy moved too far from the rollout's: stop this rollout's epochs

@@ -52,6 +52,7 @@ from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf, tfp
 from tf_rl_text.agent import RLAgent
 from tf_rl_text.heads import QHead
+from tf_rl_text.trainers.guard import apply_if_finite, check_update
 from tf_rl_text.precision import new_like
 
 TARGETS = ops.TD_TARGETS  # ("q_learning", "sarsa", "expected_sarsa", "soft")
@@ -468,18 +469,16 @@ class QLearningTrainer:
             targets = ops.q_td_targets(target_q, completion_ids, token_rewards, mask, cfg.gamma, cfg.target, probs)
             q_taken = tf.gather(q, completion_ids, axis=-1, batch_dims=2)  # (B, T): Q(s_t, a_t)
             loss, info = td_loss(q_taken, targets, mask, cfg.loss, cfg.huber_delta)
-            loss = tf.debugging.check_numerics(loss, "TD loss is NaN or Inf (check rewards, reward_scale and learning rate)")
         grads = tape.gradient(loss, variables)
-        grad_norm = tf.linalg.global_norm(grads)
-        if cfg.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm, use_norm=grad_norm)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        synced = tf.equal(self.optimizer.iterations % cfg.target_update_period, 0)
+        # applied only if the loss and gradients are finite; step() raises otherwise
+        grad_norm, finite = apply_if_finite(self.optimizer, loss, grads, variables, cfg.max_grad_norm)
+        synced = tf.logical_and(tf.cast(finite["loss_is_finite"] * finite["grads_are_finite"], tf.bool),
+                                tf.equal(self.optimizer.iterations % cfg.target_update_period, 0))
         # the target network moves only here
         tf.cond(synced, lambda: self._sync_target(tf.constant(cfg.target_update_tau, tf.float32)),
                 lambda: tf.constant(False))
         return {"loss": loss, "td_error": info["td_error"], "q_taken": info["q_taken"], "target": info["target"],
-                "grad_norm": grad_norm, "target_synced": tf.cast(synced, tf.float32)}
+                "grad_norm": grad_norm, "target_synced": tf.cast(synced, tf.float32), **finite}
 
     # ------------------------------------------------------------------ data
     def add_demonstrations(self, prompts=None, completions=None, rewards=None, references=None) -> int:
@@ -585,6 +584,7 @@ class QLearningTrainer:
         for _ in range(cfg.updates_per_step):
             batch = self._sample_batch()
             out = self._update(*(batch[name] for name in ReplayBuffer.FIELDS))
+            check_update(out, self.num_updates + 1, "Q-learning", cfg.learning_rate)
             self.num_updates += 1
             stats.update({k: float(v) for k, v in out.items()})
         self.num_steps += 1

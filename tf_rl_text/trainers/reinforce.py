@@ -30,6 +30,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf
+from tf_rl_text.trainers.guard import apply_if_finite, check_update
 
 BASELINES = ("none", "moving_average", "self_critical", "rloo", "grpo")
 KL_ESTIMATORS = ("kl", "abs", "mse", "low_var")
@@ -197,12 +198,9 @@ class ReinforceTrainer:
             if cfg.normalize_advantages:
                 advantages = ops.masked_whiten(advantages, mask)
             loss, info = reinforce_loss(logp, mask, advantages, entropy, cfg.entropy_coef)
-            loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
         grads = tape.gradient(loss, variables)
-        grad_norm = tf.linalg.global_norm(grads)
-        if cfg.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm, use_norm=grad_norm)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        # applied only if the loss and gradients are finite; step() raises otherwise
+        grad_norm, finite = apply_if_finite(self.optimizer, loss, grads, variables, cfg.max_grad_norm)
         kl_mean = ops.masked_sum(kl, mask) / tf.cast(tf.shape(mask)[0], tf.float32) if kl is not None else 0.0
         return {
             "loss": loss,
@@ -211,6 +209,7 @@ class ReinforceTrainer:
             "kl": tf.convert_to_tensor(kl_mean, tf.float32),  # per-sequence KL, batch mean
             "grad_norm": grad_norm,
             "advantage_mean": ops.masked_mean(advantages, mask),
+            **finite,
         }
 
     # ------------------------------------------------------------------ python loop
@@ -252,6 +251,7 @@ class ReinforceTrainer:
             tf.constant(rollout.completion_ids), tf.constant(rollout.completion_mask),
             tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32),
         )
+        check_update(out, self.num_updates + 1, "REINFORCE", self.config.learning_rate)
         self.num_updates += 1
         stats = {k: float(v) for k, v in out.items()}
         stats.update(
