@@ -257,7 +257,8 @@ class PromptDataset:
 def _get_field(record: dict, field: str, path: str, lineno: int):
     if field not in record:
         raise DataFormatError(
-            f"{path}, line {lineno}: field {field!r} not found; fields present: {sorted(record)}"
+            f"{path}, line {lineno}: field {field!r} not found; fields present: {sorted(record)} (name the field "
+            "that holds the text with prompt_field= / reference_field=)"
         )
     return record[field]
 
@@ -296,7 +297,8 @@ def load_jsonl(path: str, prompt_field: str = "prompt", reference_field: str | N
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataFormatError(f"{path}, line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+                raise DataFormatError(f"{path}, line {lineno}: invalid JSON ({e.msg} at column {e.colno}); "
+                                      "each line must be one complete JSON object") from None
             if not isinstance(record, dict):
                 raise DataFormatError(f"{path}, line {lineno}: expected a JSON object, got {type(record).__name__}")
             prompts.append(prefix + _text_field(record, prompt_field, path, lineno))
@@ -401,7 +403,8 @@ def load_parallel(source_path: str, target_path: str | None = None, limit: int |
                     n_src, n_tgt, short = lineno - 1, lineno + sum(1 for _ in tgt), source_path
                 raise DataFormatError(
                     f"parallel files are not aligned: {source_path} has {n_src} lines but {target_path} has "
-                    f"{n_tgt}; {short} ends after line {lineno - 1}"
+                    f"{n_tgt}; {short} ends after line {lineno - 1}. Line i of one file must translate line i of "
+                    "the other: remove or add the lines that break the alignment"
                 )
             for path, text in ((source_path, s), (target_path, t)):
                 if text is not None and not text.strip():

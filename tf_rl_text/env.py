@@ -192,7 +192,7 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         """
         self.num_reward_batches += 1
         name = getattr(self.reward_fn, "__name__", None) or type(self.reward_fn).__name__
-        where = f"on batch {self.num_reward_batches} ({len(completions)} completions)"
+        where = f"on batch {self.num_reward_batches}"
         try:
             raw = self.reward_fn(list(completions), list(prompts), list(references))
         except Exception as err:
@@ -201,6 +201,8 @@ class TextGenerationEnv(py_environment.PyEnvironment):
                 "fix the reward function (it must return one finite number per completion)"
             ) from err
         try:
+            if raw is None or isinstance(raw, (str, bytes, dict)):
+                raise TypeError(f"got {type(raw).__name__}, not a sequence of numbers")
             rewards = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise ValueError(f"reward_fn {name} must return numbers, one per completion; {where} it returned "

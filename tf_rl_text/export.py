@@ -204,8 +204,11 @@ class LoadedPolicy:
         except Exception as err:  # noqa: BLE001 - any failure to parse or restore means a damaged export
             raise ValueError(f"{path!r} is a damaged tf_rl_text export: its SavedModel does not load "
                              f"({type(err).__name__}: {_first_line(err)}); export it again") from err
+        tokenizer_dir = os.path.join(path, TOKENIZER_DIR)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER_DIR))
+            if not os.path.isdir(tokenizer_dir):  # never a Hub look-up: the export carries its tokenizer
+                raise FileNotFoundError("the folder is missing")
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"{path!r} is a damaged tf_rl_text export: its tokenizer in {TOKENIZER_DIR} does not load "
                              f"({type(err).__name__}: {_first_line(err)}); export it again") from err
