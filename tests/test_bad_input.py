@@ -227,7 +227,7 @@ CASES = [
      lambda c: data.load_parallel(c.file("a.en", b"1\n2\n3\n"), c.file("a.de", b"1\n2\n")),
      DataFormatError, ["a.en has 3 lines but", "a.de has 2", "ends after line 2", "remove or add the lines"]),
     ("data file that does not exist", lambda c: data.load_jsonl(str(c.tmp / "nope.jsonl")),
-     FileNotFoundError, ["nope.jsonl"]),
+     FileNotFoundError, ["data file not found", "nope.jsonl", "check the path"]),
     # ----------------------------------------------------------------- exports
     ("load: path that does not exist", lambda c: tf_rl_text.load(str(c.tmp / "missing")),
      FileNotFoundError, ["missing' does not exist", "pass the folder"]),

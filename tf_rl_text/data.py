@@ -96,7 +96,7 @@ def open_text(path: str):
     Invalid UTF-8 raises :class:`DataFormatError` naming the file and line.
     """
     if not os.path.exists(path):
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise FileNotFoundError(f"data file not found: {path}; check the path (a relative one starts from {os.getcwd()})")
     if os.path.isdir(path):
         raise IsADirectoryError(f"data file {path} is a folder; pass the path of a file in it")
     raw = gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
