@@ -254,6 +254,9 @@ CASES = [
     ("export: path under a file",
      lambda c: tf_rl_text.export_policy(c.agent, os.path.join(c.file("f.txt", b""), "policy"), 3),
      NotADirectoryError, ["f.txt' is a file, not a folder", "choose a path under a folder"]),
+    ("export: a folder of other files",
+     lambda c: tf_rl_text.export_policy(c.agent, os.path.dirname(c.file("notes.md", b"keep me")), 3),
+     FileExistsError, ["holding other files", "an export replaces the whole folder", "pass a new or empty folder"]),
     ("export: path is a file", lambda c: tf_rl_text.export_policy(c.agent, c.file("g.txt", b""), 3),
      NotADirectoryError, ["g.txt': it is a file", "pass a folder path"]),
 ]

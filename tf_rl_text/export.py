@@ -64,6 +64,7 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     check_writable_folder(path, "export")  # before the (slow) tracing
+    _check_replaceable(path)
     extra_objects = dict(extra_objects or {})
     for name in list(extra_objects) + list(extra_functions or {}):
         if name in RESERVED_NAMES or not name.isidentifier() or name in (extra_functions or {}) and name in extra_objects:
@@ -131,6 +132,20 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
 
     write_atomically(path, write)
     return path
+
+
+def _check_replaceable(path):
+    """An export replaces the whole folder at ``path``: refuse a folder that holds other things."""
+    if not os.path.isdir(path):
+        return
+    entries = sorted(os.listdir(path))
+    is_export = os.path.exists(os.path.join(path, METADATA_FILE)) or "saved_model.pb" in entries
+    if entries and not is_export:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise FileExistsError(
+            f"cannot export to {path!r}: it is a folder holding other files ({shown}) and no export, and an export "
+            f"replaces the whole folder; pass a new or empty folder, e.g. {os.path.join(path, 'policy')!r}"
+        )
 
 
 PARTIAL_MARK = ".partial-"
