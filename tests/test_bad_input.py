@@ -279,3 +279,10 @@ def test_bad_input_is_named_with_what_to_do(ctx, name, case, error, fragments):
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, f"{name}: {fragment!r} not in {message!r}"
+
+
+def test_docs_errors_md_lists_every_case():
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "errors.md"),
+              encoding="utf-8") as f:
+        listed = {line.split("|")[1].strip() for line in f if line.startswith("| ")}
+    assert [name for name, *_ in CASES if name not in listed] == []
