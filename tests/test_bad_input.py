@@ -119,6 +119,28 @@ def small_vocab_agent(ctx):
     return RLAgent(model, ctx.tokenizer)
 
 
+def run_folder_with_checkpoint(ctx, name, damage=None):
+    """A run folder holding one checkpoint (step 0) of a REINFORCE trainer over a fresh tiny agent."""
+    run_dir = str(ctx.tmp / name)
+    agent = RLAgent(make_tiny_model(ctx.tokenizer, seed=1), ctx.tokenizer, seed=0)
+    ReinforceTrainer(agent, ctx.env(), ReinforceConfig(baseline="none"), run_dir=run_dir).save_checkpoint()
+    if damage is not None:
+        damage(os.path.join(run_dir, "checkpoints"))
+    return run_dir
+
+
+def resume_into(model_kwargs=None, damage=None):
+    def case(ctx):
+        from tf_rl_text import default_model
+
+        run_dir = run_folder_with_checkpoint(ctx, f"run{len(ctx._cache)}", damage)
+        ctx._cache[run_dir] = True
+        model = default_model(ctx.tokenizer, **(model_kwargs or dict(n_layer=1, n_embd=32, n_head=2)))
+        agent = RLAgent(model, ctx.tokenizer, seed=0)
+        return ReinforceTrainer(agent, ctx.env(), ReinforceConfig(baseline="none"), run_dir=run_dir)
+    return case
+
+
 def generate_with(**kwargs):
     def case(ctx):
         ids, mask = ctx.agent.encode_prompts(["the movie was"])
@@ -251,6 +273,19 @@ CASES = [
     ("load: missing tokenizer",
      lambda c: tf_rl_text.load(c.damaged_copy("t5", lambda p: shutil.rmtree(os.path.join(p, "assets", "tokenizer")))),
      ValueError, ["t5' is a damaged tf_rl_text export", "tokenizer", "export it again"]),
+    # ----------------------------------------------------------------- run folders and checkpoints
+    ("trainer: run folder under a file",
+     lambda c: ReinforceTrainer(c.agent, c.env(), run_dir=os.path.join(c.file("r.txt", b""), "run")),
+     NotADirectoryError, ["cannot write the run folder", "r.txt' is a file, not a folder", "choose a path under a folder"]),
+    ("trainer: a checkpoint from another config", resume_into(dict(n_layer=1, n_embd=16, n_head=2)),
+     ValueError, ["no checkpoint in", "could be restored into this ReinforceTrainer", "different model or config?",
+                  "use a new run_dir"]),
+    ("trainer: a truncated checkpoint",
+     resume_into(damage=truncate("ckpt-0.data-00000-of-00001")),
+     ValueError, ["no checkpoint in", "could be restored", "use a new run_dir"]),
+    ("trainer: a checkpoint whose index is damaged",
+     resume_into(damage=truncate("ckpt-0.index", 0.3)),
+     ValueError, ["no checkpoint in", "could be restored", "use a new run_dir"]),
     ("export: path under a file",
      lambda c: tf_rl_text.export_policy(c.agent, os.path.join(c.file("f.txt", b""), "policy"), 3),
      NotADirectoryError, ["f.txt' is a file, not a folder", "choose a path under a folder"]),

@@ -180,3 +180,43 @@ def test_an_export_killed_at_a_random_moment_leaves_nothing_that_looks_complete(
         assert policy.max_new_tokens in (4, 5), where
         assert len(policy.generate(PROMPTS)) == 2, where
     assert sorted(e for e in os.listdir(tmp_path) if not e.startswith(".")) in (["export.py"], ["export.py", "policy"]), where
+
+
+# ------------------------------------------------------------------ checkpoints
+def test_a_refused_step_keeps_the_last_good_checkpoint_and_a_failed_save_corrupts_nothing(trainer, tmp_path,
+                                                                                         monkeypatch):
+    """Step 2 is refused (NaN loss): the run folder's latest checkpoint stays step 1. Then the disk
+    fills while step 2's checkpoint is written: a clear error, partial files removed, and a new
+    trainer on the folder resumes from step 1 with step 1's weights."""
+    run_dir = str(tmp_path / "run")
+    run = ReinforceTrainer(trainer.agent, trainer.env, ReinforceConfig(baseline="none", learning_rate=1e-2),
+                           run_dir=run_dir, checkpoint_every=1)
+    run.train(1, progress=False)
+    after_step_1 = snapshot(run)
+    baseline = run._baseline
+    monkeypatch.setattr(run, "_baseline", lambda rollout: (baseline(rollout)[0], tf.fill([2], np.nan)))
+    with pytest.raises(NonFiniteUpdateError, match="REINFORCE step 2 refused: the loss is nan"):
+        run.train(3, progress=False)
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-1") and run.global_step == 1
+    assert unchanged(run, after_step_1)
+    monkeypatch.undo()
+
+    run.step()  # a good step 2, then its checkpoint write fails halfway
+    manager = run._checkpoint_manager()
+
+    def disk_full(*args, **kwargs):
+        open(os.path.join(checkpoints, "ckpt-2.index"), "wb").write(b"\0" * 10)  # a partial file
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(manager, "save", disk_full)
+    with pytest.raises(OSError, match=r"could not save the checkpoint of step 2 .*No space left on device.*the last "
+                                      r"good checkpoint \(step 1\) is kept"):
+        run.save_checkpoint()
+    monkeypatch.undo()
+    assert not any(name.startswith("ckpt-2") for name in os.listdir(checkpoints))
+    resumed = ReinforceTrainer(trainer.agent, trainer.env, ReinforceConfig(baseline="none", learning_rate=1e-2),
+                               run_dir=run_dir)
+    assert resumed.global_step == 1 and resumed.restored_from.endswith("ckpt-1")
+    weights = [v.numpy() for v in trainer.agent.model.variables]
+    assert all(np.array_equal(a, b) for a, b in zip(after_step_1, weights))

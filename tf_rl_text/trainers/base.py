@@ -257,6 +257,10 @@ class Trainer:
         self.agent = agent
         self.env = env
         self.config = config
+        if run_dir:
+            from tf_rl_text.validation import check_writable_folder
+
+            check_writable_folder(run_dir, "run folder")  # now, not at the first checkpoint hours later
         self.run_dir = os.path.abspath(run_dir) if run_dir else None
         self.checkpoint_every = int(checkpoint_every)
         self.keep_checkpoints = int(keep_checkpoints)
@@ -536,7 +540,25 @@ class Trainer:
     def save_checkpoint(self) -> str:
         """Save the whole run state to ``run_dir/checkpoints/ckpt-<global_step>``; returns its path."""
         manager = self._checkpoint_manager()
-        path = manager.save(checkpoint_number=self.global_step)
+        step = self.global_step
+        try:
+            path = manager.save(checkpoint_number=step)
+        except Exception as err:  # disk full, folder gone...: the index still names the last good checkpoint
+            directory = self.checkpoint_dir
+            for entry in os.listdir(directory) if os.path.isdir(directory) else []:
+                if entry.startswith((f"ckpt-{step}.", f"ckpt-{step}_temp")):  # this save's partial files
+                    target = os.path.join(directory, entry)
+                    import shutil
+
+                    shutil.rmtree(target, ignore_errors=True) if os.path.isdir(target) else os.remove(target)
+            last = self._latest_step()
+            kept = f"the last good checkpoint (step {last}) is kept" if last is not None else "no checkpoint was kept"
+            message = (f"could not save the checkpoint of step {step} in {directory} ({type(err).__name__}: "
+                       f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}); {kept}. Free "
+                       f"space or fix the folder, then rerun: the run resumes from its last good checkpoint")
+            if isinstance(err, OSError) and err.errno is not None:
+                raise OSError(err.errno, message) from err
+            raise RuntimeError(message) from err
         return path
 
     def restore(self, run_dir: str | None = None) -> bool:
@@ -554,6 +576,7 @@ class Trainer:
                 self.restored_from = ""  # looked: a fresh run
             return False
         candidates = list(reversed(list(state.all_model_checkpoint_paths))) or [state.model_checkpoint_path]
+        last_error = None
         for path in candidates:
             if not os.path.isabs(path):
                 path = os.path.join(directory, path)
@@ -561,12 +584,15 @@ class Trainer:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except Exception as err:  # noqa: BLE001 - a damaged or foreign checkpoint: try the one before
                 warnings.warn(f"could not restore {path}: {type(err).__name__}: {err}; trying an older checkpoint")
+                last_error = err
                 continue
             self.restored_from = path
             self._after_restore()
             return True
+        reason = str(last_error).strip().splitlines()[0][:200] if last_error is not None and str(last_error).strip() else ""
         raise ValueError(f"no checkpoint in {directory} could be restored into this {type(self).__name__} "
-                         "(different model or config?); use a new run_dir")
+                         f"(different model or config?{f' {type(last_error).__name__}: {reason}' if reason else ''}); "
+                         "use a new run_dir")
 
     def _after_restore(self):
         """Hook: re-derive anything cached from the restored state."""
