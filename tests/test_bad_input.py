@@ -183,7 +183,7 @@ CASES = [
     ("RLAgent: temperature < 0", lambda c: RLAgent(c.agent.model, c.tokenizer, temperature=-0.5),
      ValueError, ["got -0.5", "must be > 0"]),
     ("agent.generate: temperature = 0", generate_with(temperature=0.0),
-     ValueError, ["got 0.0", "must be > 0", "use greedy=True"]),
+     ValueError, ["got 0.0", "must be a finite number > 0", "use greedy decoding"]),
     ("RLAgent: top_k larger than the vocabulary", lambda c: RLAgent(c.agent.model, c.tokenizer, top_k=513),
      ValueError, ["top_k=513", "vocabulary of 512 tokens", "0 < top_k <= 512"]),
     ("agent.generate: top_k larger than the vocabulary", generate_with(top_k=1000),

@@ -543,8 +543,6 @@ class RLAgent:
                 f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} = {total} exceeds the "
                 f"model's context of {self.context_length} tokens; shorten prompts or lower max_new_tokens"
             )
-        if temperature is not None and not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}; use greedy=True for the most likely tokens")
         if top_k is not None and (int(top_k) != top_k or not 0 <= top_k <= self.vocab_size):
             raise ValueError(f"top_k must be an integer in [0, {self.vocab_size}] (the vocabulary size; 0 = no "
                              f"filtering), got {top_k!r}")
