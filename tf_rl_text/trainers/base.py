@@ -590,9 +590,9 @@ class Trainer:
             self._after_restore()
             return True
         reason = str(last_error).strip().splitlines()[0][:200] if last_error is not None and str(last_error).strip() else ""
-        raise ValueError(f"no checkpoint in {directory} could be restored into this {type(self).__name__} "
-                         f"(different model or config?{f' {type(last_error).__name__}: {reason}' if reason else ''}); "
-                         "use a new run_dir")
+        detail = f"; last error {type(last_error).__name__}: {reason}" if reason else ""
+        raise ValueError(f"no checkpoint in {directory} could be restored into this {type(self).__name__} (a different "
+                         f"model or config, or damaged files{detail}); use a new run_dir")
 
     def _after_restore(self):
         """Hook: re-derive anything cached from the restored state."""
