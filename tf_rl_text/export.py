@@ -209,9 +209,10 @@ SAMPLE_OPTIONS = {
     "top_k": (tf.int32, 0),
 }
 """Sampling options :class:`LoadedPolicy` knows: name -> (dtype of the exported ``sample`` input
-that takes it, default when the export's description records no value). An export whose ``sample`` signature has the input gets the value as a tensor;
-one without it had the option fixed at export (its value in the description, ``tf_rl_text.json``),
-and asking for another value is a ValueError. A new option (top-p, a repetition penalty) is one
+that takes it, default when the export's description records no value). An export whose
+``sample`` signature has the input gets the value as a tensor; one without it had the option
+fixed at export (its value in the description, ``tf_rl_text.json``), and asking for another
+value is a ValueError. A new option (top-p, a repetition penalty) is one
 more entry here plus the input in :func:`export_policy`; older exports stay loadable."""
 
 
