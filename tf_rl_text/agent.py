@@ -304,6 +304,19 @@ class RLAgent:
         start = getattr(config, "decoder_start_token_id", None)
         self.decoder_start_token_id = int(start if start is not None else self.pad_token_id)
         self.vocab_size = int(config.vocab_size)
+        try:
+            tokenizer_size = len(tokenizer)
+        except TypeError:  # not a Hugging Face tokenizer: nothing to compare
+            tokenizer_size = None
+        if tokenizer_size is not None and tokenizer_size > self.vocab_size:
+            raise ValueError(
+                f"the tokenizer has {tokenizer_size} tokens but the model's vocabulary has {self.vocab_size}: token ids "
+                f">= {self.vocab_size} have no embedding. Use the tokenizer the model was trained with, or call "
+                f"model.resize_token_embeddings({tokenizer_size}) first"
+            )
+        if top_k > self.vocab_size:
+            raise ValueError(f"top_k={top_k} exceeds the model's vocabulary of {self.vocab_size} tokens; use "
+                             f"0 < top_k <= {self.vocab_size}, or 0 for no top-k filtering")
         self.context_length = int(
             getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024
         )
@@ -729,6 +742,9 @@ class RLAgent:
                 f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} = {total} exceeds the "
                 f"model's context of {self.context_length} tokens; shorten prompts or lower max_new_tokens"
             )
+        if top_k is not None and (int(top_k) != top_k or not 0 <= top_k <= self.vocab_size):
+            raise ValueError(f"top_k must be an integer in [0, {self.vocab_size}] (the vocabulary size; 0 = no "
+                             f"filtering), got {top_k!r}")
         seed = self._next_seed() if seed is None else tf.constant([int(seed), 0], tf.int32)
         temperature = self.temperature if temperature is None else float(temperature)
         if temperature is None or not temperature > 0:

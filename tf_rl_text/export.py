@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 
 from tf_rl_text._compat import tf
+from tf_rl_text.validation import check_prompts, check_writable_folder
 
 TOKENIZER_DIR = os.path.join("assets", "tokenizer")
 METADATA_FILE = os.path.join("assets", "tf_rl_text.json")
@@ -64,6 +66,10 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     An agent with LoRA adapters exports the merged, plain model (weights ``W + (alpha / rank) A B``,
     no adapter ops); its ``train_step`` and optimizer state are the adapters', so they are left out
     (metadata ``lora`` says so; keep training from ``agent.lora.save(path)``). The live model is unchanged.
+
+    The write is atomic (:func:`write_atomically`): a killed or failed export never leaves a
+    folder at ``path`` that looks complete, and an existing export at ``path`` is replaced only
+    once the new one is whole. An unwritable ``path`` fails before any tracing.
     """
     lora = getattr(agent, "lora", None)
     if lora is None:
@@ -81,6 +87,8 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
 def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata, extra_objects):
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    check_writable_folder(path, "export")  # before the (slow) tracing
+    _check_replaceable(path)
     extra_objects = dict(extra_objects or {})
     for name in list(extra_objects) + list(extra_functions or {}):
         if name in RESERVED_NAMES or not name.isidentifier() or name in (extra_functions or {}) and name in extra_objects:
@@ -142,12 +150,10 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
         module.optimizer = optimizer
     for name, obj in extra_objects.items():
         setattr(module, name, obj)
-    os.makedirs(path, exist_ok=True)
-    tf.saved_model.save(module, path, signatures=signatures)
-    agent.tokenizer.save_pretrained(os.path.join(path, TOKENIZER_DIR))
     meta = {
         "format": "tf_rl_text.policy/1",
         "max_new_tokens": max_new_tokens,
+        "context_length": agent.context_length,
         "padding_side": agent.padding_side,
         "eos_token_id": agent.eos_token_id,
         "pad_token_id": agent.pad_token_id,
@@ -158,9 +164,82 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
         "sampling_controls": ["top_p", "repetition_penalty", "min_new_tokens", "stop_token_ids"],
     }
     meta.update(metadata or {})
-    with open(os.path.join(path, METADATA_FILE), "w") as f:
-        json.dump(meta, f, indent=1, default=str)
+
+    def write(folder):
+        tf.saved_model.save(module, folder, signatures=signatures)
+        agent.tokenizer.save_pretrained(os.path.join(folder, TOKENIZER_DIR))
+        with open(os.path.join(folder, METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=1, default=str)
+
+    write_atomically(path, write)
     return path
+
+
+def _check_replaceable(path):
+    """An export replaces the whole folder at ``path``: refuse a folder that holds other things."""
+    if not os.path.isdir(path):
+        return
+    entries = sorted(os.listdir(path))
+    is_export = os.path.exists(os.path.join(path, METADATA_FILE)) or "saved_model.pb" in entries
+    if entries and not is_export:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise FileExistsError(
+            f"cannot export to {path!r}: it is a folder holding other files ({shown}) and no export, and an export "
+            f"replaces the whole folder; pass a new or empty folder, e.g. {os.path.join(path, 'policy')!r}"
+        )
+
+
+PARTIAL_MARK = ".partial-"
+"""Infix of the temporary sibling an export is written into before it is renamed into place."""
+
+
+def write_atomically(path, write):
+    """``write(folder)`` into a temporary sibling of ``path``, then rename it to ``path``.
+
+    A killed or failed write never leaves a folder at ``path`` that looks complete: ``path`` is
+    either absent, the previous complete folder, or the new complete one. An existing ``path``
+    is replaced (moved aside, the new folder renamed in, the old one removed). A failed write
+    removes its temporary folder; a killed one leaves ``.NAME.partial-PID-*`` beside ``path``,
+    removed by the next successful write to ``path`` once that process is gone.
+    """
+    import shutil
+    import uuid
+
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    prefix = os.path.join(parent, f".{name}{PARTIAL_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp, old = prefix + "-new", None
+    os.mkdir(tmp)  # (not tempfile.mkdtemp: the export keeps the umask's permissions, not 0700)
+    try:
+        write(tmp)
+        if os.path.lexists(path):
+            old = prefix + "-old"
+            os.rename(path, old)
+        os.rename(tmp, path)
+    except BaseException:
+        if old is not None and not os.path.lexists(path):
+            os.rename(old, path)  # the previous export goes back in place
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    for entry in os.listdir(parent):  # leftovers of killed writes to this path
+        if entry.startswith(f".{name}{PARTIAL_MARK}"):
+            pid = entry[len(f".{name}{PARTIAL_MARK}"):].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+    return path
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 SAMPLE_OPTIONS = {
@@ -193,19 +272,28 @@ class LoadedPolicy:
     def __init__(self, path):
         from transformers import AutoTokenizer
 
-        meta_path = os.path.join(path, METADATA_FILE)
-        if not os.path.exists(meta_path):
-            raise FileNotFoundError(
-                f"{path!r} is not a tf_rl_text SavedModel (no {METADATA_FILE}); export one with trainer.export(path)"
-            )
-        with open(meta_path) as f:
-            self.metadata = json.load(f)
+        path = os.fspath(path)
+        self.metadata = _read_metadata(path)
         self.path = path
-        self.module = tf.saved_model.load(path)
-        self.tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER_DIR))
+        try:
+            self.module = tf.saved_model.load(path)
+        except Exception as err:  # noqa: BLE001 - any failure to parse or restore means a damaged export
+            raise ValueError(f"{path!r} is a damaged tf_rl_text export: its SavedModel does not load "
+                             f"({type(err).__name__}: {_first_line(err)}); export it again") from err
+        tokenizer_dir = os.path.join(path, TOKENIZER_DIR)
+        try:
+            if not os.path.isdir(tokenizer_dir):  # never a Hub look-up: the export carries its tokenizer
+                raise FileNotFoundError("the folder is missing")
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"{path!r} is a damaged tf_rl_text export: its tokenizer in {TOKENIZER_DIR} does not load "
+                             f"({type(err).__name__}: {_first_line(err)}); export it again") from err
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_new_tokens = int(self.metadata["max_new_tokens"])
+        # Hugging Face fast tokenizers are not safe to call from several threads at once ("Already
+        # borrowed"); text <-> ids goes through this lock, the graph call does not.
+        self._tokenizer_lock = threading.Lock()
         sample_fn = self.module.signatures.get("sample")
         self._sample_inputs = set(sample_fn.structured_input_signature[1]) if sample_fn is not None else None
 
@@ -213,8 +301,20 @@ class LoadedPolicy:
         """Token ids padded as the exported model expects: left for causal LMs, right for encoders."""
         from tf_rl_text.agent import pad_token_ids
 
-        encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        return pad_token_ids(encoded, self.tokenizer.pad_token_id, self.metadata.get("padding_side", "left"))
+        with self._tokenizer_lock:
+            encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        side = self.metadata.get("padding_side", "left")
+        context = self.metadata.get("context_length")  # None in exports older than this check
+        for i, ids in enumerate(encoded):
+            needed = len(ids) + (self.max_new_tokens if side == "left" else 0)
+            if context is not None and needed > context:
+                room = context - (self.max_new_tokens if side == "left" else 0)
+                raise ValueError(
+                    f"texts[{i}] ({texts[i][:40]!r}...) is {len(ids)} tokens; with the export's max_new_tokens="
+                    f"{self.max_new_tokens} that exceeds the model's context of {context} tokens. Shorten it to at "
+                    f"most {room} tokens"
+                )
+        return pad_token_ids(encoded, self.tokenizer.pad_token_id, side)
 
     def _sample_options(self, options):
         """The export's ``sample`` inputs for the given options (None = this export's default)."""
@@ -240,7 +340,7 @@ class LoadedPolicy:
         check_sampling_args(max_new_tokens=max_new_tokens, max_allowed=self.max_new_tokens)
         if isinstance(texts, str):
             texts = [texts]
-        texts = list(texts)
+        texts = check_prompts(texts, "texts")  # non-blank strings
         inputs = None if greedy else self._sample_options(options)  # validated before any work
         if not texts:
             return []
@@ -253,7 +353,9 @@ class LoadedPolicy:
                                                    seed=tf.constant([seed, 0], tf.int32), **inputs)
         n = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         seqs, cmask = out["sequences"].numpy()[:, :n], out["completion_mask"].numpy()[:, :n]
-        return [self.tokenizer.decode(r[m.astype(bool)].tolist(), skip_special_tokens=True) for r, m in zip(seqs, cmask)]
+        with self._tokenizer_lock:
+            return [self.tokenizer.decode(r[m.astype(bool)].tolist(), skip_special_tokens=True)
+                    for r, m in zip(seqs, cmask)]
 
     def generate(self, texts, greedy: bool | None = None, seed: int | None = None, temperature: float | None = None,
                  top_k: int | None = None, max_new_tokens: int | None = None):
@@ -283,6 +385,44 @@ class LoadedPolicy:
 
         check_sampling_args(temperature, top_k, seed=seed)
         return self._run(texts, False, seed, max_new_tokens, {"temperature": temperature, "top_k": top_k})
+
+
+def _first_line(err) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else "no message"
+
+
+def _read_metadata(path) -> dict:
+    """The export's description, or an error saying what ``path`` is instead of an export."""
+    hint = "pass the folder that trainer.export(path) or tf_rl_text.export_policy wrote"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path!r} does not exist; {hint}")
+    if not os.path.isdir(path):
+        raise NotADirectoryError(f"{path!r} is a file, not a tf_rl_text SavedModel folder; {hint}")
+    meta_path = os.path.join(path, METADATA_FILE)
+    has_graph = os.path.exists(os.path.join(path, "saved_model.pb"))
+    if not os.path.exists(meta_path):
+        if has_graph:
+            raise ValueError(
+                f"{path!r} is a SavedModel but not a tf_rl_text SavedModel (no {METADATA_FILE}; another library "
+                f"wrote it?). Load it with tf.saved_model.load(path), or export a policy with trainer.export(path)"
+            )
+        raise FileNotFoundError(f"{path!r} is not a tf_rl_text SavedModel (no saved_model.pb, no {METADATA_FILE}); {hint}")
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path!r} is a damaged tf_rl_text export: {METADATA_FILE} is not valid JSON ({err}); "
+                         "export it again") from None
+    if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith("tf_rl_text.policy/"):
+        raise ValueError(f"{path!r}: {METADATA_FILE} does not describe a tf_rl_text policy (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else meta!r}); export it again")
+    if not has_graph:
+        raise ValueError(f"{path!r} is a damaged tf_rl_text export: saved_model.pb is missing; export it again")
+    if not isinstance(meta.get("max_new_tokens"), int) or meta["max_new_tokens"] < 1:
+        raise ValueError(f"{path!r}: {METADATA_FILE} has no valid max_new_tokens (got {meta.get('max_new_tokens')!r}); "
+                         "export it again")
+    return meta
 
 
 def load(path) -> LoadedPolicy:

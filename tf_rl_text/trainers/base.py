@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 
 from tf_rl_text._compat import keras, tf
+from tf_rl_text.trainers.guard import check_update
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
 NO_DECAY = ("bias", "beta", "gamma", "layer_norm", "layernorm", "LayerNorm", "ln_")  # kept out of weight decay
@@ -160,9 +161,13 @@ def make_optimizer(config: TrainerConfig, step_var=None):
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-def apply_clipped(optimizer, grads, variables, max_grad_norm=None):
+def apply_clipped(optimizer, grads, variables, max_grad_norm=None, only_if_finite=False, loss=None):
     """Clip ``grads`` to the global norm ``max_grad_norm`` (None: no clipping), apply them; returns
     the norm before clipping. The one clip-and-apply block of the package (graph or eager code).
+
+    ``only_if_finite``: apply only if the gradient norm (and ``loss``, when given) is finite;
+    otherwise no variable is written, the optimizer's slots and step counter included. The
+    trainers use it and then refuse the step (:func:`tf_rl_text.trainers.guard.check_update`).
 
     The norm is that of the dense gradient: ``tf.linalg.global_norm`` on an ``IndexedSlices``
     gradient (an embedding's) squares each slice separately, so a token that occurs twice in the
@@ -170,9 +175,21 @@ def apply_clipped(optimizer, grads, variables, max_grad_norm=None):
     clipping, depend on how the batch is split."""
     grad_norm = tf.linalg.global_norm([tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
                                        for g in grads])
-    if max_grad_norm is not None:
-        grads, _ = tf.clip_by_global_norm(grads, max_grad_norm, use_norm=grad_norm)
-    optimizer.apply_gradients(zip(grads, variables))
+
+    def apply():
+        clipped = grads
+        if max_grad_norm is not None:
+            clipped, _ = tf.clip_by_global_norm(grads, max_grad_norm, use_norm=grad_norm)
+        optimizer.apply_gradients(zip(clipped, variables))
+        return tf.constant(True)
+
+    if not only_if_finite:
+        apply()
+        return grad_norm
+    finite = tf.math.is_finite(grad_norm)  # inf or nan if any gradient element is
+    if loss is not None:
+        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(loss)))
+    tf.cond(finite, apply, lambda: tf.constant(False))
     return grad_norm
 
 
@@ -240,6 +257,10 @@ class Trainer:
         self.agent = agent
         self.env = env
         self.config = config
+        if run_dir:
+            from tf_rl_text.validation import check_writable_folder
+
+            check_writable_folder(run_dir, "run folder")  # now, not at the first checkpoint hours later
         self.run_dir = os.path.abspath(run_dir) if run_dir else None
         self.checkpoint_every = int(checkpoint_every)
         self.keep_checkpoints = int(keep_checkpoints)
@@ -310,9 +331,18 @@ class Trainer:
         return float(self.config.learning_rate)
 
     # ------------------------------------------------------------------ update helpers
-    def apply_gradients(self, grads, variables):
-        """Clip (``config.max_grad_norm``) and apply; returns the global norm before clipping."""
-        return apply_clipped(self.optimizer, grads, variables, self.config.max_grad_norm)
+    def apply_gradients(self, grads, variables, loss=None):
+        """Clip (``config.max_grad_norm``) and apply, only if the gradients and ``loss`` are finite;
+        returns the global norm before clipping. The update's outputs carry ``loss`` and this
+        ``grad_norm``; :meth:`check_update` turns non-finite ones into a refused step."""
+        return apply_clipped(self.optimizer, grads, variables, self.config.max_grad_norm, only_if_finite=True,
+                             loss=loss)
+
+    def check_update(self, info: dict, where: str = "") -> dict:
+        """Raise :class:`~tf_rl_text.trainers.guard.NonFiniteUpdateError` if the update that returned
+        ``info`` was refused (non-finite ``loss`` or ``grad_norm``: nothing was applied), naming the
+        step it belongs to. Returns ``info``."""
+        return check_update(info, self.global_step + 1, self.algorithm, self.learning_rate, where)
 
     def _compiled_apply(self, variables):
         key = tuple(id(v) for v in variables)
@@ -320,10 +350,10 @@ class Trainer:
         if key not in fns:
             specs = [tf.TensorSpec(v.shape, v.dtype) for v in variables]
 
-            def apply(grads):
-                return self.apply_gradients(list(grads), variables)
+            def apply(grads, loss):
+                return self.apply_gradients(list(grads), variables, loss)
 
-            fns[key] = tf.function(apply, input_signature=[specs], autograph=False)
+            fns[key] = tf.function(apply, input_signature=[specs, tf.TensorSpec([], tf.float32)], autograph=False)
         return fns[key]
 
     def accumulate(self, grad_fn, tensors, variables, num_chunks=None):
@@ -352,7 +382,8 @@ class Trainer:
             grads_sum = grads if grads_sum is None else [a + b for a, b in zip(grads_sum, grads)]
             for key, value in info.items():
                 info_sum[key] = info_sum.get(key, 0.0) + value
-        info_sum["grad_norm"] = self._compiled_apply(variables)(grads_sum)
+        loss = tf.cast(tf.reshape(info_sum.get("loss", 0.0), []), tf.float32)  # the batch loss: refused if not finite
+        info_sum["grad_norm"] = self._compiled_apply(variables)(grads_sum, loss)
         return info_sum
 
     # ------------------------------------------------------------------ the loop
@@ -509,7 +540,25 @@ class Trainer:
     def save_checkpoint(self) -> str:
         """Save the whole run state to ``run_dir/checkpoints/ckpt-<global_step>``; returns its path."""
         manager = self._checkpoint_manager()
-        path = manager.save(checkpoint_number=self.global_step)
+        step = self.global_step
+        try:
+            path = manager.save(checkpoint_number=step)
+        except Exception as err:  # disk full, folder gone...: the index still names the last good checkpoint
+            directory = self.checkpoint_dir
+            for entry in os.listdir(directory) if os.path.isdir(directory) else []:
+                if entry.startswith((f"ckpt-{step}.", f"ckpt-{step}_temp")):  # this save's partial files
+                    target = os.path.join(directory, entry)
+                    import shutil
+
+                    shutil.rmtree(target, ignore_errors=True) if os.path.isdir(target) else os.remove(target)
+            last = self._latest_step()
+            kept = f"the last good checkpoint (step {last}) is kept" if last is not None else "no checkpoint was kept"
+            message = (f"could not save the checkpoint of step {step} in {directory} ({type(err).__name__}: "
+                       f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}); {kept}. Free "
+                       f"space or fix the folder, then rerun: the run resumes from its last good checkpoint")
+            if isinstance(err, OSError) and err.errno is not None:
+                raise OSError(err.errno, message) from err
+            raise RuntimeError(message) from err
         return path
 
     def restore(self, run_dir: str | None = None) -> bool:
@@ -527,6 +576,7 @@ class Trainer:
                 self.restored_from = ""  # looked: a fresh run
             return False
         candidates = list(reversed(list(state.all_model_checkpoint_paths))) or [state.model_checkpoint_path]
+        last_error = None
         for path in candidates:
             if not os.path.isabs(path):
                 path = os.path.join(directory, path)
@@ -534,12 +584,15 @@ class Trainer:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except Exception as err:  # noqa: BLE001 - a damaged or foreign checkpoint: try the one before
                 warnings.warn(f"could not restore {path}: {type(err).__name__}: {err}; trying an older checkpoint")
+                last_error = err
                 continue
             self.restored_from = path
             self._after_restore()
             return True
-        raise ValueError(f"no checkpoint in {directory} could be restored into this {type(self).__name__} "
-                         "(different model or config?); use a new run_dir")
+        reason = str(last_error).strip().splitlines()[0][:200] if last_error is not None and str(last_error).strip() else ""
+        detail = f"; last error {type(last_error).__name__}: {reason}" if reason else ""
+        raise ValueError(f"no checkpoint in {directory} could be restored into this {type(self).__name__} (a different "
+                         f"model or config, or damaged files{detail}); use a new run_dir")
 
     def _after_restore(self):
         """Hook: re-derive anything cached from the restored state."""

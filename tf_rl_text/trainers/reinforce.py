@@ -231,9 +231,8 @@ class ReinforceTrainer(Trainer):
                 ref_logp = self.agent.log_probs(prompt_ids[::k], prompt_mask[::k], reference_ids, reference_mask)
                 mle_loss = -ops.masked_mean(ref_logp, ref_mask)
                 loss = loss + cfg.mle_coef * mle_loss
-            loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
         grads = tape.gradient(loss, variables)
-        grad_norm = self.apply_gradients(grads, variables)
+        grad_norm = self.apply_gradients(grads, variables, loss)  # not applied if not finite: step() raises
         kl_mean = ops.masked_sum(kl, mask) / tf.cast(tf.shape(mask)[0], tf.float32) if kl is not None else 0.0
         return {
             "loss": loss,
@@ -270,7 +269,6 @@ class ReinforceTrainer(Trainer):
             policy_part = info["policy_loss"] * rows / total_rows
             entropy_part = info["entropy"] * tokens / total_tokens
             loss = policy_part - cfg.entropy_coef * entropy_part
-            loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
         grads = tape.gradient(loss, variables)
         return grads, {"loss": loss, "policy_loss": policy_part, "entropy": entropy_part}
 
@@ -352,6 +350,7 @@ class ReinforceTrainer(Trainer):
             out = self._accumulated_update(tensors, rewards, baseline)
         else:
             out = self._update(*tensors, rewards, baseline, *self._reference_tensors(rollout))
+        self.check_update(out)  # NaN/Inf loss or gradients: nothing was applied, the step is refused
         self.num_updates += 1
         stats = {k: float(v) for k, v in out.items()}
         stats.update(
