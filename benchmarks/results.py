@@ -271,7 +271,7 @@ def rl_stage(agent, train, task, dev_score, start_score, s: Settings, seed: int,
 
 # --------------------------------------------------------------------------- the protocol
 def run_protocol(task: str, seed: int, s: Settings, data_dir=None, export_dir=None, results_dir=None,
-                 scale: str = "custom", log=print) -> dict:
+                 scale: str = "custom", log=print, command: str | None = None) -> dict:
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     export_dir = export_dir or os.path.join(REPO, "saved_models", "results")
@@ -373,6 +373,7 @@ def run_protocol(task: str, seed: int, s: Settings, data_dir=None, export_dir=No
         "samples": [{"source": p, "reference": r, "mle": m, "rl": r_} for p, r, m, r_ in
                     zip(test.prompts[:3], test.references[:3], loaded["mle"], loaded["rl"])],
         "scale": scale,
+        "command": command,
         "model": model_note,
         "settings": dataclasses.asdict(s),
         "rl_config": rl_config,
@@ -468,7 +469,9 @@ def main(argv=None):
         s = settings_for(args.task, args.scale, args.set)
     except ValueError as e:
         p.error(str(e))
-    return run_protocol(args.task, args.seed, s, args.data_dir, args.export_dir, results_dir, args.scale)
+    command = "python benchmarks/results.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    return run_protocol(args.task, args.seed, s, args.data_dir, args.export_dir, results_dir, args.scale,
+                        command=command)
 
 
 if __name__ == "__main__":
