@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -50,7 +49,7 @@ import numpy as np  # noqa: E402
 
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, data, fit_pairs, metrics  # noqa: E402
-from tf_rl_text._compat import keras, tf  # noqa: E402
+from tf_rl_text._compat import tf  # noqa: E402
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
 from tf_rl_text.export import export_policy  # noqa: E402
 from tf_rl_text.rewards import BleuReward, RougeReward  # noqa: E402
