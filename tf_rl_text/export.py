@@ -12,8 +12,15 @@ imports tf_rl_text. Its functions (all also reachable as ``loaded.signatures[nam
   ``log_probs`` plus ``advantages`` (B, T) -> ``loss``), which changes the loaded variables;
 * whatever a trainer adds (``q_values``, ``values``...).
 
-The tokenizer files lie in ``PATH/assets/tokenizer/`` and a description in
-``PATH/assets/tf_rl_text.json`` (max_new_tokens, token ids, algorithm, config).
+``serving_only=True`` (``trainer.export(path, serving_only=True)``, ``tf-rl-text export RUN OUT
+--serving-only``) leaves out ``train_step``, the optimizer's slots and training-only extras
+(a target network): about a third of the full export's size, and nothing a serving caller runs
+changes the weights.
+
+The tokenizer files lie in ``PATH/assets/tokenizer/`` (saved with the padding side the model
+needs: left for causal LMs, so ``AutoTokenizer.from_pretrained`` gives batches the model can
+generate from) and a description in ``PATH/assets/tf_rl_text.json`` (max_new_tokens, token ids,
+algorithm, config, serving_only).
 """
 from __future__ import annotations
 
@@ -46,15 +53,18 @@ RESERVED_NAMES = ("generate", "sample", "log_probs", "train_step", "optimizer", 
 
 
 def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, extra_functions=None, metadata=None,
-                  extra_objects=None):
+                  extra_objects=None, serving_only: bool = False):
     """Write ``agent``'s policy as a SavedModel at ``path`` and return ``path``.
 
     train_step: optional ``(fn, input_signature)`` of the trainer's update; optimizer: the
     optimizer it uses (its state is saved so a loaded ``train_step`` continues training);
     extra_functions: ``{name: (fn, input_signature)}`` exported as more signatures;
     extra_objects: ``{name: trackable}`` saved beside the model and reachable as
-    ``loaded.<name>`` (a value head, a target network's variables, ...).
+    ``loaded.<name>`` (a value head, a target network's variables, ...);
+    serving_only: leave out ``train_step`` and ``optimizer`` (inference only, smaller).
     """
+    if serving_only:
+        train_step = optimizer = None
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     extra_objects = dict(extra_objects or {})
@@ -106,7 +116,7 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
         setattr(module, name, obj)
     os.makedirs(path, exist_ok=True)
     tf.saved_model.save(module, path, signatures=signatures)
-    agent.tokenizer.save_pretrained(os.path.join(path, TOKENIZER_DIR))
+    _save_tokenizer(agent.tokenizer, os.path.join(path, TOKENIZER_DIR), agent.padding_side)
     meta = {
         "format": "tf_rl_text.policy/1",
         "max_new_tokens": max_new_tokens,
@@ -115,11 +125,24 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
         "pad_token_id": agent.pad_token_id,
         "model_type": getattr(agent.model.config, "model_type", None),
         "signatures": sorted(signatures),
+        "serving_only": bool(serving_only),
     }
     meta.update(metadata or {})
     with open(os.path.join(path, METADATA_FILE), "w") as f:
         json.dump(meta, f, indent=1, default=str)
     return path
+
+
+def _save_tokenizer(tokenizer, folder, padding_side):
+    """``save_pretrained`` with ``padding_side`` written into tokenizer_config.json (the agent pads
+    itself, so the tokenizer object's own setting may differ; a reloaded tokenizer must not)."""
+    tokenizer.save_pretrained(folder)
+    config_path = os.path.join(folder, "tokenizer_config.json")
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    config["padding_side"] = padding_side
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
 
 
 class LoadedPolicy:

@@ -327,12 +327,13 @@ class _ActorCriticTrainer:
         ]
         return self.agent.graph_code(self._update_step), signature
 
-    def export(self, path: str, max_new_tokens: int | None = None) -> str:
+    def export(self, path: str, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`) with a
         ``values`` signature. Causal LMs: ``input_ids``, ``attention_mask`` (B, L) -> ``values``
         (B, L), V(s_t) of every prefix. Encoder-decoders: source ``input_ids``, ``attention_mask``
         (B, P) and ``completion_ids``, ``completion_mask`` (B, T) -> ``values`` (B, T), V of the
-        decoder state that chose each completion token (0 where the mask is 0)."""
+        decoder state that chose each completion token (0 where the mask is 0). ``serving_only``:
+        without ``train_step`` and the optimizer's slots."""
         from tf_rl_text.export import COMPLETION_SPECS, export_policy
 
         agent = self.agent
@@ -357,6 +358,7 @@ class _ActorCriticTrainer:
             extra_functions={"values": (values, ids_spec)},
             metadata={"algorithm": self.algorithm, "config": dataclasses.asdict(self.config),
                       "updates": self.num_updates, "kl_coef": self.kl_coef},
+            serving_only=serving_only,
         )
 
 

@@ -632,13 +632,14 @@ class QLearningTrainer:
         ]
         return self.agent.graph_code(self._update_step), signature
 
-    def export(self, path: str, max_new_tokens: int | None = None) -> str:
+    def export(self, path: str, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
         """Write the greedy Q policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`).
 
         Signatures: ``generate`` (greedy: argmax Q), ``sample`` (the exploring policy),
         ``log_probs``, ``q_values`` (``input_ids``, ``attention_mask`` (B, L) -> ``q_values``
         (B, L, V)), ``train_step`` (one TD update, see :meth:`export_train_step`) and
-        ``sync_target_network``.
+        ``sync_target_network``. ``serving_only``: without ``train_step``, the optimizer's slots,
+        the target network and ``sync_target_network``.
         """
         from tf_rl_text.export import export_policy
 
@@ -662,15 +663,20 @@ class QLearningTrainer:
         def sync_target_network():
             return {"synced": self._sync_target(tf.constant(self.config.target_update_tau, tf.float32))}
 
+        extra_objects = {"target_variables": list(self._target_variables), "epsilon": self.policy.epsilon}
+        extra_functions = {"q_values": (q_values, q_signature),
+                           "sync_target_network": (tf.autograph.experimental.do_not_convert(sync_target_network), [])}
+        if serving_only:  # the target network only serves TD updates
+            del extra_objects["target_variables"], extra_functions["sync_target_network"]
         return export_policy(
             self.policy, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
             train_step=(fn, signature),
             optimizer=self.optimizer,
-            extra_objects={"target_variables": list(self._target_variables), "epsilon": self.policy.epsilon},
-            extra_functions={"q_values": (q_values, q_signature),
-                             "sync_target_network": (tf.autograph.experimental.do_not_convert(sync_target_network), [])},
+            extra_objects=extra_objects,
+            extra_functions=extra_functions,
             metadata={"algorithm": f"q_learning/{self.config.target}", "config": dataclasses.asdict(self.config),
                       "updates": self.num_updates},
+            serving_only=serving_only,
         )
 
 

@@ -309,8 +309,9 @@ class ReinforceTrainer:
         ]
         return self.agent.graph_code(train_step), signature
 
-    def export(self, path: str, max_new_tokens: int | None = None) -> str:
-        """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`)."""
+    def export(self, path: str, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
+        """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`);
+        ``serving_only``: without ``train_step`` and the optimizer's slots."""
         from tf_rl_text.export import export_policy
 
         fn, signature = self.export_train_step()
@@ -318,6 +319,7 @@ class ReinforceTrainer:
             self.agent, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
             train_step=(fn, signature), optimizer=self.optimizer,
             metadata={"algorithm": "reinforce", "config": dataclasses.asdict(self.config), "updates": self.num_updates},
+            serving_only=serving_only,
         )
 
 
