@@ -117,8 +117,11 @@ def cmd_generate(args):
     if args.json:
         print(json.dumps([{"prompt": p, "completion": c} for p, c in zip(prompts, completions)], ensure_ascii=False))
     else:
+        sep = args.separator
+        if sep is None:  # a completion continues a causal prompt; an encoder-decoder's output answers it
+            sep = " => " if policy.metadata.get("padding_side") == "right" else ""
         for p, c in zip(prompts, completions):
-            print(f"{p}{args.separator}{c}")
+            print(f"{p}{sep}{c}")
     return 0
 
 
@@ -205,7 +208,7 @@ def _print_table(title, rows: dict):
     width = max(len(k) for k in rows) if rows else 0
     for k, v in rows.items():
         if isinstance(v, float):
-            v = f"{v:.4f}"
+            v = f"{v:.4g}" if abs(v) >= 1000 or k.endswith("_s") else f"{v:.4f}"
         print(f"  {k:<{width}}  {v}")
 
 
@@ -247,7 +250,9 @@ def build_parser():
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (with --sample)")
     generation_flags(g)
-    g.add_argument("--separator", default="", help="printed between prompt and completion (default: nothing)")
+    g.add_argument("--separator", default=None,
+                   help="printed between prompt and completion (default: nothing for a causal LM, ' => ' for an "
+                        "encoder-decoder)")
     g.add_argument("--json", action="store_true", help="print a JSON list of {prompt, completion}")
     g.set_defaults(fn=cmd_generate)
 

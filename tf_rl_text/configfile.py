@@ -230,8 +230,11 @@ def _parser_types(cls) -> dict:
     return {a.dest: a for a in parser._actions if a.dest != "help" and a.option_strings and a.nargs != 0}
 
 
-def _optional(field) -> bool:
-    text = str(field.type)
+def _optional(cls, field) -> bool:
+    """Whether ``field`` of ``cls`` accepts None (read from the annotations: HfArgumentParser rewrites field.type)."""
+    annotation = next((k.__dict__["__annotations__"][field.name] for k in cls.__mro__
+                       if field.name in k.__dict__.get("__annotations__", {})), field.type)
+    text = str(annotation)
     return field.default is None or "None" in text or "Optional" in text
 
 
@@ -243,11 +246,11 @@ def _type_name(action) -> str:
     return getattr(action.type, "__name__", str(action.type))
 
 
-def _convert(action, field, value, where, source):
+def _convert(cls, action, field, value, where, source):
     from transformers.hf_argparser import string_to_bool
 
     if value is None:
-        if _optional(field):
+        if _optional(cls, field):
             return None
         raise ConfigError(f"{source}: {where} cannot be null; give a value (default {field.default!r})")
     if action is None or action.type is None:
@@ -288,7 +291,7 @@ def build_section(cls, values, section: str, source: str):
             hint = f"did you mean {section}.{close[0]}? " if close else ""
             raise ConfigError(f"{source}: unknown field {where} (value {value!r}); {hint}"
                               f"the fields of {section} are: {', '.join(fields)}")
-        kwargs[key] = _convert(actions.get(key), fields[key], value, where, source)
+        kwargs[key] = _convert(cls, actions.get(key), fields[key], value, where, source)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:

@@ -423,7 +423,9 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print) ->
         "wall_time_s": round(time.time() - t0, 1),
     }
     samples = built.held_out.prompts[:3]
-    summary["samples"] = [p + c for p, c in zip(samples, built.agent.generate_text(samples, cfg.run.max_new_tokens))]
+    sep = " => " if built.agent.is_encoder_decoder else ""
+    summary["samples"] = [p + sep + c
+                          for p, c in zip(samples, built.agent.generate_text(samples, cfg.run.max_new_tokens))]
     try:
         summary["plot"] = plot_run(run_dir)["path"]
     except ValueError as e:  # no steps: nothing to plot
