@@ -247,6 +247,16 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
         train = train.truncate_prompts(tok, cfg.data.max_source_tokens)
         held_out = held_out.truncate_prompts(tok, cfg.data.max_source_tokens)
     reward_fn = build_reward(cfg.reward, cfg, log) if reward else zero_reward
+    try:  # before the warm start: a prompt that does not fit the model's context is a config mistake
+        if train.has_references or agent.is_encoder_decoder:
+            env = train.to_env(tok, reward_fn, batch_size=r.batch_size, max_new_tokens=r.max_new_tokens,
+                               encoder_decoder=agent.is_encoder_decoder, seed=r.seed,
+                               context_length=agent.context_length)
+        else:
+            env = TextGenerationEnv(train.prompts, tok, reward_fn=reward_fn, batch_size=r.batch_size,
+                                    max_new_tokens=r.max_new_tokens, seed=r.seed)
+    except ValueError as e:
+        raise ConfigError(f"{cfg.source}: {e}") from None
     if warm_start and r.warm_start_steps:
         t0 = time.time()
         if train.has_references:
@@ -260,13 +270,6 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
         log(f"warm start: token NLL {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f} over {len(losses)} steps "
             f"({time.time() - t0:.0f} s)")
     try:
-        if train.has_references or agent.is_encoder_decoder:
-            env = train.to_env(tok, reward_fn, batch_size=r.batch_size, max_new_tokens=r.max_new_tokens,
-                               encoder_decoder=agent.is_encoder_decoder, seed=r.seed,
-                               context_length=agent.context_length)
-        else:
-            env = TextGenerationEnv(train.prompts, tok, reward_fn=reward_fn, batch_size=r.batch_size,
-                                    max_new_tokens=r.max_new_tokens, seed=r.seed)
         cls = {"reinforce": tf_rl_text.ReinforceTrainer, "a2c": tf_rl_text.A2CTrainer, "ppo": tf_rl_text.PPOTrainer,
                "q_learning": tf_rl_text.QLearningTrainer}[cfg.algorithm]
         trainer = cls(agent, env, cfg.trainer)
