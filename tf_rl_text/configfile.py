@@ -438,6 +438,8 @@ def _resolve_path(value, base_dir):
 
 def _resolve_paths(raw: dict, base_dir: str) -> dict:
     raw = copy.deepcopy(raw)
+    if isinstance(raw.get("quick"), dict):  # the quick section's paths too
+        raw["quick"] = _resolve_paths(raw["quick"], base_dir)
     for section, field in (("model", "path"), ("data", "path"), ("data", "data_dir")):
         if isinstance(raw.get(section), dict) and field in raw[section]:
             raw[section][field] = _resolve_path(raw[section][field], base_dir)
@@ -466,9 +468,12 @@ def _check_exists(cfg: RunConfig):
     reward_paths(cfg.reward, "reward")
     for where, path in checks:
         if path and not os.path.exists(path):
+            from tf_rl_text.data import shared_data_dir
+
             hint = ""
-            if "TF_RL_TEXT_DATA" in str(cfg.raw) or "shared" in str(path):
-                hint = " (real data: set TF_RL_TEXT_DATA to the shared data folder, or point the field elsewhere)"
+            if str(path).startswith(shared_data_dir()):
+                hint = (f" (the real-data folder is {shared_data_dir()}: set TF_RL_TEXT_DATA to the folder that "
+                        "holds the data sets, or point the field elsewhere)")
             raise ConfigError(f"{src}: {where} {path!r} does not exist{hint}")
     if cfg.model.path and not os.path.isfile(os.path.join(cfg.model.path, "config.json")):
         raise ConfigError(f"{src}: model.path {cfg.model.path!r} has no config.json, so it is not a save_pretrained "
