@@ -421,11 +421,32 @@ def apply_sets(raw: dict, sets, source: str) -> dict:
 _PATH_FIELDS = ("model.path", "data.path", "data.data_dir", "reward.model", "reward.train_data", "reward.output")
 
 
-def _expand_data_var(value: str) -> str:
-    from tf_rl_text.data import DATA_ENV_VAR, shared_data_dir
+DATA_VAR = "TF_RL_TEXT_DATA"
 
-    for token in ("${" + DATA_ENV_VAR + "}", "$" + DATA_ENV_VAR):
-        value = value.replace(token, shared_data_dir())
+
+def data_folder():
+    """The real-data folder: ``$TF_RL_TEXT_DATA``, else the package's default guess (None when there is none)."""
+    folder = os.environ.get(DATA_VAR)
+    if folder:
+        return folder
+    try:
+        from tf_rl_text.data import shared_data_dir
+
+        return shared_data_dir()
+    except (FileNotFoundError, ValueError, ImportError):
+        return None
+
+
+def _expand_data_var(value: str) -> str:
+    tokens = ("${" + DATA_VAR + "}", "$" + DATA_VAR)
+    if not any(t in value for t in tokens):
+        return value
+    folder = data_folder()
+    if not folder:
+        raise ConfigError(f"{value!r} names ${DATA_VAR}, which is not set: set {DATA_VAR} to the folder that holds "
+                          "the real data sets, or give the path itself")
+    for token in tokens:
+        value = value.replace(token, folder)
     return value
 
 
@@ -468,12 +489,10 @@ def _check_exists(cfg: RunConfig):
     reward_paths(cfg.reward, "reward")
     for where, path in checks:
         if path and not os.path.exists(path):
-            from tf_rl_text.data import shared_data_dir
-
-            hint = ""
-            if str(path).startswith(shared_data_dir()):
-                hint = (f" (the real-data folder is {shared_data_dir()}: set TF_RL_TEXT_DATA to the folder that "
-                        "holds the data sets, or point the field elsewhere)")
+            hint, folder = "", data_folder()
+            if folder and str(path).startswith(folder):
+                hint = (f" (the real-data folder is {folder}: set {DATA_VAR} to the folder that holds the data "
+                        "sets, or point the field elsewhere)")
             raise ConfigError(f"{src}: {where} {path!r} does not exist{hint}")
     if cfg.model.path and not os.path.isfile(os.path.join(cfg.model.path, "config.json")):
         raise ConfigError(f"{src}: model.path {cfg.model.path!r} has no config.json, so it is not a save_pretrained "
