@@ -207,7 +207,9 @@ def _print_table(title, rows: dict):
     print(f"\n{title}")
     width = max(len(k) for k in rows) if rows else 0
     for k, v in rows.items():
-        if isinstance(v, float):
+        if isinstance(v, float) and k.startswith("num_") and v.is_integer():
+            v = int(v)
+        elif isinstance(v, float):
             v = f"{v:.4g}" if abs(v) >= 1000 or k.endswith("_s") else f"{v:.4f}"
         print(f"  {k:<{width}}  {v}")
 
