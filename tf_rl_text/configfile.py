@@ -134,7 +134,7 @@ class RunSection:
     demonstrations: int = 0
     """q_learning: upbeat sentences of the embedded corpus (scored by the reward) put in the replay as
     demonstrations; 0 = learn from own samples only."""
-    checkpoint_every: int = 0
+    checkpoint_every: int = 50
     """Write a checkpoint every N steps (0 = only at the end); a rerun with the same --run-dir resumes."""
     eval_metrics: str = "reward"
     """Comma-separated final evaluation: reward (greedy mean reward) and, for data with references, any of
