@@ -114,9 +114,13 @@ def warm_start_on_corpus(agent, steps, seed, progress):
         print(f"warm start: token NLL {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f} over {len(losses)} steps")
 
 
-def mean_reward(trainer, prompts, seed):
-    """Mean reward of 4 sampled completions of every prompt (fixed seed: comparable before/after)."""
-    rollout = trainer.env.rollout(trainer.agent, num_samples=4, seed=seed, prompts=prompts)
+def mean_reward(trainer, prompts, seed, env=None, agent=None):
+    """Mean reward of 4 sampled completions of every prompt (fixed seed: comparable before/after).
+    Pass ``env`` and ``agent`` instead of a trainer to score before the trainer exists (a resumed
+    trainer holds the trained weights)."""
+    env = env if env is not None else trainer.env
+    agent = agent if agent is not None else trainer.agent
+    rollout = env.rollout(agent, num_samples=4, seed=seed, prompts=prompts)
     return float(np.mean(rollout.rewards))
 
 
@@ -126,3 +130,93 @@ def write_metrics(metrics, path):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as f:
             json.dump(metrics, f, indent=1)
+
+
+# --------------------------------------------------------------------------- run folder, resume, determinism
+RUN_ARGS_FILE = "example_args.json"
+FINISHED_FILE = "finished.json"
+_NOT_THE_RUN = ("run_dir", "metrics_file", "no_progress", "output", "checkpoint_every")  # may change on a rerun
+
+
+def add_run_flags(parser, example):
+    """``--run-dir`` (default runs/<example>), ``--checkpoint-every`` and ``--deterministic``."""
+    parser.add_argument("--run-dir", default=os.path.join("runs", example),
+                        help="run folder: checkpoints/, tensorboard/, metrics.jsonl. Rerunning the same command "
+                             "resumes from its last checkpoint (after a crash or Ctrl-C)")
+    parser.add_argument("--checkpoint-every", type=positive_int("--checkpoint-every"), default=10,
+                        help="save a checkpoint every N RL steps (also at the end and on SIGINT/SIGTERM)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic TF kernels (op determinism): the same seed gives the same numbers, "
+                             "and a resumed run ends as the uninterrupted one would have")
+
+
+def start_run(args, default_run_dir):
+    """Turn on op determinism if asked; make sure ``args.run_dir`` belongs to this run.
+
+    The folder records the arguments (``example_args.json``). A rerun with the same arguments
+    resumes. In the DEFAULT folder (the example's scratch space) a different or finished run is
+    moved aside to ``<run_dir>.old`` and a new one starts; in a folder given with --run-dir a run
+    with other arguments is an error, and a finished run is resumed (nothing left to train: it
+    evaluates and exports again).
+    """
+    import shutil
+
+    if args.deterministic:
+        from tf_rl_text._compat import tf
+
+        tf.config.experimental.enable_op_determinism()
+        tf.keras.utils.set_random_seed(args.seed)
+    run_dir = args.run_dir
+    import dataclasses
+
+    wanted = {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_THE_RUN}
+    wanted = json.loads(json.dumps(wanted, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o)
+                                   else str(o)))
+    record = os.path.join(run_dir, RUN_ARGS_FILE)
+    default = os.path.abspath(run_dir) == os.path.abspath(default_run_dir)
+    if default and os.path.exists(os.path.join(run_dir, FINISHED_FILE)):
+        # the example's scratch folder holds a finished run: this is a new run, not a resume
+        shutil.rmtree(run_dir + ".old", ignore_errors=True)
+        os.replace(run_dir, run_dir + ".old")
+        print(f"{run_dir} held a finished run; moved it to {run_dir}.old and starting a new one")
+    if os.path.exists(record):
+        with open(record) as f:
+            found = json.load(f)
+        if found != wanted:
+            changed = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+            if not default:
+                raise SystemExit(f"error: --run-dir {run_dir} holds a run with other arguments ({', '.join(changed)} "
+                                 "differ); rerun with the same arguments to resume it, or pass a new --run-dir")
+            shutil.rmtree(run_dir + ".old", ignore_errors=True)
+            os.replace(run_dir, run_dir + ".old")
+            print(f"{run_dir} held a run with other arguments ({', '.join(changed)}); moved it to {run_dir}.old")
+    elif os.path.isdir(os.path.join(run_dir, "checkpoints")):
+        raise SystemExit(f"error: --run-dir {run_dir} holds checkpoints of an unknown run; pass a new --run-dir")
+    os.makedirs(run_dir, exist_ok=True)
+    with open(record + ".tmp", "w") as f:
+        json.dump(wanted, f, indent=1)
+    os.replace(record + ".tmp", record)
+
+
+def finish_run(args, metrics=None):
+    """Mark ``args.run_dir`` as a finished run (``finished.json``, with the summary metrics)."""
+    with open(os.path.join(args.run_dir, FINISHED_FILE), "w") as f:
+        json.dump(metrics or {}, f, indent=1, default=str)
+
+
+def run_callbacks():
+    """TensorBoard (run_dir/tensorboard) and JSONL metrics (run_dir/metrics.jsonl) for ``trainer.train``."""
+    from tf_rl_text.callbacks import JSONLLogger, TensorBoard
+
+    return [TensorBoard(), JSONLLogger()]
+
+
+def trainer_run_kwargs(args):
+    return {"run_dir": args.run_dir, "checkpoint_every": args.checkpoint_every}
+
+
+def resumed_note(trainer):
+    """A line saying where the trainer resumed from (empty for a fresh run)."""
+    if trainer.restored_from:
+        return f"resumed from {trainer.restored_from} (step {trainer.global_step})"
+    return ""

@@ -3,7 +3,7 @@
 likelihood, then fine-tuned with self-critical REINFORCE on sentence BLEU; exported and loaded back.
 
     python examples/dialogue.py                         # embedded 40 conversations, offline (a few minutes)
-    python examples/dialogue.py --quick                 # smoke run (about a minute)
+    python examples/dialogue.py --quick                 # smoke run (about 25 s on 2 idle CPU cores)
     python examples/dialogue.py --data ../shared/data/topical_chat   # Topical-Chat: valid_freq / test_freq
 
 Why an encoder-decoder here too: a reply is conditional generation from a context, like a
@@ -75,8 +75,8 @@ def load_data(path, args):
         pairs = data.load_dialogue(path, split="valid_freq", context_turns=CONTEXT_TURNS, separator=SEPARATOR)
         train, dev = pairs[:-300], pairs[-300:]
         test = data.load_dialogue(path, split="test_freq", context_turns=CONTEXT_TURNS, separator=SEPARATOR)
-        return train, dev, test, (f"Topical-Chat in {path}: valid_freq (train; its last 300 pairs choose the "
-                                  "checkpoint), test_freq (report)")
+        return train, dev, test, (f"Topical-Chat in {path}: valid_freq (train: all but its last 300 pairs; the "
+                                  f"first --dev-limit of those 300 choose the checkpoint), test_freq (report)")
     if path.endswith(".json"):  # one Topical-Chat file
         pairs = data.load_dialogue(path, context_turns=CONTEXT_TURNS, separator=SEPARATOR)
         train, held_out = pairs.split(0.8)

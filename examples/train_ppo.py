@@ -27,9 +27,11 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, mean_reward,  # noqa: E402
-                     non_negative_float, non_negative_int, positive_float, positive_int, seed_int,
-                     warm_start_on_corpus, write_metrics)
+from _common import (add_precision_flag, add_run_flags, check_fits, check_model_folder, make_agent,  # noqa: E402
+                     mean_reward, non_negative_float, non_negative_int, positive_float, positive_int, finish_run, resumed_note,
+                     run_callbacks, seed_int, start_run, trainer_run_kwargs, warm_start_on_corpus, write_metrics)
+
+EXAMPLE = "train_ppo"
 
 
 def parse_args(argv=None):
@@ -57,6 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--output", default=None, help="folder the SavedModel is exported to (default saved_models/train_<algo>)")
     p.add_argument("--metrics-file", default=None, help="write a JSON summary (reward_before, reward_after, kl_after, saved_model, ...) here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_run_flags(p, EXAMPLE)
     args = p.parse_args(argv)
     check_model_folder(p, args.model)
     if args.episodes is None:
@@ -88,6 +91,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     show = not args.no_progress
+    start_run(args, os.path.join("runs", EXAMPLE))
     agent = make_agent(args.model, args.seed, args.precision)
     tokenizer = agent.tokenizer
     prompts = load_prompts()
@@ -100,25 +104,23 @@ def main(argv=None):
                             max_new_tokens=args.max_new_tokens, seed=args.seed)
     common = dict(learning_rate=args.learning_rate, num_samples_per_prompt=args.samples_per_prompt,
                   kl_coef=args.kl_coef, adaptive_kl=args.adaptive_kl, kl_target=args.kl_target)
-    if args.algo == "ppo":
-        trainer = PPOTrainer(agent, env, PPOConfig(num_epochs=args.epochs, num_minibatches=args.minibatches, **common))
-    else:
-        trainer = A2CTrainer(agent, env, A2CConfig(**common))
-
     samples = prompts[:4]
-    reward_before = mean_reward(trainer, prompts, seed=12345)
+    reward_before = mean_reward(None, prompts, seed=12345, env=env, agent=agent)  # before a resume loads weights
     print(f"\nreward before {args.algo.upper()}: {reward_before:+.3f}  (mean over {len(prompts)} prompts x 4 samples; range -1..1)")
     for p, c in zip(samples, agent.generate_text(samples, args.max_new_tokens, seed=1)):
         print(f"  {p} |{c}")
 
-    # One rollout per iteration, then the algorithm's updates (PPO: epochs x minibatches; A2C: one).
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(args.episodes), desc=args.algo.upper(), unit="rollout", disable=not show)
-    for episode in bar:
-        stats = trainer.step()
-        bar.set_postfix(reward=f"{stats['reward_mean']:+.2f}", kl=f"{stats['kl']:.2f}",
-                        vloss=f"{stats['value_loss']:.3f}", ev=f"{stats['explained_variance']:.2f}")
+    # One rollout per iteration, then the algorithm's updates (PPO: epochs x minibatches; A2C: one),
+    # until the run has made args.episodes rollouts, checkpointing into --run-dir.
+    run = trainer_run_kwargs(args)
+    if args.algo == "ppo":
+        trainer = PPOTrainer(agent, env, PPOConfig(num_epochs=args.epochs, num_minibatches=args.minibatches, **common),
+                             **run)
+    else:
+        trainer = A2CTrainer(agent, env, A2CConfig(**common), **run)
+    if trainer.restored_from:
+        print(resumed_note(trainer))
+    trainer.train(args.episodes, callbacks=run_callbacks(), progress=show)
     last = trainer.history[-10:]
     kl_after = float(np.mean([h["kl"] for h in last]))
     print("\nlast 10 rollouts: " + ", ".join(
@@ -154,6 +156,7 @@ def main(argv=None):
         "samples_after": loaded,
     }
     write_metrics(metrics, args.metrics_file)
+    finish_run(args, metrics)
     print(f"done in {metrics['wall_time_s']} s")
     return metrics
 

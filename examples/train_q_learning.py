@@ -31,8 +31,11 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import QLearningConfig, QLearningTrainer, TextGenerationEnv, load_corpus, load_prompts  # noqa: E402
 from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import (add_precision_flag, check_fits, check_model_folder, make_agent, non_negative_int,  # noqa: E402
-                     positive_float, positive_int, seed_int, warm_start_on_corpus, write_metrics)
+from _common import (add_precision_flag, add_run_flags, check_fits, check_model_folder, make_agent,  # noqa: E402
+                     non_negative_int, positive_float, positive_int, finish_run, resumed_note, run_callbacks, seed_int, start_run,
+                     trainer_run_kwargs, warm_start_on_corpus, write_metrics)
+
+EXAMPLE = "train_q_learning"
 
 
 def parse_args(argv=None):
@@ -67,6 +70,7 @@ def parse_args(argv=None):
     p.add_argument("--metrics-file", default=None,
                    help="write a JSON summary (reward_before, reward_after, saved_model, ...) here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_run_flags(p, EXAMPLE)
     args = p.parse_args(argv)
     check_model_folder(p, args.model)
     if args.steps is None:
@@ -104,6 +108,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     show = not args.no_progress
+    start_run(args, os.path.join("runs", EXAMPLE))
     keras.utils.set_random_seed(args.seed)  # Keras initializers draw from Python's random: seed it too
     agent = make_agent(args.model, args.seed, args.precision)
     tokenizer = agent.tokenizer
@@ -121,7 +126,8 @@ def main(argv=None):
         batch_size=args.minibatch_size, target_update_period=args.target_update_period,
         demonstration_fraction=args.demonstration_fraction,
     )
-    trainer = QLearningTrainer(agent, env, config)
+    # checkpoints into --run-dir; a rerun resumes when train() starts (after the "before" numbers below)
+    trainer = QLearningTrainer(agent, env, config, **trainer_run_kwargs(args), auto_resume=False)
     if args.demonstrations:
         demo_prompts, demo_completions = upbeat_demonstrations(reward_fn, args.demonstrations)
         trainer.add_demonstrations(demo_prompts, demo_completions)  # scored by the env's reward: all +1
@@ -136,7 +142,9 @@ def main(argv=None):
     for p, c in zip(samples, agent.generate_text(samples, args.max_new_tokens, greedy=True)):
         print(f"  {p} |{c}")
 
-    trainer.train(args.steps, progress=show)
+    trainer.train(args.steps, callbacks=run_callbacks(), progress=show)
+    if trainer.restored_from:
+        print(resumed_note(trainer))
 
     reward_after = trainer.evaluate()
     sampled_after = sampled_reward(trainer, prompts, seed=12345)
@@ -171,6 +179,7 @@ def main(argv=None):
         "samples_after": loaded,
     }
     write_metrics(metrics, args.metrics_file)
+    finish_run(args, metrics)
     print(f"done in {metrics['wall_time_s']} s")
     return metrics
 

@@ -10,7 +10,9 @@ sys.path.insert(0, REPO)
 import tf_rl_text  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
 
-SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+# The real data: $TF_RL_TEXT_DATA if set, else ../shared/data beside the checkout (this repository's layout).
+# Tests pass it to the loaders explicitly (data_dir=SHARED_DATA): the package itself guesses no folder.
+SHARED_DATA = os.environ.get("TF_RL_TEXT_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +60,117 @@ def make_tiny_bart(tokenizer, seed=0):
     model = TFBartForConditionalGeneration(config)
     model(model.dummy_inputs, training=False)
     return model
+
+
+WORDS = ["<eos>", "<pad>", "a", "b", "c", "x"]
+
+
+def make_word_tokenizer():
+    """A 6-word tokenizer (ids 0-5: <eos>, <pad>, a, b, c, x; whitespace-separated words): small enough
+    that sampled token frequencies can be checked against a hand-built distribution."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    t = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<eos>"))
+    t.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<eos>", pad_token="<pad>", model_max_length=16)
+
+
+def make_spread_gpt2(tokenizer, seed=0, initializer_range=0.5, n_positions=64):
+    """A 1-layer, 32-wide GPT-2 initialised with a large std (0.5, HF's default is 0.02): its logits
+    spread over several nats and its greedy output changes from token to token, so tests that compare
+    tokens or sampling frequencies can tell a right answer from a wrong one."""
+    from transformers import GPT2Config, TFGPT2LMHeadModel
+
+    from tf_rl_text._compat import tf
+
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_embd=32, n_layer=1, n_head=2,
+                        initializer_range=initializer_range, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    tf.keras.utils.set_random_seed(seed)
+    model = TFGPT2LMHeadModel(config)
+    model(model.dummy_inputs, training=False)
+    return model
+
+
+class LogitRecorder:
+    """Mixin for an RLAgent subclass: ``process_logits`` (the documented hook, which the compiled decode
+    loop calls on every step's (B, V) logits) also writes them into a tf.Variable, so a test can read the
+    per-step logits of the cached generation loop. Call ``start_recording(batch, steps)`` before the
+    first ``generate``; ``recorded()`` returns (calls, B, V): call 0 is the prefill (the first token's
+    logits), call t the logits after t tokens went through the key/value cache."""
+
+    _record = None
+
+    def start_recording(self, batch, steps):
+        from tf_rl_text._compat import tf
+
+        if self._record is None:
+            self._record = tf.Variable(tf.zeros([steps, batch, self.vocab_size]), trainable=False)
+            self._calls = tf.Variable(0, trainable=False)
+        self._record.assign(tf.zeros([steps, batch, self.vocab_size]))
+        self._calls.assign(0)
+
+    def recorded(self):
+        return self._record.numpy()[: int(self._calls.numpy())]
+
+    def process_logits(self, logits):
+        logits = super().process_logits(logits)
+        if self._record is None or logits.shape.rank != 2:  # scoring passes (B, T, V): not recorded
+            return logits
+        from tf_rl_text._compat import tf
+
+        index = self._calls.assign_add(1) - 1
+        write = self._record.scatter_nd_update(tf.reshape(index, [1, 1]), logits[None])
+        with tf.control_dependencies([write]):
+            return tf.identity(logits)
+
+
+def recording_agent(model, tokenizer, **kwargs):
+    """An RLAgent over ``model`` that records the per-step logits of its decode loop (see LogitRecorder)."""
+    from tf_rl_text import RLAgent
+
+    cls = type("RecordingAgent", (LogitRecorder, RLAgent), {})
+    return cls(model, tokenizer, **kwargs)
+
+
+def assert_cached_logits_equal_recomputation(agent, model, prompts, gen, recorded, atol=1e-4):
+    """Every step's logits in the cached decode loop (``recorded``, from a LogitRecorder agent) equal the
+    logits of one uncached, unpadded forward pass over prompt + the tokens generated so far: the prompt
+    alone for a causal LM (prompt + completion read left to right), the source in the encoder and
+    decoder_start + completion in the decoder for an encoder-decoder. Checked for every live token."""
+    import numpy as np
+
+    from tf_rl_text._compat import tf
+
+    ids, masks = gen.completion_ids.numpy(), gen.completion_mask.numpy()
+    checked = 0
+    for row, text in enumerate(prompts):
+        source = agent.tokenizer(text, add_special_tokens=False)["input_ids"]
+        n = int(masks[row].sum())
+        completion = ids[row, :n].tolist()
+        if agent.is_encoder_decoder:
+            logits = model(input_ids=tf.constant([source]), attention_mask=tf.ones([1, len(source)], tf.int32),
+                           decoder_input_ids=tf.constant([[agent.decoder_start_token_id] + completion]),
+                           training=False).logits[0, :n]
+        else:
+            logits = model(input_ids=tf.constant([source + completion]), training=False).logits[0]
+            logits = logits[len(source) - 1: len(source) - 1 + n]
+        np.testing.assert_allclose(recorded[:n, row], logits.numpy(), atol=atol,
+                                   err_msg=f"row {row} ({text!r}): cached per-step logits != recomputation")
+        checked += n
+    return checked
+
+
+def pytest_addoption(parser):
+    parser.addoption("--reverse", action="store_true", default=False,
+                     help="run the collected tests in reverse order (checks that tests do not depend on their order)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse"):
+        items.reverse()
 
 
 def pytest_configure(config):

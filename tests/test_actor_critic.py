@@ -131,6 +131,7 @@ def test_config_rejects_bad_values(kwargs, match):
 # --------------------------------------------------------------------------- training on the toy task
 TARGET = 264  # " the", the REINFORCE tests' toy target: reward = fraction of completion tokens equal to it
 KL_BOUND = 36.5  # nats per 6-token completion: below the 37.4 (6 ln 512) of a policy collapsed onto " the"
+LEASH_MARGIN = 3.0  # nats: the leashed run's mean KL over its 85 rollouts stays at least this far below the control's
 
 
 def toy_env(tokenizer, batch_size=4):
@@ -138,28 +139,52 @@ def toy_env(tokenizer, batch_size=4):
                              TokenFrequencyReward(tokenizer, TARGET), batch_size=batch_size, max_new_tokens=6, seed=0)
 
 
-@pytest.fixture(scope="module")
-def ppo_run(tokenizer):
-    """PPO with a fixed KL leash (beta 0.02) on the REINFORCE tests' toy task: 70 rollouts of
-    4 prompts x 8 samples, 2 epochs x 2 minibatches each (measured: the reward leaves 0 near
-    rollout 50 and passes 0.9 by rollout 80)."""
+def toy_ppo_run(tokenizer, kl_coef, rollouts=85):
+    """PPO on the REINFORCE tests' toy task: ``rollouts`` rollouts of 4 prompts x 8 samples, 2 epochs x
+    2 minibatches each, with a fixed KL leash ``kl_coef``. Returns (trainer, weights before training)."""
     agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
     trainer = PPOTrainer(agent, toy_env(tokenizer), PPOConfig(learning_rate=1e-2, num_samples_per_prompt=8,
-                                                              num_epochs=2, num_minibatches=2, kl_coef=0.02))
+                                                              num_epochs=2, num_minibatches=2, kl_coef=kl_coef))
     before = [w.copy() for w in agent.model.get_weights()]
-    trainer.train(85, progress=False)
+    trainer.train(rollouts, progress=False)
     return trainer, before
 
 
-def test_ppo_reaches_reward_above_half_while_the_kl_leash_holds(ppo_run):
-    """The KL-regularised optimum at beta = 0.02 says " the" with p ~ 0.89 per token (reward ~0.89,
-    KL ~31 nats per 6-token completion); the fully collapsed policy would cost 6 ln 512 = 37.4 nats."""
+@pytest.fixture(scope="module")
+def ppo_run(tokenizer):
+    """PPO with a fixed KL leash (beta 0.02), 85 rollouts. Tests only read it (nothing steps or changes
+    this trainer), so they pass in any order. Measured: the reward leaves 0 near rollout 20, passes 0.5
+    near rollout 40 and reaches ~0.99 by rollout 60 (KL to the reference ~35 nats then)."""
+    return toy_ppo_run(tokenizer, kl_coef=0.02)
+
+
+@pytest.fixture(scope="module")
+def ppo_control_run(tokenizer):
+    """The same run with no leash to speak of (beta 1e-6, so the same code path with a reference model)."""
+    return toy_ppo_run(tokenizer, kl_coef=1e-6)[0]
+
+
+def test_ppo_reaches_reward_above_half_while_the_kl_leash_holds(ppo_run, ppo_control_run):
+    """The leash (beta 0.02) holds the policy nearer the reference than a no-leash control (beta 1e-6).
+
+    Measured over the 85 rollouts: mean KL to the reference 19 nats per 6-token completion with the leash,
+    25 without (the control drifts faster: mean KL over rollouts 11-40 ~6 vs ~19 nats). Both end near
+    collapse onto " the" (last 5 rollouts: reward 0.99 and KL 35.1 leashed, 0.96 and 35.6 control; the
+    fully collapsed policy costs 6 ln 512 = 37.4 nats): within 85 rollouts a beta of 0.02 slows the drift
+    but does not reach the KL-regularised optimum (p(" the") ~0.89 per token, reward ~0.89, KL ~31 nats),
+    so the final KL is not what separates the runs; the KL over the run is.
+    """
     trainer, _ = ppo_run
-    last = trainer.history[-5:]
-    reward = np.mean([h["reward_mean"] for h in last])
-    kl = np.mean([h["kl"] for h in last])
+    leashed, control = trainer.history, ppo_control_run.history
+    assert len(leashed) == len(control) == 85
+    assert {h["kl_coef"] for h in leashed} == {0.02} and {h["kl_coef"] for h in control} == {1e-6}
+    reward = np.mean([h["reward_mean"] for h in leashed[-5:]])
     assert reward > 0.5, f"PPO's mean reward over the last 5 rollouts is {reward:.3f}"
-    assert kl < KL_BOUND, f"KL to the reference {kl:.1f} nats >= the stated bound {KL_BOUND}"
+    kl_leashed, kl_control = (np.mean([h["kl"] for h in run]) for run in (leashed, control))
+    assert kl_leashed < kl_control - LEASH_MARGIN, (
+        f"mean KL over the run: {kl_leashed:.1f} nats with the leash, {kl_control:.1f} without; "
+        f"the leash should keep it at least {LEASH_MARGIN} nats lower")
+    assert max(h["kl"] for h in leashed[-5:]) < KL_BOUND
 
 
 def test_ppo_trains_logs_every_statistic_and_traces_once(ppo_run):
@@ -169,7 +194,7 @@ def test_ppo_trains_logs_every_statistic_and_traces_once(ppo_run):
     for key in ("reward_mean", "kl", "kl_coef", "entropy", "value_loss", "policy_loss", "clip_fraction",
                 "explained_variance", "approx_kl", "gradient_steps"):
         assert key in last
-    assert 0.0 < last["kl"] < KL_BOUND and last["kl_coef"] == 0.02
+    assert 0.0 < last["kl"] < KL_BOUND and last["kl_coef"] == 0.02 and trainer.kl_coef == 0.02
     assert any(h["clip_fraction"] > 0 for h in trainer.history)  # the clip was active
     changed = [not np.allclose(a, b) for a, b in zip(before, trainer.agent.model.get_weights())]
     assert sum(changed) >= len(changed) - 2
@@ -177,29 +202,46 @@ def test_ppo_trains_logs_every_statistic_and_traces_once(ppo_run):
     assert trainer._targets.experimental_get_tracing_count() == 1
 
 
-def test_ppo_early_stop_and_adaptive_kl_on_a_trained_policy(ppo_run):
-    trainer, _ = ppo_run
+def small_ppo_trainer(tokenizer, **config):
+    """A fresh PPO trainer of its own (2 prompts x 4 samples a rollout) for tests that step or reconfigure it.
+    Its reward (completion length / 10) differs between samples from the start, so the first update moves
+    the policy."""
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(["the movie was", "my day", "our dinner", "i really enjoyed"], tokenizer,
+                            lambda c, p, r: [len(x) / 10 for x in c], batch_size=2, max_new_tokens=6, seed=0)
+    settings = dict(learning_rate=1e-2, num_samples_per_prompt=4, num_epochs=2, num_minibatches=2, kl_coef=0.03)
+    settings.update(config)
+    return PPOTrainer(agent, env, PPOConfig(**settings))
+
+
+def test_ppo_early_stop_and_the_adaptive_kl_coefficient_by_hand(tokenizer):
+    """Early stop bounds a rollout's gradient steps; the adaptive coefficient follows Ziegler et al.'s update
+    after every rollout, with n = the rollout's completions (2 prompts x 4 samples = 8):
+    beta <- beta (1 + clip((KL - target) / target, -0.2, 0.2) n / horizon), KL the rollout's measured KL;
+    the next rollout's rewards use the new beta. (A trainer of its own: this test steps and reconfigures it.)"""
+    trainer = small_ppo_trainer(tokenizer)
     cfg = trainer.config
-    try:
-        # epochs stop once the approximate KL to the rollout's policy exceeds the bound
-        trainer.config = dataclasses.replace(cfg, early_stop_kl=1e-9)
-        assert trainer.step()["gradient_steps"] <= 2 < cfg.num_epochs * cfg.num_minibatches
-        trainer.config = dataclasses.replace(cfg, early_stop_kl=None)
-        assert trainer.step()["gradient_steps"] == cfg.num_epochs * cfg.num_minibatches
-        # a trained policy has drifted from the reference: a target of 0.001 nats raises beta
-        # (the direction follows the KL this rollout measured) ...
-        trainer.config = dataclasses.replace(cfg, adaptive_kl=True, kl_target=1e-3, kl_horizon=100)
-        trainer.kl_coef = 0.03
-        stats = trainer.step()
-        assert (trainer.kl_coef > 0.03) == (stats["kl"] > 1e-3) and trainer.kl_coef != 0.03
-        # ... and a target of 1000 nats lowers it
-        trainer.config = dataclasses.replace(cfg, adaptive_kl=True, kl_target=1000.0, kl_horizon=100)
+    # epochs stop once the approximate KL to the rollout's policy exceeds the bound
+    trainer.config = dataclasses.replace(cfg, early_stop_kl=1e-9)
+    assert trainer.step()["gradient_steps"] <= 2 < cfg.num_epochs * cfg.num_minibatches
+    trainer.config = dataclasses.replace(cfg, early_stop_kl=None)
+    assert trainer.step()["gradient_steps"] == cfg.num_epochs * cfg.num_minibatches
+    assert trainer.kl_coef == 0.03  # fixed until adaptive_kl is on
+
+    n, horizon = 2 * 4, 10
+
+    def by_hand(beta, kl, target):
+        return beta * (1.0 + min(max((kl - target) / target, -0.2), 0.2) * n / horizon)
+
+    for target, clipped in ((1000.0, -0.2), (1e-4, 0.2), (None, None)):  # far above, far below, near the KL
+        target = target or max(abs(trainer.history[-1]["kl"]), 0.05)  # (a sampled KL estimate can be < 0)
+        trainer.config = dataclasses.replace(cfg, adaptive_kl=True, kl_target=target, kl_horizon=horizon)
         beta = trainer.kl_coef
-        trainer.step()
-        assert trainer.kl_coef < beta
-    finally:
-        trainer.config = cfg
-        trainer.kl_coef = cfg.kl_coef
+        stats = trainer.step()
+        assert stats["kl_coef"] == pytest.approx(beta, rel=1e-12)  # this rollout's rewards used the current beta
+        if clipped is not None:  # 0.03 (1 - 0.16), then (1 + 0.16): the clip and n = 8, not 1
+            assert trainer.kl_coef == pytest.approx(beta * (1 + clipped * n / horizon), rel=1e-9)
+        assert trainer.kl_coef == pytest.approx(by_hand(beta, stats["kl"], target), rel=1e-9), (beta, stats["kl"], target)
 
 
 def test_ppo_export_values_signature_matches_live_head_and_train_step_runs(ppo_run, tmp_path):

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from conftest import make_tiny_model
+from conftest import (assert_cached_logits_equal_recomputation, make_spread_gpt2, make_tiny_model,
+                      make_word_tokenizer, recording_agent)
 from tf_rl_text import RLAgent, ops
 from tf_rl_text._compat import tf
 
@@ -16,39 +17,59 @@ def greedy_by_recomputation(model, ids, n):
     return seq[len(ids):]
 
 
-def test_cached_generation_with_left_padding_equals_full_recomputation(tokenizer, tiny_model):
-    agent = RLAgent(tiny_model, tokenizer, seed=0)
+def test_cached_generation_with_left_padding_equals_full_recomputation(tokenizer):
+    """The KV-cached, left-padded decode loop gives, at every step, the logits of an uncached forward pass
+    over the unpadded prompt + tokens so far (greedy and sampled), on a model whose output varies."""
+    model = make_spread_gpt2(tokenizer)
+    agent = recording_agent(model, tokenizer, seed=0)
     prompts = ["the movie was", "i really enjoyed the long"]  # different lengths: row 0 is left padded
     ids, mask = agent.encode_prompts(prompts)
     assert mask[0, 0] == 0 and mask[1, 0] == 1
+    agent.start_recording(batch=2, steps=7)
     gen = agent.generate(ids, mask, max_new_tokens=6, greedy=True)
     for row, text in enumerate(prompts):
-        expected = greedy_by_recomputation(tiny_model, tokenizer(text)["input_ids"], 6)
+        expected = greedy_by_recomputation(model, tokenizer(text)["input_ids"], 6)
         got = gen.completion_ids[row].numpy().tolist()
         m = gen.completion_mask[row].numpy()
         assert got[: int(m.sum())] == expected[: int(m.sum())]
+        assert len(set(got)) >= 3, got  # the output varies: a stuck position would change the tokens too
+    assert assert_cached_logits_equal_recomputation(agent, model, prompts, gen, agent.recorded()) == 12
+    agent.start_recording(batch=2, steps=7)
+    sampled = agent.generate(ids, mask, max_new_tokens=6, seed=5)
+    assert not np.array_equal(sampled.completion_ids.numpy(), gen.completion_ids.numpy())
+    assert assert_cached_logits_equal_recomputation(agent, model, prompts, sampled, agent.recorded()) >= 8
 
 
-def test_sampling_is_reproducible_and_masks_after_eos(tokenizer, tiny_model):
-    agent = RLAgent(tiny_model, tokenizer, seed=0)
-    ids, mask = agent.encode_prompts(["the movie was"] * 8)
+def word_agent(model_seed=0, initializer_range=0.1, **kwargs):
+    """An agent over a 6-word vocabulary (<eos> <pad> a b c x) whose first-token probabilities spread
+    over all six (0.07 to 0.32 for the prompt "x" at model_seed 0)."""
+    tokenizer = make_word_tokenizer()
+    model = make_spread_gpt2(tokenizer, seed=model_seed, initializer_range=initializer_range, n_positions=16)
+    return RLAgent(model, tokenizer, seed=0, **kwargs)
+
+
+def test_sampling_is_reproducible_and_masks_after_eos():
+    agent = word_agent(model_seed=1)  # P(EOS) ~ 0.16 a step: rows end at different steps
+    eos, pad = agent.eos_token_id, agent.pad_token_id
+    ids, mask = agent.encode_prompts(["x"] * 16)
     a = agent.generate(ids, mask, 10, seed=7)
     b = agent.generate(ids, mask, 10, seed=7)
     np.testing.assert_array_equal(a.completion_ids.numpy(), b.completion_ids.numpy())
     c = agent.generate(ids, mask, 10, seed=8)
     assert not np.array_equal(a.completion_ids.numpy(), c.completion_ids.numpy())
+    ended = 0
     for row, m in zip(a.completion_ids.numpy(), a.completion_mask.numpy()):
-        n = int(m.sum())
-        assert m[:n].all() and not m[n:].any()  # the mask is a prefix
-        if n < 10:
-            assert row[n - 1] == tokenizer.eos_token_id and (row[n:] == agent.pad_token_id).all()
-
-
+        hits = np.flatnonzero(row == eos)
+        n = int(hits[0]) + 1 if hits.size else 10  # the EOS itself is a generated token (mask 1)
+        np.testing.assert_array_equal(m, [1] * n + [0] * (10 - n))
+        assert (row[n:] == pad).all()
+        ended += n < 10
+    assert 4 <= ended < 16, ended  # rows did end early (and at different steps): the EOS logic ran
 def test_generation_traces_once_for_any_batch_prompt_length_or_token_count(tokenizer, tiny_model):
     agent = RLAgent(tiny_model, tokenizer, seed=0)
     for prompts, n in [(["a"], 3), (["the movie was", "b", "c"], 5), (["my day was long"] * 2, 2)]:
         ids, mask = agent.encode_prompts(prompts)
-        agent.generate(ids, mask, n)
+        agent.generate(ids, mask, n, greedy=False)
     assert agent.generate_fn(greedy=False).experimental_get_tracing_count() == 1
 
 
@@ -73,6 +94,61 @@ def test_top_k_restricts_sampling_to_the_k_most_likely(tokenizer, tiny_model):
     logits = tf.constant([[0.0, 5.0, 4.0, 3.0, 1.0, -1.0]])
     samples = agent.action_distribution(logits).sample(200, seed=(1, 2)).numpy()
     assert set(np.unique(samples)) <= {1, 2, 3}
+
+
+# --------------------------------------------------------------------------- temperature and top-k, compiled
+ROWS = 4000  # first-token frequencies over 4000 rows: standard error <= 0.008 per token
+
+
+def first_token_frequencies(completion_ids, vocab):
+    return np.bincount(np.asarray(completion_ids)[:, 0], minlength=vocab) / len(completion_ids)
+
+
+def hand_distribution(logits, temperature, top_k):
+    """softmax(logits / T) over the top_k largest logits (all when top_k = 0), by hand in NumPy."""
+    z = np.asarray(logits, np.float64) / temperature
+    keep = np.argsort(-z)[:top_k] if top_k else np.arange(len(z))
+    p = np.zeros_like(z)
+    p[keep] = np.exp(z[keep] - z[keep].max())
+    return p / p.sum()
+
+
+def test_compiled_decode_loop_samples_softmax_of_logits_over_temperature_within_the_top_k():
+    """The rollout loop (RLAgent.generate) samples the first token from softmax(logits / T) restricted
+    to the top_k logits: for T and top_k passed to generate(), and for the agent's own defaults."""
+    model_agent = word_agent(initializer_range=0.1)
+    model, tokenizer = model_agent.model, model_agent.tokenizer
+    ids, mask = model_agent.encode_prompts(["x"] * ROWS)
+    logits = model(tf.constant(ids[:1]), training=False).logits[0, -1].numpy()
+    untouched = hand_distribution(logits, 1.0, 0)
+    cases = [(RLAgent(model, tokenizer, seed=0), dict(temperature=0.4)),
+             (RLAgent(model, tokenizer, seed=0), dict(temperature=2.5, top_k=3)),
+             (RLAgent(model, tokenizer, temperature=0.4, top_k=2, seed=0), {})]
+    for agent, kwargs in cases:
+        temperature, top_k = kwargs.get("temperature", agent.temperature), kwargs.get("top_k", agent.top_k)
+        want = hand_distribution(logits, temperature, top_k)
+        assert np.abs(want - untouched).max() > 0.1  # a loop that ignored T and top_k would be caught
+        gen = agent.generate(ids, mask, max_new_tokens=1, seed=11, **kwargs)
+        got = first_token_frequencies(gen.completion_ids.numpy(), agent.vocab_size)
+        np.testing.assert_allclose(got, want, atol=0.035, err_msg=f"T={temperature}, top_k={top_k}")
+        if top_k:
+            assert got[want == 0].sum() == 0  # never a token outside the top k
+
+
+def test_exported_sample_signature_uses_its_temperature_and_the_agents_top_k(tmp_path):
+    from tf_rl_text.export import export_policy
+
+    agent = word_agent(initializer_range=0.1, top_k=3)
+    path = export_policy(agent, str(tmp_path / "policy"), max_new_tokens=1)
+    loaded = tf.saved_model.load(path)
+    ids, mask = agent.encode_prompts(["x"] * ROWS)
+    logits = agent.model(tf.constant(ids[:1]), training=False).logits[0, -1].numpy()
+    for temperature in (0.4, 2.5):
+        want = hand_distribution(logits, temperature, 3)
+        out = loaded.sample(tf.constant(ids), tf.constant(mask), tf.constant([5, 0]), tf.constant(temperature))
+        got = first_token_frequencies(out["sequences"].numpy(), agent.vocab_size)
+        np.testing.assert_allclose(got, want, atol=0.035, err_msg=f"exported sample, temperature={temperature}")
+    assert np.abs(hand_distribution(logits, 0.4, 3) - hand_distribution(logits, 2.5, 3)).max() > 0.1
 
 
 class BanTokenAgent(RLAgent):

@@ -22,11 +22,22 @@ def test_import_order(order):
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
-def test_import_prints_no_gym_notice():
-    """tf-agents' gym prints an 'upgrade to Gymnasium' notice users cannot act on; importing us mutes it."""
+def test_import_prints_no_gym_notice_nor_the_transformers_tf_banner():
+    """tf-agents' gym prints an 'upgrade to Gymnasium' notice users cannot act on; importing us mutes it.
+    Making a TF model and TF tensors logs transformers' 'TensorFlow and JAX classes are deprecated' banner
+    (tf_rl_text pins transformers < 5 for that reason); importing us drops that one message, while other
+    warnings of the same logger still print."""
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    code = "import tf_rl_text, gym, sys; print('gym', gym.__version__, 'gym' in sys.modules)"
+    code = ("import logging, sys, tf_rl_text, gym\n"
+            "tok = tf_rl_text.default_tokenizer()\n"
+            "model = tf_rl_text.default_model(tok, n_layer=1, n_embd=32, n_head=2)\n"
+            "tok(['a b'], return_tensors='tf')\n"
+            "logging.getLogger('transformers.modeling_tf_utils').warning('a real warning: weights not loaded')\n"
+            "print('gym', gym.__version__, 'gym' in sys.modules)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().startswith("gym 0.") and proc.stdout.strip().endswith("True")
     assert "Gymnasium" not in proc.stderr and "unmaintained" not in proc.stderr, proc.stderr[-2000:]
+    assert "TensorFlow and JAX classes are deprecated" not in proc.stderr + proc.stdout, proc.stderr[-2000:]
+    assert "a real warning: weights not loaded" in proc.stderr, proc.stderr[-2000:]
+

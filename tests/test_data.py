@@ -158,7 +158,7 @@ def test_load_parallel_mismatch_gives_both_counts_and_empty_line_its_location(tm
 # --------------------------------------------------------------------------- task helpers on real data
 @needs_shared_data
 def test_load_translation_multi30k_val_slice():
-    ds = data.load_translation(split="val", limit=5, prefix="translate english to german: ")
+    ds = data.load_translation(split="val", limit=5, prefix="translate english to german: ", data_dir=SHARED_DATA)
     with gzip.open(os.path.join(SHARED_DATA, "multi30k", "val.en.gz"), "rt", encoding="utf-8") as f:
         en = [next(f).strip() for _ in range(5)]
     with gzip.open(os.path.join(SHARED_DATA, "multi30k", "val.de.gz"), "rt", encoding="utf-8") as f:
@@ -166,10 +166,10 @@ def test_load_translation_multi30k_val_slice():
     assert ds.prompts == ["translate english to german: " + s for s in en] and ds.references == de
     assert ds.prompts[0] == "translate english to german: A group of men are loading cotton onto a truck"
     assert ds.references[0] == "Eine Gruppe von Männern lädt Baumwolle auf einen Lastwagen"
-    back = data.load_translation(split="val", source_lang="de", target_lang="en", limit=1)
+    back = data.load_translation(split="val", source_lang="de", target_lang="en", limit=1, data_dir=SHARED_DATA)
     assert back.prompts == de[:1] and back.references == en[:1]
     with pytest.raises(FileNotFoundError, match="nosplit.en.gz"):
-        data.load_translation(split="nosplit")
+        data.load_translation(split="nosplit", data_dir=SHARED_DATA)
 
 
 @needs_shared_data
@@ -177,7 +177,7 @@ def test_load_summarization_scitldr_dev_slice():
     path = os.path.join(SHARED_DATA, "scitldr", "dev.jsonl")
     with open(path, encoding="utf-8") as f:
         records = [json.loads(next(f)) for _ in range(3)]
-    ds = data.load_summarization(split="dev", limit=3)
+    ds = data.load_summarization(split="dev", limit=3, data_dir=SHARED_DATA)
     assert ds.prompts == [" ".join(r["source"]) for r in records]
     assert ds.references == [r["target"] for r in records] and len(ds.references[0]) == 3  # multi-reference
     short = data.load_summarization(path, limit=3, max_source_words=12, prefix="summarize: ", suffix=" TL;DR:")
@@ -190,15 +190,15 @@ def test_load_dialogue_topical_chat_context_windows():
     with open(os.path.join(SHARED_DATA, "topical_chat", "valid_freq.json"), encoding="utf-8") as f:
         first = next(iter(json.load(f).values()))["content"]
     msgs = [t["message"].strip() for t in first]
-    ds = data.load_dialogue(split="valid_freq", context_turns=2, separator=" | ", limit=5)
+    ds = data.load_dialogue(split="valid_freq", context_turns=2, separator=" | ", limit=5, data_dir=SHARED_DATA)
     assert len(ds) == 5
     assert ds[0] == (msgs[0], msgs[1])                               # turn 1: only one previous turn
     assert ds[1] == (msgs[0] + " | " + msgs[1], msgs[2])
     assert ds[4] == (msgs[3] + " | " + msgs[4], msgs[5])             # window of the previous 2 turns
-    labelled = data.load_dialogue(context_turns=1, speaker_labels=True, limit=2)
+    labelled = data.load_dialogue(context_turns=1, speaker_labels=True, limit=2, data_dir=SHARED_DATA)
     assert labelled.prompts[1] == f"{first[1]['agent']}: {msgs[1]}" and labelled.references[1] == msgs[2]
     with pytest.raises(ValueError, match="context_turns must be an integer >= 1, got 0"):
-        data.load_dialogue(context_turns=0, limit=1)
+        data.load_dialogue(context_turns=0, limit=1, data_dir=SHARED_DATA)
 
 
 def test_load_dialogue_missing_message_field(tmp_path):
@@ -206,3 +206,73 @@ def test_load_dialogue_missing_message_field(tmp_path):
     with pytest.raises(DataFormatError, match=r"chat.json, conversation 'c1', turn 1: field 'message' not found; "
                                               r"fields present: \['agent', 'text'\]"):
         data.load_dialogue(path)
+
+
+# --------------------------------------------------------------------------- where the data folder comes from
+def _tiny_data_folder(root):
+    """A folder laid out like ../shared/data with one example per data set."""
+    os.makedirs(root / "multi30k")
+    write(root / "multi30k" / "val.en.gz", "a dog runs\n", compress=True)
+    write(root / "multi30k" / "val.de.gz", "ein Hund rennt\n", compress=True)
+    os.makedirs(root / "scitldr")
+    write(root / "scitldr" / "dev.jsonl", json.dumps({"source": ["We study cats.", "Cats purr."],
+                                                       "target": ["cats purr"]}) + "\n")
+    os.makedirs(root / "topical_chat")
+    write(root / "topical_chat" / "valid_freq.json",
+          json.dumps({"c1": {"content": [{"message": "hi", "agent": "a"}, {"message": "hello", "agent": "b"}]}}))
+    return root
+
+
+def _load_all(**kwargs):
+    return (data.load_translation(split="val", **kwargs), data.load_summarization(split="dev", **kwargs),
+            data.load_dialogue(split="valid_freq", **kwargs))
+
+
+def test_loaders_guess_no_folder_and_say_what_to_pass(tmp_path, monkeypatch):
+    """An installed package has no checkout around it: with neither data_dir nor $TF_RL_TEXT_DATA the
+    loaders name both and where this repository keeps the data, from any working directory."""
+    monkeypatch.delenv("TF_RL_TEXT_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for load in (data.load_translation, data.load_summarization, data.load_dialogue):
+        with pytest.raises(FileNotFoundError, match=r"no data folder given: pass data_dir=.*\.\./shared/data.*"
+                                                    r"environment variable TF_RL_TEXT_DATA=path/to/data"):
+            load()
+    with pytest.raises(FileNotFoundError, match=r"data folder not found: 'nowhere' \(from data_dir, resolved "
+                                                r"against the working directory .*TF_RL_TEXT_DATA"):
+        data.load_translation(data_dir="nowhere")
+    monkeypatch.setenv("TF_RL_TEXT_DATA", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match=r"missing' \(from \$TF_RL_TEXT_DATA"):
+        data.load_summarization()
+
+
+def test_loaders_take_data_dir_or_the_environment_variable_from_any_working_directory(tmp_path, monkeypatch):
+    root = _tiny_data_folder(tmp_path / "data")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("TF_RL_TEXT_DATA", raising=False)
+    want = (["a dog runs"], ["ein Hund rennt"]), (["We study cats. Cats purr."], [["cats purr"]]), (["hi"], ["hello"])
+    got = _load_all(data_dir=str(root))                                  # an absolute folder
+    assert [(d.prompts, d.references) for d in got] == [tuple(w) for w in want]
+    got = _load_all(data_dir=os.path.join("..", "data"))                 # relative: to the working directory
+    assert [(d.prompts, d.references) for d in got] == [tuple(w) for w in want]
+    monkeypatch.setenv("TF_RL_TEXT_DATA", str(root))                     # the environment variable
+    assert [(d.prompts, d.references) for d in _load_all()] == [tuple(w) for w in want]
+    assert data.shared_data_dir() == str(root) and data.shared_data_dir("../data") == "../data"  # data_dir wins
+
+
+def test_truncating_long_prompts_is_silent_and_cuts_to_max_tokens():
+    """Cutting a long source is what truncate_prompts is for: no 'Token indices sequence length is longer
+    than the specified maximum' warning (transformers marks it given in deprecation_warnings)."""
+    from tf_rl_text import default_tokenizer
+
+    tok = default_tokenizer()
+    tok.model_max_length = 8
+    key = "sequence-length-is-longer-than-the-specified-maximum"
+    long = "the movie was wonderful and the food was fresh and tasty and the staff were kind"
+    assert len(tok(long, add_special_tokens=False, verbose=False)["input_ids"]) > 8
+    cut = PromptDataset([long, "good"], ["r", "s"]).truncate_prompts(tok, 5)
+    assert len(tok(cut.prompts[0], add_special_tokens=False, verbose=False)["input_ids"]) == 5
+    assert cut.prompts[1] == "good" and not tok.deprecation_warnings.get(key)
+    tok(long)  # without verbose=False transformers does warn: the check above can fail
+    assert tok.deprecation_warnings.get(key)

@@ -86,6 +86,78 @@ def test_tf_rl_text_load_generates_text_like_the_live_agent(exported):
     assert {"generate", "serving_default", "sample", "log_probs", "train_step"} <= set(policy.module.signatures)
 
 
+def test_loaded_policy_and_agent_share_one_greedy_vs_sampling_rule(exported):
+    """Greedy by default for both; any sampling argument samples; the loaded policy's sampled tokens are
+    the live agent's for the same seed and temperature, and max_new_tokens cuts to a shorter run's tokens."""
+    agent, _, path = exported
+    policy = tf_rl_text.load(path)
+    greedy = agent.generate_text(PROMPTS, max_new_tokens=7, greedy=True)
+    assert agent.generate_text(PROMPTS, max_new_tokens=7) == greedy == policy.generate(PROMPTS)
+    hot = policy.generate(PROMPTS, temperature=1.5)                    # a sampling argument: sampled, seed 0
+    assert hot == policy.sample(PROMPTS, seed=0, temperature=1.5) == policy.generate(PROMPTS, greedy=False,
+                                                                                     temperature=1.5)
+    assert hot == agent.generate_text(PROMPTS, max_new_tokens=7, seed=0, temperature=1.5)  # the live agent's tokens
+    assert hot != greedy                                               # not greedy text in disguise
+    assert policy.sample(PROMPTS, seed=3) == policy.generate(PROMPTS, seed=3) == \
+        agent.generate_text(PROMPTS, max_new_tokens=7, seed=3)         # temperature: the agent's 1.0
+    assert policy.sample(PROMPTS, seed=3, top_k=0) == policy.sample(PROMPTS, seed=3)  # the exported top_k (0)
+    # max_new_tokens below the exported 7: the same tokens as a 3-token run of the live agent
+    assert policy.sample(PROMPTS, seed=3, max_new_tokens=3) == agent.generate_text(PROMPTS, max_new_tokens=3, seed=3)
+    assert policy.generate(PROMPTS, max_new_tokens=2) == agent.generate_text(PROMPTS, max_new_tokens=2)
+    assert policy.generate([]) == [] and len(policy.generate("the movie was")) == 1
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p: p.generate(PROMPTS, temperature=0.0), r"temperature must be a finite number > 0 .*got 0\.0"),
+    (lambda p: p.generate(PROMPTS, greedy=False, temperature=-1.0), r"temperature must be .*got -1\.0"),
+    (lambda p: p.sample(PROMPTS, temperature=float("nan")), r"temperature must be a finite number > 0.*got nan"),
+    (lambda p: p.generate(PROMPTS, greedy=True, temperature=1.5),
+     r"temperature=1\.5 only applies to sampling, but greedy=True; pass greedy=False"),
+    (lambda p: p.generate(PROMPTS, top_k=-1), r"top_k must be an integer >= 0 .*got -1"),
+    (lambda p: p.sample(PROMPTS, top_k=5), r"top_k=5: this export's sample signature has no top_k input, its "
+                                           r"top_k is fixed at 0 when it was exported.*RLAgent\(\.\.\., top_k=5\)"),
+    (lambda p: p.generate(PROMPTS, max_new_tokens=0), r"max_new_tokens must be >= 1, got 0"),
+    (lambda p: p.sample(PROMPTS, max_new_tokens=8), r"max_new_tokens must be <= 7 \(the most this policy was "
+                                                    r"exported to generate; export again .*got 8"),
+    (lambda p: p.sample(PROMPTS, seed=2**40), r"seed must be an integer in \[-2\*\*31, 2\*\*31\), got 1099511627776"),
+    (lambda p: p.agent.generate_text(PROMPTS, temperature=-1.0), r"temperature must be .*got -1\.0"),
+    (lambda p: p.agent.generate_text(PROMPTS, greedy=True, top_k=3), r"top_k=3 only applies to sampling"),
+])
+def test_loaded_policy_and_agent_refuse_bad_sampling_arguments_by_name(exported, call, message):
+    agent, _, path = exported
+    policy = _loaded(path)
+    policy.agent = agent
+    with pytest.raises(ValueError, match=message):
+        call(policy)
+
+
+_LOADED = {}
+
+
+def _loaded(path):
+    if path not in _LOADED:
+        _LOADED[path] = tf_rl_text.load(path)
+    return _LOADED[path]
+
+
+def test_an_export_that_records_no_sampling_settings_still_loads_and_samples(exported, tmp_path):
+    """Exports written before the description recorded temperature/top_k: sampling works with temperature 1.0,
+    and a top_k it cannot honour is refused rather than ignored."""
+    import shutil
+
+    agent, _, path = exported
+    old = str(tmp_path / "old")
+    shutil.copytree(path, old)
+    meta_file = os.path.join(old, "assets", "tf_rl_text.json")
+    meta = json.load(open(meta_file))
+    del meta["temperature"], meta["top_k"]
+    json.dump(meta, open(meta_file, "w"))
+    policy = tf_rl_text.load(old)
+    assert policy.sample(PROMPTS, seed=3) == agent.generate_text(PROMPTS, max_new_tokens=7, seed=3)
+    with pytest.raises(ValueError, match=r"top_k=2: .*fixed when it was exported \(this export does not record"):
+        policy.sample(PROMPTS, top_k=2)
+
+
 def test_loading_a_folder_that_is_not_an_export_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a tf_rl_text SavedModel"):
         tf_rl_text.load(str(tmp_path))

@@ -84,7 +84,7 @@ def test_rouge_by_hand_on_multi30k(real):
 
 @needs_shared_data
 def test_rouge_multi_reference_on_scitldr_equals_library_max():
-    ds = load_summarization(split="dev", limit=2)
+    ds = load_summarization(split="dev", limit=2, data_dir=SHARED_DATA)
     refs = ds.references[0]
     assert len(refs) == 3
     hyp = "We propose adaptive loss scaling to make mixed precision training easier."
@@ -153,7 +153,7 @@ def uniform_agent(tokenizer):
 
 @needs_shared_data
 def test_perplexity_of_uniform_model_is_vocab_size(uniform_agent, tokenizer):
-    ds = load_translation(split="val", limit=5, prefix="translate english to german: ")
+    ds = load_translation(split="val", limit=5, prefix="translate english to german: ", data_dir=SHARED_DATA)
     vocab = uniform_agent.vocab_size
     assert vocab == len(tokenizer) == 512
     assert metrics.perplexity(uniform_agent, ds.prompts, ds.references, batch_size=2) == pytest.approx(vocab, rel=1e-3)
@@ -164,7 +164,7 @@ def test_perplexity_of_uniform_model_is_vocab_size(uniform_agent, tokenizer):
     assert tokens == sum(min(len(tokenizer(r)["input_ids"]) + 1, 63) for r in ds.references)
     assert nll == pytest.approx(tokens * math.log(vocab), rel=1e-4)
     # empty prompt, multi-reference and an abstract longer than the 64-token context (truncated)
-    long = load_summarization(split="dev", limit=1)
+    long = load_summarization(split="dev", limit=1, data_dir=SHARED_DATA)
     ppl = metrics.perplexity(uniform_agent, ["", "a", long.prompts[0]], ["hello there", ["x", "y z"], long.references[0]])
     assert ppl == pytest.approx(vocab, rel=1e-3)
 
@@ -243,7 +243,7 @@ def test_evaluate_batches_generation_and_scores_against_references(real):
 @needs_shared_data
 def test_evaluate_real_agent_uniform_model(uniform_agent):
     # all logits equal: greedy picks token 0 = EOS at once, so every completion is empty
-    ds = load_translation(split="val", limit=3)
+    ds = load_translation(split="val", limit=3, data_dir=SHARED_DATA)
     result = metrics.evaluate(uniform_agent, ds, max_new_tokens=2, batch_size=2)
     assert result["perplexity"] == pytest.approx(512, rel=1e-3)
     assert result["bleu"] == 0.0 and result["rougeL"] == 0.0 and result["mean_length"] == 0.0

@@ -192,6 +192,95 @@ def test_epsilon_greedy_and_boltzmann_acting(word_tokenizer):
     np.testing.assert_allclose(boltz.policy.policy_probs(q).numpy(), [[0.2, 0.8]], rtol=1e-5)
 
 
+# --------------------------------------------------------------------------- TD targets through the trainer
+def perturb(variables, seed):
+    """Move the online network away from the target network (a fixed, seeded perturbation)."""
+    rng = np.random.RandomState(seed)
+    for v in variables:
+        v.assign(v.numpy() + rng.normal(0.0, 0.3, v.shape).astype(v.dtype.as_numpy_dtype))
+
+
+def softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def hand_td_targets(q_next_bar, q_next_online, actions_next, kind, epsilon=None, temperature=None):
+    """The bootstrap value at s_{t+1} by hand from (V,) Q-rows: Q_bar for the value, the online Q for
+    the acting policy that expected SARSA averages over."""
+    if kind == "q_learning":
+        return q_next_bar.max()
+    if kind == "sarsa":
+        return q_next_bar[actions_next]
+    if kind == "soft":
+        return np.log(np.exp(q_next_bar).sum())
+    if temperature is not None:  # expected SARSA under Boltzmann exploration: softmax(Q / tau)
+        pi = softmax(q_next_online / temperature)
+    else:  # under epsilon-greedy: 1 - eps on argmax Q, eps / V on every action
+        pi = np.full(len(q_next_online), epsilon / len(q_next_online))
+        pi[np.argmax(q_next_online)] += 1 - epsilon
+    return float(pi @ q_next_bar)
+
+
+@pytest.mark.parametrize("kind, overrides", [
+    ("q_learning", {}),
+    ("sarsa", {}),
+    ("expected_sarsa", {"epsilon": 0.3, "epsilon_final": 0.3}),
+    ("expected_sarsa", {"exploration": "boltzmann", "temperature": 0.5}),
+])
+def test_td_update_through_the_trainer_bootstraps_from_the_target_network_by_hand(word_tokenizer, kind, overrides):
+    """One TD update on one demonstration ("x" -> "c a b <eos>", R = 1): the targets, Q(s_t, a_t) and the
+    loss the trainer reports equal hand-computed values, with bootstrap values from the target network
+    (here deliberately different from the online network) and the acting policy from the online one."""
+    gamma = 0.5
+    trainer = mdp_trainer(word_tokenizer, target=kind, gamma=gamma, collect_rollouts=False, batch_size=4,
+                          updates_per_step=1, target_update_period=100, loss="mse", **overrides)
+    trainer.add_demonstrations(["x"], ["c a b"], rewards=[1.0])  # every minibatch row is this episode
+    perturb(trainer.agent.model.trainable_variables, seed=1)
+    sequence = [WORDS.index(w) for w in ["x", "c", "a", "b", "<eos>"]]
+    actions = sequence[1:]  # a_0..a_3; Q(s_t, .) is read at position t (the prompt is one token)
+    online = trainer.agent.model(tf.constant([sequence]), training=False).logits[0].numpy()  # (5, V)
+    target = trainer.target_model(tf.constant([sequence]), training=False).logits[0].numpy()
+    epsilon, temperature = overrides.get("epsilon"), overrides.get("temperature")
+
+    def targets(q_bar):
+        y = [gamma * hand_td_targets(q_bar[t + 1], online[t + 1], actions[t + 1] if t < 3 else None, kind,
+                                     epsilon, temperature) for t in range(3)]
+        return np.array(y + [1.0])  # the last token: the reward, no bootstrap
+
+    want = targets(target)
+    q_taken = online[np.arange(4), actions]
+    stats = trainer.step()
+    assert stats["target"] == pytest.approx(want.mean(), rel=1e-4)
+    assert stats["q_taken"] == pytest.approx(q_taken.mean(), rel=1e-4)
+    assert stats["loss"] == pytest.approx(np.mean(0.5 * (q_taken - want) ** 2), rel=1e-4)
+    assert stats["target_synced"] == 0.0
+    assert abs(targets(online).mean() - want.mean()) > 0.05  # bootstrapping from the online net would show
+
+
+@pytest.mark.parametrize("overrides", [{"epsilon": 0.3, "epsilon_final": 0.3},
+                                       {"exploration": "boltzmann", "temperature": 0.05}])
+def test_trainer_collects_episodes_with_its_exploration_policy(word_tokenizer, overrides):
+    """The episodes a step stores are drawn from epsilon-greedy (epsilon strictly between 0 and 1) or
+    Boltzmann softmax(Q / tau) over the online Q-values: first-token frequencies over 3000 episodes. (The
+    seeded model's Q-values at "x" lie within 0.25 of each other: tau = 0.05 spreads them over ~5 nats.)"""
+    rows = 3000  # the env draws 2 prompts ("x" twice) a step, 1500 samples each
+    trainer = mdp_trainer(word_tokenizer, num_samples_per_prompt=rows // 2, batch_size=4, updates_per_step=1,
+                          learning_rate=1e-3, **overrides)
+    q0 = trainer.agent.model(tf.constant([[WORDS.index("x")]]), training=False).logits[0, -1].numpy()
+    if "temperature" in overrides:
+        want, control = softmax(q0 / 0.05), softmax(q0)
+    else:
+        want = np.full(len(WORDS), 0.3 / len(WORDS))
+        want[np.argmax(q0)] += 0.7
+        control = np.eye(len(WORDS))[np.argmax(q0)]  # greedy
+    assert np.abs(want - control).max() > 0.1 and np.abs(want - 1 / len(WORDS)).max() > 0.1
+    trainer.step()
+    assert len(trainer.replay) == rows
+    first = trainer.replay.completion_ids.numpy()[:rows, 0]
+    np.testing.assert_allclose(np.bincount(first, minlength=len(WORDS)) / rows, want, atol=0.035)
+
+
 def test_epsilon_decays_linearly(word_tokenizer):
     trainer = mdp_trainer(word_tokenizer, epsilon=0.5, epsilon_final=0.1, epsilon_decay_steps=4,
                           collect_rollouts=False, batch_size=2, updates_per_step=1)
@@ -320,6 +409,11 @@ stats = m.train_step(tf.constant(b["prompt_ids"]), tf.constant(b["prompt_mask"])
                      tf.constant(b["completion_mask"]), tf.constant(b["rewards"], tf.float32))
 out["loss"] = float(stats["loss"])
 out["q_changed"] = float(np.abs(m.q_values(ids, mask)["q_values"].numpy() - before).max())
+def gap():  # the largest difference between the target network and the online (model) variables
+    return max(float(np.abs(t.numpy() - o.numpy()).max()) for t, o in zip(m.target_variables, m.model_variables))
+out["target_gap_after_update"] = gap()
+out["synced"] = bool(m.sync_target_network()["synced"].numpy())
+out["target_gap_after_sync"] = gap()
 out["imported_tf_rl_text"] = any(k.startswith("tf_rl_text") for k in sys.modules)
 print(json.dumps(out))
 """
@@ -350,6 +444,8 @@ def test_saved_model_q_values_equal_live_ones_in_a_fresh_process(solved_mdp, tmp
     np.testing.assert_array_equal(np.array(out["sequences"]), live_seq)
     assert {"q_values", "generate", "train_step", "sync_target_network"} <= set(out["signatures"])
     assert np.isfinite(out["loss"]) and out["q_changed"] > 0  # the loaded train_step makes a TD update
+    # the loaded train_step moved the online network only; the exported sync copies it into the target
+    assert out["target_gap_after_update"] > 0 and out["synced"] and out["target_gap_after_sync"] == 0.0
 
 
 # --------------------------------------------------------------------------- the example's command line

@@ -115,13 +115,84 @@ def test_kl_is_zero_when_policy_equals_reference_and_grows_after_updates(tokeniz
     assert last["kl"] > 1e-3
 
 
-@pytest.mark.parametrize("baseline", ["moving_average", "self_critical", "grpo"])
-def test_every_baseline_runs_a_step(tokenizer, baseline):
-    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
-    k = 2 if baseline == "grpo" else 1
-    trainer = ReinforceTrainer(agent, toy_env(tokenizer, 2), ReinforceConfig(baseline=baseline, num_samples_per_prompt=k))
+# --------------------------------------------------------------------------- baselines through the trainer
+PROMPTS = ["the movie was", "my day", "our dinner", "i really enjoyed"]
+
+
+def length_reward(completions, prompts, references):
+    return [len(c) / 10 for c in completions]  # differs between samples and from the greedy completion
+
+
+def recording_trainer(tokenizer, **config):
+    """A REINFORCE trainer whose env records every sampled rollout with the log-probs of its completions
+    under the policy that sampled them (before the update), for checking what the update was fed."""
+    agent = RLAgent(make_tiny_model(tokenizer, seed=2), tokenizer, seed=0)
+    env = TextGenerationEnv(PROMPTS, tokenizer, length_reward, batch_size=2, max_new_tokens=6, seed=0)
+    trainer = ReinforceTrainer(agent, env, ReinforceConfig(learning_rate=1e-2, **config))
+    trainer.recorded, rollout = [], env.rollout
+
+    def recording_rollout(agent_, num_samples=1, greedy=False, seed=None, prompts=None, references=None):
+        out = rollout(agent_, num_samples=num_samples, greedy=greedy, seed=seed, prompts=prompts, references=references)
+        if not greedy:
+            logp = agent.log_probs(out.prompt_ids, out.prompt_mask, out.completion_ids, out.completion_mask).numpy()
+            greedy_prompts = out.prompts[::num_samples]  # the greedy decode of each prompt, by the unwrapped env
+            greedy_rewards = rollout(agent, greedy=True, prompts=greedy_prompts).rewards
+            trainer.recorded.append((out, logp, np.repeat(greedy_rewards, num_samples)))
+        return out
+
+    env.rollout = recording_rollout
+    return trainer
+
+
+def expected_update_stats(rollout, logp, advantages):
+    """advantage_mean and policy_loss of an update fed per-sequence advantages A_i (gamma 1, no KL):
+    A_it = A_i on every completion token; policy loss -(1/B) sum_i A_i sum_t log pi(a_it | s_it)."""
+    lengths = rollout.completion_mask.sum(axis=1)
+    advantages = np.asarray(advantages, np.float64)
+    return {"advantage_mean": float((advantages * lengths).sum() / lengths.sum()),
+            "policy_loss": float(-np.mean(advantages * logp.sum(axis=1)))}
+
+
+def assert_update_was_fed(stats, rollout, logp, advantages):
+    want = expected_update_stats(rollout, logp, advantages)
+    assert stats["advantage_mean"] == pytest.approx(want["advantage_mean"], rel=1e-4, abs=1e-6)
+    assert stats["policy_loss"] == pytest.approx(want["policy_loss"], rel=1e-4, abs=1e-6)
+
+
+def test_grpo_trainer_feeds_the_update_group_normalised_rewards(tokenizer):
+    trainer = recording_trainer(tokenizer, baseline="grpo", num_samples_per_prompt=3)
     stats = trainer.step()
-    assert np.isfinite(stats["loss"]) and stats["update"] == 1
+    rollout, logp, _ = trainer.recorded[0]
+    groups = rollout.rewards.astype(np.float64).reshape(2, 3)  # 2 prompts x 3 samples, by hand:
+    advantages = ((groups - groups.mean(1, keepdims=True)) / (groups.std(1, keepdims=True) + 1e-4)).reshape(-1)
+    assert np.abs(advantages).max() > 0.5  # the samples' rewards differ within a group
+    assert_update_was_fed(stats, rollout, logp, advantages)
+    # raw rewards fed instead would give a clearly different update
+    assert abs(expected_update_stats(rollout, logp, rollout.rewards)["advantage_mean"] - stats["advantage_mean"]) > 0.1
+
+
+def test_self_critical_trainer_subtracts_the_greedy_reward_of_each_prompt(tokenizer):
+    trainer = recording_trainer(tokenizer, baseline="self_critical", num_samples_per_prompt=2)
+    stats = trainer.step()
+    rollout, logp, greedy = trainer.recorded[0]
+    assert rollout.prompts[0] == rollout.prompts[1] != rollout.prompts[2] == rollout.prompts[3]
+    assert greedy[0] != greedy[2]  # the two prompts' greedy rewards differ: the baseline is per prompt
+    assert_update_was_fed(stats, rollout, logp, rollout.rewards - greedy)
+
+
+def test_moving_average_trainer_baseline_with_its_decay_by_hand(tokenizer):
+    decay = 0.5  # not the default 0.9
+    trainer = recording_trainer(tokenizer, baseline="moving_average", baseline_decay=decay, num_samples_per_prompt=2)
+    average = None
+    for step in range(3):
+        stats = trainer.step()
+        rollout, logp, _ = trainer.recorded[step]
+        batch_mean = float(np.mean(rollout.rewards))
+        baseline = batch_mean if average is None else average  # the first batch starts the average
+        assert_update_was_fed(stats, rollout, logp, rollout.rewards - baseline)
+        average = decay * baseline + (1 - decay) * batch_mean  # then it moves toward each batch's mean
+        assert trainer.moving_average == pytest.approx(average, rel=1e-6)
+    assert len({float(np.mean(r.rewards)) for r, _, _ in trainer.recorded}) == 3  # the batch means differ
 
 
 def test_nan_in_loss_stops_with_a_clear_error(tokenizer):

@@ -108,6 +108,22 @@ def test_quick_and_data_pick_their_sizes():
     assert args.sizes.d_model == task.real.d_model and args.sizes.rl_steps == 3
 
 
+def test_why_rl_did_not_help_names_the_runs_own_numbers():
+    from types import SimpleNamespace
+
+    from _task_common import why_rl_did_not_help
+
+    task = _task("translation")
+    train, dev = range(120), range(30)
+    fitted = why_rl_did_not_help(task, SimpleNamespace(history=[{"reward_mean": 0.948}]), train, dev, task.sizes)
+    assert "no RL checkpoint beat the warm start on the 30 held-out pairs" in fitted
+    assert "the 120 training pairs, and the warm start already reproduces them" in fitted
+    assert "mean reward of 0.95 (at most 1.0)" in fitted and "--warm-start-steps 150" in fitted
+    room = why_rl_did_not_help(task, SimpleNamespace(history=[{"reward_mean": 0.41}]), train, dev, task.sizes)
+    assert "mean reward of 0.41" in room and "40 steps at learning\n  rate 5e-05 did not carry over" in room
+    assert "already reproduces" not in room
+
+
 # --------------------------------------------------------------------------- end to end
 @pytest.mark.parametrize("task", TASKS)
 def test_quick_run_end_to_end(task, tmp_path):
@@ -124,6 +140,10 @@ def test_quick_run_end_to_end(task, tmp_path):
     assert m["metric_before"] > 0.05, m  # the warm start learned something on the embedded data
     assert os.path.samefile(m["saved_model"], output)
     assert "after RL" in proc.stdout and "loaded back" in proc.stdout
+    for noise in ("Token indices sequence length is longer", "TensorFlow and JAX classes are deprecated"):
+        assert noise not in proc.stdout + proc.stderr, noise
+    # a run whose RL never beat the warm start says why, in its output and its metrics file
+    assert (m["kept"] == "the warm-started model") == ("Why RL did not help" in proc.stdout) == bool(m["rl_note"])
 
     import tf_rl_text
 

@@ -8,6 +8,7 @@ keeps start-up notices users cannot act on out of their output (TF's C++ info li
 """
 import contextlib
 import io
+import logging
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -35,5 +36,23 @@ def _import_gym_quietly():
 
 
 _import_gym_quietly()
+
+TRANSFORMERS_TF_BANNER = "TensorFlow and JAX classes are deprecated and will be removed in Transformers v5"
+
+
+class _DropTransformersTFBanner(logging.Filter):
+    """transformers 4.5x logs "TensorFlow and JAX classes are deprecated ..." once per process when a TF
+    model or TF tensors are made. tf_rl_text pins transformers < 5 for exactly that reason (STACK.md),
+    so users cannot act on it. This drops that one message; every other record of these loggers
+    (real warnings and errors) passes unchanged."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith(TRANSFORMERS_TF_BANNER)
+
+
+_BANNER_FILTER = _DropTransformersTFBanner()
+for _name in ("transformers.modeling_tf_utils", "transformers.tokenization_utils_base",
+              "transformers.feature_extraction_utils", "transformers.pipelines.base"):
+    logging.getLogger(_name).addFilter(_BANNER_FILTER)  # the loggers transformers' modules log to (same names)
 
 __all__ = ["tf", "tfp", "keras"]

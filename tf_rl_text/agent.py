@@ -19,11 +19,18 @@ Example::
     tokenizer = default_tokenizer()
     model = TFGPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2))
     agent = RLAgent(model, tokenizer)
-    print(agent.generate_text(["the movie was"], max_new_tokens=8, seed=0))
+    print(agent.generate_text(["the movie was"], max_new_tokens=8))           # greedy
+    print(agent.generate_text(["the movie was"], max_new_tokens=8, seed=0))   # sampled (a sampling argument)
+
+Greedy or sampled: ``generate``, ``generate_text`` and ``tf_rl_text.load(path).generate`` follow one
+rule (:func:`resolve_greedy`): greedy by default; sampled with ``greedy=False`` or when any
+sampling argument (``seed``, ``temperature``, ``top_k``) is given. ``greedy=True`` together with
+``temperature`` or ``top_k`` is a ValueError, never a silent greedy decode.
 """
 from __future__ import annotations
 
 import collections
+import math
 import random
 from typing import Sequence
 
@@ -93,6 +100,52 @@ def _float32(x):
 
 def _loose_shape(x):
     return tf.TensorShape([None] * x.shape.rank)
+
+
+def check_sampling_args(temperature=None, top_k=None, max_new_tokens=None, max_allowed=None, seed=None):
+    """Validate sampling arguments (None = not given); raise ValueError naming the value and the fix.
+
+    temperature: a finite float > 0; top_k: an integer >= 0 (0 = no top-k filtering);
+    max_new_tokens: an integer >= 1 and, when ``max_allowed`` is given, <= it; seed: an int32 integer.
+    """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or not -2**31 <= seed < 2**31):
+        raise ValueError(f"seed must be an integer in [-2**31, 2**31), got {seed!r}")
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)) \
+                or not math.isfinite(temperature) or not temperature > 0:
+            raise ValueError(f"temperature must be a finite number > 0 (1.0 = the model's own distribution, lower = "
+                             f"sharper; for the most likely tokens use greedy decoding), got {temperature!r}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0 (0 = no top-k filtering), got {top_k!r}")
+    if max_new_tokens is not None:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+            raise ValueError(f"max_new_tokens must be an integer (a number of tokens), got {max_new_tokens!r}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens!r}")
+        if max_allowed is not None and max_new_tokens > max_allowed:
+            raise ValueError(f"max_new_tokens must be <= {max_allowed} (the most this policy was exported to "
+                             f"generate; export again with a larger max_new_tokens for longer outputs), "
+                             f"got {max_new_tokens!r}")
+
+
+def resolve_greedy(greedy, temperature=None, top_k=None, seed=None) -> bool:
+    """The one greedy-vs-sampling rule of every text generation call in tf_rl_text.
+
+    ``greedy=None`` (the default): greedy decoding, unless a sampling argument (``seed``,
+    ``temperature``, ``top_k``) is given, then sampling. ``greedy=False``: sampling.
+    ``greedy=True``: greedy; passing ``temperature`` or ``top_k`` with it is a ValueError (they
+    would be ignored), a ``seed`` is accepted and has no effect. Also validates the arguments.
+    """
+    check_sampling_args(temperature, top_k, seed=seed)
+    if greedy is None:
+        return temperature is None and top_k is None and seed is None
+    if greedy and (temperature is not None or top_k is not None):
+        given = ", ".join(f"{k}={v!r}" for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None)
+        raise ValueError(f"{given} only applies to sampling, but greedy=True; pass greedy=False (or leave greedy "
+                         f"unset) to sample, or drop {given.split('=')[0]} for greedy decoding")
+    return bool(greedy)
 
 
 class RLAgent:
@@ -457,16 +510,18 @@ class RLAgent:
             self._generate_fns[key] = self.compile_fn(fn, signature)
         return self._generate_fns[key]
 
-    def generate(self, input_ids, attention_mask, max_new_tokens: int = 32, greedy: bool = False, seed=None,
+    def generate(self, input_ids, attention_mask, max_new_tokens: int = 32, greedy: bool | None = None, seed=None,
                  temperature: float | None = None, top_k: int | None = None) -> Generation:
-        """Sample (or greedily decode) completions for left-padded prompts.
+        """Greedily decode (the default) or sample completions for padded prompts.
 
-        input_ids, attention_mask: (B, P) int, left padded. Returns a :class:`Generation` of
-        (B, max_new_tokens) tensors. ``seed`` (int) makes sampling reproducible; by default
-        the agent's generator supplies one.
+        input_ids, attention_mask: (B, P) int, padded as :meth:`encode_prompts` pads. Returns a
+        :class:`Generation` of (B, max_new_tokens) tensors. Greedy or sampled by
+        :func:`resolve_greedy`: greedy unless ``greedy=False`` or a sampling argument is given.
+        Sampling: ``seed`` (int) makes it reproducible (by default the agent's generator supplies
+        one); ``temperature`` (> 0) and ``top_k`` (>= 0) default to the agent's own.
         """
-        if int(max_new_tokens) < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        greedy = resolve_greedy(greedy, temperature, top_k, seed)
+        check_sampling_args(max_new_tokens=max_new_tokens)
         input_ids = tf.convert_to_tensor(input_ids, tf.int32)
         attention_mask = tf.convert_to_tensor(attention_mask, tf.int32)
         total = int(max_new_tokens) if self.is_encoder_decoder else int(input_ids.shape[1]) + int(max_new_tokens)
@@ -494,12 +549,19 @@ class RLAgent:
             ) from e
         return Generation(ids, mask)
 
-    def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 32, greedy: bool = False, seed=None):
-        """Texts in, completions out (prompt not repeated)."""
+    def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 32, greedy: bool | None = None, seed=None,
+                      temperature: float | None = None, top_k: int | None = None):
+        """Texts in, completions out (prompt not repeated).
+
+        Greedy by default; sampled with ``greedy=False`` or any of ``seed``, ``temperature``,
+        ``top_k`` (:func:`resolve_greedy`, the rule ``tf_rl_text.load(path).generate`` follows too).
+        """
         if isinstance(prompts, str):
             prompts = [prompts]
+        greedy = resolve_greedy(greedy, temperature, top_k, seed)  # before any work: bad arguments fail fast
         ids, mask = self.encode_prompts(prompts)
-        gen = self.generate(ids, mask, max_new_tokens=max_new_tokens, greedy=greedy, seed=seed)
+        gen = self.generate(ids, mask, max_new_tokens=max_new_tokens, greedy=greedy, seed=seed,
+                            temperature=None if greedy else temperature, top_k=None if greedy else top_k)
         return self.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy())
 
     # ------------------------------------------------------------------ utilities
@@ -563,4 +625,4 @@ class RLAgent:
 
 
 
-__all__ = ["RLAgent", "Generation", "pad_token_ids"]
+__all__ = ["RLAgent", "Generation", "check_sampling_args", "pad_token_ids", "resolve_greedy"]

@@ -12,7 +12,8 @@ Generic loaders (all take ``limit`` = keep the first n examples):
 * :func:`load_parallel` - aligned text files, one example a line (``train.en`` / ``train.de``),
   plain or gzip (``.gz``).
 
-Task helpers for the real data in ``../shared/data`` (see :func:`shared_data_dir`):
+Task helpers for real data sets (each takes the data set's folder as ``path``, or the folder
+that holds all of them as ``data_dir`` / ``$TF_RL_TEXT_DATA``; see :func:`shared_data_dir`):
 
 * :func:`load_translation` - Multi30k ``SPLIT.en.gz`` / ``SPLIT.de.gz`` (en -> de);
 * :func:`load_summarization` - SciTLDR jsonl (abstract sentences -> TL;DR summaries);
@@ -23,7 +24,8 @@ Errors name the file, the 1-based line number, the field and what was present.
 Example::
 
     from tf_rl_text import data
-    ds = data.load_translation(split="val", limit=64, prefix="translate english to german: ")
+    ds = data.load_translation(split="val", limit=64, prefix="translate english to german: ",
+                               data_dir="../shared/data")   # or set TF_RL_TEXT_DATA=../shared/data
     train, test = ds.split(0.9)
     env = train.to_env(tokenizer, reward_fn, batch_size=8, max_new_tokens=24)
 """
@@ -37,17 +39,41 @@ import os
 import random
 from typing import Callable, Iterable
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_ENV_VAR = "TF_RL_TEXT_DATA"
+"""The environment variable naming the folder that holds the real data sets (``multi30k/``,
+``scitldr/``, ``topical_chat/``, ``sentiment/``); read when no ``data_dir`` is passed."""
 
 
 class DataFormatError(ValueError):
     """A data file does not have the expected shape (missing field, empty line, misaligned files)."""
 
 
-def shared_data_dir() -> str:
-    """The folder of the shared real data: ``$TF_RL_TEXT_DATA`` if set, else ``<repo>/../shared/data``."""
-    return os.environ.get(DATA_ENV_VAR) or os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data"))
+def shared_data_dir(data_dir: str | None = None) -> str:
+    """The folder holding the real data sets: ``data_dir`` if given, else ``$TF_RL_TEXT_DATA``.
+
+    The package never guesses a folder outside itself (an installed package has no checkout
+    around it). With neither given this raises FileNotFoundError saying what to pass; in this
+    repository's layout the data lies in ``../shared/data`` next to the checkout.
+    """
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_ENV_VAR) or None
+        source = f"${DATA_ENV_VAR}"
+    else:
+        source = "data_dir"
+    if data_dir is None:
+        raise FileNotFoundError(
+            f"no data folder given: pass data_dir=\"path/to/data\" (the folder holding multi30k/, scitldr/, "
+            f"topical_chat/; in this repository's layout ../shared/data, next to the checkout), or the data set's "
+            f"own folder as path=..., or set the environment variable {DATA_ENV_VAR}=path/to/data"
+        )
+    data_dir = os.fspath(data_dir)
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(
+            f"data folder not found: {data_dir!r} (from {source}, resolved against the working directory "
+            f"{os.getcwd()!r}); pass the folder holding multi30k/, scitldr/, topical_chat/ (this repository "
+            f"keeps them in ../shared/data) as data_dir=... or in ${DATA_ENV_VAR}"
+        )
+    return data_dir
 
 
 def open_text(path: str):
@@ -189,7 +215,8 @@ class PromptDataset:
             raise ValueError(f"keep must be 'start' or 'end', got {keep!r}")
         out = []
         for p in self.prompts:
-            ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+            # verbose=False: cutting long prompts is the point, so no "longer than the maximum" warning
+            ids = tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]
             if len(ids) <= max_tokens:
                 out.append(p)
             else:
@@ -368,25 +395,27 @@ def load_parallel(source_path: str, target_path: str | None = None, limit: int |
 
 
 # --------------------------------------------------------------------------- task helpers
-def _resolve(path: str | None, folder: str, filename: str) -> str:
-    """``path`` may be the file itself, a folder holding ``filename``, or None (the shared data)."""
+def _resolve(path: str | None, folder: str, filename: str, data_dir: str | None = None) -> str:
+    """``path`` may be the file itself, a folder holding ``filename``, or None (``folder`` in the data folder)."""
     if path is None:
-        path = os.path.join(shared_data_dir(), folder)
+        path = os.path.join(shared_data_dir(data_dir), folder)
     return os.path.join(path, filename) if os.path.isdir(path) else path
 
 
 def load_translation(path: str | None = None, split: str = "val", source_lang: str = "en", target_lang: str = "de",
-                     prefix: str = "", limit: int | None = None) -> PromptDataset:
+                     prefix: str = "", limit: int | None = None, data_dir: str | None = None) -> PromptDataset:
     """Multi30k translation pairs: ``SPLIT.SRC.gz`` lines -> prompts, ``SPLIT.TGT.gz`` -> references.
 
     Args:
-      path: the Multi30k folder (default ``shared_data_dir()/multi30k``).
+      path: the Multi30k folder; None: ``multi30k/`` in ``data_dir``.
       split: ``train`` (29,000 pairs), ``val`` (1,014) or ``test_2016_flickr`` (1,000).
       source_lang, target_lang: ``"en"``/``"de"`` (swap them for de -> en).
       prefix: instruction prepended to each source, e.g. ``"translate english to german: "``.
       limit: the first ``limit`` pairs.
+      data_dir: the folder holding ``multi30k/`` (used when ``path`` is None); None: ``$TF_RL_TEXT_DATA``,
+        and an error saying what to pass when that is unset too.
     """
-    folder = path if path is not None else os.path.join(shared_data_dir(), "multi30k")
+    folder = path if path is not None else os.path.join(shared_data_dir(data_dir), "multi30k")
     src = os.path.join(folder, f"{split}.{source_lang}.gz")
     tgt = os.path.join(folder, f"{split}.{target_lang}.gz")
     for p in (src, tgt):
@@ -407,19 +436,21 @@ def truncate_words(text: str, max_words: int | None) -> str:
 
 
 def load_summarization(path: str | None = None, split: str = "dev", max_source_words: int | None = None,
-                       prefix: str = "", suffix: str = "", limit: int | None = None) -> PromptDataset:
+                       prefix: str = "", suffix: str = "", limit: int | None = None,
+                       data_dir: str | None = None) -> PromptDataset:
     """SciTLDR (abstract -> TL;DR): ``source`` sentences joined with spaces -> prompt,
     ``target`` (list of one-sentence summaries) -> references (always a list; several in dev/test).
 
     Args:
-      path: a SciTLDR jsonl file, or its folder (default ``shared_data_dir()/scitldr``) with ``split``.
+      path: a SciTLDR jsonl file, or its folder with ``split``; None: ``scitldr/`` in ``data_dir``.
       split: ``train`` / ``dev`` / ``test`` (used when ``path`` is a folder).
       max_source_words: keep only the first N words of the source (tiny models have short contexts).
       prefix, suffix: wrapped around the source, e.g. ``prefix="summarize: "`` or ``suffix=" TL;DR:"``.
       limit: the first ``limit`` abstracts.
+      data_dir: the folder holding ``scitldr/`` (used when ``path`` is None); None: ``$TF_RL_TEXT_DATA``.
     """
     limit = _check_limit(limit)
-    file = _resolve(path, "scitldr", f"{split}.jsonl")
+    file = _resolve(path, "scitldr", f"{split}.jsonl", data_dir)
     prompts, refs = [], []
     with open_text(file) as f:
         for lineno, line in enumerate(f, start=1):
@@ -445,7 +476,7 @@ def load_summarization(path: str | None = None, split: str = "dev", max_source_w
 
 def load_dialogue(path: str | None = None, split: str = "valid_freq", context_turns: int = 2,
                   separator: str = "\n", speaker_labels: bool = False, prefix: str = "", suffix: str = "",
-                  limit: int | None = None) -> PromptDataset:
+                  limit: int | None = None, data_dir: str | None = None) -> PromptDataset:
     """Topical-Chat conversations -> (context, next turn) pairs.
 
     For each conversation (in file order) and each turn i >= 1, the prompt is the previous
@@ -453,18 +484,19 @@ def load_dialogue(path: str | None = None, split: str = "valid_freq", context_tu
     reference is message i.
 
     Args:
-      path: a Topical-Chat json file, or its folder (default ``shared_data_dir()/topical_chat``) with ``split``
-        (``valid_freq`` or ``test_freq``).
+      path: a Topical-Chat json file, or its folder with ``split`` (``valid_freq`` or ``test_freq``);
+        None: ``topical_chat/`` in ``data_dir``.
       context_turns: k >= 1, how many previous turns form the context.
       separator: joins the context turns.
       speaker_labels: prefix each context turn with its agent (``"agent_1: ..."``).
       prefix, suffix: wrapped around the joined context (e.g. ``suffix="\\n"`` to cue the reply).
       limit: the first ``limit`` (context, reply) pairs.
+      data_dir: the folder holding ``topical_chat/`` (used when ``path`` is None); None: ``$TF_RL_TEXT_DATA``.
     """
     limit = _check_limit(limit)
     if int(context_turns) != context_turns or context_turns < 1:
         raise ValueError(f"context_turns must be an integer >= 1, got {context_turns!r}")
-    file = _resolve(path, "topical_chat", f"{split}.json")
+    file = _resolve(path, "topical_chat", f"{split}.json", data_dir)
     with open_text(file) as f:
         conversations = json.load(f)
     if not isinstance(conversations, dict):
@@ -500,6 +532,7 @@ def load_dialogue(path: str | None = None, split: str = "valid_freq", context_tu
 
 
 __all__ = [
+    "DATA_ENV_VAR",
     "DataFormatError",
     "PromptDataset",
     "load_csv",

@@ -183,6 +183,20 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         refs = [self.references[i] for i in picked] if self.references is not None else [None] * n
         return prompts, refs
 
+    def state_dict(self) -> dict:
+        """The prompt order, cursor and shuffle RNG state (JSON-able): what decides the next batches.
+        Trainers save it in their checkpoints so a resumed run draws the same prompts."""
+        name, keys, pos, has_gauss, cached = self._rng.get_state()
+        return {"order": [int(i) for i in self._order], "cursor": int(self._cursor),
+                "rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Put back what :meth:`state_dict` returned."""
+        self._order = np.asarray(state["order"], dtype=np.int64)
+        self._cursor = int(state["cursor"])
+        name, keys, pos, has_gauss, cached = state["rng"]
+        self._rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
+
     def compute_rewards(self, completions, prompts, references):
         """Call the reward function and check what it returns: (B,) float32."""
         try:

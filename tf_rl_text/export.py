@@ -5,7 +5,8 @@ imports tf_rl_text. Its functions (all also reachable as ``loaded.signatures[nam
 
 * ``generate`` (= ``serving_default``): ``input_ids``, ``attention_mask`` (B, P) int32, left
   padded -> ``sequences`` (B, max_new_tokens) greedy completion ids and ``completion_mask``;
-* ``sample``: the same plus ``seed`` (2,) int32 and ``temperature`` () float32, sampled;
+* ``sample``: the same plus ``seed`` (2,) int32 and ``temperature`` () float32, sampled (top-k
+  filtering as the exported agent's ``top_k``, recorded in the description);
 * ``log_probs``: ``input_ids``, ``attention_mask`` (B, P) prompts as above, ``completion_ids``,
   ``completion_mask`` (B, T) -> ``log_probs`` (B, T), log pi of each completion token;
 * ``train_step``: one update of the trainer's algorithm (for REINFORCE: the four tensors of
@@ -124,6 +125,8 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
         "eos_token_id": agent.eos_token_id,
         "pad_token_id": agent.pad_token_id,
         "model_type": getattr(agent.model.config, "model_type", None),
+        "temperature": agent.temperature,  # the default of LoadedPolicy's sampling
+        "top_k": agent.top_k,              # baked into the ``sample`` signature
         "signatures": sorted(signatures),
         "serving_only": bool(serving_only),
     }
@@ -145,11 +148,30 @@ def _save_tokenizer(tokenizer, folder, padding_side):
         json.dump(config, f, indent=2, ensure_ascii=False)
 
 
+SAMPLE_OPTIONS = {
+    "temperature": (tf.float32, 1.0),
+    "top_k": (tf.int32, 0),
+}
+"""Sampling options :class:`LoadedPolicy` knows: name -> (dtype of the exported ``sample`` input
+that takes it, default when the export's description records no value). An export whose ``sample`` signature has the input gets the value as a tensor;
+one without it had the option fixed at export (its value in the description, ``tf_rl_text.json``),
+and asking for another value is a ValueError. A new option (top-p, a repetition penalty) is one
+more entry here plus the input in :func:`export_policy`; older exports stay loadable."""
+
+
 class LoadedPolicy:
     """A policy loaded from an exported SavedModel: texts in, texts out.
 
     ``loaded.module`` is the raw ``tf.saved_model.load`` object; ``loaded.tokenizer`` the
     tokenizer shipped beside it.
+
+    Greedy or sampled follows the rule of ``RLAgent.generate_text``
+    (:func:`tf_rl_text.agent.resolve_greedy`): :meth:`generate` decodes greedily unless
+    ``greedy=False`` or a sampling argument (``seed``, ``temperature``, ``top_k``) is given;
+    :meth:`sample` always samples. ``max_new_tokens`` may be at most the exported maximum
+    (``loaded.max_new_tokens``): the SavedModel generates that many and the output is cut, which
+    gives the same tokens as a shorter run (sampling draws each position from its own seed) at
+    the cost of the full length.
     """
 
     def __init__(self, path):
@@ -168,6 +190,8 @@ class LoadedPolicy:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_new_tokens = int(self.metadata["max_new_tokens"])
+        sample_fn = self.module.signatures.get("sample")
+        self._sample_inputs = set(sample_fn.structured_input_signature[1]) if sample_fn is not None else None
 
     def _encode(self, texts):
         """Token ids padded as the exported model expects: left for causal LMs, right for encoders."""
@@ -176,20 +200,73 @@ class LoadedPolicy:
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         return pad_token_ids(encoded, self.tokenizer.pad_token_id, self.metadata.get("padding_side", "left"))
 
-    def generate(self, texts, greedy: bool = True, seed: int = 0, temperature: float = 1.0):
-        """Complete each text; returns the completions (prompt not repeated)."""
+    def _sample_options(self, options):
+        """The export's ``sample`` inputs for the given options (None = this export's default)."""
+        if self._sample_inputs is None:
+            raise ValueError(f"{self.path!r} has no sample signature, so it can only decode greedily: call generate "
+                             f"without greedy=False, seed, temperature or top_k")
+        inputs = {}
+        for name, (dtype, default) in SAMPLE_OPTIONS.items():
+            value = options.get(name)
+            if name in self._sample_inputs:
+                inputs[name] = tf.constant(self.metadata.get(name, default) if value is None else value, dtype)
+            elif value is not None and value != self.metadata.get(name, object()):
+                fixed = (f"fixed at {self.metadata[name]!r} when it was exported" if name in self.metadata
+                         else "fixed when it was exported (this export does not record the value)")
+                raise ValueError(f"{name}={value!r}: this export's sample signature has no {name} input, its {name} "
+                                 f"is {fixed}; leave {name} unset, or export from an agent built with "
+                                 f"RLAgent(..., {name}={value!r})")
+        return inputs
+
+    def _run(self, texts, greedy, seed, max_new_tokens, options):
+        from tf_rl_text.agent import check_sampling_args
+
+        check_sampling_args(max_new_tokens=max_new_tokens, max_allowed=self.max_new_tokens)
         if isinstance(texts, str):
             texts = [texts]
+        texts = list(texts)
+        inputs = None if greedy else self._sample_options(options)  # validated before any work
         if not texts:
             return []
-        ids, mask = self._encode(list(texts))
+        ids, mask = self._encode(texts)
         if greedy:
             out = self.module.generate(tf.constant(ids), tf.constant(mask))
         else:
-            out = self.module.sample(tf.constant(ids), tf.constant(mask), tf.constant([seed, 0], tf.int32),
-                                     tf.constant(temperature, tf.float32))
-        seqs, cmask = out["sequences"].numpy(), out["completion_mask"].numpy()
+            seed = 0 if seed is None else int(seed)
+            out = self.module.signatures["sample"](input_ids=tf.constant(ids), attention_mask=tf.constant(mask),
+                                                   seed=tf.constant([seed, 0], tf.int32), **inputs)
+        n = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
+        seqs, cmask = out["sequences"].numpy()[:, :n], out["completion_mask"].numpy()[:, :n]
         return [self.tokenizer.decode(r[m.astype(bool)].tolist(), skip_special_tokens=True) for r, m in zip(seqs, cmask)]
+
+    def generate(self, texts, greedy: bool | None = None, seed: int | None = None, temperature: float | None = None,
+                 top_k: int | None = None, max_new_tokens: int | None = None):
+        """Complete each text; returns the completions (prompt not repeated).
+
+        Greedy by default (the export's ``generate``); sampled (the export's ``sample``) with
+        ``greedy=False`` or when ``seed``, ``temperature`` or ``top_k`` is given, as
+        ``RLAgent.generate_text`` does. ``greedy=True`` with ``temperature``/``top_k`` is a ValueError.
+        Sampling defaults: seed 0 (the same output on every call: pass seeds for different
+        samples), the exported agent's temperature and top_k. ``max_new_tokens``: at most the
+        exported maximum (default), see the class notes.
+        """
+        from tf_rl_text.agent import resolve_greedy
+
+        greedy = resolve_greedy(greedy, temperature, top_k, seed)
+        return self._run(texts, greedy, seed, max_new_tokens, {"temperature": temperature, "top_k": top_k})
+
+    def sample(self, texts, seed: int = 0, temperature: float | None = None, top_k: int | None = None,
+               max_new_tokens: int | None = None):
+        """Sampled completions, the export's ``sample`` signature (``seed``, ``temperature``) for texts.
+
+        temperature: > 0, default the exported agent's (usually 1.0). top_k: the exported
+        agent's top-k is fixed in the signature; passing another value is a ValueError that says so.
+        max_new_tokens: at most the exported maximum.
+        """
+        from tf_rl_text.agent import check_sampling_args
+
+        check_sampling_args(temperature, top_k, seed=seed)
+        return self._run(texts, False, seed, max_new_tokens, {"temperature": temperature, "top_k": top_k})
 
 
 def load(path) -> LoadedPolicy:
@@ -197,4 +274,4 @@ def load(path) -> LoadedPolicy:
     return LoadedPolicy(path)
 
 
-__all__ = ["export_policy", "load", "LoadedPolicy"]
+__all__ = ["export_policy", "load", "LoadedPolicy", "SAMPLE_OPTIONS"]

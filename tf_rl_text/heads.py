@@ -7,6 +7,7 @@ and ``agent.save_pretrained(folder)`` writes it beside the model so that
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 
@@ -162,3 +163,79 @@ class QHead(keras.layers.Layer):
 
 
 __all__ += ["QHead"]
+
+
+# =========================================================================== Q-head model (q_values="head")
+QOutput = collections.namedtuple("QOutput", ["logits", "past_key_values"])
+
+
+class QHeadModel(tf.Module):
+    """A causal LM whose "logits" are a :class:`~tf_rl_text.heads.QHead` on its last hidden states.
+
+    Looks like a Hugging Face causal LM to :class:`~tf_rl_text.RLAgent` (``config``, ``call`` with
+    ``past_key_values``/``use_cache``), so generation with a KV cache, export and scoring all
+    work unchanged. The LM's own weights are shared, not copied.
+    """
+
+    def __init__(self, lm, head: QHead | None = None, name=None):
+        super().__init__(name=name or "q_head_model")
+        self.lm = lm
+        self.config = lm.config
+        self.head = head or QHead(int(lm.config.vocab_size), name="q_head")
+        if not self.head.built:
+            hidden = getattr(lm.config, "n_embd", None) or getattr(lm.config, "hidden_size")
+            self.head(tf.zeros([1, 1, int(hidden)]))
+        self.built = True
+
+    @property
+    def dummy_inputs(self):
+        return self.lm.dummy_inputs
+
+    @property
+    def variables(self):
+        return list(self.lm.variables) + list(self.head.variables)
+
+    @property
+    def trainable_variables(self):
+        return list(self.lm.trainable_variables) + list(self.head.trainable_variables)
+
+    def get_weights(self):
+        return [v.numpy() for v in self.variables]
+
+    def set_weights(self, weights):
+        for v, w in zip(self.variables, weights):
+            v.assign(w)
+
+    def call(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
+             training=False, **kwargs):
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                      past_key_values=past_key_values, use_cache=use_cache, output_hidden_states=True,
+                      training=training)
+        q = self.head(out.hidden_states[-1])  # (B, L, V)
+        return QOutput(q, out.past_key_values if use_cache else None)
+
+    __call__ = call
+
+
+def clone_q_model(model):
+    """A separate copy (same architecture and weights, not trainable) of an HF causal LM or a
+    :class:`QHeadModel`: the target network of the value-based trainers. Weights are paired by
+    name (:func:`~tf_rl_text.precision.paired_variables`), so frozen layers copy correctly."""
+    from tf_rl_text.precision import copy_variables, new_like
+
+    if isinstance(model, QHeadModel):
+        lm = new_like(model.lm)  # under the LM's dtype policy, like the online network
+        head = QHead.from_config(model.head.get_config())
+        copy = QHeadModel(lm, head, name="target_" + model.name)
+    else:
+        copy = new_like(model)
+    try:
+        copy_variables(model.variables, copy.variables)
+    except ValueError as err:
+        raise ValueError(f"cannot build a target network for {type(model).__name__}: {err}") from None
+    if hasattr(copy, "trainable"):
+        copy.trainable = False
+    return copy
+
+
+__all__ += ["QHeadModel", "QOutput", "clone_q_model"]

@@ -226,7 +226,7 @@ def mean_length(texts: Sequence[str]) -> float:
 def _encode_references(tokenizer, refs, add_eos, eos_id):
     out = []
     for r in refs:
-        ids = list(tokenizer(r, add_special_tokens=False)["input_ids"])
+        ids = list(tokenizer(r, add_special_tokens=False, verbose=False)["input_ids"])  # long ones: our own warning
         if add_eos and eos_id is not None and eos_id >= 0:
             ids.append(int(eos_id))
         if not ids:

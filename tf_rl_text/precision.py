@@ -94,15 +94,54 @@ def copy_model(model, policy=None, trainable=None):
 
     It computes under ``policy`` (default: ``model``'s own, see :func:`new_like`); ``trainable``
     defaults to ``model.trainable``. :func:`with_precision` and ``RLAgent.clone_model`` (the KL
-    reference) are this.
+    reference) are this. Weights are copied by variable name (:func:`copy_variables`), so a model
+    with frozen layers (which Keras lists last) copies correctly.
     """
     copy = new_like(model, policy)
-    if [tuple(v.shape) for v in model.weights] != [tuple(v.shape) for v in copy.weights]:
-        raise ValueError(f"cannot copy {type(model).__name__} under {policy_of(copy)!r}: "
-                         "its rebuilt copy has different weights")
-    copy.set_weights(model.get_weights())
+    try:
+        copy_variables(model.weights, copy.weights)
+    except ValueError as err:
+        raise ValueError(f"cannot copy {type(model).__name__} under {policy_of(copy)!r}: {err}") from None
     copy.trainable = model.trainable if trainable is None else trainable
     return copy
+
+
+def variable_key(variable) -> str:
+    """A variable's name without its model's own (instance-numbered) scope and the ``:0`` suffix:
+    ``tfgpt2lm_head_model_1/transformer/wte/embeddings:0`` -> ``transformer/wte/embeddings``."""
+    name = variable.name.split(":")[0]
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def paired_variables(source, dest):
+    """``[(s, d), ...]``: each variable of ``dest`` with the ``source`` variable of the same
+    :func:`variable_key`. Pairing by name, not position: Keras lists frozen (non-trainable) weights
+    after the trainable ones, so two copies of one architecture list them in different orders when
+    one has a frozen layer. Raises ValueError naming the first variable without a partner or with
+    a different shape."""
+    source, dest = list(source), list(dest)
+    if len(source) != len(dest):
+        raise ValueError(f"its rebuilt copy has different weights ({len(source)} source vs {len(dest)} copy variables)")
+    by_key = {variable_key(v): v for v in source}
+    if len(by_key) != len(source) or len({variable_key(v) for v in dest}) != len(dest):
+        pairs = list(zip(source, dest))  # names not unique (unusual custom model): by position, shapes checked
+    else:
+        missing = [variable_key(v) for v in dest if variable_key(v) not in by_key]
+        if missing:
+            raise ValueError(f"its rebuilt copy has different weights: no source variable for {missing[:3]}")
+        pairs = [(by_key[variable_key(d)], d) for d in dest]
+    for s, d in pairs:
+        if tuple(s.shape) != tuple(d.shape):
+            raise ValueError(f"its rebuilt copy has different weights: {variable_key(d)} is {tuple(d.shape)} in "
+                             f"the copy, {tuple(s.shape)} in the source")
+    return pairs
+
+
+def copy_variables(source, dest):
+    """Assign every variable of ``dest`` its namesake's value from ``source`` (:func:`paired_variables`)."""
+    for s, d in paired_variables(source, dest):
+        d.assign(s)
+    return list(dest)
 
 
 # --------------------------------------------------------------------------- decoding: one cast per call
@@ -178,5 +217,5 @@ def weights_cast_once(model):
         _casts.cache = None
 
 
-__all__ = ["POLICIES", "policy_of", "global_policy", "new_like", "copy_model", "with_precision", "cast_weight",
+__all__ = ["POLICIES", "policy_of", "global_policy", "new_like", "copy_model", "copy_variables", "paired_variables", "variable_key", "with_precision", "cast_weight",
            "weights_cast_once"]

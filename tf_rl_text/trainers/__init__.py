@@ -7,3 +7,6 @@ __all__ += ["A2CConfig", "A2CTrainer", "PPOConfig", "PPOTrainer", "a2c_loss", "p
 from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer, ReplayBuffer, td_loss
 
 __all__ += ["QLearningConfig", "QLearningTrainer", "ReplayBuffer", "td_loss"]
+from tf_rl_text.trainers.base import Trainer, TrainerConfig
+
+__all__ += ["Trainer", "TrainerConfig"]

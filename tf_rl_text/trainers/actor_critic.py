@@ -48,17 +48,18 @@ import time
 import numpy as np
 
 from tf_rl_text import ops
-from tf_rl_text._compat import keras, tf
-from tf_rl_text.trainers.reinforce import KL_ESTIMATORS, ReinforceTrainer
+from tf_rl_text._compat import tf
+from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_least
+from tf_rl_text.trainers.reinforce import KL_ESTIMATORS
 
 
 # --------------------------------------------------------------------------- configs
 @dataclasses.dataclass
-class ActorCriticConfig:
-    """What A2C and PPO share (see :class:`A2CConfig` and :class:`PPOConfig` for their defaults)."""
+class ActorCriticConfig(TrainerConfig):
+    """What A2C and PPO share (see :class:`A2CConfig` and :class:`PPOConfig` for their defaults).
+    The optimizer (one, for the policy and the value head), schedule, clipping and accumulation
+    fields come from :class:`~tf_rl_text.trainers.base.TrainerConfig`."""
 
-    learning_rate: float = 1e-4
-    """Adam step size for the policy and the value head (one optimizer)."""
     gamma: float = 1.0
     """Discount of the per-token rewards (1.0: the usual choice for one completion)."""
     gae_lambda: float = 0.95
@@ -81,34 +82,21 @@ class ActorCriticConfig:
     """Per-token KL estimate in the reward: "kl", "abs", "mse" or "low_var" (see ops.kl_penalty)."""
     whiten_advantages: bool = True
     """Normalise advantages to zero mean, unit variance over the rollout's completion tokens."""
-    max_grad_norm: float | None = 1.0
-    """Clip gradients to this global norm (None = no clipping)."""
 
-    def __post_init__(self):
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
-        if int(self.num_samples_per_prompt) != self.num_samples_per_prompt or self.num_samples_per_prompt < 1:
-            raise ValueError(f"num_samples_per_prompt must be an integer >= 1, got {self.num_samples_per_prompt}")
-        if self.vf_coef < 0:
-            raise ValueError(f"vf_coef must be >= 0, got {self.vf_coef}")
-        if self.entropy_coef < 0:
-            raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
-        if self.kl_coef < 0:
-            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+    def validate(self):
+        super().validate()
+        check(0.0 <= self.gamma <= 1.0, "gamma", "in [0, 1]", self.gamma)
+        check(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", "in [0, 1]", self.gae_lambda)
+        check(is_int_at_least(self.num_samples_per_prompt, 1), "num_samples_per_prompt", "an integer >= 1",
+              self.num_samples_per_prompt)
+        check(self.vf_coef >= 0, "vf_coef", ">= 0", self.vf_coef)
+        check(self.entropy_coef >= 0, "entropy_coef", ">= 0", self.entropy_coef)
+        check(self.kl_coef >= 0, "kl_coef", ">= 0", self.kl_coef)
         if self.adaptive_kl and not self.kl_coef > 0:
             raise ValueError(f"adaptive_kl needs a starting kl_coef > 0 (beta is adapted multiplicatively), got {self.kl_coef}")
-        if not self.kl_target > 0:
-            raise ValueError(f"kl_target must be > 0 (nats per completion), got {self.kl_target}")
-        if not self.kl_horizon > 0:
-            raise ValueError(f"kl_horizon must be > 0, got {self.kl_horizon}")
-        if self.kl_estimator not in KL_ESTIMATORS:
-            raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+        check(self.kl_target > 0, "kl_target", "> 0 (nats per completion)", self.kl_target)
+        check(self.kl_horizon > 0, "kl_horizon", "> 0", self.kl_horizon)
+        check(self.kl_estimator in KL_ESTIMATORS, "kl_estimator", f"one of {KL_ESTIMATORS}", self.kl_estimator)
 
 
 @dataclasses.dataclass
@@ -139,8 +127,8 @@ class PPOConfig(ActorCriticConfig):
     early_stop_kl: float | None = 0.1
     """Stop this rollout's epochs when the approximate per-token KL(pi_old || pi) exceeds it (None = never)."""
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self):
+        super().validate()
         if int(self.num_epochs) != self.num_epochs or self.num_epochs < 1:
             raise ValueError(f"num_epochs must be an integer >= 1, got {self.num_epochs}")
         if int(self.num_minibatches) != self.num_minibatches or self.num_minibatches < 1:
@@ -185,7 +173,7 @@ def ppo_loss(logp, old_logp, values, old_values, advantages, returns, mask, entr
 
 
 # --------------------------------------------------------------------------- trainers
-class _ActorCriticTrainer:
+class _ActorCriticTrainer(Trainer):
     """The rollout, targets, compiled update, loop and export that A2C and PPO share.
 
     A subclass sets ``algorithm`` and writes :meth:`loss` (the pure loss of its algorithm)
@@ -194,33 +182,42 @@ class _ActorCriticTrainer:
 
     algorithm = "actor-critic"
     config_class = ActorCriticConfig
+    unit = "rollout"
 
-    def __init__(self, agent, env, config=None):
-        if config is None:
-            config = self.config_class()
-        if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
-        self.agent = agent
-        self.env = env
-        self.config = config
+    def __init__(self, agent, env, config=None, **kwargs):
+        super().__init__(agent, env, config, **kwargs)
+        config = self.config
         self.value_head = agent.value_head if agent.value_head is not None else agent.attach_value_head()
         self.variables = list(agent.trainable_variables) + list(self.value_head.trainable_variables)
-        self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
         self.optimizer.build(self.variables)  # slots now, so the compiled update is traced once
         self.ref_model = agent.clone_model() if config.kl_coef > 0 else None
         self.kl_coef = float(config.kl_coef)  # beta; changes after each rollout when adaptive
-        self.rng = np.random.RandomState(agent.seed)
-        self.num_updates = 0
-        self.history: list[dict] = []
+        self.rng = np.random.RandomState(agent.seed if config.seed is None else config.seed)
         seq = tf.TensorSpec([None, None], tf.int32)
         tok = tf.TensorSpec([None, None], tf.float32)
+        num = tf.TensorSpec([], tf.float32)
         self._targets = agent.compile_fn(self._targets_step, [seq] * 4 + [
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)])
         self._update = agent.compile_fn(self._update_step, [seq] * 4 + [tok] * 4)
+        self._grads = agent.compile_fn(self._grad_step, [seq] * 4 + [tok] * 4 + [num, num])
+        self._auto_resume()
+
+    # ------------------------------------------------------------------ run state
+    def _trackables(self):
+        return dict(super()._trackables(), value_head=self.value_head)
+
+    def _python_state(self):
+        from tf_rl_text.trainers.base import numpy_rng_state
+
+        return {"kl_coef": self.kl_coef, "rng": numpy_rng_state(self.rng)}
+
+    def _load_python_state(self, state):
+        from tf_rl_text.trainers.base import set_numpy_rng_state
+
+        self.kl_coef = float(state["kl_coef"])
+        set_numpy_rng_state(self.rng, state["rng"])
 
     # ------------------------------------------------------------------ graph
-    evaluate = ReinforceTrainer.evaluate  # mean reward of greedy completions, exactly as REINFORCE does it
-
     def _targets_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, kl_coef):
         """Score a rollout once: old log-probs, values, KL to the reference, advantages and returns."""
         cfg = self.config
@@ -244,25 +241,45 @@ class _ActorCriticTrainer:
             "explained_variance": ops.explained_variance(values, returns, mask),
         }
 
+    def _loss_and_info(self, prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp, old_values,
+                       advantages, returns):
+        mask = tf.cast(completion_mask, tf.float32)
+        logits, values = self.agent.completion_logits_and_values(prompt_ids, prompt_mask, completion_ids,
+                                                                 completion_mask)
+        logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
+        # (B, T); only logged when there is no entropy bonus: no backward pass through it then
+        entropy = ops.entropy_from_logits(logits if self.config.entropy_coef else tf.stop_gradient(logits))
+        loss, info = self.loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy)
+        loss = tf.debugging.check_numerics(
+            loss, f"{self.algorithm} loss is NaN or Inf (check rewards and learning rate)")
+        info = dict(info, loss=loss, approx_kl=ops.approx_kl(logp, old_logp, mask))
+        return loss, info
+
     def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp, old_values,
                      advantages, returns):
-        mask = tf.cast(completion_mask, tf.float32)
         with tf.GradientTape() as tape:
-            logits, values = self.agent.completion_logits_and_values(prompt_ids, prompt_mask, completion_ids,
-                                                                     completion_mask)
-            logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
-            # (B, T); only logged when there is no entropy bonus: no backward pass through it then
-            entropy = ops.entropy_from_logits(logits if self.config.entropy_coef else tf.stop_gradient(logits))
-            loss, info = self.loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy)
-            loss = tf.debugging.check_numerics(
-                loss, f"{self.algorithm} loss is NaN or Inf (check rewards and learning rate)")
+            loss, info = self._loss_and_info(prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp,
+                                             old_values, advantages, returns)
         grads = tape.gradient(loss, self.variables)
-        grad_norm = tf.linalg.global_norm(grads)
-        if self.config.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, self.config.max_grad_norm, use_norm=grad_norm)
-        self.optimizer.apply_gradients(zip(grads, self.variables))
-        info = dict(info, loss=loss, grad_norm=grad_norm, approx_kl=ops.approx_kl(logp, old_logp, mask))
+        info["grad_norm"] = self.apply_gradients(grads, self.variables)
         return info
+
+    def _grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp, old_values,
+                   advantages, returns, total_rows, total_tokens):
+        """Gradients of one chunk's share of the (per-token mean) loss: loss x tokens / total_tokens."""
+        share = tf.reduce_sum(tf.cast(completion_mask, tf.float32)) / total_tokens
+        with tf.GradientTape() as tape:
+            loss, info = self._loss_and_info(prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp,
+                                             old_values, advantages, returns)
+            loss = loss * share
+        grads = tape.gradient(loss, self.variables)
+        return grads, {k: v * share for k, v in info.items()}
+
+    def update(self, batch):
+        """One gradient update on ``batch`` (split into ``grad_accumulation_steps`` chunks when > 1)."""
+        if self.config.grad_accumulation_steps > 1:
+            return self.accumulate(self._grads, batch, self.variables)
+        return self._update(*batch)
 
     def loss(self, logp, old_logp, values, old_values, advantages, returns, mask, entropy):
         raise NotImplementedError
@@ -272,7 +289,7 @@ class _ActorCriticTrainer:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ python loop
-    def step(self) -> dict:
+    def _step(self) -> dict:
         """One rollout, its advantages, and the algorithm's updates. Returns statistics (floats)."""
         start = time.perf_counter()
         cfg = self.config
@@ -299,15 +316,10 @@ class _ActorCriticTrainer:
             step_time_s=time.perf_counter() - start,
             update=self.num_updates,
         )
-        self.history.append(stats)
         return stats
 
-    def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
-        """Run ``num_steps`` :meth:`step` calls (rollouts) with a progress bar; returns their statistics."""
-        from tf_rl_text.trainers._loop import run_steps
-
-        return run_steps(self.step, num_steps, self.algorithm, "rollout", progress=progress, callback=callback,
-                         postfix=lambda s: {"reward": f"{s['reward_mean']:.3f}", "kl": f"{s['kl']:.2f}"})
+    def _postfix(self, stats):
+        return {"reward": f"{stats['reward_mean']:.3f}", "kl": f"{stats['kl']:.2f}"}
 
     # ------------------------------------------------------------------ export
     def export_train_step(self):
@@ -327,14 +339,12 @@ class _ActorCriticTrainer:
         ]
         return self.agent.graph_code(self._update_step), signature
 
-    def export(self, path: str, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
-        """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`) with a
-        ``values`` signature. Causal LMs: ``input_ids``, ``attention_mask`` (B, L) -> ``values``
-        (B, L), V(s_t) of every prefix. Encoder-decoders: source ``input_ids``, ``attention_mask``
-        (B, P) and ``completion_ids``, ``completion_mask`` (B, T) -> ``values`` (B, T), V of the
-        decoder state that chose each completion token (0 where the mask is 0). ``serving_only``:
-        without ``train_step`` and the optimizer's slots."""
-        from tf_rl_text.export import COMPLETION_SPECS, export_policy
+    def _export_kwargs(self):
+        """A ``values`` signature besides the policy's. Causal LMs: ``input_ids``, ``attention_mask``
+        (B, L) -> ``values`` (B, L), V(s_t) of every prefix. Encoder-decoders: source ``input_ids``,
+        ``attention_mask`` (B, P) and ``completion_ids``, ``completion_mask`` (B, T) -> ``values``
+        (B, T), V of the decoder state that chose each completion token (0 where the mask is 0)."""
+        from tf_rl_text.export import COMPLETION_SPECS
 
         agent = self.agent
         ids_spec = [tf.TensorSpec([None, None], tf.int32, name="input_ids"),
@@ -349,17 +359,12 @@ class _ActorCriticTrainer:
             def values(input_ids, attention_mask):
                 return {"values": agent.values(input_ids, attention_mask)}
 
-        fn, signature = self.export_train_step()
-        return export_policy(
-            agent, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
-            train_step=(fn, signature),
-            optimizer=self.optimizer,
-            extra_objects={"value_head": self.value_head},  # its variables are not the model's
-            extra_functions={"values": (values, ids_spec)},
-            metadata={"algorithm": self.algorithm, "config": dataclasses.asdict(self.config),
-                      "updates": self.num_updates, "kl_coef": self.kl_coef},
-            serving_only=serving_only,
-        )
+        return {
+            "train_step": self.export_train_step(),
+            "extra_objects": {"value_head": self.value_head},  # its variables are not the model's
+            "extra_functions": {"values": (values, ids_spec)},
+            "metadata": {"kl_coef": self.kl_coef},
+        }
 
 
 class A2CTrainer(_ActorCriticTrainer):
@@ -390,7 +395,7 @@ class A2CTrainer(_ActorCriticTrainer):
         return a2c_loss(logp, values, advantages, returns, mask, entropy, cfg.vf_coef, cfg.entropy_coef)
 
     def optimize(self, batch):
-        return [self._update(*batch)]  # on-policy: exactly one gradient step per rollout
+        return [self.update(batch)]  # on-policy: exactly one gradient step per rollout
 
 
 class PPOTrainer(_ActorCriticTrainer):
@@ -437,7 +442,7 @@ class PPOTrainer(_ActorCriticTrainer):
         infos = []
         for epoch in range(cfg.num_epochs):
             for index in np.array_split(self.rng.permutation(rows), cfg.num_minibatches):
-                info = self._update(*[tf.gather(x, index) for x in batch])
+                info = self.update([tf.gather(x, index) for x in batch])
                 infos.append(info)
                 if cfg.early_stop_kl is not None and float(info["approx_kl"]) > cfg.early_stop_kl:
                     return infos  # the policy moved too far from the rollout's: stop this rollout's epochs

@@ -8,6 +8,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf
+from tf_rl_text.trainers.base import apply_clipped
 
 
 def encode_texts(tokenizer, texts, max_length, add_eos=True):
@@ -16,7 +17,8 @@ def encode_texts(tokenizer, texts, max_length, add_eos=True):
     ids = np.full((len(texts), max_length), pad, np.int32)
     mask = np.zeros((len(texts), max_length), np.int32)
     for i, text in enumerate(texts):
-        tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+        # verbose=False: the cut below is intended, so no "sequence length is longer than the maximum" warning
+        tokens = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         if add_eos and tokenizer.eos_token_id is not None:
             tokens = tokens + [tokenizer.eos_token_id]
         tokens = tokens[:max_length]
@@ -47,9 +49,7 @@ def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_ra
             logits = agent.token_logits(batch_ids, batch_mask, training=True)[:, :-1]  # (B, L-1, V)
             nll = -ops.gather_log_probs(logits, batch_ids[:, 1:])
             loss = ops.masked_mean(nll, tf.cast(batch_mask[:, 1:], tf.float32))
-        grads = tape.gradient(loss, variables)
-        grads, _ = tf.clip_by_global_norm(grads, 1.0)
-        optimizer.apply_gradients(zip(grads, variables))
+        apply_clipped(optimizer, tape.gradient(loss, variables), variables, max_grad_norm=1.0)
         return loss
 
     update = agent.compile_fn(update, [tf.TensorSpec([None, None], tf.int32)] * 2)
@@ -68,7 +68,7 @@ def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_ra
 
 
 def _keep_last_tokens(tokenizer, text, n):
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]  # cut below, as intended
     return text if len(ids) <= n else tokenizer.decode(ids[-n:])
 
 
@@ -113,9 +113,7 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
         with tf.GradientTape() as tape:
             logp = agent.log_probs(p_ids, p_mask, t_ids, t_mask, training=True)  # (B, T)
             loss = -ops.masked_mean(logp, tf.cast(t_mask, tf.float32))
-        grads = tape.gradient(loss, variables)
-        grads, _ = tf.clip_by_global_norm(grads, 1.0)
-        optimizer.apply_gradients(zip(grads, variables))
+        apply_clipped(optimizer, tape.gradient(loss, variables), variables, max_grad_norm=1.0)
         return loss
 
     update = agent.compile_fn(update, [spec] * 4)

@@ -42,17 +42,18 @@ Example::
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import time
 
 import numpy as np
 
 from tf_rl_text import ops
-from tf_rl_text._compat import keras, tf, tfp
+from tf_rl_text._compat import tf, tfp
 from tf_rl_text.agent import RLAgent
-from tf_rl_text.heads import QHead
-from tf_rl_text.precision import new_like
+from tf_rl_text.heads import QHeadModel, clone_q_model
+from tf_rl_text.precision import paired_variables
+from tf_rl_text.trainers.base import Trainer, TrainerConfig
+from tf_rl_text.trainers.replay import ReplayBuffer, concat_batches
 
 TARGETS = ops.TD_TARGETS  # ("q_learning", "sarsa", "expected_sarsa", "soft")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann")
@@ -61,16 +62,15 @@ LOSSES = ("huber", "mse")
 
 
 @dataclasses.dataclass
-class QLearningConfig:
-    """Settings of :class:`QLearningTrainer` (validated on construction)."""
+class QLearningConfig(TrainerConfig):
+    """Settings of :class:`QLearningTrainer` (validated on construction). The optimizer, schedule,
+    clipping and accumulation fields come from :class:`~tf_rl_text.trainers.base.TrainerConfig`."""
 
     target: str = "soft"
     """TD target: "q_learning", "sarsa", "expected_sarsa" or "soft" (the default: Guo et al. 2021
     found soft Q-learning the one that works when the LM logits are the Q-values)."""
     q_values: str = "logits"
     """Where Q(s, .) comes from: "logits" (the LM's processed logits) or "head" (a QHead on the last hidden states)."""
-    learning_rate: float = 1e-4
-    """Adam step size (Kingma & Ba 2015)."""
     gamma: float = 1.0
     """Discount; 1.0 = the sequence reward reaches every token undiminished."""
     loss: str = "huber"
@@ -105,10 +105,9 @@ class QLearningConfig:
     """Episodes the replay ring buffer holds before the oldest are overwritten."""
     demonstration_fraction: float = 0.25
     """Share of each minibatch drawn from the demonstrations, when there are both (0..1)."""
-    max_grad_norm: float | None = 1.0
-    """Clip gradients to this global norm (None = no clipping)."""
 
-    def __post_init__(self):
+    def validate(self):
+        super().validate()
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.q_values not in Q_SOURCES:
@@ -117,8 +116,6 @@ class QLearningConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.exploration not in EXPLORATIONS:
             raise ValueError(f"exploration must be one of {EXPLORATIONS}, got {self.exploration!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if not self.huber_delta > 0:
@@ -139,8 +136,6 @@ class QLearningConfig:
                 raise ValueError(f"{name} must be an integer >= 1, got {value}")
         if int(self.epsilon_decay_steps) != self.epsilon_decay_steps or self.epsilon_decay_steps < 0:
             raise ValueError(f"epsilon_decay_steps must be an integer >= 0, got {self.epsilon_decay_steps}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -174,75 +169,6 @@ def completion_q_values(agent, prompt_ids, prompt_mask, completion_ids, completi
 
 
 # --------------------------------------------------------------------------- Q networks and policies
-QOutput = collections.namedtuple("QOutput", ["logits", "past_key_values"])
-
-
-class QHeadModel(tf.Module):
-    """A causal LM whose "logits" are a :class:`~tf_rl_text.heads.QHead` on its last hidden states.
-
-    Looks like a Hugging Face causal LM to :class:`~tf_rl_text.RLAgent` (``config``, ``call`` with
-    ``past_key_values``/``use_cache``), so generation with a KV cache, export and scoring all
-    work unchanged. The LM's own weights are shared, not copied.
-    """
-
-    def __init__(self, lm, head: QHead | None = None, name=None):
-        super().__init__(name=name or "q_head_model")
-        self.lm = lm
-        self.config = lm.config
-        self.head = head or QHead(int(lm.config.vocab_size), name="q_head")
-        if not self.head.built:
-            hidden = getattr(lm.config, "n_embd", None) or getattr(lm.config, "hidden_size")
-            self.head(tf.zeros([1, 1, int(hidden)]))
-        self.built = True
-
-    @property
-    def dummy_inputs(self):
-        return self.lm.dummy_inputs
-
-    @property
-    def variables(self):
-        return list(self.lm.variables) + list(self.head.variables)
-
-    @property
-    def trainable_variables(self):
-        return list(self.lm.trainable_variables) + list(self.head.trainable_variables)
-
-    def get_weights(self):
-        return [v.numpy() for v in self.variables]
-
-    def set_weights(self, weights):
-        for v, w in zip(self.variables, weights):
-            v.assign(w)
-
-    def call(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
-             training=False, **kwargs):
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      past_key_values=past_key_values, use_cache=use_cache, output_hidden_states=True,
-                      training=training)
-        q = self.head(out.hidden_states[-1])  # (B, L, V)
-        return QOutput(q, out.past_key_values if use_cache else None)
-
-    __call__ = call
-
-
-def _clone_q_model(model):
-    """A separate copy (same architecture and weights) of an HF causal LM or a QHeadModel."""
-    if isinstance(model, QHeadModel):
-        lm = new_like(model.lm)  # under the LM's dtype policy, like the online network
-        head = QHead.from_config(model.head.get_config())
-        copy = QHeadModel(lm, head, name="target_" + model.name)
-    else:
-        copy = new_like(model)
-    source, dest = list(model.variables), list(copy.variables)
-    if [v.shape for v in source] != [v.shape for v in dest]:
-        raise ValueError(f"cannot build a target network for {type(model).__name__}: its copy has different variables")
-    for d, s in zip(dest, source):
-        d.assign(s)
-    if hasattr(copy, "trainable"):
-        copy.trainable = False
-    return copy
-
-
 class QPolicyAgent(RLAgent):
     """The policy of a Q-function: greedy argmax_a Q(s, a), epsilon-greedy or Boltzmann.
 
@@ -282,113 +208,8 @@ class QPolicyAgent(RLAgent):
         return tfp.distributions.Categorical(probs=ops.epsilon_greedy_probs(logits, self.epsilon), dtype=tf.int32)
 
 
-# --------------------------------------------------------------------------- replay buffer
-class ReplayBuffer(tf.Module):
-    """A uniform replay ring buffer of whole episodes, held in tf.Variables.
-
-    Each row is one episode: a left-padded prompt (prompt_length), a right-padded completion
-    (completion_length) and its reward. When full, new episodes overwrite the oldest.
-
-    Example::
-
-        buf = ReplayBuffer(capacity=100, prompt_length=4, completion_length=8, seed=0)
-        buf.add(prompt_ids, prompt_mask, completion_ids, completion_mask, rewards)
-        batch = buf.sample(32)   # dict of tensors, uniform with replacement
-    """
-
-    FIELDS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "rewards")
-
-    def __init__(self, capacity: int, prompt_length: int, completion_length: int, pad_token_id: int = 0,
-                 seed: int = 0, name=None, prompt_padding: str = "left"):
-        super().__init__(name=name or "replay_buffer")
-        if prompt_padding not in ("left", "right"):
-            raise ValueError(f"prompt_padding must be 'left' (causal LMs) or 'right' (encoder sources), got {prompt_padding!r}")
-        self.prompt_padding = prompt_padding
-        for arg, value in (("capacity", capacity), ("prompt_length", prompt_length),
-                           ("completion_length", completion_length)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{arg} must be an integer >= 1, got {value}")
-        self.capacity, self.prompt_length, self.completion_length = int(capacity), int(prompt_length), int(completion_length)
-        self.pad_token_id = int(pad_token_id)
-        c, p, t = self.capacity, self.prompt_length, self.completion_length
-        self.prompt_ids = tf.Variable(tf.fill([c, p], self.pad_token_id), trainable=False, name="prompt_ids")
-        self.prompt_mask = tf.Variable(tf.zeros([c, p], tf.int32), trainable=False, name="prompt_mask")
-        self.completion_ids = tf.Variable(tf.fill([c, t], self.pad_token_id), trainable=False, name="completion_ids")
-        self.completion_mask = tf.Variable(tf.zeros([c, t], tf.int32), trainable=False, name="completion_mask")
-        self.rewards = tf.Variable(tf.zeros([c], tf.float32), trainable=False, name="rewards")
-        self.size = tf.Variable(0, trainable=False, name="size")
-        self.next_index = tf.Variable(0, trainable=False, name="next_index")
-        self.rng = tf.random.Generator.from_seed(seed)
-
-    def __len__(self):
-        return int(self.size.numpy())
-
-    def _fit(self, x, width, left, what):
-        x = np.asarray(x, np.int32)
-        if x.ndim != 2 or x.shape[1] > width:
-            raise ValueError(f"{what} must be (batch, <= {width}) for this buffer, got shape {x.shape}; "
-                             f"make a buffer with a larger {'prompt' if left else 'completion'}_length")
-        pad = width - x.shape[1]
-        fill = self.pad_token_id if what.endswith("ids") else 0
-        before = left and self.prompt_padding == "left"  # completions, and encoder sources, pad on the right
-        return np.pad(x, [(0, 0), (pad, 0) if before else (0, pad)], constant_values=fill)
-
-    def add(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards):
-        """Append a batch of episodes (narrower arrays are padded; the last ``capacity`` are kept)."""
-        rows = [self._fit(prompt_ids, self.prompt_length, True, "prompt_ids"),
-                self._fit(prompt_mask, self.prompt_length, True, "prompt_mask"),
-                self._fit(completion_ids, self.completion_length, False, "completion_ids"),
-                self._fit(completion_mask, self.completion_length, False, "completion_mask"),
-                np.asarray(rewards, np.float32).reshape(-1)]
-        n = rows[0].shape[0]
-        if any(r.shape[0] != n for r in rows):
-            raise ValueError(f"every field needs the same number of episodes, got {[r.shape[0] for r in rows]}")
-        if not np.all(np.isfinite(rows[-1])):
-            raise ValueError(f"rewards must be finite, got {rows[-1]}")
-        if n == 0:
-            return
-        rows = [r[-self.capacity:] for r in rows]
-        n = rows[0].shape[0]
-        index = (int(self.next_index.numpy()) + np.arange(n)) % self.capacity
-        for name, values in zip(self.FIELDS, rows):
-            getattr(self, name).scatter_nd_update(index[:, None], values)
-        self.next_index.assign((int(self.next_index.numpy()) + n) % self.capacity)
-        self.size.assign(min(len(self) + n, self.capacity))
-
-    def sample(self, batch_size: int):
-        """``batch_size`` episodes drawn uniformly with replacement: a dict of tensors."""
-        if len(self) == 0:
-            raise ValueError("cannot sample from an empty replay buffer; add episodes first")
-        index = self.rng.uniform([int(batch_size)], 0, self.size, dtype=tf.int32)
-        return {name: tf.gather(getattr(self, name), index) for name in self.FIELDS}
-
-
-def _concat_batches(a, b, pad_token_id, prompt_padding="left"):
-    """Join two sampled batches, padding prompts on ``prompt_padding``'s side and completions on
-    the right to a common width."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    out = {}
-    for name in ReplayBuffer.FIELDS:
-        x, y = a[name], b[name]
-        if name != "rewards":
-            width = max(x.shape[1], y.shape[1])
-            fill = pad_token_id if name.endswith("ids") else 0
-
-            def widen(z):
-                extra = width - z.shape[1]
-                before = name.startswith("prompt") and prompt_padding == "left"
-                return tf.pad(z, [[0, 0], [extra, 0] if before else [0, extra]], constant_values=fill)
-
-            x, y = widen(x), widen(y)
-        out[name] = tf.concat([x, y], axis=0)
-    return out
-
-
 # --------------------------------------------------------------------------- trainer
-class QLearningTrainer:
+class QLearningTrainer(Trainer):
     """Q-learning, SARSA, expected SARSA or soft Q-learning over tokens, from replay and demonstrations.
 
     Args:
@@ -407,34 +228,57 @@ class QLearningTrainer:
     (expected SARSA), Guo et al. 2021 (soft Q-learning for text generation).
     """
 
-    def __init__(self, agent, env, config: QLearningConfig | None = None):
-        cfg = config or QLearningConfig()
+    algorithm = "Q-learning"
+    config_class = QLearningConfig
+
+    def __init__(self, agent, env, config: QLearningConfig | None = None, **kwargs):
+        super().__init__(agent, env, config, **kwargs)
+        cfg = self.config
         if agent.is_encoder_decoder and cfg.q_values == "head":
             raise NotImplementedError(
                 f"q_values='head' wraps a causal LM; {type(agent.model).__name__} is an encoder-decoder model: "
                 "use q_values='logits' (its decoder logits are the Q-values)")
-        self.agent = agent
-        self.env = env
-        self.config = cfg
         model = QHeadModel(agent.model) if cfg.q_values == "head" else agent.model
+        self.q_model = model
         self.policy = QPolicyAgent(model, agent, cfg.exploration, cfg.epsilon, cfg.temperature)
-        self.target_model = _clone_q_model(model)
+        self.target_model = clone_q_model(model)
         self.target_policy = QPolicyAgent(self.target_model, agent, cfg.exploration, cfg.epsilon, cfg.temperature)
-        self._online_variables = list(model.variables)
-        self._target_variables = list(self.target_model.variables)
-        self.optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+        # (online, target) pairs by variable name: frozen layers move in Keras' variable order
+        pairs = paired_variables(model.variables, self.target_model.variables)
+        self._online_variables = [o for o, _ in pairs]
+        self._target_variables = [t for _, t in pairs]
         self.optimizer.build(self.policy.trainable_variables)  # slots now, so the compiled update is traced once
         self.replay = ReplayBuffer(cfg.replay_capacity, env.max_prompt_length, env.max_new_tokens,
                                    agent.pad_token_id, seed=self.policy.seed, prompt_padding=agent.padding_side)
         self.demonstrations: ReplayBuffer | None = None
         self._demo_rows: list[np.ndarray] | None = None
-        self.num_updates = 0
         self.num_steps = 0
-        self.history: list[dict] = []
         seq = tf.TensorSpec([None, None], tf.int32)
-        self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, tf.TensorSpec([None], tf.float32)])
+        vec = tf.TensorSpec([None], tf.float32)
+        num = tf.TensorSpec([], tf.float32)
+        self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, vec])
+        self._grads = agent.compile_fn(self._grad_step, [seq, seq, seq, seq, vec, num, num])
         # the sync touches no model code (an explicit tf.cond over variables): plain graph code
         self._sync = tf.function(self._sync_target, input_signature=[tf.TensorSpec([], tf.float32)], autograph=False)
+        self._auto_resume()
+
+    # ------------------------------------------------------------------ run state
+    @property
+    def acting_agent(self):
+        return self.policy
+
+    def _trackables(self):
+        out = dict(super()._trackables(), q_model=self.q_model, target_model=self.target_model,
+                   policy_rng=self.policy.rng, epsilon=self.policy.epsilon, replay=self.replay)
+        if self.demonstrations is not None:
+            out["demonstrations"] = self.demonstrations
+        return out
+
+    def _python_state(self):
+        return {"num_steps": self.num_steps}
+
+    def _load_python_state(self, state):
+        self.num_steps = int(state["num_steps"])
 
     # ------------------------------------------------------------------ graph
     def q_values(self, input_ids, attention_mask):
@@ -456,30 +300,58 @@ class QLearningTrainer:
         """Copy (or Polyak-average, per the config) the online network into the target network now."""
         self._sync(tf.constant(self.config.target_update_tau, tf.float32))
 
-    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards):
+    def _td_loss(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, tape):
+        """The TD loss of a batch and its statistics; the target network runs outside ``tape``."""
         cfg = self.config
         mask = tf.cast(completion_mask, tf.float32)  # (B, T)
-        token_rewards = ops.last_token_rewards(rewards * cfg.reward_scale, mask)  # (B, T), R at the last token
-        target_q = completion_q_values(self.target_policy, prompt_ids, prompt_mask, completion_ids, completion_mask)
-        variables = self.policy.trainable_variables
-        with tf.GradientTape() as tape:
-            q = completion_q_values(self.policy, prompt_ids, prompt_mask, completion_ids, completion_mask)  # (B,T,V)
-            probs = tf.stop_gradient(self.policy.policy_probs(q)) if cfg.target == "expected_sarsa" else None
-            targets = ops.q_td_targets(target_q, completion_ids, token_rewards, mask, cfg.gamma, cfg.target, probs)
-            q_taken = tf.gather(q, completion_ids, axis=-1, batch_dims=2)  # (B, T): Q(s_t, a_t)
-            loss, info = td_loss(q_taken, targets, mask, cfg.loss, cfg.huber_delta)
-            loss = tf.debugging.check_numerics(loss, "TD loss is NaN or Inf (check rewards, reward_scale and learning rate)")
-        grads = tape.gradient(loss, variables)
-        grad_norm = tf.linalg.global_norm(grads)
-        if cfg.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm, use_norm=grad_norm)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        with tape.stop_recording():
+            token_rewards = ops.last_token_rewards(rewards * cfg.reward_scale, mask)  # (B, T), R at the last token
+            target_q = completion_q_values(self.target_policy, prompt_ids, prompt_mask, completion_ids,
+                                           completion_mask)
+        q = completion_q_values(self.policy, prompt_ids, prompt_mask, completion_ids, completion_mask)  # (B,T,V)
+        probs = tf.stop_gradient(self.policy.policy_probs(q)) if cfg.target == "expected_sarsa" else None
+        targets = ops.q_td_targets(target_q, completion_ids, token_rewards, mask, cfg.gamma, cfg.target, probs)
+        q_taken = tf.gather(q, completion_ids, axis=-1, batch_dims=2)  # (B, T): Q(s_t, a_t)
+        loss, info = td_loss(q_taken, targets, mask, cfg.loss, cfg.huber_delta)
+        loss = tf.debugging.check_numerics(loss, "TD loss is NaN or Inf (check rewards, reward_scale and learning rate)")
+        return loss, {"loss": loss, "td_error": info["td_error"], "q_taken": info["q_taken"], "target": info["target"]}
+
+    def _sync_if_due(self):
+        """After an update: sync the target network when the update count is a multiple of the period."""
+        cfg = self.config
         synced = tf.equal(self.optimizer.iterations % cfg.target_update_period, 0)
         # the target network moves only here
         tf.cond(synced, lambda: self._sync_target(tf.constant(cfg.target_update_tau, tf.float32)),
                 lambda: tf.constant(False))
-        return {"loss": loss, "td_error": info["td_error"], "q_taken": info["q_taken"], "target": info["target"],
-                "grad_norm": grad_norm, "target_synced": tf.cast(synced, tf.float32)}
+        return tf.cast(synced, tf.float32)
+
+    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards):
+        variables = self.policy.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, info = self._td_loss(prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, tape)
+        info["grad_norm"] = self.apply_gradients(tape.gradient(loss, variables), variables)
+        info["target_synced"] = self._sync_if_due()
+        return info
+
+    def _grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, total_rows, total_tokens):
+        """Gradients of one chunk's share (tokens / total_tokens) of the per-token-mean TD loss."""
+        share = tf.reduce_sum(tf.cast(completion_mask, tf.float32)) / total_tokens
+        variables = self.policy.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, info = self._td_loss(prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, tape)
+            loss = loss * share
+        return tape.gradient(loss, variables), {k: v * share for k, v in info.items()}
+
+    def update(self, batch: dict) -> dict:
+        """One TD update on a sampled ``batch`` (split into ``grad_accumulation_steps`` chunks when > 1)."""
+        tensors = [batch[name] for name in ReplayBuffer.FIELDS]
+        if self.config.grad_accumulation_steps == 1:
+            return self._update(*tensors)
+        info = self.accumulate(self._grads, tensors, self.policy.trainable_variables)
+        if "_sync_fn" not in self.__dict__:
+            self._sync_fn = tf.function(self._sync_if_due, autograph=False)
+        info["target_synced"] = self._sync_fn()
+        return info
 
     # ------------------------------------------------------------------ data
     def add_demonstrations(self, prompts=None, completions=None, rewards=None, references=None) -> int:
@@ -545,6 +417,8 @@ class QLearningTrainer:
                                            seed=self.policy.seed + 1, name="demonstrations",
                                            prompt_padding=self.agent.padding_side)
         self.demonstrations.add(*new)
+        if self.restored_from:  # a resumed run re-adds its demonstrations: put back the saved buffer's state
+            tf.train.Checkpoint(demonstrations=self.demonstrations).read(self.restored_from).expect_partial()
         return len(self.demonstrations)
 
     def _sample_batch(self):
@@ -557,7 +431,7 @@ class QLearningTrainer:
             n_demo = cfg.batch_size if not has_replay else int(round(cfg.batch_size * cfg.demonstration_fraction))
         demos = self.demonstrations.sample(n_demo) if n_demo else None
         replay = self.replay.sample(cfg.batch_size - n_demo) if cfg.batch_size - n_demo else None
-        return _concat_batches(replay, demos, self.agent.pad_token_id, self.agent.padding_side)
+        return concat_batches(replay, demos, self.agent.pad_token_id, self.agent.padding_side)
 
     def epsilon_at(self, step: int) -> float:
         """Epsilon after ``step`` collection steps: linear from ``epsilon`` to ``epsilon_final``."""
@@ -568,7 +442,7 @@ class QLearningTrainer:
         return cfg.epsilon + frac * (cfg.epsilon_final - cfg.epsilon)
 
     # ------------------------------------------------------------------ python loop
-    def step(self) -> dict:
+    def _step(self) -> dict:
         """One collection step (unless ``collect_rollouts=False``) and ``updates_per_step`` TD updates.
 
         Returns the step's statistics (floats; those of the last update).
@@ -583,37 +457,20 @@ class QLearningTrainer:
             stats.update(reward_mean=float(np.mean(rollout.rewards)), reward_std=float(np.std(rollout.rewards)),
                          completion_length=float(np.mean(np.sum(rollout.completion_mask, axis=1))))
         for _ in range(cfg.updates_per_step):
-            batch = self._sample_batch()
-            out = self._update(*(batch[name] for name in ReplayBuffer.FIELDS))
+            out = self.update(self._sample_batch())
             self.num_updates += 1
             stats.update({k: float(v) for k, v in out.items()})
         self.num_steps += 1
         self.policy.epsilon.assign(self.epsilon_at(self.num_steps))
         stats.update(epsilon=float(self.policy.epsilon.numpy()), replay_size=len(self.replay),
                      step_time_s=time.perf_counter() - start, update=self.num_updates)
-        self.history.append(stats)
         return stats
 
-    def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
-        """Run ``num_steps`` :meth:`step` calls with a progress bar; returns their statistics."""
-        from tf_rl_text.trainers._loop import run_steps
-
-        def postfix(stats):
-            shown = {"td": f"{stats['td_error']:.3f}"}
-            if "reward_mean" in stats:
-                shown["reward"] = f"{stats['reward_mean']:.3f}"
-            return shown
-
-        return run_steps(self.step, num_steps, f"Q-learning ({self.config.target})", "step", postfix=postfix,
-                         progress=progress, callback=callback)
-
-    def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
-        """Mean reward of the greedy (argmax Q) completions of ``prompts`` (default: all env prompts)."""
-        if prompts is None:
-            prompts, references = self.env.prompts, self.env.references
-        rollout = self.env.rollout(self.policy, greedy=greedy, seed=seed, prompts=list(prompts),
-                                   references=list(references) if references is not None else None)
-        return float(np.mean(rollout.rewards))
+    def _postfix(self, stats):
+        shown = {"td": f"{stats['td_error']:.3f}"}
+        if "reward_mean" in stats:
+            shown["reward"] = f"{stats['reward_mean']:.3f}"
+        return shown
 
     # ------------------------------------------------------------------ export
     def export_train_step(self):
@@ -632,18 +489,12 @@ class QLearningTrainer:
         ]
         return self.agent.graph_code(self._update_step), signature
 
-    def export(self, path: str, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
-        """Write the greedy Q policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`).
+    training_only_extras = ("target_variables", "sync_target_network")
 
-        Signatures: ``generate`` (greedy: argmax Q), ``sample`` (the exploring policy),
-        ``log_probs``, ``q_values`` (``input_ids``, ``attention_mask`` (B, L) -> ``q_values``
-        (B, L, V)), ``train_step`` (one TD update, see :meth:`export_train_step`) and
-        ``sync_target_network``. ``serving_only``: without ``train_step``, the optimizer's slots,
-        the target network and ``sync_target_network``.
-        """
-        from tf_rl_text.export import export_policy
-
-        fn, signature = self.export_train_step()
+    def _export_kwargs(self):
+        """Signatures besides the policy's (``generate`` is greedy: argmax Q; ``sample`` the exploring
+        policy): ``q_values`` (``input_ids``, ``attention_mask`` (B, L) -> ``q_values`` (B, L, V)),
+        ``train_step`` (one TD update, see :meth:`export_train_step`) and ``sync_target_network``."""
         ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_ids")
         mask_spec = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
 
@@ -663,21 +514,14 @@ class QLearningTrainer:
         def sync_target_network():
             return {"synced": self._sync_target(tf.constant(self.config.target_update_tau, tf.float32))}
 
-        extra_objects = {"target_variables": list(self._target_variables), "epsilon": self.policy.epsilon}
-        extra_functions = {"q_values": (q_values, q_signature),
-                           "sync_target_network": (tf.autograph.experimental.do_not_convert(sync_target_network), [])}
-        if serving_only:  # the target network only serves TD updates
-            del extra_objects["target_variables"], extra_functions["sync_target_network"]
-        return export_policy(
-            self.policy, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
-            train_step=(fn, signature),
-            optimizer=self.optimizer,
-            extra_objects=extra_objects,
-            extra_functions=extra_functions,
-            metadata={"algorithm": f"q_learning/{self.config.target}", "config": dataclasses.asdict(self.config),
-                      "updates": self.num_updates},
-            serving_only=serving_only,
-        )
+        return {
+            "train_step": self.export_train_step(),
+            "extra_objects": {"target_variables": list(self._target_variables), "epsilon": self.policy.epsilon},
+            "extra_functions": {"q_values": (q_values, q_signature),
+                                "sync_target_network": (tf.autograph.experimental.do_not_convert(sync_target_network),
+                                                        [])},
+            "metadata": {"algorithm": f"q_learning/{self.config.target}"},
+        }
 
 
 __all__ = ["QLearningConfig", "QLearningTrainer", "QPolicyAgent", "QHeadModel", "ReplayBuffer", "td_loss",

@@ -29,7 +29,8 @@ import time
 import numpy as np
 
 from tf_rl_text import ops
-from tf_rl_text._compat import keras, tf
+from tf_rl_text._compat import tf
+from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_least
 
 BASELINES = ("none", "moving_average", "self_critical", "rloo", "grpo")
 KL_ESTIMATORS = ("kl", "abs", "mse", "low_var")
@@ -38,11 +39,10 @@ LossInfo = collections.namedtuple("LossInfo", ["policy_loss", "entropy", "kl", "
 
 
 @dataclasses.dataclass
-class ReinforceConfig:
-    """Settings of :class:`ReinforceTrainer` (validated on construction)."""
+class ReinforceConfig(TrainerConfig):
+    """Settings of :class:`ReinforceTrainer` (validated on construction). The optimizer, schedule,
+    clipping and accumulation fields come from :class:`~tf_rl_text.trainers.base.TrainerConfig`."""
 
-    learning_rate: float = 1e-4
-    """Adam step size (Adam, Kingma & Ba 2015, with its default betas)."""
     gamma: float = 1.0
     """Discount of the return-to-go; 1.0 = every token gets the full sequence reward."""
     baseline: str = "moving_average"
@@ -57,8 +57,6 @@ class ReinforceConfig:
     """Per-token KL estimate: "kl" (log ratio), "abs", "mse" or "low_var" (see ops.kl_penalty)."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus (mean entropy over completion tokens)."""
-    max_grad_norm: float | None = 1.0
-    """Clip gradients to this global norm (None = no clipping)."""
     normalize_advantages: bool = False
     """Whiten advantages over the batch's completion tokens (tf-agents' default for REINFORCE)."""
     reward_normalization: bool = False
@@ -69,31 +67,21 @@ class ReinforceConfig:
     jit_compile: bool = False
     """Compile the update with XLA (one compile per batch shape; see benchmarks/README.md for when it pays)."""
 
-    def __post_init__(self):
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        if self.baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
-        if int(self.num_samples_per_prompt) != self.num_samples_per_prompt or self.num_samples_per_prompt < 1:
-            raise ValueError(f"num_samples_per_prompt must be an integer >= 1, got {self.num_samples_per_prompt}")
+    def validate(self):
+        super().validate()
+        check(0.0 <= self.gamma <= 1.0, "gamma", "in [0, 1]", self.gamma)
+        check(self.baseline in BASELINES, "baseline", f"one of {BASELINES}", self.baseline)
+        check(is_int_at_least(self.num_samples_per_prompt, 1), "num_samples_per_prompt", "an integer >= 1",
+              self.num_samples_per_prompt)
         if self.baseline in ("rloo", "grpo") and self.num_samples_per_prompt < 2:
             raise ValueError(
                 f"baseline={self.baseline!r} needs num_samples_per_prompt >= 2, got {self.num_samples_per_prompt}"
             )
-        if not 0.0 <= self.baseline_decay < 1.0:
-            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
-        if self.kl_coef < 0:
-            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
-        if self.kl_estimator not in KL_ESTIMATORS:
-            raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
-        if self.entropy_coef < 0:
-            raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
-        if self.reward_clip is not None and not self.reward_clip > 0:
-            raise ValueError(f"reward_clip must be > 0 or None, got {self.reward_clip}")
+        check(0.0 <= self.baseline_decay < 1.0, "baseline_decay", "in [0, 1)", self.baseline_decay)
+        check(self.kl_coef >= 0, "kl_coef", ">= 0", self.kl_coef)
+        check(self.kl_estimator in KL_ESTIMATORS, "kl_estimator", f"one of {KL_ESTIMATORS}", self.kl_estimator)
+        check(self.entropy_coef >= 0, "entropy_coef", ">= 0", self.entropy_coef)
+        check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", "> 0 or None", self.reward_clip)
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -140,23 +128,24 @@ def reinforce_loss(logp, mask, advantages, entropy=None, entropy_coef=0.0):
 
 
 # --------------------------------------------------------------------------- trainer
-class ReinforceTrainer:
+class ReinforceTrainer(Trainer):
     """REINFORCE with baselines, a KL leash and an entropy bonus; the update is one compiled graph.
 
     Args:
       agent: the :class:`~tf_rl_text.RLAgent` to train.
       env: the :class:`~tf_rl_text.TextGenerationEnv` that supplies prompts and rewards.
       config: a :class:`ReinforceConfig`.
+      run_dir, checkpoint_every, keep_checkpoints: checkpointing (see :class:`~tf_rl_text.trainers.base.Trainer`).
 
     Each :meth:`step` is one batch of episodes (``env.batch_size`` prompts x
     ``num_samples_per_prompt`` samples) followed by one gradient update.
     """
 
-    def __init__(self, agent, env, config: ReinforceConfig | None = None):
-        self.agent = agent
-        self.env = env
-        self.config = config or ReinforceConfig()
-        self.optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+    algorithm = "REINFORCE"
+    config_class = ReinforceConfig
+
+    def __init__(self, agent, env, config: ReinforceConfig | None = None, **kwargs):
+        super().__init__(agent, env, config, **kwargs)
         self.optimizer.build(agent.trainable_variables)  # slots now, so the update traces once
         self.ref_model = agent.clone_model() if self.config.kl_coef > 0 else None
         self.moving_average = None  # initialised from the first batch's mean reward
@@ -166,43 +155,60 @@ class ReinforceTrainer:
 
             self.reward_normalizer = RewardNormalizer(normalize=self.config.reward_normalization,
                                                       clip=self.config.reward_clip)
-        self.num_updates = 0
-        self.history: list[dict] = []
         seq = tf.TensorSpec([None, None], tf.int32)
         vec = tf.TensorSpec([None], tf.float32)
+        tok = tf.TensorSpec([None, None], tf.float32)
+        num = tf.TensorSpec([], tf.float32)
         self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, vec, vec],
                                         jit_compile=self.config.jit_compile)
+        self._advantages = agent.compile_fn(self._advantages_step, [seq, seq, seq, seq, vec, vec])
+        self._grads = agent.compile_fn(self._grad_step, [seq, seq, seq, seq, tok, num, num])
+        self._auto_resume()
+
+    # ------------------------------------------------------------------ run state
+    def _python_state(self):
+        norm = self.reward_normalizer
+        return {"moving_average": self.moving_average,
+                "reward_normalizer": None if norm is None else [norm.count, norm.mean, norm._m2]}
+
+    def _load_python_state(self, state):
+        self.moving_average = state["moving_average"]
+        if self.reward_normalizer is not None and state.get("reward_normalizer") is not None:
+            self.reward_normalizer.count, self.reward_normalizer.mean, self.reward_normalizer._m2 = (
+                state["reward_normalizer"])
 
     # ------------------------------------------------------------------ graph
     def reference_log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
         """log pi_ref of the completion tokens under the frozen reference model: (B, T)."""
         return self.agent.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask, model=self.ref_model)
 
+    def _kl_and_advantages(self, logp, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline):
+        """(per-token KL or None, advantages (B, T) before whitening) from log pi (B, T) of the completions."""
+        cfg = self.config
+        mask = tf.cast(completion_mask, tf.float32)
+        kl = None
+        if self.ref_model is not None:
+            ref_logp = self.reference_log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask)
+            kl = ops.kl_penalty(tf.stop_gradient(logp), ref_logp, mask, cfg.kl_estimator)
+        return kl, reinforce_advantages(rewards, baseline, mask, cfg.gamma, kl, cfg.kl_coef)
+
     def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline):
         cfg = self.config
         mask = tf.cast(completion_mask, tf.float32)
-        ref_logp = None
-        if self.ref_model is not None:
-            ref_logp = self.reference_log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask)
         variables = self.agent.trainable_variables
         with tf.GradientTape() as tape:
             logits = self.agent.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask)  # (B,T,V)
             logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
             # (B, T); only logged when there is no entropy bonus: no backward pass through it then
             entropy = ops.entropy_from_logits(logits if cfg.entropy_coef else tf.stop_gradient(logits))
-            kl = None
-            if ref_logp is not None:
-                kl = ops.kl_penalty(tf.stop_gradient(logp), ref_logp, mask, cfg.kl_estimator)
-            advantages = reinforce_advantages(rewards, baseline, mask, cfg.gamma, kl, cfg.kl_coef)
+            kl, advantages = self._kl_and_advantages(logp, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                                     rewards, baseline)
             if cfg.normalize_advantages:
                 advantages = ops.masked_whiten(advantages, mask)
             loss, info = reinforce_loss(logp, mask, advantages, entropy, cfg.entropy_coef)
             loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
         grads = tape.gradient(loss, variables)
-        grad_norm = tf.linalg.global_norm(grads)
-        if cfg.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm, use_norm=grad_norm)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        grad_norm = self.apply_gradients(grads, variables)
         kl_mean = ops.masked_sum(kl, mask) / tf.cast(tf.shape(mask)[0], tf.float32) if kl is not None else 0.0
         return {
             "loss": loss,
@@ -212,6 +218,57 @@ class ReinforceTrainer:
             "grad_norm": grad_norm,
             "advantage_mean": ops.masked_mean(advantages, mask),
         }
+
+    # gradient accumulation: advantages of every chunk first (no gradient), then a gradient per chunk
+    def _advantages_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline):
+        mask = tf.cast(completion_mask, tf.float32)
+        logp = self.agent.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask) * mask
+        kl, advantages = self._kl_and_advantages(logp, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                                 rewards, baseline)
+        kl_sum = ops.masked_sum(kl, mask) if kl is not None else tf.constant(0.0)
+        return advantages, kl_sum
+
+    def _grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, advantages, total_rows,
+                   total_tokens):
+        cfg = self.config
+        mask = tf.cast(completion_mask, tf.float32)
+        rows = tf.cast(tf.shape(mask)[0], tf.float32)
+        tokens = tf.reduce_sum(mask)
+        variables = self.agent.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.agent.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask)
+            logp = ops.gather_log_probs(logits, completion_ids) * mask
+            entropy = ops.entropy_from_logits(logits if cfg.entropy_coef else tf.stop_gradient(logits))
+            _, info = reinforce_loss(logp, mask, advantages, entropy, cfg.entropy_coef)
+            # this chunk's share of the batch loss: per-row mean x rows/B, per-token mean x tokens/N
+            policy_part = info["policy_loss"] * rows / total_rows
+            entropy_part = info["entropy"] * tokens / total_tokens
+            loss = policy_part - cfg.entropy_coef * entropy_part
+            loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
+        grads = tape.gradient(loss, variables)
+        return grads, {"loss": loss, "policy_loss": policy_part, "entropy": entropy_part}
+
+    def _accumulated_update(self, tensors, rewards, baseline):
+        cfg = self.config
+        k = cfg.grad_accumulation_steps
+        rows = int(tensors[0].shape[0])
+        if k > rows:
+            raise ValueError(f"grad_accumulation_steps={k} exceeds the batch's {rows} completions; lower it")
+        parts, kl_sum = [], 0.0
+        for index in np.array_split(np.arange(rows), k):
+            chunk = [tf.gather(t, index) for t in tensors]
+            adv, kl_part = self._advantages(*chunk, tf.gather(rewards, index), tf.gather(baseline, index))
+            parts.append(adv)
+            kl_sum += float(kl_part)
+        width = int(tensors[3].shape[1])
+        advantages = tf.concat([tf.pad(a, [[0, 0], [0, width - a.shape[1]]]) for a in parts], axis=0)
+        mask = tf.cast(tensors[3], tf.float32)
+        if cfg.normalize_advantages:
+            advantages = ops.masked_whiten(advantages, mask)
+        info = self.accumulate(self._grads, [*tensors, advantages], self.agent.trainable_variables, k)
+        info["kl"] = kl_sum / rows
+        info["advantage_mean"] = ops.masked_mean(advantages, mask)
+        return info
 
     # ------------------------------------------------------------------ python loop
     def _baseline(self, rollout):
@@ -242,42 +299,29 @@ class ReinforceTrainer:
             rewards = ops.group_normalized_advantages(tf.constant(rewards), cfg.num_samples_per_prompt).numpy()
         return rewards, baseline
 
-    def step(self) -> dict:
+    def _step(self) -> dict:
         """One batch of episodes and one update. Returns the batch's statistics (floats)."""
         start = time.perf_counter()
         rollout = self.env.rollout(self.agent, num_samples=self.config.num_samples_per_prompt)
         rewards, baseline = self._baseline(rollout)
-        out = self._update(
-            tf.constant(rollout.prompt_ids), tf.constant(rollout.prompt_mask),
-            tf.constant(rollout.completion_ids), tf.constant(rollout.completion_mask),
-            tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32),
-        )
+        tensors = [tf.constant(rollout.prompt_ids), tf.constant(rollout.prompt_mask),
+                   tf.constant(rollout.completion_ids), tf.constant(rollout.completion_mask)]
+        rewards, baseline = tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32)
+        if self.config.grad_accumulation_steps > 1:
+            out = self._accumulated_update(tensors, rewards, baseline)
+        else:
+            out = self._update(*tensors, rewards, baseline)
         self.num_updates += 1
         stats = {k: float(v) for k, v in out.items()}
         stats.update(
+            kl_coef=float(self.config.kl_coef),
             reward_mean=float(np.mean(rollout.rewards)),
             reward_std=float(np.std(rollout.rewards)),
             completion_length=float(np.mean(np.sum(rollout.completion_mask, axis=1))),
             step_time_s=time.perf_counter() - start,
             update=self.num_updates,
         )
-        self.history.append(stats)
         return stats
-
-    def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
-        """Run ``num_steps`` :meth:`step` calls with a progress bar; returns their statistics."""
-        from tf_rl_text.trainers._loop import run_steps
-
-        return run_steps(self.step, num_steps, "REINFORCE", "step", progress=progress, callback=callback,
-                         postfix=lambda s: {"reward": f"{s['reward_mean']:.3f}", "kl": f"{s['kl']:.3f}"})
-
-    def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
-        """Mean reward of (greedy by default) completions of ``prompts`` (default: all env prompts)."""
-        if prompts is None:
-            prompts, references = self.env.prompts, self.env.references
-        rollout = self.env.rollout(self.agent, greedy=greedy, seed=seed, prompts=list(prompts),
-                                   references=list(references) if references is not None else None)
-        return float(np.mean(rollout.rewards))
 
     # ------------------------------------------------------------------ export
     def export_train_step(self):
@@ -287,7 +331,7 @@ class ReinforceTrainer:
         """
         from tf_rl_text.export import COMPLETION_SPECS
 
-        agent, cfg, optimizer = self.agent, self.config, self.optimizer
+        agent, trainer = self.agent, self
 
         def train_step(input_ids, attention_mask, completion_ids, completion_mask, advantages):
             with tf.GradientTape() as tape:
@@ -295,10 +339,7 @@ class ReinforceTrainer:
                 loss, _ = reinforce_loss(logp, completion_mask, advantages)
                 loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf")
             variables = agent.trainable_variables
-            grads = tape.gradient(loss, variables)
-            if cfg.max_grad_norm is not None:
-                grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
-            optimizer.apply_gradients(zip(grads, variables))
+            trainer.apply_gradients(tape.gradient(loss, variables), variables)
             return {"loss": loss}
 
         signature = [
@@ -309,18 +350,8 @@ class ReinforceTrainer:
         ]
         return self.agent.graph_code(train_step), signature
 
-    def export(self, path: str, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
-        """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`);
-        ``serving_only``: without ``train_step`` and the optimizer's slots."""
-        from tf_rl_text.export import export_policy
-
-        fn, signature = self.export_train_step()
-        return export_policy(
-            self.agent, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
-            train_step=(fn, signature), optimizer=self.optimizer,
-            metadata={"algorithm": "reinforce", "config": dataclasses.asdict(self.config), "updates": self.num_updates},
-            serving_only=serving_only,
-        )
+    def _export_kwargs(self):
+        return {"train_step": self.export_train_step(), "metadata": {"algorithm": "reinforce"}}
 
 
 __all__ = ["ReinforceConfig", "ReinforceTrainer", "reinforce_loss", "reinforce_advantages", "compute_baseline"]
