@@ -300,6 +300,9 @@ class Trainer:
         """The agent whose completions :meth:`evaluate` scores (Q-learning: its greedy Q policy)."""
         return self.agent
 
+    training_only_extras = ()
+    """Names in :meth:`_export_kwargs`' extra objects/functions that a serving-only export leaves out."""
+
     def _export_kwargs(self) -> dict:
         """Extra keyword arguments of :func:`~tf_rl_text.export.export_policy` (train_step, metadata...)."""
         return {}
@@ -491,9 +494,10 @@ class Trainer:
                                    references=list(references) if references is not None else None)
         return float(np.mean(rollout.rewards))
 
-    def export(self, path: str | None = None, max_new_tokens: int | None = None) -> str:
+    def export(self, path: str | None = None, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`);
-        ``path`` defaults to ``run_dir/export``."""
+        ``path`` defaults to ``run_dir/export``. ``serving_only``: without ``train_step``, the
+        optimizer's slots and training-only extras (:attr:`training_only_extras`)."""
         from tf_rl_text.export import export_policy
 
         if path is None:
@@ -504,8 +508,11 @@ class Trainer:
         metadata = {"algorithm": self.algorithm, "config": dataclasses.asdict(self.config),
                     "updates": self.num_updates, "global_step": self.global_step}
         metadata.update(kwargs.pop("metadata", {}))
+        if serving_only:  # a target network and the like only serve training
+            for key in ("extra_objects", "extra_functions"):
+                kwargs[key] = {k: v for k, v in (kwargs.get(key) or {}).items() if k not in self.training_only_extras}
         return export_policy(self.acting_agent, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
-                             optimizer=self.optimizer, metadata=metadata, **kwargs)
+                             optimizer=self.optimizer, metadata=metadata, serving_only=serving_only, **kwargs)
 
     # ------------------------------------------------------------------ checkpoints
     @property

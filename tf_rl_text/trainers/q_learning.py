@@ -491,6 +491,8 @@ class QLearningTrainer(Trainer):
         ]
         return self.agent.graph_code(self._update_step), signature
 
+    training_only_extras = ("target_variables", "sync_target_network")
+
     def _export_kwargs(self):
         """Signatures besides the policy's (``generate`` is greedy: argmax Q; ``sample`` the exploring
         policy): ``q_values`` (``input_ids``, ``attention_mask`` (B, L) -> ``q_values`` (B, L, V)),
