@@ -4,10 +4,14 @@ a run folder; export, evaluate and plot. The CLI (``tf_rl_text/cli.py``) is a th
 Run folder (RUN_DIR)::
 
     config.yaml       the config as it ran (every field, --set and --quick applied)
-    checkpoints/      tf.train.CheckpointManager: model, optimizer, reference model, value head, step
+    checkpoints/      the trainer base's checkpoints (ckpt-STEP): the whole run state - model, optimizer,
+                      reference model, value head, RNGs, the env's prompt order, the metrics history -
+                      so rerunning `train` with the same --run-dir resumes exactly
     tokenizer/        the policy's tokenizer (a from-scratch seq2seq tokenizer is trained on the data)
-    tensorboard/      scalars per step (tensorboard --logdir RUN_DIR/tensorboard)
-    metrics.jsonl     one JSON object per step: "step" and the trainer's statistics
+    tensorboard/      namespaced scalars per step (tf_rl_text.callbacks.TensorBoard: rollout/reward_mean,
+                      objective/kl, loss/policy...; tensorboard --logdir RUN_DIR/tensorboard)
+    metrics.jsonl     one JSON object per step (tf_rl_text.callbacks.JSONLLogger): "step" and the trainer's
+                      statistics (reward_mean, kl, policy_loss, ...)
     export/           the final SavedModel (tf_rl_text.load(RUN_DIR/export))
     plots/training.png  reward, KL and losses against step
     summary.json      the final evaluation
@@ -233,9 +237,15 @@ class Built:
     reward: object
 
 
-def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, reward=True, progress=True, log=print):
+def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, reward=True, progress=True, log=print,
+          resume: bool = False):
     """Agent, data, reward and trainer of ``cfg``; the warm start runs unless ``warm_start=False``
-    (a resumed run or an export restores the weights from the checkpoint instead)."""
+    (a resumed run or an export restores the weights from the checkpoint instead).
+
+    ``resume=True``: the trainer is built with ``run_dir=run_dir`` (and ``run.checkpoint_every``),
+    so it restores the run's latest checkpoint (weights, optimizer, RNGs, env order, history...)
+    at construction and :meth:`train` checkpoints into ``run_dir/checkpoints``. Otherwise the
+    trainer has no run folder (``run_dir`` only locates the run's tokenizer)."""
     import tf_rl_text
     from tf_rl_text import TextGenerationEnv, fit_pairs, load_corpus
     from tf_rl_text import warm_start as mle_warm_start
@@ -272,10 +282,11 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
     try:
         cls = {"reinforce": tf_rl_text.ReinforceTrainer, "a2c": tf_rl_text.A2CTrainer, "ppo": tf_rl_text.PPOTrainer,
                "q_learning": tf_rl_text.QLearningTrainer}[cfg.algorithm]
-        trainer = cls(agent, env, cfg.trainer)
+        kwargs = {"run_dir": run_dir, "checkpoint_every": r.checkpoint_every} if resume and run_dir else {}
+        trainer = cls(agent, env, cfg.trainer, **kwargs)
     except ValueError as e:  # a setting that does not fit the model or the data (context length, minibatches...)
         raise ConfigError(f"{cfg.source}: {e}") from None
-    if cfg.algorithm == "q_learning" and r.demonstrations and warm_start:
+    if cfg.algorithm == "q_learning" and r.demonstrations and warm_start and not trainer.global_step:
         demo_prompts, demo_completions = upbeat_demonstrations(reward_fn, r.demonstrations)
         if demo_prompts:
             trainer.add_demonstrations(demo_prompts, demo_completions)
@@ -284,91 +295,32 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _trackables(trainer):
-    """Everything a resumed run needs, as a tf.train.Checkpoint."""
-    from tf_rl_text._compat import tf
-
-    objects = {"model": trainer.agent.model, "optimizer": trainer.optimizer}
-    for name in ("ref_model", "value_head"):
-        if getattr(trainer, name, None) is not None:
-            objects[name] = getattr(trainer, name)
-    if getattr(trainer, "_target_variables", None):
-        objects["target_variables"] = list(trainer._target_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    return tf.train.Checkpoint(step=step, **objects), step
-
-
-def checkpoint_manager(trainer, run_dir):
-    from tf_rl_text._compat import tf
-
-    ckpt, step = _trackables(trainer)
-    return tf.train.CheckpointManager(ckpt, os.path.join(run_dir, "checkpoints"), max_to_keep=2), ckpt, step
-
-
 def has_checkpoint(run_dir) -> bool:
+    """Whether ``run_dir/checkpoints`` holds a checkpoint of the trainer base (then train resumes)."""
     from tf_rl_text._compat import tf
 
     return bool(run_dir) and tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")) is not None
 
 
-def restore(trainer, run_dir) -> int:
-    """Restore the run's latest checkpoint into ``trainer``; returns the step it holds."""
-    manager, ckpt, step = checkpoint_manager(trainer, run_dir)
-    if manager.latest_checkpoint is None:
-        raise ConfigError(f"{run_dir!r} holds no checkpoint (no {os.path.join(run_dir, 'checkpoints')}); "
-                          "pass a folder written by `tf-rl-text train ... --run-dir DIR`")
-    ckpt.restore(manager.latest_checkpoint).expect_partial()
-    trainer.num_updates = int(step.numpy())
-    return int(step.numpy())
-
-
 # --------------------------------------------------------------------------- the training loop
-# TEMPORARY (until the Trainer base of issue 13 lands): the ONE place that drives training with
-# today's API (trainer.step() via trainer.train(n, callback=...)) and writes the run folder itself:
-# checkpoints, metrics.jsonl, TensorBoard scalars, the export. With the Trainer base this becomes
-#     trainer = cls(agent, env, cfg.trainer, run_dir=run_dir)   # resumes from run_dir by itself
-#     trainer.train(cfg.run.steps, callbacks=[JSONLLogger(...), TensorBoard(...), CheckpointCallback(...)])
-#     trainer.export(os.path.join(run_dir, "export"))
+def callbacks_for(run_dir: str) -> list:
+    """The run folder's loggers: RUN_DIR/metrics.jsonl (a resumed run drops the lines past its
+    checkpoint) and RUN_DIR/tensorboard (namespaced scalars: rollout/reward_mean, objective/kl...).
+    The trainer adds its progress bar itself (``train(..., progress=True)``)."""
+    from tf_rl_text import callbacks as cb
+
+    return [cb.JSONLLogger(os.path.join(run_dir, "metrics.jsonl")), cb.TensorBoard(os.path.join(run_dir, "tensorboard"))]
+
+
 def _run(trainer, cfg: RunConfig, run_dir: str, progress: bool = True, log=print) -> dict:
-    from tf_rl_text._compat import tf
-
-    manager, ckpt, step_var = checkpoint_manager(trainer, run_dir)
-    start_step = 0
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint)
-        start_step = int(step_var.numpy())
-        trainer.num_updates = start_step
-        log(f"resumed from {manager.latest_checkpoint} at step {start_step}")
-    todo = max(0, cfg.run.steps - start_step)
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    if start_step == 0 and os.path.exists(metrics_path):
-        os.remove(metrics_path)
-    state = {"step": start_step}
-    every = cfg.run.checkpoint_every
-
-    with open(metrics_path, "a", encoding="utf-8") as out:
-        def on_step(stats):
-            state["step"] += 1
-            step = state["step"]
-            record = {"step": step, **{k: (float(v) if v is not None and np.isfinite(v) else None)
-                                       for k, v in stats.items() if isinstance(v, (int, float))}}
-            out.write(json.dumps(record) + "\n")
-            out.flush()
-            with writer.as_default(step=step):
-                for k, v in record.items():
-                    if k != "step" and v is not None:
-                        tf.summary.scalar(k, v)
-            if every and step % every == 0:
-                step_var.assign(step)
-                manager.save(checkpoint_number=step)
-
-        trainer.train(todo, progress=progress, callback=on_step)
-    writer.flush()
-    step_var.assign(state["step"])
-    manager.save(checkpoint_number=state["step"])
+    """Train to ``run.steps`` with the trainer base (it restored run_dir's checkpoint when built and
+    checkpoints every ``run.checkpoint_every`` steps and at the end), then export RUN_DIR/export."""
+    start_step = trainer.global_step
+    if trainer.restored_from:
+        log(f"resumed from {trainer.restored_from} at step {start_step}")
+    steps = trainer.train(cfg.run.steps, callbacks=callbacks_for(run_dir), progress=progress)
     path = trainer.export(os.path.join(run_dir, "export"))
-    return {"start_step": start_step, "steps_run": todo, "step": state["step"], "export": path}
+    return {"start_step": start_step, "steps_run": len(steps), "step": trainer.global_step, "export": path}
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -403,7 +355,7 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print) ->
     os.makedirs(run_dir, exist_ok=True)
     resume = has_checkpoint(run_dir)
     write_run_config(cfg, run_dir)
-    built = build(cfg, run_dir, warm_start=not resume, progress=progress, log=log)
+    built = build(cfg, run_dir, warm_start=not resume, progress=progress, log=log, resume=True)
     built.agent.tokenizer.save_pretrained(os.path.join(run_dir, "tokenizer"))
     before = None
     if not resume and "reward" in cfg.run.metric_list:
@@ -449,8 +401,15 @@ def export_run(run_dir: str, out: str, serving_only: bool = False, log=print) ->
         raise ConfigError(f"{run_dir!r} is not a run folder (no config.yaml); pass the --run-dir of `tf-rl-text train`")
     cfg = load_config(config_path)
     built = build(cfg, run_dir, warm_start=False, reward=False, progress=False, log=log)
-    step = restore(built.trainer, run_dir)
-    log(f"restored step {step} of {run_dir}")
+    try:
+        found = built.trainer.restore(run_dir)
+    except ValueError as e:  # checkpoints of another model or config
+        raise ConfigError(f"{run_dir!r}: {e}") from None
+    if not found:
+        raise ConfigError(f"{run_dir!r} holds no checkpoint (nothing in {os.path.join(run_dir, 'checkpoints')}); "
+                          "train it first with `tf-rl-text train CONFIG --run-dir RUN_DIR`, or pass a run folder "
+                          "that has checkpoints/")
+    log(f"restored step {built.trainer.global_step} of {run_dir}")
     return built.trainer.export(out, serving_only=serving_only)
 
 
