@@ -163,6 +163,36 @@ def test_train_resumes_from_the_run_folders_checkpoint(run, tmp_path, config_fil
     assert tf_rl_text.load(os.path.join(copy, "export")).metadata["updates"] == 5
 
 
+def test_a_run_stopped_at_step_2_and_continued_ends_as_the_straight_run(run, tmp_path, config_file):
+    """Exact resume through the trainer base: `train --set run.steps=2`, then the module's own command
+    (`--quick`, 3 steps) on the same folder, gives the straight 3-step run's metrics.jsonl (rewards,
+    KL, losses, bit for bit) and the same exported weights and greedy tokens. In-process (the same
+    workflow.train_run the CLI calls) to keep it cheap; the straight run is the module's subprocess run."""
+    straight_dir, _ = run
+    stopped = str(tmp_path / "stopped")
+    logs = []
+    first = workflow.train_run(configfile.load_config(config_file, ["run.steps=2"], quick=True), stopped,
+                               progress=False, log=logs.append)
+    assert first["steps"] == 2 and first["resumed_from_step"] is None and any("warm start" in m for m in logs)
+    assert [r["step"] for r in workflow.read_metrics(stopped)] == [1, 2]
+    logs.clear()
+    second = workflow.train_run(configfile.load_config(config_file, quick=True), stopped, progress=False,
+                                log=logs.append)
+    assert second["steps"] == STEPS and second["resumed_from_step"] == 2
+    assert f"resumed from {os.path.join(stopped, 'checkpoints', 'ckpt-2')} at step 2" in logs
+    assert not any("warm start" in m for m in logs), logs  # the weights come from the checkpoint
+    straight, resumed = workflow.read_metrics(straight_dir), workflow.read_metrics(stopped)
+    assert [r["step"] for r in resumed] == list(range(1, STEPS + 1))
+    for key in ("reward_mean", "kl", "policy_loss", "loss", "grad_norm"):
+        assert [r[key] for r in resumed] == [r[key] for r in straight], key
+    a, b = tf_rl_text.load(os.path.join(straight_dir, "export")), tf_rl_text.load(os.path.join(stopped, "export"))
+    assert b.metadata["updates"] == a.metadata["updates"] == STEPS
+    for va, vb in zip(a.module.model_variables, b.module.model_variables):
+        np.testing.assert_array_equal(va.numpy(), vb.numpy())
+    prompts = ["the movie was", "my day", "i really enjoyed the"]
+    assert b.generate(prompts) == a.generate(prompts)
+
+
 def test_unknown_field_exits_2_with_one_line_naming_it(config_file):
     rc, out, err = tf_rl_text_cmd("train", config_file, "--set", "no_such_field=1")
     assert rc == 2 and out == ""
