@@ -163,17 +163,23 @@ def test_train_resumes_from_the_run_folders_checkpoint(run, tmp_path, config_fil
     assert tf_rl_text.load(os.path.join(copy, "export")).metadata["updates"] == 5
 
 
-def test_a_run_stopped_at_step_2_and_continued_ends_as_the_straight_run(run, tmp_path, config_file):
+def test_a_run_stopped_at_step_2_and_continued_ends_as_the_straight_run(run, tmp_path, config_file, monkeypatch):
     """Exact resume through the trainer base: `train --set run.steps=2`, then the module's own command
     (`--quick`, 3 steps) on the same folder, gives the straight 3-step run's metrics.jsonl (rewards,
     KL, losses, bit for bit) and the same exported weights and greedy tokens. In-process (the same
-    workflow.train_run the CLI calls) to keep it cheap; the straight run is the module's subprocess run."""
+    workflow.train_run the CLI calls) to keep it cheap; the straight run is the module's subprocess run.
+    The first part skips its export (as a run killed right after its step-2 checkpoint would)."""
+    from tf_rl_text.trainers.base import Trainer
+
     straight_dir, _ = run
     stopped = str(tmp_path / "stopped")
     logs = []
-    first = workflow.train_run(configfile.load_config(config_file, ["run.steps=2"], quick=True), stopped,
-                               progress=False, log=logs.append)
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "export", lambda self, path=None, **kwargs: path)
+        first = workflow.train_run(configfile.load_config(config_file, ["run.steps=2"], quick=True), stopped,
+                                   progress=False, log=logs.append)
     assert first["steps"] == 2 and first["resumed_from_step"] is None and any("warm start" in m for m in logs)
+    assert not os.path.exists(os.path.join(stopped, "export"))
     assert [r["step"] for r in workflow.read_metrics(stopped)] == [1, 2]
     logs.clear()
     second = workflow.train_run(configfile.load_config(config_file, quick=True), stopped, progress=False,
@@ -191,6 +197,7 @@ def test_a_run_stopped_at_step_2_and_continued_ends_as_the_straight_run(run, tmp
         np.testing.assert_array_equal(va.numpy(), vb.numpy())
     prompts = ["the movie was", "my day", "i really enjoyed the"]
     assert b.generate(prompts) == a.generate(prompts)
+    assert second["samples"] == json.load(open(os.path.join(straight_dir, "summary.json")))["samples"]
 
 
 def test_unknown_field_exits_2_with_one_line_naming_it(config_file):
