@@ -78,7 +78,7 @@ def _load_export(path):
         raise _UsageError(f"export {path!r} is not a folder; pass a SavedModel folder such as RUN_DIR/export")
     try:
         return tf_rl_text.load(path)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:  # not an export, a damaged or foreign one
         raise _UsageError(str(e)) from None
 
 

@@ -493,6 +493,9 @@ def _check_exists(cfg: RunConfig):
             if folder and str(path).startswith(folder):
                 hint = (f" (the real-data folder is {folder}: set {DATA_VAR} to the folder that holds the data "
                         "sets, or point the field elsewhere)")
+            if not hint:
+                hint = ("; correct the path (relative to the config file, or to the working directory for --set) "
+                        "or create it")
             raise ConfigError(f"{src}: {where} {path!r} does not exist{hint}")
     if cfg.model.path and not os.path.isfile(os.path.join(cfg.model.path, "config.json")):
         raise ConfigError(f"{src}: model.path {cfg.model.path!r} has no config.json, so it is not a save_pretrained "

@@ -399,16 +399,18 @@ def export_run(run_dir: str, out: str, serving_only: bool = False, log=print) ->
     config_path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(config_path):
         raise ConfigError(f"{run_dir!r} is not a run folder (no config.yaml); pass the --run-dir of `tf-rl-text train`")
+    if not has_checkpoint(run_dir):  # before building anything
+        raise ConfigError(f"{run_dir!r} holds no checkpoint (nothing in {os.path.join(run_dir, 'checkpoints')}); "
+                          "train it first with `tf-rl-text train CONFIG --run-dir RUN_DIR`, or pass a run folder "
+                          "that has checkpoints/")
     cfg = load_config(config_path)
     built = build(cfg, run_dir, warm_start=False, reward=False, progress=False, log=log)
     try:
         found = built.trainer.restore(run_dir)
     except ValueError as e:  # checkpoints of another model or config
         raise ConfigError(f"{run_dir!r}: {e}") from None
-    if not found:
-        raise ConfigError(f"{run_dir!r} holds no checkpoint (nothing in {os.path.join(run_dir, 'checkpoints')}); "
-                          "train it first with `tf-rl-text train CONFIG --run-dir RUN_DIR`, or pass a run folder "
-                          "that has checkpoints/")
+    if not found:  # the checkpoint vanished while the model was built
+        raise ConfigError(f"{run_dir!r} holds no checkpoint any more; rerun `tf-rl-text train` on it")
     log(f"restored step {built.trainer.global_step} of {run_dir}")
     return built.trainer.export(out, serving_only=serving_only)
 
