@@ -458,9 +458,12 @@ def load(path) -> LoadedPolicy:
     """
     meta_path = os.path.join(path, METADATA_FILE)
     if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if str(meta.get("format", "")).startswith("tf_rl_text.choice/"):
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (ValueError, UnicodeDecodeError):
+            meta = None  # damaged: LoadedPolicy's checks say so, naming the file and the fix
+        if isinstance(meta, dict) and str(meta.get("format", "")).startswith("tf_rl_text.choice/"):
             from tf_rl_text.choice import LoadedChoicePolicy
 
             return LoadedChoicePolicy(path, meta)
