@@ -277,7 +277,7 @@ class _ActorCriticTrainer(Trainer):
 
     def update(self, batch):
         """One gradient update on ``batch`` (split into ``grad_accumulation_steps`` chunks when > 1)."""
-        if self.config.grad_accumulation_steps > 1:
+        if self.config.grad_accumulation_steps > 1 or self.distributed:  # chunks / replicas: weighted shares
             return self.accumulate(self._grads, batch, self.variables)
         return self._update(*batch)
 
