@@ -24,6 +24,8 @@ from tf_rl_text.heads import QHead
 from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer, ReplayBuffer
 from tf_rl_text import data, metrics  # datasets (PromptDataset, task loaders) and evaluation metrics
 from tf_rl_text.data import PromptDataset
+from tf_rl_text.choice import ChoiceAgent, ChoiceEnv, LoadedChoicePolicy  # a sequence classifier as the policy
+from tf_rl_text.trainers.choice import ChoiceQConfig, ChoiceQLearningTrainer, ChoiceReinforceTrainer
 from tf_rl_text import rewards  # reward functions: lexicon, BLEU/ROUGE, classifier, similarity, composite
 from tf_rl_text.rewards import ClassifierReward, CompositeReward, RewardNormalizer, SimilarityReward, train_reward_model
 
@@ -68,4 +70,10 @@ __all__ = [
     "QLearningConfig",
     "QLearningTrainer",
     "ReplayBuffer",
+    "ChoiceAgent",
+    "ChoiceEnv",
+    "LoadedChoicePolicy",
+    "ChoiceQConfig",
+    "ChoiceQLearningTrainer",
+    "ChoiceReinforceTrainer",
 ]

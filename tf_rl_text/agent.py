@@ -148,8 +148,56 @@ def resolve_greedy(greedy, temperature=None, top_k=None, seed=None) -> bool:
     return bool(greedy)
 
 
+def resolve_tokenizer(model, tokenizer=None):
+    """``tokenizer``, or when None the one saved in the model's own folder (``config.name_or_path``, set by
+    ``from_pretrained`` / ``save_pretrained``), loaded offline. A clear error says how to pass one otherwise."""
+    if tokenizer is not None:
+        return tokenizer
+    config = getattr(model, "config", None)
+    path = getattr(config, "name_or_path", None) or getattr(config, "_name_or_path", None) or ""
+    name = type(model).__name__
+    how = (f"pass one: RLAgent(model, tokenizer), e.g. AutoTokenizer.from_pretrained(<the model's folder>), "
+           f"or tf_rl_text.default_tokenizer() for the library's tiny default models")
+    if not path:
+        raise ValueError(f"RLAgent(model) found no tokenizer: this {name} was not loaded with from_pretrained "
+                         f"(its config has no name_or_path); {how}")
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"RLAgent(model) found no tokenizer for {name} in {path!r} ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else err}); {how}") from err
+
+
+# heads that are neither a generator (causal LM, encoder-decoder) nor a sequence classifier
+_UNFIT_SUFFIXES = ("ForMaskedLM", "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice",
+                   "ForPreTraining", "ForNextSentencePrediction", "ForImageClassification")
+
+
+def _check_model_family(model):
+    """A clear error for a model the agent cannot act with (a bare encoder, a masked LM, a token tagger...)."""
+    name = type(model).__name__
+    bare = False
+    try:
+        from transformers.models.auto.modeling_tf_auto import TF_MODEL_MAPPING_NAMES
+
+        bare = any(name == v or (isinstance(v, tuple) and name in v) for v in TF_MODEL_MAPPING_NAMES.values())
+    except ImportError:  # pragma: no cover (older transformers)
+        pass
+    if bare or name.endswith(_UNFIT_SUFFIXES):
+        raise TypeError(
+            f"RLAgent cannot act with {name}: it has no head that generates tokens or scores choices. Fits: a causal "
+            f"LM (TFAutoModelForCausalLM, e.g. TFGPT2LMHeadModel) or an encoder-decoder (TFAutoModelForSeq2SeqLM) to "
+            f"generate text; a sequence classifier (TFAutoModelForSequenceClassification, e.g. "
+            f"TFBertForSequenceClassification) to choose among candidates or labels")
+
+
 class RLAgent:
     """A policy pi(a | s) over a Hugging Face TF language model.
+
+    ``RLAgent(model)`` over a ``TF...ForSequenceClassification`` model returns a
+    :class:`~tf_rl_text.choice.ChoiceAgent`, whose actions are choices among candidates or labels.
 
     Args:
       model: a causal LM (``TFAutoModelForCausalLM``; tested: GPT-2, GPT-J, OPT) or an
@@ -157,7 +205,8 @@ class RLAgent:
         encoder-decoders the prompt is the source: it is encoded once per rollout, and completions
         are decoder outputs. Models whose TF code needs the key/value cache length as a static
         shape (XGLM, Mistral) cannot run in the compiled generation loop: ``generate`` says so.
-      tokenizer: its tokenizer. If it has no pad token, the EOS token is used for padding.
+      tokenizer: its tokenizer. If it has no pad token, the EOS token is used for padding. None (default):
+        loaded from the model's own folder (``from_pretrained`` / ``save_pretrained`` path).
       temperature: softmax temperature for sampling and for the log-probabilities trainers use.
       top_k: sample only among the k most likely tokens (0 = the whole vocabulary). Applied to
         sampling only; log-probabilities are of the temperature-scaled full softmax.
@@ -173,7 +222,16 @@ class RLAgent:
         other model, whose HF code may branch in Python on tensor shapes (BART, OPT, ...).
     """
 
-    def __init__(self, model, tokenizer, temperature: float = 1.0, top_k: int = 0, seed: int | None = None,
+    def __new__(cls, model=None, *args, **kwargs):
+        """``RLAgent(classifier)`` is a :class:`~tf_rl_text.choice.ChoiceAgent` (actions = choices)."""
+        if cls is RLAgent and model is not None:
+            from tf_rl_text.choice import ChoiceAgent, is_sequence_classifier
+
+            if is_sequence_classifier(model):
+                return super().__new__(ChoiceAgent)
+        return super().__new__(cls)
+
+    def __init__(self, model, tokenizer=None, temperature: float = 1.0, top_k: int = 0, seed: int | None = None,
                  generation_shards: int | None = None, autograph: bool | None = None):
         if temperature is None or not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
@@ -184,6 +242,8 @@ class RLAgent:
             raise TypeError(
                 f"model must be a Hugging Face TF model (e.g. TFAutoModelForCausalLM), got {type(model).__name__}"
             )
+        _check_model_family(model)
+        tokenizer = resolve_tokenizer(model, tokenizer)
         self.is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
         # Causal LMs read prompts left padded (the next token is always at the end); encoders
         # read sources right padded (learned absolute positions, as in BART, start at 0).
@@ -370,6 +430,10 @@ class RLAgent:
 
     def act(self, time_step, greedy: bool = False):
         """One action (next token id) per row for a ``TextGenerationEnv`` time step: (B,) int32."""
+        if "choice_mask" in time_step.observation:
+            from tf_rl_text.choice import check_choice_agent
+
+            check_choice_agent(self, "a ChoiceEnv time step")
         obs = {k: tf.constant(v, tf.int32) for k, v in time_step.observation.items()}
         if self.is_encoder_decoder:
             if "decoder_input_ids" not in obs:
@@ -625,4 +689,4 @@ class RLAgent:
 
 
 
-__all__ = ["RLAgent", "Generation", "check_sampling_args", "pad_token_ids", "resolve_greedy"]
+__all__ = ["RLAgent", "Generation", "check_sampling_args", "pad_token_ids", "resolve_greedy", "resolve_tokenizer"]

@@ -130,9 +130,10 @@ SAMPLE_OPTIONS = {
     "top_k": (tf.int32, 0),
 }
 """Sampling options :class:`LoadedPolicy` knows: name -> (dtype of the exported ``sample`` input
-that takes it, default when the export's description records no value). An export whose ``sample`` signature has the input gets the value as a tensor;
-one without it had the option fixed at export (its value in the description, ``tf_rl_text.json``),
-and asking for another value is a ValueError. A new option (top-p, a repetition penalty) is one
+that takes it, default when the export's description records no value). An export whose
+``sample`` signature has the input gets the value as a tensor; one without it had the option
+fixed at export (its value in the description, ``tf_rl_text.json``), and asking for another
+value is a ValueError. A new option (top-p, a repetition penalty) is one
 more entry here plus the input in :func:`export_policy`; older exports stay loadable."""
 
 
@@ -247,7 +248,19 @@ class LoadedPolicy:
 
 
 def load(path) -> LoadedPolicy:
-    """Load a policy written by ``trainer.export(path)``; ``load(path).generate(["a prompt"])``."""
+    """Load a policy written by ``trainer.export(path)``; ``load(path).generate(["a prompt"])``.
+
+    A choice policy (a sequence classifier, :mod:`tf_rl_text.choice`) loads as a
+    :class:`~tf_rl_text.choice.LoadedChoicePolicy`: ``load(path).choose(...)``.
+    """
+    meta_path = os.path.join(path, METADATA_FILE)
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if str(meta.get("format", "")).startswith("tf_rl_text.choice/"):
+            from tf_rl_text.choice import LoadedChoicePolicy
+
+            return LoadedChoicePolicy(path, meta)
     return LoadedPolicy(path)
 
 

@@ -1,0 +1,346 @@
+"""Training a choice policy (a sequence classifier, :mod:`tf_rl_text.choice`) with REINFORCE or Q-learning.
+
+REINFORCE (Williams 1992) over an episode of k choices a_1..a_k with reward R:
+
+    L = -(1/B) sum_i (R_i - b_i) sum_t log pi(a_it | s_it)  -  c_e * mean_t H(pi(. | s_it))
+
+with the library's baselines (:class:`~tf_rl_text.trainers.reinforce.ReinforceConfig`: moving average,
+self-critical = the greedy choice's reward, RLOO, GRPO) and its advantage/loss functions
+(``reinforce_advantages``, ``reinforce_loss``). For k sequential choices this is REFRESH's objective
+(Narayan et al. 2018) with a baseline.
+
+Q-learning reads the logits as Q-values, Q(s_t, a) = z(s_t, a) (the scores of the choices still
+available at step t), and regresses them on one-step TD targets (``ops.q_td_targets``):
+y_t = r_t + gamma max_{a available at t+1} Q(s_{t+1}, a), y_k = R (one step: y = R). The targets come
+from the same network, without gradient. Behaviour: epsilon-greedy over the available choices.
+
+Both updates are one compiled ``tf.function``. The environment is a :class:`~tf_rl_text.choice.ChoiceEnv`, or a
+``TextGenerationEnv`` (prompts, reward function) read as a one-step choice among the classifier's labels.
+
+Example::
+
+    trainer = ChoiceReinforceTrainer(RLAgent(classifier), ChoiceEnv(...), ReinforceConfig(baseline="rloo",
+                                     num_samples_per_prompt=4, learning_rate=1e-4))
+    trainer.train(100); print(trainer.evaluate()); trainer.export("saved_models/chooser")
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from tf_rl_text import ops
+from tf_rl_text._compat import keras, tf
+from tf_rl_text.choice import (INPUT_NAMES, ChoiceEnv, check_choice_agent, export_choice_policy,
+                               selection_log_probs, step_logits)
+from tf_rl_text.trainers.reinforce import ReinforceConfig, compute_baseline, reinforce_advantages, reinforce_loss
+
+
+def _input_specs(env):
+    rank = 2 if env.candidates is None else 3
+    specs = [tf.TensorSpec([None] * rank, tf.int32, name=n) for n in INPUT_NAMES]
+    return specs + [tf.TensorSpec([None, None], tf.int32, name="choice_mask"),
+                    tf.TensorSpec([None, None], tf.int32, name="actions"),
+                    tf.TensorSpec([None, None], tf.int32, name="action_mask")]
+
+
+def _check(agent, env, name):
+    """The environment to train on: a ChoiceEnv, or a TextGenerationEnv read as a one-step choice among the
+    classifier's labels (its prompts, references, reward function and batch size; the completion is the
+    chosen label's name)."""
+    from tf_rl_text.env import TextGenerationEnv
+
+    check_choice_agent(agent, name)
+    if isinstance(env, TextGenerationEnv):
+        if agent.num_labels < 2:
+            raise ValueError(
+                f"{name} reads a TextGenerationEnv as a one-step choice among the classifier's labels, but "
+                f"{type(agent.model).__name__} has num_labels={agent.num_labels}: load it with num_labels=N >= 2, or "
+                f"give ChoiceEnv(prompts, tokenizer, reward_fn, candidates=...) to score candidate texts")
+        env = ChoiceEnv(env.prompts, env.tokenizer, env.reward_fn, labels=agent.labels, references=env.references,
+                        batch_size=env.batch_size, max_length=agent.max_length, shuffle=env.shuffle)
+    if not isinstance(env, ChoiceEnv):
+        raise TypeError(f"{name} needs a tf_rl_text.choice.ChoiceEnv (states with choices) or a TextGenerationEnv "
+                        f"(a choice among the classifier's labels), got {type(env).__name__}")
+    return env
+
+
+class _ChoiceTrainer:
+    """What both choice trainers share: the step loop, evaluation and export."""
+
+    algorithm = ""
+
+    def _tensors(self, rollout):
+        return [tf.constant(rollout.inputs[n], tf.int32) for n in INPUT_NAMES] + [
+            tf.constant(rollout.choice_mask, tf.int32), tf.constant(rollout.actions, tf.int32),
+            tf.constant(rollout.action_mask, tf.int32)]
+
+    def _apply(self, loss, tape):
+        variables = self.agent.trainable_variables
+        grads = tape.gradient(loss, variables)
+        grad_norm = tf.linalg.global_norm(grads)
+        if self.config.max_grad_norm is not None:
+            grads, _ = tf.clip_by_global_norm(grads, self.config.max_grad_norm, use_norm=grad_norm)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return grad_norm
+
+    def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
+        """Run ``num_steps`` :meth:`step` calls; returns their statistics."""
+        from tf_rl_text.trainers._loop import run_steps
+
+        return run_steps(self.step, num_steps, self.algorithm, "step", progress=progress, callback=callback,
+                         postfix=lambda s: {"reward": f"{s['reward_mean']:.3f}"})
+
+    def evaluate(self, indices=None, greedy: bool = True, batch_size: int = 64, seed: int = 0) -> float:
+        """Mean reward of the (greedy by default) choices over the states ``indices`` (default: all)."""
+        indices = list(range(len(self.env.prompts))) if indices is None else list(indices)
+        rewards = []
+        for start in range(0, len(indices), batch_size):
+            rewards.extend(self.env.rollout(self.agent, greedy=greedy, seed=seed,
+                                            indices=indices[start:start + batch_size]).rewards)
+        return float(np.mean(rewards))
+
+    def export(self, path: str) -> str:
+        """Write the policy as a SavedModel (``choose`` + ``train_step``; see
+        :func:`tf_rl_text.choice.export_choice_policy`); ``tf_rl_text.load(path).choose(...)`` serves it."""
+        fn, signature = self.export_train_step()
+        return export_choice_policy(
+            self.agent, path, select=self.env.select, labels=self.env.labels, train_step=(fn, signature),
+            optimizer=self.optimizer,
+            metadata={"algorithm": self.algorithm, "config": dataclasses.asdict(self.config), "updates": self.num_updates})
+
+
+# --------------------------------------------------------------------------- REINFORCE
+def choice_reinforce_loss(logp, action_mask, rewards, baseline, entropy=None, entropy_coef=0.0):
+    """REINFORCE over k choices: logp, action_mask (B, k); rewards, baseline (B,); entropy (B, k) or None.
+
+    L = -(1/B) sum_i (R_i - b_i) sum_t logp_it - entropy_coef * mean entropy (a per-episode sum,
+    batch mean), through the library's ``reinforce_advantages`` and ``reinforce_loss``.
+    """
+    advantages = reinforce_advantages(rewards, baseline, action_mask)  # (B, k): R - b at every step taken
+    return reinforce_loss(logp, action_mask, advantages, entropy, entropy_coef)
+
+
+class ChoiceReinforceTrainer(_ChoiceTrainer):
+    """REINFORCE for a choice policy. Args: agent (a ChoiceAgent), env (a ChoiceEnv), config (a
+    :class:`ReinforceConfig`; ``kl_coef`` must be 0, ``gamma`` is unused: the reward is per episode)."""
+
+    algorithm = "reinforce"
+
+    def __init__(self, agent, env, config: ReinforceConfig | None = None):
+        self.agent, self.env = agent, _check(agent, env, "ChoiceReinforceTrainer")
+        self.config = config or ReinforceConfig(learning_rate=1e-4)
+        if self.config.kl_coef:
+            raise ValueError(f"kl_coef must be 0 for a choice policy (no KL leash here), got {self.config.kl_coef}")
+        self.optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+        self.optimizer.build(agent.trainable_variables)
+        self.moving_average = None
+        self.reward_normalizer = None
+        if self.config.reward_normalization or self.config.reward_clip is not None:
+            from tf_rl_text.rewards.composite import RewardNormalizer
+
+            self.reward_normalizer = RewardNormalizer(normalize=self.config.reward_normalization,
+                                                      clip=self.config.reward_clip)
+        self.num_updates = 0
+        self.history: list[dict] = []
+        self._update = agent.compile_fn(self._update_step, _input_specs(self.env) + [
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32)], jit_compile=self.config.jit_compile)
+
+    def _update_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards,
+                     baseline):
+        cfg = self.config
+        with tf.GradientTape() as tape:
+            logits = self.agent.choice_logits(input_ids, attention_mask, token_type_ids, choice_mask, training=True)
+            logits = logits / self.agent.temperature  # (B, C)
+            per_step = step_logits(logits, choice_mask, actions, action_mask)  # (B, k, C)
+            logp = ops.gather_log_probs(per_step, actions) * tf.cast(action_mask, tf.float32)  # (B, k)
+            entropy = ops.entropy_from_logits(per_step if cfg.entropy_coef else tf.stop_gradient(per_step))
+            loss, info = choice_reinforce_loss(logp, action_mask, rewards, baseline, entropy, cfg.entropy_coef)
+            loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
+        grad_norm = self._apply(loss, tape)
+        return {"loss": loss, "policy_loss": info["policy_loss"], "entropy": info["entropy"], "grad_norm": grad_norm}
+
+    def _baseline(self, rollout):
+        cfg = self.config
+        rewards = rollout.rewards
+        if self.reward_normalizer is not None:
+            rewards = self.reward_normalizer(rewards)
+        greedy_rewards = None
+        if cfg.baseline == "self_critical":
+            k = cfg.num_samples_per_prompt
+            greedy_rewards = self.env.rollout(self.agent, greedy=True, indices=rollout.indices[::k]).rewards
+            if self.reward_normalizer is not None:
+                greedy_rewards = self.reward_normalizer(greedy_rewards, update=False)
+            greedy_rewards = np.repeat(greedy_rewards, k)
+        if cfg.baseline == "moving_average" and self.moving_average is None:
+            self.moving_average = float(np.mean(rewards))
+        baseline = compute_baseline(rewards, cfg.baseline, cfg.num_samples_per_prompt, self.moving_average or 0.0,
+                                    greedy_rewards)
+        if cfg.baseline == "moving_average":
+            self.moving_average = cfg.baseline_decay * self.moving_average + (1 - cfg.baseline_decay) * float(
+                np.mean(rewards))
+        if cfg.baseline == "grpo":
+            rewards = ops.group_normalized_advantages(tf.constant(rewards), cfg.num_samples_per_prompt).numpy()
+        return rewards, baseline
+
+    def step(self) -> dict:
+        """One batch of episodes (``env.batch_size`` states x ``num_samples_per_prompt``) and one update."""
+        start = time.perf_counter()
+        rollout = self.env.rollout(self.agent, num_samples=self.config.num_samples_per_prompt)
+        rewards, baseline = self._baseline(rollout)
+        out = self._update(*self._tensors(rollout), tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32))
+        self.num_updates += 1
+        stats = {k: float(v) for k, v in out.items()}
+        stats.update(reward_mean=float(np.mean(rollout.rewards)), reward_std=float(np.std(rollout.rewards)),
+                     step_time_s=time.perf_counter() - start, update=self.num_updates)
+        self.history.append(stats)
+        return stats
+
+    def export_train_step(self):
+        """REINFORCE as the SavedModel's ``train_step``: f(input_ids, attention_mask, token_type_ids,
+        choice_mask, actions, action_mask, advantages (B,)) -> {"loss"}. Returns (fn, signature)."""
+        agent, cfg, optimizer = self.agent, self.config, self.optimizer
+
+        def train_step(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, advantages):
+            with tf.GradientTape() as tape:
+                logits = agent.choice_logits(input_ids, attention_mask, token_type_ids, choice_mask, training=True)
+                logp = selection_log_probs(logits / agent.temperature, choice_mask, actions, action_mask)
+                loss, _ = choice_reinforce_loss(logp, action_mask, advantages, tf.zeros_like(advantages))
+                loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf")
+            variables = agent.trainable_variables
+            grads = tape.gradient(loss, variables)
+            if cfg.max_grad_norm is not None:
+                grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
+            optimizer.apply_gradients(zip(grads, variables))
+            return {"loss": loss}
+
+        return agent.graph_code(train_step), _input_specs(self.env) + [tf.TensorSpec([None], tf.float32, name="advantages")]
+
+
+# --------------------------------------------------------------------------- Q-learning
+@dataclasses.dataclass
+class ChoiceQConfig:
+    """Settings of :class:`ChoiceQLearningTrainer` (validated on construction)."""
+
+    learning_rate: float = 1e-4
+    """Adam step size."""
+    gamma: float = 1.0
+    """Discount between the k choices of an episode."""
+    epsilon: float = 0.2
+    """Epsilon-greedy exploration: a uniformly random available choice with this probability."""
+    max_grad_norm: float | None = 1.0
+    """Clip gradients to this global norm (None = no clipping)."""
+    jit_compile: bool = False
+    """Compile the update with XLA."""
+
+    def __post_init__(self):
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+
+
+def choice_q_loss(q_steps, actions, action_mask, rewards, gamma=1.0):
+    """Mean over the steps taken of 0.5 (Q(s_t, a_t) - y_t)^2, with y_t from ``ops.q_td_targets``.
+
+    q_steps: (B, k, C) Q-values at each step, unavailable choices at :data:`tf_rl_text.choice.NEG`;
+    actions, action_mask: (B, k); rewards: (B,) the episode's reward (arrives at its last step).
+    Returns (loss, info).
+    """
+    mask = tf.cast(action_mask, tf.float32)
+    q_taken = tf.gather(q_steps, actions, axis=-1, batch_dims=2)  # (B, k)
+    step_rewards = ops.last_token_rewards(tf.cast(rewards, tf.float32), mask)  # (B, k)
+    targets = ops.q_td_targets(q_steps, actions, step_rewards, mask, gamma, kind="q_learning")  # no gradient
+    loss = ops.masked_mean(0.5 * tf.square(q_taken - targets), mask)
+    return loss, {"q_mean": ops.masked_mean(q_taken, mask), "target_mean": ops.masked_mean(targets, mask)}
+
+
+class ChoiceQLearningTrainer(_ChoiceTrainer):
+    """Q-learning for a choice policy: the classifier's logits are Q(s, a). Args: agent, env, config
+    (:class:`ChoiceQConfig`). Greedy choices (``evaluate``, the export) take argmax_a Q(s, a)."""
+
+    algorithm = "q_learning"
+
+    def __init__(self, agent, env, config: ChoiceQConfig | None = None):
+        self.agent, self.env = agent, _check(agent, env, "ChoiceQLearningTrainer")
+        self.config = config or ChoiceQConfig()
+        self.optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+        self.optimizer.build(agent.trainable_variables)
+        self.num_updates = 0
+        self.history: list[dict] = []
+        self._rng = np.random.RandomState(agent.seed)
+        self._update = agent.compile_fn(self._update_step, _input_specs(self.env) + [tf.TensorSpec([None], tf.float32)],
+                                        jit_compile=self.config.jit_compile)
+
+    def _q_steps(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, training=False):
+        q = self.agent.choice_logits(input_ids, attention_mask, token_type_ids, choice_mask, training=training)
+        return step_logits(q, choice_mask, actions, action_mask)  # (B, k, C)
+
+    def _update_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards):
+        with tf.GradientTape() as tape:
+            q_steps = self._q_steps(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, True)
+            loss, info = choice_q_loss(q_steps, actions, action_mask, rewards, self.config.gamma)
+            loss = tf.debugging.check_numerics(loss, "Q-learning loss is NaN or Inf (check rewards and learning rate)")
+        grad_norm = self._apply(loss, tape)
+        return {"loss": loss, "grad_norm": grad_norm, **info}
+
+    def _explore(self, rollout):
+        """Epsilon-greedy: each step of each episode is, with probability epsilon, a random available choice."""
+        greedy = self.env.rollout(self.agent, greedy=True)
+        actions, mask = greedy.actions.copy(), greedy.action_mask
+        if self.config.epsilon:
+            for i in range(actions.shape[0]):
+                available = list(np.flatnonzero(greedy.choice_mask[i]))
+                chosen = []
+                for t in range(actions.shape[1]):
+                    if not mask[i, t]:
+                        break
+                    a = actions[i, t]
+                    if self._rng.rand() < self.config.epsilon or a in chosen:
+                        a = self._rng.choice([c for c in available if c not in chosen])
+                    if a in chosen:  # pragma: no cover
+                        a = next(c for c in available if c not in chosen)
+                    chosen.append(int(a))
+                actions[i, : len(chosen)] = chosen
+        from tf_rl_text.choice import completions_of
+
+        prompts, candidates, refs = self.env.states(greedy.indices)
+        completions = completions_of(actions, mask, candidates, self.env.labels)
+        rewards = self.env.compute_rewards(completions, prompts, refs)
+        return greedy._replace(actions=actions, rewards=rewards, completions=completions)
+
+    def step(self) -> dict:
+        """One batch of epsilon-greedy episodes and one TD update."""
+        start = time.perf_counter()
+        rollout = self._explore(None)
+        out = self._update(*self._tensors(rollout), tf.constant(rollout.rewards, tf.float32))
+        self.num_updates += 1
+        stats = {k: float(v) for k, v in out.items()}
+        stats.update(reward_mean=float(np.mean(rollout.rewards)), step_time_s=time.perf_counter() - start,
+                     update=self.num_updates)
+        self.history.append(stats)
+        return stats
+
+    def export_train_step(self):
+        """The TD update as ``train_step``: f(inputs..., choice_mask, actions, action_mask, rewards (B,)) -> {"loss"}."""
+        def train_step(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards):
+            with tf.GradientTape() as tape:
+                q_steps = self._q_steps(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask,
+                                        True)
+                loss, _ = choice_q_loss(q_steps, actions, action_mask, rewards, self.config.gamma)
+            variables = self.agent.trainable_variables
+            grads = tape.gradient(loss, variables)
+            if self.config.max_grad_norm is not None:
+                grads, _ = tf.clip_by_global_norm(grads, self.config.max_grad_norm)
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return {"loss": loss}
+
+        return self.agent.graph_code(train_step), _input_specs(self.env) + [tf.TensorSpec([None], tf.float32, name="rewards")]
+
+
+__all__ = ["ChoiceQConfig", "ChoiceQLearningTrainer", "ChoiceReinforceTrainer", "choice_q_loss", "choice_reinforce_loss"]
