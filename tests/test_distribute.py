@@ -136,3 +136,20 @@ def test_multi_worker_mirrored_two_workers_train_resume_and_export(tmp_path, tok
     policy = tf_rl_text.load(os.path.join(chief, "export"))
     texts = policy.generate(["the movie was", "my day"], max_new_tokens=4)
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def test_distributed_trainer_refuses_a_model_built_outside_the_scope(tokenizer):
+    """A model built outside strategy.scope() holds plain variables the replicas cannot update:
+    a clear error naming the fix, not a silent single-device run."""
+    from conftest import make_tiny_model
+    from tf_rl_text import ReinforceTrainer, RLAgent, TextGenerationEnv
+    from tf_rl_text._compat import tf
+
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(["a", "b"], tokenizer, lambda c, p, r: [0.0] * len(c), batch_size=2, max_new_tokens=2)
+    with pytest.raises(ValueError, match=r"built outside strategy.scope\(\).*build the model and the RLAgent inside"):
+        ReinforceTrainer(agent, env, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+    trainer = ReinforceTrainer(agent, env)  # the default strategy: as before
+    assert not trainer.distributed and trainer.is_chief
+    with pytest.raises(TypeError, match="strategy must be a tf.distribute.Strategy, got str"):
+        ReinforceTrainer(agent, env, strategy="mirrored")

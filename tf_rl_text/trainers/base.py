@@ -227,8 +227,8 @@ class _BuiltInStrategyScope(type):
         from tf_rl_text import distribute
 
         strategy = distribute.resolve(strategy)
-        with strategy.scope():
-            return super().__call__(*args, strategy=strategy, **kwargs)
+        with strategy.scope():  # the base __init__ finds it with tf.distribute.get_strategy() (a subclass
+            return super().__call__(*args, **kwargs)  # __init__ need not pass strategy= on)
 
 
 class Trainer(metaclass=_BuiltInStrategyScope):
