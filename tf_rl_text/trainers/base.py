@@ -606,7 +606,8 @@ class Trainer(metaclass=_BuiltInStrategyScope):
                 warnings.warn(f"could not restore {path}: {type(err).__name__}: {err}; trying an older checkpoint")
                 continue
             self.restored_from = path
-            self._last_saved_step = self.global_step
+            if run_dir == self.run_dir:  # this run folder already holds this step
+                self._last_saved_step = self.global_step
             self._after_restore()
             return True
         raise ValueError(f"no checkpoint in {directory} could be restored into this {type(self).__name__} "
