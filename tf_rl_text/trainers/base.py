@@ -12,6 +12,9 @@ The base gives it
   loss is weighted by its share of the batch's rows or tokens, so the update equals the one of
   the whole batch up to float error);
 * ``train(num_steps, callbacks=...)``, ``evaluate``, ``export``;
+* ``strategy=`` (a ``tf.distribute.Strategy``): construction inside its scope, each update split
+  over its replicas with ``strategy.run`` and all-reduced gradients, files written by the chief
+  only (:mod:`tf_rl_text.distribute`, docs/distributed.md);
 * one ``tf.train.Checkpoint`` (:attr:`Trainer.checkpoint`) with the whole run state, saved into
   ``run_dir/checkpoints`` (every ``checkpoint_every`` steps, at the end, on SIGINT/SIGTERM; the
   last ``keep_checkpoints`` kept) and restored automatically when ``run_dir`` holds one.
