@@ -178,3 +178,21 @@ def pytest_configure(config):
     from tf_rl_text._compat import tf
 
     tf.config.experimental.enable_op_determinism()
+
+
+def make_tiny_mistral(tokenizer, seed=0, layers=2):
+    """A 2-layer, 32-wide TFMistralForCausalLM (the Llama architecture: RoPE, grouped-query attention
+    with 4 query heads over 2 key/value heads, RMSNorm, SwiGLU), weights wide enough that outputs vary."""
+    from transformers import MistralConfig, TFMistralForCausalLM
+
+    from tf_rl_text._compat import tf
+
+    config = MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                           initializer_range=0.2, sliding_window=None, tie_word_embeddings=False,
+                           pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.eos_token_id,
+                           eos_token_id=tokenizer.eos_token_id)
+    tf.keras.utils.set_random_seed(seed)
+    model = TFMistralForCausalLM(config)
+    model(model.dummy_inputs, training=False)
+    return model

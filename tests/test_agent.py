@@ -294,17 +294,21 @@ def test_other_causal_families_generate_like_recomputation_and_train(tokenizer, 
     from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv
 
     model = _tiny_causal(kind, tokenizer)
-    agent = RLAgent(model, tokenizer, seed=0)
+    agent = recording_agent(model, tokenizer, seed=0)
     assert agent.autograph
     prompts = ["the movie was", "i really enjoyed the long"]
     ids, mask = agent.encode_prompts(prompts)
     assert mask[0, 0] == 0  # row 0 is left padded
+    agent.start_recording(batch=2, steps=6)
     gen = agent.generate(ids, mask, max_new_tokens=5, greedy=True)
     for row, text in enumerate(prompts):
         expected = greedy_by_recomputation(model, tokenizer(text)["input_ids"], 5)
         n = int(gen.completion_mask[row].numpy().sum())
         assert gen.completion_ids[row].numpy().tolist()[:n] == expected[:n]
+    # per-step logits, not only ids: this OPT repeats one token per row, GPT-J's output varies
+    assert assert_cached_logits_equal_recomputation(agent, model, prompts, gen, agent.recorded()) == 10
     env = TextGenerationEnv(prompts, tokenizer, lambda c, p, r: [len(x) / 10 for x in c], batch_size=2, max_new_tokens=4)
+    agent = RLAgent(model, tokenizer, seed=0)  # a plain agent (the recording one records batches of 2 only)
     trainer = ReinforceTrainer(agent, env, ReinforceConfig(num_samples_per_prompt=2, kl_coef=0.05))
     before = [w.copy() for w in model.get_weights()]
     stats = trainer.step()
@@ -312,7 +316,20 @@ def test_other_causal_families_generate_like_recomputation_and_train(tokenizer, 
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
 
 
-def test_a_model_that_needs_a_static_cache_length_gets_a_clear_error(tokenizer):
-    agent = RLAgent(_tiny_causal("xglm", tokenizer), tokenizer, seed=0)
-    with pytest.raises(TypeError, match=r"TFXGLMForCausalLM cannot run in RLAgent's compiled generation loop.*Known to work"):
-        agent.generate_text(["the movie was"], max_new_tokens=3)
+def test_a_model_that_needs_a_static_cache_length_recomputes_or_gets_a_clear_error(tokenizer):
+    """XGLM's TF code needs a static cache length: "auto" recomputes the sequence for each token
+    (the greedy tokens of unpadded recomputation); forcing its own cache is a clear error."""
+    model = _tiny_causal("xglm", tokenizer)
+    agent = RLAgent(model, tokenizer, seed=0)
+    assert agent.generation_cache == "none"
+    prompts = ["the movie was", "i really enjoyed the long"]
+    ids, mask = agent.encode_prompts(prompts)
+    gen = agent.generate(ids, mask, max_new_tokens=3, greedy=True)
+    for row, text in enumerate(prompts):
+        n = int(gen.completion_mask[row].numpy().sum())
+        expected = greedy_by_recomputation(model, tokenizer(text)["input_ids"], 3)[:n]
+        assert gen.completion_ids[row].numpy().tolist()[:n] == expected
+    forced = RLAgent(model, tokenizer, seed=0, generation_cache="model")
+    with pytest.raises(TypeError, match=r"TFXGLMForCausalLM cannot run in RLAgent's compiled generation loop.*"
+                                        r"generation_cache='none'"):
+        forced.generate_text(["the movie was"], max_new_tokens=3)

@@ -70,9 +70,17 @@ def test_rollout_scores_a_batch_and_repeats_prompts(tokenizer, tiny_model):
 
 
 def test_prompts_are_drawn_in_shuffled_epochs(tokenizer):
-    env = TextGenerationEnv(["a", "b", "c", "d"], tokenizer, length_reward, batch_size=2, seed=3)
-    seen = env.next_prompts()[0] + env.next_prompts()[0]
-    assert sorted(seen) == ["a", "b", "c", "d"]
+    prompts = ["a", "b", "c", "d", "e", "f"]
+
+    def epochs(env, n=4):  # each epoch is 3 batches of 2
+        return [sum((env.next_prompts()[0] for _ in range(3)), []) for _ in range(n)]
+
+    shuffled = epochs(TextGenerationEnv(prompts, tokenizer, length_reward, batch_size=2, seed=3))
+    assert all(sorted(e) == prompts for e in shuffled)  # every prompt once per epoch
+    assert sum(e != prompts for e in shuffled) >= 3 and len({tuple(e) for e in shuffled}) >= 3  # orders differ
+    assert shuffled == epochs(TextGenerationEnv(prompts, tokenizer, length_reward, batch_size=2, seed=3))  # seeded
+    # the control: with shuffling off, every epoch is the prompts in their order
+    assert epochs(TextGenerationEnv(prompts, tokenizer, length_reward, batch_size=2, shuffle=False)) == [prompts] * 4
 
 
 @pytest.mark.parametrize("kwargs, match", [

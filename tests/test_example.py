@@ -39,17 +39,22 @@ def test_quick_run_raises_reward_exports_and_reloads(tmp_path):
 
 
 def test_mixed_precision_run_trains_exports_and_reloads(tmp_path):
-    """--precision mixed_bfloat16: the same script in bfloat16 math; a short run that exports and reloads."""
+    """--precision mixed_bfloat16: the same script in bfloat16 math; a short run (--quick's warm start, 4 RL
+    updates) that moves the policy, exports and reloads. With a shorter warm start (30 steps) the policy's
+    completions earn no reward at all, so the updates are zero and nothing trains (measured)."""
     metrics_file = tmp_path / "metrics.json"
     proc = subprocess.run(
-        [sys.executable, SCRIPT, "--quick", "--episodes", "4", "--warm-start-steps", "30", "--precision",
+        [sys.executable, SCRIPT, "--quick", "--episodes", "4", "--precision",
          "mixed_bfloat16", "--no-progress", "--metrics-file", str(metrics_file), "--output", str(tmp_path / "p")],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads(metrics_file.read_text())
-    assert m["precision"] == "mixed_bfloat16" and m["episodes"] == 4
-    assert -1.0 <= m["reward_before"] <= 1.0 and -1.0 <= m["reward_after"] <= 1.0
+    assert m["precision"] == "mixed_bfloat16" and m["episodes"] == 4 and m["warm_start_steps"] == 250
+    assert m["reward_before"] > 0  # the warm-started policy earns some reward: the RL updates have a signal
+    # the bfloat16 RL updates changed the weights: the policy drifted from its warm-started reference
+    # (measured: 0.06 nats per completion after 4 updates; exactly 0 if no update changes the weights)
+    assert m["kl_after"] > 0.01, m
     assert os.path.exists(os.path.join(m["saved_model"], "saved_model.pb")) and len(m["samples_after"]) == 4
 
 

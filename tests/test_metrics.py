@@ -19,21 +19,38 @@ needs_shared_data = pytest.mark.skipif(
     not os.path.isdir(SHARED_DATA), reason=f"shared real data folder {SHARED_DATA} is absent"
 )
 
-
-def multi30k_line(lang, index):
-    with gzip.open(os.path.join(SHARED_DATA, "multi30k", f"val.{lang}.gz"), "rt", encoding="utf-8") as f:
-        return f.read().splitlines()[index]
+# The few real sentences the hand checks below use, kept here so the checks never skip: Multi30k's
+# validation lines 0-4 (English and German) and the 3 reference summaries of SciTLDR's first dev paper.
+# test_the_hand_checked_sentences_are_the_real_data_lines checks them against /work/shared/data.
+MULTI30K_VAL_EN = ["A group of men are loading cotton onto a truck",
+                   "A man sleeping in a green room on a couch.",
+                   "A boy wearing headphones sits on a woman's shoulders.",
+                   "Two men setting up a blue ice fishing hut on an iced over lake",
+                   "A balding man wearing a red life jacket is sitting in a small boat."]
+MULTI30K_VAL_DE = ["Eine Gruppe von Männern lädt Baumwolle auf einen Lastwagen",
+                   "Ein Mann schläft in einem grünen Raum auf einem Sofa.",
+                   "Ein Junge mit Kopfhörern sitzt auf den Schultern einer Frau.",
+                   "Zwei Männer bauen eine blaue Eisfischerhütte auf einem zugefrorenen See auf",
+                   "Ein Mann mit beginnender Glatze, der eine rote Rettungsweste trägt, sitzt in einem kleinen Boot."]
+SCITLDR_DEV_0_TARGETS = [
+    "We devise adaptive loss scaling to improve mixed precision training that surpass the state-of-the-art results.",
+    "Proposal for an adaptive loss scaling method during backpropagation for mix precision training where scale rate "
+    "is decided automatically to reduce the underflow.",
+    "The authors propose a method to train models in FP16 precision that adopts a more elaborate way to minimize "
+    "underflow in every layer simultaneously and automatically."]
 
 
 @pytest.fixture(scope="module")
 def real():
-    if not os.path.isdir(SHARED_DATA):
-        pytest.skip(f"shared real data folder {SHARED_DATA} is absent")
-    en0, en1, de1 = multi30k_line("en", 0), multi30k_line("en", 1), multi30k_line("de", 1)
-    assert en0 == "A group of men are loading cotton onto a truck"
-    assert en1 == "A man sleeping in a green room on a couch."
-    assert de1 == "Ein Mann schläft in einem grünen Raum auf einem Sofa."
-    return {"en0": en0, "en1": en1, "de1": de1}
+    return {"en0": MULTI30K_VAL_EN[0], "en1": MULTI30K_VAL_EN[1], "de1": MULTI30K_VAL_DE[1]}
+
+
+@needs_shared_data
+def test_the_hand_checked_sentences_are_the_real_data_lines():
+    for lang, lines in (("en", MULTI30K_VAL_EN), ("de", MULTI30K_VAL_DE)):
+        with gzip.open(os.path.join(SHARED_DATA, "multi30k", f"val.{lang}.gz"), "rt", encoding="utf-8") as f:
+            assert f.read().splitlines()[:5] == lines
+    assert load_summarization(split="dev", limit=1, data_dir=SHARED_DATA).references[0] == SCITLDR_DEV_0_TARGETS
 
 
 # --------------------------------------------------------------------------- tokenization, BLEU
@@ -82,20 +99,21 @@ def test_rouge_by_hand_on_multi30k(real):
     assert scores["rouge2"] == pytest.approx(2 * 4 / (5 + 9))           # 4 shared bigrams of 5 and 9
 
 
-@needs_shared_data
 def test_rouge_multi_reference_on_scitldr_equals_library_max():
-    ds = load_summarization(split="dev", limit=2, data_dir=SHARED_DATA)
-    refs = ds.references[0]
-    assert len(refs) == 3
-    hyp = "We propose adaptive loss scaling to make mixed precision training easier."
+    refs = SCITLDR_DEV_0_TARGETS
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    direct = [scorer.score(r, hyp) for r in refs]
-    best_l = max(s["rougeL"].fmeasure for s in direct)
-    assert rouge_l_reward([hyp], references=[refs]) == [pytest.approx(best_l)]
-    assert RougeReward("rouge2")([hyp], references=[refs]) == [pytest.approx(max(s["rouge2"].fmeasure for s in direct))]
-    assert metrics.rouge([hyp], [refs])["rougeL"] == pytest.approx(best_l)
-    single = scorer.score(refs[1], hyp)["rouge1"].fmeasure
-    assert RougeReward("rouge1")([hyp], references=[refs[1]]) == [pytest.approx(single)]
+    # the first hypothesis is nearest the first reference, the second the third: the best is not always refs[0]
+    hyps = ["We propose adaptive loss scaling to make mixed precision training easier.",
+            "The authors train models in FP16 precision and minimize underflow in every layer automatically."]
+    for hyp, nearest in zip(hyps, (0, 2)):
+        direct = [scorer.score(r, hyp) for r in refs]
+        best_l = max(s["rougeL"].fmeasure for s in direct)
+        assert best_l == direct[nearest]["rougeL"].fmeasure > max(s["rougeL"].fmeasure for s in direct[:nearest] + direct[nearest + 1:]) + 0.1
+        assert rouge_l_reward([hyp], references=[refs]) == [pytest.approx(best_l)]
+        assert RougeReward("rouge2")([hyp], references=[refs]) == [pytest.approx(max(s["rouge2"].fmeasure for s in direct))]
+        assert metrics.rouge([hyp], [refs])["rougeL"] == pytest.approx(best_l)
+        single = scorer.score(refs[1], hyp)["rouge1"].fmeasure
+        assert RougeReward("rouge1")([hyp], references=[refs[1]]) == [pytest.approx(single)]
 
 
 # --------------------------------------------------------------------------- rewards
@@ -149,6 +167,21 @@ def uniform_agent(tokenizer):
     model = make_tiny_model(tokenizer)
     model.set_weights([np.zeros_like(w) for w in model.get_weights()])  # every logit is 0: uniform
     return RLAgent(model, tokenizer, seed=0)
+
+
+def test_perplexity_of_uniform_model_is_vocab_size_on_inline_pairs(uniform_agent, tokenizer):
+    prompts = ["translate english to german: " + s for s in MULTI30K_VAL_EN] + ["", "a"]
+    references = MULTI30K_VAL_DE + ["hello there", ["x", "y z"]]  # an empty prompt, a multi-reference pair
+    flat = MULTI30K_VAL_DE + ["hello there", "x", "y z"]
+    vocab = uniform_agent.vocab_size
+    assert vocab == len(tokenizer) == 512
+    with pytest.warns(UserWarning, match="1 of 8 references are longer than the model's context of 64 tokens"):
+        nll, tokens = metrics.reference_nll(uniform_agent, prompts, references, batch_size=3)
+    # + EOS each; a reference longer than the 64-token context keeps its first 63 tokens (one prompt token stays)
+    assert max(len(tokenizer(r)["input_ids"]) for r in MULTI30K_VAL_DE) + 1 > 63
+    assert tokens == sum(min(len(tokenizer(r)["input_ids"]) + 1, 63) for r in flat)
+    assert nll == pytest.approx(tokens * math.log(vocab), rel=1e-4)
+    assert metrics.perplexity(uniform_agent, prompts, references, batch_size=2) == pytest.approx(vocab, rel=1e-3)
 
 
 @needs_shared_data
@@ -238,6 +271,15 @@ def test_evaluate_batches_generation_and_scores_against_references(real):
         metrics.evaluate(agent, ds, metrics=["meteor"])
     with pytest.raises(ValueError, match=r"metrics \['bleu'\] need references"):
         metrics.evaluate(agent, PromptDataset(["p0"]), metrics=["bleu"])
+
+
+def test_evaluate_real_agent_uniform_model_on_inline_pairs(uniform_agent):
+    # all logits equal: greedy picks token 0 = EOS at once, so every completion is empty
+    ds = PromptDataset(MULTI30K_VAL_EN[:3], MULTI30K_VAL_DE[:3])
+    result = metrics.evaluate(uniform_agent, ds, max_new_tokens=2, batch_size=2)
+    assert result["perplexity"] == pytest.approx(512, rel=1e-3)
+    assert result["bleu"] == 0.0 and result["rougeL"] == 0.0 and result["mean_length"] == 0.0
+    assert result["num_examples"] == 3.0
 
 
 @needs_shared_data

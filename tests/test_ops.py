@@ -38,13 +38,19 @@ def test_discounted_returns_hand_computed():
 
 
 def test_kl_penalty_estimators():
-    logp = tf.constant([[-1.0, -2.0]])
-    ref = tf.constant([[-1.5, -1.0]])
-    m = tf.constant([[1, 0]])
-    np.testing.assert_allclose(ops.kl_penalty(logp, ref, m, "kl").numpy(), [[0.5, 0.0]])
-    np.testing.assert_allclose(ops.kl_penalty(logp, ref, m, "abs").numpy(), [[0.5, 0.0]])
-    np.testing.assert_allclose(ops.kl_penalty(logp, ref, m, "mse").numpy(), [[0.125, 0.0]])
-    np.testing.assert_allclose(ops.kl_penalty(logp, ref, m, "low_var").numpy(), [[np.exp(-0.5) - 1 + 0.5, 0.0]], rtol=1e-6)
+    # log ratios d = logp - ref: +0.5, -1.0 and -0.25 (negative where the policy gives the token less
+    # probability than the reference: there "kl" and "abs" differ), then a padded token
+    logp = tf.constant([[-1.0, -2.0, -0.75, -3.0]])
+    ref = tf.constant([[-1.5, -1.0, -0.5, -1.0]])
+    m = tf.constant([[1, 1, 1, 0]])
+    d = np.array([0.5, -1.0, -0.25])
+    np.testing.assert_allclose(ops.kl_penalty(logp, ref, m, "kl").numpy(), [[0.5, -1.0, -0.25, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(ops.kl_penalty(logp, ref, m, "abs").numpy(), [[0.5, 1.0, 0.25, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(ops.kl_penalty(logp, ref, m, "mse").numpy(), [[0.125, 0.5, 0.03125, 0.0]], rtol=1e-6)
+    # k3 = exp(-d) - 1 + d: exp(-.5) - .5 = .1065, e - 2 = .7183, exp(.25) - 1.25 = .0340; never negative
+    np.testing.assert_allclose(ops.kl_penalty(logp, ref, m, "low_var").numpy(),
+                               [list(np.exp(-d) - 1 + d) + [0.0]], rtol=1e-5)
+    assert np.exp(1.0) - 2 == pytest.approx(0.7183, abs=1e-4)
     with pytest.raises(ValueError, match="kind must be one of"):
         ops.kl_penalty(logp, ref, m, "bogus")
 

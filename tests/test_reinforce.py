@@ -196,9 +196,14 @@ def test_moving_average_trainer_baseline_with_its_decay_by_hand(tokenizer):
 
 
 def test_nan_in_loss_stops_with_a_clear_error(tokenizer):
+    from tf_rl_text.trainers.guard import NonFiniteUpdateError, check_update
+
     agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
     trainer = ReinforceTrainer(agent, toy_env(tokenizer, 2), ReinforceConfig(baseline="none"))
     r = trainer.env.rollout(agent)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="REINFORCE loss is NaN or Inf"):
-        trainer._update(tf.constant(r.prompt_ids), tf.constant(r.prompt_mask), tf.constant(r.completion_ids),
-                        tf.constant(r.completion_mask), tf.constant([np.nan, 1.0]), tf.zeros([2]))
+    before = [v.numpy().copy() for v in agent.model.variables]
+    out = trainer._update(tf.constant(r.prompt_ids), tf.constant(r.prompt_mask), tf.constant(r.completion_ids),
+                          tf.constant(r.completion_mask), tf.constant([np.nan, 1.0]), tf.zeros([2]))
+    with pytest.raises(NonFiniteUpdateError, match="REINFORCE step 1 refused: the loss is nan"):
+        check_update(out, 1, "REINFORCE")
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, agent.model.variables))  # not applied

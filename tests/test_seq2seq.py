@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tf_agents.environments import utils as env_utils
 
-from conftest import make_tiny_bart, make_tiny_t5
+from conftest import assert_cached_logits_equal_recomputation, make_tiny_bart, make_tiny_t5, recording_agent
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv
 from tf_rl_text._compat import tf
 
@@ -25,16 +25,25 @@ def greedy_by_recomputation(model, source_ids, start, n):
 
 @pytest.mark.parametrize("build", [make_tiny_t5, make_tiny_bart])
 def test_cached_generation_equals_full_recomputation(tokenizer, build):
+    """Every step of the cached decode loop (encoder run once, decoder KV cache) gives the logits of an
+    uncached forward pass over the source and decoder_start + the tokens so far: greedy, and sampled with a
+    fixed seed (whose tokens vary; these tiny models' greedy outputs repeat one token)."""
     model = build(tokenizer, seed=3)
-    agent = RLAgent(model, tokenizer, seed=0)
+    agent = recording_agent(model, tokenizer, seed=0)
     assert agent.is_encoder_decoder and agent.padding_side == "right"
     ids, mask = agent.encode_prompts(SOURCES)
     assert mask[0, -1] == 0 and mask[0, 0] == 1  # shorter source: right padded
+    agent.start_recording(batch=2, steps=6)
     gen = agent.generate(ids, mask, 5, greedy=True)
     for row, text in enumerate(SOURCES):
         expected = greedy_by_recomputation(model, tokenizer(text)["input_ids"], agent.decoder_start_token_id, 5)
         n = int(gen.completion_mask[row].numpy().sum())
         assert gen.completion_ids[row].numpy().tolist()[:n] == expected[:n]
+    assert assert_cached_logits_equal_recomputation(agent, model, SOURCES, gen, agent.recorded()) >= 8
+    agent.start_recording(batch=2, steps=6)
+    sampled = agent.generate(ids, mask, 5, seed=4)
+    assert max(len(set(row)) for row in sampled.completion_ids.numpy().tolist()) >= 3  # the tokens vary
+    assert assert_cached_logits_equal_recomputation(agent, model, SOURCES, sampled, agent.recorded()) >= 8
 
 
 def test_log_probs_are_teacher_forced_decoder_scores(tokenizer):
@@ -181,16 +190,20 @@ def test_a_marian_policy_trains(tokenizer):
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id, init_std=0.2))
     model(model.dummy_inputs, training=False)
-    agent = RLAgent(model, tokenizer, seed=0)
+    agent = recording_agent(model, tokenizer, seed=0)
     ids, mask = agent.encode_prompts(SOURCES)
+    agent.start_recording(batch=2, steps=5)
     gen = agent.generate(ids, mask, 4, greedy=True)
     for row, text in enumerate(SOURCES):
         expected = greedy_by_recomputation(model, tokenizer(text)["input_ids"], agent.decoder_start_token_id, 4)
         k = int(gen.completion_mask[row].numpy().sum())
         assert gen.completion_ids[row].numpy().tolist()[:k] == expected[:k]
+    # per-step logits, not only ids (the greedy tokens of this tiny model repeat): the decoder's KV cache
+    assert assert_cached_logits_equal_recomputation(agent, model, SOURCES, gen, agent.recorded()) >= 6
     env = TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [len(x) / 10 for x in c], batch_size=2,
                             max_new_tokens=4)
     before = [w.copy() for w in model.get_weights()]
+    agent = RLAgent(model, tokenizer, seed=0)  # a plain agent (the recording one records batches of 2 only)
     stats = ReinforceTrainer(agent, env, ReinforceConfig(num_samples_per_prompt=2, kl_coef=0.05)).step()
     assert abs(stats["kl"]) < 1e-5 and np.isfinite(stats["loss"])
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))

@@ -76,13 +76,57 @@ def shared_data_dir(data_dir: str | None = None) -> str:
     return data_dir
 
 
+class _Utf8Lines:
+    """A UTF-8 text file read line by line (``for line in f``, ``readline``, ``read``), lines ending
+    as in the file; bytes that are not UTF-8 raise a DataFormatError naming the line and column."""
+
+    def __init__(self, path, raw):
+        self.path, self._raw, self.lineno = path, raw, 0
+
+    def readline(self) -> str:
+        line = self._raw.readline()
+        if not line:
+            return ""
+        self.lineno += 1
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataFormatError(
+                f"{self.path}, line {self.lineno}: not valid UTF-8 (byte 0x{line[e.start]:02x} at byte {e.start + 1} "
+                "of the line); re-save the file as UTF-8"
+            ) from None
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def read(self) -> str:
+        return "".join(self)
+
+    def close(self):
+        self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def open_text(path: str):
-    """Open a UTF-8 text file for reading; ``.gz`` files are decompressed transparently."""
+    """Open a UTF-8 text file for reading; ``.gz`` files are decompressed transparently.
+
+    Invalid UTF-8 raises :class:`DataFormatError` naming the file and line.
+    """
     if not os.path.exists(path):
-        raise FileNotFoundError(f"data file not found: {path}")
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        raise FileNotFoundError(f"data file not found: {path}; check the path (a relative one starts from {os.getcwd()})")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"data file {path} is a folder; pass the path of a file in it")
+    raw = gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+    return _Utf8Lines(path, raw)
 
 
 def _check_limit(limit):
@@ -240,7 +284,8 @@ class PromptDataset:
 def _get_field(record: dict, field: str, path: str, lineno: int):
     if field not in record:
         raise DataFormatError(
-            f"{path}, line {lineno}: field {field!r} not found; fields present: {sorted(record)}"
+            f"{path}, line {lineno}: field {field!r} not found; fields present: {sorted(record)} (name the field "
+            "that holds the text with prompt_field= / reference_field=)"
         )
     return record[field]
 
@@ -279,7 +324,8 @@ def load_jsonl(path: str, prompt_field: str = "prompt", reference_field: str | N
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataFormatError(f"{path}, line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+                raise DataFormatError(f"{path}, line {lineno}: invalid JSON ({e.msg} at column {e.colno}); "
+                                      "each line must be one complete JSON object") from None
             if not isinstance(record, dict):
                 raise DataFormatError(f"{path}, line {lineno}: expected a JSON object, got {type(record).__name__}")
             prompts.append(prefix + _text_field(record, prompt_field, path, lineno))
@@ -334,6 +380,11 @@ def load_csv(path: str, prompt_field="prompt", reference_field=None, delimiter: 
             lineno = reader.line_num
             if not row or not any(cell.strip() for cell in row):
                 raise DataFormatError(f"{path}, line {lineno}: empty line")
+            if columns is not None and len(row) > len(columns):
+                raise DataFormatError(
+                    f"{path}, line {lineno}: {len(row)} fields but the header names {len(columns)} columns {columns}; "
+                    f"quote values that contain the delimiter {delimiter!r}"
+                )
             for idx, field in ((p_idx, prompt_field), (r_idx, reference_field)):
                 if idx is not None and idx >= len(row):
                     raise DataFormatError(
@@ -379,7 +430,8 @@ def load_parallel(source_path: str, target_path: str | None = None, limit: int |
                     n_src, n_tgt, short = lineno - 1, lineno + sum(1 for _ in tgt), source_path
                 raise DataFormatError(
                     f"parallel files are not aligned: {source_path} has {n_src} lines but {target_path} has "
-                    f"{n_tgt}; {short} ends after line {lineno - 1}"
+                    f"{n_tgt}; {short} ends after line {lineno - 1}. Line i of one file must translate line i of "
+                    "the other: remove or add the lines that break the alignment"
                 )
             for path, text in ((source_path, s), (target_path, t)):
                 if text is not None and not text.strip():

@@ -157,7 +157,9 @@ def distributed_update(strategy, optimizer, grad_fn, specs, variables, max_grad_
                 info_sum[key] = info_sum.get(key, 0.0) + tf.cast(value, tf.float32)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads_sum)
         info = ctx.all_reduce(tf.distribute.ReduceOp.SUM, info_sum)
-        info["grad_norm"] = apply_clipped(optimizer, grads, variables, max_grad_norm, aggregated=True)
+        # nothing is applied when the global gradient or loss is not finite (the trainer then refuses the step)
+        info["grad_norm"] = apply_clipped(optimizer, grads, variables, max_grad_norm, only_if_finite=True,
+                                          loss=info.get("loss"), aggregated=True)
         return info
 
     def step(tensors):

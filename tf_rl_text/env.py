@@ -28,6 +28,10 @@ from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
 from tf_rl_text.agent import pad_token_ids
+from tf_rl_text.validation import check_prompts
+
+SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "min_new_tokens", "stop_token_ids")
+"""The :meth:`RLAgent.generate` keywords ``TextGenerationEnv(sampling=...)`` and ``rollout`` accept."""
 
 Rollout = collections.namedtuple(
     "Rollout",
@@ -55,6 +59,9 @@ class TextGenerationEnv(py_environment.PyEnvironment):
       context_length: the model's context; prompts longer than ``context_length -
         max_new_tokens`` are rejected. Defaults to the tokenizer's ``model_max_length``.
       shuffle, seed: prompts are drawn in shuffled epochs (reproducible for a fixed seed).
+      sampling: keyword arguments of :meth:`RLAgent.generate` for every :meth:`rollout`: ``top_p``,
+        ``repetition_penalty``, ``min_new_tokens``, ``stop_token_ids``, ``temperature``, ``top_k``
+        (e.g. ``{"top_p": 0.9, "min_new_tokens": 2}``); unset ones are the agent's.
       encoder_decoder: keep source and target apart, for encoder-decoder agents (T5, BART...):
         the observation is the source (``input_ids``, ``attention_mask``, right padded) plus the
         tokens generated so far (``decoder_input_ids``, ``decoder_attention_mask``). Causal LMs
@@ -83,16 +90,12 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         shuffle: bool = True,
         seed: int | None = 0,
         encoder_decoder: bool = False,
+        sampling: dict | None = None,
     ):
         super().__init__(handle_auto_reset=True)  # step() after LAST starts a new batch
-        if isinstance(prompts, str):
-            raise ValueError("prompts must be a list of strings, got a single string; wrap it in a list")
-        prompts = list(prompts)
+        prompts = check_prompts(prompts)  # a list of non-blank strings
         if not prompts:
             raise ValueError("prompts is empty; TextGenerationEnv needs at least one prompt")
-        for i, p in enumerate(prompts):
-            if not isinstance(p, str):
-                raise ValueError(f"prompts[{i}] must be a string, got {type(p).__name__}: {p!r}")
         if references is not None:
             references = list(references)
             if len(references) != len(prompts):
@@ -106,8 +109,13 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if tokenizer.pad_token_id is None:
+            if tokenizer.eos_token_id is None:
+                raise ValueError("the tokenizer has neither a pad token nor an EOS token, so batches cannot be padded; "
+                                 "set tokenizer.pad_token (e.g. to an existing token such as its EOS)")
             tokenizer.pad_token = tokenizer.eos_token
+        self.sampling = self._check_sampling(sampling or {})
         self.tokenizer = tokenizer
+        self.num_reward_batches = 0  # reward_fn calls so far; errors name the batch
         self.reward_fn = reward_fn
         self.prompts = prompts
         self.references = references
@@ -198,36 +206,65 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         self._rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
 
     def compute_rewards(self, completions, prompts, references):
-        """Call the reward function and check what it returns: (B,) float32."""
+        """Call the reward function and check what it returns: (B,) float32.
+
+        Anything else (an exception, the wrong count, a non-number, NaN or Inf) raises an error
+        that names the reward function and the batch; the trainers compute rewards before their
+        update, so nothing is trained on the batch.
+        """
+        self.num_reward_batches += 1
+        name = getattr(self.reward_fn, "__name__", None) or type(self.reward_fn).__name__
+        where = f"on batch {self.num_reward_batches}"
         try:
-            rewards = np.asarray(self.reward_fn(list(completions), list(prompts), list(references)), dtype=np.float64)
+            raw = self.reward_fn(list(completions), list(prompts), list(references))
+        except Exception as err:
+            raise RuntimeError(
+                f"reward_fn {name} raised {type(err).__name__} {where}: {err}. Nothing was trained on this batch; "
+                "fix the reward function (it must return one finite number per completion)"
+            ) from err
+        try:
+            if raw is None or isinstance(raw, (str, bytes, dict)):
+                raise TypeError(f"got {type(raw).__name__}, not a sequence of numbers")
+            rewards = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError) as err:
-            if "could not convert" in str(err) or "float" in str(err):
-                raise ValueError(f"reward_fn must return numbers, one per completion: {err}") from err
-            raise
+            raise ValueError(f"reward_fn {name} must return numbers, one per completion; {where} it returned "
+                             f"{str(raw)[:80]} ({err})") from None
         rewards = rewards.reshape(-1)
         if rewards.shape[0] != len(completions):
             raise ValueError(
-                f"reward_fn returned {rewards.shape[0]} rewards for {len(completions)} completions; "
+                f"reward_fn {name} returned {rewards.shape[0]} rewards for {len(completions)} completions {where}; "
                 "it must return exactly one number per completion"
             )
         bad = np.flatnonzero(~np.isfinite(rewards))
         if bad.size:
             i = int(bad[0])
             raise ValueError(
-                f"reward_fn returned {rewards[i]} (not finite) for completion {i}: {completions[i][:60]!r}; "
-                "rewards must be finite numbers"
+                f"reward_fn {name} returned {rewards[i]} (not finite) for completion {i}: {completions[i][:60]!r} "
+                f"{where}; rewards must be finite numbers. Nothing was trained on this batch"
             )
         return rewards.astype(np.float32)
 
     # ------------------------------------------------------------ whole-batch episodes
-    def rollout(self, agent, num_samples: int = 1, greedy: bool = False, seed=None, prompts=None, references=None):
+    @staticmethod
+    def _check_sampling(sampling):
+        unknown = sorted(set(sampling) - set(SAMPLING_KEYS))
+        if unknown:
+            raise ValueError(f"unknown sampling setting(s) {unknown}; the generate keywords a rollout takes are "
+                             f"{', '.join(SAMPLING_KEYS)}")
+        return dict(sampling)
+
+    def rollout(self, agent, num_samples: int = 1, greedy: bool = False, seed=None, prompts=None, references=None,
+                **sampling):
         """Run one batch of episodes with ``agent.generate`` (compiled, KV cache) and score them.
 
         Each of ``batch_size`` prompts is repeated ``num_samples`` times in consecutive rows
         (what leave-one-out and group baselines need). Pass ``prompts`` (and ``references``) to
-        roll out a given list instead of drawing the next batch. Returns a :class:`Rollout`.
+        roll out a given list instead of drawing the next batch. ``sampling``: generate keywords
+        (``top_p=0.9``...) for this rollout, over the env's ``sampling``. Returns a :class:`Rollout`.
         """
+        sampling = {**self.sampling, **self._check_sampling(sampling)}
+        if greedy:  # the nucleus only shapes sampling; a greedy rollout (evaluation, SCST) keeps the other controls
+            sampling.pop("top_p", None)
         if prompts is None:
             prompts, references = self.next_prompts()
         elif references is None:
@@ -235,7 +272,7 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         prompts = [p for p in prompts for _ in range(num_samples)]
         references = [r for r in references for _ in range(num_samples)]
         ids, mask = agent.encode_prompts(prompts, min_length=self.max_prompt_length)
-        gen = agent.generate(ids, mask, max_new_tokens=self.max_new_tokens, greedy=greedy, seed=seed)
+        gen = agent.generate(ids, mask, max_new_tokens=self.max_new_tokens, greedy=greedy, seed=seed, **sampling)
         completion_ids, completion_mask = gen.completion_ids.numpy(), gen.completion_mask.numpy()
         completions = agent.decode_completions(completion_ids, completion_mask)
         rewards = self.compute_rewards(completions, prompts, references)

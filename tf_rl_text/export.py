@@ -6,24 +6,38 @@ imports tf_rl_text. Its functions (all also reachable as ``loaded.signatures[nam
 * ``generate`` (= ``serving_default``): ``input_ids``, ``attention_mask`` (B, P) int32, left
   padded -> ``sequences`` (B, max_new_tokens) greedy completion ids and ``completion_mask``;
 * ``sample``: the same plus ``seed`` (2,) int32 and ``temperature`` () float32, sampled (top-k
-  filtering as the exported agent's ``top_k``, recorded in the description);
+  filtering as the exported agent's ``top_k``, recorded in the description); also
+  callable (as ``loaded.sample``, or the signature ``sample_controls``) with the sampling controls
+  after them: ``top_p`` () float32 (1 = off), ``repetition_penalty`` () float32 (1 = off),
+  ``min_new_tokens`` () int32 and ``stop_token_ids`` (S,) int32 (see :meth:`RLAgent.generate`).
+  Exports from before the controls have only the 4-input form (metadata ``sampling_controls``
+  absent);
 * ``log_probs``: ``input_ids``, ``attention_mask`` (B, P) prompts as above, ``completion_ids``,
   ``completion_mask`` (B, T) -> ``log_probs`` (B, T), log pi of each completion token;
 * ``train_step``: one update of the trainer's algorithm (for REINFORCE: the four tensors of
   ``log_probs`` plus ``advantages`` (B, T) -> ``loss``), which changes the loaded variables;
 * whatever a trainer adds (``q_values``, ``values``...).
 
-The tokenizer files lie in ``PATH/assets/tokenizer/`` and a description in
-``PATH/assets/tf_rl_text.json`` (max_new_tokens, token ids, algorithm, config).
+``serving_only=True`` (``trainer.export(path, serving_only=True)``, ``tf-rl-text export RUN OUT
+--serving-only``) leaves out ``train_step``, the optimizer's slots and training-only extras
+(a target network): about a third of the full export's size, and nothing a serving caller runs
+changes the weights.
+
+The tokenizer files lie in ``PATH/assets/tokenizer/`` (saved with the padding side the model
+needs: left for causal LMs, so ``AutoTokenizer.from_pretrained`` gives batches the model can
+generate from) and a description in ``PATH/assets/tf_rl_text.json`` (max_new_tokens, token ids,
+algorithm, config, serving_only).
 """
 from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 
 from tf_rl_text._compat import tf
+from tf_rl_text.validation import check_prompts, check_writable_folder
 
 TOKENIZER_DIR = os.path.join("assets", "tokenizer")
 METADATA_FILE = os.path.join("assets", "tf_rl_text.json")
@@ -43,21 +57,50 @@ class _Unsaved:
         self.agent = agent
 
 
-RESERVED_NAMES = ("generate", "sample", "log_probs", "train_step", "optimizer", "model_variables")
+RESERVED_NAMES = ("generate", "sample", "sample_controls", "log_probs", "train_step", "optimizer", "model_variables")
 
 
 def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, extra_functions=None, metadata=None,
-                  extra_objects=None):
+                  extra_objects=None, serving_only: bool = False):
     """Write ``agent``'s policy as a SavedModel at ``path`` and return ``path``.
 
     train_step: optional ``(fn, input_signature)`` of the trainer's update; optimizer: the
     optimizer it uses (its state is saved so a loaded ``train_step`` continues training);
     extra_functions: ``{name: (fn, input_signature)}`` exported as more signatures;
     extra_objects: ``{name: trackable}`` saved beside the model and reachable as
-    ``loaded.<name>`` (a value head, a target network's variables, ...).
+    ``loaded.<name>`` (a value head, a target network's variables, ...);
+    serving_only: leave out ``train_step`` and ``optimizer`` (inference only, smaller).
+
+    An agent with LoRA adapters exports the merged, plain model (weights ``W + (alpha / rank) A B``,
+    no adapter ops); its ``train_step`` and optimizer state are the adapters', so they are left out
+    (metadata ``lora`` says so; keep training from ``agent.lora.save(path)``). The live model is unchanged.
+
+    The write is atomic (:func:`write_atomically`): a killed or failed export never leaves a
+    folder at ``path`` that looks complete, and an existing export at ``path`` is replaced only
+    once the new one is whole. An unwritable ``path`` fails before any tracing.
     """
+    if serving_only:
+        train_step = optimizer = None
+    lora = getattr(agent, "lora", None)
+    if lora is None:
+        return _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata,
+                             extra_objects, serving_only)
+    metadata = dict(metadata or {}, lora=dict(lora.config(), merged=True, train_step="left out: it trains adapters"))
+    traced, agent._generate_fns = agent._generate_fns, {}  # graphs traced with the adapters on stay for live use
+    try:
+        with lora.merged():
+            return _write_policy(agent, path, max_new_tokens, None, None, extra_functions, metadata, extra_objects,
+                                 serving_only)
+    finally:
+        agent._generate_fns = traced
+
+
+def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata, extra_objects,
+                  serving_only=False):
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    check_writable_folder(path, "export")  # before the (slow) tracing
+    _check_replaceable(path)
     extra_objects = dict(extra_objects or {})
     for name in list(extra_objects) + list(extra_functions or {}):
         if name in RESERVED_NAMES or not name.isidentifier() or name in (extra_functions or {}) and name in extra_objects:
@@ -69,6 +112,7 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     module.model_variables = list(agent.model.variables)
     greedy_fn = agent.generate_fn(greedy=True)
     sample_fn = agent.generate_fn(greedy=False)
+    controlled_fn = agent.generate_fn(greedy=False, nucleus=True, penalty=True)
     ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_ids")
     mask_spec = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
 
@@ -77,8 +121,13 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
                               tf.constant(1.0))
         return {"sequences": ids, "completion_mask": mask}
 
-    def sample(input_ids, attention_mask, seed, temperature):
-        ids, mask = sample_fn(input_ids, attention_mask, tf.constant(max_new_tokens), seed, temperature)
+    def sample(input_ids, attention_mask, seed, temperature, top_p=None, repetition_penalty=None,
+               min_new_tokens=None, stop_token_ids=None):
+        if top_p is None:  # the 4-input form every export has had
+            ids, mask = sample_fn(input_ids, attention_mask, tf.constant(max_new_tokens), seed, temperature)
+        else:
+            ids, mask = controlled_fn(input_ids, attention_mask, tf.constant(max_new_tokens), seed, temperature, top_p,
+                                      repetition_penalty, min_new_tokens, stop_token_ids)
         return {"sequences": ids, "completion_mask": mask}
 
     def log_probs(input_ids, attention_mask, completion_ids, completion_mask):
@@ -86,12 +135,20 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
 
     # the built-in signatures compile as the agent's own functions do (AutoGraph only if the model needs it)
     generate = agent.compile_fn(generate, [ids_spec, mask_spec])
-    sample = agent.compile_fn(sample, [ids_spec, mask_spec, tf.TensorSpec([2], tf.int32, name="seed"),
-                                       tf.TensorSpec([], tf.float32, name="temperature")])
+    sample_specs = [ids_spec, mask_spec, tf.TensorSpec([2], tf.int32, name="seed"),
+                    tf.TensorSpec([], tf.float32, name="temperature")]
+    control_specs = [tf.TensorSpec([], tf.float32, name="top_p"),
+                     tf.TensorSpec([], tf.float32, name="repetition_penalty"),
+                     tf.TensorSpec([], tf.int32, name="min_new_tokens"),
+                     tf.TensorSpec([None], tf.int32, name="stop_token_ids")]
+    sample = agent.compile_fn(sample)  # two forms: sample(4 inputs) and sample(4 + the 4 sampling controls)
+    sample_plain = sample.get_concrete_function(*sample_specs)
+    sample_controls = sample.get_concrete_function(*sample_specs, *control_specs)
     log_probs = agent.compile_fn(log_probs, [ids_spec, mask_spec] + COMPLETION_SPECS)
 
     module.generate, module.sample, module.log_probs = generate, sample, log_probs
-    signatures = {"serving_default": generate, "generate": generate, "sample": sample, "log_probs": log_probs}
+    signatures = {"serving_default": generate, "generate": generate, "sample": sample_plain,
+                  "sample_controls": sample_controls, "log_probs": log_probs}
     functions = dict(extra_functions or {})
     if train_step is not None:
         functions["train_step"] = train_step
@@ -105,12 +162,10 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
         module.optimizer = optimizer
     for name, obj in extra_objects.items():
         setattr(module, name, obj)
-    os.makedirs(path, exist_ok=True)
-    tf.saved_model.save(module, path, signatures=signatures)
-    agent.tokenizer.save_pretrained(os.path.join(path, TOKENIZER_DIR))
     meta = {
         "format": "tf_rl_text.policy/1",
         "max_new_tokens": max_new_tokens,
+        "context_length": agent.context_length,
         "padding_side": agent.padding_side,
         "eos_token_id": agent.eos_token_id,
         "pad_token_id": agent.pad_token_id,
@@ -118,11 +173,98 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
         "temperature": agent.temperature,  # the default of LoadedPolicy's sampling
         "top_k": agent.top_k,              # baked into the ``sample`` signature
         "signatures": sorted(signatures),
+        "sampling_controls": ["top_p", "repetition_penalty", "min_new_tokens", "stop_token_ids"],
+        "serving_only": bool(serving_only),
     }
     meta.update(metadata or {})
-    with open(os.path.join(path, METADATA_FILE), "w") as f:
-        json.dump(meta, f, indent=1, default=str)
+
+    def write(folder):
+        tf.saved_model.save(module, folder, signatures=signatures)
+        _save_tokenizer(agent.tokenizer, os.path.join(folder, TOKENIZER_DIR), agent.padding_side)
+        with open(os.path.join(folder, METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=1, default=str)
+
+    write_atomically(path, write)
     return path
+
+
+def _check_replaceable(path):
+    """An export replaces the whole folder at ``path``: refuse a folder that holds other things."""
+    if not os.path.isdir(path):
+        return
+    entries = sorted(os.listdir(path))
+    is_export = os.path.exists(os.path.join(path, METADATA_FILE)) or "saved_model.pb" in entries
+    if entries and not is_export:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise FileExistsError(
+            f"cannot export to {path!r}: it is a folder holding other files ({shown}) and no export, and an export "
+            f"replaces the whole folder; pass a new or empty folder, e.g. {os.path.join(path, 'policy')!r}"
+        )
+
+
+PARTIAL_MARK = ".partial-"
+"""Infix of the temporary sibling an export is written into before it is renamed into place."""
+
+
+def write_atomically(path, write):
+    """``write(folder)`` into a temporary sibling of ``path``, then rename it to ``path``.
+
+    A killed or failed write never leaves a folder at ``path`` that looks complete: ``path`` is
+    either absent, the previous complete folder, or the new complete one. An existing ``path``
+    is replaced (moved aside, the new folder renamed in, the old one removed). A failed write
+    removes its temporary folder; a killed one leaves ``.NAME.partial-PID-*`` beside ``path``,
+    removed by the next successful write to ``path`` once that process is gone.
+    """
+    import shutil
+    import uuid
+
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    prefix = os.path.join(parent, f".{name}{PARTIAL_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp, old = prefix + "-new", None
+    os.mkdir(tmp)  # (not tempfile.mkdtemp: the export keeps the umask's permissions, not 0700)
+    try:
+        write(tmp)
+        if os.path.lexists(path):
+            old = prefix + "-old"
+            os.rename(path, old)
+        os.rename(tmp, path)
+    except BaseException:
+        if old is not None and not os.path.lexists(path):
+            os.rename(old, path)  # the previous export goes back in place
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    for entry in os.listdir(parent):  # leftovers of killed writes to this path
+        if entry.startswith(f".{name}{PARTIAL_MARK}"):
+            pid = entry[len(f".{name}{PARTIAL_MARK}"):].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+    return path
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _save_tokenizer(tokenizer, folder, padding_side):
+    """``save_pretrained`` with ``padding_side`` written into tokenizer_config.json (the agent pads
+    itself, so the tokenizer object's own setting may differ; a reloaded tokenizer must not)."""
+    tokenizer.save_pretrained(folder)
+    config_path = os.path.join(folder, "tokenizer_config.json")
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    config["padding_side"] = padding_side
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
 
 
 SAMPLE_OPTIONS = {
@@ -155,19 +297,28 @@ class LoadedPolicy:
     def __init__(self, path):
         from transformers import AutoTokenizer
 
-        meta_path = os.path.join(path, METADATA_FILE)
-        if not os.path.exists(meta_path):
-            raise FileNotFoundError(
-                f"{path!r} is not a tf_rl_text SavedModel (no {METADATA_FILE}); export one with trainer.export(path)"
-            )
-        with open(meta_path) as f:
-            self.metadata = json.load(f)
+        path = os.fspath(path)
+        self.metadata = _read_metadata(path)
         self.path = path
-        self.module = tf.saved_model.load(path)
-        self.tokenizer = AutoTokenizer.from_pretrained(os.path.join(path, TOKENIZER_DIR))
+        try:
+            self.module = tf.saved_model.load(path)
+        except Exception as err:  # noqa: BLE001 - any failure to parse or restore means a damaged export
+            raise ValueError(f"{path!r} is a damaged tf_rl_text export: its SavedModel does not load "
+                             f"({type(err).__name__}: {_first_line(err)}); export it again") from err
+        tokenizer_dir = os.path.join(path, TOKENIZER_DIR)
+        try:
+            if not os.path.isdir(tokenizer_dir):  # never a Hub look-up: the export carries its tokenizer
+                raise FileNotFoundError("the folder is missing")
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"{path!r} is a damaged tf_rl_text export: its tokenizer in {TOKENIZER_DIR} does not load "
+                             f"({type(err).__name__}: {_first_line(err)}); export it again") from err
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_new_tokens = int(self.metadata["max_new_tokens"])
+        # Hugging Face fast tokenizers are not safe to call from several threads at once ("Already
+        # borrowed"); text <-> ids goes through this lock, the graph call does not.
+        self._tokenizer_lock = threading.Lock()
         sample_fn = self.module.signatures.get("sample")
         self._sample_inputs = set(sample_fn.structured_input_signature[1]) if sample_fn is not None else None
 
@@ -175,8 +326,20 @@ class LoadedPolicy:
         """Token ids padded as the exported model expects: left for causal LMs, right for encoders."""
         from tf_rl_text.agent import pad_token_ids
 
-        encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        return pad_token_ids(encoded, self.tokenizer.pad_token_id, self.metadata.get("padding_side", "left"))
+        with self._tokenizer_lock:
+            encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        side = self.metadata.get("padding_side", "left")
+        context = self.metadata.get("context_length")  # None in exports older than this check
+        for i, ids in enumerate(encoded):
+            needed = len(ids) + (self.max_new_tokens if side == "left" else 0)
+            if context is not None and needed > context:
+                room = context - (self.max_new_tokens if side == "left" else 0)
+                raise ValueError(
+                    f"texts[{i}] ({texts[i][:40]!r}...) is {len(ids)} tokens; with the export's max_new_tokens="
+                    f"{self.max_new_tokens} that exceeds the model's context of {context} tokens. Shorten it to at "
+                    f"most {room} tokens"
+                )
+        return pad_token_ids(encoded, self.tokenizer.pad_token_id, side)
 
     def _sample_options(self, options):
         """The export's ``sample`` inputs for the given options (None = this export's default)."""
@@ -202,7 +365,7 @@ class LoadedPolicy:
         check_sampling_args(max_new_tokens=max_new_tokens, max_allowed=self.max_new_tokens)
         if isinstance(texts, str):
             texts = [texts]
-        texts = list(texts)
+        texts = check_prompts(texts, "texts")  # non-blank strings
         inputs = None if greedy else self._sample_options(options)  # validated before any work
         if not texts:
             return []
@@ -215,7 +378,9 @@ class LoadedPolicy:
                                                    seed=tf.constant([seed, 0], tf.int32), **inputs)
         n = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         seqs, cmask = out["sequences"].numpy()[:, :n], out["completion_mask"].numpy()[:, :n]
-        return [self.tokenizer.decode(r[m.astype(bool)].tolist(), skip_special_tokens=True) for r, m in zip(seqs, cmask)]
+        with self._tokenizer_lock:
+            return [self.tokenizer.decode(r[m.astype(bool)].tolist(), skip_special_tokens=True)
+                    for r, m in zip(seqs, cmask)]
 
     def generate(self, texts, greedy: bool | None = None, seed: int | None = None, temperature: float | None = None,
                  top_k: int | None = None, max_new_tokens: int | None = None):
@@ -245,6 +410,44 @@ class LoadedPolicy:
 
         check_sampling_args(temperature, top_k, seed=seed)
         return self._run(texts, False, seed, max_new_tokens, {"temperature": temperature, "top_k": top_k})
+
+
+def _first_line(err) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else "no message"
+
+
+def _read_metadata(path) -> dict:
+    """The export's description, or an error saying what ``path`` is instead of an export."""
+    hint = "pass the folder that trainer.export(path) or tf_rl_text.export_policy wrote"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path!r} does not exist; {hint}")
+    if not os.path.isdir(path):
+        raise NotADirectoryError(f"{path!r} is a file, not a tf_rl_text SavedModel folder; {hint}")
+    meta_path = os.path.join(path, METADATA_FILE)
+    has_graph = os.path.exists(os.path.join(path, "saved_model.pb"))
+    if not os.path.exists(meta_path):
+        if has_graph:
+            raise ValueError(
+                f"{path!r} is a SavedModel but not a tf_rl_text SavedModel (no {METADATA_FILE}; another library "
+                f"wrote it?). Load it with tf.saved_model.load(path), or export a policy with trainer.export(path)"
+            )
+        raise FileNotFoundError(f"{path!r} is not a tf_rl_text SavedModel (no saved_model.pb, no {METADATA_FILE}); {hint}")
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path!r} is a damaged tf_rl_text export: {METADATA_FILE} is not valid JSON ({err}); "
+                         "export it again") from None
+    if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith("tf_rl_text.policy/"):
+        raise ValueError(f"{path!r}: {METADATA_FILE} does not describe a tf_rl_text policy (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else meta!r}); export it again")
+    if not has_graph:
+        raise ValueError(f"{path!r} is a damaged tf_rl_text export: saved_model.pb is missing; export it again")
+    if not isinstance(meta.get("max_new_tokens"), int) or meta["max_new_tokens"] < 1:
+        raise ValueError(f"{path!r}: {METADATA_FILE} has no valid max_new_tokens (got {meta.get('max_new_tokens')!r}); "
+                         "export it again")
+    return meta
 
 
 def load(path) -> LoadedPolicy:

@@ -103,7 +103,12 @@ def gather_log_probs(logits, tokens):
 
 def entropy_from_logits(logits):
     """Entropy of softmax(logits) along the last axis."""
-    logp = tf.nn.log_softmax(logits, axis=-1)
+    return entropy_from_log_probs(tf.nn.log_softmax(logits, axis=-1))
+
+
+def entropy_from_log_probs(logp):
+    """Entropy of a distribution given as log-probabilities (..., V): -sum_a p(a) log p(a). Lets a
+    caller that already holds log_softmax(logits) skip a second pass over the vocabulary."""
     return -tf.reduce_sum(tf.exp(logp) * logp, axis=-1)
 
 

@@ -250,8 +250,6 @@ class _ActorCriticTrainer(Trainer):
         # (B, T); only logged when there is no entropy bonus: no backward pass through it then
         entropy = ops.entropy_from_logits(logits if self.config.entropy_coef else tf.stop_gradient(logits))
         loss, info = self.loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy)
-        loss = tf.debugging.check_numerics(
-            loss, f"{self.algorithm} loss is NaN or Inf (check rewards and learning rate)")
         info = dict(info, loss=loss, approx_kl=ops.approx_kl(logp, old_logp, mask))
         return loss, info
 
@@ -261,7 +259,7 @@ class _ActorCriticTrainer(Trainer):
             loss, info = self._loss_and_info(prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp,
                                              old_values, advantages, returns)
         grads = tape.gradient(loss, self.variables)
-        info["grad_norm"] = self.apply_gradients(grads, self.variables)
+        info["grad_norm"] = self.apply_gradients(grads, self.variables, loss)  # not applied if not finite
         return info
 
     def _grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp, old_values,
@@ -278,8 +276,11 @@ class _ActorCriticTrainer(Trainer):
     def update(self, batch):
         """One gradient update on ``batch`` (split into ``grad_accumulation_steps`` chunks when > 1)."""
         if self.config.grad_accumulation_steps > 1 or self.distributed:  # chunks / replicas: weighted shares
-            return self.accumulate(self._grads, batch, self.variables)
-        return self._update(*batch)
+            info = self.accumulate(self._grads, batch, self.variables)
+        else:
+            info = self._update(*batch)
+        # NaN/Inf: this update was not applied and the step stops here (earlier PPO minibatches stay applied)
+        return self.check_update(info)
 
     def loss(self, logp, old_logp, values, old_values, advantages, returns, mask, entropy):
         raise NotImplementedError

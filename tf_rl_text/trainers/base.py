@@ -39,6 +39,7 @@ import warnings
 import numpy as np
 
 from tf_rl_text._compat import keras, tf
+from tf_rl_text.trainers.guard import check_update
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
 NO_DECAY = ("bias", "beta", "gamma", "layer_norm", "layernorm", "LayerNorm", "ln_")  # kept out of weight decay
@@ -163,9 +164,14 @@ def make_optimizer(config: TrainerConfig, step_var=None):
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-def apply_clipped(optimizer, grads, variables, max_grad_norm=None, aggregated=False):
+def apply_clipped(optimizer, grads, variables, max_grad_norm=None, only_if_finite=False, loss=None,
+                  aggregated=False):
     """Clip ``grads`` to the global norm ``max_grad_norm`` (None: no clipping), apply them; returns
     the norm before clipping. The one clip-and-apply block of the package (graph or eager code).
+
+    ``only_if_finite``: apply only if the gradient norm (and ``loss``, when given) is finite;
+    otherwise no variable is written, the optimizer's slots and step counter included. The
+    trainers use it and then refuse the step (:func:`tf_rl_text.trainers.guard.check_update`).
 
     The norm is that of the dense gradient: ``tf.linalg.global_norm`` on an ``IndexedSlices``
     gradient (an embedding's) squares each slice separately, so a token that occurs twice in the
@@ -177,12 +183,24 @@ def apply_clipped(optimizer, grads, variables, max_grad_norm=None, aggregated=Fa
     then applies them without summing again."""
     grad_norm = tf.linalg.global_norm([tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
                                        for g in grads])
-    if max_grad_norm is not None:
-        grads, _ = tf.clip_by_global_norm(grads, max_grad_norm, use_norm=grad_norm)
-    if aggregated:
-        optimizer.apply_gradients(zip(grads, variables), skip_gradients_aggregation=True)
-    else:
-        optimizer.apply_gradients(zip(grads, variables))
+
+    def apply():
+        clipped = grads
+        if max_grad_norm is not None:
+            clipped, _ = tf.clip_by_global_norm(grads, max_grad_norm, use_norm=grad_norm)
+        if aggregated:
+            optimizer.apply_gradients(zip(clipped, variables), skip_gradients_aggregation=True)
+        else:
+            optimizer.apply_gradients(zip(clipped, variables))
+        return tf.constant(True)
+
+    if not only_if_finite:
+        apply()
+        return grad_norm
+    finite = tf.math.is_finite(grad_norm)  # inf or nan if any gradient element is
+    if loss is not None:
+        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(loss)))
+    tf.cond(finite, apply, lambda: tf.constant(False))
     return grad_norm
 
 
@@ -274,6 +292,10 @@ class Trainer(metaclass=_BuiltInStrategyScope):
         self.agent = agent
         self.env = env
         self.config = config
+        if run_dir:
+            from tf_rl_text.validation import check_writable_folder
+
+            check_writable_folder(run_dir, "run folder")  # now, not at the first checkpoint hours later
         self.run_dir = os.path.abspath(run_dir) if run_dir else None
         self.checkpoint_every = int(checkpoint_every)
         self.keep_checkpoints = int(keep_checkpoints)
@@ -314,6 +336,9 @@ class Trainer(metaclass=_BuiltInStrategyScope):
         """The agent whose completions :meth:`evaluate` scores (Q-learning: its greedy Q policy)."""
         return self.agent
 
+    training_only_extras = ()
+    """Names in :meth:`_export_kwargs`' extra objects/functions that a serving-only export leaves out."""
+
     def _export_kwargs(self) -> dict:
         """Extra keyword arguments of :func:`~tf_rl_text.export.export_policy` (train_step, metadata...)."""
         return {}
@@ -345,9 +370,18 @@ class Trainer(metaclass=_BuiltInStrategyScope):
         return float(self.config.learning_rate)
 
     # ------------------------------------------------------------------ update helpers
-    def apply_gradients(self, grads, variables):
-        """Clip (``config.max_grad_norm``) and apply; returns the global norm before clipping."""
-        return apply_clipped(self.optimizer, grads, variables, self.config.max_grad_norm)
+    def apply_gradients(self, grads, variables, loss=None):
+        """Clip (``config.max_grad_norm``) and apply, only if the gradients and ``loss`` are finite;
+        returns the global norm before clipping. The update's outputs carry ``loss`` and this
+        ``grad_norm``; :meth:`check_update` turns non-finite ones into a refused step."""
+        return apply_clipped(self.optimizer, grads, variables, self.config.max_grad_norm, only_if_finite=True,
+                             loss=loss)
+
+    def check_update(self, info: dict, where: str = "") -> dict:
+        """Raise :class:`~tf_rl_text.trainers.guard.NonFiniteUpdateError` if the update that returned
+        ``info`` was refused (non-finite ``loss`` or ``grad_norm``: nothing was applied), naming the
+        step it belongs to. Returns ``info``."""
+        return check_update(info, self.global_step + 1, self.algorithm, self.learning_rate, where)
 
     def _compiled_apply(self, variables):
         key = tuple(id(v) for v in variables)
@@ -355,10 +389,10 @@ class Trainer(metaclass=_BuiltInStrategyScope):
         if key not in fns:
             specs = [tf.TensorSpec(v.shape, v.dtype) for v in variables]
 
-            def apply(grads):
-                return self.apply_gradients(list(grads), variables)
+            def apply(grads, loss):
+                return self.apply_gradients(list(grads), variables, loss)
 
-            fns[key] = tf.function(apply, input_signature=[specs], autograph=False)
+            fns[key] = tf.function(apply, input_signature=[specs, tf.TensorSpec([], tf.float32)], autograph=False)
         return fns[key]
 
     def accumulate(self, grad_fn, tensors, variables, num_chunks=None):
@@ -389,7 +423,8 @@ class Trainer(metaclass=_BuiltInStrategyScope):
             grads_sum = grads if grads_sum is None else [a + b for a, b in zip(grads_sum, grads)]
             for key, value in info.items():
                 info_sum[key] = info_sum.get(key, 0.0) + value
-        info_sum["grad_norm"] = self._compiled_apply(variables)(grads_sum)
+        loss = tf.cast(tf.reshape(info_sum.get("loss", 0.0), []), tf.float32)  # the batch loss: refused if not finite
+        info_sum["grad_norm"] = self._compiled_apply(variables)(grads_sum, loss)
         return info_sum
 
     def _distributed_accumulate(self, grad_fn, tensors, variables, k):
@@ -519,9 +554,10 @@ class Trainer(metaclass=_BuiltInStrategyScope):
                                    references=list(references) if references is not None else None)
         return float(np.mean(rollout.rewards))
 
-    def export(self, path: str | None = None, max_new_tokens: int | None = None) -> str:
+    def export(self, path: str | None = None, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`);
-        ``path`` defaults to ``run_dir/export``."""
+        ``path`` defaults to ``run_dir/export``. ``serving_only``: without ``train_step``, the
+        optimizer's slots and training-only extras (:attr:`training_only_extras`)."""
         from tf_rl_text.export import export_policy
 
         if path is None:
@@ -532,12 +568,15 @@ class Trainer(metaclass=_BuiltInStrategyScope):
         metadata = {"algorithm": self.algorithm, "config": dataclasses.asdict(self.config),
                     "updates": self.num_updates, "global_step": self.global_step}
         metadata.update(kwargs.pop("metadata", {}))
+        if serving_only:  # a target network and the like only serve training
+            for key in ("extra_objects", "extra_functions"):
+                kwargs[key] = {k: v for k, v in (kwargs.get(key) or {}).items() if k not in self.training_only_extras}
         from tf_rl_text import distribute
 
         with distribute.write_dir(path, self.strategy) as target:  # non-chief workers: a removed temp folder
             written = export_policy(self.acting_agent, target,
                                     max_new_tokens=max_new_tokens or self.env.max_new_tokens,
-                                    optimizer=self.optimizer, metadata=metadata, **kwargs)
+                                    optimizer=self.optimizer, metadata=metadata, serving_only=serving_only, **kwargs)
         return written if self.is_chief else path
 
     # ------------------------------------------------------------------ checkpoints
@@ -581,8 +620,26 @@ class Trainer(metaclass=_BuiltInStrategyScope):
             self._last_saved_step = self.global_step
             return os.path.join(self.checkpoint_dir, f"ckpt-{self.global_step}")
         manager = self._checkpoint_manager()
-        path = manager.save(checkpoint_number=self.global_step)
-        self._last_saved_step = self.global_step
+        step = self.global_step
+        try:
+            path = manager.save(checkpoint_number=step)
+        except Exception as err:  # disk full, folder gone...: the index still names the last good checkpoint
+            directory = self.checkpoint_dir
+            for entry in os.listdir(directory) if os.path.isdir(directory) else []:
+                if entry.startswith((f"ckpt-{step}.", f"ckpt-{step}_temp")):  # this save's partial files
+                    target = os.path.join(directory, entry)
+                    import shutil
+
+                    shutil.rmtree(target, ignore_errors=True) if os.path.isdir(target) else os.remove(target)
+            last = self._latest_step()
+            kept = f"the last good checkpoint (step {last}) is kept" if last is not None else "no checkpoint was kept"
+            message = (f"could not save the checkpoint of step {step} in {directory} ({type(err).__name__}: "
+                       f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}); {kept}. Free "
+                       f"space or fix the folder, then rerun: the run resumes from its last good checkpoint")
+            if isinstance(err, OSError) and err.errno is not None:
+                raise OSError(err.errno, message) from err
+            raise RuntimeError(message) from err
+        self._last_saved_step = step
         return path
 
     def restore(self, run_dir: str | None = None) -> bool:
@@ -600,6 +657,7 @@ class Trainer(metaclass=_BuiltInStrategyScope):
                 self.restored_from = ""  # looked: a fresh run
             return False
         candidates = list(reversed(list(state.all_model_checkpoint_paths))) or [state.model_checkpoint_path]
+        last_error = None
         for path in candidates:
             if not os.path.isabs(path):
                 path = os.path.join(directory, path)
@@ -607,14 +665,17 @@ class Trainer(metaclass=_BuiltInStrategyScope):
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except Exception as err:  # noqa: BLE001 - a damaged or foreign checkpoint: try the one before
                 warnings.warn(f"could not restore {path}: {type(err).__name__}: {err}; trying an older checkpoint")
+                last_error = err
                 continue
             self.restored_from = path
             if run_dir == self.run_dir:  # this run folder already holds this step
                 self._last_saved_step = self.global_step
             self._after_restore()
             return True
-        raise ValueError(f"no checkpoint in {directory} could be restored into this {type(self).__name__} "
-                         "(different model or config?); use a new run_dir")
+        reason = str(last_error).strip().splitlines()[0][:200] if last_error is not None and str(last_error).strip() else ""
+        detail = f"; last error {type(last_error).__name__}: {reason}" if reason else ""
+        raise ValueError(f"no checkpoint in {directory} could be restored into this {type(self).__name__} (a different "
+                         f"model or config, or damaged files{detail}); use a new run_dir")
 
     def _after_restore(self):
         """Hook: re-derive anything cached from the restored state."""

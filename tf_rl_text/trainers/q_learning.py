@@ -182,7 +182,8 @@ class QPolicyAgent(RLAgent):
             raise ValueError(f"exploration must be one of {EXPLORATIONS}, got {exploration!r}")
         super().__init__(model, base_agent.tokenizer, temperature=temperature, top_k=0,
                          seed=base_agent.seed if seed is None else seed,
-                         generation_shards=base_agent.generation_shards, autograph=base_agent.autograph)
+                         generation_shards=base_agent.generation_shards, autograph=base_agent.autograph,
+                         generation_cache=getattr(base_agent, "generation_cache", "auto"))
         self.base_agent = base_agent
         self.exploration = exploration
         self.epsilon = tf.Variable(float(epsilon), trainable=False, dtype=tf.float32, name="epsilon")
@@ -313,13 +314,13 @@ class QLearningTrainer(Trainer):
         targets = ops.q_td_targets(target_q, completion_ids, token_rewards, mask, cfg.gamma, cfg.target, probs)
         q_taken = tf.gather(q, completion_ids, axis=-1, batch_dims=2)  # (B, T): Q(s_t, a_t)
         loss, info = td_loss(q_taken, targets, mask, cfg.loss, cfg.huber_delta)
-        loss = tf.debugging.check_numerics(loss, "TD loss is NaN or Inf (check rewards, reward_scale and learning rate)")
         return loss, {"loss": loss, "td_error": info["td_error"], "q_taken": info["q_taken"], "target": info["target"]}
 
-    def _sync_if_due(self):
-        """After an update: sync the target network when the update count is a multiple of the period."""
+    def _sync_if_due(self, applied=True):
+        """After an update: sync the target network when the update count is a multiple of the period
+        (and the update was ``applied``: a refused one leaves the target network alone too)."""
         cfg = self.config
-        synced = tf.equal(self.optimizer.iterations % cfg.target_update_period, 0)
+        synced = tf.logical_and(applied, tf.equal(self.optimizer.iterations % cfg.target_update_period, 0))
         # the target network moves only here
         tf.cond(synced, lambda: self._sync_target(tf.constant(cfg.target_update_tau, tf.float32)),
                 lambda: tf.constant(False))
@@ -329,8 +330,9 @@ class QLearningTrainer(Trainer):
         variables = self.policy.trainable_variables
         with tf.GradientTape() as tape:
             loss, info = self._td_loss(prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, tape)
-        info["grad_norm"] = self.apply_gradients(tape.gradient(loss, variables), variables)
-        info["target_synced"] = self._sync_if_due()
+        info["grad_norm"] = self.apply_gradients(tape.gradient(loss, variables), variables, loss)  # if finite
+        info["target_synced"] = self._sync_if_due(tf.logical_and(tf.math.is_finite(loss),
+                                                                 tf.math.is_finite(info["grad_norm"])))
         return info
 
     def _grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, total_rows, total_tokens):
@@ -346,8 +348,8 @@ class QLearningTrainer(Trainer):
         """One TD update on a sampled ``batch`` (split into ``grad_accumulation_steps`` chunks when > 1)."""
         tensors = [batch[name] for name in ReplayBuffer.FIELDS]
         if self.config.grad_accumulation_steps == 1 and not self.distributed:
-            return self._update(*tensors)
-        info = self.accumulate(self._grads, tensors, self.policy.trainable_variables)
+            return self.check_update(self._update(*tensors))  # NaN/Inf: not applied, the step is refused
+        info = self.check_update(self.accumulate(self._grads, tensors, self.policy.trainable_variables))
         if "_sync_fn" not in self.__dict__:
             self._sync_fn = tf.function(self._sync_if_due, autograph=False)
         info["target_synced"] = self._sync_fn()
@@ -488,6 +490,8 @@ class QLearningTrainer(Trainer):
             tf.TensorSpec([None], tf.float32, name="rewards"),
         ]
         return self.agent.graph_code(self._update_step), signature
+
+    training_only_extras = ("target_variables", "sync_target_network")
 
     def _export_kwargs(self):
         """Signatures besides the policy's (``generate`` is greedy: argmax Q; ``sample`` the exploring

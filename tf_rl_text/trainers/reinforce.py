@@ -64,6 +64,9 @@ class ReinforceConfig(TrainerConfig):
     (rewards.RewardNormalizer; Engstrom et al. 2020)."""
     reward_clip: float | None = None
     """Clip task rewards (after normalisation, if on) to [-reward_clip, reward_clip]; None = off."""
+    log_entropy: bool = True
+    """Log the policy's mean full-vocabulary entropy when there is no entropy bonus (a pass over the
+    (B, T, V) log-probabilities each update); False skips it and logs NaN."""
     jit_compile: bool = False
     """Compile the update with XLA (one compile per batch shape; see benchmarks/README.md for when it pays)."""
 
@@ -198,22 +201,23 @@ class ReinforceTrainer(Trainer):
         variables = self.agent.trainable_variables
         with tf.GradientTape() as tape:
             logits = self.agent.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask)  # (B,T,V)
-            logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
-            # (B, T); only logged when there is no entropy bonus: no backward pass through it then
-            entropy = ops.entropy_from_logits(logits if cfg.entropy_coef else tf.stop_gradient(logits))
+            log_softmax = tf.nn.log_softmax(logits, axis=-1)  # (B, T, V), once: the entropy reuses it
+            logp = tf.gather(log_softmax, completion_ids, axis=-1, batch_dims=2) * mask  # (B, T)
+            entropy = None  # (B, T); only logged when there is no entropy bonus: no backward pass through it then
+            if cfg.entropy_coef or cfg.log_entropy:
+                entropy = ops.entropy_from_log_probs(log_softmax if cfg.entropy_coef else tf.stop_gradient(log_softmax))
             kl, advantages = self._kl_and_advantages(logp, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                                      rewards, baseline)
             if cfg.normalize_advantages:
                 advantages = ops.masked_whiten(advantages, mask)
             loss, info = reinforce_loss(logp, mask, advantages, entropy, cfg.entropy_coef)
-            loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
         grads = tape.gradient(loss, variables)
-        grad_norm = self.apply_gradients(grads, variables)
+        grad_norm = self.apply_gradients(grads, variables, loss)  # not applied if not finite: step() raises
         kl_mean = ops.masked_sum(kl, mask) / tf.cast(tf.shape(mask)[0], tf.float32) if kl is not None else 0.0
         return {
             "loss": loss,
             "policy_loss": info["policy_loss"],
-            "entropy": info["entropy"],
+            "entropy": info["entropy"] if entropy is not None else tf.constant(float("nan")),
             "kl": tf.convert_to_tensor(kl_mean, tf.float32),  # per-sequence KL, batch mean
             "grad_norm": grad_norm,
             "advantage_mean": ops.masked_mean(advantages, mask),
@@ -244,7 +248,6 @@ class ReinforceTrainer(Trainer):
             policy_part = info["policy_loss"] * rows / total_rows
             entropy_part = info["entropy"] * tokens / total_tokens
             loss = policy_part - cfg.entropy_coef * entropy_part
-            loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
         grads = tape.gradient(loss, variables)
         return grads, {"loss": loss, "policy_loss": policy_part, "entropy": entropy_part}
 
@@ -311,6 +314,7 @@ class ReinforceTrainer(Trainer):
             out = self._accumulated_update(tensors, rewards, baseline)
         else:
             out = self._update(*tensors, rewards, baseline)
+        self.check_update(out)  # NaN/Inf loss or gradients: nothing was applied, the step is refused
         self.num_updates += 1
         stats = {k: float(v) for k, v in out.items()}
         stats.update(

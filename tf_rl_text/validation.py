@@ -1,0 +1,63 @@
+"""Input checks shared by the env, the agent, the loaded policy and export: each error names the
+bad value and what to do (DESIGN.md rule 5). Every case is listed in docs/errors.md.
+
+    check_prompts(["the movie was", "  "])   # ValueError: prompts[1] is empty or whitespace only ('  ') ...
+    check_writable_folder("/etc/passwd/run")  # NotADirectoryError: ... '/etc/passwd' is a file, not a folder ...
+"""
+from __future__ import annotations
+
+import os
+
+
+def check_prompts(prompts, what: str = "prompts") -> list:
+    """``prompts`` as a list of non-blank strings, or a ValueError naming the first bad entry.
+
+    A single string is refused (wrap it in a list), as are non-strings and prompts that are empty
+    or whitespace only (a causal LM then conditions on padding alone: its output is meaningless).
+    An empty list is returned as is; callers decide whether that is an error.
+    """
+    if isinstance(prompts, (str, bytes)):
+        kind = "string" if isinstance(prompts, str) else "bytes object"
+        raise ValueError(f"{what} must be a list of strings, got a single {kind}; wrap it in a list")
+    try:
+        prompts = list(prompts)
+    except TypeError:
+        raise ValueError(f"{what} must be a list of strings, got {type(prompts).__name__}: {prompts!r}") from None
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise ValueError(f"{what}[{i}] must be a string, got {type(p).__name__}: {p!r}; pass text, not token ids")
+        if not p.strip():
+            raise ValueError(f"{what}[{i}] is empty or whitespace only ({p!r}); every prompt needs some text to "
+                             "condition on: drop it or fill it in")
+    return prompts
+
+
+def check_writable_folder(path: str, what: str = "output folder") -> str:
+    """Fail now, with a clear error, if ``path`` cannot become a folder this process can write.
+
+    Checks the nearest existing ancestor (``path`` itself if it exists): it must be a folder, and
+    writable. Returns ``path``. Running out of disk space cannot be checked ahead; writers guard
+    against it by writing to a temporary sibling and renaming (see ``export.export_policy``).
+    """
+    path = os.fspath(path)
+    if not path:
+        raise ValueError(f"the {what} path is empty; pass a folder path")
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        if probe == os.path.abspath(path):
+            raise NotADirectoryError(f"cannot write the {what} to {path!r}: it is a file, not a folder; "
+                                     "pass a folder path (or remove the file)")
+        raise NotADirectoryError(f"cannot write the {what} to {path!r}: {probe!r} is a file, not a folder; "
+                                 "choose a path under a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write the {what} to {path!r}: {probe!r} is not writable by this user; "
+                              "choose a writable folder or fix its permissions")
+    return path
+
+
+__all__ = ["check_prompts", "check_writable_folder"]
