@@ -157,15 +157,25 @@ def distributed_update(strategy, optimizer, grad_fn, specs, variables, max_grad_
                 info_sum[key] = info_sum.get(key, 0.0) + tf.cast(value, tf.float32)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads_sum)
         info = ctx.all_reduce(tf.distribute.ReduceOp.SUM, info_sum)
-        # nothing is applied when the global gradient or loss is not finite (the trainer then refuses the step)
-        info["grad_norm"] = apply_clipped(optimizer, grads, variables, max_grad_norm, only_if_finite=True,
-                                          loss=info.get("loss"), aggregated=True)
-        return info
+        info["grad_norm"] = tf.linalg.global_norm(grads)
+        return grads, info
+
+    def replica_apply(grads):
+        apply_clipped(optimizer, grads, variables, max_grad_norm, aggregated=True)
+        return tf.constant(True)
 
     def step(tensors):
-        out = strategy.run(replica_step, args=tuple(tensors))
+        grads, info = strategy.run(replica_step, args=tuple(tensors))
         # every replica holds the same all-reduced values: take the first local one
-        return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], out)
+        info = tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], info)
+        finite = tf.math.is_finite(info["grad_norm"])
+        if "loss" in info:
+            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(info["loss"])))
+        # nothing is applied when the global gradient or loss is not finite (the trainer then refuses the
+        # step); the optimizer's cross-replica step must start inside the branch, so strategy.run is there
+        tf.cond(finite, lambda: strategy.experimental_local_results(strategy.run(replica_apply, args=(grads,)))[0],
+                lambda: tf.constant(False))
+        return info
 
     return tf.function(step, input_signature=[list(specs)], autograph=False)
 
