@@ -153,3 +153,14 @@ def test_distributed_trainer_refuses_a_model_built_outside_the_scope(tokenizer):
     assert not trainer.distributed and trainer.is_chief
     with pytest.raises(TypeError, match="strategy must be a tf.distribute.Strategy, got str"):
         ReinforceTrainer(agent, env, strategy="mirrored")
+
+
+def test_cli_config_run_strategy_for_distributed_runs():
+    """The CLI config's run.strategy: default and mirrored accepted, multi_worker refused with the way out."""
+    from tf_rl_text.configfile import RunSection
+
+    assert RunSection().strategy == "default" and RunSection(strategy="mirrored").strategy == "mirrored"
+    with pytest.raises(ValueError, match=r"use an example script with --strategy multi_worker"):
+        RunSection(strategy="multi_worker")
+    with pytest.raises(ValueError, match=r"strategy must be one of \('default', 'mirrored'\), got 'tpu'"):
+        RunSection(strategy="tpu")
