@@ -139,6 +139,9 @@ class RunSection:
     eval_metrics: str = "reward"
     """Comma-separated final evaluation: reward (greedy mean reward) and, for data with references, any of
     bleu, sacrebleu, sentence_bleu, rouge, distinct, length, perplexity."""
+    strategy: str = "default"
+    """tf.distribute strategy: "default" (one device) or "mirrored" (all local GPUs; docs/distributed.md).
+    Several machines: the examples' --strategy multi_worker (this run loop is not chief-aware yet)."""
 
     def __post_init__(self):
         _at_least("steps", self.steps, 0)
@@ -151,6 +154,12 @@ class RunSection:
             raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
         _at_least("demonstrations", self.demonstrations, 0)
         _at_least("checkpoint_every", self.checkpoint_every, 0)
+        if self.strategy == "multi_worker":
+            raise ValueError("strategy 'multi_worker' is not available in tf-rl-text train yet (its run loop would "
+                             "write files on every worker); use an example script with --strategy multi_worker "
+                             "(docs/distributed.md), got 'multi_worker'")
+        if self.strategy not in ("default", "mirrored"):
+            raise ValueError(f"strategy must be one of ('default', 'mirrored'), got {self.strategy!r}")
         from tf_rl_text.metrics import METRICS
 
         for m in self.metric_list:

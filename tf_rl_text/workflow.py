@@ -250,8 +250,12 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
     from tf_rl_text import TextGenerationEnv, fit_pairs, load_corpus
     from tf_rl_text import warm_start as mle_warm_start
 
+    from tf_rl_text.distribute import make_strategy
+
     train, held_out = load_data(cfg)
-    agent = build_agent(cfg, train, os.path.join(run_dir, "tokenizer") if run_dir else None)
+    strategy = make_strategy(cfg.run.strategy)
+    with strategy.scope():  # the model's variables belong to the strategy (docs/distributed.md)
+        agent = build_agent(cfg, train, os.path.join(run_dir, "tokenizer") if run_dir else None)
     tok, r = agent.tokenizer, cfg.run
     if agent.is_encoder_decoder or cfg.data.source in TASK_SOURCES:
         train = train.truncate_prompts(tok, cfg.data.max_source_tokens)
@@ -273,17 +277,17 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
             losses = fit_pairs(agent, train.prompts, train.first_references(), steps=r.warm_start_steps,
                                batch_size=2 * r.batch_size, learning_rate=r.warm_start_lr,
                                max_prompt_tokens=cfg.data.max_source_tokens, max_target_tokens=r.max_new_tokens,
-                               seed=r.seed, progress=progress)
+                               seed=r.seed, progress=progress, strategy=strategy)
         else:
             losses = mle_warm_start(agent, load_corpus(), steps=r.warm_start_steps, learning_rate=r.warm_start_lr,
-                                    seed=r.seed, progress=progress)
+                                    seed=r.seed, progress=progress, strategy=strategy)
         log(f"warm start: token NLL {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f} over {len(losses)} steps "
             f"({time.time() - t0:.0f} s)")
     try:
         cls = {"reinforce": tf_rl_text.ReinforceTrainer, "a2c": tf_rl_text.A2CTrainer, "ppo": tf_rl_text.PPOTrainer,
                "q_learning": tf_rl_text.QLearningTrainer}[cfg.algorithm]
         kwargs = {"run_dir": run_dir, "checkpoint_every": r.checkpoint_every} if resume and run_dir else {}
-        trainer = cls(agent, env, cfg.trainer, **kwargs)
+        trainer = cls(agent, env, cfg.trainer, strategy=strategy, **kwargs)
     except ValueError as e:  # a setting that does not fit the model or the data (context length, minibatches...)
         raise ConfigError(f"{cfg.source}: {e}") from None
     if cfg.algorithm == "q_learning" and r.demonstrations and warm_start and not trainer.global_step:

@@ -310,7 +310,7 @@ class ReinforceTrainer(Trainer):
         tensors = [tf.constant(rollout.prompt_ids), tf.constant(rollout.prompt_mask),
                    tf.constant(rollout.completion_ids), tf.constant(rollout.completion_mask)]
         rewards, baseline = tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32)
-        if self.config.grad_accumulation_steps > 1:
+        if self.config.grad_accumulation_steps > 1 or self.distributed:  # chunks / replicas: weighted shares
             out = self._accumulated_update(tensors, rewards, baseline)
         else:
             out = self._update(*tensors, rewards, baseline)
