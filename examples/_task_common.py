@@ -25,7 +25,7 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import PromptDataset, ReinforceConfig, ReinforceTrainer, RLAgent, fit_pairs, metrics  # noqa: E402
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
 from tf_rl_text.callbacks import EvalCallback, LambdaCallback  # noqa: E402
-from _common import (add_precision_flag, add_run_flags, check_model_folder, in_precision,  # noqa: E402
+from _common import (run_strategy, add_precision_flag, add_run_flags, check_model_folder, in_precision,  # noqa: E402
                      non_negative_float, non_negative_int, positive_float, positive_int, finish_run, resumed_note,
                      run_callbacks, seed_int, start_run, trainer_run_kwargs, user_errors, write_metrics)
 
@@ -165,7 +165,13 @@ def limit(ds: PromptDataset, n):
 
 # --------------------------------------------------------------------------- model
 def build_agent(args, train: PromptDataset, seed: int):
-    """(agent, note): a pretrained --model, or a tokenizer + encoder-decoder trained/built from scratch."""
+    """(agent, note): a pretrained --model, or a tokenizer + encoder-decoder trained/built from scratch,
+    built in the scope of --strategy."""
+    with run_strategy(args).scope():
+        return _build_agent(args, train, seed)
+
+
+def _build_agent(args, train: PromptDataset, seed: int):
     s = args.sizes
     if args.model:
         from transformers import AutoConfig, AutoTokenizer, TFAutoModelForCausalLM, TFAutoModelForSeq2SeqLM
@@ -267,7 +273,7 @@ def run(task: Task, argv=None) -> dict:
         warm_losses = fit_pairs(agent, train.prompts, train.first_references(), steps=s.warm_start_steps,
                                 batch_size=2 * s.batch_size, learning_rate=s.warm_start_lr,
                                 max_prompt_tokens=s.max_source_tokens, max_target_tokens=s.max_new_tokens,
-                                seed=args.seed, progress=show)
+                                seed=args.seed, progress=show, strategy=run_strategy(args))
         print(f"  warm start: token NLL {warm_losses[0]:.3f} -> {sum(warm_losses[-20:]) / len(warm_losses[-20:]):.3f} "
               f"over {len(warm_losses)} steps ({time.time() - start:.0f} s so far)")
 

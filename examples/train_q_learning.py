@@ -31,7 +31,7 @@ import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import QLearningConfig, QLearningTrainer, TextGenerationEnv, load_corpus, load_prompts  # noqa: E402
 from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import (add_precision_flag, add_run_flags, check_fits, check_model_folder, make_agent,  # noqa: E402
+from _common import (run_strategy, add_precision_flag, add_run_flags, check_fits, check_model_folder, make_agent,  # noqa: E402
                      non_negative_int, positive_float, positive_int, finish_run, resumed_note, run_callbacks, seed_int, start_run,
                      trainer_run_kwargs, warm_start_on_corpus, write_metrics)
 
@@ -110,11 +110,11 @@ def main(argv=None):
     show = not args.no_progress
     start_run(args, os.path.join("runs", EXAMPLE))
     keras.utils.set_random_seed(args.seed)  # Keras initializers draw from Python's random: seed it too
-    agent = make_agent(args.model, args.seed, args.precision)
+    agent = make_agent(args.model, args.seed, args.precision, run_strategy(args))
     tokenizer = agent.tokenizer
     prompts = load_prompts()
     check_fits(tokenizer, prompts, args.max_new_tokens)  # before any training
-    warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
+    warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show, run_strategy(args))
 
     # The environment: prompts in, rewarded completions out.
     reward_fn = default_sentiment_reward()

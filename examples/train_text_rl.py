@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, TextGenerationEnv, load_prompts  # noqa: E402
 from tf_rl_text.rewards import default_sentiment_reward  # noqa: E402
-from _common import (add_precision_flag, add_run_flags, check_fits, check_model_folder, make_agent,  # noqa: E402
+from _common import (run_strategy, weights_fingerprint, add_precision_flag, add_run_flags, check_fits, check_model_folder, make_agent,  # noqa: E402
                      mean_reward, non_negative_float, non_negative_int, positive_float, positive_int, finish_run, resumed_note,
                      run_callbacks, seed_int, start_run, trainer_run_kwargs, warm_start_on_corpus, write_metrics)
 
@@ -80,11 +80,11 @@ def main(argv=None):
     start = time.time()
     show = not args.no_progress
     start_run(args, os.path.join("runs", EXAMPLE))
-    agent = make_agent(args.model, args.seed, args.precision)
+    agent = make_agent(args.model, args.seed, args.precision, run_strategy(args))
     tokenizer = agent.tokenizer
     prompts = load_prompts()
     check_fits(tokenizer, prompts, args.max_new_tokens)  # before any training
-    warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show)
+    warm_start_on_corpus(agent, args.warm_start_steps, args.seed, show, run_strategy(args))
 
     # The environment: prompts in, rewarded completions out.
     env = TextGenerationEnv(prompts, tokenizer, reward_fn=default_sentiment_reward(), batch_size=args.batch_size,
@@ -113,6 +113,10 @@ def main(argv=None):
         print(f"  {p} |{c}")
 
     path = trainer.export(args.output)
+    print(f"weights sha256: {weights_fingerprint(agent.model)}")  # the same on every worker of a distributed run
+    if not trainer.is_chief:  # a non-chief worker wrote no export: the chief's is the run's
+        print(f"non-chief worker: the chief exported the SavedModel to {path}")
+        return {}
     policy = tf_rl_text.load(path)  # what a user does in another process
     loaded = policy.generate(samples)
     print(f"\nexported SavedModel: {path}\nloaded back, greedy completions:")

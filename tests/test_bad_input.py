@@ -2,7 +2,8 @@
 value and what to do about it. docs/errors.md lists the same cases with their messages.
 
 Reward rows run through ``trainer.step()`` and also check that nothing was trained (weights and
-optimizer step counter as before). Export rows damage a copy of one tiny export.
+optimizer step counter as before). Export rows damage a copy of one tiny export. CLI rows
+(``CLI_CASES``) run ``tf-rl-text``'s ``main``: exit status 2 and one line on stderr.
 """
 import gzip
 import math
@@ -297,6 +298,49 @@ CASES = [
 ]
 
 
+# ----------------------------------------------------------------- the command line (issue 14)
+CLI_CONFIG = ("algorithm: reinforce\nmodel: {layers: 1, width: 32}\ndata: {source: prompts}\n"
+              "reward: {name: sentiment}\nrun: {steps: 1, warm_start_steps: 0}\n")
+
+
+def cli_config(ctx):
+    return ctx._once("cli_config", lambda: ctx.file("cli.yaml", CLI_CONFIG.encode()))
+
+
+def cli_run_folder_without_checkpoint(ctx):
+    """A folder with a run's config.yaml but no checkpoints/ (a train that never reached a checkpoint)."""
+    run_dir = ctx.tmp / "run_without_checkpoint"
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / "config.yaml").write_text(CLI_CONFIG)
+    return str(run_dir)
+
+
+# (id, argv(ctx), substrings of the one stderr line: the bad value ..., what to do). Each exits 2.
+CLI_CASES = [
+    ("cli train: unknown config field", lambda c: ["train", cli_config(c), "--set", "run.stepz=3"],
+     ["unknown field run.stepz (value 3)", "cli.yaml", "did you mean run.steps?", "the fields of run are"]),
+    ("cli train: wrong type", lambda c: ["train", cli_config(c), "--set", "trainer.learning_rate=fast"],
+     ["cli.yaml", "trainer.learning_rate must be a number, got 'fast'"]),
+    ("cli train: missing data file",
+     lambda c: ["train", cli_config(c), "--set", "data.source=file", "--set", f"data.path={c.tmp / 'gone.jsonl'}"],
+     ["data.path", "gone.jsonl' does not exist", "correct the path", "or create it"]),
+    ("cli generate: a folder that is not an export", lambda c: ["generate", str(c.tmp), "the movie was"],
+     ["is not a tf_rl_text SavedModel", "no saved_model.pb", "pass the folder that trainer.export(path)"]),
+    ("cli generate: a file, not an export", lambda c: ["generate", cli_config(c), "the movie was"],
+     ["export", "cli.yaml' is not a folder", "pass a SavedModel folder such as RUN_DIR/export"]),
+    ("cli generate: a damaged export",
+     lambda c: ["generate", c.damaged_copy("cli_t4", truncate("assets/tf_rl_text.json")), "the movie was"],
+     ["cli_t4' is a damaged tf_rl_text export", "export it again"]),
+    ("cli export: a run folder without checkpoint",
+     lambda c: ["export", cli_run_folder_without_checkpoint(c), str(c.tmp / "never_written")],
+     ["run_without_checkpoint' holds no checkpoint", "train it first with `tf-rl-text train CONFIG --run-dir"]),
+    ("cli export: a folder that is not a run", lambda c: ["export", str(c.tmp / "missing_run"), str(c.tmp / "out")],
+     ["missing_run' is not a run folder (no config.yaml)", "pass the --run-dir of `tf-rl-text train`"]),
+    ("cli plot: a folder without metrics.jsonl", lambda c: ["plot", str(c.tmp)],
+     ["has no metrics.jsonl", "pass the --run-dir of `tf-rl-text train`"]),
+]
+
+
 @pytest.fixture(scope="module")
 def ctx(tokenizer, tmp_path_factory):
     return Ctx(tokenizer, tmp_path_factory.mktemp("bad_input"))
@@ -316,8 +360,30 @@ def test_bad_input_is_named_with_what_to_do(ctx, name, case, error, fragments):
         assert fragment in message, f"{name}: {fragment!r} not in {message!r}"
 
 
+@pytest.mark.parametrize("name, argv, fragments", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_bad_input_exits_2_with_one_line_naming_value_and_fix(ctx, capsys, name, argv, fragments):
+    """``tf-rl-text`` (its ``main``, in-process): exit status 2, nothing on stdout, exactly one line on
+    stderr, no traceback, and that line names the bad value and the fix."""
+    from tf_rl_text import cli
+
+    args = argv(ctx)
+    capsys.readouterr()
+    rc = cli.main(args)  # an unexpected exception would propagate here (exit 1 with a traceback)
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "", (name, rc, out)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, f"{name}: {err!r}"
+    assert lines[0].startswith(f"tf-rl-text {args[0]}: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{name}: {fragment!r} not in {lines[0]!r}"
+
+
+def test_cli_exports_no_files_for_a_bad_run_folder(ctx):
+    assert not os.path.exists(ctx.tmp / "never_written") and not os.path.exists(ctx.tmp / "out")
+
+
 def test_docs_errors_md_lists_every_case():
     with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "errors.md"),
               encoding="utf-8") as f:
         listed = {line.split("|")[1].strip() for line in f if line.startswith("| ")}
-    assert [name for name, *_ in CASES if name not in listed] == []
+    assert [name for name, *_ in CASES + CLI_CASES if name not in listed] == []

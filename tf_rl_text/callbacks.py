@@ -165,10 +165,13 @@ class TensorBoard(Callback):
             if not trainer.run_dir:
                 raise ValueError("TensorBoard() needs a log_dir when the trainer has no run_dir")
             self.log_dir = os.path.join(trainer.run_dir, "tensorboard")
-        if self.writer is None:
+        self.active = getattr(trainer, "is_chief", True)  # only the chief of a multi-worker run writes events
+        if self.writer is None and self.active:
             self.writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_step_end(self, step, logs):
+        if self.writer is None:
+            return
         with self.writer.as_default(step=int(step)):
             for key, value in logs.items():
                 value = _finite(value)
@@ -195,6 +198,8 @@ class TensorBoard(Callback):
         return "\n".join(rows)
 
     def on_eval_end(self, step, logs):
+        if self.writer is None:
+            return
         with self.writer.as_default(step=int(step)):
             for key, value in logs.items():
                 value = _finite(value)
@@ -223,6 +228,9 @@ class JSONLLogger(Callback):
             if not trainer.run_dir:
                 raise ValueError("JSONLLogger() needs a path when the trainer has no run_dir")
             self.path = os.path.join(trainer.run_dir, "metrics.jsonl")
+        self.active = getattr(trainer, "is_chief", True)  # only the chief of a multi-worker run writes
+        if not self.active:
+            return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         if os.path.exists(self.path):
             keep = []
@@ -240,6 +248,8 @@ class JSONLLogger(Callback):
             os.replace(tmp, self.path)
 
     def _write(self, row):
+        if not getattr(self, "active", True):
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(row, default=float) + "\n")
 
@@ -359,7 +369,15 @@ class EvalCallback(Callback):
 
     def _save_best(self, step, score):
         self.best_score, self.best_step = float(score), int(step)
-        if self.best_dir:
+        if self.best_dir and not getattr(self.trainer, "is_chief", True):
+            # a non-chief worker: the save is collective, so it saves too, into a removed temp folder,
+            # and keeps the (identical) best weights in memory instead of reading the chief's files
+            from tf_rl_text import distribute
+
+            with distribute.write_dir(self.best_dir, self.trainer.strategy) as tmp:
+                tf.train.Checkpoint(model=self._model()).write(os.path.join(tmp, "model"))
+            self._best_weights = [v.numpy() for v in self._model().weights]
+        elif self.best_dir:
             ckpt = tf.train.Checkpoint(model=self._model())
             os.makedirs(self.best_dir, exist_ok=True)
             ckpt.write(os.path.join(self.best_dir, "model"))
@@ -419,11 +437,11 @@ class EvalCallback(Callback):
 
     def restore_best_weights(self):
         """Set the model to the best weights seen (from ``run_dir/best`` or memory)."""
-        if self.best_dir and os.path.exists(os.path.join(self.best_dir, "best.json")):
-            tf.train.Checkpoint(model=self._model()).read(os.path.join(self.best_dir, "model")).expect_partial()
-        elif self._best_weights is not None:
+        if self._best_weights is not None:
             for v, w in zip(self._model().weights, self._best_weights):
                 v.assign(w)
+        elif self.best_dir and os.path.exists(os.path.join(self.best_dir, "best.json")):
+            tf.train.Checkpoint(model=self._model()).read(os.path.join(self.best_dir, "model")).expect_partial()
 
 
 def default_callbacks(trainer, tensorboard: bool = True, jsonl: bool = True) -> list:

@@ -449,6 +449,9 @@ class ChoiceEnv(py_environment.PyEnvironment):
     # the reward contract is TextGenerationEnv's, checked in one place
     from tf_rl_text.env import TextGenerationEnv as _TextEnv
     compute_rewards = _TextEnv.compute_rewards
+    # the state order, cursor and shuffle RNG (same attributes): trainers checkpoint them for an exact resume
+    state_dict = _TextEnv.state_dict
+    load_state_dict = _TextEnv.load_state_dict
     del _TextEnv
 
     @property

@@ -18,8 +18,15 @@ imports tf_rl_text. Its functions (all also reachable as ``loaded.signatures[nam
   ``log_probs`` plus ``advantages`` (B, T) -> ``loss``), which changes the loaded variables;
 * whatever a trainer adds (``q_values``, ``values``...).
 
-The tokenizer files lie in ``PATH/assets/tokenizer/`` and a description in
-``PATH/assets/tf_rl_text.json`` (max_new_tokens, token ids, algorithm, config).
+``serving_only=True`` (``trainer.export(path, serving_only=True)``, ``tf-rl-text export RUN OUT
+--serving-only``) leaves out ``train_step``, the optimizer's slots and training-only extras
+(a target network): about a third of the full export's size, and nothing a serving caller runs
+changes the weights.
+
+The tokenizer files lie in ``PATH/assets/tokenizer/`` (saved with the padding side the model
+needs: left for causal LMs, so ``AutoTokenizer.from_pretrained`` gives batches the model can
+generate from) and a description in ``PATH/assets/tf_rl_text.json`` (max_new_tokens, token ids,
+algorithm, config, serving_only).
 """
 from __future__ import annotations
 
@@ -54,14 +61,15 @@ RESERVED_NAMES = ("generate", "sample", "sample_controls", "log_probs", "train_s
 
 
 def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, extra_functions=None, metadata=None,
-                  extra_objects=None):
+                  extra_objects=None, serving_only: bool = False):
     """Write ``agent``'s policy as a SavedModel at ``path`` and return ``path``.
 
     train_step: optional ``(fn, input_signature)`` of the trainer's update; optimizer: the
     optimizer it uses (its state is saved so a loaded ``train_step`` continues training);
     extra_functions: ``{name: (fn, input_signature)}`` exported as more signatures;
     extra_objects: ``{name: trackable}`` saved beside the model and reachable as
-    ``loaded.<name>`` (a value head, a target network's variables, ...).
+    ``loaded.<name>`` (a value head, a target network's variables, ...);
+    serving_only: leave out ``train_step`` and ``optimizer`` (inference only, smaller).
 
     An agent with LoRA adapters exports the merged, plain model (weights ``W + (alpha / rank) A B``,
     no adapter ops); its ``train_step`` and optimizer state are the adapters', so they are left out
@@ -71,20 +79,24 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     folder at ``path`` that looks complete, and an existing export at ``path`` is replaced only
     once the new one is whole. An unwritable ``path`` fails before any tracing.
     """
+    if serving_only:
+        train_step = optimizer = None
     lora = getattr(agent, "lora", None)
     if lora is None:
         return _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata,
-                             extra_objects)
+                             extra_objects, serving_only)
     metadata = dict(metadata or {}, lora=dict(lora.config(), merged=True, train_step="left out: it trains adapters"))
     traced, agent._generate_fns = agent._generate_fns, {}  # graphs traced with the adapters on stay for live use
     try:
         with lora.merged():
-            return _write_policy(agent, path, max_new_tokens, None, None, extra_functions, metadata, extra_objects)
+            return _write_policy(agent, path, max_new_tokens, None, None, extra_functions, metadata, extra_objects,
+                                 serving_only)
     finally:
         agent._generate_fns = traced
 
 
-def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata, extra_objects):
+def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata, extra_objects,
+                  serving_only=False):
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     check_writable_folder(path, "export")  # before the (slow) tracing
@@ -162,12 +174,13 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
         "top_k": agent.top_k,              # baked into the ``sample`` signature
         "signatures": sorted(signatures),
         "sampling_controls": ["top_p", "repetition_penalty", "min_new_tokens", "stop_token_ids"],
+        "serving_only": bool(serving_only),
     }
     meta.update(metadata or {})
 
     def write(folder):
         tf.saved_model.save(module, folder, signatures=signatures)
-        agent.tokenizer.save_pretrained(os.path.join(folder, TOKENIZER_DIR))
+        _save_tokenizer(agent.tokenizer, os.path.join(folder, TOKENIZER_DIR), agent.padding_side)
         with open(os.path.join(folder, METADATA_FILE), "w") as f:
             json.dump(meta, f, indent=1, default=str)
 
@@ -240,6 +253,18 @@ def _process_alive(pid):
     except PermissionError:
         return True
     return True
+
+
+def _save_tokenizer(tokenizer, folder, padding_side):
+    """``save_pretrained`` with ``padding_side`` written into tokenizer_config.json (the agent pads
+    itself, so the tokenizer object's own setting may differ; a reloaded tokenizer must not)."""
+    tokenizer.save_pretrained(folder)
+    config_path = os.path.join(folder, "tokenizer_config.json")
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    config["padding_side"] = padding_side
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
 
 
 SAMPLE_OPTIONS = {
@@ -433,9 +458,12 @@ def load(path) -> LoadedPolicy:
     """
     meta_path = os.path.join(path, METADATA_FILE)
     if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if str(meta.get("format", "")).startswith("tf_rl_text.choice/"):
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (ValueError, UnicodeDecodeError):
+            meta = None  # damaged: LoadedPolicy's checks say so, naming the file and the fix
+        if isinstance(meta, dict) and str(meta.get("format", "")).startswith("tf_rl_text.choice/"):
             from tf_rl_text.choice import LoadedChoicePolicy
 
             return LoadedChoicePolicy(path, meta)

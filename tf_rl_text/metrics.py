@@ -9,6 +9,10 @@ Conventions (stated once, used everywhere, including the BLEU / ROUGE rewards):
   scores in [0, 1] (not x100). :func:`sentence_bleu` uses ``SmoothingFunction().method1`` (Lin & Och
   2004: add epsilon=0.1 to zero n-gram counts) because one sentence often has no matching 4-gram;
   :func:`corpus_bleu` uses no smoothing (the standard corpus statistic).
+* **sacreBLEU** (Post 2018): :func:`sacrebleu_corpus` is ``sacrebleu.corpus_bleu`` on the raw
+  (cased, detokenized) texts with its standard ``13a`` tokenizer, no lowercasing, scores x100 (0..100)
+  as sacreBLEU and papers report them. Use it to compare with published figures; the nltk BLEU above
+  (lowercased, own tokenizer, 0..1) is for the reward and for comparing runs of this library.
 * **ROUGE** (Lin 2004) via ``rouge_score.rouge_scorer.RougeScorer(types, use_stemmer=True)``, F1.
   rouge_score uses its own tokenizer (lowercase, drops non ``[a-z0-9]`` characters, Porter
   stemmer), so it is meant for English. Multi-reference: the best F1 over references
@@ -136,6 +140,25 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence, max_n: int = 4,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(bleu_score.corpus_bleu(refs, hyps, weights=_weights(max_n), smoothing_function=_smoothing(smoothing)))
+
+
+def sacrebleu_corpus(hypotheses: Sequence[str], references: Sequence, tokenize: str = "13a",
+                     lowercase: bool = False) -> float:
+    """Corpus BLEU as sacreBLEU reports it: 0..100, cased, on detokenized text, ``13a`` tokenizer.
+
+    ``sacrebleu.corpus_bleu`` with its defaults (exponential brevity penalty, no smoothing).
+    Multi-reference examples may have different numbers of references: the shorter lists are
+    padded with their own first reference, which changes no n-gram clip count and no closest
+    reference length, so the score is that of the unpadded references.
+    """
+    import sacrebleu
+
+    hypotheses, references = _check_pairs(hypotheses, references)
+    if not hypotheses:
+        raise ValueError("sacrebleu_corpus needs at least one hypothesis, got an empty list")
+    width = max(len(rs) for rs in references)
+    streams = [[rs[i] if i < len(rs) else rs[0] for rs in references] for i in range(width)]
+    return float(sacrebleu.corpus_bleu(list(hypotheses), streams, tokenize=tokenize, lowercase=lowercase).score)
 
 
 # --------------------------------------------------------------------------- ROUGE
@@ -288,10 +311,10 @@ def perplexity(agent, prompts: Sequence[str], references: Sequence, batch_size: 
 
 
 # --------------------------------------------------------------------------- evaluate
-METRICS = ("bleu", "sentence_bleu", "rouge", "rouge1", "rouge2", "rougeL", "distinct", "distinct_1", "distinct_2",
+METRICS = ("bleu", "sacrebleu", "sentence_bleu", "rouge", "rouge1", "rouge2", "rougeL", "distinct", "distinct_1", "distinct_2",
            "length", "perplexity")
-DEFAULT_METRICS = ("bleu", "sentence_bleu", "rouge", "distinct", "length", "perplexity")
-_NEED_REFERENCES = {"bleu", "sentence_bleu", "rouge", "rouge1", "rouge2", "rougeL", "perplexity"}
+DEFAULT_METRICS = ("bleu", "sacrebleu", "sentence_bleu", "rouge", "distinct", "length", "perplexity")
+_NEED_REFERENCES = {"bleu", "sacrebleu", "sentence_bleu", "rouge", "rouge1", "rouge2", "rougeL", "perplexity"}
 
 
 def _check_metrics(metrics):
@@ -321,7 +344,8 @@ def score_texts(completions: Sequence[str], references: Sequence | None = None,
                 metrics: Sequence[str] = ("bleu", "sentence_bleu", "rouge", "distinct", "length")) -> dict:
     """The text metrics of :func:`evaluate` for given completions (no model): a dict of floats.
 
-    Keys: ``bleu`` (corpus), ``sentence_bleu`` (mean, method1), ``rouge1``/``rouge2``/``rougeL``
+    Keys: ``bleu`` (corpus, nltk, 0..1), ``sacrebleu`` (corpus, 0..100, cased: :func:`sacrebleu_corpus`),
+    ``sentence_bleu`` (mean, method1), ``rouge1``/``rouge2``/``rougeL``
     (mean F1; ``rouge`` asks for all three), ``distinct_1``/``distinct_2`` (``distinct`` asks for
     both), ``mean_length`` (``length``). ``perplexity`` is ignored here (it needs a model).
     """
@@ -333,6 +357,8 @@ def score_texts(completions: Sequence[str], references: Sequence | None = None,
     result = {}
     if "bleu" in metrics:
         result["bleu"] = corpus_bleu(completions, references)
+    if "sacrebleu" in metrics:
+        result["sacrebleu"] = sacrebleu_corpus(completions, references)
     if "sentence_bleu" in metrics:
         result["sentence_bleu"] = float(np.mean(sentence_bleu_batch(completions, references)))
     types = [t for t in ROUGE_TYPES if "rouge" in metrics or t in metrics]
@@ -476,6 +502,7 @@ __all__ = [
     "rouge",
     "rouge_f1_batch",
     "rouge_scorer",
+    "sacrebleu_corpus",
     "score_texts",
     "sentence_bleu",
     "sentence_bleu_batch",

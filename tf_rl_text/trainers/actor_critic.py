@@ -275,7 +275,7 @@ class _ActorCriticTrainer(Trainer):
 
     def update(self, batch):
         """One gradient update on ``batch`` (split into ``grad_accumulation_steps`` chunks when > 1)."""
-        if self.config.grad_accumulation_steps > 1:
+        if self.config.grad_accumulation_steps > 1 or self.distributed:  # chunks / replicas: weighted shares
             info = self.accumulate(self._grads, batch, self.variables)
         else:
             info = self._update(*batch)

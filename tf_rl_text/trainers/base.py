@@ -12,6 +12,9 @@ The base gives it
   loss is weighted by its share of the batch's rows or tokens, so the update equals the one of
   the whole batch up to float error);
 * ``train(num_steps, callbacks=...)``, ``evaluate``, ``export``;
+* ``strategy=`` (a ``tf.distribute.Strategy``): construction inside its scope, each update split
+  over its replicas with ``strategy.run`` and all-reduced gradients, files written by the chief
+  only (:mod:`tf_rl_text.distribute`, docs/distributed.md);
 * one ``tf.train.Checkpoint`` (:attr:`Trainer.checkpoint`) with the whole run state, saved into
   ``run_dir/checkpoints`` (every ``checkpoint_every`` steps, at the end, on SIGINT/SIGTERM; the
   last ``keep_checkpoints`` kept) and restored automatically when ``run_dir`` holds one.
@@ -161,7 +164,8 @@ def make_optimizer(config: TrainerConfig, step_var=None):
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-def apply_clipped(optimizer, grads, variables, max_grad_norm=None, only_if_finite=False, loss=None):
+def apply_clipped(optimizer, grads, variables, max_grad_norm=None, only_if_finite=False, loss=None,
+                  aggregated=False):
     """Clip ``grads`` to the global norm ``max_grad_norm`` (None: no clipping), apply them; returns
     the norm before clipping. The one clip-and-apply block of the package (graph or eager code).
 
@@ -172,7 +176,11 @@ def apply_clipped(optimizer, grads, variables, max_grad_norm=None, only_if_finit
     The norm is that of the dense gradient: ``tf.linalg.global_norm`` on an ``IndexedSlices``
     gradient (an embedding's) squares each slice separately, so a token that occurs twice in the
     batch would count as two rows instead of their sum; that made the norm, and with it the
-    clipping, depend on how the batch is split."""
+    clipping, depend on how the batch is split.
+
+    ``aggregated=True``: ``grads`` are already summed over a strategy's replicas (an explicit
+    all-reduce before the clip, so the norm is that of the global gradient); the optimizer
+    then applies them without summing again."""
     grad_norm = tf.linalg.global_norm([tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
                                        for g in grads])
 
@@ -180,7 +188,10 @@ def apply_clipped(optimizer, grads, variables, max_grad_norm=None, only_if_finit
         clipped = grads
         if max_grad_norm is not None:
             clipped, _ = tf.clip_by_global_norm(grads, max_grad_norm, use_norm=grad_norm)
-        optimizer.apply_gradients(zip(clipped, variables))
+        if aggregated:
+            optimizer.apply_gradients(zip(clipped, variables), skip_gradients_aggregation=True)
+        else:
+            optimizer.apply_gradients(zip(clipped, variables))
         return tf.constant(True)
 
     if not only_if_finite:
@@ -228,7 +239,20 @@ def env_state(env):
 
 
 # --------------------------------------------------------------------------- the trainer
-class Trainer:
+class _BuiltInStrategyScope(type):
+    """Runs a trainer's whole construction (base and subclass ``__init__``) inside
+    ``strategy.scope()``, so every variable it creates (reference model, heads, target network,
+    optimizer slots, step counter) belongs to the strategy."""
+
+    def __call__(cls, *args, strategy=None, **kwargs):
+        from tf_rl_text import distribute
+
+        strategy = distribute.resolve(strategy)
+        with strategy.scope():  # the base __init__ finds it with tf.distribute.get_strategy() (a subclass
+            return super().__call__(*args, **kwargs)  # __init__ need not pass strategy= on)
+
+
+class Trainer(metaclass=_BuiltInStrategyScope):
     """What every trainer shares; see the module docstring.
 
     Args:
@@ -240,6 +264,11 @@ class Trainer:
       keep_checkpoints: how many recent checkpoints to keep.
       auto_resume: restore run_dir's checkpoint at construction (True) or only when :meth:`train`
         starts (False: the starting model can still be measured after the trainer is built).
+      strategy: a ``tf.distribute.Strategy`` (default: the current one, normally TensorFlow's
+        single-device default). The trainer is built inside ``strategy.scope()``; the agent's
+        model must have been built there too. Each update splits the global batch over the
+        replicas and all-reduces their gradients; only the chief writes files. See
+        :mod:`tf_rl_text.distribute` and docs/distributed.md.
     """
 
     algorithm = "trainer"
@@ -247,13 +276,19 @@ class Trainer:
     unit = "step"
 
     def __init__(self, agent, env, config=None, run_dir: str | None = None, checkpoint_every: int = 100,
-                 keep_checkpoints: int = 3, auto_resume: bool = True):
+                 keep_checkpoints: int = 3, auto_resume: bool = True, strategy=None):
         if config is None:
             config = self.config_class()
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         check(is_int_at_least(checkpoint_every, 0), "checkpoint_every", "an integer >= 0", checkpoint_every)
         check(is_int_at_least(keep_checkpoints, 1), "keep_checkpoints", "an integer >= 1", keep_checkpoints)
+        from tf_rl_text import distribute
+
+        self.strategy = distribute.resolve(strategy)
+        self.distributed = not distribute.is_default(self.strategy)
+        """True under a strategy other than the default one: updates go through ``strategy.run``."""
+        distribute.check_in_scope(self.strategy, agent.trainable_variables)
         self.agent = agent
         self.env = env
         self.config = config
@@ -274,6 +309,7 @@ class Trainer:
         self._manager = None
         self._manager_keys = None
         self._stop_signal = None
+        self._last_saved_step = None  # the step of the checkpoint this process last saved or restored
 
     # ------------------------------------------------------------------ subclasses fill in
     def _step(self) -> dict:
@@ -299,6 +335,9 @@ class Trainer:
     def acting_agent(self):
         """The agent whose completions :meth:`evaluate` scores (Q-learning: its greedy Q policy)."""
         return self.agent
+
+    training_only_extras = ()
+    """Names in :meth:`_export_kwargs`' extra objects/functions that a serving-only export leaves out."""
 
     def _export_kwargs(self) -> dict:
         """Extra keyword arguments of :func:`~tf_rl_text.export.export_policy` (train_step, metadata...)."""
@@ -369,6 +408,8 @@ class Trainer:
         """
         k = int(num_chunks or self.config.grad_accumulation_steps)
         rows = int(tensors[0].shape[0])
+        if self.distributed:
+            return self._distributed_accumulate(grad_fn, tensors, variables, k)
         if k > rows:
             raise ValueError(f"grad_accumulation_steps={k} exceeds the batch's {rows} rows; lower it or raise "
                              "the batch size")
@@ -385,6 +426,27 @@ class Trainer:
         loss = tf.cast(tf.reshape(info_sum.get("loss", 0.0), []), tf.float32)  # the batch loss: refused if not finite
         info_sum["grad_norm"] = self._compiled_apply(variables)(grads_sum, loss)
         return info_sum
+
+    def _distributed_accumulate(self, grad_fn, tensors, variables, k):
+        """:meth:`accumulate` under a strategy: replica r takes its rows of the global batch (and
+        splits them into ``k`` chunks); gradients and infos are summed over chunks and replicas."""
+        from tf_rl_text import distribute
+
+        distribute.global_batch_check(int(tensors[0].shape[0]), self.strategy, k)
+        key = (id(grad_fn), tuple(id(v) for v in variables), k, len(tensors))
+        fns = self.__dict__.setdefault("_distributed_fns", {})
+        if key not in fns:
+            specs = [tf.TensorSpec([None] * len(t.shape), t.dtype) for t in tensors]
+            fns[key] = distribute.distributed_update(self.strategy, self.optimizer, grad_fn, specs, variables,
+                                                     self.config.max_grad_norm, k)
+        return fns[key](list(tensors))
+
+    @property
+    def is_chief(self) -> bool:
+        """False on a non-chief worker of a multi-worker strategy (which writes no files)."""
+        from tf_rl_text import distribute
+
+        return distribute.is_chief(self.strategy)
 
     # ------------------------------------------------------------------ the loop
     def step(self) -> dict:
@@ -442,7 +504,8 @@ class Trainer:
                     self.save_checkpoint()
                 if self._stop_signal is not None:
                     break
-            if self.run_dir and self._latest_step() != self.global_step:
+            # decided from this process's own saves, so every worker of a multi-worker run agrees
+            if self.run_dir and self._last_saved_step != self.global_step:
                 self.save_checkpoint()
             callbacks.on_train_end(logs)
             signum, self._stop_signal = self._stop_signal, None
@@ -491,9 +554,10 @@ class Trainer:
                                    references=list(references) if references is not None else None)
         return float(np.mean(rollout.rewards))
 
-    def export(self, path: str | None = None, max_new_tokens: int | None = None) -> str:
+    def export(self, path: str | None = None, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`);
-        ``path`` defaults to ``run_dir/export``."""
+        ``path`` defaults to ``run_dir/export``. ``serving_only``: without ``train_step``, the
+        optimizer's slots and training-only extras (:attr:`training_only_extras`)."""
         from tf_rl_text.export import export_policy
 
         if path is None:
@@ -504,8 +568,16 @@ class Trainer:
         metadata = {"algorithm": self.algorithm, "config": dataclasses.asdict(self.config),
                     "updates": self.num_updates, "global_step": self.global_step}
         metadata.update(kwargs.pop("metadata", {}))
-        return export_policy(self.acting_agent, path, max_new_tokens=max_new_tokens or self.env.max_new_tokens,
-                             optimizer=self.optimizer, metadata=metadata, **kwargs)
+        if serving_only:  # a target network and the like only serve training
+            for key in ("extra_objects", "extra_functions"):
+                kwargs[key] = {k: v for k, v in (kwargs.get(key) or {}).items() if k not in self.training_only_extras}
+        from tf_rl_text import distribute
+
+        with distribute.write_dir(path, self.strategy) as target:  # non-chief workers: a removed temp folder
+            written = export_policy(self.acting_agent, target,
+                                    max_new_tokens=max_new_tokens or self.env.max_new_tokens,
+                                    optimizer=self.optimizer, metadata=metadata, serving_only=serving_only, **kwargs)
+        return written if self.is_chief else path
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -539,6 +611,14 @@ class Trainer:
 
     def save_checkpoint(self) -> str:
         """Save the whole run state to ``run_dir/checkpoints/ckpt-<global_step>``; returns its path."""
+        if not self.is_chief:  # saving is collective: save too, into a temporary folder that is removed
+            from tf_rl_text import distribute
+
+            with distribute.write_dir(self.checkpoint_dir, self.strategy) as tmp:
+                tf.train.CheckpointManager(self.checkpoint, tmp, max_to_keep=1, step_counter=self._step_var,
+                                           checkpoint_name="ckpt").save(checkpoint_number=self.global_step)
+            self._last_saved_step = self.global_step
+            return os.path.join(self.checkpoint_dir, f"ckpt-{self.global_step}")
         manager = self._checkpoint_manager()
         step = self.global_step
         try:
@@ -559,6 +639,7 @@ class Trainer:
             if isinstance(err, OSError) and err.errno is not None:
                 raise OSError(err.errno, message) from err
             raise RuntimeError(message) from err
+        self._last_saved_step = step
         return path
 
     def restore(self, run_dir: str | None = None) -> bool:
@@ -587,6 +668,8 @@ class Trainer:
                 last_error = err
                 continue
             self.restored_from = path
+            if run_dir == self.run_dir:  # this run folder already holds this step
+                self._last_saved_step = self.global_step
             self._after_restore()
             return True
         reason = str(last_error).strip().splitlines()[0][:200] if last_error is not None and str(last_error).strip() else ""

@@ -14,7 +14,10 @@ available at step t), and regresses them on one-step TD targets (``ops.q_td_targ
 y_t = r_t + gamma max_{a available at t+1} Q(s_{t+1}, a), y_k = R (one step: y = R). The targets come
 from the same network, without gradient. Behaviour: epsilon-greedy over the available choices.
 
-Both updates are one compiled ``tf.function``. The environment is a :class:`~tf_rl_text.choice.ChoiceEnv`, or a
+Both trainers stand on :class:`~tf_rl_text.trainers.base.Trainer`: the optimizer and learning-rate
+schedule come from the config, the update is one compiled ``tf.function`` through the shared
+``apply_clipped``, and ``train(num_steps, callbacks=...)``, ``run_dir`` checkpoints and exact resume
+work as for the token trainers. The environment is a :class:`~tf_rl_text.choice.ChoiceEnv`, or a
 ``TextGenerationEnv`` (prompts, reward function) read as a one-step choice among the classifier's labels.
 
 Example::
@@ -26,14 +29,16 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import numpy as np
 
 from tf_rl_text import ops
-from tf_rl_text._compat import keras, tf
+from tf_rl_text._compat import tf
 from tf_rl_text.choice import (INPUT_NAMES, ChoiceEnv, check_choice_agent, export_choice_policy,
                                selection_log_probs, step_logits)
+from tf_rl_text.trainers.base import (Trainer, TrainerConfig, check, numpy_rng_state, set_numpy_rng_state)
 from tf_rl_text.trainers.reinforce import ReinforceConfig, compute_baseline, reinforce_advantages, reinforce_loss
 
 
@@ -66,10 +71,23 @@ def _check(agent, env, name):
     return env
 
 
-class _ChoiceTrainer:
-    """What both choice trainers share: the step loop, evaluation and export."""
+class _ChoiceTrainer(Trainer):
+    """What both choice trainers share on top of :class:`~tf_rl_text.trainers.base.Trainer`: the
+    environment check, the rollout tensors, evaluation over state indices and the choice export.
+
+    Args: agent (a ChoiceAgent), env (a ChoiceEnv or a TextGenerationEnv read as a choice among labels),
+    config, and ``run_dir``, ``checkpoint_every``, ``keep_checkpoints``, ``auto_resume`` as for every trainer.
+    """
 
     algorithm = ""
+
+    def __init__(self, agent, env, config=None, **kwargs):
+        env = _check(agent, env, type(self).__name__)
+        super().__init__(agent, env, config, **kwargs)
+        if self.config.grad_accumulation_steps != 1:
+            raise ValueError(f"grad_accumulation_steps must be 1 for {type(self).__name__} (a choice batch is one "
+                             f"update), got {self.config.grad_accumulation_steps}; lower env.batch_size instead")
+        self.optimizer.build(agent.trainable_variables)  # slots now: the update traces once, restore matches
 
     def _tensors(self, rollout):
         return [tf.constant(rollout.inputs[n], tf.int32) for n in INPUT_NAMES] + [
@@ -77,20 +95,9 @@ class _ChoiceTrainer:
             tf.constant(rollout.action_mask, tf.int32)]
 
     def _apply(self, loss, tape):
+        """Gradients of ``loss`` on the agent's variables, clipped and applied (the shared ``apply_clipped``)."""
         variables = self.agent.trainable_variables
-        grads = tape.gradient(loss, variables)
-        grad_norm = tf.linalg.global_norm(grads)
-        if self.config.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, self.config.max_grad_norm, use_norm=grad_norm)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        return grad_norm
-
-    def train(self, num_steps: int, progress: bool = True, callback=None) -> list[dict]:
-        """Run ``num_steps`` :meth:`step` calls; returns their statistics."""
-        from tf_rl_text.trainers._loop import run_steps
-
-        return run_steps(self.step, num_steps, self.algorithm, "step", progress=progress, callback=callback,
-                         postfix=lambda s: {"reward": f"{s['reward_mean']:.3f}"})
+        return self.apply_gradients(tape.gradient(loss, variables), variables)
 
     def evaluate(self, indices=None, greedy: bool = True, batch_size: int = 64, seed: int = 0) -> float:
         """Mean reward of the (greedy by default) choices over the states ``indices`` (default: all)."""
@@ -101,14 +108,20 @@ class _ChoiceTrainer:
                                             indices=indices[start:start + batch_size]).rewards)
         return float(np.mean(rewards))
 
-    def export(self, path: str) -> str:
+    def export(self, path: str | None = None) -> str:
         """Write the policy as a SavedModel (``choose`` + ``train_step``; see
-        :func:`tf_rl_text.choice.export_choice_policy`); ``tf_rl_text.load(path).choose(...)`` serves it."""
+        :func:`tf_rl_text.choice.export_choice_policy`); ``tf_rl_text.load(path).choose(...)`` serves it.
+        ``path`` defaults to ``run_dir/export``."""
+        if path is None:
+            if not self.run_dir:
+                raise ValueError("export needs a path (this trainer has no run_dir to default to)")
+            path = os.path.join(self.run_dir, "export")
         fn, signature = self.export_train_step()
         return export_choice_policy(
             self.agent, path, select=self.env.select, labels=self.env.labels, train_step=(fn, signature),
             optimizer=self.optimizer,
-            metadata={"algorithm": self.algorithm, "config": dataclasses.asdict(self.config), "updates": self.num_updates})
+            metadata={"algorithm": self.algorithm, "config": dataclasses.asdict(self.config), "updates": self.num_updates,
+                      "global_step": self.global_step})
 
 
 # --------------------------------------------------------------------------- REINFORCE
@@ -128,13 +141,12 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
 
     algorithm = "reinforce"
 
-    def __init__(self, agent, env, config: ReinforceConfig | None = None):
-        self.agent, self.env = agent, _check(agent, env, "ChoiceReinforceTrainer")
-        self.config = config or ReinforceConfig(learning_rate=1e-4)
+    config_class = ReinforceConfig
+
+    def __init__(self, agent, env, config: ReinforceConfig | None = None, **kwargs):
+        super().__init__(agent, env, config, **kwargs)
         if self.config.kl_coef:
             raise ValueError(f"kl_coef must be 0 for a choice policy (no KL leash here), got {self.config.kl_coef}")
-        self.optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
-        self.optimizer.build(agent.trainable_variables)
         self.moving_average = None
         self.reward_normalizer = None
         if self.config.reward_normalization or self.config.reward_clip is not None:
@@ -142,10 +154,20 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
 
             self.reward_normalizer = RewardNormalizer(normalize=self.config.reward_normalization,
                                                       clip=self.config.reward_clip)
-        self.num_updates = 0
-        self.history: list[dict] = []
         self._update = agent.compile_fn(self._update_step, _input_specs(self.env) + [
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32)], jit_compile=self.config.jit_compile)
+        self._auto_resume()
+
+    def _python_state(self):
+        norm = self.reward_normalizer
+        return {"moving_average": self.moving_average,
+                "reward_normalizer": None if norm is None else [norm.count, norm.mean, norm._m2]}
+
+    def _load_python_state(self, state):
+        self.moving_average = state["moving_average"]
+        if self.reward_normalizer is not None and state.get("reward_normalizer") is not None:
+            self.reward_normalizer.count, self.reward_normalizer.mean, self.reward_normalizer._m2 = (
+                state["reward_normalizer"])
 
     def _update_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards,
                      baseline):
@@ -184,7 +206,7 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
             rewards = ops.group_normalized_advantages(tf.constant(rewards), cfg.num_samples_per_prompt).numpy()
         return rewards, baseline
 
-    def step(self) -> dict:
+    def _step(self) -> dict:
         """One batch of episodes (``env.batch_size`` states x ``num_samples_per_prompt``) and one update."""
         start = time.perf_counter()
         rollout = self.env.rollout(self.agent, num_samples=self.config.num_samples_per_prompt)
@@ -194,13 +216,12 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
         stats = {k: float(v) for k, v in out.items()}
         stats.update(reward_mean=float(np.mean(rollout.rewards)), reward_std=float(np.std(rollout.rewards)),
                      step_time_s=time.perf_counter() - start, update=self.num_updates)
-        self.history.append(stats)
         return stats
 
     def export_train_step(self):
         """REINFORCE as the SavedModel's ``train_step``: f(input_ids, attention_mask, token_type_ids,
         choice_mask, actions, action_mask, advantages (B,)) -> {"loss"}. Returns (fn, signature)."""
-        agent, cfg, optimizer = self.agent, self.config, self.optimizer
+        agent, trainer = self.agent, self
 
         def train_step(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, advantages):
             with tf.GradientTape() as tape:
@@ -209,10 +230,7 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
                 loss, _ = choice_reinforce_loss(logp, action_mask, advantages, tf.zeros_like(advantages))
                 loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf")
             variables = agent.trainable_variables
-            grads = tape.gradient(loss, variables)
-            if cfg.max_grad_norm is not None:
-                grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
-            optimizer.apply_gradients(zip(grads, variables))
+            trainer.apply_gradients(tape.gradient(loss, variables), variables)
             return {"loss": loss}
 
         return agent.graph_code(train_step), _input_specs(self.env) + [tf.TensorSpec([None], tf.float32, name="advantages")]
@@ -220,29 +238,21 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
 
 # --------------------------------------------------------------------------- Q-learning
 @dataclasses.dataclass
-class ChoiceQConfig:
-    """Settings of :class:`ChoiceQLearningTrainer` (validated on construction)."""
+class ChoiceQConfig(TrainerConfig):
+    """Settings of :class:`ChoiceQLearningTrainer` (validated on construction). The optimizer, schedule
+    and clipping fields come from :class:`~tf_rl_text.trainers.base.TrainerConfig`."""
 
-    learning_rate: float = 1e-4
-    """Adam step size."""
     gamma: float = 1.0
     """Discount between the k choices of an episode."""
     epsilon: float = 0.2
     """Epsilon-greedy exploration: a uniformly random available choice with this probability."""
-    max_grad_norm: float | None = 1.0
-    """Clip gradients to this global norm (None = no clipping)."""
     jit_compile: bool = False
     """Compile the update with XLA."""
 
-    def __post_init__(self):
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+    def validate(self):
+        super().validate()
+        check(0.0 <= self.gamma <= 1.0, "gamma", "in [0, 1]", self.gamma)
+        check(0.0 <= self.epsilon <= 1.0, "epsilon", "in [0, 1]", self.epsilon)
 
 
 def choice_q_loss(q_steps, actions, action_mask, rewards, gamma=1.0):
@@ -266,16 +276,20 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
 
     algorithm = "q_learning"
 
-    def __init__(self, agent, env, config: ChoiceQConfig | None = None):
-        self.agent, self.env = agent, _check(agent, env, "ChoiceQLearningTrainer")
-        self.config = config or ChoiceQConfig()
-        self.optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
-        self.optimizer.build(agent.trainable_variables)
-        self.num_updates = 0
-        self.history: list[dict] = []
-        self._rng = np.random.RandomState(agent.seed)
+    config_class = ChoiceQConfig
+
+    def __init__(self, agent, env, config: ChoiceQConfig | None = None, **kwargs):
+        super().__init__(agent, env, config, **kwargs)
+        self._rng = np.random.RandomState(agent.seed)  # epsilon-greedy draws
         self._update = agent.compile_fn(self._update_step, _input_specs(self.env) + [tf.TensorSpec([None], tf.float32)],
                                         jit_compile=self.config.jit_compile)
+        self._auto_resume()
+
+    def _python_state(self):
+        return {"explore_rng": numpy_rng_state(self._rng)}
+
+    def _load_python_state(self, state):
+        set_numpy_rng_state(self._rng, state["explore_rng"])
 
     def _q_steps(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, training=False):
         q = self.agent.choice_logits(input_ids, attention_mask, token_type_ids, choice_mask, training=training)
@@ -314,7 +328,7 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
         rewards = self.env.compute_rewards(completions, prompts, refs)
         return greedy._replace(actions=actions, rewards=rewards, completions=completions)
 
-    def step(self) -> dict:
+    def _step(self) -> dict:
         """One batch of epsilon-greedy episodes and one TD update."""
         start = time.perf_counter()
         rollout = self._explore(None)
@@ -323,7 +337,6 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
         stats = {k: float(v) for k, v in out.items()}
         stats.update(reward_mean=float(np.mean(rollout.rewards)), step_time_s=time.perf_counter() - start,
                      update=self.num_updates)
-        self.history.append(stats)
         return stats
 
     def export_train_step(self):
@@ -334,10 +347,7 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
                                         True)
                 loss, _ = choice_q_loss(q_steps, actions, action_mask, rewards, self.config.gamma)
             variables = self.agent.trainable_variables
-            grads = tape.gradient(loss, variables)
-            if self.config.max_grad_norm is not None:
-                grads, _ = tf.clip_by_global_norm(grads, self.config.max_grad_norm)
-            self.optimizer.apply_gradients(zip(grads, variables))
+            self.apply_gradients(tape.gradient(loss, variables), variables)
             return {"loss": loss}
 
         return self.agent.graph_code(train_step), _input_specs(self.env) + [tf.TensorSpec([None], tf.float32, name="rewards")]

@@ -28,13 +28,44 @@ def encode_texts(tokenizer, texts, max_length, add_eos=True):
     return ids, mask
 
 
+def _distributed_mle_update(agent, strategy, optimizer, loss_fn, num_inputs, count_tokens):
+    """The MLE update under a non-default ``strategy``: each replica the gradient of its rows'
+    share (tokens / global tokens) of the per-token mean loss; summed over replicas, clipped, applied."""
+    from tf_rl_text import distribute
+
+    distribute.check_in_scope(strategy, agent.trainable_variables)
+    variables = agent.trainable_variables
+
+    def grad_fn(*args):
+        *tensors, _total_rows, total_tokens = args
+        with tf.GradientTape() as tape:
+            loss = loss_fn(*tensors) * count_tokens(tensors) / total_tokens
+        return tape.gradient(loss, variables), {"loss": loss}
+
+    specs = [tf.TensorSpec([None, None], tf.int32)] * num_inputs
+    fn = distribute.distributed_update(strategy, optimizer, grad_fn, specs, variables, 1.0,
+                                       count_tokens=count_tokens)
+
+    def update(*tensors):
+        distribute.global_batch_check(int(tensors[0].shape[0]), strategy)
+        return fn(list(tensors))["loss"]
+
+    return update
+
+
 def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_rate: float = 3e-3,
-               max_length: int = 32, seed: int = 0, progress: bool = True, prefix: str | None = None):
+               max_length: int = 32, seed: int = 0, progress: bool = True, prefix: str | None = None,
+               strategy=None):
     """Fit ``agent.model`` to ``texts`` by maximum likelihood for ``steps`` Adam updates.
 
     Each text is followed by EOS so the model learns where completions end; batches are drawn
     with replacement with a fixed seed. Returns the list of per-step losses (mean token NLL).
+    ``strategy``: a ``tf.distribute.Strategy`` (default: the current one); under another one each
+    batch is split over its replicas and their gradients summed (build the agent in its scope).
     """
+    from tf_rl_text import distribute
+
+    strategy = distribute.resolve(strategy)
     texts = list(texts)
     if not texts:
         raise ValueError("warm_start needs at least one text, got none")
@@ -43,18 +74,26 @@ def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_ra
     if max_length > agent.context_length:
         max_length = agent.context_length
     ids, mask = encode_texts(agent.tokenizer, texts, max_length)
-    optimizer = keras.optimizers.Adam(learning_rate)
+    with strategy.scope():
+        optimizer = keras.optimizers.Adam(learning_rate)
     variables = agent.trainable_variables
+
+    def mean_nll(batch_ids, batch_mask):
+        logits = agent.token_logits(batch_ids, batch_mask, training=True)[:, :-1]  # (B, L-1, V)
+        nll = -ops.gather_log_probs(logits, batch_ids[:, 1:])
+        return ops.masked_mean(nll, tf.cast(batch_mask[:, 1:], tf.float32))
 
     def update(batch_ids, batch_mask):
         with tf.GradientTape() as tape:
-            logits = agent.token_logits(batch_ids, batch_mask, training=True)[:, :-1]  # (B, L-1, V)
-            nll = -ops.gather_log_probs(logits, batch_ids[:, 1:])
-            loss = ops.masked_mean(nll, tf.cast(batch_mask[:, 1:], tf.float32))
+            loss = mean_nll(batch_ids, batch_mask)
         apply_clipped(optimizer, tape.gradient(loss, variables), variables, max_grad_norm=1.0)
         return loss
 
-    update = agent.compile_fn(update, [tf.TensorSpec([None, None], tf.int32)] * 2)
+    if distribute.is_default(strategy):
+        update = agent.compile_fn(update, [tf.TensorSpec([None, None], tf.int32)] * 2)
+    else:
+        update = _distributed_mle_update(agent, strategy, optimizer, mean_nll, 2,
+                                         lambda t: tf.reduce_sum(tf.cast(t[1][:, 1:], tf.float32)))
     from tqdm.auto import tqdm
 
     rng = np.random.RandomState(seed)
@@ -76,8 +115,8 @@ def _keep_last_tokens(tokenizer, text, n):
 
 def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-3,
               max_prompt_tokens: int | None = None, max_target_tokens: int = 32, seed: int = 0,
-              progress: bool = True, prefix: str | None = None, optimizer=None, max_seconds: float | None = None,
-              callback=None):
+              progress: bool = True, prefix: str | None = None, strategy=None, optimizer=None,
+              max_seconds: float | None = None, callback=None):
     """Supervised fine-tuning on (prompt or source, target) pairs: maximum likelihood of each
     target (followed by EOS) given its prompt, for causal and encoder-decoder agents alike.
 
@@ -86,14 +125,18 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
     It scores through ``agent.log_probs`` (the same function RL trains), so the warm-started
     policy is exactly the one the trainers then improve. Prompts longer than
     ``max_prompt_tokens`` keep their last tokens; targets are cut at ``max_target_tokens``.
+    Returns the per-step losses. ``strategy``: as for :func:`warm_start`.
     ``optimizer``: a Keras optimizer to use instead of a new Adam(learning_rate) (successive calls
-    then continue one Adam state). ``max_seconds``: also stop once the updates (batching, forward,
-    backward, step; not the preparation nor the callback) have taken this much wall time: a time
-    budget, e.g. an equal-compute control run. ``callback(step, loss, train_seconds)`` runs after
-    every update (``step`` counts from 1, ``train_seconds`` is the update time so far); a true
-    return value stops training (early stopping: evaluate dev every N steps, stop when it stalls).
-    Returns the per-step losses.
+    then continue one Adam state; build it under the strategy's scope). ``max_seconds``: also stop
+    once the updates (batching, forward, backward, step; not the preparation nor the callback) have
+    taken this much wall time: a time budget, e.g. an equal-compute control run.
+    ``callback(step, loss, train_seconds)`` runs after every update (``step`` counts from 1,
+    ``train_seconds`` is the update time so far); a true return value stops training (early
+    stopping: evaluate dev every N steps, stop when it stalls).
     """
+    from tf_rl_text import distribute
+
+    strategy = distribute.resolve(strategy)
     prompts, targets = list(prompts), list(targets)
     if not prompts:
         raise ValueError("fit_pairs needs at least one (prompt, target) pair, got none")
@@ -116,18 +159,28 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
         )
     prompts = [_keep_last_tokens(tok, p, max_prompt_tokens) for p in prompts]
     target_ids, target_mask = encode_texts(tok, targets, max_target_tokens)
-    optimizer = keras.optimizers.Adam(learning_rate) if optimizer is None else optimizer
+    if optimizer is None:
+        with strategy.scope():
+            optimizer = keras.optimizers.Adam(learning_rate)
     variables = agent.trainable_variables
     spec = tf.TensorSpec([None, None], tf.int32)
 
+    def mean_nll(p_ids, p_mask, t_ids, t_mask):
+        logp = agent.log_probs(p_ids, p_mask, t_ids, t_mask, training=True)  # (B, T)
+        return -ops.masked_mean(logp, tf.cast(t_mask, tf.float32))
+
     def update(p_ids, p_mask, t_ids, t_mask):
         with tf.GradientTape() as tape:
-            logp = agent.log_probs(p_ids, p_mask, t_ids, t_mask, training=True)  # (B, T)
-            loss = -ops.masked_mean(logp, tf.cast(t_mask, tf.float32))
+            loss = mean_nll(p_ids, p_mask, t_ids, t_mask)
         apply_clipped(optimizer, tape.gradient(loss, variables), variables, max_grad_norm=1.0)
         return loss
 
-    update = agent.compile_fn(update, [spec] * 4)
+    if distribute.is_default(strategy):
+        update = agent.compile_fn(update, [spec] * 4)
+    else:
+        from tf_rl_text.distribute import count_mask_tokens
+
+        update = _distributed_mle_update(agent, strategy, optimizer, mean_nll, 4, count_mask_tokens)
     from tqdm.auto import tqdm
 
     rng = np.random.RandomState(seed)

@@ -347,7 +347,7 @@ class QLearningTrainer(Trainer):
     def update(self, batch: dict) -> dict:
         """One TD update on a sampled ``batch`` (split into ``grad_accumulation_steps`` chunks when > 1)."""
         tensors = [batch[name] for name in ReplayBuffer.FIELDS]
-        if self.config.grad_accumulation_steps == 1:
+        if self.config.grad_accumulation_steps == 1 and not self.distributed:
             return self.check_update(self._update(*tensors))  # NaN/Inf: not applied, the step is refused
         info = self.check_update(self.accumulate(self._grads, tensors, self.policy.trainable_variables))
         if "_sync_fn" not in self.__dict__:
@@ -490,6 +490,8 @@ class QLearningTrainer(Trainer):
             tf.TensorSpec([None], tf.float32, name="rewards"),
         ]
         return self.agent.graph_code(self._update_step), signature
+
+    training_only_extras = ("target_variables", "sync_target_network")
 
     def _export_kwargs(self):
         """Signatures besides the policy's (``generate`` is greedy: argmax Q; ``sample`` the exploring

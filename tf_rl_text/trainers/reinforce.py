@@ -171,6 +171,9 @@ class ReinforceTrainer(Trainer):
         vec = tf.TensorSpec([None], tf.float32)
         tok = tf.TensorSpec([None, None], tf.float32)
         num = tf.TensorSpec([], tf.float32)
+        if self.config.mle_coef > 0 and self.distributed:
+            raise ValueError(f"mle_coef={self.config.mle_coef} (the mixed objective) does not support a "
+                             "distribution strategy yet: train on one device or set mle_coef=0")
         mixed = [seq, seq] if self.config.mle_coef > 0 else []  # the references of the MLE term
         self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, vec, vec, *mixed],
                                         jit_compile=self.config.jit_compile)
@@ -346,7 +349,7 @@ class ReinforceTrainer(Trainer):
         tensors = [tf.constant(rollout.prompt_ids), tf.constant(rollout.prompt_mask),
                    tf.constant(rollout.completion_ids), tf.constant(rollout.completion_mask)]
         rewards, baseline = tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32)
-        if self.config.grad_accumulation_steps > 1:
+        if self.config.grad_accumulation_steps > 1 or self.distributed:  # chunks / replicas: weighted shares
             out = self._accumulated_update(tensors, rewards, baseline)
         else:
             out = self._update(*tensors, rewards, baseline, *self._reference_tensors(rollout))

@@ -78,7 +78,11 @@ class ReplayBuffer(tf.Module):
         n = rows[0].shape[0]
         index = (int(self.next_index.numpy()) + np.arange(n)) % self.capacity
         for name, values in zip(self.FIELDS, rows):
-            getattr(self, name).scatter_nd_update(index[:, None], values)
+            var = getattr(self, name)
+            if isinstance(var, tf.distribute.DistributedValues):  # built under a strategy: no scatter on those
+                var.assign(tf.tensor_scatter_nd_update(var, index[:, None], values))
+            else:
+                var.scatter_nd_update(index[:, None], values)
         self.next_index.assign((int(self.next_index.numpy()) + n) % self.capacity)
         self.size.assign(min(len(self) + n, self.capacity))
 
