@@ -249,3 +249,17 @@ def test_mixed_objective_adds_lambda_times_reference_nll_and_alone_fits_the_refe
     with pytest.raises(ValueError, match=r"does not support gradient accumulation yet: set grad_accumulation_steps=1 "
                                          r"\(got 2\)"):
         ReinforceConfig(mle_coef=0.5, grad_accumulation_steps=2)
+
+
+def test_mixed_objective_refuses_a_distribution_strategy(tokenizer):
+    from conftest import make_tiny_t5
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        agent = RLAgent(make_tiny_t5(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(["a dog"], tokenizer, lambda c, p, r: [1.0] * len(c), references=["ein Hund"],
+                            batch_size=1, max_new_tokens=4, seed=0, encoder_decoder=True)
+    with pytest.raises(ValueError, match=r"mle_coef=0.5 \(the mixed objective\) does not support a distribution "
+                                         r"strategy yet"):
+        ReinforceTrainer(agent, env, ReinforceConfig(baseline="rloo", num_samples_per_prompt=2, mle_coef=0.5),
+                         strategy=strategy)
