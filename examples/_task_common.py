@@ -317,7 +317,7 @@ def run(task: Task, argv=None) -> dict:
                   f"kept {kept} ({evaluation.best_score:.4f})")
     dev_history = [(step, logs[task.metric]) for step, logs in evaluation.results] or [(0, dev_score)]
 
-    rl_note = why_rl_did_not_help(task, trainer, train, dev, s) if s.rl_steps and best["step"] == 0 else None
+    rl_note = why_rl_did_not_help(task, trainer, train, dev, s) if s.rl_steps and evaluation.best_step == 0 else None
     if rl_note:
         print(rl_note)
 
