@@ -35,7 +35,7 @@ setup(
     # does). It is NOT listed in an extra on purpose: pip would then resolve its requirements
     # (sentence-transformers), which pulls in PyTorch and transformers 5 (no TF classes), breaking
     # this stack -- seen with `pip install --dry-run` even when the package is already installed.
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},  # .ci/run: two workers, one per core
     entry_points={"console_scripts": ["tf-rl-text = tf_rl_text.cli:main"]},
     license="Apache-2.0",
 )

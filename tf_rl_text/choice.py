@@ -429,6 +429,7 @@ class ChoiceEnv(py_environment.PyEnvironment):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.prompts, self.candidates, self.labels, self.references = prompts, candidates, labels, references
         self.tokenizer, self.reward_fn = tokenizer, reward_fn
+        self.num_reward_batches = 0  # reward_fn calls so far (TextGenerationEnv.compute_rewards names the batch)
         self.select, self.max_length, self._batch_size = int(select), int(max_length), int(batch_size)
         self.num_choices = len(labels) if labels is not None else max(len(c) for c in candidates)
         vocab = len(tokenizer)
