@@ -49,6 +49,14 @@ class RewardNormalizer:
         self.mean = 0.0
         self._m2 = 0.0  # sum of squared deviations from the mean
 
+    def state_dict(self) -> list:
+        """The running statistics ``[count, mean, m2]`` (JSON-safe; a trainer's checkpoint carries them)."""
+        return [self.count, self.mean, self._m2]
+
+    def load_state_dict(self, state) -> None:
+        """Put back what :meth:`state_dict` returned."""
+        self.count, self.mean, self._m2 = state
+
     @property
     def var(self) -> float:
         """Population variance of every reward seen so far (0 before any)."""

@@ -161,13 +161,12 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
     def _python_state(self):
         norm = self.reward_normalizer
         return {"moving_average": self.moving_average,
-                "reward_normalizer": None if norm is None else [norm.count, norm.mean, norm._m2]}
+                "reward_normalizer": None if norm is None else norm.state_dict()}
 
     def _load_python_state(self, state):
         self.moving_average = state["moving_average"]
         if self.reward_normalizer is not None and state.get("reward_normalizer") is not None:
-            self.reward_normalizer.count, self.reward_normalizer.mean, self.reward_normalizer._m2 = (
-                state["reward_normalizer"])
+            self.reward_normalizer.load_state_dict(state["reward_normalizer"])
 
     def _update_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards,
                      baseline):

@@ -185,13 +185,12 @@ class ReinforceTrainer(Trainer):
     def _python_state(self):
         norm = self.reward_normalizer
         return {"moving_average": self.moving_average,
-                "reward_normalizer": None if norm is None else [norm.count, norm.mean, norm._m2]}
+                "reward_normalizer": None if norm is None else norm.state_dict()}
 
     def _load_python_state(self, state):
         self.moving_average = state["moving_average"]
         if self.reward_normalizer is not None and state.get("reward_normalizer") is not None:
-            self.reward_normalizer.count, self.reward_normalizer.mean, self.reward_normalizer._m2 = (
-                state["reward_normalizer"])
+            self.reward_normalizer.load_state_dict(state["reward_normalizer"])
 
     # ------------------------------------------------------------------ graph
     def reference_log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
