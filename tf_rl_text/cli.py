@@ -49,10 +49,12 @@ def cmd_train(args):
     run_dir = args.run_dir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0]
                                            + ("_quick" if args.quick else ""))
     summary = train_run(cfg, run_dir, progress=not args.no_progress, log=_log)
-    _print_table("run " + run_dir, {k: v for k, v in summary.items() if k != "samples"})
+    _print_table("run " + run_dir, {k: v for k, v in summary.items() if v is not None and not isinstance(v, (list, dict))
+                                    and k not in ("data", "model", "rl_note")})
     print("samples (greedy):")
+    sep = " => " if cfg.model.kind == "seq2seq" and not cfg.model.path else ""
     for s in summary["samples"]:
-        print(f"  {s}")
+        print(f"  {s['prompt']}{sep}{s['completion']}")
     return 0
 
 

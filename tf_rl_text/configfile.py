@@ -9,6 +9,7 @@ A config file has these sections (all optional but ``algorithm``)::
     trainer: {...}                # the algorithm's config dataclass (ReinforceConfig, PPOConfig, ...)
     run:     {...}                # RunSection: steps, warm start, batch size, max_new_tokens, seed, ...
     quick:   {run: {...}, ...}    # merged over the sections above by ``--quick`` (a smoke run)
+    real_data: {run: {...}, ...}  # merged when data.data_dir is set and not --quick (sizes for real data)
 
 Field types come from the dataclasses through transformers' ``HfArgumentParser`` (the same
 parser that reads ``TrainingArguments``); the field docstrings are the help text
@@ -31,7 +32,7 @@ import os
 import textwrap
 
 ALGORITHMS = ("reinforce", "a2c", "ppo", "q_learning")
-SECTIONS = ("algorithm", "model", "data", "reward", "trainer", "run", "quick")
+SECTIONS = ("algorithm", "model", "data", "reward", "trainer", "run", "quick", "real_data")
 DATA_SOURCES = ("prompts", "file", "translation", "summarization", "dialogue")
 TASK_SOURCES = ("translation", "summarization", "dialogue")
 
@@ -67,7 +68,8 @@ class ModelSection:
         _choice("precision", self.precision, ("float32", "mixed_bfloat16"))
         _at_least("layers", self.layers, 1)
         _at_least("width", self.width, 8)
-        _at_least("vocab_size", self.vocab_size, 260)
+        if self.vocab_size < 260:
+            raise ValueError(f"vocab_size must be >= 260 (256 bytes + 3 special tokens), got {self.vocab_size}")
 
 
 @dataclasses.dataclass
@@ -90,8 +92,10 @@ class DataSection:
     null = the task's small embedded data (no download, no shared folder needed)."""
     limit: int | None = None
     """Keep only the first N training examples."""
+    dev_limit: int | None = None
+    """Keep only the first N dev examples (real task data with a dev split: they choose the kept checkpoint)."""
     eval_limit: int | None = 64
-    """Held-out examples the final evaluation scores (null = all)."""
+    """Held-out (test) examples the evaluations before and after RL score (null = all)."""
     eval_fraction: float = 0.2
     """Share of the examples held out for evaluation when the data has no separate split."""
     prefix: str = ""
@@ -107,6 +111,8 @@ class DataSection:
             raise ValueError("path must name a jsonl or csv file when source is 'file', got none")
         if self.limit is not None:
             _at_least("limit", self.limit, 1)
+        if self.dev_limit is not None:
+            _at_least("dev_limit", self.dev_limit, 1)
         if self.eval_limit is not None:
             _at_least("eval_limit", self.eval_limit, 1)
         if not 0.0 < self.eval_fraction < 1.0:
@@ -139,9 +145,20 @@ class RunSection:
     eval_metrics: str = "reward"
     """Comma-separated final evaluation: reward (greedy mean reward) and, for data with references, any of
     bleu, sacrebleu, sentence_bleu, rouge, distinct, length, perplexity."""
+    eval_samples: int = 0
+    """Also score the reward of this many sampled completions per held-out prompt (fixed seed) before and
+    after RL, as sampled_reward; 0 = only the greedy reward."""
+    keep_best: str | None = None
+    """A metric (reward, or one of eval_metrics such as bleu or rougeL) scored on the dev set after RL and every
+    eval_every steps; the best weights, the warm start's included, are the ones kept and exported. null = the last."""
+    eval_every: int = 0
+    """With keep_best: score the dev set every N RL steps too (0 = only at the end of RL)."""
+    deterministic: bool = False
+    """Deterministic TF kernels (op determinism): the same seed gives the same numbers, and a resumed run ends
+    as the uninterrupted one would have."""
     strategy: str = "default"
-    """tf.distribute strategy: "default" (one device) or "mirrored" (all local GPUs; docs/distributed.md).
-    Several machines: the examples' --strategy multi_worker (this run loop is not chief-aware yet)."""
+    """tf.distribute strategy: "default" (one device), "mirrored" (all local GPUs) or "multi_worker"
+    (MultiWorkerMirroredStrategy from TF_CONFIG; only the chief writes files); docs/distributed.md."""
 
     def __post_init__(self):
         _at_least("steps", self.steps, 0)
@@ -151,20 +168,20 @@ class RunSection:
         _at_least("batch_size", self.batch_size, 1)
         _at_least("max_new_tokens", self.max_new_tokens, 1)
         if not 0 <= self.seed <= 2**32 - 1:
-            raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
+            raise ValueError(f"seed must be >= 0 and <= {2**32 - 1}, got {self.seed}")
         _at_least("demonstrations", self.demonstrations, 0)
         _at_least("checkpoint_every", self.checkpoint_every, 0)
-        if self.strategy == "multi_worker":
-            raise ValueError("strategy 'multi_worker' is not available in tf-rl-text train yet (its run loop would "
-                             "write files on every worker); use an example script with --strategy multi_worker "
-                             "(docs/distributed.md), got 'multi_worker'")
-        if self.strategy not in ("default", "mirrored"):
-            raise ValueError(f"strategy must be one of ('default', 'mirrored'), got {self.strategy!r}")
+        _at_least("eval_samples", self.eval_samples, 0)
+        _at_least("eval_every", self.eval_every, 0)
+        if self.strategy not in ("default", "mirrored", "multi_worker"):
+            raise ValueError(f"strategy must be one of ('default', 'mirrored', 'multi_worker'), got {self.strategy!r}")
         from tf_rl_text.metrics import METRICS
 
         for m in self.metric_list:
             if m != "reward" and m not in METRICS:
                 raise ValueError(f"eval_metrics: unknown metric {m!r}; choose from {['reward', *METRICS]}")
+        if self.keep_best is not None and self.keep_best not in ("reward", *METRICS):
+            raise ValueError(f"keep_best must be reward or a metric of {list(METRICS)}, got {self.keep_best!r}")
 
     @property
     def metric_list(self):
@@ -496,6 +513,9 @@ def _check_exists(cfg: RunConfig):
         for i, c in enumerate(r.get("components") or []):
             reward_paths(c, f"{where}.components[{i}]")
     reward_paths(cfg.reward, "reward")
+    if cfg.model.path and not os.path.isdir(cfg.model.path):
+        raise ConfigError(f"{src}: model.path {cfg.model.path!r} is not a folder; pass a local folder written by "
+                          "save_pretrained")
     for where, path in checks:
         if path and not os.path.exists(path):
             hint, folder = "", data_folder()
@@ -507,8 +527,8 @@ def _check_exists(cfg: RunConfig):
                         "or create it")
             raise ConfigError(f"{src}: {where} {path!r} does not exist{hint}")
     if cfg.model.path and not os.path.isfile(os.path.join(cfg.model.path, "config.json")):
-        raise ConfigError(f"{src}: model.path {cfg.model.path!r} has no config.json, so it is not a save_pretrained "
-                          "folder; pass a local folder written by save_pretrained")
+        raise ConfigError(f"{src}: model.path {cfg.model.path!r} has no config.json, so it is not a saved model; "
+                          "pass a local folder written by save_pretrained")
 
 
 def load_config(path: str, sets=None, quick: bool = False) -> RunConfig:
@@ -519,14 +539,18 @@ def load_config(path: str, sets=None, quick: bool = False) -> RunConfig:
             close = difflib.get_close_matches(str(key), SECTIONS, 1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise ConfigError(f"{path}: unknown section {key!r}; {hint}sections: {', '.join(SECTIONS)}")
-    quick_part = raw.pop("quick", None) or {}
-    if not isinstance(quick_part, dict):
-        raise ConfigError(f"{path}: section 'quick' must be a mapping of sections, got {quick_part!r}")
+    parts = {}
+    for name in ("quick", "real_data"):
+        parts[name] = raw.pop(name, None) or {}
+        if not isinstance(parts[name], dict):
+            raise ConfigError(f"{path}: section {name!r} must be a mapping of sections, got {parts[name]!r}")
+        for key in parts[name]:
+            if key not in SECTIONS or key in ("quick", "real_data"):
+                raise ConfigError(f"{path}: unknown section {name}.{key}; sections: {', '.join(SECTIONS[:-2])}")
     if quick:
-        for key in quick_part:
-            if key not in SECTIONS or key == "quick":
-                raise ConfigError(f"{path}: unknown section quick.{key}; sections: {', '.join(SECTIONS[:-1])}")
-        raw = _merge(raw, quick_part)
+        raw = _merge(raw, parts["quick"])
+    elif parts["real_data"] and (apply_sets(raw, sets, path).get("data") or {}).get("data_dir"):
+        raw = _merge(raw, parts["real_data"])  # sizes for real data (data.data_dir set here or by --set)
     raw = apply_sets(raw, sets, path)
     algorithm = raw.get("algorithm")
     if algorithm not in ALGORITHMS:
@@ -550,6 +574,104 @@ def load_config(path: str, sets=None, quick: bool = False) -> RunConfig:
     return cfg
 
 
+# --------------------------------------------------------------------------- example scripts: flags over a config
+SCRIPT_FLAGS = {  # every example script takes these (its own flags come on top)
+    "--seed": "run.seed",
+    "--precision": "model.precision",
+    "--checkpoint-every": "run.checkpoint_every",
+    "--deterministic": "run.deterministic",
+    "--strategy": "run.strategy",
+}
+
+
+def _field(raw: dict, path: str):
+    """(dataclass, field name, value in ``raw``) of a flag's ``section.field`` (reward fields: no dataclass)."""
+    if "." not in path:  # "algorithm"
+        return None, path, raw.get(path)
+    section, name = path.split(".", 1)
+    classes = {"model": ModelSection, "data": DataSection, "run": RunSection}
+    if section == "trainer":
+        classes["trainer"] = algorithm_config_class(raw.get("algorithm") or "reinforce")
+    cls = classes.get(section)
+    fields = {f.name: f for f in dataclasses.fields(cls)} if cls else {}
+    if cls and name not in fields:
+        raise ValueError(f"flag field {path!r}: {cls.__name__} has no field {name!r}")
+    default = fields[name].default if name in fields else None
+    return cls, name, (raw.get(section) or {}).get(name, default)
+
+
+def flag_text(text: str, flags: dict, source: str = "") -> str:
+    """``text`` (a ConfigError or a note) with the config's ``section.field`` names replaced by the script's flags."""
+    import re
+
+    if source:
+        text = text.replace(f"{source}: ", "")
+    inverse = {path: flag for flag, path in flags.items()}
+    m = re.match(r"(\w+): (\w+)\b(.*)", text, re.S)  # "run: steps must be >= 0" (a dataclass's own message)
+    if m and f"{m[1]}.{m[2]}" in inverse:
+        text = inverse[f"{m[1]}.{m[2]}"] + m[3]
+    for path in sorted(inverse, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w.-]){re.escape(path)}\b", inverse[path], text)
+    return text
+
+
+def script_args(config: str, flags: dict, argv=None, description: str = "", name: str | None = None,
+                skip_warm_start_with_model: bool = False):
+    """``(cfg, args)`` of an example script whose flags are fields of ``config`` (a file in configs/).
+
+    ``flags`` maps a flag to a field, ``{"--episodes": "run.steps", "--kl-coef": "trainer.kl_coef"}``
+    (plus :data:`SCRIPT_FLAGS`); the help text, type and default of each come from the config's
+    dataclasses (the field docstrings, as ``tf-rl-text config`` prints them) and the file, and a
+    given flag is a ``--set`` of its field, so the script runs exactly ``tf-rl-text train CONFIG
+    --set ...``. Every script also takes ``--quick`` (the config's quick section), ``--run-dir``,
+    ``--output``, ``--metrics-file`` and ``--no-progress``. A bad value exits 2 with one line
+    naming the flag. ``skip_warm_start_with_model``: ``--model`` sets ``run.warm_start_steps``
+    to 0 unless that flag is given too.
+    """
+    import argparse
+
+    flags = {**flags, **{k: v for k, v in SCRIPT_FLAGS.items() if k not in flags}}
+    name = name or os.path.splitext(os.path.basename(config))[0]
+    base = read_file(config)
+    quick = _merge(base, base.get("quick") or {})
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=f"Every flag is a field of {os.path.relpath(config)} (the same run as "
+                                     f"`tf-rl-text train {os.path.relpath(config)} --set FIELD=VALUE`).")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: the config's quick section")
+    for flag, path in flags.items():
+        cls, field, default = _field(base, path)
+        quick_default = _field(quick, path)[2]
+        doc = field_docs(cls).get(field, "") if cls else ""
+        shown = f"{default}" + (f", --quick {quick_default}" if quick_default != default else "")
+        if flag == "--model" and skip_warm_start_with_model:
+            doc += " Given, the warm start is skipped unless --warm-start-steps is given too."
+        help_text = f"{doc} [{path}; default {shown}]".strip().replace("%", "%%")
+        if cls and isinstance(default, bool) and default is False:
+            parser.add_argument(flag, action="store_const", const="true", default=None, help=help_text)
+        else:
+            parser.add_argument(flag, default=None, metavar=field.upper(), help=help_text)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(config)))
+    parser.add_argument("--run-dir", default=os.path.join("runs", name),
+                        help=f"run folder: checkpoints/, tensorboard/, metrics.jsonl, summary.json (default runs/{name}). "
+                             "Rerunning the same command resumes from its last checkpoint (after a crash or Ctrl-C)")
+    parser.add_argument("--output", default=os.path.join(root, "saved_models", name),
+                        help=f"folder the SavedModel is exported to (default saved_models/{name})")
+    parser.add_argument("--metrics-file", default=None, help="also write the JSON summary here")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = parser.parse_args(argv)
+    dest = {flag: flag.lstrip("-").replace("-", "_") for flag in flags}
+    given = {flag: getattr(args, dest[flag]) for flag in flags if getattr(args, dest[flag]) is not None}
+    sets = [f"{flags[flag]}={value}" for flag, value in given.items()]
+    if skip_warm_start_with_model and given.get("--model") and "run.warm_start_steps" not in (flags[f] for f in given):
+        sets.append("run.warm_start_steps=0")
+    try:
+        cfg = load_config(config, sets, quick=args.quick)
+    except ConfigError as e:
+        parser.error(flag_text(str(e), flags, config))
+    args.flags = flags
+    return cfg, args
+
+
 def to_dict(cfg: RunConfig) -> dict:
     """The config as it ran: every section with every field (defaults filled in)."""
     return {"algorithm": cfg.algorithm, "model": dataclasses.asdict(cfg.model), "data": dataclasses.asdict(cfg.data),
@@ -557,4 +679,4 @@ def to_dict(cfg: RunConfig) -> dict:
 
 
 __all__ = ["ConfigError", "ModelSection", "DataSection", "RunSection", "RunConfig", "REWARDS", "load_config",
-           "describe", "field_docs", "to_dict", "read_file"]
+           "describe", "field_docs", "to_dict", "read_file", "script_args", "flag_text"]

@@ -30,9 +30,12 @@ from tf_rl_text.configfile import TASK_SOURCES, ConfigError, RunConfig, to_dict
 
 # --------------------------------------------------------------------------- data
 CONTEXT_TURNS = 2  # dialogue: the previous two turns are the prompt
+SUMMARY_SOURCE_WORDS = 120  # SciTLDR abstracts are ~150-250 words; a small model reads the first 120
+DIALOGUE_DEV_PAIRS = 300  # Topical-Chat: the last pairs of valid_freq are the dev set
 
 
 def _conversation_pairs(conversations, name):
+    """(previous CONTEXT_TURNS turns joined by a newline, next turn) for every turn after the first."""
     from tf_rl_text.data import PromptDataset
 
     prompts, refs = [], []
@@ -44,65 +47,95 @@ def _conversation_pairs(conversations, name):
 
 
 def _split_conversations(path):
-    """The embedded dialogue jsonl ({"turns": [...]}) split 80/20 by conversation, as (context, reply) pairs."""
+    """A jsonl of {"turns": [...]} split 80/20 by conversation (none in both), as (context, reply) pairs."""
     from tf_rl_text import data
 
     conversations = []
     with data.open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                raise data.DataFormatError(f"{path}, line {lineno}: empty line; jsonl needs one JSON object per line")
             record = json.loads(line)
             turns = record.get("turns") if isinstance(record, dict) else None
-            if not isinstance(turns, list) or len(turns) < 2:
-                raise data.DataFormatError(f"{path}, line {lineno}: expected {{\"turns\": [at least 2 strings]}}")
-            conversations.append([str(t).strip() for t in turns])
+            if not isinstance(turns, list) or len(turns) < 2 or not all(isinstance(t, str) and t.strip() for t in turns):
+                raise data.DataFormatError(f"{path}, line {lineno}: expected {{\"turns\": [at least 2 non-empty strings]}}")
+            conversations.append([t.strip() for t in turns])
     random.Random(0).shuffle(conversations)
     cut = int(round(0.8 * len(conversations)))
-    return _conversation_pairs(conversations[:cut], "train"), _conversation_pairs(conversations[cut:], "held-out")
+    held_out = _conversation_pairs(conversations[cut:], "held-out")
+    return _conversation_pairs(conversations[:cut], "train"), held_out, held_out, (
+        f"{len(conversations)} conversations, 80/20 split by conversation")
+
+
+def _task_data(d):
+    """(train, dev, test, note) of a task source; dev is test when the data has no dev split."""
+    from tf_rl_text import data
+    from tf_rl_text.defaults import task_data_path
+
+    path, cut = d.data_dir or task_data_path(d.source), 1.0 - d.eval_fraction
+    where = f"embedded ({path})" if d.data_dir is None else path
+    if d.source == "dialogue" and os.path.isdir(path):  # Topical-Chat: valid_freq.json / test_freq.json
+        pairs = data.load_dialogue(path, split="valid_freq", context_turns=CONTEXT_TURNS)
+        test = data.load_dialogue(path, split="test_freq", context_turns=CONTEXT_TURNS)
+        return (pairs[:-DIALOGUE_DEV_PAIRS], pairs[-DIALOGUE_DEV_PAIRS:], test,
+                f"Topical-Chat in {path}: valid_freq (train: all but its last {DIALOGUE_DEV_PAIRS} pairs, which "
+                "choose the checkpoint), test_freq (report)")
+    if d.source == "dialogue" and path.endswith(".json"):  # one Topical-Chat file
+        pairs = data.load_dialogue(path, context_turns=CONTEXT_TURNS)
+        train, held_out = pairs.split(cut)
+        return train, held_out, held_out, f"{path}: {len(pairs)} pairs, first {cut:.0%} train"
+    if d.source == "dialogue":
+        train, dev, test, note = _split_conversations(path)
+        return train, dev, test, f"{where}: {note}"
+    if os.path.isdir(path):  # Multi30k (train / val / test_2016_flickr) or SciTLDR (train / dev / test)
+        if d.source == "translation":
+            train, dev, test = (data.load_translation(path, split=s) for s in ("train", "val", "test_2016_flickr"))
+            return train, dev, test, f"Multi30k en->de in {path}: train, val (checkpoint), test_2016_flickr (report)"
+        train, dev, test = (data.load_summarization(path, split=s, max_source_words=SUMMARY_SOURCE_WORDS)
+                            for s in ("train", "dev", "test"))
+        return train, dev, test, (f"SciTLDR in {path}: train, dev (checkpoint), test (report; all references); "
+                                  f"sources cut to {SUMMARY_SOURCE_WORDS} words")
+    if d.source == "translation":  # a jsonl of {"source": English, "target": German}
+        ds = data.load_jsonl(path, "source", "target")
+    else:
+        ds = data.load_summarization(path, max_source_words=None if d.data_dir is None else SUMMARY_SOURCE_WORDS)
+    train, held_out = ds.split(cut, shuffle=True, seed=0)
+    return train, held_out, held_out, f"{where}: {len(ds)} pairs, {cut:.0%}/{1 - cut:.0%} split"
 
 
 def load_data(cfg: RunConfig):
-    """(train, held_out): PromptDatasets (held_out may be the same prompts when there are no references)."""
+    """(train, dev, test, note): PromptDatasets. ``dev`` chooses the kept checkpoint (run.keep_best) and
+    is ``test`` itself when the data has no dev split; without references all three are the prompts."""
     from tf_rl_text import data, load_prompts
-    from tf_rl_text.defaults import task_data_path
 
     d = cfg.data
     if d.source == "prompts":
         ds = data.PromptDataset([d.prefix + p for p in load_prompts()], None, "embedded prompts")
-        train, held_out = ds, ds
+        train, dev, test, note = ds, ds, ds, f"the {len(ds)} embedded prompts"
     elif d.source == "file":
         fmt = d.format or ("csv" if d.path.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")) else "jsonl")
         loader = data.load_csv if fmt == "csv" else data.load_jsonl
         ds = loader(d.path, prompt_field=d.prompt_field, reference_field=d.reference_field, prefix=d.prefix)
-        if ds.has_references:
-            train, held_out = ds.split(1.0 - d.eval_fraction, shuffle=True, seed=0)
-        else:
-            train, held_out = ds, ds
-    elif d.data_dir is None:  # a task's embedded data
-        if d.source == "dialogue":
-            train, held_out = _split_conversations(task_data_path("dialogue"))
-        else:
-            loader = data.load_summarization if d.source == "summarization" else (
-                lambda p: data.load_jsonl(p, "source", "target"))
-            train, held_out = loader(task_data_path(d.source)).split(1.0 - d.eval_fraction, shuffle=True, seed=0)
-    else:  # a task's real data folder
-        if d.source == "translation":
-            train = data.load_translation(d.data_dir, split="train")
-            held_out = data.load_translation(d.data_dir, split="test_2016_flickr")
-        elif d.source == "summarization":
-            train = data.load_summarization(d.data_dir, split="train", max_source_words=d.max_source_tokens)
-            held_out = data.load_summarization(d.data_dir, split="test", max_source_words=d.max_source_tokens)
-        else:
-            train = data.load_dialogue(d.data_dir, split="valid_freq", context_turns=CONTEXT_TURNS)
-            held_out = data.load_dialogue(d.data_dir, split="test_freq", context_turns=CONTEXT_TURNS)
-    if d.prefix and d.source != "prompts" and d.source != "file":
-        train, held_out = (x.map_prompts(lambda p: d.prefix + p) for x in (train, held_out))
+        train, dev = ds.split(1.0 - d.eval_fraction, shuffle=True, seed=0) if ds.has_references else (ds, ds)
+        test, note = dev, f"{d.path}: {len(ds)} prompts"
+    else:
+        try:
+            train, dev, test, note = _task_data(d)
+        except (ValueError, FileNotFoundError) as e:
+            raise ConfigError(f"{cfg.source}: data.data_dir {d.data_dir!r}: {e}") from None
+        if d.prefix:
+            same = dev is test
+            train, dev, test = (x.map_prompts(lambda p: d.prefix + p) for x in (train, dev, test))
+            dev = test if same else dev
+    same = dev is test
     if d.limit is not None:
         train = train.take(min(d.limit, len(train)))
     if d.eval_limit is not None:
-        held_out = held_out.take(min(d.eval_limit, len(held_out)))
+        test = test.take(min(d.eval_limit, len(test)))
+    dev = test if same else (dev.take(min(d.dev_limit, len(dev))) if d.dev_limit else dev)
     if not len(train):
         raise ConfigError(f"{cfg.source}: data ({d.source}) holds no training examples")
-    return train, held_out
+    return train, dev, test, note
 
 
 # --------------------------------------------------------------------------- agent
@@ -142,35 +175,62 @@ def build_agent(cfg: RunConfig, train, tokenizer_dir: str | None = None):
 
 
 # --------------------------------------------------------------------------- reward
+_CLASSIFIER_TRAINING = ("train_data", "train_size", "val_size", "epochs", "max_length", "learning_rate", "output",
+                        "dynamic_padding")
+
+
 def _classifier_reward(args, cfg, log):
+    """A ClassifierReward over a trained folder (``model``) or MiniLM fine-tuned on ``train_data``;
+    ``reward.info`` says where it came from and its held-out accuracy."""
     from tf_rl_text.rewards import ClassifierReward, load_labelled_texts, minilm_path, train_reward_model
 
     args = dict(args)
     label, include_prompt = args.pop("label", 1), args.pop("include_prompt", True)
-    if "model" in args:
+    if "model" in args:  # a trained classifier: the training arguments are not read
         folder = args.pop("model")
-        return ClassifierReward.from_pretrained(folder, label=label, include_prompt=include_prompt, **args)
+        reward = ClassifierReward.from_pretrained(
+            folder, label=label, include_prompt=include_prompt,
+            **{k: v for k, v in args.items() if k not in _CLASSIFIER_TRAINING})
+        info_path = os.path.join(folder, "reward_model_metrics.json")
+        with open(info_path) if os.path.isfile(info_path) else open(os.devnull) as f:
+            accuracy = (json.loads(f.read() or "{}")).get("val_accuracy")
+        log(f"reward model: {folder} (held-out accuracy "
+            f"{'not recorded' if accuracy is None else f'{accuracy:.3f}'})")
+        reward.info = {"reward_model": os.path.abspath(folder), "rm_val_accuracy": accuracy}
+        return reward
     if "train_data" not in args:
         raise ConfigError(f"{cfg.source}: reward classifier needs model: FOLDER (a trained classifier) or "
                           "train_data: FOLDER|FILE (labelled sentences to train one on)")
-    texts, labels = load_labelled_texts(args.pop("train_data"))
-    train_size, epochs = args.pop("train_size", None), args.pop("epochs", 3)
+    path = args.pop("train_data")
+    try:
+        texts, labels = load_labelled_texts(path)
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"{cfg.source}: reward.train_data {path!r}: {e}") from None
+    train_size, val_size, epochs = args.pop("train_size", None), args.pop("val_size", None), args.pop("epochs", 3)
     max_length, lr, output = args.pop("max_length", 64), args.pop("learning_rate", 5e-5), args.pop("output", None)
+    dynamic_padding = args.pop("dynamic_padding", True)
     if args:
-        raise ConfigError(f"{cfg.source}: reward classifier: unknown argument(s) {sorted(args)}; known: model, train_data, "
-                          "train_size, epochs, max_length, learning_rate, output, label, include_prompt")
+        raise ConfigError(f"{cfg.source}: reward classifier: unknown argument(s) {sorted(args)}; known: model, "
+                          f"{', '.join(_CLASSIFIER_TRAINING)}, label, include_prompt")
     order = np.random.default_rng(cfg.run.seed).permutation(len(texts))
-    n_val = len(texts) // 5
+    n_val = len(texts) // 5  # the same held-out 20% whatever the training size
     val, train = order[:n_val], order[n_val:]
     if train_size:
-        train, val = train[: int(train_size)], val[: max(32, int(train_size) // 2)]
-    log(f"reward model: MiniLM + a classifier head on {len(train)} labelled sentences, {epochs} epoch(s)")
+        train = train[: int(train_size)]
+    val = val[: int(val_size)] if val_size else val
+    log(f"reward model: MiniLM (all-MiniLM-L6-v2) + a classifier head on {len(train)} labelled sentences, "
+        f"{epochs} epoch(s); held out: {len(val)}")
     result = train_reward_model(
         minilm_path(), ([texts[i] for i in train], [labels[i] for i in train]),
         validation_data=([texts[i] for i in val], [labels[i] for i in val]), epochs=int(epochs), batch_size=32,
-        learning_rate=float(lr), max_length=int(max_length), output_dir=output, seed=cfg.run.seed, verbose=0)
-    log(f"reward model held-out accuracy {result.val_accuracy:.3f} ({result.num_val} sentences)")
-    return ClassifierReward(result.model, result.tokenizer, label=label, include_prompt=include_prompt)
+        learning_rate=float(lr), max_length=int(max_length), output_dir=output, seed=cfg.run.seed, verbose=0,
+        dynamic_padding=bool(dynamic_padding))
+    log(f"reward model held-out accuracy {result.val_accuracy:.3f} ({result.num_val} sentences; "
+        f"{result.train_time_s:.0f} s)" + (f" -> {output}" if output else ""))
+    reward = ClassifierReward(result.model, result.tokenizer, label=label, include_prompt=include_prompt)
+    reward.info = {"reward_model": result.output_dir, "rm_val_accuracy": result.val_accuracy,
+                   "rm_num_train": result.num_train, "rm_num_val": result.num_val}
+    return reward
 
 
 def build_reward(spec: dict, cfg: RunConfig, log=print):
@@ -233,8 +293,28 @@ class Built:
     agent: object
     trainer: object
     train: object
-    held_out: object
+    dev: object
+    test: object
     reward: object
+    warm_start_losses: list = dataclasses.field(default_factory=list)
+    notes: dict = dataclasses.field(default_factory=dict)
+
+
+def make_strategy(cfg: RunConfig):
+    """The tf.distribute strategy of ``run.strategy`` (made once per process: a multi-worker one must exist
+    before TensorFlow runs any op)."""
+    from tf_rl_text.distribute import make_strategy as make
+
+    key = cfg.run.strategy
+    if key not in _STRATEGIES:
+        try:
+            _STRATEGIES[key] = make(key)
+        except ValueError as e:  # multi_worker without TF_CONFIG
+            raise ConfigError(f"{cfg.source}: run.strategy: {e}") from None
+    return _STRATEGIES[key]
+
+
+_STRATEGIES = {}
 
 
 def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, reward=True, progress=True, log=print,
@@ -250,16 +330,21 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
     from tf_rl_text import TextGenerationEnv, fit_pairs, load_corpus
     from tf_rl_text import warm_start as mle_warm_start
 
-    from tf_rl_text.distribute import make_strategy
-
-    train, held_out = load_data(cfg)
-    strategy = make_strategy(cfg.run.strategy)
+    strategy = make_strategy(cfg)
+    train, dev, test, data_note = load_data(cfg)
+    same = dev is test
+    log(f"data: {data_note}; train {len(train)}, " + (f"held-out {len(test)}" if same else
+                                                       f"dev {len(dev)} (chooses the checkpoint), test {len(test)}"))
     with strategy.scope():  # the model's variables belong to the strategy (docs/distributed.md)
         agent = build_agent(cfg, train, os.path.join(run_dir, "tokenizer") if run_dir else None)
+    model = agent.model
+    model_note = (f"{type(model).__name__} " + (f"from {cfg.model.path}" if cfg.model.path else "from scratch")
+                  + f", {model.count_params() / 1e6:.2f}M parameters, vocabulary {len(agent.tokenizer)}")
+    log(f"model: {model_note}")
     tok, r = agent.tokenizer, cfg.run
     if agent.is_encoder_decoder or cfg.data.source in TASK_SOURCES:
-        train = train.truncate_prompts(tok, cfg.data.max_source_tokens)
-        held_out = held_out.truncate_prompts(tok, cfg.data.max_source_tokens)
+        train, test = (x.truncate_prompts(tok, cfg.data.max_source_tokens) for x in (train, test))
+        dev = test if same else dev.truncate_prompts(tok, cfg.data.max_source_tokens)
     reward_fn = build_reward(cfg.reward, cfg, log) if reward else zero_reward
     try:  # before the warm start: a prompt that does not fit the model's context is a config mistake
         if train.has_references or agent.is_encoder_decoder:
@@ -270,7 +355,8 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
             env = TextGenerationEnv(train.prompts, tok, reward_fn=reward_fn, batch_size=r.batch_size,
                                     max_new_tokens=r.max_new_tokens, seed=r.seed)
     except ValueError as e:
-        raise ConfigError(f"{cfg.source}: {e}") from None
+        raise ConfigError(f"{cfg.source}: run.max_new_tokens {r.max_new_tokens}: {e}") from None
+    losses = []
     if warm_start and r.warm_start_steps:
         t0 = time.time()
         if train.has_references:
@@ -294,8 +380,10 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
         demo_prompts, demo_completions = upbeat_demonstrations(reward_fn, r.demonstrations)
         if demo_prompts:
             trainer.add_demonstrations(demo_prompts, demo_completions)
-            log(f"demonstrations: {len(demo_prompts)} corpus sentences the reward scores > 0")
-    return Built(agent, trainer, train, held_out, reward_fn)
+            log(f"demonstrations: {len(demo_prompts)} corpus sentences the reward scores > 0, e.g. "
+                f"{demo_prompts[0]!r} -> {demo_completions[0]!r}")
+    return Built(agent, trainer, train, dev, test, reward_fn, [float(x) for x in losses],
+                 {"data": data_note, "model": model_note})
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -304,6 +392,43 @@ def has_checkpoint(run_dir) -> bool:
     from tf_rl_text._compat import tf
 
     return bool(run_dir) and tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")) is not None
+
+
+RESUMABLE_CHANGES = {"run": ("steps", "checkpoint_every", "strategy", "eval_metrics", "eval_samples", "deterministic")}
+"""Fields a rerun on the same run folder may change (it still resumes): how long, how watched, on what devices."""
+
+
+def claim_run_dir(cfg: RunConfig, run_dir: str, scratch: bool = False, log=print):
+    """Make sure ``run_dir`` holds this run (or nothing). A run folder whose config.yaml differs from ``cfg``
+    (beyond :data:`RESUMABLE_CHANGES`) is an error; with ``scratch=True`` (an example's default folder) it is
+    moved aside to ``RUN_DIR.old`` instead, and so is a finished run (summary.json): a new run starts."""
+    import shutil
+
+    import yaml
+
+    record = os.path.join(run_dir, "config.yaml")
+    if not has_checkpoint(run_dir):
+        return
+    found = _flat(yaml.safe_load(open(record, encoding="utf-8")) if os.path.isfile(record) else {})
+    wanted = _flat(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
+    ignored = {f"{s}.{k}" for s, names in RESUMABLE_CHANGES.items() for k in names}
+    changed = sorted(k for k in set(found) | set(wanted) if k not in ignored and found.get(k) != wanted.get(k))
+    finished = os.path.isfile(os.path.join(run_dir, "summary.json"))
+    if not changed and not (scratch and finished):
+        return
+    why = f"a run with other settings ({', '.join(changed)} differ)" if changed else "a finished run"
+    if not scratch:
+        raise ConfigError(f"{run_dir!r} holds {why}; rerun with the same settings to resume it, or pass a new run "
+                          "folder")
+    shutil.rmtree(run_dir + ".old", ignore_errors=True)
+    os.replace(run_dir, run_dir + ".old")
+    log(f"{run_dir} held {why}; moved it to {run_dir}.old and starting a new run")
+
+
+def _flat(config: dict) -> dict:
+    """``{"section.field": value}`` of a config mapping (the reward as one value)."""
+    return {f"{s}.{k}": v for s, part in config.items() if isinstance(part, dict) and s != "reward"
+            for k, v in part.items()} | {s: v for s, v in config.items() if not isinstance(v, dict) or s == "reward"}
 
 
 # --------------------------------------------------------------------------- the training loop
@@ -316,34 +441,95 @@ def callbacks_for(run_dir: str) -> list:
     return [cb.JSONLLogger(os.path.join(run_dir, "metrics.jsonl")), cb.TensorBoard(os.path.join(run_dir, "tensorboard"))]
 
 
-def _run(trainer, cfg: RunConfig, run_dir: str, progress: bool = True, log=print) -> dict:
-    """Train to ``run.steps`` with the trainer base (it restored run_dir's checkpoint when built and
-    checkpoints every ``run.checkpoint_every`` steps and at the end), then export RUN_DIR/export."""
-    start_step = trainer.global_step
-    if trainer.restored_from:
-        log(f"resumed from {trainer.restored_from} at step {start_step}")
-    steps = trainer.train(cfg.run.steps, callbacks=callbacks_for(run_dir), progress=progress)
-    path = trainer.export(os.path.join(run_dir, "export"))
-    return {"start_step": start_step, "steps_run": len(steps), "step": trainer.global_step, "export": path}
+def _keep_best(built: Built, cfg: RunConfig, before: dict, log):
+    """EvalCallback on the dev set keeping the best ``run.keep_best`` (the warm start's score competes)."""
+    from tf_rl_text import metrics
+    from tf_rl_text.callbacks import EvalCallback, LambdaCallback
+
+    metric, trainer = cfg.run.keep_best, built.trainer
+
+    def score(t):
+        if metric == "reward":
+            refs = built.dev.references if built.dev.has_references else None
+            return {metric: t.evaluate(built.dev.prompts, refs)}
+        return {metric: metrics.evaluate(t.acting_agent, built.dev, metrics=[metric], max_new_tokens=cfg.run.max_new_tokens,
+                                          batch_size=max(cfg.run.batch_size, 32))[metric]}
+
+    start = before.get(metric) if built.dev is built.test and not trainer.global_step else None
+    if start is None and not trainer.global_step:
+        start = score(trainer)[metric]
+
+    def report(step, logs):
+        n = min(cfg.run.eval_every or cfg.run.steps, len(trainer.history)) or 1
+        reward = float(np.mean([h["reward_mean"] for h in trainer.history[-n:]]))
+        log(f"  RL step {step}: dev {metric} {logs[metric]:.4f} (best {keep.best_score:.4f} at step {keep.best_step}), "
+            f"mean sampled reward {reward:.4f}")
+
+    keep = EvalCallback(built.dev, metrics=score, every=cfg.run.eval_every, keep_best=metric, start_score=start,
+                        evaluate_at_start=not trainer.global_step)
+    return [keep, LambdaCallback(on_eval_end=report)], keep
+
+
+FITTED_REWARD = 0.8
+"""A mean sampled training reward (metric scale 0..1) at or above this at the first RL step means the
+warm start already reproduces its training pairs."""
+
+
+def rl_note(cfg: RunConfig, history, num_train: int, num_dev: int) -> str:
+    """Why a run whose RL never beat the warm start on the dev set did not help, with the run's own numbers."""
+    first = history[0]["reward_mean"]
+    lines = [f"Why RL did not help: no RL checkpoint beat the warm start on the {num_dev} held-out pairs."]
+    if first >= FITTED_REWARD:
+        lines.append(
+            f"The reward is scored on the {num_train} training pairs, and the warm start already reproduces them:"
+            f"\nits sampled outputs earned a mean reward of {first:.2f} (at most 1.0) at the first RL step. Self-critical"
+            f"\nREINFORCE learns from samples that beat the greedy output, and here few do, so the updates are mostly"
+            f"\nnoise, and noise on {num_dev} held-out pairs lowers the metric more often than it raises it.")
+        if cfg.run.warm_start_steps > 150:
+            lines.append(
+                "A shorter warm start (run.warm_start_steps=150 trainer.learning_rate=2e-4 run.eval_every=10) leaves RL"
+                "\nroom on the training prompts, but on data this small what RL learns there barely carries over to"
+                "\nheld-out pairs (docs/tasks-and-results.md). Real data (data.data_dir) gives RL more room.")
+    else:
+        lines.append(f"Its sampled outputs earned a mean reward of {first:.2f} on the training pairs at the first RL "
+                     f"step; {cfg.run.steps} steps at learning\nrate {cfg.trainer.learning_rate:g} did not carry over "
+                     "to the held-out pairs: try more run.steps, a higher trainer.learning_rate, or run.eval_every.")
+    return "\n  ".join(lines)
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate_run(built: Built, cfg: RunConfig) -> dict:
-    """The final evaluation: greedy mean reward and, with references, the text metrics on the held-out set."""
+def evaluate_run(built: Built, cfg: RunConfig):
+    """(scores, completions) on the test set: the greedy mean reward, the sampled one (``run.eval_samples``
+    completions per prompt, a fixed seed) and, with references, the text metrics of ``run.eval_metrics``."""
     from tf_rl_text import metrics
 
-    wanted = cfg.run.metric_list
-    out = {}
-    held = built.held_out
+    wanted, held, trainer = cfg.run.metric_list, built.test, built.trainer
+    refs = held.references if held.has_references else None
+    out, completions = {}, None
     if "reward" in wanted:
-        refs = held.references if held.has_references else None
-        out["reward"] = built.trainer.evaluate(held.prompts, refs)
+        out["reward"] = trainer.evaluate(held.prompts, refs)
+    if cfg.run.eval_samples:
+        rollout = trainer.env.rollout(trainer.acting_agent, num_samples=cfg.run.eval_samples, seed=12345,
+                                      prompts=list(held.prompts), references=refs)
+        out["sampled_reward"] = float(np.mean(rollout.rewards))
     text = [m for m in wanted if m != "reward"]
     if text and held.has_references:
-        out.update(metrics.evaluate(built.agent, held, metrics=text, max_new_tokens=cfg.run.max_new_tokens,
-                                    batch_size=32))
-        out.pop("num_examples", None)
-    return out
+        scores, completions = metrics.evaluate(trainer.acting_agent, held, metrics=text,
+                                               max_new_tokens=cfg.run.max_new_tokens,
+                                               batch_size=max(cfg.run.batch_size, 32), return_completions=True)
+        scores.pop("num_examples", None)
+        out.update(scores)
+    return out, completions
+
+
+def weights_fingerprint(model) -> str:
+    """sha256 of all of ``model``'s weights as raw bytes (bit-exact: equal on workers that hold the same weights)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for v in model.weights:
+        digest.update(np.ascontiguousarray(v.numpy()).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def write_run_config(cfg: RunConfig, run_dir: str):
@@ -353,38 +539,103 @@ def write_run_config(cfg: RunConfig, run_dir: str):
         yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
 
 
-def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print) -> dict:
-    """``tf-rl-text train``: build, (resume or warm start,) train, export, evaluate, plot. Returns the summary."""
+def _show(scores: dict) -> str:
+    return ", ".join(f"{k} {v:+.4f}" if "reward" in k else f"{k} {v:.4f}" for k, v in scores.items())
+
+
+def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, export_dir: str | None = None,
+              scratch: bool = False, load_back: bool = False, num_samples: int = 3) -> dict:
+    """``tf-rl-text train`` (and every example script): build, (resume or warm start,) evaluate, train
+    (keeping the best dev checkpoint with ``run.keep_best``), export to ``export_dir`` (default
+    RUN_DIR/export), evaluate again, plot. Returns the summary (also RUN_DIR/summary.json).
+
+    ``scratch``: the run folder is a script's default scratch space (see :func:`claim_run_dir`).
+    ``load_back``: the summary's ``num_samples`` greedy samples come from the export loaded back
+    with :func:`tf_rl_text.load` (what a user does in another process), not from the live model.
+    Under a multi-worker strategy only the chief writes files."""
+    import tf_rl_text
+    from tf_rl_text import distribute
+    from tf_rl_text._compat import tf
+
     t0 = time.time()
-    os.makedirs(run_dir, exist_ok=True)
+    strategy = make_strategy(cfg)  # first: a multi-worker strategy must exist before TensorFlow runs any op
+    if cfg.run.deterministic:
+        tf.config.experimental.enable_op_determinism()
+        tf.keras.utils.set_random_seed(cfg.run.seed)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        claim_run_dir(cfg, run_dir, scratch, log)
+        os.makedirs(run_dir, exist_ok=True)
     resume = has_checkpoint(run_dir)
-    write_run_config(cfg, run_dir)
+    if chief:
+        write_run_config(cfg, run_dir)
     built = build(cfg, run_dir, warm_start=not resume, progress=progress, log=log, resume=True)
-    built.agent.tokenizer.save_pretrained(os.path.join(run_dir, "tokenizer"))
-    before = None
-    if not resume and "reward" in cfg.run.metric_list:
-        held = built.held_out
-        before = built.trainer.evaluate(held.prompts, held.references if held.has_references else None)
-    result = _run(built.trainer, cfg, run_dir, progress=progress, log=log)
-    evaluation = evaluate_run(built, cfg)
-    history = built.trainer.history
+    trainer, agent = built.trainer, built.agent
+    if chief:
+        agent.tokenizer.save_pretrained(os.path.join(run_dir, "tokenizer"))
+    before_file = os.path.join(run_dir, "before.json")
+    if resume:  # the weights are past the warm start: the run's own "before" numbers, when it recorded them
+        before = json.load(open(before_file)) if os.path.isfile(before_file) else {}
+    else:
+        before, completions = evaluate_run(built, cfg)
+        log(f"before RL ({len(built.test)} held-out prompts, greedy): {_show(before)}")
+        if chief:
+            with open(before_file, "w") as f:
+                json.dump(before, f)
+    callbacks, keep = callbacks_for(run_dir), None
+    if cfg.run.keep_best and cfg.run.steps:
+        more, keep = _keep_best(built, cfg, before, log)
+        callbacks += more
+    start_step = trainer.global_step
+    if trainer.restored_from:
+        log(f"resumed from {trainer.restored_from} at step {start_step}")
+    steps = trainer.train(cfg.run.steps, callbacks=callbacks, progress=progress)
+    kept, note = "the last RL step", None
+    if keep is not None and keep.best_step is not None and keep.best_step != trainer.global_step:
+        kept = "the warm-started model" if keep.best_step == 0 else f"the checkpoint of RL step {keep.best_step}"
+        log(f"RL did not improve the dev {cfg.run.keep_best} after step {keep.best_step}: kept {kept} "
+            f"({keep.best_score:.4f})")
+        if keep.best_step == 0 and trainer.history:
+            note = rl_note(cfg, trainer.history, len(built.train), len(built.dev))
+            log("  " + note)
+    export = trainer.export(export_dir or os.path.join(run_dir, "export"))
+    after, completions = evaluate_run(built, cfg)
+    log(f"after RL ({kept}): {_show(after)}")
+    history, prompts = trainer.history, built.test.prompts[:num_samples]
+    if load_back and chief:
+        outputs, where = tf_rl_text.load(export).generate(prompts), f"loaded back from {export}"
+    else:
+        outputs, where = agent.generate_text(prompts, cfg.run.max_new_tokens), "the trained model"
+    sep = " => " if agent.is_encoder_decoder else " |"
+    log(f"greedy samples ({where}):\n" + "\n".join(f"  {p}{sep}{c}" for p, c in zip(prompts, outputs)))
     tail = history[-10:]
     summary = {
         "algorithm": cfg.algorithm,
         "config": cfg.source,
-        "steps": result["step"],
-        "resumed_from_step": result["start_step"] if resume else None,
-        "reward_before": before,
-        **{f"{k}_after": v for k, v in evaluation.items()},
+        "steps": trainer.global_step,
+        "resumed_from_step": start_step if resume else None,
+        **{f"{k}_before": v for k, v in before.items()},
+        **{f"{k}_after": v for k, v in after.items()},
+        "kept": kept,
+        "rl_note": note,
+        "dev_history": [(step, logs[cfg.run.keep_best]) for step, logs in keep.results] if keep else None,
         "train_reward_last10": float(np.mean([h["reward_mean"] for h in tail])) if tail else None,
         "train_kl_last10": (float(np.mean([h["kl"] for h in tail])) if tail and "kl" in tail[0] else None),
-        "export": os.path.abspath(result["export"]),
+        "warm_start_nll_first_last": [built.warm_start_losses[0], built.warm_start_losses[-1]]
+        if built.warm_start_losses else None,
+        "num_train": len(built.train), "num_dev": len(built.dev), "num_test": len(built.test),
+        "export": os.path.abspath(export),
+        "run_dir": os.path.abspath(run_dir),
+        **built.notes,
+        **getattr(built.reward, "info", {}),
+        "samples": [{"prompt": p, "completion": c} for p, c in zip(prompts, outputs)],
+        "weights_sha256": weights_fingerprint(agent.model),  # the same on every worker of a distributed run
         "wall_time_s": round(time.time() - t0, 1),
     }
-    samples = built.held_out.prompts[:3]
-    sep = " => " if built.agent.is_encoder_decoder else ""
-    summary["samples"] = [p + sep + c
-                          for p, c in zip(samples, built.agent.generate_text(samples, cfg.run.max_new_tokens))]
+    log(f"weights sha256: {summary['weights_sha256']}")
+    if not chief:
+        log(f"non-chief worker: the chief exported the SavedModel to {export} and writes the run folder")
+        return summary
     try:
         summary["plot"] = plot_run(run_dir)["path"]
     except ValueError as e:  # no steps: nothing to plot
@@ -392,6 +643,31 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print) ->
         log(f"no plot: {e}")
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)
+    return summary
+
+
+def run_script(cfg: RunConfig, args, metrics=None, num_samples: int = 4) -> dict:
+    """What an example script does with ``configfile.script_args``' ``(cfg, args)``: :func:`train_run` into
+    ``--run-dir`` (its default folder is scratch space: a finished or different run there is moved aside),
+    exporting to ``--output`` and loading the export back; then ``--metrics-file`` gets the summary plus
+    ``metrics(summary)`` (the script's own keys). A mistake found while building exits with one line."""
+    import sys
+
+    from tf_rl_text.configfile import flag_text
+
+    default_dir = os.path.join("runs", os.path.splitext(os.path.basename(cfg.source))[0])
+    try:
+        summary = train_run(cfg, args.run_dir, progress=not args.no_progress, export_dir=args.output,
+                            scratch=os.path.abspath(args.run_dir) == os.path.abspath(default_dir), load_back=True,
+                            num_samples=num_samples)
+    except ConfigError as e:
+        sys.exit("error: " + flag_text(str(e), args.flags, cfg.source))
+    summary.update(metrics(summary) if metrics else {})
+    if args.metrics_file and os.path.isfile(os.path.join(args.run_dir, "summary.json")):  # the chief's
+        os.makedirs(os.path.dirname(os.path.abspath(args.metrics_file)), exist_ok=True)
+        with open(args.metrics_file, "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=1)
+    print(f"done in {summary['wall_time_s']} s; run folder {args.run_dir}, SavedModel {summary['export']}")
     return summary
 
 
