@@ -37,17 +37,13 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
-
-from _common import positive_float, positive_int, seed_int  # noqa: E402
-
-import tf_rl_text  # noqa: E402
-from tf_rl_text import ReinforceConfig, RLAgent  # noqa: E402
-from tf_rl_text.choice import ChoiceEnv  # noqa: E402
-from tf_rl_text.defaults import load_corpus, load_prompts  # noqa: E402
-from tf_rl_text.rewards.lexicon import default_sentiment_reward  # noqa: E402
-from tf_rl_text.rewards.similarity import minilm_path, quiet_transformers  # noqa: E402
-from tf_rl_text.trainers.choice import ChoiceReinforceTrainer  # noqa: E402
+import tf_rl_text
+from tf_rl_text import ReinforceConfig, RLAgent
+from tf_rl_text.choice import ChoiceEnv
+from tf_rl_text.defaults import load_corpus, load_prompts
+from tf_rl_text.rewards.lexicon import default_sentiment_reward
+from tf_rl_text.rewards.similarity import minilm_path, quiet_transformers
+from tf_rl_text.trainers.choice import ChoiceReinforceTrainer
 
 NUM_CANDIDATES = 4
 
@@ -76,25 +72,28 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run (~1 minute)")
-    parser.add_argument("--episodes", type=positive_int("--episodes"), default=None,
-                        help="training batches (default 40, --quick 12)")
-    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=8, help="states per batch")
-    parser.add_argument("--samples", type=positive_int("--samples"), default=2,
-                        help="choices sampled per state (RLOO baseline needs >= 2)")
-    parser.add_argument("--learning-rate", type=positive_float("--learning-rate"), default=None,
+    parser.add_argument("--episodes", type=int, default=None, help="training batches (default 40, --quick 12)")
+    parser.add_argument("--batch-size", type=int, default=8, help="states per batch")
+    parser.add_argument("--samples", type=int, default=2, help="choices sampled per state (RLOO baseline needs >= 2)")
+    parser.add_argument("--learning-rate", type=float, default=None,
                         help="Adam step size (default 1e-3 with --train-layers 0, else 2e-4)")
     parser.add_argument("--train-layers", type=int, choices=range(7), default=None,
                         help="top encoder layers that train besides the pooler and classifier (6 = all; default 1, "
                              "--quick 0)")
-    parser.add_argument("--seed", type=seed_int(), default=0)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None, help="SavedModel folder (default: a temporary folder)")
     parser.add_argument("--metrics-file", default=None, help="write reward_before, reward_after, saved_model (json)")
     args = parser.parse_args(argv)
-    if args.samples < 2:
-        parser.error(f"--samples must be >= 2 for the leave-one-out baseline, got {args.samples}")
     episodes = args.episodes or (12 if args.quick else 40)
     train_layers = args.train_layers if args.train_layers is not None else (0 if args.quick else 1)
-    learning_rate = args.learning_rate or (1e-3 if train_layers == 0 else 2e-4)
+    try:  # the config validates the flags (ValueError naming the field and the value)
+        config = ReinforceConfig(learning_rate=args.learning_rate or (1e-3 if train_layers == 0 else 2e-4),
+                                 baseline="rloo", num_samples_per_prompt=args.samples)
+        if episodes < 1 or args.batch_size < 1 or args.seed < 0:
+            raise ValueError(f"--episodes, --batch-size and --seed must be >= 1, >= 1, >= 0, got {episodes}, "
+                             f"{args.batch_size}, {args.seed}")
+    except ValueError as e:
+        parser.error(str(e))
     start = time.perf_counter()
 
     from transformers import AutoTokenizer, TFBertForSequenceClassification
@@ -119,8 +118,7 @@ def main(argv=None):
     frozen = [model.bert.embeddings] + model.bert.encoder.layer[: 6 - train_layers]
     for layer in frozen:
         layer.trainable = False
-    trainer = ChoiceReinforceTrainer(agent, env, ReinforceConfig(
-        learning_rate=learning_rate, baseline="rloo", num_samples_per_prompt=args.samples))
+    trainer = ChoiceReinforceTrainer(agent, env, config)
     test_env = ChoiceEnv(test[0], agent.tokenizer, reward_fn, candidates=test[1], max_length=48, shuffle=False)
     held_out = ChoiceReinforceTrainer(agent, test_env)  # evaluation only (greedy choices, no update)
     reward_before = held_out.evaluate()

@@ -43,8 +43,8 @@ FLAGS = {
 def main(argv=None):
     cfg, args = script_args(CONFIG, FLAGS, argv, __doc__.split("\n\n")[0], skip_warm_start_with_model=True)
     return run_script(cfg, args, lambda s: {
-        "reward_before": s["sampled_reward_before"], "reward_after": s["sampled_reward_after"],
-        "greedy_reward_before": s["reward_before"], "greedy_reward_after": s["reward_after"],
+        "reward_before": s.get("sampled_reward_before"), "reward_after": s["sampled_reward_after"],
+        "greedy_reward_before": s.get("reward_before"), "greedy_reward_after": s["reward_after"],
         "kl_after": s["train_kl_last10"], "saved_model": s["export"], "episodes": cfg.run.steps,
         "warm_start_steps": cfg.run.warm_start_steps, "baseline": cfg.trainer.baseline,
         "precision": cfg.model.precision, "samples_after": [x["completion"] for x in s["samples"]]})

@@ -212,6 +212,16 @@ REWARDS = {
 }
 
 
+REWARD_ARGS = {
+    "train_data": "classifier: labelled sentences (a folder, or a csv/tsv/jsonl file) the reward model is trained on",
+    "model": "classifier: a trained sequence classifier (a save_pretrained folder) used instead of training one",
+    "output": "classifier: where the trained reward model is saved (null = not saved)",
+    "epochs": "classifier: epochs of reward-model training",
+    "train_size": "classifier: labelled sentences the reward model trains on (null = all but the held-out 20%)",
+    "val_size": "classifier: held-out sentences its accuracy is measured on (null = all of the held-out 20%)",
+}
+
+
 def _check_reward(reward, source, where="reward"):
     if not isinstance(reward, dict):
         raise ConfigError(f"{source}: {where} must be a mapping with a name (one of {list(REWARDS)}), got {reward!r}")
@@ -479,7 +489,11 @@ def _expand_data_var(value: str) -> str:
 def _resolve_path(value, base_dir):
     if not isinstance(value, str) or not value:
         return value
-    value = os.path.expanduser(os.path.expandvars(_expand_data_var(value)))
+    try:
+        value = _expand_data_var(value)
+    except ConfigError:  # $TF_RL_TEXT_DATA unset: said by _check_exists if the path is still used after --set
+        return value
+    value = os.path.expanduser(os.path.expandvars(value))
     return value if os.path.isabs(value) else os.path.normpath(os.path.join(base_dir, value))
 
 
@@ -507,7 +521,7 @@ def _check_exists(cfg: RunConfig):
     checks = [("model.path", cfg.model.path), ("data.path", cfg.data.path), ("data.data_dir", cfg.data.data_dir)]
 
     def reward_paths(r, where):
-        for k in ("model", "train_data"):
+        for k in ("model",) if "model" in r else ("train_data",):  # with a trained model, train_data is not read
             if k in r:
                 checks.append((f"{where}.{k}", r[k]))
         for i, c in enumerate(r.get("components") or []):
@@ -517,6 +531,11 @@ def _check_exists(cfg: RunConfig):
         raise ConfigError(f"{src}: model.path {cfg.model.path!r} is not a folder; pass a local folder written by "
                           "save_pretrained")
     for where, path in checks:
+        if path and DATA_VAR in str(path):
+            try:
+                _expand_data_var(path)
+            except ConfigError as e:
+                raise ConfigError(f"{src}: {where}: {e}") from None
         if path and not os.path.exists(path):
             hint, folder = "", data_folder()
             if folder and str(path).startswith(folder):
@@ -584,6 +603,30 @@ SCRIPT_FLAGS = {  # every example script takes these (its own flags come on top)
 }
 
 
+TASK_SCRIPT_FLAGS = {  # the task examples (translation.py, summarization.py, dialogue.py)
+    "--data": "data.data_dir",
+    "--model": "model.path",
+    "--prefix": "data.prefix",
+    "--arch": "model.arch",
+    "--kl-coef": "trainer.kl_coef",
+    "--vocab-size": "model.vocab_size",
+    "--d-model": "model.width",
+    "--layers": "model.layers",
+    "--warm-start-steps": "run.warm_start_steps",
+    "--warm-start-lr": "run.warm_start_lr",
+    "--rl-steps": "run.steps",
+    "--learning-rate": "trainer.learning_rate",
+    "--batch-size": "run.batch_size",
+    "--samples-per-prompt": "trainer.num_samples_per_prompt",
+    "--max-source-tokens": "data.max_source_tokens",
+    "--max-new-tokens": "run.max_new_tokens",
+    "--eval-every": "run.eval_every",
+    "--train-limit": "data.limit",
+    "--dev-limit": "data.dev_limit",
+    "--eval-limit": "data.eval_limit",
+}
+
+
 def _field(raw: dict, path: str):
     """(dataclass, field name, value in ``raw``) of a flag's ``section.field`` (reward fields: no dataclass)."""
     if "." not in path:  # "algorithm"
@@ -641,7 +684,8 @@ def script_args(config: str, flags: dict, argv=None, description: str = "", name
     for flag, path in flags.items():
         cls, field, default = _field(base, path)
         quick_default = _field(quick, path)[2]
-        doc = field_docs(cls).get(field, "") if cls else ""
+        doc = field_docs(cls).get(field, "") if cls else REWARD_ARGS.get(field, "") + (
+            "The algorithm: one of " + ", ".join(ALGORITHMS) + "." if path == "algorithm" else "")
         shown = f"{default}" + (f", --quick {quick_default}" if quick_default != default else "")
         if flag == "--model" and skip_warm_start_with_model:
             doc += " Given, the warm start is skipped unless --warm-start-steps is given too."
@@ -679,4 +723,5 @@ def to_dict(cfg: RunConfig) -> dict:
 
 
 __all__ = ["ConfigError", "ModelSection", "DataSection", "RunSection", "RunConfig", "REWARDS", "load_config",
-           "describe", "field_docs", "to_dict", "read_file", "script_args", "flag_text"]
+           "describe", "field_docs", "to_dict", "read_file", "script_args", "flag_text", "SCRIPT_FLAGS",
+           "TASK_SCRIPT_FLAGS"]

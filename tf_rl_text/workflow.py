@@ -260,6 +260,8 @@ def build_reward(spec: dict, cfg: RunConfig, log=print):
             key = f"{c['name']}_{i}" if c["name"] in components else c["name"]
             components[key], weights[key] = build_reward(c, cfg, log), float(c.get("weight", 1.0))
         return rewards.CompositeReward(components, weights=weights, **args)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{cfg.source}: reward {name}: {e}") from None
 
@@ -539,6 +541,13 @@ def write_run_config(cfg: RunConfig, run_dir: str):
         yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
 
 
+def _finite_mean(values):
+    """Mean of the finite values; None when there are none (explained variance is NaN when every return of a
+    rollout is equal): JSON has no NaN."""
+    finite = [v for v in values if isinstance(v, (int, float)) and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
 def _show(scores: dict) -> str:
     return ", ".join(f"{k} {v:+.4f}" if "reward" in k else f"{k} {v:.4f}" for k, v in scores.items())
 
@@ -577,7 +586,7 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
     if resume:  # the weights are past the warm start: the run's own "before" numbers, when it recorded them
         before = json.load(open(before_file)) if os.path.isfile(before_file) else {}
     else:
-        before, completions = evaluate_run(built, cfg)
+        before, _ = evaluate_run(built, cfg)
         log(f"before RL ({len(built.test)} held-out prompts, greedy): {_show(before)}")
         if chief:
             with open(before_file, "w") as f:
@@ -599,7 +608,10 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
             note = rl_note(cfg, trainer.history, len(built.train), len(built.dev))
             log("  " + note)
     export = trainer.export(export_dir or os.path.join(run_dir, "export"))
-    after, completions = evaluate_run(built, cfg)
+    if keep is not None and keep.best_step == 0 and before:  # the warm-started weights are back: same scores
+        after = dict(before)
+    else:
+        after, _ = evaluate_run(built, cfg)
     log(f"after RL ({kept}): {_show(after)}")
     history, prompts = trainer.history, built.test.prompts[:num_samples]
     if load_back and chief:
@@ -609,6 +621,11 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
     sep = " => " if agent.is_encoder_decoder else " |"
     log(f"greedy samples ({where}):\n" + "\n".join(f"  {p}{sep}{c}" for p, c in zip(prompts, outputs)))
     tail = history[-10:]
+    last10 = {k: _finite_mean([h.get(k) for h in tail]) for k in (tail[0] if tail else {})
+              if isinstance(tail[0][k], (int, float)) and not k.endswith(("_s", "step"))}
+    if last10:
+        log("last 10 steps: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in last10.items()
+                                          if k not in ("update", "lr")))
     summary = {
         "algorithm": cfg.algorithm,
         "config": cfg.source,
@@ -621,6 +638,9 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
         "dev_history": [(step, logs[cfg.run.keep_best]) for step, logs in keep.results] if keep else None,
         "train_reward_last10": float(np.mean([h["reward_mean"] for h in tail])) if tail else None,
         "train_kl_last10": (float(np.mean([h["kl"] for h in tail])) if tail and "kl" in tail[0] else None),
+        "train_last10": last10,
+        "train_last": {k: v for k, v in (history[-1] if history else {}).items() if isinstance(v, (int, float))
+                       and np.isfinite(v)},
         "warm_start_nll_first_last": [built.warm_start_losses[0], built.warm_start_losses[-1]]
         if built.warm_start_losses else None,
         "num_train": len(built.train), "num_dev": len(built.dev), "num_test": len(built.test),
@@ -659,7 +679,7 @@ def run_script(cfg: RunConfig, args, metrics=None, num_samples: int = 4) -> dict
     try:
         summary = train_run(cfg, args.run_dir, progress=not args.no_progress, export_dir=args.output,
                             scratch=os.path.abspath(args.run_dir) == os.path.abspath(default_dir), load_back=True,
-                            num_samples=num_samples)
+                            num_samples=num_samples, log=lambda text: print(flag_text(text, args.flags), flush=True))
     except ConfigError as e:
         sys.exit("error: " + flag_text(str(e), args.flags, cfg.source))
     summary.update(metrics(summary) if metrics else {})
@@ -669,6 +689,27 @@ def run_script(cfg: RunConfig, args, metrics=None, num_samples: int = 4) -> dict
             json.dump(summary, f, indent=1)
     print(f"done in {summary['wall_time_s']} s; run folder {args.run_dir}, SavedModel {summary['export']}")
     return summary
+
+
+def task_script(config: str, description: str, argv=None) -> dict:
+    """A task example (translation.py, summarization.py, dialogue.py): ``config`` run with the flags of
+    :data:`~tf_rl_text.configfile.TASK_SCRIPT_FLAGS`; the metrics file names the task metric
+    (``run.keep_best``) before RL (after the warm start) and after, on the test set."""
+    from tf_rl_text.configfile import TASK_SCRIPT_FLAGS, script_args
+
+    cfg, args = script_args(config, TASK_SCRIPT_FLAGS, argv, description)
+    metric = cfg.run.keep_best
+
+    def metrics(s):
+        before, after = s.get(f"{metric}_before"), s[f"{metric}_after"]
+        print(f"{metric}: {before if before is None else f'{before:.4f}'} -> {after:.4f} over {cfg.run.steps} RL "
+              f"steps (kept {s['kept']})")
+        return {"task": cfg.data.source, "metric_name": metric, "metric_before": before, "metric_after": after,
+                "metric_gain": None if before is None else after - before, "saved_model": s["export"],
+                "precision": cfg.model.precision, "seed": cfg.run.seed, "dev_is_test": s["num_dev"] == s["num_test"]
+                and cfg.data.data_dir is None, "settings": to_dict(cfg),
+                "samples_after": [{"source": x["prompt"], "output": x["completion"]} for x in s["samples"]]}
+    return run_script(cfg, args, metrics, num_samples=3)
 
 
 def export_run(run_dir: str, out: str, serving_only: bool = False, log=print) -> str:
