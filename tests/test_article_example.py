@@ -16,7 +16,8 @@ SCRIPT = os.path.join(REPO, "examples", "article_example.py")
 def test_quick_run_raises_the_reward_and_exports_a_savedmodel_plain_tensorflow_loads(tmp_path):
     metrics_file = tmp_path / "m.json"
     proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--metrics-file", str(metrics_file),
-                           "--output", str(tmp_path / "policy")], capture_output=True, text=True, timeout=900)
+                           "--output", str(tmp_path / "policy")], capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", "")))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     m = json.loads(metrics_file.read_text())
     assert m["reward_after"] > m["reward_before"] + 0.2, m  # lexicon reward in [-1, 1]; ~-0.2 -> ~0.4 at seed 0

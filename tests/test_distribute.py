@@ -10,8 +10,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import types
 
 import numpy as np
+
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -155,12 +157,17 @@ def test_distributed_trainer_refuses_a_model_built_outside_the_scope(tokenizer):
         ReinforceTrainer(agent, env, strategy="mirrored")
 
 
-def test_cli_config_run_strategy_for_distributed_runs():
-    """The CLI config's run.strategy: default and mirrored accepted, multi_worker refused with the way out."""
-    from tf_rl_text.configfile import RunSection
+def test_cli_config_run_strategy_for_distributed_runs(monkeypatch):
+    """The config's run.strategy (the CLI's and the examples'): default, mirrored and multi_worker (the
+    workflow writes files on the chief only); multi_worker without TF_CONFIG is a config error naming it."""
+    from tf_rl_text import workflow
+    from tf_rl_text.configfile import ConfigError, RunSection
 
-    assert RunSection().strategy == "default" and RunSection(strategy="mirrored").strategy == "mirrored"
-    with pytest.raises(ValueError, match=r"use an example script with --strategy multi_worker"):
-        RunSection(strategy="multi_worker")
-    with pytest.raises(ValueError, match=r"strategy must be one of \('default', 'mirrored'\), got 'tpu'"):
+    assert [RunSection(strategy=s).strategy for s in ("default", "mirrored", "multi_worker")] == [
+        "default", "mirrored", "multi_worker"]
+    with pytest.raises(ValueError, match=r"strategy must be one of \('default', 'mirrored', 'multi_worker'\), got 'tpu'"):
         RunSection(strategy="tpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    cfg = types.SimpleNamespace(run=RunSection(strategy="multi_worker"), source="x.yaml")
+    with pytest.raises(ConfigError, match=r"x.yaml: run.strategy: strategy 'multi_worker' needs TF_CONFIG"):
+        workflow.make_strategy(cfg)

@@ -6,10 +6,15 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "examples", "train_text_rl.py")
+ENV = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))  # this checkout's package
+
+
+def _run(*cmd, **kwargs):
+    return subprocess.run([sys.executable, *cmd], capture_output=True, text=True, env=ENV, **kwargs)
 
 
 def test_help_documents_every_flag():
-    proc = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True, text=True, timeout=300)
+    proc = _run(SCRIPT, "--help", timeout=300)
     assert proc.returncode == 0
     for flag in ["--quick", "--episodes", "--warm-start-steps", "--batch-size", "--samples-per-prompt",
                  "--max-new-tokens", "--learning-rate", "--kl-coef", "--baseline", "--model", "--seed",
@@ -18,23 +23,21 @@ def test_help_documents_every_flag():
 
 
 def test_bad_flag_value_is_named():
-    proc = subprocess.run([sys.executable, SCRIPT, "--episodes", "0"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "--episodes must be >= 1, got 0" in proc.stderr
+    proc = _run(SCRIPT, "--episodes", "-1", timeout=300)  # run.steps, validated by RunSection, named as the flag
+    assert proc.returncode == 2 and "--episodes must be >= 0, got -1" in proc.stderr
 
 
 def test_quick_run_raises_reward_exports_and_reloads(tmp_path):
     metrics_file = tmp_path / "metrics.json"
     out = tmp_path / "policy"
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, "--quick", "--no-progress", "--metrics-file", str(metrics_file), "--output", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
+    proc = _run(SCRIPT, "--quick", "--no-progress", "--metrics-file", str(metrics_file), "--output", str(out),
+                "--run-dir", str(tmp_path / "run"), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads(metrics_file.read_text())
     assert {"reward_before", "reward_after", "saved_model"} <= set(m)
     assert m["reward_after"] > m["reward_before"] + 0.15, m
     assert os.path.exists(os.path.join(m["saved_model"], "saved_model.pb"))
-    assert "reward before RL" in proc.stdout and "loaded back" in proc.stdout
+    assert "before RL" in proc.stdout and "loaded back" in proc.stdout
     assert len(m["samples_after"]) == 4
 
 
@@ -43,11 +46,9 @@ def test_mixed_precision_run_trains_exports_and_reloads(tmp_path):
     updates) that moves the policy, exports and reloads. With a shorter warm start (30 steps) the policy's
     completions earn no reward at all, so the updates are zero and nothing trains (measured)."""
     metrics_file = tmp_path / "metrics.json"
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, "--quick", "--episodes", "4", "--precision",
-         "mixed_bfloat16", "--no-progress", "--metrics-file", str(metrics_file), "--output", str(tmp_path / "p")],
-        capture_output=True, text=True, timeout=900,
-    )
+    proc = _run(SCRIPT, "--quick", "--episodes", "4", "--precision", "mixed_bfloat16", "--no-progress",
+                "--metrics-file", str(metrics_file), "--output", str(tmp_path / "p"), "--run-dir", str(tmp_path / "run"),
+                timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads(metrics_file.read_text())
     assert m["precision"] == "mixed_bfloat16" and m["episodes"] == 4 and m["warm_start_steps"] == 250
@@ -59,8 +60,7 @@ def test_mixed_precision_run_trains_exports_and_reloads(tmp_path):
 
 
 def _run_example(name, *args):
-    return subprocess.run([sys.executable, os.path.join(REPO, "examples", name), *args], capture_output=True,
-                          text=True, timeout=300)
+    return _run(os.path.join(REPO, "examples", name), *args, timeout=300)
 
 
 def test_bad_inputs_are_named_before_any_training(tmp_path):
@@ -71,7 +71,7 @@ def test_bad_inputs_are_named_before_any_training(tmp_path):
     bad_data.write_text("# not labelled sentences\n")
     cases = [
         ("train_text_rl.py", ["--model", str(not_a_model)], 2, "has no config.json, so it is not a saved model"),
-        ("train_ppo.py", ["--kl-target", "0"], 2, "--kl-target must be > 0, got 0.0"),
+        ("train_ppo.py", ["--kl-target", "0"], 2, "--kl-target must be > 0 (nats per completion), got 0.0"),
         ("train_q_learning.py", ["--seed", "-1"], 2, "--seed must be >= 0 and <= 4294967295, got -1"),
         ("train_text_rl.py", ["--learning-rate", "nan"], 2, "--learning-rate must be > 0, got nan"),
         ("train_text_rl.py", ["--max-new-tokens", "100"], 1,

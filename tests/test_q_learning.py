@@ -452,13 +452,16 @@ def test_saved_model_q_values_equal_live_ones_in_a_fresh_process(solved_mdp, tmp
 def test_example_help_and_bad_flag():
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
                           "train_q_learning.py")
-    proc = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=300)
+    repo = os.path.dirname(script.rsplit(os.sep, 1)[0])
+    env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))  # this checkout's package
+    proc = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0
     for flag in ["--quick", "--steps", "--warm-start-steps", "--target", "--demonstrations", "--seed", "--output",
                  "--metrics-file", "--no-progress", "--model", "--precision"]:
         assert flag in proc.stdout, flag
-    proc = subprocess.run([sys.executable, script, "--steps", "0"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "--steps must be >= 1, got 0" in proc.stderr
+    proc = subprocess.run([sys.executable, script, "--steps", "-1"], capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 2 and "--steps must be >= 0, got -1" in proc.stderr
 
 
 # --------------------------------------------------------------------------- encoder-decoders

@@ -13,7 +13,6 @@ from tf_rl_text.defaults import TASKS_DIR, default_seq2seq_model, task_data_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(REPO, "examples")
-sys.path.insert(0, EXAMPLES)
 
 TASKS = ["translation", "summarization", "dialogue"]
 
@@ -64,10 +63,13 @@ def test_default_seq2seq_model(arch):
 
 
 # --------------------------------------------------------------------------- flags
-def _task(name):
-    import importlib
+CONFIGS = os.path.join(REPO, "configs")
 
-    return importlib.import_module(name).TASK
+
+def _script_args(task, argv):
+    from tf_rl_text.configfile import TASK_SCRIPT_FLAGS, script_args
+
+    return script_args(os.path.join(CONFIGS, f"{task}.yaml"), TASK_SCRIPT_FLAGS, argv)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -79,47 +81,51 @@ def _task(name):
     (["--model", "/no/such/model"], "--model '/no/such/model' is not a folder"),
 ])
 def test_bad_flags_name_the_value(argv, message, capsys):
-    from _task_common import parse_args
-
+    """A flag is a config field: the dataclasses validate it, the message names the flag (exit 2)."""
     with pytest.raises(SystemExit) as exit_info:
-        parse_args(_task("translation"), argv)
+        _script_args("translation", argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
 
 def test_help_documents_every_flag(capsys):
-    from _task_common import SIZE_FLAGS, parse_args
+    from tf_rl_text.configfile import TASK_SCRIPT_FLAGS
 
     with pytest.raises(SystemExit):
-        parse_args(_task("summarization"), ["--help"])
+        _script_args("summarization", ["--help"])
     text = capsys.readouterr().out
     for flag in ["--quick", "--data", "--model", "--seed", "--output", "--metrics-file", "--no-progress", "--prefix",
-                 "--arch", "--kl-coef", "--precision", *SIZE_FLAGS]:
+                 "--arch", "--kl-coef", "--precision", "--run-dir", "--deterministic", *TASK_SCRIPT_FLAGS]:
         assert flag in text, flag
+    # the help of a flag is its field's docstring, with the config's defaults (summarization: 400 steps, quick 100)
+    assert "[run.warm_start_steps; default 400, --quick 100]" in " ".join(text.split())
 
 
 def test_quick_and_data_pick_their_sizes():
-    from _task_common import parse_args
-
-    task = _task("translation")
-    assert parse_args(task, ["--quick"]).sizes == task.quick
-    assert parse_args(task, []).sizes == task.sizes
-    args = parse_args(task, ["--data", os.path.join(TASKS_DIR, "translation.jsonl"), "--rl-steps", "3"])
-    assert args.sizes.d_model == task.real.d_model and args.sizes.rl_steps == 3
+    """--quick merges the config's quick section; --data its real_data section (not with --quick); a flag wins."""
+    cfg, _ = _script_args("translation", ["--quick"])
+    assert (cfg.model.width, cfg.model.layers, cfg.run.steps, cfg.data.eval_limit) == (32, 1, 4, 16)
+    cfg, _ = _script_args("translation", [])
+    assert (cfg.model.width, cfg.run.warm_start_steps, cfg.run.steps, cfg.run.keep_best) == (64, 500, 40, "bleu")
+    cfg, args = _script_args("translation", ["--data", os.path.join(TASKS_DIR, "translation.jsonl"), "--rl-steps", "3"])
+    assert (cfg.model.width, cfg.model.vocab_size, cfg.run.eval_every, cfg.data.dev_limit) == (128, 4000, 30, 200)
+    assert cfg.run.steps == 3 and cfg.data.eval_limit is None and args.output.endswith("saved_models/translation")
+    cfg, _ = _script_args("translation", ["--quick", "--data", os.path.join(TASKS_DIR, "translation.jsonl")])
+    assert cfg.model.width == 32 and cfg.run.steps == 4
 
 
 def test_why_rl_did_not_help_names_the_runs_own_numbers():
-    from types import SimpleNamespace
+    from tf_rl_text.configfile import TASK_SCRIPT_FLAGS, flag_text, load_config
+    from tf_rl_text.workflow import rl_note
 
-    from _task_common import why_rl_did_not_help
-
-    task = _task("translation")
-    train, dev = range(120), range(30)
-    fitted = why_rl_did_not_help(task, SimpleNamespace(history=[{"reward_mean": 0.948}]), train, dev, task.sizes)
+    cfg = load_config(os.path.join(CONFIGS, "translation.yaml"))
+    fitted = rl_note(cfg, [{"reward_mean": 0.948}], 120, 30)
     assert "no RL checkpoint beat the warm start on the 30 held-out pairs" in fitted
     assert "the 120 training pairs, and the warm start already reproduces them" in fitted
-    assert "mean reward of 0.95 (at most 1.0)" in fitted and "--warm-start-steps 150" in fitted
-    room = why_rl_did_not_help(task, SimpleNamespace(history=[{"reward_mean": 0.41}]), train, dev, task.sizes)
+    assert "mean reward of 0.95 (at most 1.0)" in fitted and "run.warm_start_steps=150" in fitted
+    # a task example shows its flags instead of the config's field names
+    assert "--warm-start-steps=150 --learning-rate=2e-4 --eval-every=10" in flag_text(fitted, TASK_SCRIPT_FLAGS)
+    room = rl_note(cfg, [{"reward_mean": 0.41}], 120, 30)
     assert "mean reward of 0.41" in room and "40 steps at learning\n  rate 5e-05 did not carry over" in room
     assert "already reproduces" not in room
 
@@ -130,12 +136,14 @@ def test_quick_run_end_to_end(task, tmp_path):
     metrics_file, output = tmp_path / "metrics.json", tmp_path / "saved_model"
     cmd = [sys.executable, os.path.join(EXAMPLES, f"{task}.py"), "--quick", "--no-progress",
            "--metrics-file", str(metrics_file), "--output", str(output)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))  # this checkout's package
+    cmd += ["--run-dir", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     m = json.loads(metrics_file.read_text())
     for key in ("metric_name", "metric_before", "metric_after", "saved_model"):
         assert key in m, key
-    assert m["metric_name"] == _task(task).metric
+    assert m["metric_name"] == {"translation": "bleu", "summarization": "rougeL", "dialogue": "bleu"}[task]
     assert m["metric_after"] >= m["metric_before"]  # the RL guard keeps the best held-out checkpoint
     assert m["metric_before"] > 0.05, m  # the warm start learned something on the embedded data
     assert os.path.samefile(m["saved_model"], output)

@@ -496,7 +496,7 @@ def rl_note(cfg: RunConfig, history, num_train: int, num_dev: int) -> str:
         lines.append(f"Its sampled outputs earned a mean reward of {first:.2f} on the training pairs at the first RL "
                      f"step; {cfg.run.steps} steps at learning\nrate {cfg.trainer.learning_rate:g} did not carry over "
                      "to the held-out pairs: try more run.steps, a higher trainer.learning_rate, or run.eval_every.")
-    return "\n  ".join(lines)
+    return "\n".join(lines).replace("\n", "\n  ")
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -650,6 +650,7 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
         **getattr(built.reward, "info", {}),
         "samples": [{"prompt": p, "completion": c} for p, c in zip(prompts, outputs)],
         "weights_sha256": weights_fingerprint(agent.model),  # the same on every worker of a distributed run
+        "is_chief": chief,
         "wall_time_s": round(time.time() - t0, 1),
     }
     log(f"weights sha256: {summary['weights_sha256']}")
@@ -683,7 +684,7 @@ def run_script(cfg: RunConfig, args, metrics=None, num_samples: int = 4) -> dict
     except ConfigError as e:
         sys.exit("error: " + flag_text(str(e), args.flags, cfg.source))
     summary.update(metrics(summary) if metrics else {})
-    if args.metrics_file and os.path.isfile(os.path.join(args.run_dir, "summary.json")):  # the chief's
+    if args.metrics_file and summary["is_chief"]:
         os.makedirs(os.path.dirname(os.path.abspath(args.metrics_file)), exist_ok=True)
         with open(args.metrics_file, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=1)
