@@ -40,8 +40,13 @@ FLAGS = {
 }
 
 
+def parse_args(argv=None):
+    """(cfg, args): the config with the flags applied as --set, and the script's own flags."""
+    return script_args(CONFIG, FLAGS, argv, __doc__.split("\n\n")[0], skip_warm_start_with_model=True)
+
+
 def main(argv=None):
-    cfg, args = script_args(CONFIG, FLAGS, argv, __doc__.split("\n\n")[0], skip_warm_start_with_model=True)
+    cfg, args = parse_args(argv)
     return run_script(cfg, args, lambda s: {
         "reward_before": s.get("sampled_reward_before"), "reward_after": s["sampled_reward_after"],
         "greedy_reward_before": s.get("reward_before"), "greedy_reward_after": s["reward_after"],

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "examples", "train_text_rl.py")
 ENV = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))  # this checkout's package
@@ -82,3 +84,58 @@ def test_bad_inputs_are_named_before_any_training(tmp_path):
         proc = _run_example(script, *args)
         assert proc.returncode == code and message in proc.stderr, (script, args, proc.stderr[-1500:])
         assert "Traceback" not in proc.stderr and "warm start" not in proc.stderr, (script, args)
+
+
+# --------------------------------------------------------------------------- flags are config fields; the run folder
+def test_flags_are_config_fields_and_model_skips_the_warm_start(tmp_path):
+    """`--episodes 7 --kl-coef 0.2` is `--set run.steps=7 --set trainer.kl_coef=0.2` on the example's config;
+    --quick merges its quick section under the flags; --model skips the warm start unless it is given."""
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    import train_text_rl
+
+    cfg, args = train_text_rl.parse_args(["--episodes", "7", "--kl-coef", "0.2"])
+    assert (cfg.run.steps, cfg.trainer.kl_coef, cfg.run.warm_start_steps, cfg.trainer.baseline) == (7, 0.2, 600, "rloo")
+    assert args.run_dir == os.path.join("runs", "train_text_rl") and args.output.endswith("saved_models/train_text_rl")
+    cfg, _ = train_text_rl.parse_args(["--quick", "--seed", "3"])
+    assert (cfg.run.steps, cfg.run.warm_start_steps, cfg.run.seed) == (40, 250, 3)
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    cfg, _ = train_text_rl.parse_args(["--model", str(model)])
+    assert cfg.model.path == str(model) and cfg.run.warm_start_steps == 0
+    cfg, _ = train_text_rl.parse_args(["--model", str(model), "--warm-start-steps", "5"])
+    assert cfg.run.warm_start_steps == 5
+
+
+def test_a_run_folder_holds_one_run(tmp_path):
+    """claim_run_dir: a longer run of the same config resumes; other settings are an error naming the field
+    (a folder the user named) or move the folder aside (an example's default folder), as does a finished run."""
+    import yaml
+
+    from tf_rl_text._compat import tf
+    from tf_rl_text.configfile import ConfigError, load_config, to_dict
+    from tf_rl_text.workflow import claim_run_dir, has_checkpoint
+
+    config = os.path.join(REPO, "configs", "train_text_rl.yaml")
+
+    def fake_run(path, sets=(), finished=False):
+        os.makedirs(path, exist_ok=True)
+        tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), os.path.join(path, "checkpoints"), 1).save()
+        with open(os.path.join(path, "config.yaml"), "w") as f:
+            yaml.safe_dump(to_dict(load_config(config, list(sets))), f)
+        if finished:
+            open(os.path.join(path, "summary.json"), "w").write("{}")
+
+    run = str(tmp_path / "run")
+    fake_run(run)
+    claim_run_dir(load_config(config, ["run.steps=300", "run.checkpoint_every=5"]), run)  # resumes: no error
+    assert has_checkpoint(run)
+    with pytest.raises(ConfigError, match=r"holds a run with other settings \(trainer.kl_coef differ\)"):
+        claim_run_dir(load_config(config, ["trainer.kl_coef=0.1"]), run)
+    claim_run_dir(load_config(config, ["trainer.kl_coef=0.1"]), run, scratch=True, log=lambda m: None)
+    assert not os.path.exists(run) and has_checkpoint(run + ".old")
+    fake_run(run, finished=True)
+    claim_run_dir(load_config(config), run)  # a finished run in a named folder: resumed (evaluates, exports again)
+    assert has_checkpoint(run)
+    claim_run_dir(load_config(config), run, scratch=True, log=lambda m: None)  # the default folder: a new run
+    assert not os.path.exists(run) and os.path.isfile(os.path.join(run + ".old", "summary.json"))

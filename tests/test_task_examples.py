@@ -160,3 +160,18 @@ def test_quick_run_end_to_end(task, tmp_path):
     assert policy.metadata["config"]["baseline"] == "self_critical"
     sample = m["samples_after"][0]
     assert policy.generate([sample["source"]]) == [sample["output"]]  # the SavedModel reproduces the run's output
+
+
+def test_task_data_from_one_file_is_split_80_20():
+    """data.data_dir may name one file: a translation jsonl is shuffled (seed 0) and split 80/20, the held-out
+    part both dev and test; dev_limit leaves it alone (it limits a separate dev split only)."""
+    from tf_rl_text.configfile import load_config
+    from tf_rl_text.workflow import load_data
+
+    path = os.path.join(TASKS_DIR, "translation.jsonl")
+    cfg = load_config(os.path.join(CONFIGS, "translation.yaml"), [f"data.data_dir={path}", "data.eval_limit=null"])
+    train, dev, test, note = load_data(cfg)
+    assert (len(train), len(test)) == (120, 30) and dev is test and "150 pairs, 80%/20% split" in note
+    assert not set(train.prompts) & set(test.prompts)
+    embedded = load_data(load_config(os.path.join(CONFIGS, "translation.yaml"), ["data.eval_limit=null"]))
+    assert embedded[0].prompts == train.prompts  # the same split as the embedded data's

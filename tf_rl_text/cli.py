@@ -52,7 +52,7 @@ def cmd_train(args):
     _print_table("run " + run_dir, {k: v for k, v in summary.items() if v is not None and not isinstance(v, (list, dict))
                                     and k not in ("data", "model", "rl_note")})
     print("samples (greedy):")
-    sep = " => " if cfg.model.kind == "seq2seq" and not cfg.model.path else ""
+    sep = " => " if summary["encoder_decoder"] else ""
     for s in summary["samples"]:
         print(f"  {s['prompt']}{sep}{s['completion']}")
     return 0

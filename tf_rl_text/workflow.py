@@ -598,7 +598,7 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
     start_step = trainer.global_step
     if trainer.restored_from:
         log(f"resumed from {trainer.restored_from} at step {start_step}")
-    steps = trainer.train(cfg.run.steps, callbacks=callbacks, progress=progress)
+    trainer.train(cfg.run.steps, callbacks=callbacks, progress=progress)
     kept, note = "the last RL step", None
     if keep is not None and keep.best_step is not None and keep.best_step != trainer.global_step:
         kept = "the warm-started model" if keep.best_step == 0 else f"the checkpoint of RL step {keep.best_step}"
@@ -651,6 +651,7 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
         "samples": [{"prompt": p, "completion": c} for p, c in zip(prompts, outputs)],
         "weights_sha256": weights_fingerprint(agent.model),  # the same on every worker of a distributed run
         "is_chief": chief,
+        "encoder_decoder": agent.is_encoder_decoder,
         "wall_time_s": round(time.time() - t0, 1),
     }
     log(f"weights sha256: {summary['weights_sha256']}")
