@@ -207,12 +207,12 @@ class _ActorCriticTrainer(Trainer):
         return dict(super()._trackables(), value_head=self.value_head)
 
     def _python_state(self):
-        from tf_rl_text.trainers.base import numpy_rng_state
+        from tf_rl_text.checkpoint import numpy_rng_state
 
         return {"kl_coef": self.kl_coef, "rng": numpy_rng_state(self.rng)}
 
     def _load_python_state(self, state):
-        from tf_rl_text.trainers.base import set_numpy_rng_state
+        from tf_rl_text.checkpoint import set_numpy_rng_state
 
         self.kl_coef = float(state["kl_coef"])
         set_numpy_rng_state(self.rng, state["rng"])
