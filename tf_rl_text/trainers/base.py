@@ -88,7 +88,6 @@ class TrainerConfig:
         check(self.seed is None or is_int_at_least(self.seed, 0), "seed", "an integer >= 0 or None", self.seed)
 
 
-# --------------------------------------------------------------------------- the trainer
 class _BuiltInStrategyScope(type):
     """Runs a trainer's whole construction (base and subclass ``__init__``) inside
     ``strategy.scope()``, so every variable it creates (reference model, heads, target network,

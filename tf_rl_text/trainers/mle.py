@@ -10,7 +10,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf
-from tf_rl_text.trainers.optim import apply_clipped
+from tf_rl_text.trainers.base import apply_clipped
 
 
 def encode_texts(tokenizer, texts, max_length, add_eos=True):
