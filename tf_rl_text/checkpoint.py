@@ -68,9 +68,11 @@ class Checkpointing:
 
     The trainer provides ``_trackables()`` (name -> TF object; it includes ``self._python``, the
     :class:`JSONState` of :meth:`_get_python_state`), ``_step_var`` (the step counter),
-    ``global_step``, ``num_updates``, ``history``, ``env``, ``strategy``, ``is_chief`` and the
-    hooks ``_python_state`` / ``_load_python_state``; it calls :meth:`_init_checkpointing` in its
-    ``__init__`` and :meth:`_auto_resume` at the end of its subclass's.
+    ``global_step``, ``num_updates``, ``history``, ``env``, ``strategy``, ``is_chief``, the
+    hooks ``_python_state`` / ``_load_python_state``, and the loop's ``_stop_signal`` (set by a
+    signal) and ``_last_saved_step`` (the step of the checkpoint this process last saved or
+    restored); it calls :meth:`_init_checkpointing` in its ``__init__`` and :meth:`_auto_resume`
+    at the end of its subclass's.
     """
 
     def _init_checkpointing(self, run_dir, checkpoint_every: int, keep_checkpoints: int, auto_resume: bool):
@@ -86,8 +88,6 @@ class Checkpointing:
         self._python = JSONState(self._get_python_state, self._set_python_state)
         self._manager = None
         self._manager_keys = None
-        self._stop_signal = None
-        self._last_saved_step = None  # the step of the checkpoint this process last saved or restored
 
     # ------------------------------------------------------------------ python state
     def _get_python_state(self) -> dict:

@@ -146,6 +146,8 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         self.num_updates = 0
         self._step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.optimizer = make_optimizer(config, self._step_var)
+        self._stop_signal = None
+        self._last_saved_step = None  # the step of the checkpoint this process last saved or restored
 
     # ------------------------------------------------------------------ subclasses fill in
     def _step(self) -> dict:
