@@ -1,5 +1,6 @@
-"""The trainer core (trainers/base.py): schedules, weight decay, gradient accumulation, frozen
-layers and the KL leash, the KL anchor across a resume, checkpoints in a run folder, signals."""
+"""The trainer core (trainers/base.py, trainers/optim.py, checkpoint.py): schedules, weight decay,
+gradient accumulation, frozen layers and the KL leash, the KL anchor across a resume, checkpoints
+in a run folder, signals."""
 import os
 import signal
 
@@ -42,6 +43,22 @@ def test_learning_rate_schedules_by_hand():
         [2.0, 0.2 + 0.9 * (1 + np.cos(np.pi / 4)), 1.1, 0.2 + 0.9 * (1 - np.cos(np.pi / 4)), 0.2], abs=1e-6)
     constant = TrainerConfig(learning_rate=1.0, warmup_steps=4)
     assert [learning_rate_at(constant, s) for s in range(6)] == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1])
+
+
+def test_names_that_moved_out_of_trainers_base_still_import_from_it():
+    """trainers/base.py was split (optimizer -> trainers/optim.py, run state -> checkpoint.py,
+    check -> validation.py); the old import path gives the same objects."""
+    from tf_rl_text import checkpoint, validation
+    from tf_rl_text.trainers import base, guard, optim
+
+    moved = {optim: ["LR_SCHEDULES", "NO_DECAY", "WarmupSchedule", "apply_clipped", "learning_rate_at",
+                     "make_optimizer"],
+             checkpoint: ["JSONState", "env_state", "numpy_rng_state", "set_numpy_rng_state"],
+             validation: ["check", "is_int_at_least"], guard: ["NonFiniteUpdateError"]}
+    for module, names in moved.items():
+        assert [getattr(base, n) is getattr(module, n) for n in names] == [True] * len(names), module.__name__
+        assert set(names) <= set(base.__all__)
+    assert issubclass(base.Trainer, checkpoint.Checkpointing) and "save_checkpoint" not in vars(base.Trainer)
 
 
 def test_the_optimizer_uses_the_schedule_at_the_trainer_step(tokenizer):
