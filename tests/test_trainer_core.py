@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_model
-from tf_rl_text import (A2CConfig, A2CTrainer, QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer,
+from tf_rl_text import (A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer,
                         RLAgent, TextGenerationEnv, with_precision)
 from tf_rl_text._compat import tf
 from tf_rl_text.callbacks import LambdaCallback
@@ -137,6 +137,31 @@ def test_a2c_and_q_learning_accumulated_chunks_make_the_same_update(tokenizer):
                 assert y[key] == pytest.approx(x[key], rel=1e-5, abs=1e-6), (build.__name__, key)
         for x, y in zip(whole.agent.model.weights, split.agent.model.weights):
             np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-6)
+
+
+def test_memory_lean_ppo_scores_its_rollout_in_update_sized_chunks_with_the_same_numbers(tokenizer):
+    """grad_accumulation_steps > 1: the rollout is scored (old log-probs, values, reference log-probs) in
+    num_minibatches x grad_accumulation_steps row chunks, so no forward pass holds the whole rollout's
+    (B, T, V) logits; the targets equal the whole-rollout scoring."""
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    trainer = PPOTrainer(agent, make_env(tokenizer, batch_size=4), PPOConfig(
+        learning_rate=1e-2, kl_coef=0.1, num_samples_per_prompt=2, num_minibatches=2, grad_accumulation_steps=2))
+    rollout = trainer.env.rollout(agent, num_samples=2)  # 8 completions
+    ids = [tf.constant(x) for x in (rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
+                                    rollout.completion_mask)]
+    rewards, beta = tf.constant(rollout.rewards, tf.float32), tf.constant(0.1)
+    rng = np.random.RandomState(0)
+    for v in agent.model.trainable_variables:  # move the policy off the reference: a live KL term
+        v.assign_add(rng.normal(0.0, 0.1, v.shape).astype(np.float32))
+    rows_seen = []
+    score = trainer._score
+    trainer._score = lambda *t: rows_seen.append(int(t[0].shape[0])) or score(*t)
+    chunked = trainer.score_rollout(ids, rewards, beta)
+    whole = trainer._targets(*ids, rewards, beta)
+    assert rows_seen == [2, 2, 2, 2]  # 8 rows in 2 x 2 chunks, never the whole rollout
+    assert abs(float(whole["kl"])) > 1e-3
+    for key in ("log_probs", "values", "advantages", "returns", "kl", "explained_variance"):
+        np.testing.assert_allclose(chunked[key].numpy(), whole[key].numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 # --------------------------------------------------------------------------- frozen layers, the KL anchor
