@@ -23,8 +23,7 @@ IMDB reviews"), in TensorFlow and offline. It runs configs/positive_reviews.yaml
 """
 import os
 
-from tf_rl_text.configfile import script_args
-from tf_rl_text.workflow import run_script
+from tf_rl_text.scripts import run_script, script_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = {

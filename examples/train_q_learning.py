@@ -21,8 +21,7 @@ import os
 
 import tf_rl_text
 from tf_rl_text._compat import tf
-from tf_rl_text.configfile import script_args
-from tf_rl_text.workflow import run_script
+from tf_rl_text.scripts import run_script, script_args
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "train_q_learning.yaml")
 FLAGS = {

@@ -23,8 +23,7 @@ prompt (fixed seed); greedy_reward_* the greedy one.
 """
 import os
 
-from tf_rl_text.configfile import script_args
-from tf_rl_text.workflow import run_script
+from tf_rl_text.scripts import run_script, script_args
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "train_text_rl.yaml")
 FLAGS = {

@@ -14,7 +14,7 @@ every flag is a field of that config; with --data the config's real_data sizes a
 """
 import os
 
-from tf_rl_text.workflow import task_script
+from tf_rl_text.scripts import task_script
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "translation.yaml")
 

@@ -67,7 +67,7 @@ CONFIGS = os.path.join(REPO, "configs")
 
 
 def _script_args(task, argv):
-    from tf_rl_text.configfile import TASK_SCRIPT_FLAGS, script_args
+    from tf_rl_text.scripts import TASK_SCRIPT_FLAGS, script_args
 
     return script_args(os.path.join(CONFIGS, f"{task}.yaml"), TASK_SCRIPT_FLAGS, argv)
 
@@ -89,7 +89,7 @@ def test_bad_flags_name_the_value(argv, message, capsys):
 
 
 def test_help_documents_every_flag(capsys):
-    from tf_rl_text.configfile import TASK_SCRIPT_FLAGS
+    from tf_rl_text.scripts import TASK_SCRIPT_FLAGS
 
     with pytest.raises(SystemExit):
         _script_args("summarization", ["--help"])
@@ -115,7 +115,8 @@ def test_quick_and_data_pick_their_sizes():
 
 
 def test_why_rl_did_not_help_names_the_runs_own_numbers():
-    from tf_rl_text.configfile import TASK_SCRIPT_FLAGS, flag_text, load_config
+    from tf_rl_text.configfile import load_config
+    from tf_rl_text.scripts import TASK_SCRIPT_FLAGS, flag_text
     from tf_rl_text.workflow import rl_note
 
     cfg = load_config(os.path.join(CONFIGS, "translation.yaml"))

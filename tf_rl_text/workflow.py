@@ -668,52 +668,6 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
     return summary
 
 
-def run_script(cfg: RunConfig, args, metrics=None, num_samples: int = 4) -> dict:
-    """What an example script does with ``configfile.script_args``' ``(cfg, args)``: :func:`train_run` into
-    ``--run-dir`` (its default folder is scratch space: a finished or different run there is moved aside),
-    exporting to ``--output`` and loading the export back; then ``--metrics-file`` gets the summary plus
-    ``metrics(summary)`` (the script's own keys). A mistake found while building exits with one line."""
-    import sys
-
-    from tf_rl_text.configfile import flag_text
-
-    default_dir = os.path.join("runs", os.path.splitext(os.path.basename(cfg.source))[0])
-    try:
-        summary = train_run(cfg, args.run_dir, progress=not args.no_progress, export_dir=args.output,
-                            scratch=os.path.abspath(args.run_dir) == os.path.abspath(default_dir), load_back=True,
-                            num_samples=num_samples, log=lambda text: print(flag_text(text, args.flags), flush=True))
-    except ConfigError as e:
-        sys.exit("error: " + flag_text(str(e), args.flags, cfg.source))
-    summary.update(metrics(summary) if metrics else {})
-    if args.metrics_file and summary["is_chief"]:
-        os.makedirs(os.path.dirname(os.path.abspath(args.metrics_file)), exist_ok=True)
-        with open(args.metrics_file, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
-    print(f"done in {summary['wall_time_s']} s; run folder {args.run_dir}, SavedModel {summary['export']}")
-    return summary
-
-
-def task_script(config: str, description: str, argv=None) -> dict:
-    """A task example (translation.py, summarization.py, dialogue.py): ``config`` run with the flags of
-    :data:`~tf_rl_text.configfile.TASK_SCRIPT_FLAGS`; the metrics file names the task metric
-    (``run.keep_best``) before RL (after the warm start) and after, on the test set."""
-    from tf_rl_text.configfile import TASK_SCRIPT_FLAGS, script_args
-
-    cfg, args = script_args(config, TASK_SCRIPT_FLAGS, argv, description)
-    metric = cfg.run.keep_best
-
-    def metrics(s):
-        before, after = s.get(f"{metric}_before"), s[f"{metric}_after"]
-        print(f"{metric}: {before if before is None else f'{before:.4f}'} -> {after:.4f} over {cfg.run.steps} RL "
-              f"steps (kept {s['kept']})")
-        return {"task": cfg.data.source, "metric_name": metric, "metric_before": before, "metric_after": after,
-                "metric_gain": None if before is None else after - before, "saved_model": s["export"],
-                "precision": cfg.model.precision, "seed": cfg.run.seed, "dev_is_test": s["num_dev"] == s["num_test"]
-                and cfg.data.data_dir is None, "settings": to_dict(cfg),
-                "samples_after": [{"source": x["prompt"], "output": x["completion"]} for x in s["samples"]]}
-    return run_script(cfg, args, metrics, num_samples=3)
-
-
 def export_run(run_dir: str, out: str, serving_only: bool = False, log=print) -> str:
     """``tf-rl-text export``: rebuild the run's trainer from RUN_DIR/config.yaml, restore its latest
     checkpoint and export it (no warm start, no reward model trained again)."""
