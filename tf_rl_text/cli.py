@@ -226,7 +226,7 @@ def build_parser():
     sub.required = True
 
     t = sub.add_parser("train", help="train from a YAML/JSON config into a run folder (resumes from its checkpoint)",
-                       description="Train from a config file (sections algorithm, model, data, reward, trainer, run; "
+                       description="Train from a config file (sections algorithm, model, data, reward, trainer, run, quick, real_data; "
                        "see configs/ and `tf-rl-text config ALGO` for every field and its help). Writes RUN_DIR/"
                        "config.yaml, checkpoints/, tensorboard/, metrics.jsonl, export/, plots/training.png and "
                        "summary.json, and prints a summary table. Rerunning with the same --run-dir resumes from "
