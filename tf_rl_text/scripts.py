@@ -141,7 +141,7 @@ def script_args(config: str, flags: dict, argv=None, description: str = "", name
 
 
 def run_script(cfg: RunConfig, args, metrics=None, num_samples: int = 4) -> dict:
-    """What an example script does with ``configfile.script_args``' ``(cfg, args)``: :func:`train_run` into
+    """What an example script does with :func:`script_args`' ``(cfg, args)``: ``workflow.train_run`` into
     ``--run-dir`` (its default folder is scratch space: a finished or different run there is moved aside),
     exporting to ``--output`` and loading the export back; then ``--metrics-file`` gets the summary plus
     ``metrics(summary)`` (the script's own keys). A mistake found while building exits with one line."""
@@ -167,7 +167,7 @@ def run_script(cfg: RunConfig, args, metrics=None, num_samples: int = 4) -> dict
 
 def task_script(config: str, description: str, argv=None) -> dict:
     """A task example (translation.py, summarization.py, dialogue.py): ``config`` run with the flags of
-    :data:`~tf_rl_text.configfile.TASK_SCRIPT_FLAGS`; the metrics file names the task metric
+    :data:`TASK_SCRIPT_FLAGS`; the metrics file names the task metric
     (``run.keep_best``) before RL (after the warm start) and after, on the test set."""
     cfg, args = script_args(config, TASK_SCRIPT_FLAGS, argv, description)
     metric = cfg.run.keep_best
@@ -178,8 +178,8 @@ def task_script(config: str, description: str, argv=None) -> dict:
               f"steps (kept {s['kept']})")
         return {"task": cfg.data.source, "metric_name": metric, "metric_before": before, "metric_after": after,
                 "metric_gain": None if before is None else after - before, "saved_model": s["export"],
-                "precision": cfg.model.precision, "seed": cfg.run.seed, "dev_is_test": s["num_dev"] == s["num_test"]
-                and cfg.data.data_dir is None, "settings": to_dict(cfg),
+                "precision": cfg.model.precision, "seed": cfg.run.seed, "dev_is_test": s["dev_is_test"],
+                "settings": to_dict(cfg),
                 "samples_after": [{"source": x["prompt"], "output": x["completion"]} for x in s["samples"]]}
     return run_script(cfg, args, metrics, num_samples=3)
 

@@ -644,6 +644,7 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
         "warm_start_nll_first_last": [built.warm_start_losses[0], built.warm_start_losses[-1]]
         if built.warm_start_losses else None,
         "num_train": len(built.train), "num_dev": len(built.dev), "num_test": len(built.test),
+        "dev_is_test": built.dev is built.test,
         "export": os.path.abspath(export),
         "run_dir": os.path.abspath(run_dir),
         **built.notes,
