@@ -43,8 +43,7 @@ from tf_rl_text.generation import (GENERATION_CACHES, STATIC_CACHE_MODEL_TYPES, 
 from tf_rl_text.lora import AdaptersOff, adapters_off
 from tf_rl_text.models import PLAIN_GRAPH_MODEL_TYPES, as_float32, causal_lm_forward, check_model_family
 from tf_rl_text.precision import copy_model
-from tf_rl_text.tokens import (decode_token_ids, encode_texts, ensure_pad_token, pad_token_ids,  # noqa: F401
-                               resolve_tokenizer)
+from tf_rl_text.tokens import ensure_pad_token, ids_to_texts, pad_token_ids, resolve_tokenizer, texts_to_ids
 
 
 class RLAgent(GenerationMixin):
@@ -194,11 +193,11 @@ class RLAgent(GenerationMixin):
         Left padded for causal LMs, right padded for encoder-decoders (``self.padding_side``).
         Returns (input_ids, attention_mask), int32 numpy arrays of shape (B, P).
         """
-        return pad_token_ids(encode_texts(self.tokenizer, texts), self.pad_token_id, self.padding_side, min_length)
+        return pad_token_ids(texts_to_ids(self.tokenizer, texts), self.pad_token_id, self.padding_side, min_length)
 
     def decode_completions(self, completion_ids, completion_mask=None):
         """Hook: completion ids (B, T) -> texts, dropping padding and special tokens."""
-        return decode_token_ids(self.tokenizer, completion_ids, completion_mask)
+        return ids_to_texts(self.tokenizer, completion_ids, completion_mask)
 
     # ------------------------------------------------------------------ scoring
     def causal_lm(self, input_ids, attention_mask, position_ids=None, past_key_values=None, use_cache=False,

@@ -56,7 +56,8 @@ from tf_agents.trajectories import time_step as ts
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
-from tf_rl_text.agent import RLAgent, resolve_tokenizer
+from tf_rl_text.agent import RLAgent
+from tf_rl_text.tokens import resolve_tokenizer
 
 NEG = -1e9
 """The logit of an unavailable choice (a padded candidate slot, or one already selected)."""

@@ -2,14 +2,14 @@
 
 The library's conventions, written once:
 
-* Texts are encoded without special tokens (:func:`encode_text`): prompts are continued, completions
+* Texts are encoded without special tokens (:func:`text_to_ids`): prompts are continued, completions
   end with EOS only where the code adds it.
 * Batches of token lists are padded into int32 ``(ids, mask)`` arrays (:func:`pad_token_ids`): on the
   left for causal-LM prompts (the next token always follows the last column), on the right for
-  encoder sources and for completions.
+  encoder sources and for completions; :func:`encode_texts` pads MLE targets (texts + EOS) to a width.
 * Positions skip left padding (:func:`position_ids_from_mask`), so a row's first real token is at position 0.
 * A tokenizer without a pad token pads with EOS (:func:`ensure_pad_token`).
-* Completions decode to text through their mask, special tokens dropped (:func:`decode_token_ids`).
+* Completions decode to text through their mask, special tokens dropped (:func:`ids_to_texts`).
 * ``RLAgent(model)`` without a tokenizer loads the one saved beside the model (:func:`resolve_tokenizer`).
 
 It imports nothing else from the package but TensorFlow (through ``_compat``).
@@ -21,7 +21,7 @@ import numpy as np
 from tf_rl_text._compat import tf
 
 
-def encode_text(tokenizer, text: str, verbose: bool = True) -> list:
+def text_to_ids(tokenizer, text: str, verbose: bool = True) -> list:
     """The token ids of ``text``, no special tokens added.
 
     ``verbose=False``: no Hugging Face warning that the text is longer than the model's maximum
@@ -32,9 +32,9 @@ def encode_text(tokenizer, text: str, verbose: bool = True) -> list:
     return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
 
-def encode_texts(tokenizer, texts, verbose: bool = True) -> list:
-    """:func:`encode_text` of each text: a list of token-id lists."""
-    return [encode_text(tokenizer, t, verbose) for t in texts]
+def texts_to_ids(tokenizer, texts, verbose: bool = True) -> list:
+    """:func:`text_to_ids` of each text: a list of token-id lists."""
+    return [text_to_ids(tokenizer, t, verbose) for t in texts]
 
 
 def pad_token_ids(token_lists, pad_token_id, side="left", min_length=None):
@@ -53,6 +53,19 @@ def pad_token_ids(token_lists, pad_token_id, side="left", min_length=None):
     return ids, mask
 
 
+def encode_texts(tokenizer, texts, max_length, add_eos=True):
+    """Right-padded (ids, mask) int32 arrays (N, max_length) of ``texts`` (each followed by EOS), cut at max_length.
+
+    The targets of the MLE warm start and of REINFORCE's mixed objective; pad: the tokenizer's pad token, else EOS.
+    """
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos = [tokenizer.eos_token_id] if add_eos and tokenizer.eos_token_id is not None else []
+    # verbose=False: the cut below is intended, so no "sequence length is longer than the maximum" warning
+    rows = [(text_to_ids(tokenizer, text, verbose=False) + eos)[:max_length] for text in texts]
+    ids, mask = pad_token_ids(rows, pad, "right", max_length)
+    return ids[:, :max_length], mask[:, :max_length]
+
+
 def position_ids_from_mask(attention_mask):
     """Positions that skip left padding: 0 for the first real token of each row."""
     return tf.maximum(tf.cumsum(attention_mask, axis=-1) - 1, 0)
@@ -67,7 +80,7 @@ def ensure_pad_token(tokenizer):
     return tokenizer.pad_token_id
 
 
-def decode_token_ids(tokenizer, token_ids, mask=None) -> list:
+def ids_to_texts(tokenizer, token_ids, mask=None) -> list:
     """Rows of token ids (B, T) -> texts: each row's tokens where ``mask`` is 1 (all by default),
     special tokens dropped."""
     token_ids = np.asarray(token_ids)
@@ -98,5 +111,5 @@ def resolve_tokenizer(model, tokenizer=None):
                          f"{str(err).splitlines()[0] if str(err) else err}); {how}") from err
 
 
-__all__ = ["encode_text", "encode_texts", "pad_token_ids", "position_ids_from_mask", "ensure_pad_token",
-           "decode_token_ids", "resolve_tokenizer"]
+__all__ = ["text_to_ids", "texts_to_ids", "pad_token_ids", "encode_texts", "position_ids_from_mask", "ensure_pad_token",
+           "ids_to_texts", "resolve_tokenizer"]
