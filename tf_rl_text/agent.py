@@ -157,7 +157,6 @@ class RLAgent(GenerationMixin):
             model(model.dummy_inputs, training=False)
         self.reset_compiled()
 
-
     def compile_fn(self, fn, input_signature=None, **kwargs):
         """``tf.function(fn, input_signature, **kwargs)`` for code that runs this agent's model,
         with AutoGraph only if the model needs it (:attr:`autograph`). Trainers compile through here."""
