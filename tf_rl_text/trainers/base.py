@@ -322,6 +322,8 @@ class Trainer(metaclass=_BuiltInStrategyScope):
                "global_step": self._step_var, "python_state": self._python}
         if getattr(self, "ref_model", None) is not None:
             out["ref_model"] = self.ref_model
+        if getattr(self.agent, "lora", None) is not None:
+            out["lora"] = self.agent.lora  # the adapters: the model's own variables do not include them
         return out
 
     def _python_state(self) -> dict:
