@@ -44,6 +44,8 @@ DEFAULT_TARGETS = {
     "marian": ("q_proj", "v_proj"),
     "opt": ("q_proj", "v_proj"),
     "gptj": ("q_proj", "v_proj"),
+    "bert": ("query", "value"),  # sequence classifiers: the choice policies (tf_rl_text.choice)
+    "roberta": ("query", "value"),
 }
 """Projections adapted when ``targets`` is not given (peft's defaults), by ``config.model_type``."""
 
@@ -224,6 +226,11 @@ class LoRA(tf.Module):
         finally:
             for k, w in zip(kernels, saved):
                 k.assign(w)
+
+    def export_metadata(self) -> dict:
+        """The ``lora`` entry of an export's metadata: the settings, ``merged`` and why ``train_step`` is
+        left out (it would train all the merged weights, not these adapters; see docs/lora.md)."""
+        return dict(self.config(), merged=True, train_step="left out: it trains adapters")
 
     # ------------------------------------------------------------------ save / load
     def config(self) -> dict:
