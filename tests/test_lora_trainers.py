@@ -10,7 +10,8 @@ import pytest
 
 from test_choice import CANDIDATES, PROMPTS as CHOICE_PROMPTS, positive_pick, tiny_classifier
 from test_q_learning import WORDS, hand_td_targets, match_reward, seeded_model, word_tokenizer  # noqa: F401
-from tf_rl_text import QLearningConfig, QLearningTrainer, ReinforceConfig, RLAgent, TextGenerationEnv
+from tf_rl_text import (QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer, RLAgent,
+                        TextGenerationEnv)
 from tf_rl_text._compat import tf
 from tf_rl_text.choice import INPUT_NAMES, ChoiceEnv
 from tf_rl_text.export import METADATA_FILE
@@ -145,8 +146,7 @@ def test_lora_q_head_target_holds_adapters_and_head_only_syncs_and_exports_the_m
 
 def test_lora_q_learning_resumes_exactly(word_tokenizer, tmp_path):
     """Stopped after 1 step and resumed to 2 = 2 steps straight: online adapters, target adapters (synced at
-    update 2) and the logged statistics. (The adapters were not in the checkpoint before: a resumed LoRA run of
-    any trainer restarted them at B = 0 while its global step said otherwise.)"""
+    update 2), the optimizer's moments (else the step-2 update differs) and the logged statistics."""
     straight = lora_trainer(word_tokenizer)
     straight.train(2, progress=False)
     lora_trainer(word_tokenizer, run_dir=str(tmp_path)).train(1, progress=False)
@@ -163,6 +163,24 @@ def test_lora_q_learning_resumes_exactly(word_tokenizer, tmp_path):
     np.testing.assert_allclose([resumed.history[-1][k] for k in sorted(last)], [last[k] for k in sorted(last)],
                                rtol=1e-6, atol=1e-6)
     assert straight.history[0]["loss"] != last["loss"]  # the two steps differ: the comparison can fail
+
+
+def test_a_resumed_lora_reinforce_run_gets_its_adapters_back(word_tokenizer, tmp_path):
+    """The checkpoint holds agent.lora (the model's variables do not include the adapters): before, a resumed
+    LoRA REINFORCE run restarted at B = 0 while its global step said 1."""
+    def build():
+        agent = RLAgent(seeded_model(word_tokenizer, n_positions=16), word_tokenizer, seed=0)
+        agent.attach_lora(rank=2, targets=["c_attn"])
+        env = TextGenerationEnv(["x"], word_tokenizer, match_reward, batch_size=2, max_new_tokens=3, seed=0)
+        return ReinforceTrainer(agent, env, ReinforceConfig(learning_rate=3e-2, num_samples_per_prompt=2),
+                                run_dir=str(tmp_path), checkpoint_every=1)
+
+    first = build()
+    first.train(1, progress=False)
+    resumed = build()
+    assert resumed.global_step == 1
+    assert np.abs(first.agent.lora.b[0].numpy()).max() > 0
+    assert_same(values(resumed.agent.lora.trainable_variables), values(first.agent.lora.trainable_variables))
 
 
 def test_choice_trainer_trains_adapters_and_exports_the_merged_classifier(tokenizer, tmp_path):
