@@ -10,6 +10,8 @@ projections (T5's ``q``/``k``/``v``/``o``/``wi``/``wo``; BART's, Marian's, OPT's
 With adapters attached, the KL reference of every trainer is *the same model with the adapters
 switched off*: :meth:`RLAgent.clone_model` returns an :class:`AdaptersOff` view (no second copy of
 the weights), and the agent's forward passes run it with the adapters left out of the graph.
+Q-learning's target network is the same model run with a copy of the adapters (:class:`AdapterCopy`,
+switched in by :meth:`LoRA.using`), so it holds no second copy of the weights either.
 
 Example::
 

@@ -20,6 +20,10 @@ with y_T = r_T at each completion's last token (no bootstrap) and 0 on padding (
 ``target_update_period`` updates, or Polyak averaging with ``target_update_tau`` < 1. Acting is
 epsilon-greedy or Boltzmann (softmax(Q / temperature)); evaluation is greedy (argmax Q).
 
+With LoRA adapters on the agent (``agent.attach_lora(...)`` before building the trainer) only the
+adapters (and the Q head) train, and the target network is the same frozen base run with a copy of
+the adapters (:class:`~tf_rl_text.lora.AdapterCopy`): no second copy of the weights (docs/lora.md).
+
 Learning is off-policy from a replay buffer (:class:`ReplayBuffer`, a ring buffer in
 tf.Variables) of the agent's own episodes, plus a second buffer of demonstrations - good texts
 such as a dataset's references (:meth:`QLearningTrainer.add_demonstrations`), a fixed share of
