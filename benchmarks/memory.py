@@ -2,7 +2,9 @@
 """Peak memory and seconds per RL step: full fine-tuning vs LoRA, GPT-2 124M-shaped vs a Mistral of similar size.
 
 Workload: random weights, a 50,257-word vocabulary, 8 prompts x 4 samples x 64 new tokens (EOS
-masked by ``min_new_tokens``), one REINFORCE (RLOO) step with a KL leash (kl_coef 0.05), Adam.
+masked by ``min_new_tokens``), one REINFORCE (RLOO) step with a KL leash (kl_coef 0.05), Adam, the
+update in ``--grad-accumulation-steps`` chunks (default 4: the memory-lean update, so no more than
+8 of the 32 sequences' full-vocabulary logits exist at once; ``1`` measures the whole batch at once).
 Each configuration runs in its own subprocess, so each peak RSS is that configuration's alone:
 
 * ``full``: every weight trains, the KL reference is a frozen copy (``agent.clone_model()``);
@@ -96,7 +98,8 @@ def run_one(name, args):
     env = TextGenerationEnv(prompts, tokenizer, reward, batch_size=args.prompts, max_new_tokens=args.new_tokens,
                             sampling={"min_new_tokens": args.new_tokens})
     trainer = ReinforceTrainer(agent, env, ReinforceConfig(baseline="rloo", num_samples_per_prompt=args.samples,
-                                                           kl_coef=0.05, learning_rate=1e-4))
+                                                           kl_coef=0.05, learning_rate=1e-4,
+                                                           grad_accumulation_steps=args.grad_accumulation_steps))
     times = []
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
@@ -116,6 +119,9 @@ def main():
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--grad-accumulation-steps", type=int, default=4,
+                    help="split each update into this many chunks, so the update's full-vocabulary logits and "
+                         "activations exist one chunk at a time (1: the whole batch at once)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps first (they trace the graphs)")
     ap.add_argument("--steps", type=int, default=1, help="timed steps")
     ap.add_argument("--from-logs", nargs="+", metavar="STDERR_FILE",
@@ -136,7 +142,8 @@ def main():
         return
     results = {}
     for name in args.configs.split(","):
-        flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("only", "configs")]
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+                 if k not in ("only", "configs", "from_logs")]
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--only", name, *flags],
                               stdout=subprocess.PIPE, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         if proc.returncode != 0:
@@ -149,7 +156,8 @@ def main():
 def summarize(results, args):
     """The JSON line from the per-configuration figures ``{"gpt2:full": {...}, ...}``."""
     out = {"workload": f"{args.prompts} prompts x {args.samples} samples x {args.new_tokens} new tokens, "
-                       f"REINFORCE (RLOO) + KL 0.05, vocab {VOCAB}, random weights"}
+                       f"REINFORCE (RLOO) + KL 0.05, vocab {VOCAB}, random weights, "
+                       f"grad_accumulation_steps {args.grad_accumulation_steps}"}
     for name, r in results.items():
         kind, mode = name.split(":")
         prefix = "" if kind == "gpt2" else "mistral_"

@@ -83,6 +83,26 @@ def test_prompts_are_drawn_in_shuffled_epochs(tokenizer):
     assert epochs(TextGenerationEnv(prompts, tokenizer, length_reward, batch_size=2, shuffle=False)) == [prompts] * 4
 
 
+def test_choice_env_draws_states_as_the_text_env_does(tokenizer):
+    """One BatchedEnv under both envs: the same seed draws the same state order, a state_dict moves
+    between them, and the unshuffled draw wraps around the epoch (hand-computed indices)."""
+    from tf_rl_text.choice import ChoiceEnv
+    from tf_rl_text.env import BatchedEnv
+
+    prompts = ["a", "b", "c", "d", "e"]
+    text = TextGenerationEnv(prompts, tokenizer, length_reward, batch_size=2, seed=3)
+    choice = ChoiceEnv(prompts, tokenizer, length_reward, labels=2, batch_size=2, seed=3)
+    assert isinstance(text, BatchedEnv) and isinstance(choice, BatchedEnv) and choice.batch_size == 2
+    drawn = [text.next_prompts()[0] for _ in range(5)]
+    assert drawn == [[prompts[i] for i in choice.next_indices()] for _ in range(5)]
+    assert sorted(sum(drawn[:2], []) + drawn[2][:1]) == prompts  # the first epoch holds every prompt once
+    choice.load_state_dict(text.state_dict())
+    resumed = [[prompts[i] for i in choice.next_indices(3)] for _ in range(3)]
+    assert [text.next_prompts(3)[0] for _ in range(3)] == resumed
+    in_order = ChoiceEnv(prompts, tokenizer, length_reward, labels=2, batch_size=2, shuffle=False)
+    assert [in_order.next_indices() for _ in range(4)] == [[0, 1], [2, 3], [4, 0], [1, 2]]
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"prompts": []}, "prompts is empty"),
     ({"prompts": "the movie"}, "single string"),

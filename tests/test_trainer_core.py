@@ -1,5 +1,6 @@
-"""The trainer core (trainers/base.py): schedules, weight decay, gradient accumulation, frozen
-layers and the KL leash, the KL anchor across a resume, checkpoints in a run folder, signals."""
+"""The trainer core (trainers/base.py, trainers/optim.py, checkpoint.py): schedules, weight decay,
+gradient accumulation, frozen layers and the KL leash, the KL anchor across a resume, checkpoints
+in a run folder, signals."""
 import os
 import signal
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_model
-from tf_rl_text import (A2CConfig, A2CTrainer, QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer,
+from tf_rl_text import (A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer,
                         RLAgent, TextGenerationEnv, with_precision)
 from tf_rl_text._compat import tf
 from tf_rl_text.callbacks import LambdaCallback
@@ -42,6 +43,22 @@ def test_learning_rate_schedules_by_hand():
         [2.0, 0.2 + 0.9 * (1 + np.cos(np.pi / 4)), 1.1, 0.2 + 0.9 * (1 - np.cos(np.pi / 4)), 0.2], abs=1e-6)
     constant = TrainerConfig(learning_rate=1.0, warmup_steps=4)
     assert [learning_rate_at(constant, s) for s in range(6)] == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1])
+
+
+def test_names_that_moved_out_of_trainers_base_still_import_from_it():
+    """trainers/base.py was split (optimizer -> trainers/optim.py, run state -> checkpoint.py,
+    check -> validation.py); the old import path gives the same objects."""
+    from tf_rl_text import checkpoint, validation
+    from tf_rl_text.trainers import base, guard, optim
+
+    moved = {optim: ["LR_SCHEDULES", "NO_DECAY", "WarmupSchedule", "apply_clipped", "learning_rate_at",
+                     "make_optimizer"],
+             checkpoint: ["JSONState", "env_state", "numpy_rng_state", "set_numpy_rng_state"],
+             validation: ["check", "is_int_at_least"], guard: ["NonFiniteUpdateError"]}
+    for module, names in moved.items():
+        assert [getattr(base, n) is getattr(module, n) for n in names] == [True] * len(names), module.__name__
+        assert set(names) <= set(base.__all__)
+    assert issubclass(base.Trainer, checkpoint.Checkpointing) and "save_checkpoint" not in vars(base.Trainer)
 
 
 def test_the_optimizer_uses_the_schedule_at_the_trainer_step(tokenizer):
@@ -120,6 +137,31 @@ def test_a2c_and_q_learning_accumulated_chunks_make_the_same_update(tokenizer):
                 assert y[key] == pytest.approx(x[key], rel=1e-5, abs=1e-6), (build.__name__, key)
         for x, y in zip(whole.agent.model.weights, split.agent.model.weights):
             np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-6)
+
+
+def test_memory_lean_ppo_scores_its_rollout_in_update_sized_chunks_with_the_same_numbers(tokenizer):
+    """grad_accumulation_steps > 1: the rollout is scored (old log-probs, values, reference log-probs) in
+    num_minibatches x grad_accumulation_steps row chunks, so no forward pass holds the whole rollout's
+    (B, T, V) logits; the targets equal the whole-rollout scoring."""
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    trainer = PPOTrainer(agent, make_env(tokenizer, batch_size=4), PPOConfig(
+        learning_rate=1e-2, kl_coef=0.1, num_samples_per_prompt=2, num_minibatches=2, grad_accumulation_steps=2))
+    rollout = trainer.env.rollout(agent, num_samples=2)  # 8 completions
+    ids = [tf.constant(x) for x in (rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
+                                    rollout.completion_mask)]
+    rewards, beta = tf.constant(rollout.rewards, tf.float32), tf.constant(0.1)
+    rng = np.random.RandomState(0)
+    for v in agent.model.trainable_variables:  # move the policy off the reference: a live KL term
+        v.assign_add(rng.normal(0.0, 0.1, v.shape).astype(np.float32))
+    rows_seen = []
+    score = trainer._score
+    trainer._score = lambda *t: rows_seen.append(int(t[0].shape[0])) or score(*t)
+    chunked = trainer.score_rollout(ids, rewards, beta)
+    whole = trainer._targets(*ids, rewards, beta)
+    assert rows_seen == [2, 2, 2, 2]  # 8 rows in 2 x 2 chunks, never the whole rollout
+    assert abs(float(whole["kl"])) > 1e-3
+    for key in ("log_probs", "values", "advantages", "returns", "kl", "explained_variance"):
+        np.testing.assert_allclose(chunked[key].numpy(), whole[key].numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 # --------------------------------------------------------------------------- frozen layers, the KL anchor

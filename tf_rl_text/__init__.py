@@ -19,8 +19,7 @@ from tf_rl_text.env import Rollout, TextGenerationEnv
 from tf_rl_text.export import LoadedPolicy, export_policy, load
 from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer, reinforce_loss
 from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer
-from tf_rl_text.heads import ValueHead
-from tf_rl_text.heads import QHead
+from tf_rl_text.heads import QHead, ValueHead
 from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer, ReplayBuffer
 from tf_rl_text import data, metrics  # datasets (PromptDataset, task loaders) and evaluation metrics
 from tf_rl_text.data import PromptDataset

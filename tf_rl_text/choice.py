@@ -51,10 +51,10 @@ import random
 from typing import Callable, Sequence
 
 import numpy as np
-from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
+from tf_rl_text.env import BatchedEnv
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
 from tf_rl_text.agent import RLAgent, resolve_tokenizer
@@ -372,7 +372,7 @@ prompts, completions, references: lists of B; indices: (B,) the states' rows in 
 """
 
 
-class ChoiceEnv(py_environment.PyEnvironment):
+class ChoiceEnv(BatchedEnv):
     """Episodes whose actions are choices (a tf-agents ``PyEnvironment``, sibling of TextGenerationEnv).
 
     Args:
@@ -442,46 +442,9 @@ class ChoiceEnv(py_environment.PyEnvironment):
             "choice_mask": array_spec.BoundedArraySpec((self.num_choices,), np.int32, 0, 1, name="choice_mask"),
         }
         self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, self.num_choices - 1, name="choice")
-        self._rng = np.random.RandomState(seed)
-        self.shuffle = shuffle
-        self._order, self._cursor = np.arange(len(prompts)), len(prompts)
+        self._init_draws(len(prompts), seed, shuffle)
         self.completions: list[str] = []
         self.last_rewards = None
-
-    # the reward contract is TextGenerationEnv's, checked in one place
-    from tf_rl_text.env import TextGenerationEnv as _TextEnv
-    compute_rewards = _TextEnv.compute_rewards
-    # the state order, cursor and shuffle RNG (same attributes): trainers checkpoint them for an exact resume
-    state_dict = _TextEnv.state_dict
-    load_state_dict = _TextEnv.load_state_dict
-    del _TextEnv
-
-    @property
-    def batched(self) -> bool:
-        return True
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
-
-    def observation_spec(self):
-        return self._observation_spec
-
-    def action_spec(self):
-        return self._action_spec
-
-    def next_indices(self, n=None):
-        """The next ``n`` (default batch_size) state indices, in shuffled epochs."""
-        n = self._batch_size if n is None else n
-        picked = []
-        while len(picked) < n:
-            if self._cursor >= len(self._order):
-                self._order = self._rng.permutation(len(self.prompts)) if self.shuffle else np.arange(len(self.prompts))
-                self._cursor = 0
-            take = self._order[self._cursor: self._cursor + n - len(picked)]
-            self._cursor += len(take)
-            picked.extend(int(i) for i in take)
-        return picked
 
     def states(self, indices):
         """(prompts, candidates or None, references) of the given state indices."""

@@ -19,6 +19,9 @@ that holds all of them as ``data_dir`` / ``$TF_RL_TEXT_DATA``; see :func:`shared
 * :func:`load_summarization` - SciTLDR jsonl (abstract sentences -> TL;DR summaries);
 * :func:`load_dialogue` - Topical-Chat json (previous k turns -> next turn).
 
+The package also ships small task data written for it (``default_data/tasks/``):
+:func:`task_data_path` gives the jsonl of "translation", "summarization" or "dialogue".
+
 Errors name the file, the 1-based line number, the field and what was present.
 
 Example::
@@ -43,9 +46,20 @@ DATA_ENV_VAR = "TF_RL_TEXT_DATA"
 """The environment variable naming the folder that holds the real data sets (``multi30k/``,
 ``scitldr/``, ``topical_chat/``, ``sentiment/``); read when no ``data_dir`` is passed."""
 
+TASKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_data", "tasks")
+"""The small task data sets shipped in the package (written by the repository's tools/make_tasks.py)."""
+TASK_FILES = {"translation": "translation.jsonl", "summarization": "summarization.jsonl", "dialogue": "dialogue.jsonl"}
+
 
 class DataFormatError(ValueError):
     """A data file does not have the expected shape (missing field, empty line, misaligned files)."""
+
+
+def task_data_path(task: str) -> str:
+    """Path of the embedded jsonl of ``task`` ("translation", "summarization" or "dialogue")."""
+    if task not in TASK_FILES:
+        raise ValueError(f"task must be one of {sorted(TASK_FILES)}, got {task!r}")
+    return os.path.join(TASKS_DIR, TASK_FILES[task])
 
 
 def shared_data_dir(data_dir: str | None = None) -> str:
@@ -595,5 +609,8 @@ __all__ = [
     "load_translation",
     "open_text",
     "shared_data_dir",
+    "task_data_path",
+    "TASK_FILES",
+    "TASKS_DIR",
     "truncate_words",
 ]

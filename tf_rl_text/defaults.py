@@ -1,15 +1,27 @@
-"""The embedded default: a small corpus, prompts and tokenizer that ship in the package, and a
-small GPT-2 built from them, so that examples and tests run offline with nothing to download.
+"""The embedded default: a small corpus, prompts and tokenizer that ship in the package, and
+small models built to fit a tokenizer, so that examples and tests run offline with nothing to
+download.
 
-The corpus (``tf_rl_text/default_data/``) was written for this project: short everyday
-review-like sentences, about half upbeat and half gloomy, which makes "steer the model toward
-upbeat text" a task the reward can show.
+* the corpus, prompts and sentiment lexicon (:func:`load_corpus`, :func:`load_prompts`,
+  :func:`load_lexicon`) and their byte-level BPE tokenizer (:func:`default_tokenizer`);
+* :func:`default_model`, a small GPT-2 sized to a tokenizer;
+* for the task examples (translation, summarization, dialogue): :func:`train_tokenizer` (a BPE
+  tokenizer trained on given texts in seconds) and :func:`default_seq2seq_model` (a small T5 or
+  BART). Their embedded data is :func:`tf_rl_text.data.task_data_path`'s (also importable here).
+
+The corpus (``tf_rl_text/default_data/``, written by the repository's ``tools/make_corpus.py``)
+was written for this project: short everyday review-like sentences, about half upbeat and half
+gloomy, which makes "steer the model toward upbeat text" a task the reward can show.
 """
 from __future__ import annotations
 
 import os
 
 from tf_rl_text._compat import keras
+from tf_rl_text.data import TASK_FILES, TASKS_DIR, task_data_path  # noqa: F401  (they lived here first)
+
+__all__ = ["default_model", "default_tokenizer", "load_corpus", "load_prompts", "load_lexicon", "DATA_DIR",
+           "TASKS_DIR", "task_data_path", "train_tokenizer", "default_seq2seq_model"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_data")
 
@@ -60,22 +72,6 @@ def default_model(tokenizer=None, n_layer: int = 2, n_embd: int = 64, n_head: in
     model = TFGPT2LMHeadModel(config)
     model(model.dummy_inputs, training=False)
     return model
-
-
-__all__ = ["default_model", "default_tokenizer", "load_corpus", "load_prompts", "load_lexicon", "DATA_DIR"]
-
-
-# --------------------------------------------------------------------------- tasks: tokenizer, seq2seq model, data
-# Translation, summarization and dialogue (examples/translation.py, summarization.py, dialogue.py).
-TASKS_DIR = os.path.join(DATA_DIR, "tasks")
-TASK_FILES = {"translation": "translation.jsonl", "summarization": "summarization.jsonl", "dialogue": "dialogue.jsonl"}
-
-
-def task_data_path(task: str) -> str:
-    """Path of the embedded jsonl of ``task`` ("translation", "summarization" or "dialogue")."""
-    if task not in TASK_FILES:
-        raise ValueError(f"task must be one of {sorted(TASK_FILES)}, got {task!r}")
-    return os.path.join(TASKS_DIR, TASK_FILES[task])
 
 
 def train_tokenizer(texts, vocab_size: int = 2000, min_frequency: int = 2, model_max_length: int = 128,
@@ -159,6 +155,3 @@ def default_seq2seq_model(tokenizer, arch: str = "t5", d_model: int = 128, layer
     model = cls(config)
     model(model.dummy_inputs, training=False)
     return model
-
-
-__all__ += ["TASKS_DIR", "task_data_path", "train_tokenizer", "default_seq2seq_model"]

@@ -135,7 +135,7 @@ def distributed_update(strategy, optimizer, grad_fn, specs, variables, max_grad_
     gradient is clipped by its global norm and applied once (``info["grad_norm"]``: the norm
     before clipping).
     """
-    from tf_rl_text.trainers.base import apply_clipped
+    from tf_rl_text.trainers.optim import apply_clipped
 
     num_replicas = strategy.num_replicas_in_sync
     k = int(num_chunks)

@@ -44,7 +44,107 @@ rewards: (B,) float32; prompts, completions: lists of B strings; references: lis
 """
 
 
-class TextGenerationEnv(py_environment.PyEnvironment):
+class BatchedEnv(py_environment.PyEnvironment):
+    """What :class:`TextGenerationEnv` and :class:`~tf_rl_text.choice.ChoiceEnv` share: ``batch_size``
+    episodes in lockstep (a batched tf-agents ``PyEnvironment``), their states drawn in shuffled
+    epochs (:meth:`next_indices`; :meth:`state_dict` for checkpoints), and the reward function's
+    output checked in one place (:meth:`compute_rewards`).
+
+    A subclass sets ``self._batch_size``, ``self._observation_spec``, ``self._action_spec``,
+    ``self.prompts`` (one per state), ``self.reward_fn``, ``self.num_reward_batches = 0`` and calls
+    :meth:`_init_draws` in its ``__init__``; it writes ``_reset`` and ``_step``.
+    """
+
+    def _init_draws(self, num_states: int, seed, shuffle: bool):
+        self._rng = np.random.RandomState(seed)
+        self.shuffle = shuffle
+        self._order = np.arange(num_states)
+        self._cursor = num_states  # forces a fresh (shuffled) epoch on first draw
+
+    # ------------------------------------------------------------ specs
+    @property
+    def batched(self) -> bool:
+        return True
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def action_spec(self):
+        return self._action_spec
+
+    # ------------------------------------------------------------ states and rewards
+    def next_indices(self, n=None):
+        """The next ``n`` (default batch_size) state indices, in shuffled epochs."""
+        n = self._batch_size if n is None else n
+        picked = []
+        while len(picked) < n:
+            if self._cursor >= len(self._order):
+                self._order = self._rng.permutation(len(self.prompts)) if self.shuffle else np.arange(len(self.prompts))
+                self._cursor = 0
+            take = self._order[self._cursor : self._cursor + n - len(picked)]
+            self._cursor += len(take)
+            picked.extend(int(i) for i in take)
+        return picked
+
+    def state_dict(self) -> dict:
+        """The prompt order, cursor and shuffle RNG state (JSON-able): what decides the next batches.
+        Trainers save it in their checkpoints so a resumed run draws the same states."""
+        name, keys, pos, has_gauss, cached = self._rng.get_state()
+        return {"order": [int(i) for i in self._order], "cursor": int(self._cursor),
+                "rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Put back what :meth:`state_dict` returned."""
+        self._order = np.asarray(state["order"], dtype=np.int64)
+        self._cursor = int(state["cursor"])
+        name, keys, pos, has_gauss, cached = state["rng"]
+        self._rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
+
+    def compute_rewards(self, completions, prompts, references):
+        """Call the reward function and check what it returns: (B,) float32.
+
+        Anything else (an exception, the wrong count, a non-number, NaN or Inf) raises an error
+        that names the reward function and the batch; the trainers compute rewards before their
+        update, so nothing is trained on the batch.
+        """
+        self.num_reward_batches += 1
+        name = getattr(self.reward_fn, "__name__", None) or type(self.reward_fn).__name__
+        where = f"on batch {self.num_reward_batches}"
+        try:
+            raw = self.reward_fn(list(completions), list(prompts), list(references))
+        except Exception as err:
+            raise RuntimeError(
+                f"reward_fn {name} raised {type(err).__name__} {where}: {err}. Nothing was trained on this batch; "
+                "fix the reward function (it must return one finite number per completion)"
+            ) from err
+        try:
+            if raw is None or isinstance(raw, (str, bytes, dict)):
+                raise TypeError(f"got {type(raw).__name__}, not a sequence of numbers")
+            rewards = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"reward_fn {name} must return numbers, one per completion; {where} it returned "
+                             f"{str(raw)[:80]} ({err})") from None
+        rewards = rewards.reshape(-1)
+        if rewards.shape[0] != len(completions):
+            raise ValueError(
+                f"reward_fn {name} returned {rewards.shape[0]} rewards for {len(completions)} completions {where}; "
+                "it must return exactly one number per completion"
+            )
+        bad = np.flatnonzero(~np.isfinite(rewards))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"reward_fn {name} returned {rewards[i]} (not finite) for completion {i}: {completions[i][:60]!r} "
+                f"{where}; rewards must be finite numbers. Nothing was trained on this batch"
+            )
+        return rewards.astype(np.float32)
+
+
+class TextGenerationEnv(BatchedEnv):
     """A batched text-generation environment (tf-agents ``PyEnvironment``).
 
     Args:
@@ -151,98 +251,19 @@ class TextGenerationEnv(py_environment.PyEnvironment):
                 decoder_attention_mask=array_spec.BoundedArraySpec((n,), np.int32, 0, 1, name="decoder_attention_mask"),
             )
         self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, vocab - 1, name="token")
-        self._rng = np.random.RandomState(seed)
-        self.shuffle = shuffle
-        self._order = np.arange(len(prompts))
-        self._cursor = len(prompts)  # forces a fresh (shuffled) epoch on first draw
+        self._init_draws(len(prompts), seed, shuffle)
         self.batch_prompts: list[str] = []
         self.batch_references: list = []
         self.completions: list[str] = []
         self.last_rewards: np.ndarray | None = None
 
-    # ------------------------------------------------------------ specs
-    @property
-    def batched(self) -> bool:
-        return True
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
-
-    def observation_spec(self):
-        return self._observation_spec
-
-    def action_spec(self):
-        return self._action_spec
-
-    # ------------------------------------------------------------ prompts and rewards
+    # ------------------------------------------------------------ prompts
     def next_prompts(self, batch_size: int | None = None):
         """Draw the next ``batch_size`` prompts (and references) in shuffled epochs."""
-        n = self._batch_size if batch_size is None else batch_size
-        picked = []
-        while len(picked) < n:
-            if self._cursor >= len(self._order):
-                self._order = self._rng.permutation(len(self.prompts)) if self.shuffle else np.arange(len(self.prompts))
-                self._cursor = 0
-            take = self._order[self._cursor : self._cursor + n - len(picked)]
-            self._cursor += len(take)
-            picked.extend(int(i) for i in take)
+        picked = self.next_indices(batch_size)
         prompts = [self.prompts[i] for i in picked]
-        refs = [self.references[i] for i in picked] if self.references is not None else [None] * n
+        refs = [self.references[i] for i in picked] if self.references is not None else [None] * len(picked)
         return prompts, refs
-
-    def state_dict(self) -> dict:
-        """The prompt order, cursor and shuffle RNG state (JSON-able): what decides the next batches.
-        Trainers save it in their checkpoints so a resumed run draws the same prompts."""
-        name, keys, pos, has_gauss, cached = self._rng.get_state()
-        return {"order": [int(i) for i in self._order], "cursor": int(self._cursor),
-                "rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Put back what :meth:`state_dict` returned."""
-        self._order = np.asarray(state["order"], dtype=np.int64)
-        self._cursor = int(state["cursor"])
-        name, keys, pos, has_gauss, cached = state["rng"]
-        self._rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
-
-    def compute_rewards(self, completions, prompts, references):
-        """Call the reward function and check what it returns: (B,) float32.
-
-        Anything else (an exception, the wrong count, a non-number, NaN or Inf) raises an error
-        that names the reward function and the batch; the trainers compute rewards before their
-        update, so nothing is trained on the batch.
-        """
-        self.num_reward_batches += 1
-        name = getattr(self.reward_fn, "__name__", None) or type(self.reward_fn).__name__
-        where = f"on batch {self.num_reward_batches}"
-        try:
-            raw = self.reward_fn(list(completions), list(prompts), list(references))
-        except Exception as err:
-            raise RuntimeError(
-                f"reward_fn {name} raised {type(err).__name__} {where}: {err}. Nothing was trained on this batch; "
-                "fix the reward function (it must return one finite number per completion)"
-            ) from err
-        try:
-            if raw is None or isinstance(raw, (str, bytes, dict)):
-                raise TypeError(f"got {type(raw).__name__}, not a sequence of numbers")
-            rewards = np.asarray(raw, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"reward_fn {name} must return numbers, one per completion; {where} it returned "
-                             f"{str(raw)[:80]} ({err})") from None
-        rewards = rewards.reshape(-1)
-        if rewards.shape[0] != len(completions):
-            raise ValueError(
-                f"reward_fn {name} returned {rewards.shape[0]} rewards for {len(completions)} completions {where}; "
-                "it must return exactly one number per completion"
-            )
-        bad = np.flatnonzero(~np.isfinite(rewards))
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(
-                f"reward_fn {name} returned {rewards[i]} (not finite) for completion {i}: {completions[i][:60]!r} "
-                f"{where}; rewards must be finite numbers. Nothing was trained on this batch"
-            )
-        return rewards.astype(np.float32)
 
     # ------------------------------------------------------------ whole-batch episodes
     @staticmethod
@@ -328,4 +349,4 @@ class TextGenerationEnv(py_environment.PyEnvironment):
         return ts.transition(self._observation(), np.zeros(b, np.float32), discount=np.ones(b, np.float32))
 
 
-__all__ = ["TextGenerationEnv", "Rollout"]
+__all__ = ["TextGenerationEnv", "Rollout", "BatchedEnv"]

@@ -3,10 +3,27 @@ bad value and what to do (DESIGN.md rule 5). Every case is listed in docs/errors
 
     check_prompts(["the movie was", "  "])   # ValueError: prompts[1] is empty or whitespace only ('  ') ...
     check_writable_folder("/etc/passwd/run")  # NotADirectoryError: ... '/etc/passwd' is a file, not a folder ...
+    check(lr > 0, "learning_rate", "> 0", lr)  # ValueError: learning_rate must be > 0, got -1 (the config checks)
 """
 from __future__ import annotations
 
 import os
+
+__all__ = ["check", "is_int_at_least", "check_prompts", "check_writable_folder"]
+
+
+def check(ok: bool, name: str, rule: str, value):
+    """The one validation helper: ``ValueError(f"{name} must be {rule}, got {value!r}")`` unless ``ok``."""
+    if not ok:
+        shown = repr(value) if isinstance(value, str) else value
+        raise ValueError(f"{name} must be {rule}, got {shown}")
+
+
+def is_int_at_least(value, low) -> bool:
+    try:
+        return int(value) == value and value >= low
+    except (TypeError, ValueError):
+        return False
 
 
 def check_prompts(prompts, what: str = "prompts") -> list:
@@ -59,5 +76,3 @@ def check_writable_folder(path: str, what: str = "output folder") -> str:
                               "choose a writable folder or fix its permissions")
     return path
 
-
-__all__ = ["check_prompts", "check_writable_folder"]

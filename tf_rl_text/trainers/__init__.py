@@ -1,12 +1,12 @@
 """Trainers: one algorithm family per module (config dataclass + pure loss + trainer)."""
+from tf_rl_text.trainers.base import Trainer, TrainerConfig
 from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer, reinforce_loss
 from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, a2c_loss, ppo_loss
-
-__all__ = ["ReinforceConfig", "ReinforceTrainer", "reinforce_loss"]
-__all__ += ["A2CConfig", "A2CTrainer", "PPOConfig", "PPOTrainer", "a2c_loss", "ppo_loss"]
 from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer, ReplayBuffer, td_loss
 
-__all__ += ["QLearningConfig", "QLearningTrainer", "ReplayBuffer", "td_loss"]
-from tf_rl_text.trainers.base import Trainer, TrainerConfig
-
-__all__ += ["Trainer", "TrainerConfig"]
+__all__ = [
+    "Trainer", "TrainerConfig",
+    "ReinforceConfig", "ReinforceTrainer", "reinforce_loss",
+    "A2CConfig", "A2CTrainer", "PPOConfig", "PPOTrainer", "a2c_loss", "ppo_loss",
+    "QLearningConfig", "QLearningTrainer", "ReplayBuffer", "td_loss",
+]

@@ -198,6 +198,9 @@ class _ActorCriticTrainer(Trainer):
         num = tf.TensorSpec([], tf.float32)
         self._targets = agent.compile_fn(self._targets_step, [seq] * 4 + [
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)])
+        self._score = agent.compile_fn(self._score_step, [seq] * 4)
+        self._from_scores = agent.compile_fn(self._targets_from_scores, [tok] * 4 + [
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)])
         self._update = agent.compile_fn(self._update_step, [seq] * 4 + [tok] * 4)
         self._grads = agent.compile_fn(self._grad_step, [seq] * 4 + [tok] * 4 + [num, num])
         self._auto_resume()
@@ -207,29 +210,33 @@ class _ActorCriticTrainer(Trainer):
         return dict(super()._trackables(), value_head=self.value_head)
 
     def _python_state(self):
-        from tf_rl_text.trainers.base import numpy_rng_state
+        from tf_rl_text.checkpoint import numpy_rng_state
 
         return {"kl_coef": self.kl_coef, "rng": numpy_rng_state(self.rng)}
 
     def _load_python_state(self, state):
-        from tf_rl_text.trainers.base import set_numpy_rng_state
+        from tf_rl_text.checkpoint import set_numpy_rng_state
 
         self.kl_coef = float(state["kl_coef"])
         set_numpy_rng_state(self.rng, state["rng"])
 
     # ------------------------------------------------------------------ graph
-    def _targets_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, kl_coef):
-        """Score a rollout once: old log-probs, values, KL to the reference, advantages and returns."""
-        cfg = self.config
+    def _score_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
+        """One forward pass over (a chunk of) a rollout, no gradient: log pi (B, T), values (B, T) and
+        log pi_ref (B, T) of the completion tokens (log pi itself when there is no reference)."""
         mask = tf.cast(completion_mask, tf.float32)
         logits, values = self.agent.completion_logits_and_values(prompt_ids, prompt_mask, completion_ids,
                                                                  completion_mask)  # (B, T, V), (B, T)
         logp = ops.gather_log_probs(logits, completion_ids) * mask  # (B, T)
-        values = values * mask
         if self.ref_model is not None:
             ref_logp = self.agent.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask, model=self.ref_model)
         else:
             ref_logp = logp
+        return logp, values * mask, ref_logp
+
+    def _targets_from_scores(self, logp, values, ref_logp, mask, rewards, kl_coef):
+        """The whole rollout's KL penalty, advantages and returns from its scores: all (B, T)."""
+        cfg = self.config
         kl = ops.kl_penalty(logp, ref_logp, mask, cfg.kl_estimator)  # (B, T)
         token_rewards = ops.last_token_rewards(rewards, mask) - kl_coef * kl  # (B, T)
         advantages, returns = ops.generalized_advantages(token_rewards, values, mask, cfg.gamma, cfg.gae_lambda)
@@ -240,6 +247,32 @@ class _ActorCriticTrainer(Trainer):
             "kl": tf.reduce_mean(ops.masked_sum(ops.kl_penalty(logp, ref_logp, mask, "kl"), mask, axis=1)),
             "explained_variance": ops.explained_variance(values, returns, mask),
         }
+
+    def _targets_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, kl_coef):
+        """Score a rollout once: old log-probs, values, KL to the reference, advantages and returns."""
+        logp, values, ref_logp = self._score_step(prompt_ids, prompt_mask, completion_ids, completion_mask)
+        return self._targets_from_scores(logp, values, ref_logp, tf.cast(completion_mask, tf.float32), rewards,
+                                         kl_coef)
+
+    def _scoring_chunks(self, rows):
+        """Row chunks the rollout is scored in: 1 (the whole rollout at once) unless the update is
+        memory-lean (``grad_accumulation_steps`` > 1); then no chunk is larger than an update's chunk,
+        so the full-vocabulary logits of the whole rollout never exist at once."""
+        k = self.config.grad_accumulation_steps
+        return 1 if k == 1 else min(rows, k * self._minibatches_per_epoch)
+
+    _minibatches_per_epoch = 1
+
+    def score_rollout(self, ids, rewards, kl_coef):
+        """:meth:`_targets_step` over the rollout ``ids`` (prompt ids/mask, completion ids/mask), in
+        :meth:`_scoring_chunks` row chunks when the update is memory-lean (same numbers, less memory)."""
+        rows = int(ids[0].shape[0])
+        k = self._scoring_chunks(rows)
+        if k == 1:
+            return self._targets(*ids, rewards, kl_coef)
+        parts = [self._score(*[tf.gather(t, index) for t in ids]) for index in np.array_split(np.arange(rows), k)]
+        logp, values, ref_logp = (tf.concat([p[i] for p in parts], axis=0) for i in range(3))
+        return self._from_scores(logp, values, ref_logp, tf.cast(ids[3], tf.float32), rewards, kl_coef)
 
     def _loss_and_info(self, prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp, old_values,
                        advantages, returns):
@@ -298,7 +331,7 @@ class _ActorCriticTrainer(Trainer):
         ids = [tf.constant(x) for x in (rollout.prompt_ids, rollout.prompt_mask,
                                         rollout.completion_ids, rollout.completion_mask)]
         kl_coef = self.kl_coef
-        scored = self._targets(*ids, tf.constant(rollout.rewards, tf.float32), tf.constant(kl_coef, tf.float32))
+        scored = self.score_rollout(ids, tf.constant(rollout.rewards, tf.float32), tf.constant(kl_coef, tf.float32))
         batch = ids + [scored["log_probs"], scored["values"], scored["advantages"], scored["returns"]]
         infos = self.optimize(batch)
         kl = float(scored["kl"])
@@ -426,6 +459,10 @@ class PPOTrainer(_ActorCriticTrainer):
 
     algorithm = "PPO"
     config_class = PPOConfig
+
+    @property
+    def _minibatches_per_epoch(self):
+        return self.config.num_minibatches
 
     def loss(self, logp, old_logp, values, old_values, advantages, returns, mask, entropy):
         cfg = self.config

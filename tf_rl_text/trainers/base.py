@@ -1,12 +1,13 @@
-"""The trainer core every algorithm stands on: config, optimizer, update, loop, checkpoints.
+"""The trainer core every algorithm stands on: config, update, loop, evaluation, export.
 
 An algorithm (REINFORCE, A2C/PPO, Q-learning) subclasses :class:`Trainer` and writes only what
 is its own: the rollout and loss of one step (``_step``), the extra state it keeps
 (``_trackables``, ``_python_state``), what its SavedModel carries (``_export_kwargs``).
 The base gives it
 
-* an optimizer from the config: Adam (AdamW with ``weight_decay``), a learning-rate schedule
-  ("constant", "linear" or "cosine" decay after a linear warm-up, counted in trainer steps);
+* an optimizer from the config (:mod:`tf_rl_text.trainers.optim`): Adam (AdamW with
+  ``weight_decay``), a learning-rate schedule ("constant", "linear" or "cosine" decay after a
+  linear warm-up, counted in trainer steps);
 * :func:`apply_clipped`, the one clip-and-apply block, and :meth:`Trainer.accumulate`, which
   splits a batch into ``grad_accumulation_steps`` chunks and sums their gradients (each chunk's
   loss is weighted by its share of the batch's rows or tokens, so the update equals the one of
@@ -15,49 +16,31 @@ The base gives it
 * ``strategy=`` (a ``tf.distribute.Strategy``): construction inside its scope, each update split
   over its replicas with ``strategy.run`` and all-reduced gradients, files written by the chief
   only (:mod:`tf_rl_text.distribute`, docs/distributed.md);
-* one ``tf.train.Checkpoint`` (:attr:`Trainer.checkpoint`) with the whole run state, saved into
-  ``run_dir/checkpoints`` (every ``checkpoint_every`` steps, at the end, on SIGINT/SIGTERM; the
-  last ``keep_checkpoints`` kept) and restored automatically when ``run_dir`` holds one.
-
-Run state that lives in Python (step counters, baselines, KL coefficient, reward-normaliser
-statistics, the env's prompt order and cursor, numpy RNG states, the metrics history) is
-saved inside the same checkpoint as JSON (a ``tf.train.experimental.PythonState``), so one file
-set is always consistent: a kill at any instant leaves the previous complete checkpoint as the
-latest one (TensorFlow writes the data, then swaps the ``checkpoint`` pointer file atomically).
+* one ``tf.train.Checkpoint`` (:attr:`Trainer.checkpoint`) with the whole run state, Python state
+  included as JSON, saved into ``run_dir/checkpoints`` (every ``checkpoint_every`` steps, at the
+  end, on SIGINT/SIGTERM; the last ``keep_checkpoints`` kept) and restored automatically when
+  ``run_dir`` holds one (:class:`tf_rl_text.checkpoint.Checkpointing`).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
-import signal
-import threading
 import time
-import warnings
 
 import numpy as np
 
-from tf_rl_text._compat import keras, tf
-from tf_rl_text.trainers.guard import check_update
+from tf_rl_text._compat import tf
+from tf_rl_text.checkpoint import Checkpointing, JSONState, env_state, numpy_rng_state, set_numpy_rng_state
+from tf_rl_text.trainers.guard import NonFiniteUpdateError, check_update
+from tf_rl_text.trainers.optim import (LR_SCHEDULES, NO_DECAY, WarmupSchedule, apply_clipped, learning_rate_at,
+                                       make_optimizer)
+from tf_rl_text.validation import check, is_int_at_least
 
-LR_SCHEDULES = ("constant", "linear", "cosine")
-NO_DECAY = ("bias", "beta", "gamma", "layer_norm", "layernorm", "LayerNorm", "ln_")  # kept out of weight decay
-
-
-# --------------------------------------------------------------------------- config
-def check(ok: bool, name: str, rule: str, value):
-    """The one validation helper: ``ValueError(f"{name} must be {rule}, got {value!r}")`` unless ``ok``."""
-    if not ok:
-        shown = repr(value) if isinstance(value, str) else value
-        raise ValueError(f"{name} must be {rule}, got {shown}")
-
-
-def is_int_at_least(value, low) -> bool:
-    try:
-        return int(value) == value and value >= low
-    except (TypeError, ValueError):
-        return False
+__all__ = ["TrainerConfig", "Trainer", "WarmupSchedule", "make_optimizer", "apply_clipped", "check",
+           "learning_rate_at", "JSONState", "LR_SCHEDULES",
+           # still importable from here, where they lived before trainers/optim.py and checkpoint.py
+           "NO_DECAY", "is_int_at_least", "numpy_rng_state", "set_numpy_rng_state", "env_state",
+           "NonFiniteUpdateError"]
 
 
 @dataclasses.dataclass
@@ -105,140 +88,6 @@ class TrainerConfig:
         check(self.seed is None or is_int_at_least(self.seed, 0), "seed", "an integer >= 0 or None", self.seed)
 
 
-# --------------------------------------------------------------------------- optimizer
-def learning_rate_at(config: TrainerConfig, step) -> float:
-    """The schedule's learning rate after ``step`` trainer steps (plain Python; the graph version
-    is :class:`WarmupSchedule`)."""
-    return float(WarmupSchedule(config, None).value(float(step)))
-
-
-class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(s) = peak * s / warmup for s < warmup, then constant, linear or cosine decay to
-    ``min_lr_ratio * peak`` at ``total_steps``. ``s`` is the trainer's step counter (``step_var``),
-    not the optimizer's update count, so PPO's several updates per step share one rate."""
-
-    def __init__(self, config: TrainerConfig, step_var):
-        self.peak = float(config.learning_rate)
-        self.kind = config.lr_schedule
-        self.warmup = int(config.warmup_steps)
-        self.total = int(config.total_steps or 0)
-        self.floor = float(config.min_lr_ratio) * self.peak
-        self.step_var = step_var
-
-    def value(self, s):
-        s = tf.cast(s, tf.float32)
-        peak = tf.constant(self.peak, tf.float32)
-        if self.warmup:
-            warm = peak * tf.minimum(1.0, (s + 1.0) / float(self.warmup))  # step 0 already moves the weights
-        else:
-            warm = peak
-        if self.kind == "constant":
-            return warm
-        frac = tf.clip_by_value((s - self.warmup) / float(max(1, self.total - self.warmup)), 0.0, 1.0)
-        if self.kind == "linear":
-            decayed = self.floor + (self.peak - self.floor) * (1.0 - frac)
-        else:
-            decayed = self.floor + (self.peak - self.floor) * 0.5 * (1.0 + tf.cos(math.pi * frac))
-        return tf.where(s < self.warmup, warm, decayed)
-
-    def __call__(self, step):
-        return self.value(self.step_var if self.step_var is not None else step)
-
-    def get_config(self):
-        return {"peak": self.peak, "kind": self.kind, "warmup": self.warmup, "total": self.total, "floor": self.floor}
-
-
-def make_optimizer(config: TrainerConfig, step_var=None):
-    """Adam (or AdamW when ``weight_decay`` > 0) with the config's learning-rate schedule.
-
-    A constant rate without warm-up is a plain float (bit-identical to ``Adam(learning_rate)``).
-    """
-    if config.lr_schedule == "constant" and not config.warmup_steps:
-        lr = float(config.learning_rate)
-    else:
-        lr = WarmupSchedule(config, step_var)
-    if config.weight_decay:
-        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=float(config.weight_decay))
-        opt.exclude_from_weight_decay(var_names=list(NO_DECAY))
-        return opt
-    return keras.optimizers.Adam(learning_rate=lr)
-
-
-def apply_clipped(optimizer, grads, variables, max_grad_norm=None, only_if_finite=False, loss=None,
-                  aggregated=False):
-    """Clip ``grads`` to the global norm ``max_grad_norm`` (None: no clipping), apply them; returns
-    the norm before clipping. The one clip-and-apply block of the package (graph or eager code).
-
-    ``only_if_finite``: apply only if the gradient norm (and ``loss``, when given) is finite;
-    otherwise no variable is written, the optimizer's slots and step counter included. The
-    trainers use it and then refuse the step (:func:`tf_rl_text.trainers.guard.check_update`).
-
-    The norm is that of the dense gradient: ``tf.linalg.global_norm`` on an ``IndexedSlices``
-    gradient (an embedding's) squares each slice separately, so a token that occurs twice in the
-    batch would count as two rows instead of their sum; that made the norm, and with it the
-    clipping, depend on how the batch is split.
-
-    ``aggregated=True``: ``grads`` are already summed over a strategy's replicas (an explicit
-    all-reduce before the clip, so the norm is that of the global gradient); the optimizer
-    then applies them without summing again."""
-    grad_norm = tf.linalg.global_norm([tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-                                       for g in grads])
-
-    def apply():
-        clipped = grads
-        if max_grad_norm is not None:
-            clipped, _ = tf.clip_by_global_norm(grads, max_grad_norm, use_norm=grad_norm)
-        if aggregated:
-            optimizer.apply_gradients(zip(clipped, variables), skip_gradients_aggregation=True)
-        else:
-            optimizer.apply_gradients(zip(clipped, variables))
-        return tf.constant(True)
-
-    if not only_if_finite:
-        apply()
-        return grad_norm
-    finite = tf.math.is_finite(grad_norm)  # inf or nan if any gradient element is
-    if loss is not None:
-        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(loss)))
-    tf.cond(finite, apply, lambda: tf.constant(False))
-    return grad_norm
-
-
-# --------------------------------------------------------------------------- python state in the checkpoint
-class JSONState(tf.train.experimental.PythonState):
-    """Python values saved inside a tf.train.Checkpoint as one JSON string: ``get()`` returns a
-    JSON-able dict at save time, ``set(dict)`` puts it back at restore time."""
-
-    def __init__(self, get, set):
-        self._get, self._set = get, set
-
-    def serialize(self):
-        return json.dumps(self._get())
-
-    def deserialize(self, string_value):
-        if isinstance(string_value, bytes):
-            string_value = string_value.decode("utf-8")
-        self._set(json.loads(string_value))
-
-
-def numpy_rng_state(rng: np.random.RandomState) -> list:
-    name, keys, pos, has_gauss, cached = rng.get_state()
-    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
-
-
-def set_numpy_rng_state(rng: np.random.RandomState, state) -> None:
-    name, keys, pos, has_gauss, cached = state
-    rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
-
-
-def env_state(env):
-    """The env's prompt order, cursor and shuffle RNG (JSON-able), or None for an env without them."""
-    if hasattr(env, "state_dict"):
-        return env.state_dict()
-    return None
-
-
-# --------------------------------------------------------------------------- the trainer
 class _BuiltInStrategyScope(type):
     """Runs a trainer's whole construction (base and subclass ``__init__``) inside
     ``strategy.scope()``, so every variable it creates (reference model, heads, target network,
@@ -252,7 +101,7 @@ class _BuiltInStrategyScope(type):
             return super().__call__(*args, **kwargs)  # __init__ need not pass strategy= on)
 
 
-class Trainer(metaclass=_BuiltInStrategyScope):
+class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
     """What every trainer shares; see the module docstring.
 
     Args:
@@ -292,22 +141,11 @@ class Trainer(metaclass=_BuiltInStrategyScope):
         self.agent = agent
         self.env = env
         self.config = config
-        if run_dir:
-            from tf_rl_text.validation import check_writable_folder
-
-            check_writable_folder(run_dir, "run folder")  # now, not at the first checkpoint hours later
-        self.run_dir = os.path.abspath(run_dir) if run_dir else None
-        self.checkpoint_every = int(checkpoint_every)
-        self.keep_checkpoints = int(keep_checkpoints)
-        self.auto_resume = bool(auto_resume)
+        self._init_checkpointing(run_dir, checkpoint_every, keep_checkpoints, auto_resume)  # run_dir, restored_from...
         self.history: list[dict] = []
         self.num_updates = 0
-        self.restored_from: str | None = None
         self._step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.optimizer = make_optimizer(config, self._step_var)
-        self._python = JSONState(self._get_python_state, self._set_python_state)
-        self._manager = None
-        self._manager_keys = None
         self._stop_signal = None
         self._last_saved_step = None  # the step of the checkpoint this process last saved or restored
         self._lora = getattr(agent, "lora", None)  # the adapters this trainer was built for (step() checks)
@@ -345,19 +183,6 @@ class Trainer(metaclass=_BuiltInStrategyScope):
     def _export_kwargs(self) -> dict:
         """Extra keyword arguments of :func:`~tf_rl_text.export.export_policy` (train_step, metadata...)."""
         return {}
-
-    # ------------------------------------------------------------------ python state
-    def _get_python_state(self) -> dict:
-        state = {"num_updates": self.num_updates, "history": self.history, "env": env_state(self.env)}
-        state.update(self._python_state())
-        return state
-
-    def _set_python_state(self, state: dict) -> None:
-        self.num_updates = int(state["num_updates"])
-        self.history = list(state["history"])
-        if state.get("env") is not None and hasattr(self.env, "load_state_dict"):
-            self.env.load_state_dict(state["env"])
-        self._load_python_state(state)
 
     # ------------------------------------------------------------------ counters
     @property
@@ -516,41 +341,8 @@ class Trainer(metaclass=_BuiltInStrategyScope):
                 self.save_checkpoint()
             callbacks.on_train_end(logs)
             signum, self._stop_signal = self._stop_signal, None
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt(f"stopped by SIGINT at step {self.global_step}; checkpoint saved in {self.run_dir}")
-        if signum is not None:
-            raise SystemExit(128 + int(signum))
+        self._raise_for_signal(signum)
         return out
-
-    def _signals_saved(self):
-        """While training: SIGINT/SIGTERM set a flag; the loop saves a checkpoint and stops after the step."""
-        import contextlib
-
-        trainer = self
-
-        @contextlib.contextmanager
-        def guard():
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            old = {}
-
-            def handler(signum, frame):
-                if trainer._stop_signal is not None:  # a second signal: stop now
-                    signal.signal(signum, old.get(signum, signal.SIG_DFL))
-                    os.kill(os.getpid(), signum)
-                trainer._stop_signal = signum
-
-            for s in (signal.SIGINT, signal.SIGTERM):
-                old[s] = signal.getsignal(s)
-                signal.signal(s, handler)
-            try:
-                yield
-            finally:
-                for s, h in old.items():
-                    signal.signal(s, h)
-
-        return guard()
 
     # ------------------------------------------------------------------ evaluation and export
     def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
@@ -585,113 +377,3 @@ class Trainer(metaclass=_BuiltInStrategyScope):
                                     max_new_tokens=max_new_tokens or self.env.max_new_tokens,
                                     optimizer=self.optimizer, metadata=metadata, serving_only=serving_only, **kwargs)
         return written if self.is_chief else path
-
-    # ------------------------------------------------------------------ checkpoints
-    @property
-    def checkpoint(self) -> tf.train.Checkpoint:
-        """A ``tf.train.Checkpoint`` of the whole run state (built from :meth:`_trackables`)."""
-        objects = self._trackables()
-        keys = tuple(sorted((k, id(v)) for k, v in objects.items()))
-        if getattr(self, "_checkpoint_keys", None) != keys:
-            self._checkpoint = tf.train.Checkpoint(**objects)
-            self._checkpoint_keys = keys
-        return self._checkpoint
-
-    @property
-    def checkpoint_dir(self) -> str | None:
-        return os.path.join(self.run_dir, "checkpoints") if self.run_dir else None
-
-    def _checkpoint_manager(self, directory=None):
-        directory = directory or self.checkpoint_dir
-        if directory is None:
-            raise ValueError("this trainer has no run_dir; pass run_dir= to the trainer (or a folder to restore)")
-        ckpt = self.checkpoint
-        if self._manager is None or self._manager_keys != (directory, id(ckpt)):
-            self._manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=self.keep_checkpoints,
-                                                       step_counter=self._step_var, checkpoint_name="ckpt")
-            self._manager_keys = (directory, id(ckpt))
-        return self._manager
-
-    def _latest_step(self):
-        path = tf.train.latest_checkpoint(self.checkpoint_dir) if self.run_dir else None
-        return int(path.rsplit("-", 1)[1]) if path else None
-
-    def save_checkpoint(self) -> str:
-        """Save the whole run state to ``run_dir/checkpoints/ckpt-<global_step>``; returns its path."""
-        if not self.is_chief:  # saving is collective: save too, into a temporary folder that is removed
-            from tf_rl_text import distribute
-
-            with distribute.write_dir(self.checkpoint_dir, self.strategy) as tmp:
-                tf.train.CheckpointManager(self.checkpoint, tmp, max_to_keep=1, step_counter=self._step_var,
-                                           checkpoint_name="ckpt").save(checkpoint_number=self.global_step)
-            self._last_saved_step = self.global_step
-            return os.path.join(self.checkpoint_dir, f"ckpt-{self.global_step}")
-        manager = self._checkpoint_manager()
-        step = self.global_step
-        try:
-            path = manager.save(checkpoint_number=step)
-        except Exception as err:  # disk full, folder gone...: the index still names the last good checkpoint
-            directory = self.checkpoint_dir
-            for entry in os.listdir(directory) if os.path.isdir(directory) else []:
-                if entry.startswith((f"ckpt-{step}.", f"ckpt-{step}_temp")):  # this save's partial files
-                    target = os.path.join(directory, entry)
-                    import shutil
-
-                    shutil.rmtree(target, ignore_errors=True) if os.path.isdir(target) else os.remove(target)
-            last = self._latest_step()
-            kept = f"the last good checkpoint (step {last}) is kept" if last is not None else "no checkpoint was kept"
-            message = (f"could not save the checkpoint of step {step} in {directory} ({type(err).__name__}: "
-                       f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}); {kept}. Free "
-                       f"space or fix the folder, then rerun: the run resumes from its last good checkpoint")
-            if isinstance(err, OSError) and err.errno is not None:
-                raise OSError(err.errno, message) from err
-            raise RuntimeError(message) from err
-        self._last_saved_step = step
-        return path
-
-    def restore(self, run_dir: str | None = None) -> bool:
-        """Restore the latest checkpoint of ``run_dir`` (default: this trainer's). Returns False when
-        there is none. A checkpoint that fails to load (a damaged file) is skipped with a warning
-        in favour of the one before it."""
-        run_dir = os.path.abspath(run_dir) if run_dir else self.run_dir
-        if run_dir is None:
-            raise ValueError("restore needs a run folder: pass restore(run_dir) or build the trainer with run_dir=")
-        directory = run_dir if os.path.basename(run_dir.rstrip("/")) == "checkpoints" or not os.path.isdir(
-            os.path.join(run_dir, "checkpoints")) else os.path.join(run_dir, "checkpoints")
-        state = tf.train.get_checkpoint_state(directory)
-        if state is None:
-            if self.run_dir == run_dir:
-                self.restored_from = ""  # looked: a fresh run
-            return False
-        candidates = list(reversed(list(state.all_model_checkpoint_paths))) or [state.model_checkpoint_path]
-        last_error = None
-        for path in candidates:
-            if not os.path.isabs(path):
-                path = os.path.join(directory, path)
-            try:
-                self.checkpoint.restore(path).assert_existing_objects_matched()
-            except Exception as err:  # noqa: BLE001 - a damaged or foreign checkpoint: try the one before
-                warnings.warn(f"could not restore {path}: {type(err).__name__}: {err}; trying an older checkpoint")
-                last_error = err
-                continue
-            self.restored_from = path
-            if run_dir == self.run_dir:  # this run folder already holds this step
-                self._last_saved_step = self.global_step
-            self._after_restore()
-            return True
-        reason = str(last_error).strip().splitlines()[0][:200] if last_error is not None and str(last_error).strip() else ""
-        detail = f"; last error {type(last_error).__name__}: {reason}" if reason else ""
-        raise ValueError(f"no checkpoint in {directory} could be restored into this {type(self).__name__} (a different "
-                         f"model or config, or damaged files{detail}); use a new run_dir")
-
-    def _after_restore(self):
-        """Hook: re-derive anything cached from the restored state."""
-
-    def _auto_resume(self):
-        """Called by subclasses at the end of ``__init__``: resume when run_dir holds a checkpoint."""
-        if self.run_dir and self.auto_resume:
-            self.restore()
-
-
-__all__ = ["TrainerConfig", "Trainer", "WarmupSchedule", "make_optimizer", "apply_clipped", "check",
-           "learning_rate_at", "JSONState", "LR_SCHEDULES"]

@@ -36,9 +36,10 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
+from tf_rl_text.checkpoint import numpy_rng_state, set_numpy_rng_state
 from tf_rl_text.choice import (INPUT_NAMES, ChoiceEnv, check_choice_agent, export_choice_policy,
                                selection_log_probs, step_logits)
-from tf_rl_text.trainers.base import (Trainer, TrainerConfig, check, numpy_rng_state, set_numpy_rng_state)
+from tf_rl_text.trainers.base import Trainer, TrainerConfig, check
 from tf_rl_text.trainers.reinforce import ReinforceConfig, compute_baseline, reinforce_advantages, reinforce_loss
 
 

@@ -4,14 +4,15 @@
 Everything here was written for this project: hand-made sentence templates, word lists and
 their German forms, filled in with a seeded random generator. No external text or data set.
 
-Outputs (next to this script unless --out is given):
+A build-time tool: only its outputs ship, in tf_rl_text/default_data/tasks/ (written there unless
+--out is given):
 
     translation.jsonl    150 {"source": English, "target": German} short sentence pairs
     summarization.jsonl   80 {"source": 3-sentence news text, "target": one-sentence summary}
     dialogue.jsonl        40 {"turns": [4-6 messages]} short two-person conversations
 
 Usage:
-    python3 tf_rl_text/default_data/tasks/make_tasks.py
+    python3 tools/make_tasks.py
 
 Deterministic for a given SEED: a rerun writes byte-identical files.
 """
@@ -22,6 +23,8 @@ import random
 
 SEED = 20240612
 N_TRANSLATION, N_SUMMARIZATION, N_DIALOGUE = 150, 80, 40
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tf_rl_text", "default_data",
+                           "tasks")
 
 # --------------------------------------------------------------------------- translation (en -> de)
 # (english, german, plural?) ; German nominative forms.
@@ -219,7 +222,7 @@ def write_jsonl(path, records):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--out", default=DEFAULT_OUT)
     out = parser.parse_args().out
     rng = random.Random(SEED)
     write_jsonl(os.path.join(out, "translation.jsonl"), make_translation(rng))

@@ -4,7 +4,8 @@
 Everything here is written for this project: hand-made sentence templates and
 word lists, filled in with a seeded random generator.  No external data.
 
-Outputs (written next to this script unless --out is given):
+A build-time tool: only its outputs ship, in tf_rl_text/default_data/ (written there unless
+--out is given):
 
     corpus.txt           ~600 short lowercase sentences, one per line
     prompts.txt          ~60 short sentence beginnings, one per line
@@ -14,8 +15,8 @@ Outputs (written next to this script unless --out is given):
                          corpus.txt + prompts.txt  (needs `tokenizers`)
 
 Usage:
-    python3 tf_rl_text/default_data/make_corpus.py            # everything
-    python3 tf_rl_text/default_data/make_corpus.py --no-tokenizer
+    python3 tools/make_corpus.py            # everything
+    python3 tools/make_corpus.py --no-tokenizer
 
 The output is deterministic for a given SEED.
 """
@@ -33,6 +34,7 @@ N_NEGATIVE = 270
 N_NEUTRAL = 60
 MIN_WORDS, MAX_WORDS = 6, 14
 VOCAB_SIZE = 512
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tf_rl_text", "default_data")
 SPECIAL_TOKENS = ["<|endoftext|>", "<pad>"]  # ids 0 and 1
 
 # ---------------------------------------------------------------------------
@@ -791,7 +793,7 @@ def train_tokenizer(texts, path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--no-tokenizer", action="store_true")
     args = ap.parse_args(argv)
