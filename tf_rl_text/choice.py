@@ -581,7 +581,7 @@ def export_choice_policy(agent, path, select=1, labels=None, train_step=None, op
     if optimizer is not None:
         module.optimizer = optimizer
     os.makedirs(path, exist_ok=True)
-    with lora.merged() if lora is not None else contextlib.nullcontext():  # traced and saved merged
+    with lora.merged() if lora is not None else contextlib.nullcontext():  # traced, saved merged
         tf.saved_model.save(module, path, signatures=signatures)
     agent.tokenizer.save_pretrained(os.path.join(path, TOKENIZER_DIR))
     meta = {"format": CHOICE_FORMAT, "mode": "candidates" if candidates_mode else "labels", "select": k,

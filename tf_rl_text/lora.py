@@ -358,4 +358,5 @@ def load(agent, path: str) -> LoRA:
     return lora.load_weights(path)
 
 
-__all__ = ["LoRA", "AdaptersOff", "AdapterCopy", "attach", "load", "read", "adapters_off", "adapters_active", "DEFAULT_TARGETS"]
+__all__ = ["LoRA", "AdaptersOff", "AdapterCopy", "attach", "load", "read", "adapters_off", "adapters_active",
+           "DEFAULT_TARGETS"]

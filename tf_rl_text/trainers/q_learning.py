@@ -533,7 +533,8 @@ class QLearningTrainer(Trainer):
             return {"synced": self._sync_target(tf.constant(self.config.target_update_tau, tf.float32))}
 
         if self.agent.lora is not None:  # the merged plain model: no adapters to train or to sync a target from
-            return {"extra_objects": {"epsilon": self.policy.epsilon}, "extra_functions": {"q_values": (q_values, q_signature)},
+            return {"extra_objects": {"epsilon": self.policy.epsilon},
+                    "extra_functions": {"q_values": (q_values, q_signature)},
                     "metadata": {"algorithm": f"q_learning/{self.config.target}"}}
         return {
             "train_step": self.export_train_step(),
