@@ -85,7 +85,7 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     if lora is None:
         return _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata,
                              extra_objects, serving_only)
-    metadata = dict(metadata or {}, lora=dict(lora.config(), merged=True, train_step="left out: it trains adapters"))
+    metadata = dict(metadata or {}, lora=lora.export_metadata())
     traced, agent._generate_fns = agent._generate_fns, {}  # graphs traced with the adapters on stay for live use
     try:
         with lora.merged():
