@@ -15,6 +15,9 @@ import numpy as np
 
 from tf_rl_text._compat import keras, tf
 
+__all__ = ["ValueHead", "VALUE_HEAD_CONFIG", "VALUE_HEAD_WEIGHTS", "QHead", "QHeadModel", "QOutput", "clone_q_model",
+           "q_target_pairs"]
+
 VALUE_HEAD_CONFIG = "value_head_config.json"
 VALUE_HEAD_WEIGHTS = "value_head_weights.npz"
 
@@ -98,7 +101,6 @@ class ValueHead(keras.layers.Layer):
         return head
 
 
-__all__ = ["ValueHead", "VALUE_HEAD_CONFIG", "VALUE_HEAD_WEIGHTS"]
 
 
 # =========================================================================== Q head (value-based trainers)
@@ -162,7 +164,6 @@ class QHead(keras.layers.Layer):
         return config
 
 
-__all__ += ["QHead"]
 
 
 # =========================================================================== Q-head model (q_values="head")
@@ -261,4 +262,3 @@ def q_target_pairs(model, target):
     return pairs
 
 
-__all__ += ["QHeadModel", "QOutput", "clone_q_model", "q_target_pairs"]

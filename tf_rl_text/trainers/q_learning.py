@@ -55,6 +55,7 @@ from tf_rl_text import ops
 from tf_rl_text._compat import tf, tfp
 from tf_rl_text.agent import RLAgent
 from tf_rl_text.heads import QHeadModel, clone_q_model, q_target_pairs
+from tf_rl_text.tokens import pad_token_ids, texts_to_ids
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
 from tf_rl_text.trainers.replay import ReplayBuffer, concat_batches
 
@@ -393,19 +394,15 @@ class QLearningTrainer(Trainer):
         if len(prompts) != len(completions) or not prompts:
             raise ValueError(f"need one completion per prompt (and at least one): got {len(prompts)} prompts and "
                              f"{len(completions)} completions")
-        tokenizer = self.agent.tokenizer
         prompt_ids, prompt_mask = self.policy.encode_prompts(prompts)
         eos = [self.agent.eos_token_id] if self.agent.eos_token_id >= 0 else []
-        tokens = [tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
+        tokens = [ids + eos for ids in texts_to_ids(self.agent.tokenizer, completions)]
         width = max(len(t) for t in tokens)
         needed = max(prompt_ids.shape[1], width) if self.agent.is_encoder_decoder else prompt_ids.shape[1] + width
         if needed > self.agent.context_length:
             raise ValueError(f"a demonstration is {prompt_ids.shape[1]} prompt + {width} completion tokens, more than "
                              f"the model's context of {self.agent.context_length}; shorten it")
-        completion_ids = np.full((len(tokens), width), self.agent.pad_token_id, np.int32)
-        completion_mask = np.zeros((len(tokens), width), np.int32)
-        for i, t in enumerate(tokens):
-            completion_ids[i, :len(t)], completion_mask[i, :len(t)] = t, 1
+        completion_ids, completion_mask = pad_token_ids(tokens, self.agent.pad_token_id, "right")
         if rewards is None:
             texts = self.policy.decode_completions(completion_ids, completion_mask)
             refs = completions if references is None else list(references)
@@ -415,20 +412,9 @@ class QLearningTrainer(Trainer):
             raise ValueError(f"rewards must have one number per demonstration ({len(prompts)}), got {rewards.shape[0]}")
         new = [prompt_ids, prompt_mask, completion_ids, completion_mask, rewards]
         if self._demo_rows is not None:  # rebuild one buffer that holds every demonstration
-            old = self._demo_rows
-            p = max(old[0].shape[1], new[0].shape[1])
-            t = max(old[2].shape[1], new[2].shape[1])
-            pad_id = self.agent.pad_token_id
-
-            def widen(x, w, left, fill):  # prompts of causal LMs pad on the left, everything else on the right
-                before = left and self.agent.padding_side == "left"
-                return np.pad(x, [(0, 0), (w - x.shape[1], 0) if before else (0, w - x.shape[1])], constant_values=fill)
-
-            new = [np.concatenate([widen(old[0], p, True, pad_id), widen(new[0], p, True, pad_id)]),
-                   np.concatenate([widen(old[1], p, True, 0), widen(new[1], p, True, 0)]),
-                   np.concatenate([widen(old[2], t, False, pad_id), widen(new[2], t, False, pad_id)]),
-                   np.concatenate([widen(old[3], t, False, 0), widen(new[3], t, False, 0)]),
-                   np.concatenate([old[4], new[4]])]
+            joined = concat_batches(dict(zip(ReplayBuffer.FIELDS, self._demo_rows)), dict(zip(ReplayBuffer.FIELDS, new)),
+                                    self.agent.pad_token_id, self.agent.padding_side)
+            new = [joined[name].numpy() for name in ReplayBuffer.FIELDS]
         self._demo_rows = new
         self.demonstrations = ReplayBuffer(len(new[4]), new[0].shape[1], new[2].shape[1], self.agent.pad_token_id,
                                            seed=self.policy.seed + 1, name="demonstrations",
