@@ -44,6 +44,7 @@ Example::
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import random
@@ -56,7 +57,8 @@ from tf_agents.trajectories import time_step as ts
 from tf_rl_text.env import BatchedEnv
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
-from tf_rl_text.agent import RLAgent, resolve_tokenizer
+from tf_rl_text.agent import RLAgent
+from tf_rl_text.tokens import resolve_tokenizer
 
 NEG = -1e9
 """The logit of an unavailable choice (a padded candidate slot, or one already selected)."""
@@ -545,9 +547,16 @@ def export_choice_policy(agent, path, select=1, labels=None, train_step=None, op
       the ``select`` most likely choices in order and ``ranking_mask`` (B, k) (0 past a row's choices);
     * ``train_step`` (when given): one update of the trainer, e.g. REINFORCE's
       (inputs, choice_mask, actions, action_mask, advantages) -> ``loss``.
+
+    An agent with LoRA adapters exports the merged plain classifier (as :func:`~tf_rl_text.export.export_policy`
+    does), without ``train_step`` and optimizer state (metadata ``lora`` says so); the live model is unchanged.
     """
     from tf_rl_text.export import METADATA_FILE, TOKENIZER_DIR, _Unsaved
 
+    lora = getattr(agent, "lora", None)
+    if lora is not None:  # the merged plain model, as export_policy writes it: no adapter training in it
+        train_step = optimizer = None
+        metadata = dict(metadata or {}, lora=lora.export_metadata())
     candidates_mode = labels is None
     rank = 3 if candidates_mode else 2
     specs = [tf.TensorSpec([None] * rank, tf.int32, name=n) for n in INPUT_NAMES]
@@ -573,7 +582,8 @@ def export_choice_policy(agent, path, select=1, labels=None, train_step=None, op
     if optimizer is not None:
         module.optimizer = optimizer
     os.makedirs(path, exist_ok=True)
-    tf.saved_model.save(module, path, signatures=signatures)
+    with lora.merged() if lora is not None else contextlib.nullcontext():  # traced, saved merged
+        tf.saved_model.save(module, path, signatures=signatures)
     agent.tokenizer.save_pretrained(os.path.join(path, TOKENIZER_DIR))
     meta = {"format": CHOICE_FORMAT, "mode": "candidates" if candidates_mode else "labels", "select": k,
             "labels": labels, "max_length": agent.max_length, "temperature": temperature,

@@ -87,6 +87,7 @@ def _load_export(path):
 def _generate(policy, prompts, sample=False, temperature=1.0, seed=0, max_new_tokens=None, batch_size=32):
     """Completions of ``prompts`` from a loaded export, cut to ``max_new_tokens`` (<= the export's)."""
     from tf_rl_text._compat import tf
+    from tf_rl_text.tokens import ids_to_texts
 
     n = policy.max_new_tokens if max_new_tokens is None else max_new_tokens
     out = []
@@ -98,8 +99,7 @@ def _generate(policy, prompts, sample=False, temperature=1.0, seed=0, max_new_to
         else:
             res = policy.module.generate(ids, mask)
         seqs, cmask = res["sequences"].numpy()[:, :n], res["completion_mask"].numpy()[:, :n]
-        out.extend(policy.tokenizer.decode(r[m.astype(bool)].tolist(), skip_special_tokens=True)
-                   for r, m in zip(seqs, cmask))
+        out.extend(ids_to_texts(policy.tokenizer, seqs, cmask))
     return out
 
 

@@ -42,6 +42,8 @@ import os
 import random
 from typing import Callable, Iterable
 
+from tf_rl_text.tokens import text_to_ids
+
 DATA_ENV_VAR = "TF_RL_TEXT_DATA"
 """The environment variable naming the folder that holds the real data sets (``multi30k/``,
 ``scitldr/``, ``topical_chat/``, ``sentiment/``); read when no ``data_dir`` is passed."""
@@ -274,7 +276,7 @@ class PromptDataset:
         out = []
         for p in self.prompts:
             # verbose=False: cutting long prompts is the point, so no "longer than the maximum" warning
-            ids = tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]
+            ids = text_to_ids(tokenizer, p, verbose=False)
             if len(ids) <= max_tokens:
                 out.append(p)
             else:

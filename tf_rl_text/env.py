@@ -19,7 +19,6 @@ on that step.
 from __future__ import annotations
 
 import collections
-import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,7 +26,7 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
-from tf_rl_text.agent import pad_token_ids
+from tf_rl_text.tokens import ids_to_texts, pad_token_ids, texts_to_ids
 from tf_rl_text.validation import check_prompts
 
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "min_new_tokens", "stop_token_ids")
@@ -226,7 +225,7 @@ class TextGenerationEnv(BatchedEnv):
             if context_length is None or context_length > 1e6:  # "unlimited" sentinel of HF tokenizers
                 context_length = None
         self.context_length = context_length
-        self._prompt_tokens = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        self._prompt_tokens = texts_to_ids(tokenizer, prompts)
         for p, ids in zip(prompts, self._prompt_tokens):
             needed = max(len(ids), self.max_new_tokens) if encoder_decoder else len(ids) + self.max_new_tokens
             if context_length is not None and needed > context_length:
@@ -314,7 +313,7 @@ class TextGenerationEnv(BatchedEnv):
         self.batch_prompts, self.batch_references = self.next_prompts()
         length = self.observation_spec()["input_ids"].shape[0]
         b = self._batch_size
-        tokens = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in self.batch_prompts]
+        tokens = texts_to_ids(self.tokenizer, self.batch_prompts)
         # causal: left padded, so generated tokens follow the prompt; encoder source: right padded
         self._ids, self._mask = pad_token_ids(tokens, self.pad_token_id, "right" if self.encoder_decoder else "left",
                                               min_length=length)
@@ -339,10 +338,7 @@ class TextGenerationEnv(BatchedEnv):
             self._finished |= live & (token == self.eos_token_id)
         b = self._batch_size
         if self._finished.all() or self._generated.shape[1] >= self.max_new_tokens:
-            self.completions = [
-                self.tokenizer.decode(row[m.astype(bool)].tolist(), skip_special_tokens=True)
-                for row, m in zip(self._generated, self._generated_mask)
-            ]
+            self.completions = ids_to_texts(self.tokenizer, self._generated, self._generated_mask)
             rewards = self.compute_rewards(self.completions, self.batch_prompts, self.batch_references)
             self.last_rewards = rewards
             return ts.termination(self._observation(), rewards)

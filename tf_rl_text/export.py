@@ -34,9 +34,9 @@ import json
 import os
 import threading
 
-import numpy as np
-
 from tf_rl_text._compat import tf
+from tf_rl_text.generation import check_sampling_args, resolve_greedy
+from tf_rl_text.tokens import ensure_pad_token, ids_to_texts, pad_token_ids, texts_to_ids
 from tf_rl_text.validation import check_prompts, check_writable_folder
 
 TOKENIZER_DIR = os.path.join("assets", "tokenizer")
@@ -85,7 +85,7 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
     if lora is None:
         return _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata,
                              extra_objects, serving_only)
-    metadata = dict(metadata or {}, lora=dict(lora.config(), merged=True, train_step="left out: it trains adapters"))
+    metadata = dict(metadata or {}, lora=lora.export_metadata())
     traced, agent._generate_fns = agent._generate_fns, {}  # graphs traced with the adapters on stay for live use
     try:
         with lora.merged():
@@ -286,7 +286,7 @@ class LoadedPolicy:
     tokenizer shipped beside it.
 
     Greedy or sampled follows the rule of ``RLAgent.generate_text``
-    (:func:`tf_rl_text.agent.resolve_greedy`): :meth:`generate` decodes greedily unless
+    (:func:`tf_rl_text.generation.resolve_greedy`): :meth:`generate` decodes greedily unless
     ``greedy=False`` or a sampling argument (``seed``, ``temperature``, ``top_k``) is given;
     :meth:`sample` always samples. ``max_new_tokens`` may be at most the exported maximum
     (``loaded.max_new_tokens``): the SavedModel generates that many and the output is cut, which
@@ -313,8 +313,7 @@ class LoadedPolicy:
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"{path!r} is a damaged tf_rl_text export: its tokenizer in {TOKENIZER_DIR} does not load "
                              f"({type(err).__name__}: {_first_line(err)}); export it again") from err
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        ensure_pad_token(self.tokenizer)
         self.max_new_tokens = int(self.metadata["max_new_tokens"])
         # Hugging Face fast tokenizers are not safe to call from several threads at once ("Already
         # borrowed"); text <-> ids goes through this lock, the graph call does not.
@@ -324,10 +323,8 @@ class LoadedPolicy:
 
     def _encode(self, texts):
         """Token ids padded as the exported model expects: left for causal LMs, right for encoders."""
-        from tf_rl_text.agent import pad_token_ids
-
         with self._tokenizer_lock:
-            encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+            encoded = texts_to_ids(self.tokenizer, texts)
         side = self.metadata.get("padding_side", "left")
         context = self.metadata.get("context_length")  # None in exports older than this check
         for i, ids in enumerate(encoded):
@@ -360,8 +357,6 @@ class LoadedPolicy:
         return inputs
 
     def _run(self, texts, greedy, seed, max_new_tokens, options):
-        from tf_rl_text.agent import check_sampling_args
-
         check_sampling_args(max_new_tokens=max_new_tokens, max_allowed=self.max_new_tokens)
         if isinstance(texts, str):
             texts = [texts]
@@ -379,8 +374,7 @@ class LoadedPolicy:
         n = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         seqs, cmask = out["sequences"].numpy()[:, :n], out["completion_mask"].numpy()[:, :n]
         with self._tokenizer_lock:
-            return [self.tokenizer.decode(r[m.astype(bool)].tolist(), skip_special_tokens=True)
-                    for r, m in zip(seqs, cmask)]
+            return ids_to_texts(self.tokenizer, seqs, cmask)
 
     def generate(self, texts, greedy: bool | None = None, seed: int | None = None, temperature: float | None = None,
                  top_k: int | None = None, max_new_tokens: int | None = None):
@@ -393,8 +387,6 @@ class LoadedPolicy:
         samples), the exported agent's temperature and top_k. ``max_new_tokens``: at most the
         exported maximum (default), see the class notes.
         """
-        from tf_rl_text.agent import resolve_greedy
-
         greedy = resolve_greedy(greedy, temperature, top_k, seed)
         return self._run(texts, greedy, seed, max_new_tokens, {"temperature": temperature, "top_k": top_k})
 
@@ -406,8 +398,6 @@ class LoadedPolicy:
         agent's top-k is fixed in the signature; passing another value is a ValueError that says so.
         max_new_tokens: at most the exported maximum.
         """
-        from tf_rl_text.agent import check_sampling_args
-
         check_sampling_args(temperature, top_k, seed=seed)
         return self._run(texts, False, seed, max_new_tokens, {"temperature": temperature, "top_k": top_k})
 

@@ -15,6 +15,9 @@ import numpy as np
 
 from tf_rl_text._compat import keras, tf
 
+__all__ = ["ValueHead", "VALUE_HEAD_CONFIG", "VALUE_HEAD_WEIGHTS", "QHead", "QHeadModel", "QOutput", "clone_q_model",
+           "q_target_pairs"]
+
 VALUE_HEAD_CONFIG = "value_head_config.json"
 VALUE_HEAD_WEIGHTS = "value_head_weights.npz"
 
@@ -98,7 +101,6 @@ class ValueHead(keras.layers.Layer):
         return head
 
 
-__all__ = ["ValueHead", "VALUE_HEAD_CONFIG", "VALUE_HEAD_WEIGHTS"]
 
 
 # =========================================================================== Q head (value-based trainers)
@@ -162,7 +164,6 @@ class QHead(keras.layers.Layer):
         return config
 
 
-__all__ += ["QHead"]
 
 
 # =========================================================================== Q-head model (q_values="head")
@@ -217,20 +218,26 @@ class QHeadModel(tf.Module):
     __call__ = call
 
 
-def clone_q_model(model):
-    """A separate copy (same architecture and weights, not trainable) of an HF causal LM or a
-    :class:`QHeadModel`: the target network of the value-based trainers. Weights are paired by
-    name (:func:`~tf_rl_text.precision.paired_variables`), so frozen layers copy correctly."""
-    from tf_rl_text.precision import copy_variables, new_like
+def clone_q_model(model, lora=None):
+    """The target network of the value-based trainers for ``model`` (an HF causal LM or a
+    :class:`QHeadModel`), with the same weights and not trainable.
 
-    if isinstance(model, QHeadModel):
-        lm = new_like(model.lm)  # under the LM's dtype policy, like the online network
-        head = QHead.from_config(model.head.get_config())
-        copy = QHeadModel(lm, head, name="target_" + model.name)
+    Without ``lora``: a separate copy of the whole network. With ``lora`` (the
+    :class:`~tf_rl_text.lora.LoRA` adapters on the model): the same frozen base run with a copy of the
+    adapters (:class:`~tf_rl_text.lora.AdapterCopy`), plus a copy of the Q head, so the target network
+    holds no second copy of the base weights. :func:`q_target_pairs` pairs its variables with the
+    online ones."""
+    from tf_rl_text.precision import new_like
+
+    head = isinstance(model, QHeadModel)
+    if lora is not None:
+        lm = lora.copy(name="target_adapters")
     else:
-        copy = new_like(model)
+        lm = new_like(model.lm if head else model)  # under the LM's dtype policy, like the online network
+    copy = QHeadModel(lm, QHead.from_config(model.head.get_config()), name="target_" + model.name) if head else lm
     try:
-        copy_variables(model.variables, copy.variables)
+        for online, target in q_target_pairs(model, copy):
+            target.assign(online)
     except ValueError as err:
         raise ValueError(f"cannot build a target network for {type(model).__name__}: {err}") from None
     if hasattr(copy, "trainable"):
@@ -238,4 +245,20 @@ def clone_q_model(model):
     return copy
 
 
-__all__ += ["QHeadModel", "QOutput", "clone_q_model"]
+def q_target_pairs(model, target):
+    """``[(online, target), ...]``: the variables a target-network sync assigns. Whole networks pair by
+    name (:func:`~tf_rl_text.precision.paired_variables`, so frozen layers pair correctly); a LoRA target
+    (its LM an :class:`~tf_rl_text.lora.AdapterCopy`) pairs only the adapters and the Q head."""
+    from tf_rl_text.lora import AdapterCopy
+    from tf_rl_text.precision import paired_variables
+
+    head = isinstance(model, QHeadModel)
+    target_lm = target.lm if head else target
+    if not isinstance(target_lm, AdapterCopy):
+        return paired_variables(model.variables, target.variables)
+    pairs = target_lm.variable_pairs()
+    if head:
+        pairs += paired_variables(model.head.variables, target.head.variables)
+    return pairs
+
+

@@ -10,6 +10,8 @@ projections (T5's ``q``/``k``/``v``/``o``/``wi``/``wo``; BART's, Marian's, OPT's
 With adapters attached, the KL reference of every trainer is *the same model with the adapters
 switched off*: :meth:`RLAgent.clone_model` returns an :class:`AdaptersOff` view (no second copy of
 the weights), and the agent's forward passes run it with the adapters left out of the graph.
+Q-learning's target network is the same model run with a copy of the adapters (:class:`AdapterCopy`,
+switched in by :meth:`LoRA.using`), so it holds no second copy of the weights either.
 
 Example::
 
@@ -44,6 +46,8 @@ DEFAULT_TARGETS = {
     "marian": ("q_proj", "v_proj"),
     "opt": ("q_proj", "v_proj"),
     "gptj": ("q_proj", "v_proj"),
+    "bert": ("query", "value"),  # sequence classifiers: the choice policies (tf_rl_text.choice)
+    "roberta": ("query", "value"),
 }
 """Projections adapted when ``targets`` is not given (peft's defaults), by ``config.model_type``."""
 
@@ -52,6 +56,11 @@ _switch = threading.local()  # .off: adapters left out of what is being run / tr
 
 def adapters_active() -> bool:
     return not getattr(_switch, "off", False)
+
+
+def _swapped(lora):
+    """The :class:`AdapterCopy` of ``lora`` that runs in place of its live adapters now, or None."""
+    return getattr(_switch, "copies", {}).get(id(lora))
 
 
 @contextlib.contextmanager
@@ -166,11 +175,13 @@ class LoRA(tf.Module):
             out = original(inputs, *args, **kwargs)
             if not adapters_active():
                 return out
+            copy = _swapped(lora)  # a target network's adapters, read at trace time
+            a_, b_ = (copy.a[index], copy.b[index]) if copy is not None else (a, b)
             x = inputs
             if lora.dropout and _training():
                 x = tf.nn.dropout(x, rate=lora.dropout)
-            flat = tf.reshape(x, [-1, a.shape[0]])  # (N, in)
-            delta = tf.matmul(tf.matmul(flat, tf.cast(a, flat.dtype)), tf.cast(b, flat.dtype))  # (N, out)
+            flat = tf.reshape(x, [-1, a_.shape[0]])  # (N, in)
+            delta = tf.matmul(tf.matmul(flat, tf.cast(a_, flat.dtype)), tf.cast(b_, flat.dtype))  # (N, out)
             delta = tf.reshape(delta * tf.cast(lora.scale, delta.dtype), tf.shape(out))
             return out + tf.cast(delta, out.dtype)
 
@@ -179,6 +190,24 @@ class LoRA(tf.Module):
     @property
     def trainable_variables(self):
         return [v for pair in zip(self.a, self.b) for v in pair]
+
+    def copy(self, name: str = "adapter_copy") -> "AdapterCopy":
+        """A second set of adapters on the same frozen base (see :class:`AdapterCopy`): a target network
+        that costs the adapters' bytes, not the model's."""
+        return AdapterCopy(self, name=name)
+
+    @contextlib.contextmanager
+    def using(self, copy: "AdapterCopy"):
+        """Inside this block the adapted layers run ``copy``'s A and B instead of the live ones (a
+        trace-time switch, like :func:`adapters_off`: graphs traced inside read ``copy``'s variables)."""
+        if copy.lora is not self:
+            raise ValueError("this AdapterCopy was made from other adapters; use the LoRA it came from")
+        old = getattr(_switch, "copies", {})
+        _switch.copies = {**old, id(self): copy}
+        try:
+            yield
+        finally:
+            _switch.copies = old
 
     def deltas(self):
         """The weight update of every adapted projection: ``(alpha / rank) A B`` (in, out), as numpy."""
@@ -199,6 +228,11 @@ class LoRA(tf.Module):
         finally:
             for k, w in zip(kernels, saved):
                 k.assign(w)
+
+    def export_metadata(self) -> dict:
+        """The ``lora`` entry of an export's metadata: the settings, ``merged`` and why ``train_step`` is
+        left out (it would train all the merged weights, not these adapters; see docs/lora.md)."""
+        return dict(self.config(), merged=True, train_step="left out: it trains adapters")
 
     # ------------------------------------------------------------------ save / load
     def config(self) -> dict:
@@ -271,6 +305,41 @@ class AdaptersOff:
             return self.model(*args, **kwargs)
 
 
+class AdapterCopy(tf.Module):
+    """A second set of adapters on the same frozen base model: the LoRA target network of Q-learning.
+
+    Holds copies of every ``A`` and ``B`` (not trainable; ``variables`` are these copies only) and, when
+    called like a Hugging Face model, runs the shared base model with them in place of the live adapters
+    (:meth:`LoRA.using`, a trace-time switch). So a target network costs the adapters' bytes, not a second
+    copy of the model's weights. Made by :meth:`LoRA.copy`; :meth:`variable_pairs` pairs its variables with
+    the live ones for a sync.
+    """
+
+    # the model and the live adapters are referenced, not owned: .variables are this copy's A and B only
+    _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {"model", "lora", "config"}
+
+    def __init__(self, lora: LoRA, name: str = "adapter_copy"):
+        super().__init__(name=name)
+        self.lora, self.model, self.config = lora, lora.model, lora.model.config
+        self.a = [tf.Variable(a, trainable=False, name=f"{name}_a_{i}") for i, a in enumerate(lora.a)]
+        self.b = [tf.Variable(b, trainable=False, name=f"{name}_b_{i}") for i, b in enumerate(lora.b)]
+        self.built, self.trainable = True, False
+
+    @property
+    def dummy_inputs(self):
+        return self.model.dummy_inputs
+
+    def variable_pairs(self):
+        """``[(live, copy), ...]`` over every A and B: what a target-network sync assigns."""
+        return list(zip(self.lora.a + self.lora.b, self.a + self.b))
+
+    def call(self, *args, **kwargs):
+        with self.lora.using(self):
+            return self.model(*args, **kwargs)
+
+    __call__ = call
+
+
 def attach(agent, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0, targets=None, seed: int = 0) -> LoRA:
     """Put LoRA adapters on ``agent``'s model (see :class:`LoRA`); returns them (also ``agent.lora``)."""
     if getattr(agent, "lora", None) is not None:
@@ -289,4 +358,5 @@ def load(agent, path: str) -> LoRA:
     return lora.load_weights(path)
 
 
-__all__ = ["LoRA", "AdaptersOff", "attach", "load", "read", "adapters_off", "adapters_active", "DEFAULT_TARGETS"]
+__all__ = ["LoRA", "AdaptersOff", "AdapterCopy", "attach", "load", "read", "adapters_off", "adapters_active",
+           "DEFAULT_TARGETS"]

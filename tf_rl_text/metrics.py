@@ -41,6 +41,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tf_rl_text.tokens import pad_token_ids, text_to_ids
+
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -226,7 +228,7 @@ def mean_length(texts: Sequence[str]) -> float:
 def _encode_references(tokenizer, refs, add_eos, eos_id):
     out = []
     for r in refs:
-        ids = list(tokenizer(r, add_special_tokens=False, verbose=False)["input_ids"])  # long ones: our own warning
+        ids = list(text_to_ids(tokenizer, r, verbose=False))  # long ones: our own warning
         if add_eos and eos_id is not None and eos_id >= 0:
             ids.append(int(eos_id))
         if not ids:
@@ -281,13 +283,8 @@ def reference_nll(agent, prompts: Sequence[str], references: Sequence, batch_siz
                 prompt_ids, prompt_mask = prompt_ids[:, -keep:], prompt_mask[:, -keep:]
                 empty = prompt_mask.sum(axis=1) == 0
                 prompt_ids[empty, -1], prompt_mask[empty, -1] = start_id, 1
-        comp_ids = np.full((len(idx), max_t), pad_id, np.int32)
-        comp_mask = np.zeros((len(idx), max_t), np.int32)
-        for row, c in enumerate(comps):
-            truncated += len(c) > max_t
-            c = c[:max_t]
-            comp_ids[row, : len(c)] = c
-            comp_mask[row, : len(c)] = 1
+        truncated += sum(len(c) > max_t for c in comps)
+        comp_ids, comp_mask = pad_token_ids([c[:max_t] for c in comps], pad_id, "right", max_t)
         logp = agent.log_probs(tf.constant(prompt_ids), tf.constant(prompt_mask), tf.constant(comp_ids),
                                tf.constant(comp_mask))  # (B, T), 0 on padding
         logp = np.asarray(logp, np.float64) * comp_mask

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from tf_rl_text.tokens import text_to_ids
+
 _WORD = re.compile(r"[a-z']+")
 
 
@@ -56,7 +58,7 @@ class TokenFrequencyReward:
     def __call__(self, completions, prompts=None, references=None):
         out = []
         for text in completions:
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids = text_to_ids(self.tokenizer, text)
             out.append(sum(i == self.target_token_id for i in ids) / len(ids) if ids else 0.0)
         return out
 

@@ -148,6 +148,7 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         self.optimizer = make_optimizer(config, self._step_var)
         self._stop_signal = None
         self._last_saved_step = None  # the step of the checkpoint this process last saved or restored
+        self._lora = getattr(agent, "lora", None)  # the adapters this trainer was built for (step() checks)
 
     # ------------------------------------------------------------------ subclasses fill in
     def _step(self) -> dict:
@@ -160,6 +161,8 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
                "global_step": self._step_var, "python_state": self._python}
         if getattr(self, "ref_model", None) is not None:
             out["ref_model"] = self.ref_model
+        if getattr(self.agent, "lora", None) is not None:
+            out["lora"] = self.agent.lora  # the adapters: the model's own variables do not include them
         return out
 
     def _python_state(self) -> dict:
@@ -276,6 +279,10 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
     # ------------------------------------------------------------------ the loop
     def step(self) -> dict:
         """One step (a batch of episodes and its update(s)). Returns the step's statistics (floats)."""
+        if getattr(self.agent, "lora", None) is not self._lora:
+            raise ValueError(f"LoRA adapters were attached to the agent after {type(self).__name__} was built, which "
+                             f"would keep training the variables it was built for: call agent.attach_lora(...) "
+                             f"first, then build the {type(self).__name__}")
         start = time.perf_counter()
         lr = self.learning_rate
         stats = self._step()

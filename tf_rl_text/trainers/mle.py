@@ -10,22 +10,8 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf
+from tf_rl_text.tokens import encode_texts, text_to_ids
 from tf_rl_text.trainers.base import apply_clipped
-
-
-def encode_texts(tokenizer, texts, max_length, add_eos=True):
-    """Right-padded (ids, mask) int32 arrays of ``texts`` (each followed by EOS), cut at max_length."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    ids = np.full((len(texts), max_length), pad, np.int32)
-    mask = np.zeros((len(texts), max_length), np.int32)
-    for i, text in enumerate(texts):
-        # verbose=False: the cut below is intended, so no "sequence length is longer than the maximum" warning
-        tokens = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        if add_eos and tokenizer.eos_token_id is not None:
-            tokens = tokens + [tokenizer.eos_token_id]
-        tokens = tokens[:max_length]
-        ids[i, : len(tokens)], mask[i, : len(tokens)] = tokens, 1
-    return ids, mask
 
 
 def _distributed_mle_update(agent, strategy, optimizer, loss_fn, num_inputs, count_tokens):
@@ -109,7 +95,7 @@ def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_ra
 
 
 def _keep_last_tokens(tokenizer, text, n):
-    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]  # cut below, as intended
+    ids = text_to_ids(tokenizer, text, verbose=False)  # cut below, as intended
     return text if len(ids) <= n else tokenizer.decode(ids[-n:])
 
 

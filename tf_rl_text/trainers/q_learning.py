@@ -20,6 +20,10 @@ with y_T = r_T at each completion's last token (no bootstrap) and 0 on padding (
 ``target_update_period`` updates, or Polyak averaging with ``target_update_tau`` < 1. Acting is
 epsilon-greedy or Boltzmann (softmax(Q / temperature)); evaluation is greedy (argmax Q).
 
+With LoRA adapters on the agent (``agent.attach_lora(...)`` before building the trainer) only the
+adapters (and the Q head) train, and the target network is the same frozen base run with a copy of
+the adapters (:class:`~tf_rl_text.lora.AdapterCopy`): no second copy of the weights (docs/lora.md).
+
 Learning is off-policy from a replay buffer (:class:`ReplayBuffer`, a ring buffer in
 tf.Variables) of the agent's own episodes, plus a second buffer of demonstrations - good texts
 such as a dataset's references (:meth:`QLearningTrainer.add_demonstrations`), a fixed share of
@@ -50,8 +54,8 @@ import numpy as np
 from tf_rl_text import ops
 from tf_rl_text._compat import tf, tfp
 from tf_rl_text.agent import RLAgent
-from tf_rl_text.heads import QHeadModel, clone_q_model
-from tf_rl_text.precision import paired_variables
+from tf_rl_text.heads import QHeadModel, clone_q_model, q_target_pairs
+from tf_rl_text.tokens import pad_token_ids, texts_to_ids
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
 from tf_rl_text.trainers.replay import ReplayBuffer, concat_batches
 
@@ -187,6 +191,16 @@ class QPolicyAgent(RLAgent):
         self.base_agent = base_agent
         self.exploration = exploration
         self.epsilon = tf.Variable(float(epsilon), trainable=False, dtype=tf.float32, name="epsilon")
+        if model is base_agent.model or getattr(model, "lm", None) is base_agent.model:
+            self.lora = base_agent.lora  # the online network carries the agent's adapters (export merges them)
+
+    @property
+    def trainable_variables(self):
+        """The model's trainable variables; with LoRA the adapters plus the Q head (``q_values="head"``),
+        the base weights being frozen."""
+        if self.lora is None:
+            return self.model.trainable_variables
+        return self.lora.trainable_variables + list(self.model.trainable_variables)
 
     def process_logits(self, logits):
         return self.base_agent.process_logits(logits)
@@ -242,10 +256,12 @@ class QLearningTrainer(Trainer):
         model = QHeadModel(agent.model) if cfg.q_values == "head" else agent.model
         self.q_model = model
         self.policy = QPolicyAgent(model, agent, cfg.exploration, cfg.epsilon, cfg.temperature)
-        self.target_model = clone_q_model(model)
+        # with LoRA: the same frozen base, a copy of the adapters (and head): no second copy of the weights
+        self.target_model = clone_q_model(model, lora=agent.lora)
         self.target_policy = QPolicyAgent(self.target_model, agent, cfg.exploration, cfg.epsilon, cfg.temperature)
-        # (online, target) pairs by variable name: frozen layers move in Keras' variable order
-        pairs = paired_variables(model.variables, self.target_model.variables)
+        # (online, target) pairs: whole networks by variable name (frozen layers move in Keras' variable
+        # order); with LoRA the adapters and the Q head only
+        pairs = q_target_pairs(model, self.target_model)
         self._online_variables = [o for o, _ in pairs]
         self._target_variables = [t for _, t in pairs]
         self.optimizer.build(self.policy.trainable_variables)  # slots now, so the compiled update is traced once
@@ -378,19 +394,15 @@ class QLearningTrainer(Trainer):
         if len(prompts) != len(completions) or not prompts:
             raise ValueError(f"need one completion per prompt (and at least one): got {len(prompts)} prompts and "
                              f"{len(completions)} completions")
-        tokenizer = self.agent.tokenizer
         prompt_ids, prompt_mask = self.policy.encode_prompts(prompts)
         eos = [self.agent.eos_token_id] if self.agent.eos_token_id >= 0 else []
-        tokens = [tokenizer(c, add_special_tokens=False)["input_ids"] + eos for c in completions]
+        tokens = [ids + eos for ids in texts_to_ids(self.agent.tokenizer, completions)]
         width = max(len(t) for t in tokens)
         needed = max(prompt_ids.shape[1], width) if self.agent.is_encoder_decoder else prompt_ids.shape[1] + width
         if needed > self.agent.context_length:
             raise ValueError(f"a demonstration is {prompt_ids.shape[1]} prompt + {width} completion tokens, more than "
                              f"the model's context of {self.agent.context_length}; shorten it")
-        completion_ids = np.full((len(tokens), width), self.agent.pad_token_id, np.int32)
-        completion_mask = np.zeros((len(tokens), width), np.int32)
-        for i, t in enumerate(tokens):
-            completion_ids[i, :len(t)], completion_mask[i, :len(t)] = t, 1
+        completion_ids, completion_mask = pad_token_ids(tokens, self.agent.pad_token_id, "right")
         if rewards is None:
             texts = self.policy.decode_completions(completion_ids, completion_mask)
             refs = completions if references is None else list(references)
@@ -400,20 +412,9 @@ class QLearningTrainer(Trainer):
             raise ValueError(f"rewards must have one number per demonstration ({len(prompts)}), got {rewards.shape[0]}")
         new = [prompt_ids, prompt_mask, completion_ids, completion_mask, rewards]
         if self._demo_rows is not None:  # rebuild one buffer that holds every demonstration
-            old = self._demo_rows
-            p = max(old[0].shape[1], new[0].shape[1])
-            t = max(old[2].shape[1], new[2].shape[1])
-            pad_id = self.agent.pad_token_id
-
-            def widen(x, w, left, fill):  # prompts of causal LMs pad on the left, everything else on the right
-                before = left and self.agent.padding_side == "left"
-                return np.pad(x, [(0, 0), (w - x.shape[1], 0) if before else (0, w - x.shape[1])], constant_values=fill)
-
-            new = [np.concatenate([widen(old[0], p, True, pad_id), widen(new[0], p, True, pad_id)]),
-                   np.concatenate([widen(old[1], p, True, 0), widen(new[1], p, True, 0)]),
-                   np.concatenate([widen(old[2], t, False, pad_id), widen(new[2], t, False, pad_id)]),
-                   np.concatenate([widen(old[3], t, False, 0), widen(new[3], t, False, 0)]),
-                   np.concatenate([old[4], new[4]])]
+            joined = concat_batches(dict(zip(ReplayBuffer.FIELDS, self._demo_rows)), dict(zip(ReplayBuffer.FIELDS, new)),
+                                    self.agent.pad_token_id, self.agent.padding_side)
+            new = [joined[name].numpy() for name in ReplayBuffer.FIELDS]
         self._demo_rows = new
         self.demonstrations = ReplayBuffer(len(new[4]), new[0].shape[1], new[2].shape[1], self.agent.pad_token_id,
                                            seed=self.policy.seed + 1, name="demonstrations",
@@ -496,7 +497,8 @@ class QLearningTrainer(Trainer):
     def _export_kwargs(self):
         """Signatures besides the policy's (``generate`` is greedy: argmax Q; ``sample`` the exploring
         policy): ``q_values`` (``input_ids``, ``attention_mask`` (B, L) -> ``q_values`` (B, L, V)),
-        ``train_step`` (one TD update, see :meth:`export_train_step`) and ``sync_target_network``."""
+        ``train_step`` (one TD update, see :meth:`export_train_step`) and ``sync_target_network``. With LoRA
+        the export is the merged plain model: ``q_values`` only (no adapters there to train or sync from)."""
         ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_ids")
         mask_spec = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
 
@@ -516,6 +518,10 @@ class QLearningTrainer(Trainer):
         def sync_target_network():
             return {"synced": self._sync_target(tf.constant(self.config.target_update_tau, tf.float32))}
 
+        if self.agent.lora is not None:  # the merged plain model: no adapters to train or to sync a target from
+            return {"extra_objects": {"epsilon": self.policy.epsilon},
+                    "extra_functions": {"q_values": (q_values, q_signature)},
+                    "metadata": {"algorithm": f"q_learning/{self.config.target}"}}
         return {
             "train_step": self.export_train_step(),
             "extra_objects": {"target_variables": list(self._target_variables), "epsilon": self.policy.epsilon},

@@ -1,0 +1,416 @@
+"""Generation: the compiled decode loop of :class:`~tf_rl_text.agent.RLAgent` and the checks of its arguments.
+
+* :class:`GenerationMixin` - what ``RLAgent`` generates with: :meth:`~GenerationMixin.generate`
+  (padded ids in, a :class:`Generation` out), :meth:`~GenerationMixin.generate_text` (texts in and
+  out) and :meth:`~GenerationMixin.generate_fn` (the compiled rollout the trainers and the export
+  call). The loop reads the prompt once (``_prefill``), then feeds one token per step through a
+  key/value cache (``_advance``: the model's own, the Llama cache of :mod:`tf_rl_text.llama`, or
+  none), optionally split into independent row groups (``_decode_sharded``). The per-step
+  sampling controls are the pure functions of :mod:`tf_rl_text.sampling`.
+* :func:`resolve_greedy` - greedy or sampled. ``generate``, ``generate_text`` and
+  ``tf_rl_text.load(path).generate`` follow one rule: greedy by default; sampled with
+  ``greedy=False`` or when any sampling argument (``seed``, ``temperature``, ``top_k``) is given.
+  ``greedy=True`` together with ``temperature`` or ``top_k`` is a ValueError, never a silent greedy decode.
+* :func:`check_sampling_args`, :func:`check_controls` - the argument checks, with messages that
+  name the bad value and the fix.
+"""
+from __future__ import annotations
+
+import collections
+import math
+from typing import Sequence
+
+import numpy as np
+
+from tf_rl_text import sampling
+from tf_rl_text._compat import tf
+from tf_rl_text.models import as_float32
+from tf_rl_text.precision import weights_cast_once
+from tf_rl_text.tokens import position_ids_from_mask
+
+GENERATION_CACHES = ("auto", "model", "llama", "none")
+"""The values of ``RLAgent(generation_cache=...)``."""
+# causal LM families whose HF TF code needs the cache length as a static shape and that
+# llama.py does not cover: "auto" recomputes the sequence for them
+STATIC_CACHE_MODEL_TYPES = frozenset({"xglm"})
+
+Generation = collections.namedtuple("Generation", ["completion_ids", "completion_mask"])
+Generation.__doc__ = """Completions from :meth:`RLAgent.generate`.
+
+completion_ids: (B, max_new_tokens) int32, ``pad_token_id`` after a row's end.
+completion_mask: (B, max_new_tokens) int32, 1 on generated tokens (EOS included), 0 after.
+"""
+
+_NO_TOKENS = np.zeros([0], np.int32)
+
+
+def check_controls(top_p, repetition_penalty, min_new_tokens, stop_token_ids):
+    """The sampling controls, validated: (top_p, repetition_penalty, min_new_tokens, stop_token_ids tuple)."""
+    if top_p is None or not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] (1 = no nucleus filtering), got {top_p!r}")
+    if repetition_penalty is None or not repetition_penalty > 0:
+        raise ValueError(f"repetition_penalty must be > 0 (1 = off, > 1 discourages repeats), got {repetition_penalty!r}")
+    if min_new_tokens is None or int(min_new_tokens) != min_new_tokens or min_new_tokens < 0:
+        raise ValueError(f"min_new_tokens must be an integer >= 0, got {min_new_tokens!r}")
+    if isinstance(stop_token_ids, (int, np.integer)):
+        stop_token_ids = [stop_token_ids]
+    stops = tuple(int(t) for t in stop_token_ids)
+    if any(t < 0 or t != s for t, s in zip(stops, stop_token_ids)):
+        raise ValueError(f"stop_token_ids must be token ids >= 0, got {list(stop_token_ids)!r}")
+    return float(top_p), float(repetition_penalty), int(min_new_tokens), stops
+
+
+def _loose_shape(x):
+    return tf.TensorShape([None] * x.shape.rank)
+
+
+def check_sampling_args(temperature=None, top_k=None, max_new_tokens=None, max_allowed=None, seed=None):
+    """Validate sampling arguments (None = not given); raise ValueError naming the value and the fix.
+
+    temperature: a finite float > 0; top_k: an integer >= 0 (0 = no top-k filtering);
+    max_new_tokens: an integer >= 1 and, when ``max_allowed`` is given, <= it; seed: an int32 integer.
+    """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or not -2**31 <= seed < 2**31):
+        raise ValueError(f"seed must be an integer in [-2**31, 2**31), got {seed!r}")
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)) \
+                or not math.isfinite(temperature) or not temperature > 0:
+            raise ValueError(f"temperature must be a finite number > 0 (1.0 = the model's own distribution, lower = "
+                             f"sharper; for the most likely tokens use greedy decoding), got {temperature!r}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0 (0 = no top-k filtering), got {top_k!r}")
+    if max_new_tokens is not None:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+            raise ValueError(f"max_new_tokens must be an integer (a number of tokens), got {max_new_tokens!r}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens!r}")
+        if max_allowed is not None and max_new_tokens > max_allowed:
+            raise ValueError(f"max_new_tokens must be <= {max_allowed} (the most this policy was exported to "
+                             f"generate; export again with a larger max_new_tokens for longer outputs), "
+                             f"got {max_new_tokens!r}")
+
+
+def resolve_greedy(greedy, temperature=None, top_k=None, seed=None, top_p=None) -> bool:
+    """The one greedy-vs-sampling rule of every text generation call in tf_rl_text.
+
+    ``greedy=None`` (the default): greedy decoding, unless a sampling argument (``seed``,
+    ``temperature``, ``top_k``, ``top_p``) is given, then sampling. ``greedy=False``: sampling.
+    ``greedy=True``: greedy; passing ``temperature``, ``top_k`` or ``top_p`` with it is a ValueError
+    (they would be ignored), a ``seed`` is accepted and has no effect. Also validates the arguments.
+    """
+    check_sampling_args(temperature, top_k, seed=seed)
+    sampling_args = (("temperature", temperature), ("top_k", top_k), ("top_p", top_p))
+    if greedy is None:
+        return all(v is None for _, v in sampling_args) and seed is None
+    if greedy and any(v is not None for _, v in sampling_args):
+        given = ", ".join(f"{k}={v!r}" for k, v in sampling_args if v is not None)
+        raise ValueError(f"{given} only applies to sampling, but greedy=True; pass greedy=False (or leave greedy "
+                         f"unset) to sample, or drop {given.split('=')[0]} for greedy decoding")
+    return bool(greedy)
+
+
+def pick_generation_cache(model, choice, is_encoder_decoder):
+    """The ``generation_cache`` to run ``model`` with: ``choice`` validated, ``"auto"`` resolved."""
+    from tf_rl_text.llama import llama_parts
+
+    if choice not in GENERATION_CACHES:
+        raise ValueError(f"generation_cache must be one of {GENERATION_CACHES}, got {choice!r}")
+    llama = llama_parts(model) is not None
+    if choice == "auto":
+        model_type = getattr(model.config, "model_type", None)
+        choice = "llama" if llama else "none" if model_type in STATIC_CACHE_MODEL_TYPES else "model"
+    if choice == "llama" and not llama:
+        raise ValueError(f"generation_cache='llama' runs Llama-architecture decoders (TFMistralForCausalLM); "
+                         f"{type(model).__name__} is not one: use 'model' or 'none'")
+    if choice == "none" and is_encoder_decoder:
+        raise ValueError("generation_cache='none' is for causal LMs; encoder-decoders use 'model'")
+    return choice
+
+
+def resolve_generation_shards(generation_shards=None) -> int:
+    """``RLAgent(generation_shards=...)`` validated; None: the inter-op thread count when intra-op
+    threads were set to 1 (:func:`tf_rl_text.use_cores`), else 1."""
+    if generation_shards is None:
+        threading = tf.config.threading
+        single = threading.get_intra_op_parallelism_threads() == 1
+        generation_shards = max(1, threading.get_inter_op_parallelism_threads()) if single else 1
+    if int(generation_shards) != generation_shards or generation_shards < 1:
+        raise ValueError(f"generation_shards must be an integer >= 1, got {generation_shards!r}")
+    return int(generation_shards)
+
+
+class GenerationMixin:
+    """The generation methods of :class:`~tf_rl_text.agent.RLAgent` (see the module docstring).
+
+    It runs on the agent's state: ``model``, ``is_encoder_decoder``, ``generation_cache``,
+    ``generation_shards``, the token ids (``eos_token_id``, ``pad_token_id``, ``decoder_start_token_id``),
+    ``vocab_size``, ``context_length``, the sampling defaults (``temperature``, ``top_k``, ``top_p``,
+    ``repetition_penalty``, ``min_new_tokens``, ``stop_token_ids``), ``_generate_fns`` (the compiled
+    rollouts, reset by ``reset_compiled``), and on its hooks and helpers ``process_logits``,
+    ``action_distribution``, ``causal_lm``, ``compile_fn``, ``encode_prompts``, ``decode_completions``
+    and ``_next_seed``.
+    """
+
+    def _prefill(self, input_ids, attention_mask):
+        """Generation, first step: read the prompt once. Returns (logits (B, V), cache state)."""
+        if self.is_encoder_decoder:
+            from transformers.modeling_tf_outputs import TFBaseModelOutput
+
+            encoded = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, training=False)
+            hidden = encoded.last_hidden_state  # (B, P, d): computed once per rollout
+            start = tf.fill([tf.shape(input_ids)[0], 1], self.decoder_start_token_id)
+            out = self.model(input_ids=None, encoder_outputs=TFBaseModelOutput(last_hidden_state=hidden),
+                             attention_mask=attention_mask,
+                             decoder_input_ids=start, use_cache=True, training=False)
+            state = {"past": out.past_key_values, "encoder": hidden, "mask": attention_mask}
+            logits = out.logits[:, -1]
+        elif self.generation_cache == "llama":
+            from tf_rl_text.llama import llama_forward
+
+            positions = position_ids_from_mask(attention_mask)
+            logits, past = llama_forward(self.model, input_ids, attention_mask, positions)
+            state = {"past": past, "mask": attention_mask, "position": positions[:, -1]}
+        elif self.generation_cache == "none":  # no cache: the state is the sequence so far
+            logits = self.causal_lm(input_ids, attention_mask, logits_at=slice(-1, None)).logits[:, -1]
+            state = {"ids": input_ids, "mask": attention_mask}
+        else:
+            positions = position_ids_from_mask(attention_mask)
+            out = self.causal_lm(input_ids, attention_mask, positions, use_cache=True, logits_at=slice(-1, None))
+            state = {"past": out.past_key_values, "mask": attention_mask, "position": positions[:, -1]}
+            logits = out.logits[:, -1]
+        return self.process_logits(as_float32(logits)), state
+
+    def _advance(self, token, state):
+        """Generation, later steps: feed one token (B,) through the cache. Returns (logits, state)."""
+        if self.is_encoder_decoder:
+            from transformers.modeling_tf_outputs import TFBaseModelOutput
+
+            out = self.model(input_ids=None, encoder_outputs=TFBaseModelOutput(last_hidden_state=state["encoder"]),
+                             attention_mask=state["mask"], decoder_input_ids=token[:, None],
+                             past_key_values=state["past"], use_cache=True, training=False)
+            state = dict(state, past=out.past_key_values)
+            logits = out.logits[:, -1]
+        elif self.generation_cache == "llama":
+            from tf_rl_text.llama import llama_forward
+
+            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+            position = state["position"] + 1
+            logits, past = llama_forward(self.model, token[:, None], mask, position[:, None], state["past"])
+            state = {"past": past, "mask": mask, "position": position}
+        elif self.generation_cache == "none":
+            ids = tf.concat([state["ids"], token[:, None]], axis=1)
+            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+            logits = self.causal_lm(ids, mask, logits_at=slice(-1, None)).logits[:, -1]
+            state = {"ids": ids, "mask": mask}
+        else:
+            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+            position = state["position"] + 1
+            out = self.causal_lm(token[:, None], mask, position[:, None], past_key_values=state["past"],
+                                 use_cache=True)
+            state = {"past": out.past_key_values, "mask": mask, "position": position}
+            logits = out.logits[:, -1]
+        return self.process_logits(as_float32(logits)), state
+
+    def _decode(self, input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy, top_k,
+                nucleus=False, penalty=False):
+        """The rollout loop: prefill once, then one cached decoder step per token."""
+        with weights_cast_once(self.model):  # mixed precision: weights cast to bfloat16 once, not per token
+            return self._decode_loop(input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy,
+                                     top_k, nucleus, penalty)
+
+    def _decode_loop(self, input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy, top_k,
+                     nucleus, penalty):
+        """``controls``: (top_p, repetition_penalty, min_new_tokens, stop_token_ids) tensors; ``nucleus`` and
+        ``penalty`` (Python bools) say whether top-p and the repetition penalty are traced at all."""
+        top_p, rep_penalty, min_new_tokens, stop_token_ids = controls
+        batch = tf.shape(input_ids)[0]
+        ends = tf.concat([[self.eos_token_id], tf.reshape(stop_token_ids, [-1])], axis=0)  # (S + 1,) end a row
+        logits, state = self._prefill(input_ids, attention_mask)  # (B, V)
+        finished = tf.zeros([batch], tf.bool)
+        tokens = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        masks = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        seen = sampling.seen_tokens(input_ids, attention_mask, tf.shape(logits)[1]) if penalty else tf.zeros([0])
+
+        def keep_going(t, logits, state, finished, tokens, masks, seen):
+            return tf.logical_and(t < max_new_tokens, tf.logical_not(tf.reduce_all(finished)))
+
+        def step(t, logits, state, finished, tokens, masks, seen):
+            if penalty:
+                logits = sampling.repetition_penalty(logits, seen, rep_penalty)
+            logits = tf.cond(t < min_new_tokens, lambda: sampling.ban_tokens(logits, ends, True), lambda: logits)
+            if greedy:
+                token = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            else:
+                step_seed = tf.random.experimental.stateless_fold_in(seed, t)
+                if nucleus:  # temperature and top-k here, so the nucleus is that of the distribution sampled
+                    logits = logits / tf.cast(temperature, logits.dtype)
+                    if top_k and top_k < self.vocab_size:
+                        kth = tf.math.top_k(logits, k=top_k).values[:, -1:]  # (B, 1)
+                        logits = tf.where(logits < kth, tf.cast(sampling.BANNED, logits.dtype), logits)
+                    logits = sampling.top_p_filter(logits, top_p)
+                    token = self.action_distribution(logits, 1.0, 0).sample(seed=step_seed)
+                else:
+                    token = self.action_distribution(logits, temperature, top_k).sample(seed=step_seed)
+            token = tf.where(finished, self.pad_token_id, token)  # (B,)
+            tokens = tokens.write(t, token)
+            masks = masks.write(t, tf.cast(tf.logical_not(finished), tf.int32))
+            finished = tf.logical_or(finished, tf.reduce_any(tf.equal(token[:, None], ends[None, :]), axis=1))
+            if penalty:
+                seen = sampling.mark_seen(seen, token)
+            logits, state = self._advance(token, state)
+            return t + 1, logits, state, finished, tokens, masks, seen
+
+        # an explicit loop (no AutoGraph): the cache state grows by one position per token
+        loop_vars = (tf.constant(0), logits, state, finished, tokens, masks, seen)
+        invariants = (tf.TensorShape([]), tf.TensorShape([None, None]), tf.nest.map_structure(_loose_shape, state),
+                      tf.TensorShape([None]), tf.TensorShape(None), tf.TensorShape(None), _loose_shape(seen))
+        t, _, _, _, tokens, masks, _ = tf.while_loop(keep_going, step, loop_vars, shape_invariants=invariants)
+        pad = max_new_tokens - t  # rows stopped early: pad to a fixed width
+        completion_ids = tf.pad(tf.transpose(tokens.stack()), [[0, 0], [0, pad]], constant_values=self.pad_token_id)
+        completion_mask = tf.pad(tf.transpose(masks.stack()), [[0, 0], [0, pad]])
+        completion_ids = tf.reshape(completion_ids, [batch, max_new_tokens])
+        completion_mask = tf.reshape(completion_mask, [batch, max_new_tokens])
+        return completion_ids, completion_mask
+
+    def _decode_sharded(self, decode, input_ids, attention_mask, max_new_tokens, seed, *rest):
+        """``decode`` (the compiled :meth:`_decode`) on ``generation_shards`` row groups side by side.
+
+        The batch is padded to a multiple of the shard count with copies of its last row (dropped
+        again at the end), so every shard is non-empty; shard i samples with seed fold_in(seed, i).
+        The shards are independent branches of one graph: each core can run one.
+        """
+        shards = self.generation_shards
+        batch = tf.shape(input_ids)[0]
+        per_shard = (batch + shards - 1) // shards
+        rows = tf.concat([tf.range(batch), tf.fill([per_shard * shards - batch], batch - 1)], axis=0)
+        ids, mask = tf.gather(input_ids, rows), tf.gather(attention_mask, rows)
+        outs = [
+            decode(ids[i * per_shard:(i + 1) * per_shard], mask[i * per_shard:(i + 1) * per_shard], max_new_tokens,
+                   tf.random.experimental.stateless_fold_in(seed, i), *rest)
+            for i in range(shards)
+        ]
+        completion_ids = tf.concat([o[0] for o in outs], axis=0)[:batch]
+        completion_mask = tf.concat([o[1] for o in outs], axis=0)[:batch]
+        return completion_ids, completion_mask
+
+    def generate_fn(self, greedy: bool = False, top_k: int | None = None, nucleus: bool = False,
+                    penalty: bool = False):
+        """The compiled rollout ``f(input_ids, attention_mask, max_new_tokens, seed, temperature, top_p=1.0,
+        repetition_penalty=1.0, min_new_tokens=0, stop_token_ids=[])``.
+
+        ``nucleus`` / ``penalty``: trace top-p filtering / the repetition penalty (each step then sorts
+        the vocabulary / tracks the tokens seen); without them ``top_p`` / ``repetition_penalty`` are
+        ignored. Traced once per (greedy, top_k, nucleus, penalty) for any batch size, prompt length
+        and token count.
+        """
+        top_k = self.top_k if top_k is None else int(top_k)
+        key = (bool(greedy), top_k, bool(nucleus) and not greedy, bool(penalty))
+        if key not in self._generate_fns:
+            greedy, top_k, nucleus, penalty = key
+            signature = [
+                tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+                tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
+                tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+                tf.TensorSpec([2], tf.int32, name="seed"),
+                tf.TensorSpec([], tf.float32, name="temperature"),
+                tf.TensorSpec([], tf.float32, name="top_p"),
+                tf.TensorSpec([], tf.float32, name="repetition_penalty"),
+                tf.TensorSpec([], tf.int32, name="min_new_tokens"),
+                tf.TensorSpec([None], tf.int32, name="stop_token_ids"),
+            ]
+
+            def fn(input_ids, attention_mask, max_new_tokens, seed, temperature, top_p=1.0, repetition_penalty=1.0,
+                   min_new_tokens=0, stop_token_ids=_NO_TOKENS):
+                controls = (top_p, repetition_penalty, min_new_tokens, stop_token_ids)
+                return self._decode(input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy,
+                                    top_k, nucleus, penalty)
+
+            if self.generation_shards > 1:  # one trace of the loop, called once per shard
+                decode = self.compile_fn(fn, signature)
+
+                def fn(input_ids, attention_mask, max_new_tokens, seed, temperature, top_p=1.0,  # noqa: F811
+                       repetition_penalty=1.0, min_new_tokens=0, stop_token_ids=_NO_TOKENS):
+                    return self._decode_sharded(decode, input_ids, attention_mask, max_new_tokens, seed, temperature,
+                                                top_p, repetition_penalty, min_new_tokens, stop_token_ids)
+
+            self._generate_fns[key] = self.compile_fn(fn, signature)
+        return self._generate_fns[key]
+
+    def generate(self, input_ids, attention_mask, max_new_tokens: int = 32, greedy: bool | None = None, seed=None,
+                 temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                 repetition_penalty: float | None = None, min_new_tokens: int | None = None,
+                 stop_token_ids: Sequence[int] | None = None) -> Generation:
+        """Greedily decode (the default) or sample completions for padded prompts.
+
+        input_ids, attention_mask: (B, P) int, padded as :meth:`encode_prompts` pads. Returns a
+        :class:`Generation` of (B, max_new_tokens) tensors. Greedy or sampled by
+        :func:`resolve_greedy`: greedy unless ``greedy=False`` or a sampling argument is given.
+        Sampling: ``seed`` (int) makes it reproducible (by default the agent's generator supplies
+        one); ``temperature`` (> 0) and ``top_k`` (>= 0) default to the agent's own.
+        ``top_p``, ``repetition_penalty``, ``min_new_tokens`` and ``stop_token_ids`` override the
+        agent's settings for this call (see the class docstring; greedy decoding uses all but top_p).
+        """
+        greedy = resolve_greedy(greedy, temperature, top_k, seed, top_p)
+        check_sampling_args(max_new_tokens=max_new_tokens)
+        input_ids = tf.convert_to_tensor(input_ids, tf.int32)
+        attention_mask = tf.convert_to_tensor(attention_mask, tf.int32)
+        total = int(max_new_tokens) if self.is_encoder_decoder else int(input_ids.shape[1]) + int(max_new_tokens)
+        if total > self.context_length or int(input_ids.shape[1]) > self.context_length:
+            raise ValueError(
+                f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} = {total} exceeds the "
+                f"model's context of {self.context_length} tokens; shorten prompts or lower max_new_tokens"
+            )
+        if top_k is not None and (int(top_k) != top_k or not 0 <= top_k <= self.vocab_size):
+            raise ValueError(f"top_k must be an integer in [0, {self.vocab_size}] (the vocabulary size; 0 = no "
+                             f"filtering), got {top_k!r}")
+        seed = self._next_seed() if seed is None else tf.constant([int(seed), 0], tf.int32)
+        temperature = self.temperature if temperature is None else float(temperature)
+        if temperature is None or not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        top_p, repetition_penalty, min_new_tokens, stop_token_ids = check_controls(
+            self.top_p if top_p is None else top_p,
+            self.repetition_penalty if repetition_penalty is None else repetition_penalty,
+            self.min_new_tokens if min_new_tokens is None else min_new_tokens,
+            self.stop_token_ids if stop_token_ids is None else stop_token_ids)
+        fn = self.generate_fn(greedy, top_k, nucleus=top_p < 1.0, penalty=repetition_penalty != 1.0)
+        try:
+            ids, mask = fn(input_ids, attention_mask, tf.constant(int(max_new_tokens), tf.int32), seed,
+                           tf.constant(temperature, tf.float32), tf.constant(top_p, tf.float32),
+                           tf.constant(repetition_penalty, tf.float32), tf.constant(min_new_tokens, tf.int32),
+                           tf.constant(stop_token_ids, tf.int32, shape=[len(stop_token_ids)]))
+        except TypeError as e:  # first trace of the loop failed inside the model's own code
+            if fn.experimental_get_tracing_count() or "transformers/models/" not in str(e).replace("\\", "/"):
+                raise
+            causes = [line.strip() for line in str(e).splitlines()
+                      if line.strip().startswith("TypeError:") and "Exception encountered" not in line]
+            raise TypeError(
+                f"{type(self.model).__name__} cannot run in RLAgent's compiled generation loop with its own "
+                f"key/value cache: the cache grows by one position per token, so its length is not a static "
+                f"shape, and this model's TF code needs it to be. Use RLAgent(..., generation_cache='none') "
+                f"(recompute the sequence for each token; Mistral has generation_cache='llama'). The model's "
+                f"error: {(causes or [e])[-1]}"
+            ) from e
+        return Generation(ids, mask)
+
+    def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 32, greedy: bool | None = None, seed=None,
+                      temperature: float | None = None, top_k: int | None = None, **controls):
+        """Texts in, completions out (prompt not repeated).
+
+        Greedy by default; sampled with ``greedy=False`` or any of ``seed``, ``temperature``,
+        ``top_k`` (:func:`resolve_greedy`, the rule ``tf_rl_text.load(path).generate`` follows too).
+        ``controls``: :meth:`generate`'s other keywords (top_p, repetition_penalty, min_new_tokens,
+        stop_token_ids).
+        """
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        greedy = resolve_greedy(greedy, temperature, top_k, seed, controls.get("top_p"))  # bad arguments fail fast
+        ids, mask = self.encode_prompts(prompts)
+        gen = self.generate(ids, mask, max_new_tokens=max_new_tokens, greedy=greedy, seed=seed,
+                            temperature=None if greedy else temperature, top_k=None if greedy else top_k, **controls)
+        return self.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy())
+
+
+__all__ = ["GenerationMixin", "Generation", "GENERATION_CACHES", "check_sampling_args", "check_controls",
+           "resolve_greedy", "pick_generation_cache", "resolve_generation_shards"]
