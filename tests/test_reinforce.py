@@ -246,9 +246,33 @@ def test_mixed_objective_adds_lambda_times_reference_nll_and_alone_fits_the_refe
     assert all(np.array_equal(a, b) for a, b in zip(weights, agent.model.get_weights()))
     with pytest.raises(ValueError, match=r"mle_coef must be >= 0, got -1"):
         ReinforceConfig(mle_coef=-1)
-    with pytest.raises(ValueError, match=r"does not support gradient accumulation yet: set grad_accumulation_steps=1 "
-                                         r"\(got 2\)"):
-        ReinforceConfig(mle_coef=0.5, grad_accumulation_steps=2)
+
+
+def test_mixed_objective_in_accumulated_chunks_makes_the_same_update(tokenizer):
+    """mle_coef with grad_accumulation_steps=3: 4 completions (2 prompts x 2 samples) in chunks of 2, 1, 1 rows,
+    the last chunk holding no prompt's first sample (no reference rows at all); the summed chunks give the same
+    losses, MLE term and weights as the unsplit update, with a live policy term (rewards differ per sample)."""
+    from conftest import make_tiny_t5
+    from tf_rl_text._compat import keras
+
+    prompts, refs = ["a dog runs", "the cat sleeps"], ["ein Hund rennt", "die Katze schläft"]
+
+    def run(k):
+        agent = RLAgent(make_tiny_t5(tokenizer), tokenizer, seed=0)
+        env = TextGenerationEnv(prompts, tokenizer, lambda c, p, r: [len(x) / 10.0 for x in c], references=refs,
+                                batch_size=2, max_new_tokens=6, seed=0, encoder_decoder=True)
+        trainer = ReinforceTrainer(agent, env, ReinforceConfig(baseline="rloo", num_samples_per_prompt=2, mle_coef=0.5,
+                                                               grad_accumulation_steps=k, max_grad_norm=None))
+        trainer.optimizer = keras.optimizers.SGD(learning_rate=0.1)  # the gradient itself shows in the weights
+        return agent, [trainer.step() for _ in range(2)]
+
+    (a, whole), (b, split) = run(1), run(3)
+    for x, y in zip(whole, split):
+        for key in ("loss", "policy_loss", "mle_loss", "grad_norm"):
+            assert y[key] == pytest.approx(x[key], rel=1e-5, abs=1e-5), key
+    assert whole[0]["mle_loss"] > 1.0 and abs(whole[0]["policy_loss"]) > 1e-4 and whole[1]["grad_norm"] > 0
+    for x, y in zip(a.model.weights, b.model.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-5)
 
 
 def test_mixed_objective_refuses_a_distribution_strategy(tokenizer):

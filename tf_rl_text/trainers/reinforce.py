@@ -91,9 +91,6 @@ class ReinforceConfig(TrainerConfig):
         check(self.entropy_coef >= 0, "entropy_coef", ">= 0", self.entropy_coef)
         check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", "> 0 or None", self.reward_clip)
         check(self.mle_coef >= 0, "mle_coef", ">= 0", self.mle_coef)
-        if self.mle_coef > 0 and self.grad_accumulation_steps > 1:
-            raise ValueError(f"mle_coef={self.mle_coef} (the mixed objective) does not support gradient accumulation "
-                             f"yet: set grad_accumulation_steps=1 (got {self.grad_accumulation_steps}) or mle_coef=0")
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -178,7 +175,10 @@ class ReinforceTrainer(Trainer):
         self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, vec, vec, *mixed],
                                         jit_compile=self.config.jit_compile)
         self._advantages = agent.compile_fn(self._advantages_step, [seq, seq, seq, seq, vec, vec])
-        self._grads = agent.compile_fn(self._grad_step, [seq, seq, seq, seq, tok, num, num])
+        if self.config.mle_coef > 0:  # + each row's reference (masked out but for a prompt's first sample), weight
+            self._grads = agent.compile_fn(self._mixed_grad_step, [seq, seq, seq, seq, tok, seq, seq, vec, num, num])
+        else:
+            self._grads = agent.compile_fn(self._grad_step, [seq, seq, seq, seq, tok, num, num])
         self._auto_resume()
 
     # ------------------------------------------------------------------ run state
@@ -256,7 +256,7 @@ class ReinforceTrainer(Trainer):
         return advantages, kl_sum
 
     def _grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, advantages, total_rows,
-                   total_tokens):
+                   total_tokens, mle=None):
         cfg = self.config
         mask = tf.cast(completion_mask, tf.float32)
         rows = tf.cast(tf.shape(mask)[0], tf.float32)
@@ -271,10 +271,42 @@ class ReinforceTrainer(Trainer):
             policy_part = info["policy_loss"] * rows / total_rows
             entropy_part = info["entropy"] * tokens / total_tokens
             loss = policy_part - cfg.entropy_coef * entropy_part
-        grads = tape.gradient(loss, variables)
-        return grads, {"loss": loss, "policy_loss": policy_part, "entropy": entropy_part}
+            out = {"policy_loss": policy_part, "entropy": entropy_part}
+            if mle is not None:  # the mixed objective's share: - sum of this chunk's reference log-probs / N_ref
+                reference_ids, reference_mask, weight = mle
+                keep = tf.reduce_sum(reference_mask, axis=1) > 0  # rows that carry their prompt's reference
 
-    def _accumulated_update(self, tensors, rewards, baseline):
+                def reference_nll():
+                    ids, ids_mask, ref, ref_mask, w = (tf.boolean_mask(t, keep) for t in (
+                        prompt_ids, prompt_mask, reference_ids, reference_mask, weight))
+                    ref_logp = self.agent.log_probs(ids, ids_mask, ref, ref_mask)
+                    return -tf.reduce_sum(ref_logp * tf.cast(ref_mask, tf.float32) * w[:, None])
+
+                # a chunk may hold no prompt's first sample: no reference rows, no forward pass (an empty batch)
+                mle_part = tf.cond(tf.reduce_any(keep), reference_nll, lambda: tf.constant(0.0))
+                loss = loss + cfg.mle_coef * mle_part
+                out["mle_loss"] = mle_part
+        grads = tape.gradient(loss, variables)
+        return grads, dict(out, loss=loss)
+
+    def _mixed_grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, advantages, reference_ids,
+                         reference_mask, weight, total_rows, total_tokens):
+        """:meth:`_grad_step` plus the mixed objective's share (``mle_coef`` > 0)."""
+        return self._grad_step(prompt_ids, prompt_mask, completion_ids, completion_mask, advantages, total_rows,
+                               total_tokens, mle=(reference_ids, reference_mask, weight))
+
+    def _row_references(self, references, rows):
+        """The (B / k, T_ref) references of the mixed objective as per-row tensors for the chunks: row r gets
+        its prompt's reference, masked out but for the prompt's first sample, and the weight 1 / N_ref (N_ref:
+        the references' token count), so the chunks' shares sum to the unsplit term, a mean over N_ref."""
+        ids, mask = references
+        k = self.config.num_samples_per_prompt
+        prompt_of_row = np.arange(rows) // k
+        first = tf.constant((np.arange(rows) % k == 0).astype(np.int32))[:, None]
+        weight = tf.fill([rows], 1.0 / tf.cast(tf.reduce_sum(mask), tf.float32))
+        return [tf.gather(ids, prompt_of_row), tf.gather(mask, prompt_of_row) * first, weight]
+
+    def _accumulated_update(self, tensors, rewards, baseline, references=()):
         cfg = self.config
         k = cfg.grad_accumulation_steps
         rows = int(tensors[0].shape[0])
@@ -291,7 +323,8 @@ class ReinforceTrainer(Trainer):
         mask = tf.cast(tensors[3], tf.float32)
         if cfg.normalize_advantages:
             advantages = ops.masked_whiten(advantages, mask)
-        info = self.accumulate(self._grads, [*tensors, advantages], self.agent.trainable_variables, k)
+        mixed = self._row_references(references, rows) if references else []
+        info = self.accumulate(self._grads, [*tensors, advantages, *mixed], self.agent.trainable_variables, k)
         info["kl"] = kl_sum / rows
         info["advantage_mean"] = ops.masked_mean(advantages, mask)
         return info
@@ -349,7 +382,7 @@ class ReinforceTrainer(Trainer):
                    tf.constant(rollout.completion_ids), tf.constant(rollout.completion_mask)]
         rewards, baseline = tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32)
         if self.config.grad_accumulation_steps > 1 or self.distributed:  # chunks / replicas: weighted shares
-            out = self._accumulated_update(tensors, rewards, baseline)
+            out = self._accumulated_update(tensors, rewards, baseline, self._reference_tensors(rollout))
         else:
             out = self._update(*tensors, rewards, baseline, *self._reference_tensors(rollout))
         self.check_update(out)  # NaN/Inf loss or gradients: nothing was applied, the step is refused
