@@ -40,7 +40,7 @@ from tf_rl_text.checkpoint import numpy_rng_state, set_numpy_rng_state
 from tf_rl_text.choice import (INPUT_NAMES, ChoiceEnv, check_choice_agent, export_choice_policy,
                                selection_log_probs, step_logits)
 from tf_rl_text.trainers.base import Trainer, TrainerConfig, check
-from tf_rl_text.trainers.reinforce import ReinforceConfig, compute_baseline, reinforce_advantages, reinforce_loss
+from tf_rl_text.trainers.reinforce import ReinforceConfig, RewardBaselines, reinforce_advantages, reinforce_loss
 
 
 def _input_specs(env):
@@ -136,7 +136,7 @@ def choice_reinforce_loss(logp, action_mask, rewards, baseline, entropy=None, en
     return reinforce_loss(logp, action_mask, advantages, entropy, entropy_coef)
 
 
-class ChoiceReinforceTrainer(_ChoiceTrainer):
+class ChoiceReinforceTrainer(RewardBaselines, _ChoiceTrainer):
     """REINFORCE for a choice policy. Args: agent (a ChoiceAgent), env (a ChoiceEnv), config (a
     :class:`ReinforceConfig`; ``kl_coef`` must be 0, ``gamma`` is unused: the reward is per episode)."""
 
@@ -148,26 +148,10 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
         super().__init__(agent, env, config, **kwargs)
         if self.config.kl_coef:
             raise ValueError(f"kl_coef must be 0 for a choice policy (no KL leash here), got {self.config.kl_coef}")
-        self.moving_average = None
-        self.reward_normalizer = None
-        if self.config.reward_normalization or self.config.reward_clip is not None:
-            from tf_rl_text.rewards.composite import RewardNormalizer
-
-            self.reward_normalizer = RewardNormalizer(normalize=self.config.reward_normalization,
-                                                      clip=self.config.reward_clip)
+        self._init_baselines()
         self._update = agent.compile_fn(self._update_step, _input_specs(self.env) + [
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32)], jit_compile=self.config.jit_compile)
         self._auto_resume()
-
-    def _python_state(self):
-        norm = self.reward_normalizer
-        return {"moving_average": self.moving_average,
-                "reward_normalizer": None if norm is None else norm.state_dict()}
-
-    def _load_python_state(self, state):
-        self.moving_average = state["moving_average"]
-        if self.reward_normalizer is not None and state.get("reward_normalizer") is not None:
-            self.reward_normalizer.load_state_dict(state["reward_normalizer"])
 
     def _update_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards,
                      baseline):
@@ -183,28 +167,8 @@ class ChoiceReinforceTrainer(_ChoiceTrainer):
         grad_norm = self._apply(loss, tape)
         return {"loss": loss, "policy_loss": info["policy_loss"], "entropy": info["entropy"], "grad_norm": grad_norm}
 
-    def _baseline(self, rollout):
-        cfg = self.config
-        rewards = rollout.rewards
-        if self.reward_normalizer is not None:
-            rewards = self.reward_normalizer(rewards)
-        greedy_rewards = None
-        if cfg.baseline == "self_critical":
-            k = cfg.num_samples_per_prompt
-            greedy_rewards = self.env.rollout(self.agent, greedy=True, indices=rollout.indices[::k]).rewards
-            if self.reward_normalizer is not None:
-                greedy_rewards = self.reward_normalizer(greedy_rewards, update=False)
-            greedy_rewards = np.repeat(greedy_rewards, k)
-        if cfg.baseline == "moving_average" and self.moving_average is None:
-            self.moving_average = float(np.mean(rewards))
-        baseline = compute_baseline(rewards, cfg.baseline, cfg.num_samples_per_prompt, self.moving_average or 0.0,
-                                    greedy_rewards)
-        if cfg.baseline == "moving_average":
-            self.moving_average = cfg.baseline_decay * self.moving_average + (1 - cfg.baseline_decay) * float(
-                np.mean(rewards))
-        if cfg.baseline == "grpo":
-            rewards = ops.group_normalized_advantages(tf.constant(rewards), cfg.num_samples_per_prompt).numpy()
-        return rewards, baseline
+    def _greedy_rewards(self, rollout, k):
+        return self.env.rollout(self.agent, greedy=True, indices=rollout.indices[::k]).rewards
 
     def _step(self) -> dict:
         """One batch of episodes (``env.batch_size`` states x ``num_samples_per_prompt``) and one update."""

@@ -137,7 +137,66 @@ def reinforce_loss(logp, mask, advantages, entropy=None, entropy_coef=0.0):
 
 
 # --------------------------------------------------------------------------- trainer
-class ReinforceTrainer(Trainer):
+class RewardBaselines:
+    """The baseline and reward-scaling state shared by :class:`ReinforceTrainer` and the choice
+    REINFORCE trainer: the optional :class:`~tf_rl_text.rewards.RewardNormalizer`, the moving
+    average, :meth:`_baseline` (config ``baseline``, ``baseline_decay``, ``num_samples_per_prompt``)
+    and their place in the checkpoint's Python state. A trainer calls :meth:`_init_baselines` in
+    its ``__init__``; :meth:`_greedy_rewards` is the one env-specific piece (self-critical)."""
+
+    def _init_baselines(self):
+        self.moving_average = None  # initialised from the first batch's mean reward
+        self.reward_normalizer = None
+        if self.config.reward_normalization or self.config.reward_clip is not None:
+            from tf_rl_text.rewards.composite import RewardNormalizer
+
+            self.reward_normalizer = RewardNormalizer(normalize=self.config.reward_normalization,
+                                                      clip=self.config.reward_clip)
+
+    def _python_state(self):
+        norm = self.reward_normalizer
+        return {"moving_average": self.moving_average,
+                "reward_normalizer": None if norm is None else norm.state_dict()}
+
+    def _load_python_state(self, state):
+        self.moving_average = state["moving_average"]
+        if self.reward_normalizer is not None and state.get("reward_normalizer") is not None:
+            self.reward_normalizer.load_state_dict(state["reward_normalizer"])
+
+    def _greedy_rewards(self, rollout, k):
+        """Rewards of the greedy completion of every k-th row's prompt (the self-critical baseline)."""
+        return self.env.rollout(self.agent, greedy=True, prompts=rollout.prompts[::k],
+                                references=rollout.references[::k]).rewards
+
+    def _baseline(self, rollout):
+        """(rewards, baseline) of a rollout: rewards normalised / clipped when configured (GRPO: the
+        group-normalised advantages), the baseline of ``config.baseline``; updates the moving average."""
+        cfg = self.config
+        rewards = rollout.rewards
+        if self.reward_normalizer is not None:  # running mean/std and clipping of the task reward
+            rewards = self.reward_normalizer(rewards)
+        greedy_rewards = None
+        if cfg.baseline == "self_critical":
+            k = cfg.num_samples_per_prompt
+            greedy_rewards = self._greedy_rewards(rollout, k)
+            if self.reward_normalizer is not None:  # same scale as the sampled rewards, statistics unchanged
+                greedy_rewards = self.reward_normalizer(greedy_rewards, update=False)
+            greedy_rewards = np.repeat(greedy_rewards, k)
+        if cfg.baseline == "moving_average" and self.moving_average is None:
+            self.moving_average = float(np.mean(rewards))
+        baseline = compute_baseline(
+            rewards, cfg.baseline, cfg.num_samples_per_prompt, self.moving_average or 0.0, greedy_rewards
+        )
+        if cfg.baseline == "moving_average":
+            self.moving_average = cfg.baseline_decay * self.moving_average + (1 - cfg.baseline_decay) * float(
+                np.mean(rewards)
+            )
+        if cfg.baseline == "grpo":
+            rewards = ops.group_normalized_advantages(tf.constant(rewards), cfg.num_samples_per_prompt).numpy()
+        return rewards, baseline
+
+
+class ReinforceTrainer(RewardBaselines, Trainer):
     """REINFORCE with baselines, a KL leash and an entropy bonus; the update is one compiled graph.
 
     Args:
@@ -157,13 +216,7 @@ class ReinforceTrainer(Trainer):
         super().__init__(agent, env, config, **kwargs)
         self.optimizer.build(agent.trainable_variables)  # slots now, so the update traces once
         self.ref_model = agent.clone_model() if self.config.kl_coef > 0 else None
-        self.moving_average = None  # initialised from the first batch's mean reward
-        self.reward_normalizer = None
-        if self.config.reward_normalization or self.config.reward_clip is not None:
-            from tf_rl_text.rewards.composite import RewardNormalizer
-
-            self.reward_normalizer = RewardNormalizer(normalize=self.config.reward_normalization,
-                                                      clip=self.config.reward_clip)
+        self._init_baselines()
         seq = tf.TensorSpec([None, None], tf.int32)
         vec = tf.TensorSpec([None], tf.float32)
         tok = tf.TensorSpec([None, None], tf.float32)
@@ -180,17 +233,6 @@ class ReinforceTrainer(Trainer):
         else:
             self._grads = agent.compile_fn(self._grad_step, [seq, seq, seq, seq, tok, num, num])
         self._auto_resume()
-
-    # ------------------------------------------------------------------ run state
-    def _python_state(self):
-        norm = self.reward_normalizer
-        return {"moving_average": self.moving_average,
-                "reward_normalizer": None if norm is None else norm.state_dict()}
-
-    def _load_python_state(self, state):
-        self.moving_average = state["moving_average"]
-        if self.reward_normalizer is not None and state.get("reward_normalizer") is not None:
-            self.reward_normalizer.load_state_dict(state["reward_normalizer"])
 
     # ------------------------------------------------------------------ graph
     def reference_log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
@@ -330,34 +372,6 @@ class ReinforceTrainer(Trainer):
         return info
 
     # ------------------------------------------------------------------ python loop
-    def _baseline(self, rollout):
-        cfg = self.config
-        rewards = rollout.rewards
-        if self.reward_normalizer is not None:  # running mean/std and clipping of the task reward
-            rewards = self.reward_normalizer(rewards)
-        greedy_rewards = None
-        if cfg.baseline == "self_critical":
-            k = cfg.num_samples_per_prompt
-            greedy = self.env.rollout(
-                self.agent, greedy=True, prompts=rollout.prompts[::k], references=rollout.references[::k]
-            )
-            greedy_rewards = greedy.rewards
-            if self.reward_normalizer is not None:  # same scale as the sampled rewards, statistics unchanged
-                greedy_rewards = self.reward_normalizer(greedy_rewards, update=False)
-            greedy_rewards = np.repeat(greedy_rewards, k)
-        if cfg.baseline == "moving_average" and self.moving_average is None:
-            self.moving_average = float(np.mean(rewards))
-        baseline = compute_baseline(
-            rewards, cfg.baseline, cfg.num_samples_per_prompt, self.moving_average or 0.0, greedy_rewards
-        )
-        if cfg.baseline == "moving_average":
-            self.moving_average = cfg.baseline_decay * self.moving_average + (1 - cfg.baseline_decay) * float(
-                np.mean(rewards)
-            )
-        if cfg.baseline == "grpo":
-            rewards = ops.group_normalized_advantages(tf.constant(rewards), cfg.num_samples_per_prompt).numpy()
-        return rewards, baseline
-
     def _reference_tensors(self, rollout):
         """(ids, mask) of each batch prompt's first reference for the MLE term; () when it is off."""
         if not self.config.mle_coef:
@@ -429,4 +443,4 @@ class ReinforceTrainer(Trainer):
         return {"train_step": self.export_train_step(), "metadata": {"algorithm": "reinforce"}}
 
 
-__all__ = ["ReinforceConfig", "ReinforceTrainer", "reinforce_loss", "reinforce_advantages", "compute_baseline"]
+__all__ = ["ReinforceConfig", "ReinforceTrainer", "RewardBaselines", "reinforce_loss", "reinforce_advantages", "compute_baseline"]
