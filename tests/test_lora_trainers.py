@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from test_choice import CANDIDATES, PROMPTS as CHOICE_PROMPTS, positive_pick, tiny_classifier
-from test_q_learning import WORDS, hand_td_targets, match_reward, seeded_model, word_tokenizer  # noqa: F401
+from test_q_learning import WORDS, check_td_step, match_reward, seeded_model, word_tokenizer  # noqa: F401
 from tf_rl_text import (QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer, RLAgent,
                         TextGenerationEnv)
 from tf_rl_text._compat import tf
@@ -71,19 +71,7 @@ def test_lora_td_update_bootstraps_from_the_target_adapters_by_hand(word_tokeniz
         plain = agent.model(sequence, training=False).logits[0].numpy()
     np.testing.assert_allclose(target, plain, atol=1e-6)  # the target copy still has B = 0
     assert np.abs(online - plain).max() > 0.1  # the online adapters are not the target's
-    epsilon = overrides.get("epsilon")
-
-    def targets(q_bar):
-        y = [gamma * hand_td_targets(q_bar[t + 1], online[t + 1], actions[t + 1] if t < 3 else None, kind, epsilon)
-             for t in range(3)]
-        return np.array(y + [1.0])  # the last token: the reward, no bootstrap
-
-    want = targets(target)
-    q_taken = online[np.arange(4), actions]
-    stats = trainer.step()
-    assert stats["target"] == pytest.approx(want.mean(), rel=1e-4)
-    assert stats["q_taken"] == pytest.approx(q_taken.mean(), rel=1e-4)
-    assert stats["loss"] == pytest.approx(np.mean(0.5 * (q_taken - want) ** 2), rel=1e-4)
+    stats, want, targets = check_td_step(trainer, online, target, actions, gamma, kind, overrides.get("epsilon"))
     # bootstrapping from the online adapters would show (a mean off by > 300x the tolerance above)
     assert abs(targets(online).mean() - want.mean()) > 0.01 and np.abs(targets(online) - want).max() > 0.05
     assert stats["target_synced"] == 0.0 and stats["grad_norm"] > 0

@@ -222,6 +222,24 @@ def hand_td_targets(q_next_bar, q_next_online, actions_next, kind, epsilon=None,
     return float(pi @ q_next_bar)
 
 
+def check_td_step(trainer, online, target, actions, gamma, kind, epsilon=None, temperature=None):
+    """One trainer step on the one-demonstration episode (4 actions, R = 1 at the last): its reported TD
+    target, Q(s_t, a_t) and MSE loss equal the hand-computed ones from the (5, V) online and target Q-rows.
+    Returns (stats, the hand targets, and the function computing targets from any Q-rows)."""
+    def targets(q_bar):
+        y = [gamma * hand_td_targets(q_bar[t + 1], online[t + 1], actions[t + 1] if t < 3 else None, kind,
+                                     epsilon, temperature) for t in range(3)]
+        return np.array(y + [1.0])  # the last token: the reward, no bootstrap
+
+    want = targets(target)
+    q_taken = online[np.arange(4), actions]
+    stats = trainer.step()
+    assert stats["target"] == pytest.approx(want.mean(), rel=1e-4)
+    assert stats["q_taken"] == pytest.approx(q_taken.mean(), rel=1e-4)
+    assert stats["loss"] == pytest.approx(np.mean(0.5 * (q_taken - want) ** 2), rel=1e-4)
+    return stats, want, targets
+
+
 @pytest.mark.parametrize("kind, overrides", [
     ("q_learning", {}),
     ("sarsa", {}),
@@ -241,19 +259,8 @@ def test_td_update_through_the_trainer_bootstraps_from_the_target_network_by_han
     actions = sequence[1:]  # a_0..a_3; Q(s_t, .) is read at position t (the prompt is one token)
     online = trainer.agent.model(tf.constant([sequence]), training=False).logits[0].numpy()  # (5, V)
     target = trainer.target_model(tf.constant([sequence]), training=False).logits[0].numpy()
-    epsilon, temperature = overrides.get("epsilon"), overrides.get("temperature")
-
-    def targets(q_bar):
-        y = [gamma * hand_td_targets(q_bar[t + 1], online[t + 1], actions[t + 1] if t < 3 else None, kind,
-                                     epsilon, temperature) for t in range(3)]
-        return np.array(y + [1.0])  # the last token: the reward, no bootstrap
-
-    want = targets(target)
-    q_taken = online[np.arange(4), actions]
-    stats = trainer.step()
-    assert stats["target"] == pytest.approx(want.mean(), rel=1e-4)
-    assert stats["q_taken"] == pytest.approx(q_taken.mean(), rel=1e-4)
-    assert stats["loss"] == pytest.approx(np.mean(0.5 * (q_taken - want) ** 2), rel=1e-4)
+    stats, want, targets = check_td_step(trainer, online, target, actions, gamma, kind, overrides.get("epsilon"),
+                                         overrides.get("temperature"))
     assert stats["target_synced"] == 0.0
     assert abs(targets(online).mean() - want.mean()) > 0.05  # bootstrapping from the online net would show
 
