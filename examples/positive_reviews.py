@@ -23,7 +23,7 @@ IMDB reviews"), in TensorFlow and offline. It runs configs/positive_reviews.yaml
 """
 import os
 
-from tf_rl_text.scripts import run_script, script_args
+from tf_rl_text.scripts import RL_SCRIPT_FLAGS, run_script, script_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = {
@@ -32,13 +32,7 @@ FLAGS = {
     "--reward-model-output": "reward.output",
     "--rm-epochs": "reward.epochs",
     "--rm-train-size": "reward.train_size",
-    "--episodes": "run.steps",
-    "--warm-start-steps": "run.warm_start_steps",
-    "--batch-size": "run.batch_size",
-    "--samples-per-prompt": "trainer.num_samples_per_prompt",
-    "--max-new-tokens": "run.max_new_tokens",
-    "--learning-rate": "trainer.learning_rate",
-    "--kl-coef": "trainer.kl_coef",
+    **RL_SCRIPT_FLAGS,
 }
 
 

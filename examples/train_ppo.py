@@ -18,18 +18,12 @@ import dataclasses
 import os
 
 import tf_rl_text
-from tf_rl_text.scripts import run_script, script_args
+from tf_rl_text.scripts import RL_SCRIPT_FLAGS, run_script, script_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = {
     "--algo": "algorithm",
-    "--episodes": "run.steps",
-    "--warm-start-steps": "run.warm_start_steps",
-    "--batch-size": "run.batch_size",
-    "--samples-per-prompt": "trainer.num_samples_per_prompt",
-    "--max-new-tokens": "run.max_new_tokens",
-    "--learning-rate": "trainer.learning_rate",
-    "--kl-coef": "trainer.kl_coef",
+    **RL_SCRIPT_FLAGS,
     "--adaptive-kl": "trainer.adaptive_kl",
     "--kl-target": "trainer.kl_target",
     "--epochs": "trainer.num_epochs",

@@ -23,17 +23,11 @@ prompt (fixed seed); greedy_reward_* the greedy one.
 """
 import os
 
-from tf_rl_text.scripts import run_script, script_args
+from tf_rl_text.scripts import RL_SCRIPT_FLAGS, run_script, script_args
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "train_text_rl.yaml")
 FLAGS = {
-    "--episodes": "run.steps",
-    "--warm-start-steps": "run.warm_start_steps",
-    "--batch-size": "run.batch_size",
-    "--samples-per-prompt": "trainer.num_samples_per_prompt",
-    "--max-new-tokens": "run.max_new_tokens",
-    "--learning-rate": "trainer.learning_rate",
-    "--kl-coef": "trainer.kl_coef",
+    **RL_SCRIPT_FLAGS,
     "--baseline": "trainer.baseline",
     "--model": "model.path",
 }

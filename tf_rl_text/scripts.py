@@ -27,6 +27,17 @@ SCRIPT_FLAGS = {  # every example script takes these (its own flags come on top)
 }
 
 
+RL_SCRIPT_FLAGS = {  # the policy-gradient examples (train_text_rl.py, train_ppo.py, positive_reviews.py)
+    "--episodes": "run.steps",
+    "--warm-start-steps": "run.warm_start_steps",
+    "--batch-size": "run.batch_size",
+    "--samples-per-prompt": "trainer.num_samples_per_prompt",
+    "--max-new-tokens": "run.max_new_tokens",
+    "--learning-rate": "trainer.learning_rate",
+    "--kl-coef": "trainer.kl_coef",
+}
+
+
 TASK_SCRIPT_FLAGS = {  # the task examples (translation.py, summarization.py, dialogue.py)
     "--data": "data.data_dir",
     "--model": "model.path",
