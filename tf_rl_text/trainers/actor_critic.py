@@ -259,9 +259,7 @@ class _ActorCriticTrainer(Trainer):
         memory-lean (``grad_accumulation_steps`` > 1); then no chunk is larger than an update's chunk,
         so the full-vocabulary logits of the whole rollout never exist at once."""
         k = self.config.grad_accumulation_steps
-        return 1 if k == 1 else min(rows, k * self._minibatches_per_epoch)
-
-    _minibatches_per_epoch = 1
+        return 1 if k == 1 else min(rows, k * getattr(self.config, "num_minibatches", 1))  # PPO: per minibatch
 
     def score_rollout(self, ids, rewards, kl_coef):
         """:meth:`_targets_step` over the rollout ``ids`` (prompt ids/mask, completion ids/mask), in
@@ -459,10 +457,6 @@ class PPOTrainer(_ActorCriticTrainer):
 
     algorithm = "PPO"
     config_class = PPOConfig
-
-    @property
-    def _minibatches_per_epoch(self):
-        return self.config.num_minibatches
 
     def loss(self, logp, old_logp, values, old_values, advantages, returns, mask, entropy):
         cfg = self.config
