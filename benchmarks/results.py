@@ -1,44 +1,56 @@
 #!/usr/bin/env python
-"""The results protocol (issue 15): does RL beat its maximum-likelihood warm start, and an
-equal-compute maximum-likelihood control, on real data? One command runs one seed of one task:
+"""The results protocol (issues 15 and 25): does RL beat a *finished* maximum-likelihood model, an
+equal-compute maximum-likelihood control and a constant-reward control, on real data?
 
-    python benchmarks/results.py --task translation --seed 0          # Multi30k en->de
-    python benchmarks/results.py --task summarization --seed 0        # SciTLDR
-    python benchmarks/results.py --task dialogue --seed 0             # Topical-Chat (no target)
-    python benchmarks/results.py --summary                            # table of every seed, with intervals
+    python benchmarks/results.py --task translation                  # Multi30k en->de, every stage
+    python benchmarks/results.py --task summarization                # SciTLDR
+    python benchmarks/results.py --task translation --stop-after warm   # only the warm start
+    python benchmarks/results.py --summary                           # one table: every seed, both controls
+
+Rerunning the same command continues where it stopped: each stage writes its checkpoint at every dev
+evaluation and its result when it finishes, in ``--work-dir`` (default ``runs/results/<task>``), and
+``docs/results/<task>.json`` is rebuilt from the finished stages each time one lands. Budgets are
+**process CPU seconds** (``time.process_time()``: every thread of this process), so other work on the
+machine changes how long a stage takes but not what its budget buys; wall seconds are recorded too.
 
 Data: ``--data-dir`` or ``$TF_RL_TEXT_DATA`` (the folder holding multi30k/, scitldr/, topical_chat/).
 
-The protocol, for one seed:
+The stages of one task (one warm start, ``rl_seeds`` RL seeds from it):
 
-1. tokenizer (BPE on the training texts) + a small encoder-decoder from scratch;
-2. **MLE warm start with early stopping**: teacher forcing (``fit_pairs``, one Adam state across
-   chunks) in chunks of ``mle_eval_every`` steps; after each chunk the dev metric (greedy); stop after
-   ``mle_patience`` chunks without a new best (or ``mle_max_steps`` / ``mle_max_seconds``); the best
-   dev weights are the warm start W0;
-3. **RL** from W0: ``ReinforceTrainer`` (baseline ``rl_baseline`` with k samples per prompt, KL leash
-   ``kl_coef`` to W0), the task metric per output as the reward; dev metric every ``rl_eval_every``
-   updates, the best dev checkpoint (W0 competes) is kept; stops at ``rl_max_steps`` or ``rl_seconds``;
-4. **equal-compute control** from W0: more MLE for the same training wall time RL used (dev
-   evaluations excluded on both sides), with as many dev checks, best dev checkpoint kept;
-5. full test set, greedy decoding, for W0 (``test_mle``), the control and RL; the paired bootstrap 95%
-   interval of test_rl - test_mle (and of test_rl - test_control) over test examples; reference
-   perplexity of each; KL(pi || W0) per sequence on samples of the policy; wall times;
-6. exports ``<export-dir>/<task>/seed<N>/{mle,rl}`` (``tf_rl_text.load(path).generate(texts)``) and
-   the seed's entry in ``<results-dir>/<task>.json`` (other seeds' entries are kept).
+1. ``warm``: BPE tokenizer on the training texts, a T5 encoder-decoder from scratch, maximum likelihood
+   (``fit_pairs``, one Adam state) with a dev evaluation (greedy, ``dev_limit`` >= 300 examples) every
+   ``mle_eval_every`` updates. The learning rate **halves on a plateau** (``mle_plateau`` evaluations
+   without a new best dev), at most ``mle_halvings`` times; after the last halving it **stops once dev
+   has not improved for** ``mle_patience`` evaluations: then ``converged`` is true. ``mle_max_cpu_s``
+   caps it (then ``converged`` is false). The best dev weights are the warm start W0; its dev curve is
+   saved (JSON and PNG).
+2. ``sweep``: RL configurations (``--sweep NAME=V1,V2``, default ``mle_coef=0,0.5``) on seed 0, each for
+   ``rl_cpu_s``; the one with the best **dev** score is the final configuration (test is not looked at).
+3. per seed ``n`` (0 .. ``rl_seeds``-1; the seed varies sampling, data order and every RNG of RL):
+   ``rl``: REINFORCE from W0 (task metric per sample as reward, leave-one-out baseline over k samples,
+   KL leash to W0, optional mixed objective), dev every ``rl_eval_every`` updates, best dev kept (W0
+   competes), ``rl_cpu_s`` of training CPU; ``constant``: the same run with every reward replaced by 1
+   and no baseline (Choshen et al. 2019: it only sharpens the distribution); ``control``: maximum
+   likelihood from W0 at the warm start's last learning rate for the CPU seconds the RL run trained,
+   with as many dev checks, best dev kept.
+4. ``score``: the whole test set, greedy, once per final policy; paired bootstrap 95% intervals of
+   RL - W0, RL - control, RL - constant; reference perplexity; KL(pi || W0) per sequence (Monte Carlo
+   on the policy's samples); serving-only exports ``saved_models/results/<task>/{mle,rl_seed<N>}``.
 
 Metrics (x100): translation and dialogue: sacreBLEU (cased, detokenized, 13a; corpus level; the
-bootstrap resamples sentence statistics); summarization: ROUGE-L F1 (stemmed, best reference;
-the mean over texts). ``--scale`` picks sizes: ``full`` (the issue's protocol, ~30 min a seed on an
-idle 2-core machine, not yet measured), ``reduced`` (what this machine's shared CPUs allowed; see
-docs/results.md), ``tiny`` (the CI slice). Any size can be overridden: ``--set rl_seconds=300``.
+bootstrap resamples sentence statistics); summarization: ROUGE-L F1 (stemmed, best reference, mean).
+``--scale`` picks sizes (``full``: the protocol; ``tiny``: the CI slice); ``--set NAME=VALUE`` overrides
+one (a changed warm-start setting needs a new ``--work-dir``: the protocol refuses to mix them).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
+import platform
+import shutil
 import sys
 import time
 
@@ -49,7 +61,7 @@ import numpy as np  # noqa: E402
 
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, data, fit_pairs, metrics  # noqa: E402
-from tf_rl_text._compat import tf  # noqa: E402
+from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
 from tf_rl_text.export import export_policy  # noqa: E402
 from tf_rl_text.rewards import BleuReward, RougeReward  # noqa: E402
@@ -57,6 +69,7 @@ from tf_rl_text.rewards import BleuReward, RougeReward  # noqa: E402
 TASKS = ("translation", "summarization", "dialogue")
 METRIC_NAMES = {"translation": "sacrebleu", "summarization": "rougeL_f1_best_ref", "dialogue": "sacrebleu"}
 SCITLDR_SOURCE_WORDS = 120
+STAGES = ("warm", "sweep", "seeds", "all")
 
 
 @dataclasses.dataclass
@@ -69,14 +82,15 @@ class Settings:
     train_limit: int | None = None
     dev_limit: int | None = 300
     test_limit: int | None = None  # None: the whole test set (the protocol); CI only cuts it
-    # MLE warm start with early stopping on the dev metric
+    # warm start: MLE, learning rate halved on a dev plateau, stop after the last halving's patience
     mle_lr: float = 2e-3
     mle_batch_size: int = 64
-    mle_eval_every: int = 300
-    mle_patience: int = 2
-    mle_max_steps: int = 6000
-    mle_max_seconds: float = 900.0
-    # RL
+    mle_eval_every: int = 250
+    mle_plateau: int = 2  # evaluations without a new best dev before the learning rate halves
+    mle_halvings: int = 3  # halvings before the final patience
+    mle_patience: int = 3  # after the last halving: evaluations without a new best before stopping
+    mle_max_cpu_s: float = 14400.0  # a cap, not the plan: hitting it records converged = false
+    # RL (one configuration; the sweep varies some of these)
     rl_baseline: str = "rloo"
     rl_samples_per_prompt: int = 4
     rl_batch_size: int = 16
@@ -84,54 +98,89 @@ class Settings:
     kl_coef: float = 0.02
     entropy_coef: float = 0.0
     mle_coef: float = 0.0  # the mixed objective: RL loss + mle_coef * reference NLL (Paulus et al. 2018)
-    rl_max_steps: int = 2000
-    rl_seconds: float = 600.0
+    rl_cpu_s: float = 900.0  # training CPU seconds per RL run (and per control run)
+    rl_max_steps: int = 100000
     rl_eval_every: int = 25
+    rl_seeds: int = 3
     # measurement
     kl_samples: int = 200
     bootstrap_resamples: int = 1000
     eval_batch_size: int = 64
 
 
+# settings the warm start depends on: a work folder's warm start is reused only when these match
+WARM_FIELDS = ("vocab_size", "d_model", "layers", "max_source_tokens", "max_new_tokens", "train_limit", "dev_limit",
+               "mle_lr", "mle_batch_size", "mle_eval_every", "mle_plateau", "mle_halvings", "mle_patience")
+# settings an RL run depends on (the sweep's grid names some of them)
+RL_FIELDS = ("rl_baseline", "rl_samples_per_prompt", "rl_batch_size", "rl_lr", "kl_coef", "entropy_coef", "mle_coef",
+             "rl_cpu_s", "rl_max_steps", "rl_eval_every")
+DEFAULT_SWEEP = {"mle_coef": [0.0, 0.5]}
+
 SCALES = {
     "full": {},
-    # what fitted this session: a 2-core machine shared by ~7 processes (load average ~12)
-    "reduced": dict(vocab_size=2000, d_model=64, layers=2, max_source_tokens=40, max_new_tokens=32,
-                    dev_limit=150, mle_eval_every=150, mle_patience=3, mle_max_steps=5000, mle_max_seconds=420, rl_lr=2e-4,
-                    rl_seconds=150, rl_max_steps=400, rl_eval_every=10, rl_batch_size=8, kl_samples=100),
     "tiny": dict(vocab_size=300, d_model=32, layers=1, max_source_tokens=16, max_new_tokens=8, train_limit=24,
-                 dev_limit=6, test_limit=8, mle_lr=1e-2, mle_batch_size=8, mle_eval_every=15, mle_patience=1,
-                 mle_max_steps=30, mle_max_seconds=60, rl_samples_per_prompt=2, rl_batch_size=4, rl_lr=1e-3,
-                 rl_max_steps=4, rl_seconds=60, rl_eval_every=2, kl_samples=4, bootstrap_resamples=200,
-                 eval_batch_size=16),
+                 dev_limit=6, test_limit=8, mle_lr=1e-2, mle_batch_size=8, mle_eval_every=10, mle_plateau=1,
+                 mle_halvings=1, mle_patience=1, mle_max_cpu_s=120, rl_samples_per_prompt=2, rl_batch_size=4,
+                 rl_lr=1e-3, rl_cpu_s=60, rl_max_steps=4, rl_eval_every=2, rl_seeds=2, kl_samples=4,
+                 bootstrap_resamples=200, eval_batch_size=16),
 }
 TASK_SCALE = {  # per-task differences from a scale
-    ("summarization", "full"): dict(max_source_tokens=160, max_new_tokens=40, mle_batch_size=32, rl_batch_size=8),
-    ("summarization", "reduced"): dict(max_source_tokens=128, max_new_tokens=32, mle_batch_size=32, dev_limit=100,
-                                       mle_eval_every=100, mle_max_seconds=360),
+    ("summarization", "full"): dict(max_source_tokens=160, max_new_tokens=40, mle_batch_size=32, rl_batch_size=8,
+                                    mle_eval_every=200),
     ("summarization", "tiny"): dict(max_source_tokens=24),
     ("dialogue", "full"): dict(max_source_tokens=96),
-    ("dialogue", "reduced"): dict(max_source_tokens=64),
 }
+
+
+def _parse_value(current, value: str):
+    if value.lower() == "none":
+        return None
+    if isinstance(current, str):
+        return value
+    if isinstance(current, float) or (current is None and "." in value):
+        return float(value)
+    return int(value)
 
 
 def settings_for(task: str, scale: str, overrides=()) -> Settings:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     s = Settings(**{**SCALES[scale], **TASK_SCALE.get((task, scale), {})})
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    fields = {f.name for f in dataclasses.fields(Settings)}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
             raise ValueError(f"--set takes NAME=VALUE with NAME one of {sorted(fields)}, got {item!r}")
-        current = getattr(s, key)
-        if value.lower() == "none":
-            setattr(s, key, None)
-        elif isinstance(current, str):
-            setattr(s, key, value)
-        elif isinstance(current, float):
-            setattr(s, key, float(value))
-        else:
-            setattr(s, key, int(value))
+        try:
+            setattr(s, key, _parse_value(getattr(s, key), value))
+        except ValueError:
+            raise ValueError(f"--set {key}: {value!r} is not a {type(getattr(s, key)).__name__}") from None
+    if s.dev_limit is not None and s.dev_limit < 300 and scale != "tiny":
+        raise ValueError(f"dev_limit must be >= 300 (or none: the whole dev set) for a converged warm start that "
+                         f"a reader can trust, got {s.dev_limit}")
     return s
+
+
+def parse_sweep(items) -> dict:
+    """``["mle_coef=0,0.5", "kl_coef=0.02,0.1"]`` -> ``{"mle_coef": [0.0, 0.5], "kl_coef": [0.02, 0.1]}``."""
+    grid = {}
+    defaults = Settings()
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or key not in RL_FIELDS or not values:
+            raise ValueError(f"--sweep takes NAME=V1,V2,... with NAME one of {RL_FIELDS}, got {item!r}")
+        grid[key] = [_parse_value(getattr(defaults, key), v) for v in values.split(",")]
+    return grid
+
+
+def sweep_configs(grid: dict) -> list:
+    """Every combination of the grid, as override dicts (the first is the grid's first values)."""
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] or [{}]
+
+
+def config_tag(overrides: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "base"
 
 
 # --------------------------------------------------------------------------- data
@@ -196,252 +245,597 @@ def kl_to_reference(agent, reference_model, prompts, s: Settings, seed: int) -> 
     return total / max(count, 1)
 
 
-# --------------------------------------------------------------------------- stages
-class Clock:
-    def __init__(self):
-        self.start = time.perf_counter()
-
-    def __call__(self):
-        return time.perf_counter() - self.start
-
-
-def mle_stage(agent, train, dev_score, s: Settings, seed: int, max_steps: int, max_seconds: float,
-              eval_every_steps: int | None, eval_every_seconds: float | None, patience: int | None, log):
-    """MLE (one ``fit_pairs`` call, one Adam state) with a dev evaluation every ``eval_every_steps``
-    updates or ``eval_every_seconds`` of update time; keeps the best dev weights (the start competes);
-    stops after ``patience`` evaluations without a new best, ``max_steps`` or ``max_seconds``.
-
-    Returns (best dev score, best step, dev history [(step, score)], steps done, update seconds).
-    """
-    state = {"best": dev_score(), "best_step": 0, "weights": agent.model.get_weights(), "bad": 0, "next": 0.0}
-    history = [(0, state["best"])]
-    seconds = {"train": 0.0}
-
-    def callback(step, loss, train_seconds):
-        seconds["train"] = train_seconds
-        due = (eval_every_steps and step % eval_every_steps == 0) or (
-            eval_every_seconds and train_seconds >= state["next"] + eval_every_seconds)
-        last = step >= max_steps or train_seconds >= max_seconds
-        if not (due or last):
-            return False
-        state["next"] = train_seconds
-        value = dev_score()
-        history.append((step, value))
-        log(f"    MLE step {step}: nll {loss:.3f}, dev {value:.2f} ({train_seconds:.0f} s training)")
-        if value > state["best"]:
-            state.update(best=value, best_step=step, weights=agent.model.get_weights(), bad=0)
-            return False
-        state["bad"] += 1
-        return patience is not None and state["bad"] >= patience
-
-    losses = fit_pairs(agent, train.prompts, train.first_references(), steps=max_steps, batch_size=s.mle_batch_size,
-                       learning_rate=s.mle_lr, max_prompt_tokens=s.max_source_tokens,
-                       max_target_tokens=s.max_new_tokens, seed=seed, progress=False, max_seconds=max_seconds,
-                       callback=callback)
-    agent.model.set_weights(state["weights"])
-    return state["best"], state["best_step"], history, len(losses), seconds["train"]
-
-
-def rl_stage(agent, train, task, dev_score, start_score, s: Settings, seed: int, log):
-    reward = RougeReward("rougeL") if task == "summarization" else BleuReward()
-    env = train.to_env(agent.tokenizer, reward, batch_size=s.rl_batch_size, max_new_tokens=s.max_new_tokens,
-                       encoder_decoder=agent.is_encoder_decoder, seed=seed, context_length=agent.context_length)
-    config = ReinforceConfig(learning_rate=s.rl_lr, baseline=s.rl_baseline,
-                             num_samples_per_prompt=s.rl_samples_per_prompt, kl_coef=s.kl_coef,
-                             entropy_coef=s.entropy_coef, mle_coef=s.mle_coef)
-    trainer = ReinforceTrainer(agent, env, config)
-    best, best_step, weights = start_score, 0, agent.model.get_weights()
-    history, train_time = [(0, start_score)], 0.0
-    while trainer.global_step < s.rl_max_steps and train_time < s.rl_seconds:
-        t = time.perf_counter()
-        trainer.train(min(s.rl_eval_every, s.rl_max_steps - trainer.global_step), progress=False)
-        train_time += time.perf_counter() - t
-        value = dev_score()
-        history.append((trainer.global_step, value))
-        recent = trainer.history[-s.rl_eval_every:]
-        log(f"    RL step {trainer.global_step}: reward {np.mean([h['reward_mean'] for h in recent]):.3f}, "
-            f"kl {np.mean([h['kl'] for h in recent]):.3f}, dev {value:.2f} ({train_time:.0f} s training)")
-        if value > best:
-            best, best_step, weights = value, trainer.global_step, agent.model.get_weights()
-    agent.model.set_weights(weights)
-    rewards = [h["reward_mean"] for h in trainer.history]
-    return best, best_step, history, trainer.global_step, train_time, rewards, dataclasses.asdict(config)
-
-
-# --------------------------------------------------------------------------- the protocol
-def run_protocol(task: str, seed: int, s: Settings, data_dir=None, export_dir=None, results_dir=None,
-                 scale: str = "custom", log=print, command: str | None = None) -> dict:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    export_dir = export_dir or os.path.join(REPO, "saved_models", "results")
-    results_dir = results_dir or os.path.join(REPO, "docs", "results")
-    clock = Clock()
-    tf.random.set_seed(seed)
-    np.random.seed(seed)
-    train, dev, test = load_task_data(task, data_dir)
-    train, dev, test = _limit(train, s.train_limit), _limit(dev, s.dev_limit), _limit(test, s.test_limit)
-    log(f"[{task} seed {seed}] train {len(train)}, dev {len(dev)}, test {len(test)} examples")
-
-    max_positions = max(s.max_source_tokens, s.max_new_tokens) + 8
-    tokenizer = train_tokenizer(train.prompts + train.first_references(), vocab_size=s.vocab_size,
-                                model_max_length=max_positions)
-    model = default_seq2seq_model(tokenizer, d_model=s.d_model, layers=s.layers, heads=max(1, s.d_model // 32),
-                                  max_positions=max_positions, seed=seed)
-    agent = RLAgent(model, tokenizer, seed=seed)
-    train, dev, test = (d.truncate_prompts(tokenizer, s.max_source_tokens) for d in (train, dev, test))
-    model_note = (f"T5 from scratch: {s.layers}+{s.layers} layers, width {s.d_model}, "
-                  f"{model.count_params() / 1e6:.2f}M parameters, BPE vocabulary {len(tokenizer)}")
-    log(f"  {model_note}")
-
-    def dev_score():
-        return score(task, agent, dev, s)[0]
-
-    # 1. warm start: MLE until dev stops improving
-    t = time.perf_counter()
-    dev_mle, mle_best_step, mle_history, mle_steps, mle_train_s = mle_stage(
-        agent, train, dev_score, s, seed, s.mle_max_steps, s.mle_max_seconds, s.mle_eval_every, None,
-        s.mle_patience, log)
-    mle_wall_s = time.perf_counter() - t
-    warm_weights = agent.model.get_weights()
-    warm_model = agent.clone_model()
-    log(f"  warm start: best dev {dev_mle:.2f} at step {mle_best_step} of {mle_steps} ({mle_wall_s:.0f} s)")
-    test_mle, stats_mle, out_mle = score(task, agent, test, s)
-    ppl_mle = metrics.perplexity(agent, test.prompts, test.references, batch_size=s.eval_batch_size)
-    mle_path = export_policy(agent, os.path.join(export_dir, task, f"seed{seed}", "mle"), s.max_new_tokens,
-                             metadata={"stage": "mle warm start", "task": task, "seed": seed})
-
-    # 2. RL from W0
-    t = time.perf_counter()
-    dev_rl, rl_best_step, rl_history, rl_steps, rl_train_s, rl_rewards, rl_config = rl_stage(
-        agent, train, task, dev_score, dev_mle, s, seed, log)
-    rl_wall_s = time.perf_counter() - t
-    test_rl, stats_rl, out_rl = score(task, agent, test, s)
-    ppl_rl = metrics.perplexity(agent, test.prompts, test.references, batch_size=s.eval_batch_size)
-    kl_prompts = test.prompts[: s.kl_samples]
-    kl_rl = kl_to_reference(agent, warm_model, kl_prompts, s, seed)
-    rl_path = export_policy(agent, os.path.join(export_dir, task, f"seed{seed}", "rl"), s.max_new_tokens,
-                            metadata={"stage": "rl", "task": task, "seed": seed, "config": rl_config})
-    log(f"  RL: best dev {dev_rl:.2f} at update {rl_best_step} of {rl_steps} ({rl_train_s:.0f} s training)")
-
-    # 3. equal-compute control: MLE from W0 for RL's training time, as many dev checks
-    agent.model.set_weights(warm_weights)
-    checks = max(1, len(rl_history) - 1)
-    t = time.perf_counter()
-    dev_control, control_best_step, control_history, control_steps, control_train_s = mle_stage(
-        agent, train, dev_score, s, seed + 7919, 10 ** 9, max(rl_train_s, 1e-3), None, rl_train_s / checks, None, log)
-    control_wall_s = time.perf_counter() - t
-    test_control, stats_control, out_control = score(task, agent, test, s)
-    ppl_control = metrics.perplexity(agent, test.prompts, test.references, batch_size=s.eval_batch_size)
-    kl_control = kl_to_reference(agent, warm_model, kl_prompts, s, seed)
-
-    # 4. intervals over test examples
-    stat = bootstrap_statistic(task)
-    ci = metrics.paired_bootstrap(stats_rl, stats_mle, stat, s.bootstrap_resamples, seed=seed)
-    ci_control = metrics.paired_bootstrap(stats_rl, stats_control, stat, s.bootstrap_resamples, seed=seed)
-    ci_control_vs_mle = metrics.paired_bootstrap(stats_control, stats_mle, stat, s.bootstrap_resamples, seed=seed)
-
-    loaded = {name: tf_rl_text.load(path).generate(test.prompts[:3]) for name, path in
-              (("mle", mle_path), ("rl", rl_path))}
-    entry = {
-        "seed": seed,
-        "test_mle": test_mle,
-        "test_control": test_control,
-        "test_rl": test_rl,
-        "ci95": [ci["low"], ci["high"]],
-        "gain": test_rl - test_mle,
-        "gain_vs_control": test_rl - test_control,
-        "ci95_vs_control": [ci_control["low"], ci_control["high"]],
-        "ci95_control_vs_mle": [ci_control_vs_mle["low"], ci_control_vs_mle["high"]],
-        "rl_beats_mle": ci["low"] > 0,
-        "rl_beats_control": ci_control["low"] > 0,
-        "dev_mle": dev_mle,
-        "dev_control": dev_control,
-        "dev_rl": dev_rl,
-        "dev_history": {"mle": mle_history, "rl": rl_history, "control": control_history},
-        "perplexity": {"mle": ppl_mle, "control": ppl_control, "rl": ppl_rl, "rl_over_mle": ppl_rl / ppl_mle},
-        "kl_to_warm_start": {"rl": kl_rl, "control": kl_control, "num_samples": len(kl_prompts)},
-        "extra_test_metrics": {"mle": extra_metrics(out_mle), "control": extra_metrics(out_control),
-                               "rl": extra_metrics(out_rl)},
-        "steps": {"mle": mle_steps, "mle_best": mle_best_step, "rl": rl_steps, "rl_best": rl_best_step,
-                  "control": control_steps, "control_best": control_best_step},
-        "rl_reward_first_last": [rl_rewards[0], rl_rewards[-1]] if rl_rewards else None,
-        "wall_s": {"mle": mle_wall_s, "mle_train": mle_train_s, "rl": rl_wall_s, "rl_train": rl_train_s,
-                   "control": control_wall_s, "control_train": control_train_s, "total": clock()},
-        "num_examples": {"train": len(train), "dev": len(dev), "test": len(test)},
-        "exports": {"mle": os.path.relpath(mle_path, REPO), "rl": os.path.relpath(rl_path, REPO)},
-        "samples": [{"source": p, "reference": r, "mle": m, "rl": r_} for p, r, m, r_ in
-                    zip(test.prompts[:3], test.references[:3], loaded["mle"], loaded["rl"])],
-        "scale": scale,
-        "command": command,
-        "model": model_note,
-        "settings": dataclasses.asdict(s),
-        "rl_config": rl_config,
-    }
-    write_entry(task, entry, results_dir)
-    log(f"  test {METRIC_NAMES[task]}: MLE {test_mle:.2f}, control {test_control:.2f}, RL {test_rl:.2f}; "
-        f"RL - MLE {entry['gain']:+.2f} [{ci['low']:+.2f}, {ci['high']:+.2f}], RL - control "
-        f"{entry['gain_vs_control']:+.2f} [{ci_control['low']:+.2f}, {ci_control['high']:+.2f}]; "
-        f"ppl {ppl_mle:.2f} -> {ppl_rl:.2f}; KL {kl_rl:.3f}; {clock():.0f} s")
-    return entry
-
-
-# --------------------------------------------------------------------------- results JSON
+# --------------------------------------------------------------------------- files of the work folder
 def _plain(x):
     if isinstance(x, dict):
         return {k: _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
     if isinstance(x, (np.floating, np.integer, np.bool_)):
         return x.item()
     return x
 
 
-def write_entry(task: str, entry: dict, results_dir: str) -> str:
-    """Put a seed's entry into ``results_dir/<task>.json`` (replacing that seed's older entry) and
-    recompute the summary fields."""
-    os.makedirs(results_dir, exist_ok=True)
-    path = os.path.join(results_dir, f"{task}.json")
+def write_json(path: str, obj) -> None:
+    """Write atomically (a killed process leaves the old file or the new one, never half of one)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(_plain(obj), f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_json(path: str):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_weights(path: str, weights) -> None:
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, *weights)
+    os.replace(tmp, path)
+
+
+def load_weights(path: str) -> list:
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
+
+
+class CpuClock:
+    """Process CPU seconds and wall seconds of the work done between ``start`` and ``stop`` calls."""
+
+    def __init__(self, cpu_s: float = 0.0, wall_s: float = 0.0):
+        self.cpu_s, self.wall_s, self._t = float(cpu_s), float(wall_s), None
+
+    def start(self):
+        self._t = (time.process_time(), time.perf_counter())
+
+    def stop(self):
+        if self._t is not None:
+            self.cpu_s += time.process_time() - self._t[0]
+            self.wall_s += time.perf_counter() - self._t[1]
+            self._t = None
+
+    def running_cpu(self) -> float:
+        return self.cpu_s + (time.process_time() - self._t[0] if self._t is not None else 0.0)
+
+
+def device_note() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"GPU x{len(gpus)}" if gpus else f"CPU ({os.cpu_count()} cores, {platform.machine()})"
+
+
+# --------------------------------------------------------------------------- the task's shared pieces
+class Task:
+    """Data, tokenizer and model builder of one task, shared by every stage (built once per process)."""
+
+    def __init__(self, task: str, s: Settings, work_dir: str, data_dir=None, log=print):
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        self.task, self.s, self.work_dir, self.log = task, s, work_dir, log
+        os.makedirs(work_dir, exist_ok=True)
+        self._check_settings()
+        train, dev, test = load_task_data(task, data_dir)
+        train, dev, test = _limit(train, s.train_limit), _limit(dev, s.dev_limit), _limit(test, s.test_limit)
+        self.max_positions = max(s.max_source_tokens, s.max_new_tokens) + 8
+        tok_dir = os.path.join(work_dir, "tokenizer")
+        if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
+            from transformers import PreTrainedTokenizerFast
+
+            self.tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir)
+        else:
+            self.tokenizer = train_tokenizer(train.prompts + train.first_references(), vocab_size=s.vocab_size,
+                                             model_max_length=self.max_positions)
+            tmp = tok_dir + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.tokenizer.save_pretrained(tmp)
+            shutil.rmtree(tok_dir, ignore_errors=True)
+            os.replace(tmp, tok_dir)
+        self.train, self.dev, self.test = (d.truncate_prompts(self.tokenizer, s.max_source_tokens)
+                                           for d in (train, dev, test))
+        log(f"[{task}] train {len(self.train)}, dev {len(self.dev)}, test {len(self.test)} examples; work folder "
+            f"{work_dir}")
+
+    def _check_settings(self):
+        path = os.path.join(self.work_dir, "settings.json")
+        mine = {k: getattr(self.s, k) for k in WARM_FIELDS}
+        recorded = read_json(path)
+        if recorded is None:
+            write_json(path, {"task": self.task, "warm_start_settings": mine})
+            return
+        if recorded.get("task") != self.task:
+            raise ValueError(f"the work folder {self.work_dir} holds the task {recorded.get('task')!r}, not "
+                             f"{self.task!r}; pass another --work-dir")
+        diff = {k: (recorded["warm_start_settings"].get(k), v) for k, v in mine.items()
+                if recorded["warm_start_settings"].get(k) != v}
+        if diff:
+            text = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+            raise ValueError(f"the work folder {self.work_dir} holds a warm start with other settings ({text}); "
+                             f"rerun with those settings or pass a new --work-dir")
+
+    def agent(self, seed: int, weights=None):
+        s = self.s
+        model = default_seq2seq_model(self.tokenizer, d_model=s.d_model, layers=s.layers,
+                                      heads=max(1, s.d_model // 32), max_positions=self.max_positions, seed=0)
+        if weights is not None:
+            model.set_weights(weights)
+        return RLAgent(model, self.tokenizer, seed=seed)
+
+    def model_note(self, agent) -> str:
+        s = self.s
+        return (f"T5 from scratch: {s.layers}+{s.layers} layers, width {s.d_model}, "
+                f"{agent.model.count_params() / 1e6:.2f}M parameters, BPE vocabulary {len(self.tokenizer)}")
+
+    def dev_score(self, agent) -> float:
+        return score(self.task, agent, self.dev, self.s)[0]
+
+    def path(self, *parts) -> str:
+        return os.path.join(self.work_dir, *parts)
+
+
+# --------------------------------------------------------------------------- stage: MLE (warm start / control)
+def mle_stage(t: Task, stage_dir: str, seed: int, start_weights, lr: float, budget_cpu_s: float,
+              eval_every_steps: int | None, eval_every_cpu_s: float | None, schedule: bool, label: str) -> dict:
+    """Maximum likelihood from ``start_weights`` with dev checks, best dev weights kept (the start
+    competes), resumable from ``stage_dir``. ``schedule``: the warm start's plateau schedule (halve,
+    then stop on patience); else it runs until ``budget_cpu_s`` of training CPU (the control).
+
+    Returns the stage's state (``done``, ``best``, ``best_step``, ``history`` [(step, dev, lr)],
+    ``cpu_s``, ``wall_s``, ``converged``...); the best weights are ``stage_dir/best.npz``.
+    """
+    s, log = t.s, t.log
+    state_path = os.path.join(stage_dir, "state.json")
+    state = read_json(state_path)
+    if state is not None and state.get("done"):
+        return state
+    os.makedirs(stage_dir, exist_ok=True)
+    agent = t.agent(seed, start_weights)
+    optimizer = keras.optimizers.Adam(lr)
+    ckpt = tf.train.Checkpoint(model=agent.model, optimizer=optimizer)
+    ckpt_dir = os.path.join(stage_dir, "checkpoints")
+    if state is None:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # a crash before the first state.json: start over
+        start = t.dev_score(agent)
+        state = {"done": False, "best": start, "best_step": 0, "step": 0, "lr": lr, "halvings": 0, "bad": 0,
+                 "history": [[0, start, lr]], "halving_steps": [], "cpu_s": 0.0, "wall_s": 0.0, "eval_cpu_s": 0.0,
+                 "segments": 0, "converged": None}
+        save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
+        log(f"  {label}: start, dev {start:.2f}")
+    else:
+        path = os.path.join(ckpt_dir, f"ckpt-{state['step']}")
+        ckpt.restore(path)  # deferred for the optimizer's slots: they load when the first update builds them
+        log(f"  {label}: resumed at step {state['step']} (dev best {state['best']:.2f} at {state['best_step']}, "
+            f"{state['cpu_s']:.0f} CPU s so far)")
+    optimizer.learning_rate.assign(state["lr"])
+    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=2, checkpoint_name="ckpt")
+    clock = CpuClock(state["cpu_s"], state["wall_s"])
+    base_step = state["step"]
+    next_check = {"cpu": state["cpu_s"] + (eval_every_cpu_s or 0.0)}
+
+    def stop_now():
+        return state["cpu_s"] >= budget_cpu_s
+
+    def callback(step, loss, _train_seconds):
+        step += base_step
+        due = (eval_every_steps and step % eval_every_steps == 0) or (
+            eval_every_cpu_s and clock.running_cpu() >= next_check["cpu"])
+        over = clock.running_cpu() >= budget_cpu_s
+        if not (due or over):
+            return False
+        clock.stop()
+        state["cpu_s"], state["wall_s"], state["step"] = clock.cpu_s, clock.wall_s, step
+        t0 = time.process_time()
+        value = t.dev_score(agent)
+        state["history"].append([step, value, state["lr"]])
+        if value > state["best"]:
+            state.update(best=value, best_step=step, bad=0)
+            save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
+            mark = " (best)"
+        else:
+            state["bad"] += 1
+            mark = ""
+            if schedule and state["halvings"] < s.mle_halvings and state["bad"] >= s.mle_plateau:
+                state["lr"] /= 2
+                state["halvings"] += 1
+                state["bad"] = 0
+                state["halving_steps"].append(step)
+                optimizer.learning_rate.assign(state["lr"])
+                mark = f" -> learning rate halved to {state['lr']:.2e}"
+            elif schedule and state["halvings"] >= s.mle_halvings and state["bad"] >= s.mle_patience:
+                state["converged"] = True
+        if over and state["converged"] is None and schedule:
+            state["converged"] = False
+        log(f"    {label} step {step}: nll {loss:.3f}, dev {value:.2f}{mark} ({state['cpu_s']:.0f} CPU s, "
+            f"{state['wall_s']:.0f} s training)")
+        manager.save(checkpoint_number=step)
+        state["eval_cpu_s"] += time.process_time() - t0
+        finished = state["converged"] is not None if schedule else over
+        if finished:
+            state["done"] = True
+        write_json(state_path, state)
+        next_check["cpu"] = clock.cpu_s + (eval_every_cpu_s or 0.0)
+        clock.start()
+        return finished
+
+    if not stop_now():
+        state["segments"] += 1
+        clock.start()
+        fit_pairs(agent, t.train.prompts, t.train.first_references(), steps=10 ** 9, batch_size=s.mle_batch_size,
+                  learning_rate=state["lr"], max_prompt_tokens=s.max_source_tokens, max_target_tokens=s.max_new_tokens,
+                  seed=seed * 1000 + state["segments"], progress=False, optimizer=optimizer, callback=callback)
+        clock.stop()
+    state["done"] = True
+    write_json(state_path, state)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the best weights are kept; the mid-stage checkpoints are not
+    return state
+
+
+def warm_stage(t: Task, seed: int = 0) -> dict:
+    s = t.s
+    t.log(f"[{t.task}] warm start: MLE, lr {s.mle_lr} halved after {s.mle_plateau} dev checks without a new best "
+          f"(at most {s.mle_halvings} times), then stop after {s.mle_patience}; dev every {s.mle_eval_every} "
+          f"updates on {len(t.dev)} examples; cap {s.mle_max_cpu_s:.0f} CPU s")
+    state = mle_stage(t, t.path("warm"), seed, None, s.mle_lr, s.mle_max_cpu_s, s.mle_eval_every, None, True,
+                      "warm start")
+    t.log(f"  warm start: best dev {state['best']:.2f} at step {state['best_step']} of {state['step']}, converged "
+          f"{state['converged']}, {state['cpu_s']:.0f} CPU s ({state['wall_s']:.0f} s wall)")
+    return state
+
+
+# --------------------------------------------------------------------------- stage: RL (and the constant-reward control)
+def constant_reward(completions, prompts, references):
+    """The constant-reward control's reward: 1 for every completion (Choshen et al. 2019)."""
+    return [1.0] * len(completions)
+
+
+def rl_settings(s: Settings, overrides: dict) -> Settings:
+    return dataclasses.replace(s, **overrides)
+
+
+def rl_stage(t: Task, stage_dir: str, seed: int, warm_weights, s: Settings, constant: bool, label: str) -> dict:
+    """REINFORCE from W0 for ``s.rl_cpu_s`` training CPU seconds with a dev check every ``rl_eval_every``
+    updates (best dev kept, W0 competes); ``constant``: every reward 1 and no baseline. Resumable."""
+    log = t.log
+    state_path = os.path.join(stage_dir, "state.json")
+    state = read_json(state_path)
+    if state is not None and state.get("done"):
+        return state
+    os.makedirs(stage_dir, exist_ok=True)
+    tf.random.set_seed(seed)
+    agent = t.agent(seed, warm_weights)
+    reward = constant_reward if constant else (RougeReward("rougeL") if t.task == "summarization" else BleuReward())
+    env = t.train.to_env(agent.tokenizer, reward, batch_size=s.rl_batch_size, max_new_tokens=s.max_new_tokens,
+                         encoder_decoder=agent.is_encoder_decoder, seed=seed, context_length=agent.context_length)
+    config = ReinforceConfig(learning_rate=s.rl_lr, baseline="none" if constant else s.rl_baseline,
+                             num_samples_per_prompt=s.rl_samples_per_prompt, kl_coef=s.kl_coef,
+                             entropy_coef=s.entropy_coef, mle_coef=s.mle_coef)
+    trainer = ReinforceTrainer(agent, env, config, run_dir=stage_dir, checkpoint_every=0, keep_checkpoints=2,
+                               auto_resume=False)
+    if state is None:
+        shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)  # a crash before the first state.json: start over
+        trainer.restored_from = ""
+        start = t.dev_score(agent)
+        state = {"done": False, "best": start, "best_step": 0, "step": 0, "history": [[0, start]], "rewards": [],
+                 "kl": [], "cpu_s": 0.0, "wall_s": 0.0, "config": dataclasses.asdict(config), "constant": constant}
+        save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
+    else:
+        path = os.path.join(trainer.checkpoint_dir, f"ckpt-{state['step']}")
+        trainer.checkpoint.restore(path).assert_existing_objects_matched()  # the step state.json records
+        trainer.restored_from = path
+        trainer._after_restore()
+        log(f"  {label}: resumed at update {state['step']} ({state['cpu_s']:.0f} CPU s so far)")
+    clock = CpuClock(state["cpu_s"], state["wall_s"])
+    while state["cpu_s"] < s.rl_cpu_s and trainer.global_step < s.rl_max_steps:
+        clock.start()
+        done_before = len(trainer.history)
+        # with a run folder, train(n) runs until global_step n, and saves the checkpoint of that step
+        trainer.train(min(trainer.global_step + s.rl_eval_every, s.rl_max_steps), progress=False)
+        clock.stop()
+        recent = trainer.history[done_before:]
+        state["rewards"].append(float(np.mean([h["reward_mean"] for h in recent])))
+        state["kl"].append(float(np.mean([h.get("kl", 0.0) for h in recent])))
+        value = t.dev_score(agent)
+        state["step"] = trainer.global_step
+        state["history"].append([trainer.global_step, value])
+        mark = ""
+        if value > state["best"]:
+            state.update(best=value, best_step=trainer.global_step)
+            save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
+            mark = " (best)"
+        state["cpu_s"], state["wall_s"] = clock.cpu_s, clock.wall_s
+        write_json(state_path, state)
+        log(f"    {label} update {trainer.global_step}: reward {state['rewards'][-1]:.3f}, kl {state['kl'][-1]:.3f}, "
+            f"dev {value:.2f}{mark} ({state['cpu_s']:.0f} CPU s, {state['wall_s']:.0f} s training)")
+    state["done"] = True
+    write_json(state_path, state)
+    shutil.rmtree(os.path.join(stage_dir, "checkpoints"), ignore_errors=True)
+    log(f"  {label}: best dev {state['best']:.2f} at update {state['best_step']} of {state['step']} "
+        f"({state['cpu_s']:.0f} CPU s)")
+    return state
+
+
+# --------------------------------------------------------------------------- stage: test scoring
+def score_stage(t: Task, name: str, weights_path: str, seed: int, warm_model=None, export_to: str | None = None,
+                metadata=None) -> dict:
+    """Test score (and per-example statistics), reference perplexity, KL to W0 and outputs of one
+    final policy, once; cached in ``work/scores/<name>.json``; exported when ``export_to`` is given."""
+    path = t.path("scores", f"{name}.json")
+    cached = read_json(path)
+    if cached is not None and (export_to is None or os.path.exists(os.path.join(export_to, "saved_model.pb"))):
+        return cached
+    s = t.s
+    agent = t.agent(seed, load_weights(weights_path))
+    clock = CpuClock()
+    clock.start()
+    value, stats, outputs = score(t.task, agent, t.test, s)
+    ppl = metrics.perplexity(agent, t.test.prompts, t.test.references, batch_size=s.eval_batch_size)
+    kl = None if warm_model is None else kl_to_reference(agent, warm_model, t.test.prompts[: s.kl_samples], s, seed)
+    clock.stop()
+    out = {"name": name, "test": value, "stats": stats, "outputs": outputs, "perplexity": ppl, "kl_to_warm_start": kl,
+           "extra": extra_metrics(outputs), "cpu_s": clock.cpu_s, "wall_s": clock.wall_s}
+    if export_to is not None:
+        export_policy(agent, export_to, s.max_new_tokens, serving_only=True,
+                      metadata=dict(metadata or {}, task=t.task, test_score=value, metric=METRIC_NAMES[t.task]))
+        loaded = tf_rl_text.load(export_to).generate(t.test.prompts[:3])
+        if loaded != outputs[:3]:
+            raise RuntimeError(f"the export {export_to} generates {loaded!r}, the live policy {outputs[:3]!r}")
+        out["export"] = os.path.relpath(export_to, REPO)
+    write_json(path, out)
+    t.log(f"  test {name}: {value:.2f} (perplexity {ppl:.2f}{'' if kl is None else f', KL to W0 {kl:.3f}'})")
+    return out
+
+
+# --------------------------------------------------------------------------- the protocol
+def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_dir=None, results_dir=None,
+                 scale: str = "custom", sweep: dict | None = None, stop_after: str = "all", log=print,
+                 command: str | None = None) -> dict | None:
+    """Run (or continue) every stage of ``task``; returns the results document (None when stopped early)."""
+    if stop_after not in STAGES:
+        raise ValueError(f"stop_after must be one of {STAGES}, got {stop_after!r}")
+    work_dir = work_dir or os.path.join(REPO, "runs", "results", task)
+    export_dir = export_dir or os.path.join(REPO, "saved_models", "results")
+    results_dir = results_dir or os.path.join(REPO, "docs", "results")
+    sweep = DEFAULT_SWEEP if sweep is None else sweep
+    tf.random.set_seed(0)
+    np.random.seed(0)
+    t = Task(task, s, work_dir, data_dir, log)
+    context = {"scale": scale, "command": command, "device": device_note(), "sweep_grid": sweep,
+               "export_dir": export_dir}
+
+    # 1. the warm start
+    warm = warm_stage(t, seed=0)
+    warm_weights = load_weights(t.path("warm", "best.npz"))
+    update = lambda: write_results(t, context, results_dir)  # noqa: E731
+    update()
+    if stop_after == "warm":
+        return None
+
+    # 2. the sweep on seed 0, dev only
+    configs = sweep_configs(sweep)
+    for overrides in configs:
+        tag = config_tag(overrides)
+        rl_stage(t, t.path("rl", tag, "seed0"), 0, warm_weights, rl_settings(s, overrides), False,
+                 f"sweep {tag} seed 0")
+        update()
+    chosen = choose_config(t, configs)
+    log(f"  sweep: chose {config_tag(chosen)} (best dev)")
+    if stop_after == "sweep":
+        return None
+
+    # 3. seeds: RL, the constant-reward control and the equal-compute MLE control
+    final = rl_settings(s, chosen)
+    tag = config_tag(chosen)
+    for n in range(s.rl_seeds):
+        rl = rl_stage(t, t.path("rl", tag, f"seed{n}"), n, warm_weights, final, False, f"RL seed {n}")
+        update()
+        rl_stage(t, t.path("constant", tag, f"seed{n}"), n, warm_weights, final, True, f"constant-reward seed {n}")
+        update()
+        checks = max(1, len(rl["history"]) - 1)
+        mle_stage(t, t.path("control", tag, f"seed{n}"), 1000 + n, warm_weights, warm["lr"], rl["cpu_s"], None,
+                  rl["cpu_s"] / checks, False, f"MLE control seed {n}")
+        update()
+    if stop_after == "seeds":
+        return None
+
+    # 4. test scores, once per final policy, and the exports
+    warm_model = t.agent(0, warm_weights).model
+    score_stage(t, "mle", t.path("warm", "best.npz"), 0, export_to=os.path.join(export_dir, task, "mle"),
+                metadata={"stage": "mle warm start"})
+    for n in range(s.rl_seeds):
+        score_stage(t, f"rl_seed{n}", t.path("rl", tag, f"seed{n}", "best.npz"), n, warm_model,
+                    export_to=os.path.join(export_dir, task, f"rl_seed{n}"),
+                    metadata={"stage": "rl", "seed": n, "config": tag})
+        score_stage(t, f"constant_seed{n}", t.path("constant", tag, f"seed{n}", "best.npz"), n, warm_model)
+        score_stage(t, f"control_seed{n}", t.path("control", tag, f"seed{n}", "best.npz"), n, warm_model)
+        doc = update()
+    plot_curves(t, results_dir)
+    return doc
+
+
+def choose_config(t: Task, configs) -> dict:
+    """The sweep's configuration with the best dev score (seed 0); ties go to the earlier one."""
+    best, chosen = -np.inf, configs[0]
+    for overrides in configs:
+        state = read_json(t.path("rl", config_tag(overrides), "seed0", "state.json"))
+        if state and state.get("done") and state["best"] > best:
+            best, chosen = state["best"], overrides
+    return chosen
+
+
+# --------------------------------------------------------------------------- the results document
+def write_results(t: Task, context: dict, results_dir: str) -> dict:
+    """Rebuild ``results_dir/<task>.json`` from the work folder's finished stages."""
+    s, task = t.s, t.task
+    stat = bootstrap_statistic(task)
+    warm = read_json(t.path("warm", "state.json")) or {}
+    scores = {}
+    for name in os.listdir(t.path("scores")) if os.path.isdir(t.path("scores")) else []:
+        if name.endswith(".json"):
+            scores[name[:-5]] = read_json(t.path("scores", name))
+    mle = scores.get("mle")
+    sweep = []
+    for overrides in sweep_configs(context["sweep_grid"]):
+        state = read_json(t.path("rl", config_tag(overrides), "seed0", "state.json"))
+        if state:
+            sweep.append({"config": overrides, "tag": config_tag(overrides), "done": state.get("done", False),
+                          "dev_best": state["best"], "best_update": state["best_step"], "updates": state["step"],
+                          "cpu_s": state["cpu_s"], "dev_history": state["history"]})
+    chosen = choose_config(t, sweep_configs(context["sweep_grid"])) if sweep and all(x["done"] for x in sweep) else None
+    tag = config_tag(chosen) if chosen is not None else None
     seeds = []
-    if os.path.exists(path):
-        with open(path) as f:
-            seeds = [e for e in json.load(f).get("seeds", []) if e["seed"] != entry["seed"]]
-    seeds = sorted(seeds + [_plain(entry)], key=lambda e: e["seed"])
+    for n in range(s.rl_seeds):
+        if tag is None:
+            break
+        rl = read_json(t.path("rl", tag, f"seed{n}", "state.json"))
+        const = read_json(t.path("constant", tag, f"seed{n}", "state.json"))
+        control = read_json(t.path("control", tag, f"seed{n}", "state.json"))
+        if not rl:
+            continue
+        entry = {"seed": n, "config": tag, "dev_mle": warm.get("best"),
+                 "dev_rl": rl["best"], "dev_constant": const and const["best"], "dev_control": control and control["best"],
+                 "dev_history": {"rl": rl["history"], "constant": const and const["history"],
+                                 "control": control and control["history"]},
+                 "rl_reward_per_check": rl["rewards"], "rl_kl_per_check": rl["kl"],
+                 "steps": {"rl": rl["step"], "rl_best": rl["best_step"],
+                           "constant": const and const["step"], "constant_best": const and const["best_step"],
+                           "control": control and control["step"], "control_best": control and control["best_step"]},
+                 "cpu_s": {"rl": rl["cpu_s"], "constant": const and const["cpu_s"], "control": control and control["cpu_s"]},
+                 "wall_s": {"rl": rl["wall_s"], "constant": const and const["wall_s"],
+                            "control": control and control["wall_s"]},
+                 "rl_config": rl["config"], "stages_done": {"rl": rl.get("done", False),
+                                                            "constant": bool(const and const.get("done")),
+                                                            "control": bool(control and control.get("done"))}}
+        got = {k: scores.get(f"{k}_seed{n}") for k in ("rl", "constant", "control")}
+        if mle is not None and all(got.values()):
+            base = np.asarray(mle["stats"])
+            entry.update(test_mle=mle["test"], test_rl=got["rl"]["test"], test_constant=got["constant"]["test"],
+                         test_control=got["control"]["test"])
+            entry["gain"] = entry["test_rl"] - entry["test_mle"]
+            entry["gain_vs_control"] = entry["test_rl"] - entry["test_control"]
+            entry["gain_vs_constant"] = entry["test_rl"] - entry["test_constant"]
+            rl_stats = np.asarray(got["rl"]["stats"])
+            for key, other in (("ci95", base), ("ci95_vs_control", np.asarray(got["control"]["stats"])),
+                               ("ci95_vs_constant", np.asarray(got["constant"]["stats"]))):
+                ci = metrics.paired_bootstrap(rl_stats, other, stat, s.bootstrap_resamples, seed=n)
+                entry[key] = [ci["low"], ci["high"]]
+            entry["rl_beats_mle"] = entry["ci95"][0] > 0
+            entry["rl_beats_control"] = entry["ci95_vs_control"][0] > 0
+            entry["rl_beats_constant"] = entry["ci95_vs_constant"][0] > 0
+            entry["perplexity"] = {"mle": mle["perplexity"], "rl": got["rl"]["perplexity"],
+                                   "constant": got["constant"]["perplexity"], "control": got["control"]["perplexity"],
+                                   "rl_over_mle": got["rl"]["perplexity"] / mle["perplexity"]}
+            entry["kl_to_warm_start"] = {k: got[k]["kl_to_warm_start"] for k in got}
+            entry["kl_to_warm_start"]["num_samples"] = min(s.kl_samples, len(t.test))
+            entry["extra_test_metrics"] = {"mle": mle["extra"], **{k: got[k]["extra"] for k in got}}
+            entry["exports"] = {"mle": mle.get("export"), "rl": got["rl"].get("export")}
+            entry["samples"] = [{"source": p, "reference": r, "mle": a, "rl": b} for p, r, a, b in
+                                zip(t.test.prompts[:3], t.test.references[:3], mle["outputs"][:3],
+                                    got["rl"]["outputs"][:3])]
+        seeds.append(entry)
+    scored = [e for e in seeds if "test_rl" in e]
     doc = {
         "task": task,
         "metric": METRIC_NAMES[task],
         "metric_scale": "x100",
-        "ci": "paired bootstrap 95% interval of test_rl - test_mle over test examples (ci95_vs_control: of "
-              "test_rl - test_control)",
+        "protocol": "issue 25: one converged warm start, RL seeds from it, equal-compute MLE and constant-reward "
+                    "controls, budgets in process CPU seconds, configuration chosen on dev, test scored once",
+        "ci": "paired bootstrap 95% interval over test examples of test_rl - test_mle (ci95), of test_rl - "
+              "test_control (ci95_vs_control) and of test_rl - test_constant (ci95_vs_constant)",
+        "warm_start": {
+            "seeds": "one warm start (seed 0); the RL seeds vary sampling, data order and every RNG of RL",
+            "dev_history": warm.get("history"), "halving_steps": warm.get("halving_steps"),
+            "converged": warm.get("converged"), "done": warm.get("done", False), "best_dev": warm.get("best"),
+            "best_step": warm.get("best_step"), "steps": warm.get("step"), "final_lr": warm.get("lr"),
+            "cpu_s": warm.get("cpu_s"), "wall_s": warm.get("wall_s"), "eval_cpu_s": warm.get("eval_cpu_s"),
+            "test": mle and mle["test"], "test_perplexity": mle and mle["perplexity"],
+            "plot": f"docs/results/{task}_dev_curve.png",
+        },
+        "sweep": {"grid": context["sweep_grid"], "seed": 0, "selection": "best dev score", "runs": sweep,
+                  "chosen": tag},
         "seeds": seeds,
-        "mean_gain": float(np.mean([e["test_rl"] - e["test_mle"] for e in seeds])),
-        "mean_gain_vs_control": float(np.mean([e["test_rl"] - e["test_control"] for e in seeds])),
-        "command": f"python benchmarks/results.py --task {task} --seed N --scale {seeds[-1].get('scale', 'custom')}",
+        "mean_gain": float(np.mean([e["gain"] for e in scored])) if scored else None,
+        "mean_gain_vs_control": float(np.mean([e["gain_vs_control"] for e in scored])) if scored else None,
+        "mean_gain_vs_constant": float(np.mean([e["gain_vs_constant"] for e in scored])) if scored else None,
+        "num_examples": {"train": len(t.train), "dev": len(t.dev), "test": len(t.test)},
+        "model": t.model_note(t.agent(0)) if "model_note" not in context else context["model_note"],
+        "settings": dataclasses.asdict(s),
+        "scale": context["scale"],
+        "device": context["device"],
+        "command": context["command"],
     }
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
+    context["model_note"] = doc["model"]
+    write_json(os.path.join(results_dir, f"{task}.json"), doc)
+    return doc
+
+
+def plot_curves(t: Task, results_dir: str) -> str | None:
+    """The warm start's dev curve (learning-rate halvings marked) beside the RL seeds' dev curves."""
+    doc = read_json(os.path.join(results_dir, f"{t.task}.json"))
+    if not doc or not doc["warm_start"]["dev_history"]:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    hist = np.asarray(doc["warm_start"]["dev_history"], dtype=float)
+    a.plot(hist[:, 0], hist[:, 1], marker="o", ms=3)
+    for x in doc["warm_start"]["halving_steps"] or []:
+        a.axvline(x, color="grey", ls="--", lw=0.8)
+    a.set(title=f"{t.task}: MLE warm start (dashed: lr halved; converged={doc['warm_start']['converged']})",
+          xlabel="update", ylabel=f"dev {doc['metric']}")
+    for e in doc["seeds"]:
+        for arm, style in (("rl", "-"), ("constant", ":"), ("control", "--")):
+            h = e["dev_history"].get(arm)
+            if h:
+                h = np.asarray(h, dtype=float)
+                b.plot(h[:, 0], h[:, 1], style, label=f"{arm} seed {e['seed']}")
+    b.set(title="from W0: RL, constant reward, MLE control (dev)", xlabel="update", ylabel=f"dev {doc['metric']}")
+    if doc["seeds"]:
+        b.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(results_dir, f"{t.task}_dev_curve.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
     return path
 
 
 def summary_table(results_dir: str, tasks=TASKS) -> str:
-    rows = ["| task | metric | seed | scale | MLE warm start | control | RL | RL - MLE [95% CI] | RL - control [95% CI] "
-            "| ppl MLE -> RL | KL(RL‖W0) | RL train s |", "|" + "---|" * 12]
+    rows = ["| task | seed | W0 (MLE) | MLE control | constant reward | RL | RL - W0 [95% CI] | RL - MLE control "
+            "[95% CI] | RL - constant [95% CI] | ppl W0 -> RL | KL(RL‖W0) | RL CPU s |", "|" + "---|" * 12]
+
+    def ci(e, key, gain):
+        return f"{e[gain]:+.2f} [{e[key][0]:+.2f}, {e[key][1]:+.2f}]"
+
     for task in tasks:
-        path = os.path.join(results_dir, f"{task}.json")
-        if not os.path.exists(path):
+        doc = read_json(os.path.join(results_dir, f"{task}.json"))
+        if not doc:
             continue
-        with open(path) as f:
-            doc = json.load(f)
+        w = doc.get("warm_start", {})
+        if w.get("best_dev") is not None:
+            test = "" if w.get("test") is None else f"{w['test']:.2f}"
+            rows.append(f"| {task} | warm start | {test} | | | | "
+                        f"dev {w['best_dev']:.2f} at update {w['best_step']} of {w['steps']}, converged "
+                        f"{w['converged']}, {w['cpu_s']:.0f} CPU s | | | | | |")
         for e in doc["seeds"]:
-            rows.append(
-                f"| {task} | {doc['metric']} | {e['seed']} | {e.get('scale', '')} | {e['test_mle']:.2f} | "
-                f"{e['test_control']:.2f} | {e['test_rl']:.2f} | {e['gain']:+.2f} [{e['ci95'][0]:+.2f}, "
-                f"{e['ci95'][1]:+.2f}] | {e['gain_vs_control']:+.2f} [{e['ci95_vs_control'][0]:+.2f}, "
-                f"{e['ci95_vs_control'][1]:+.2f}] | {e['perplexity']['mle']:.1f} -> {e['perplexity']['rl']:.1f} | "
-                f"{e['kl_to_warm_start']['rl']:.3f} | {e['wall_s']['rl_train']:.0f} |")
-        rows.append(f"| {task} | mean over {len(doc['seeds'])} seed(s) | | | | | | {doc['mean_gain']:+.2f} | "
-                    f"{doc['mean_gain_vs_control']:+.2f} | | | |")
+            if "test_rl" not in e:
+                rows.append(f"| {task} | {e['seed']} | | | | | dev: W0 {e['dev_mle']:.2f}, RL {e['dev_rl']:.2f} "
+                            f"(stages done: {e['stages_done']}) | | | | | {e['cpu_s']['rl']:.0f} |")
+                continue
+            rows.append(f"| {task} | {e['seed']} | {e['test_mle']:.2f} | {e['test_control']:.2f} | "
+                        f"{e['test_constant']:.2f} | {e['test_rl']:.2f} | {ci(e, 'ci95', 'gain')} | "
+                        f"{ci(e, 'ci95_vs_control', 'gain_vs_control')} | {ci(e, 'ci95_vs_constant', 'gain_vs_constant')} "
+                        f"| {e['perplexity']['mle']:.1f} -> {e['perplexity']['rl']:.1f} | "
+                        f"{e['kl_to_warm_start']['rl']:.3f} | {e['cpu_s']['rl']:.0f} |")
+        if doc.get("mean_gain") is not None:
+            n = sum("test_rl" in e for e in doc["seeds"])
+            rows.append(f"| {task} | mean of {n} | | | | | {doc['mean_gain']:+.2f} | {doc['mean_gain_vs_control']:+.2f} "
+                        f"| {doc['mean_gain_vs_constant']:+.2f} | | | |")
     return "\n".join(rows)
 
 
@@ -449,11 +843,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--task", choices=TASKS)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one setting")
+    p.add_argument("--sweep", action="append", default=None, metavar="NAME=V1,V2",
+                   help=f"an RL setting the dev sweep varies (repeatable; default {DEFAULT_SWEEP})")
+    p.add_argument("--stop-after", choices=STAGES, default="all", help="stop after this stage (rerun to continue)")
     p.add_argument("--data-dir", default=None, help="folder with multi30k/, scitldr/, topical_chat/ "
                                                     "(default: $TF_RL_TEXT_DATA)")
+    p.add_argument("--work-dir", default=None, help="stage checkpoints and results (default: runs/results/<task>)")
     p.add_argument("--export-dir", default=None, help="default: saved_models/results")
     p.add_argument("--results-dir", default=None, help="default: docs/results")
     p.add_argument("--summary", action="store_true", help="print the table of every recorded seed and exit")
@@ -466,11 +863,12 @@ def main(argv=None):
         p.error("--task is required (or --summary)")
     try:
         s = settings_for(args.task, args.scale, args.set)
+        sweep = None if args.sweep is None else parse_sweep(args.sweep)
     except ValueError as e:
         p.error(str(e))
     command = "python benchmarks/results.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    return run_protocol(args.task, args.seed, s, args.data_dir, args.export_dir, results_dir, args.scale,
-                        command=command)
+    return run_protocol(args.task, s, args.data_dir, args.work_dir, args.export_dir, results_dir, args.scale,
+                        sweep=sweep, stop_after=args.stop_after, command=command)
 
 
 if __name__ == "__main__":

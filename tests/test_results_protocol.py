@@ -68,46 +68,137 @@ def _multi30k_slice(root):
     return root
 
 
-def test_protocol_end_to_end_on_a_tiny_slice(tmp_path):
+@pytest.fixture(scope="module")
+def results():
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))
     import results
 
+    return results
 
+
+def test_settings_and_sweep_parsing(results):
+    s = results.settings_for("translation", "full", ["rl_cpu_s=600", "mle_coef=0.5", "train_limit=none"])
+    assert (s.rl_cpu_s, s.mle_coef, s.train_limit, s.dev_limit) == (600.0, 0.5, None, 300)
+    with pytest.raises(ValueError, match="dev_limit must be >= 300"):
+        results.settings_for("translation", "full", ["dev_limit=100"])
+    with pytest.raises(ValueError, match=r"--set rl_cpu_s: 'fast' is not a float"):
+        results.settings_for("translation", "full", ["rl_cpu_s=fast"])
+    grid = results.parse_sweep(["mle_coef=0,0.5", "kl_coef=0.02,0.1"])
+    assert grid == {"mle_coef": [0.0, 0.5], "kl_coef": [0.02, 0.1]}
+    configs = results.sweep_configs(grid)
+    assert configs[0] == {"mle_coef": 0.0, "kl_coef": 0.02} and len(configs) == 4
+    assert results.config_tag(configs[-1]) == "kl_coef=0.1,mle_coef=0.5" and results.config_tag({}) == "base"
+    with pytest.raises(ValueError, match="NAME one of"):
+        results.parse_sweep(["vocab_size=10,20"])  # a warm-start setting cannot be swept on one warm start
+    assert results.constant_reward(["a", "b", "c"], None, None) == [1.0, 1.0, 1.0]
+
+
+def test_warm_start_schedule_halves_on_plateau_then_stops_on_patience(tmp_path, results, monkeypatch):
+    """Scripted dev scores, checked by hand: plateau 2 -> halve (twice at most), then patience 2 -> stop."""
     root = _multi30k_slice(tmp_path / "data")
-    s = results.settings_for("translation", "tiny", ["mle_max_steps=40", "mle_eval_every=20", "rl_max_steps=2",
-                                                          "test_limit=3"])
-    entry = results.run_protocol("translation", 3, s, data_dir=str(root), export_dir=str(tmp_path / "exports"),
-                                 results_dir=str(tmp_path / "results"), scale="tiny", log=lambda *a: None)
-    with open(tmp_path / "results" / "translation.json") as f:
-        doc = json.load(f)
-    assert doc["metric"] == "sacrebleu" and [e["seed"] for e in doc["seeds"]] == [3]
-    seed = doc["seeds"][0]
-    for key in ("test_mle", "test_control", "test_rl", "ci95", "dev_mle", "dev_rl", "dev_control", "perplexity",
-                "kl_to_warm_start", "wall_s", "settings", "rl_config", "exports"):
-        assert key in seed, key
-    assert doc["mean_gain"] == pytest.approx(seed["test_rl"] - seed["test_mle"])
-    low, high = seed["ci95"]
-    assert low <= seed["test_rl"] - seed["test_mle"] + 1e-9 and seed["test_rl"] - seed["test_mle"] <= high + 1e-9
-    assert seed["steps"]["rl"] == 2 and seed["num_examples"] == {"train": 24, "dev": 4, "test": 3}
-    assert seed["wall_s"]["rl_train"] > 0 and seed["wall_s"]["control_train"] >= seed["wall_s"]["rl_train"]
-    assert seed["dev_mle"] > 0  # the warm start learned the slice (dev is the training sentences)
+    s = results.settings_for("translation", "tiny", ["mle_eval_every=5", "mle_plateau=2", "mle_halvings=2",
+                                                     "mle_patience=2", "mle_lr=0.01"])
+    t = results.Task("translation", s, str(tmp_path / "work"), str(root), log=lambda *a: None)
+    # start, then one per check (every 5 updates)
+    script = iter([0.0, 1.0, 2.0, 2.0, 1.5, 3.0, 3.0, 2.0, 4.0, 3.0, 1.0, 9.0])
+    monkeypatch.setattr(results.Task, "dev_score", lambda self, agent: next(script))
+    state = results.warm_stage(t)
+    steps = [h[0] for h in state["history"]]
+    assert steps == [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+    # 15: no new best (1), 20: (2) -> halve; 25: best 3.0; 30, 35: (2) -> halve, the last; 40: best 4.0;
+    # 45, 50: two checks without a new best after the last halving -> stop (converged)
+    assert state["halving_steps"] == [20, 35]
+    assert [h[2] for h in state["history"]] == [0.01] * 5 + [0.005] * 3 + [0.0025] * 3  # lr used up to each check
+    assert state["converged"] is True and state["done"] is True
+    assert (state["best"], state["best_step"], state["step"], state["lr"]) == (4.0, 40, 50, 0.0025)
+    assert state["cpu_s"] > 0 and state["wall_s"] > 0
+    # the best weights were written at the best check; the mid-stage checkpoints are gone
+    assert os.path.exists(t.path("warm", "best.npz")) and not os.path.exists(t.path("warm", "checkpoints"))
+    # a finished stage is not run again
+    monkeypatch.setattr(results.Task, "dev_score", lambda self, agent: pytest.fail("a finished stage reran"))
+    assert results.warm_stage(t) == state
 
-    # both exports, loaded back by the protocol (tf_rl_text.load), served the whole (3-sentence) test set: their
-    # greedy outputs score exactly the recorded test numbers
-    assert [x["source"] for x in seed["samples"]] == EN[:3]
+
+def test_warm_start_resumes_from_its_last_check_after_a_crash(tmp_path, results, monkeypatch):
+    root = _multi30k_slice(tmp_path / "data")
+    s = results.settings_for("translation", "tiny", ["mle_eval_every=4", "mle_plateau=1", "mle_halvings=1",
+                                                     "mle_patience=2", "mle_max_cpu_s=30"])
+    t = results.Task("translation", s, str(tmp_path / "work"), str(root), log=lambda *a: None)
+    real = results.Task.dev_score
+    calls = {"n": 0}
+
+    def crash_on_fourth(self, agent):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the check of step 12 dies: steps 4 and 8 are saved
+            raise KeyboardInterrupt
+        return [0.0, 1.0, 0.5][calls["n"] - 1]
+
+    monkeypatch.setattr(results.Task, "dev_score", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        results.warm_stage(t)
+    saved = json.load(open(t.path("warm", "state.json")))
+    assert saved["step"] == 8 and saved["halving_steps"] == [8] and saved["lr"] == pytest.approx(s.mle_lr / 2)
+    assert os.path.exists(t.path("warm", "checkpoints", "ckpt-8.index"))
+    # the rerun restores step 8 (weights and Adam state) and its halved learning rate, and continues
+    monkeypatch.setattr(results.Task, "dev_score", real)
+    state = results.warm_stage(t)
+    steps = [h[0] for h in state["history"]]
+    assert steps[:3] == [0, 4, 8] and steps[3] == 12 and steps == sorted(set(steps))
+    assert state["segments"] == 2 and state["done"]
+    assert state["history"][3][2] == pytest.approx(s.mle_lr / 2)
+    # a changed warm-start setting is refused by name
+    other = results.settings_for("translation", "tiny", ["mle_eval_every=5"])
+    with pytest.raises(ValueError, match=r"other settings \(mle_eval_every: 4 there, 5 now"):
+        results.Task("translation", other, str(tmp_path / "work"), str(root), log=lambda *a: None)
+
+
+def test_protocol_end_to_end_on_a_tiny_slice(tmp_path, results):
+    root = _multi30k_slice(tmp_path / "data")
+    s = results.settings_for("translation", "tiny", ["mle_eval_every=20", "mle_lr=0.01", "rl_max_steps=2",
+                                                     "rl_eval_every=1", "test_limit=3", "rl_seeds=2"])
+    kwargs = dict(data_dir=str(root), work_dir=str(tmp_path / "work"), export_dir=str(tmp_path / "exports"),
+                  results_dir=str(tmp_path / "results"), scale="tiny", log=lambda *a: None,
+                  sweep={"mle_coef": [0.0, 0.5]})
+    # stage by stage: the warm start alone writes its part of the document
+    assert results.run_protocol("translation", s, stop_after="warm", **kwargs) is None
+    doc = json.load(open(tmp_path / "results" / "translation.json"))
+    assert doc["warm_start"]["done"] and doc["warm_start"]["converged"] in (True, False) and doc["seeds"] == []
+    assert doc["warm_start"]["cpu_s"] > 0 and doc["warm_start"]["dev_history"][0][0] == 0
+    # the same command continues: the sweep, the seeds, the scores
+    doc = results.run_protocol("translation", s, **kwargs)
+    assert doc["metric"] == "sacrebleu" and [e["seed"] for e in doc["seeds"]] == [0, 1]
+    sweep = doc["sweep"]
+    assert [r["tag"] for r in sweep["runs"]] == ["mle_coef=0.0", "mle_coef=0.5"]
+    best = max(sweep["runs"], key=lambda r: r["dev_best"])  # chosen on dev (ties: the first)
+    assert sweep["chosen"] == [r for r in sweep["runs"] if r["dev_best"] == best["dev_best"]][0]["tag"]
+    for e in doc["seeds"]:
+        for key in ("test_mle", "test_control", "test_constant", "test_rl", "ci95", "ci95_vs_control",
+                    "ci95_vs_constant", "perplexity", "kl_to_warm_start", "cpu_s", "wall_s", "rl_config"):
+            assert key in e, key
+        assert e["config"] == sweep["chosen"] and e["steps"]["rl"] == 2 and e["steps"]["constant"] == 2
+        for gain, key in (("gain", "ci95"), ("gain_vs_control", "ci95_vs_control"),
+                          ("gain_vs_constant", "ci95_vs_constant")):
+            low, high = e[key]
+            assert low - 1e-9 <= e[gain] <= high + 1e-9
+        # the MLE control trained at least the CPU seconds the RL seed did; the constant run, with baseline none
+        assert e["cpu_s"]["control"] >= e["cpu_s"]["rl"] > 0
+        assert e["rl_config"]["baseline"] == "rloo"
+    const = json.load(open(tmp_path / "work" / "constant" / doc["sweep"]["chosen"] / "seed0" / "state.json"))
+    assert const["config"]["baseline"] == "none" and const["rewards"] == [1.0, 1.0]
+    assert doc["mean_gain"] == pytest.approx(np.mean([e["test_rl"] - e["test_mle"] for e in doc["seeds"]]))
+    assert doc["num_examples"] == {"train": 24, "dev": 4, "test": 3}
+    assert doc["warm_start"]["test"] == doc["seeds"][0]["test_mle"]
+    assert os.path.exists(tmp_path / "results" / "translation_dev_curve.png")
+
+    # both exports, loaded back, serve the test set: their greedy outputs score exactly the recorded numbers
+    e = doc["seeds"][0]
+    assert [x["source"] for x in e["samples"]] == EN[:3]
     for stage, key in (("mle", "test_mle"), ("rl", "test_rl")):
-        outputs = [x[stage] for x in seed["samples"]]
-        assert metrics.bleu_from_stats(metrics.sacrebleu_stats(outputs, DE[:3]).sum(axis=0)) == pytest.approx(seed[key])
-        assert os.path.exists(os.path.join(REPO, seed["exports"][stage], "saved_model.pb"))
-    assert entry["test_mle"] == seed["test_mle"]
+        outputs = [x[stage] for x in e["samples"]]
+        assert metrics.bleu_from_stats(metrics.sacrebleu_stats(outputs, DE[:3]).sum(axis=0)) == pytest.approx(e[key])
+        assert os.path.exists(os.path.join(REPO, e["exports"][stage], "saved_model.pb"))
+    assert sorted(os.listdir(tmp_path / "exports" / "translation")) == ["mle", "rl_seed0", "rl_seed1"]
 
-    # a second seed joins the file; the summary table shows both and the mean gain over them
-    results.write_entry("translation", dict(entry, seed=4, test_rl=entry["test_mle"] + 1.0, gain=1.0),
-                        str(tmp_path / "results"))
-    with open(tmp_path / "results" / "translation.json") as f:
-        doc = json.load(f)
-    assert [e["seed"] for e in doc["seeds"]] == [3, 4]
-    assert doc["mean_gain"] == pytest.approx((seed["test_rl"] - seed["test_mle"] + 1.0) / 2)
     table = results.summary_table(str(tmp_path / "results"), tasks=["translation"])
-    assert "| translation | sacrebleu | 3 |" in table and "| translation | sacrebleu | 4 |" in table
-    assert f"{doc['mean_gain']:+.2f}" in table
+    assert "| translation | warm start |" in table and "| translation | 0 |" in table and "| translation | 1 |" in table
+    assert f"{doc['mean_gain']:+.2f}" in table and f"{doc['mean_gain_vs_constant']:+.2f}" in table
