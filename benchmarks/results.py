@@ -69,7 +69,7 @@ from tf_rl_text.rewards import BleuReward, RougeReward  # noqa: E402
 TASKS = ("translation", "summarization", "dialogue")
 METRIC_NAMES = {"translation": "sacrebleu", "summarization": "rougeL_f1_best_ref", "dialogue": "sacrebleu"}
 SCITLDR_SOURCE_WORDS = 120
-STAGES = ("warm", "sweep", "seeds", "all")
+STAGES = ("warm", "sweep", "all")
 
 
 @dataclasses.dataclass
@@ -565,7 +565,8 @@ def score_stage(t: Task, name: str, weights_path: str, seed: int, warm_model=Non
     final policy, once; cached in ``work/scores/<name>.json``; exported when ``export_to`` is given."""
     path = t.path("scores", f"{name}.json")
     cached = read_json(path)
-    if cached is not None and (export_to is None or os.path.exists(os.path.join(export_to, "saved_model.pb"))):
+    if cached is not None and (export_to is None or os.path.exists(os.path.join(export_to, "saved_model.pb"))
+                               or not os.path.exists(weights_path)):  # recorded on another machine, weights not kept
         return cached
     s = t.s
     agent = t.agent(seed, load_weights(weights_path))
@@ -592,25 +593,37 @@ def score_stage(t: Task, name: str, weights_path: str, seed: int, warm_model=Non
 # --------------------------------------------------------------------------- the protocol
 def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_dir=None, results_dir=None,
                  scale: str = "custom", sweep: dict | None = None, stop_after: str = "all", log=print,
-                 command: str | None = None) -> dict | None:
-    """Run (or continue) every stage of ``task``; returns the results document (None when stopped early)."""
+                 command: str | None = None, record_dir: str | None = None) -> dict | None:
+    """Run (or continue) every stage of ``task``; returns the results document (None when stopped early).
+
+    ``record_dir`` (default ``<export_dir>/<task>/stages``): what each finished stage leaves for a later
+    run on another machine: its ``state.json``, its test scores, and the warm start's weights and
+    tokenizer; a run whose work folder lacks them copies them from there first.
+    """
     if stop_after not in STAGES:
         raise ValueError(f"stop_after must be one of {STAGES}, got {stop_after!r}")
     work_dir = work_dir or os.path.join(REPO, "runs", "results", task)
     export_dir = export_dir or os.path.join(REPO, "saved_models", "results")
     results_dir = results_dir or os.path.join(REPO, "docs", "results")
+    record_dir = record_dir or os.path.join(export_dir, task, "stages")
     sweep = DEFAULT_SWEEP if sweep is None else sweep
     tf.random.set_seed(0)
     np.random.seed(0)
+    restore_records(record_dir, work_dir)
     t = Task(task, s, work_dir, data_dir, log)
-    context = {"scale": scale, "command": command, "device": device_note(), "sweep_grid": sweep,
-               "export_dir": export_dir}
-
-    # 1. the warm start
-    warm = warm_stage(t, seed=0)
-    warm_weights = load_weights(t.path("warm", "best.npz"))
+    context = {"scale": scale, "command": command, "device": device_note(), "sweep_grid": sweep}
     update = lambda: write_results(t, context, results_dir)  # noqa: E731
+    record = lambda *parts: save_record(t, record_dir, *parts)  # noqa: E731
+    export = lambda name: os.path.join(export_dir, task, name)  # noqa: E731
+
+    # 1. the warm start, scored on test once and exported
+    warm = warm_stage(t, seed=0)
+    record("settings.json"), record("tokenizer"), record("warm", "state.json"), record("warm", "best.npz")
+    warm_weights = load_weights(t.path("warm", "best.npz"))
+    score_stage(t, "mle", t.path("warm", "best.npz"), 0, export_to=export("mle"), metadata={"stage": "mle warm start"})
+    record("scores", "mle.json")
     update()
+    plot_curves(t, results_dir)
     if stop_after == "warm":
         return None
 
@@ -620,40 +633,67 @@ def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_di
         tag = config_tag(overrides)
         rl_stage(t, t.path("rl", tag, "seed0"), 0, warm_weights, rl_settings(s, overrides), False,
                  f"sweep {tag} seed 0")
+        record("rl", tag, "seed0", "state.json")
         update()
     chosen = choose_config(t, configs)
-    log(f"  sweep: chose {config_tag(chosen)} (best dev)")
+    tag = config_tag(chosen)
+    log(f"  sweep: chose {tag} (best dev)")
     if stop_after == "sweep":
         return None
 
-    # 3. seeds: RL, the constant-reward control and the equal-compute MLE control
+    # 3. seeds: RL, the constant-reward control and the equal-compute MLE control; each scored on test once
+    #    it is finished (test never feeds back: the configuration was chosen on dev above)
     final = rl_settings(s, chosen)
-    tag = config_tag(chosen)
+    warm_model = t.agent(0, warm_weights).model
     for n in range(s.rl_seeds):
         rl = rl_stage(t, t.path("rl", tag, f"seed{n}"), n, warm_weights, final, False, f"RL seed {n}")
+        record("rl", tag, f"seed{n}", "state.json")
+        score_stage(t, f"rl_seed{n}", t.path("rl", tag, f"seed{n}", "best.npz"), n, warm_model,
+                    export_to=export(f"rl_seed{n}"), metadata={"stage": "rl", "seed": n, "config": tag})
+        record("scores", f"rl_seed{n}.json")
         update()
         rl_stage(t, t.path("constant", tag, f"seed{n}"), n, warm_weights, final, True, f"constant-reward seed {n}")
+        record("constant", tag, f"seed{n}", "state.json")
+        score_stage(t, f"constant_seed{n}", t.path("constant", tag, f"seed{n}", "best.npz"), n, warm_model)
+        record("scores", f"constant_seed{n}.json")
         update()
         checks = max(1, len(rl["history"]) - 1)
         mle_stage(t, t.path("control", tag, f"seed{n}"), 1000 + n, warm_weights, warm["lr"], rl["cpu_s"], None,
                   rl["cpu_s"] / checks, False, f"MLE control seed {n}")
-        update()
-    if stop_after == "seeds":
-        return None
-
-    # 4. test scores, once per final policy, and the exports
-    warm_model = t.agent(0, warm_weights).model
-    score_stage(t, "mle", t.path("warm", "best.npz"), 0, export_to=os.path.join(export_dir, task, "mle"),
-                metadata={"stage": "mle warm start"})
-    for n in range(s.rl_seeds):
-        score_stage(t, f"rl_seed{n}", t.path("rl", tag, f"seed{n}", "best.npz"), n, warm_model,
-                    export_to=os.path.join(export_dir, task, f"rl_seed{n}"),
-                    metadata={"stage": "rl", "seed": n, "config": tag})
-        score_stage(t, f"constant_seed{n}", t.path("constant", tag, f"seed{n}", "best.npz"), n, warm_model)
+        record("control", tag, f"seed{n}", "state.json")
         score_stage(t, f"control_seed{n}", t.path("control", tag, f"seed{n}", "best.npz"), n, warm_model)
+        record("scores", f"control_seed{n}.json")
         doc = update()
-    plot_curves(t, results_dir)
+        plot_curves(t, results_dir)
     return doc
+
+
+def save_record(t: Task, record_dir: str, *parts) -> None:
+    """Copy a finished stage's file (or folder) from the work folder into ``record_dir`` (once)."""
+    src, dst = t.path(*parts), os.path.join(record_dir, *parts)
+    if os.path.exists(dst) or not os.path.exists(src):
+        return
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    tmp = dst + ".tmp"
+    if os.path.isdir(src):
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+    else:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def restore_records(record_dir: str, work_dir: str) -> None:
+    """Copy into the work folder every recorded file it lacks (a run continued on another machine)."""
+    if not os.path.isdir(record_dir):
+        return
+    for root, _dirs, files in os.walk(record_dir):
+        for name in files:
+            src = os.path.join(root, name)
+            dst = os.path.join(work_dir, os.path.relpath(src, record_dir))
+            if not os.path.exists(dst):
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(src, dst)
 
 
 def choose_config(t: Task, configs) -> dict:

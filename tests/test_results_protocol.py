@@ -197,8 +197,22 @@ def test_protocol_end_to_end_on_a_tiny_slice(tmp_path, results):
         outputs = [x[stage] for x in e["samples"]]
         assert metrics.bleu_from_stats(metrics.sacrebleu_stats(outputs, DE[:3]).sum(axis=0)) == pytest.approx(e[key])
         assert os.path.exists(os.path.join(REPO, e["exports"][stage], "saved_model.pb"))
-    assert sorted(os.listdir(tmp_path / "exports" / "translation")) == ["mle", "rl_seed0", "rl_seed1"]
+    assert sorted(os.listdir(tmp_path / "exports" / "translation")) == ["mle", "rl_seed0", "rl_seed1", "stages"]
 
     table = results.summary_table(str(tmp_path / "results"), tasks=["translation"])
     assert "| translation | warm start |" in table and "| translation | 0 |" in table and "| translation | 1 |" in table
     assert f"{doc['mean_gain']:+.2f}" in table and f"{doc['mean_gain_vs_constant']:+.2f}" in table
+
+    # another machine: the work folder is gone, the records (stage states, scores, W0, tokenizer) and exports
+    # remain; the same command rebuilds the same document without training or scoring anything again
+    import shutil
+
+    assert sorted(os.listdir(tmp_path / "exports" / "translation" / "stages")) == [
+        "constant", "control", "rl", "scores", "settings.json", "tokenizer", "warm"]
+    shutil.rmtree(tmp_path / "work")
+    lines = []
+    again = results.run_protocol("translation", s, **dict(kwargs, log=lines.append))
+    assert not [x for x in lines if "s training)" in x or "start, dev" in x or "resumed" in x or "  test " in x], lines
+    for a, b in zip(again["seeds"], doc["seeds"]):
+        assert (a["test_rl"], a["test_constant"], a["test_control"], a["ci95"]) == (
+            b["test_rl"], b["test_constant"], b["test_control"], b["ci95"])
