@@ -106,7 +106,7 @@ def test_quick_and_data_pick_their_sizes():
     cfg, _ = _script_args("translation", ["--quick"])
     assert (cfg.model.width, cfg.model.layers, cfg.run.steps, cfg.data.eval_limit) == (32, 1, 4, 16)
     cfg, _ = _script_args("translation", [])
-    assert (cfg.model.width, cfg.run.warm_start_steps, cfg.run.steps, cfg.run.keep_best) == (64, 500, 40, "bleu")
+    assert (cfg.model.width, cfg.run.warm_start_steps, cfg.run.steps, cfg.run.keep_best) == (64, 500, 40, "sacrebleu")
     cfg, args = _script_args("translation", ["--data", os.path.join(TASKS_DIR, "translation.jsonl"), "--rl-steps", "3"])
     assert (cfg.model.width, cfg.model.vocab_size, cfg.run.eval_every, cfg.data.dev_limit) == (128, 4000, 30, 200)
     assert cfg.run.steps == 3 and cfg.data.eval_limit is None and args.output.endswith("saved_models/translation")
@@ -144,7 +144,7 @@ def test_quick_run_end_to_end(task, tmp_path):
     m = json.loads(metrics_file.read_text())
     for key in ("metric_name", "metric_before", "metric_after", "saved_model"):
         assert key in m, key
-    assert m["metric_name"] == {"translation": "bleu", "summarization": "rougeL", "dialogue": "bleu"}[task]
+    assert m["metric_name"] == {"translation": "sacrebleu", "summarization": "rougeL", "dialogue": "sacrebleu"}[task]
     assert m["metric_after"] >= m["metric_before"]  # the RL guard keeps the best held-out checkpoint
     assert m["metric_before"] > 0.05, m  # the warm start learned something on the embedded data
     assert os.path.samefile(m["saved_model"], output)

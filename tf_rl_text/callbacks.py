@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 
 from tf_rl_text._compat import tf
 
@@ -233,19 +234,36 @@ class JSONLLogger(Callback):
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         if os.path.exists(self.path):
-            keep = []
-            with open(self.path) as f:
-                for line in f:
+            rows = []
+            with open(self.path, encoding="utf-8") as f:
+                for lineno, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
                     try:
                         row = json.loads(line)
                     except ValueError:
-                        continue  # a line cut by a kill
-                    if row.get("step", 0) <= trainer.global_step:
-                        keep.append(json.dumps(row))
+                        warnings.warn(f"{self.path}, line {lineno}: not a whole JSON line (cut by a kill?): "
+                                      f"{line.strip()[:60]!r}; dropped, and its step rebuilt from the checkpoint")
+                        continue
+                    if isinstance(row, dict) and row.get("step", 0) <= trainer.global_step:
+                        rows.append(row)
+            rows = self._fill_from_history(rows, trainer)
             tmp = self.path + ".tmp"
-            with open(tmp, "w") as f:
-                f.writelines(line + "\n" for line in keep)
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(row, default=float) + "\n" for row in rows)
             os.replace(tmp, self.path)
+
+    @staticmethod
+    def _fill_from_history(rows, trainer):
+        """Every step up to the checkpoint's once, in order: a step whose line is missing (cut by a kill)
+        comes back from the trainer's history, which the checkpoint holds."""
+        history = getattr(trainer, "history", None) or []
+        steps = {r["step"] for r in rows if "eval" not in r}
+        for step in range(1, min(trainer.global_step, len(history)) + 1):
+            if step not in steps:
+                logs = history[step - 1]
+                rows.append({"step": step, **{k: _finite(v) if not isinstance(v, str) else v for k, v in logs.items()}})
+        return sorted(rows, key=lambda r: (r["step"], "eval" in r))
 
     def _write(self, row):
         if not getattr(self, "active", True):

@@ -27,7 +27,148 @@ import numpy as np
 
 from tf_rl_text._compat import tf
 
-__all__ = ["Checkpointing", "JSONState", "numpy_rng_state", "set_numpy_rng_state", "env_state"]
+__all__ = ["Checkpointing", "JSONState", "numpy_rng_state", "set_numpy_rng_state", "env_state", "checkpoint_steps",
+           "repair_checkpoint_index", "RunMismatchError", "RunFolderLockedError", "run_folder_lock"]
+
+
+class RunFolderLockedError(RuntimeError):
+    """Another live process holds the run folder's lock (``RUN_DIR/.lock``)."""
+
+
+LOCK_FILE = ".lock"
+_held_locks: dict = {}  # run folder -> how many times this process holds it (the lock is re-entrant)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: str):
+    """Hold ``run_dir/.lock`` (pid, host, start time) while a process trains into the folder: a second
+    process on the same folder stops at once with :class:`RunFolderLockedError` naming the holder,
+    instead of both overwriting each other's checkpoints and logs. Re-entrant within a process. A lock
+    left by a killed process (its pid is gone on this host) is taken over with a warning."""
+    import socket
+    import time
+
+    run_dir = os.path.abspath(run_dir)
+    if _held_locks.get(run_dir):
+        _held_locks[run_dir] += 1
+        try:
+            yield
+        finally:
+            _held_locks[run_dir] -= 1
+        return
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, LOCK_FILE)
+    host = socket.gethostname()
+    me = {"pid": os.getpid(), "host": host, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    holder = json.load(f)
+                pid = int(holder["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                holder, pid = {}, None  # torn by a kill while it was written: stale
+            alive = pid is not None and (holder.get("host") != host or _process_alive(pid))
+            if alive:
+                where = "" if holder.get("host") == host else f" on host {holder.get('host')}"
+                raise RunFolderLockedError(
+                    f"{run_dir} is in use: process {pid}{where} has been training into it since {holder.get('since')} "
+                    f"(lock file {path}). Wait for it to finish or stop it, or use another run folder; if no such "
+                    "process runs any more, delete the lock file") from None
+            warnings.warn(f"{path}: taking over the lock of process {pid}, which no longer runs (killed?)")
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    else:
+        raise RunFolderLockedError(f"{run_dir}: could not take the lock {path} (another process keeps taking it)")
+    _held_locks[run_dir] = 1
+    try:
+        yield
+    finally:
+        _held_locks.pop(run_dir, None)
+        try:
+            with open(path, encoding="utf-8") as f:
+                ours = json.load(f).get("pid") == os.getpid()
+        except (OSError, ValueError):
+            ours = False
+        if ours:
+            os.remove(path)
+
+
+class RunMismatchError(ValueError):
+    """A run folder's checkpoint belongs to another algorithm or to settings that must match (named)."""
+
+
+def checkpoint_steps(directory) -> list:
+    """Steps of the checkpoints whose files are all in ``directory`` (``ckpt-N.index`` and every
+    ``ckpt-N.data-K-of-M`` shard), ascending: what is on disk, whatever the index file says."""
+    if not directory or not os.path.isdir(directory):
+        return []
+    names = set(os.listdir(directory))
+    steps = []
+    for name in names:
+        if not (name.startswith("ckpt-") and name.endswith(".index")):
+            continue
+        step = name[len("ckpt-"):-len(".index")]
+        if not step.isdigit():
+            continue
+        shards = [n for n in names if n.startswith(f"ckpt-{step}.data-")]
+        total = shards[0].rsplit("-of-", 1)[-1] if shards else None
+        if total and total.isdigit() and len(shards) == int(total):
+            steps.append(int(step))
+    return sorted(steps)
+
+
+def repair_checkpoint_index(directory, warn=True):
+    """Make ``directory/checkpoint`` (TensorFlow's index of the checkpoints) name the checkpoints
+    whose files are there, newest last. A missing, empty or damaged index, or one naming a
+    checkpoint whose files are gone, is rewritten from the files (with a warning naming the folder):
+    a run folder with intact checkpoints is never taken for a fresh run. Returns the steps found."""
+    steps = checkpoint_steps(directory)
+    if not steps:
+        return steps
+    index = os.path.join(directory, "checkpoint")
+    why = None
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as err:  # noqa: BLE001 - an unparsable index
+        state, why = None, f"is damaged ({type(err).__name__})"
+    if why is None and state is None:
+        why = "is missing" if not os.path.exists(index) else "is empty or damaged"
+    if why is None:
+        named = [os.path.basename(p) for p in state.all_model_checkpoint_paths]
+        latest = os.path.basename(state.model_checkpoint_path)
+        wanted = [f"ckpt-{n}" for n in steps]
+        if latest != wanted[-1] or sorted(set(named)) != sorted(wanted):
+            why = f"names {latest} (and {named}) but the files on disk are {wanted}"
+    if why is None:
+        return steps
+    lines = [f'model_checkpoint_path: "ckpt-{steps[-1]}"'] + [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in steps]
+    tmp = index + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, index)
+    if warn:
+        warnings.warn(f"{index} {why}: rebuilt it from the checkpoint files there (steps {steps}); the run resumes "
+                      f"from step {steps[-1]}")
+    return steps
 
 
 class JSONState(tf.train.experimental.PythonState):
@@ -90,8 +231,41 @@ class Checkpointing:
         self._manager_keys = None
 
     # ------------------------------------------------------------------ python state
+    resume_must_match = ("baseline", "num_samples_per_prompt")
+    """Config fields (where the config has them) that a resumed run must share with its checkpoint: they
+    change what the saved state means. The algorithm must match too (see :meth:`_run_identity`)."""
+
+    def _run_identity(self) -> dict:
+        """What a checkpoint records of the run that wrote it, checked on restore."""
+        return {"algorithm": self.algorithm,
+                "settings": {k: getattr(self.config, k) for k in self.resume_must_match if hasattr(self.config, k)}}
+
+    def _check_identity(self, path) -> None:
+        """Refuse (RunMismatchError, naming both sides) a checkpoint of another algorithm or settings."""
+        try:
+            raw = tf.train.load_checkpoint(path).get_tensor("python_state/.ATTRIBUTES/py_state")
+            recorded = json.loads(raw.decode() if isinstance(raw, bytes) else raw).get("run")
+        except Exception:  # noqa: BLE001 - unreadable here: the restore itself reports a damaged checkpoint
+            return
+        if not recorded:  # written before checkpoints recorded their run
+            return
+        mine = self._run_identity()
+        where = os.path.dirname(os.path.dirname(path)) if os.path.basename(os.path.dirname(path)) == "checkpoints" \
+            else os.path.dirname(path)
+        if recorded.get("algorithm") != mine["algorithm"]:
+            raise RunMismatchError(
+                f"{where} holds a {recorded.get('algorithm')} run, and this is a {mine['algorithm']} trainer "
+                f"({type(self).__name__}); resume it with a {recorded.get('algorithm')} trainer, or use a new run folder")
+        theirs = recorded.get("settings", {})
+        diff = [f"{k}: {theirs[k]!r} in the checkpoint, {v!r} now" for k, v in mine["settings"].items()
+                if k in theirs and theirs[k] != v]
+        if diff:
+            raise RunMismatchError(f"{where} holds a {mine['algorithm']} run with other settings ({'; '.join(diff)}); "
+                                   "resume it with the same settings, or use a new run folder")
+
     def _get_python_state(self) -> dict:
-        state = {"num_updates": self.num_updates, "history": self.history, "env": env_state(self.env)}
+        state = {"num_updates": self.num_updates, "history": self.history, "env": env_state(self.env),
+                 "run": self._run_identity()}
         state.update(self._python_state())
         return state
 
@@ -172,6 +346,7 @@ class Checkpointing:
             raise ValueError("restore needs a run folder: pass restore(run_dir) or build the trainer with run_dir=")
         directory = run_dir if os.path.basename(run_dir.rstrip("/")) == "checkpoints" or not os.path.isdir(
             os.path.join(run_dir, "checkpoints")) else os.path.join(run_dir, "checkpoints")
+        repair_checkpoint_index(directory)
         state = tf.train.get_checkpoint_state(directory)
         if state is None:
             if self.run_dir == run_dir:
@@ -182,6 +357,7 @@ class Checkpointing:
         for path in candidates:
             if not os.path.isabs(path):
                 path = os.path.join(directory, path)
+            self._check_identity(path)  # another algorithm or settings: an error, not an older checkpoint
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except Exception as err:  # noqa: BLE001 - a damaged or foreign checkpoint: try the one before

@@ -390,13 +390,51 @@ def read_file(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        content = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        content = json.loads(text, object_pairs_hook=_json_no_duplicates(path)) if path.endswith(".json") \
+            else yaml.load(text, Loader=_unique_key_loader(path))  # noqa: S506 - a SafeLoader subclass
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         first = " ".join(str(e).split())
         raise ConfigError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: {first}") from None
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping of sections ({', '.join(SECTIONS)}), got {content!r}")
     return content
+
+
+def _unique_key_loader(path: str):
+    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently, so a second ``trainer:`` block would replace the first without a word)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # an unhashable key: SafeLoader's own error names it
+                if key in seen:
+                    raise ConfigError(f"{path}, line {key_node.start_mark.line + 1}: {key!r} is given twice (first on "
+                                      f"line {seen[key] + 1}); YAML would keep only the last one. Merge the two into "
+                                      "one")
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
+def _json_no_duplicates(path: str):
+    def hook(pairs):
+        out = {}
+        for key, value in pairs:
+            if key in out:
+                raise ConfigError(f"{path}: {key!r} is given twice in one object; JSON would keep only the last one. "
+                                  "Merge the two into one")
+            out[key] = value
+        return out
+
+    return hook
 
 
 def _merge(base: dict, over: dict) -> dict:

@@ -175,6 +175,9 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
         "signatures": sorted(signatures),
         "sampling_controls": ["top_p", "repetition_penalty", "min_new_tokens", "stop_token_ids"],
         "serving_only": bool(serving_only),
+        "vocab_size": agent.vocab_size,  # the model's embedding rows: load checks the shipped tokenizer against them
+        "tokenizer_size": len(agent.tokenizer),
+        "tokenizer_sha256": tokenizer_fingerprint(agent.tokenizer),
     }
     meta.update(metadata or {})
 
@@ -255,6 +258,36 @@ def _process_alive(pid):
     return True
 
 
+def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 of the tokenizer's vocabulary (token -> id) and its special ids: what the model's
+    embedding rows were trained with. Equal for a tokenizer saved and loaded back."""
+    import hashlib
+
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    text = json.dumps([vocab, tokenizer.eos_token_id], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_tokenizer(path, tokenizer, meta):
+    """The shipped tokenizer must be the one the model was exported with (a swapped or edited
+    ``assets/tokenizer`` would generate garbage or fail inside the graph)."""
+    where = f"{path!r}: the tokenizer in {TOKENIZER_DIR}"
+    fix = "put back the tokenizer it was exported with, or export the policy again"
+    size, vocab = len(tokenizer), meta.get("vocab_size")
+    if vocab is not None and size > int(vocab):
+        raise ValueError(f"{where} has {size} tokens but the model's vocabulary has {vocab}: ids >= {vocab} have no "
+                         f"embedding; {fix}")
+    if meta.get("tokenizer_size") is not None and size != meta["tokenizer_size"]:
+        raise ValueError(f"{where} has {size} tokens, the model was exported with a tokenizer of "
+                         f"{meta['tokenizer_size']}; {fix}")
+    if meta.get("eos_token_id") is not None and tokenizer.eos_token_id != meta["eos_token_id"]:
+        raise ValueError(f"{where} has end-of-sequence id {tokenizer.eos_token_id}, the model was exported with "
+                         f"{meta['eos_token_id']}; {fix}")
+    if meta.get("tokenizer_sha256") and tokenizer_fingerprint(tokenizer) != meta["tokenizer_sha256"]:
+        raise ValueError(f"{where} is not the one the model was exported with (its vocabulary differs: fingerprint "
+                         f"{tokenizer_fingerprint(tokenizer)}, exported {meta['tokenizer_sha256']}); {fix}")
+
+
 def _save_tokenizer(tokenizer, folder, padding_side):
     """``save_pretrained`` with ``padding_side`` written into tokenizer_config.json (the agent pads
     itself, so the tokenizer object's own setting may differ; a reloaded tokenizer must not)."""
@@ -313,6 +346,7 @@ class LoadedPolicy:
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"{path!r} is a damaged tf_rl_text export: its tokenizer in {TOKENIZER_DIR} does not load "
                              f"({type(err).__name__}: {_first_line(err)}); export it again") from err
+        _check_tokenizer(path, self.tokenizer, self.metadata)
         ensure_pad_token(self.tokenizer)
         self.max_new_tokens = int(self.metadata["max_new_tokens"])
         # Hugging Face fast tokenizers are not safe to call from several threads at once ("Already

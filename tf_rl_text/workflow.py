@@ -390,10 +390,12 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
 
 # --------------------------------------------------------------------------- checkpoints
 def has_checkpoint(run_dir) -> bool:
-    """Whether ``run_dir/checkpoints`` holds a checkpoint of the trainer base (then train resumes)."""
-    from tf_rl_text._compat import tf
+    """Whether ``run_dir/checkpoints`` holds a checkpoint of the trainer base (then train resumes): the one
+    answer the CLI and the trainer's restore share. The files decide, not the index file, which is
+    rebuilt from them when it is missing, damaged or names a checkpoint that is gone."""
+    from tf_rl_text.checkpoint import repair_checkpoint_index
 
-    return bool(run_dir) and tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")) is not None
+    return bool(run_dir) and bool(repair_checkpoint_index(os.path.join(run_dir, "checkpoints")))
 
 
 RESUMABLE_CHANGES = {"run": ("steps", "checkpoint_every", "strategy", "eval_metrics", "eval_samples", "deterministic")}
@@ -403,13 +405,20 @@ RESUMABLE_CHANGES = {"run": ("steps", "checkpoint_every", "strategy", "eval_metr
 def claim_run_dir(cfg: RunConfig, run_dir: str, scratch: bool = False, log=print):
     """Make sure ``run_dir`` holds this run (or nothing). A run folder whose config.yaml differs from ``cfg``
     (beyond :data:`RESUMABLE_CHANGES`) is an error; with ``scratch=True`` (an example's default folder) it is
-    moved aside to ``RUN_DIR.old`` instead, and so is a finished run (summary.json): a new run starts."""
-    import shutil
-
+    moved aside to ``RUN_DIR.old`` (``.old2``, ``.old3``... when that exists: nothing is deleted) instead, and
+    so is a finished run (summary.json): a new run starts."""
     import yaml
 
     record = os.path.join(run_dir, "config.yaml")
     if not has_checkpoint(run_dir):
+        trained = _trained_without_checkpoint(run_dir)
+        if not trained:
+            return
+        if not scratch:
+            raise ConfigError(f"{run_dir!r} holds a run ({trained}) but no complete checkpoint to resume it from; "
+                              "starting over would overwrite it. Pass a new run folder, or delete this one to start "
+                              "over")
+        _move_aside(run_dir, f"a run without a complete checkpoint ({trained})", log)
         return
     found = _flat(yaml.safe_load(open(record, encoding="utf-8")) if os.path.isfile(record) else {})
     wanted = _flat(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
@@ -422,9 +431,30 @@ def claim_run_dir(cfg: RunConfig, run_dir: str, scratch: bool = False, log=print
     if not scratch:
         raise ConfigError(f"{run_dir!r} holds {why}; rerun with the same settings to resume it, or pass a new run "
                           "folder")
-    shutil.rmtree(run_dir + ".old", ignore_errors=True)
-    os.replace(run_dir, run_dir + ".old")
-    log(f"{run_dir} held {why}; moved it to {run_dir}.old and starting a new run")
+    _move_aside(run_dir, why, log)
+
+
+def _trained_without_checkpoint(run_dir) -> str | None:
+    """What shows that ``run_dir`` held a run that trained (checkpoint files, logged steps, a summary), or None."""
+    folder = os.path.join(run_dir, "checkpoints")
+    if os.path.isdir(folder) and any(n.startswith("ckpt-") for n in os.listdir(folder)):
+        return f"checkpoint files in {folder}, none complete"
+    metrics = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.isfile(metrics) and os.path.getsize(metrics) > 0:
+        return "its metrics.jsonl has logged steps"
+    if os.path.isfile(os.path.join(run_dir, "summary.json")):
+        return "a summary.json"
+    return None
+
+
+def _move_aside(run_dir, why, log):
+    aside = run_dir + ".old"
+    n = 1
+    while os.path.exists(aside):  # earlier runs are kept: RUN_DIR.old, RUN_DIR.old2, ...
+        n += 1
+        aside = f"{run_dir}.old{n}"
+    os.replace(run_dir, aside)
+    log(f"{run_dir} held {why}; moved it to {aside} (nothing deleted) and starting a new run")
 
 
 def _flat(config: dict) -> dict:
@@ -561,10 +591,11 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
     ``scratch``: the run folder is a script's default scratch space (see :func:`claim_run_dir`).
     ``load_back``: the summary's ``num_samples`` greedy samples come from the export loaded back
     with :func:`tf_rl_text.load` (what a user does in another process), not from the live model.
-    Under a multi-worker strategy only the chief writes files."""
-    import tf_rl_text
+    Under a multi-worker strategy only the chief writes files, and holds the run folder's lock
+    (``RUN_DIR/.lock``) for the whole run: a second process on the same folder stops with an error."""
     from tf_rl_text import distribute
     from tf_rl_text._compat import tf
+    from tf_rl_text.checkpoint import run_folder_lock
 
     t0 = time.time()
     strategy = make_strategy(cfg)  # first: a multi-worker strategy must exist before TensorFlow runs any op
@@ -572,11 +603,21 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
         tf.config.experimental.enable_op_determinism()
         tf.keras.utils.set_random_seed(cfg.run.seed)
     chief = distribute.is_chief(strategy)
-    if chief:
-        claim_run_dir(cfg, run_dir, scratch, log)
-        os.makedirs(run_dir, exist_ok=True)
+    if not chief:
+        return _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, strategy, chief, t0)
+    with run_folder_lock(run_dir):  # a second process on this folder stops here, before it touches anything
+        pass
+    claim_run_dir(cfg, run_dir, scratch, log)
+    with run_folder_lock(run_dir):  # held for the whole run: warm start, before.json, training, export
+        return _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, strategy, chief, t0)
+
+
+def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, strategy, chief, t0) -> dict:
+    import tf_rl_text
+
     resume = has_checkpoint(run_dir)
     if chief:
+        os.makedirs(run_dir, exist_ok=True)
         write_run_config(cfg, run_dir)
     built = build(cfg, run_dir, warm_start=not resume, progress=progress, log=log, resume=True)
     trainer, agent = built.trainer, built.agent
@@ -605,9 +646,17 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
         log(f"RL did not improve the dev {cfg.run.keep_best} after step {keep.best_step}: kept {kept} "
             f"({keep.best_score:.4f})")
         if keep.best_step == 0 and trainer.history:
-            note = rl_note(cfg, trainer.history, len(built.train), len(built.dev))
+            scores = [logs[cfg.run.keep_best] for _, logs in keep.results]
+            if len(scores) > 1 and all(x == scores[0] for x in scores):
+                note = (f"RL was discarded on a tie: every dev check, the warm start's included, scored exactly "
+                        f"{scores[0]:.4f} on run.keep_best={cfg.run.keep_best}, so the metric could not tell them apart. "
+                        f"Use one that can (sacrebleu, sentence_bleu or rougeL on more dev examples).")
+            else:
+                note = rl_note(cfg, trainer.history, len(built.train), len(built.dev))
             log("  " + note)
-    export = trainer.export(export_dir or os.path.join(run_dir, "export"))
+    kept_at = keep.best_step if keep is not None and keep.best_step is not None else trainer.global_step
+    export = trainer.export(export_dir or os.path.join(run_dir, "export"),
+                            metadata={"step": kept_at, "latest_step": trainer.global_step})
     if keep is not None and keep.best_step == 0 and before:  # the warm-started weights are back: same scores
         after = dict(before)
     else:
@@ -634,6 +683,7 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
         **{f"{k}_before": v for k, v in before.items()},
         **{f"{k}_after": v for k, v in after.items()},
         "kept": kept,
+        "rl_discarded": bool(keep is not None and keep.best_step == 0 and trainer.history),
         "rl_note": note,
         "dev_history": [(step, logs[cfg.run.keep_best]) for step, logs in keep.results] if keep else None,
         "train_reward_last10": float(np.mean([h["reward_mean"] for h in tail])) if tail else None,
@@ -689,8 +739,33 @@ def export_run(run_dir: str, out: str, serving_only: bool = False, log=print) ->
         raise ConfigError(f"{run_dir!r}: {e}") from None
     if not found:  # the checkpoint vanished while the model was built
         raise ConfigError(f"{run_dir!r} holds no checkpoint any more; rerun `tf-rl-text train` on it")
-    log(f"restored step {built.trainer.global_step} of {run_dir}")
-    return built.trainer.export(out, serving_only=serving_only)
+    trainer = built.trainer
+    latest = trainer.global_step
+    kept = kept_step(run_dir)
+    if kept is not None and kept != latest:  # the run kept another step's weights (run.keep_best): export those
+        from tf_rl_text._compat import tf
+
+        tf.train.Checkpoint(model=trainer.acting_agent.model).read(os.path.join(run_dir, "best", "model")).expect_partial()
+        log(f"restored step {latest} of {run_dir}; exporting the model the run kept: step {kept} (best dev "
+            f"{_best_record(run_dir).get('metric')}), as the run's own export did")
+    else:
+        log(f"restored step {latest} of {run_dir}")
+    return trainer.export(out, serving_only=serving_only,
+                          metadata={"step": latest if kept is None else kept, "latest_step": latest})
+
+
+def _best_record(run_dir) -> dict:
+    path = os.path.join(run_dir, "best", "best.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def kept_step(run_dir) -> int | None:
+    """The step whose weights a run kept (``run.keep_best``: RUN_DIR/best), or None (the last step)."""
+    step = _best_record(run_dir).get("step")
+    return None if step is None else int(step)
 
 
 # --------------------------------------------------------------------------- plots
@@ -705,8 +780,19 @@ def read_metrics(run_dir: str) -> list:
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.isfile(path):
         raise ValueError(f"{run_dir!r} has no metrics.jsonl; pass the --run-dir of `tf-rl-text train`")
+    rows = []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # a line cut by a kill: the rest of the file still plots
+                import warnings
+
+                warnings.warn(f"{path}, line {lineno}: not a whole JSON line (cut by a kill?): {line.strip()[:60]!r}; "
+                              "skipped")
+    return rows
 
 
 def plot_run(run_dir: str, out: str | None = None) -> dict:

@@ -23,6 +23,8 @@ The base gives it
 """
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import os
 import time
@@ -309,13 +311,22 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         ``callbacks``: :class:`tf_rl_text.callbacks.Callback` objects; ``callback(stats)`` (the
         older form) runs after each step. Checkpoints are written every ``checkpoint_every``
         steps, at the end, and when SIGINT/SIGTERM arrives (then the signal's usual effect
-        follows: KeyboardInterrupt, or exit status 143).
+        follows: KeyboardInterrupt, or exit status 143). While it trains, the process holds the run
+        folder's lock (``RUN_DIR/.lock``): a second process on the same folder stops with an error.
         """
-        from tf_rl_text import callbacks as cb
+        from tf_rl_text.checkpoint import run_folder_lock
 
         check(is_int_at_least(num_steps, 0), "num_steps", "an integer >= 0", num_steps)
-        if self.run_dir and self.restored_from is None:
-            self.restore()
+        # one process at a time trains into a run folder (a second one stops here, naming the first)
+        lock = run_folder_lock(self.run_dir) if self.run_dir and self.is_chief else contextlib.nullcontext()
+        with lock:
+            if self.run_dir and self.restored_from is None:
+                self.restore()
+            return self._train_loop(int(num_steps), callbacks, progress, callback)
+
+    def _train_loop(self, num_steps, callbacks, progress, callback) -> list[dict]:
+        from tf_rl_text import callbacks as cb
+
         target = int(num_steps) if self.run_dir else self.global_step + int(num_steps)
         self.target_step = target
         items = list(callbacks or [])
@@ -353,20 +364,24 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
                                    references=list(references) if references is not None else None)
         return float(np.mean(rollout.rewards))
 
-    def export(self, path: str | None = None, max_new_tokens: int | None = None, serving_only: bool = False) -> str:
+    def export(self, path: str | None = None, max_new_tokens: int | None = None, serving_only: bool = False,
+               metadata: dict | None = None) -> str:
         """Write the policy as a SavedModel (see :func:`tf_rl_text.export.export_policy`);
         ``path`` defaults to ``run_dir/export``. ``serving_only``: without ``train_step``, the
-        optimizer's slots and training-only extras (:attr:`training_only_extras`)."""
+        optimizer's slots and training-only extras (:attr:`training_only_extras`). ``metadata``:
+        more entries for the export's description (``tf_rl_text.json``)."""
         from tf_rl_text.export import export_policy
 
         if path is None:
             if not self.run_dir:
                 raise ValueError("export needs a path (this trainer has no run_dir to default to)")
             path = os.path.join(self.run_dir, "export")
+        extra_metadata = dict(metadata or {})
         kwargs = self._export_kwargs()
         metadata = {"algorithm": self.algorithm, "config": dataclasses.asdict(self.config),
                     "updates": self.num_updates, "global_step": self.global_step}
         metadata.update(kwargs.pop("metadata", {}))
+        metadata.update(extra_metadata)
         if serving_only:  # a target network and the like only serve training
             for key in ("extra_objects", "extra_functions"):
                 kwargs[key] = {k: v for k, v in (kwargs.get(key) or {}).items() if k not in self.training_only_extras}

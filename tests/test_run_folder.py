@@ -1,0 +1,289 @@
+"""A run folder under faults (issue 30): nothing trained is lost and nothing is silently wrong.
+
+A damaged or missing checkpoint index, a deleted newest checkpoint, a resume with another algorithm,
+a second process, a torn metrics line, a scratch folder reused three times, a serving export of a
+run that kept an earlier step, a swapped tokenizer in an export, a YAML key given twice."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+import yaml
+
+import tf_rl_text
+from conftest import make_tiny_model
+from tf_rl_text import A2CConfig, A2CTrainer, ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv
+from tf_rl_text.callbacks import JSONLLogger
+from tf_rl_text.checkpoint import RunFolderLockedError, RunMismatchError, checkpoint_steps, run_folder_lock
+
+PROMPTS = ["the movie was", "my day", "i think", "the food"]
+
+
+def reward_fn(completions, prompts, references):
+    return [len(c) / 10 for c in completions]
+
+
+def make_trainer(tokenizer, run_dir, cls=ReinforceTrainer, config=None, **kwargs):
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(PROMPTS, tokenizer, reward_fn, batch_size=2, max_new_tokens=3, seed=0)
+    config = config or ReinforceConfig(baseline="moving_average", learning_rate=1e-2)
+    return cls(agent, env, config, run_dir=str(run_dir), checkpoint_every=1, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def trained(tokenizer, tmp_path_factory):
+    """A REINFORCE run folder with checkpoints of steps 1, 2, 3 and a metrics.jsonl (never mutated)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "base"
+    trainer = make_trainer(tokenizer, run_dir, keep_checkpoints=3)
+    trainer.train(3, callbacks=[JSONLLogger()], progress=False)
+    return str(run_dir), [w.copy() for w in trainer.agent.model.get_weights()]
+
+
+def copy_run(trained, tmp_path):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(trained[0], run_dir)
+    return run_dir
+
+
+# --------------------------------------------------------------------------- the checkpoint index
+@pytest.mark.parametrize("damage", ["missing", "empty", "garbage"])
+def test_a_damaged_index_resumes_from_the_newest_checkpoint_files(trained, tmp_path, tokenizer, damage):
+    run_dir = copy_run(trained, tmp_path)
+    index = os.path.join(run_dir, "checkpoints", "checkpoint")
+    if damage == "missing":
+        os.remove(index)
+    else:
+        with open(index, "w") as f:
+            f.write("" if damage == "empty" else "model_checkpoint_path: {{{ not a proto")
+    with pytest.warns(UserWarning, match=r"checkpoints/checkpoint .*rebuilt it from the checkpoint files there "
+                                         r"\(steps \[1, 2, 3\]\); the run resumes from step 3"):
+        trainer = make_trainer(tokenizer, run_dir)
+    assert trainer.global_step == 3 and trainer.restored_from.endswith("ckpt-3")
+    for a, b in zip(trainer.agent.model.get_weights(), trained[1]):
+        assert (a == b).all()
+    assert checkpoint_steps(os.path.join(run_dir, "checkpoints")) == [1, 2, 3]
+
+
+def test_the_cli_check_and_the_restore_agree_when_the_newest_checkpoint_is_gone(trained, tmp_path, tokenizer):
+    from tf_rl_text.workflow import has_checkpoint
+
+    run_dir = copy_run(trained, tmp_path)
+    for name in os.listdir(os.path.join(run_dir, "checkpoints")):
+        if name.startswith("ckpt-3."):
+            os.remove(os.path.join(run_dir, "checkpoints", name))
+    with pytest.warns(UserWarning, match=r"names ckpt-3 .* the files on disk are \['ckpt-1', 'ckpt-2'\]"):
+        assert has_checkpoint(run_dir)  # the CLI's question: yes, a run to resume
+    trainer = make_trainer(tokenizer, run_dir)
+    assert trainer.global_step == 2  # the trainer's answer: the same run, at its newest complete checkpoint
+
+
+# --------------------------------------------------------------------------- resuming with other settings
+def test_resuming_with_another_algorithm_or_baseline_is_refused_by_name(trained, tmp_path, tokenizer):
+    run_dir = copy_run(trained, tmp_path)
+    with pytest.raises(RunMismatchError, match=r"holds a REINFORCE run, and this is a A2C trainer \(A2CTrainer\)"):
+        make_trainer(tokenizer, run_dir, A2CTrainer, A2CConfig())
+    with pytest.raises(RunMismatchError, match=r"baseline: 'moving_average' in the checkpoint, 'none' now"):
+        make_trainer(tokenizer, run_dir, config=ReinforceConfig(baseline="none", learning_rate=1e-2))
+    assert make_trainer(tokenizer, run_dir).global_step == 3  # the same settings resume
+
+
+# --------------------------------------------------------------------------- two processes
+def test_a_second_process_on_a_run_folder_stops_naming_the_first(trained, tmp_path, tokenizer):
+    run_dir = copy_run(trained, tmp_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        import socket
+
+        with open(os.path.join(run_dir, ".lock"), "w") as f:
+            json.dump({"pid": other.pid, "host": socket.gethostname(), "since": "2026-12-06 10:00:00"}, f)
+        trainer = make_trainer(tokenizer, run_dir)
+        before = sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
+        with pytest.raises(RunFolderLockedError, match=rf"process {other.pid} has been training into it since "
+                                                       r"2026-12-06 10:00:00"):
+            trainer.train(5, progress=False)
+        assert trainer.global_step == 3 and sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == before
+    finally:
+        other.kill()
+        other.wait()
+    # the holder was killed: its stale lock is taken over (with a warning), the run goes on, the lock goes away
+    with pytest.warns(UserWarning, match=rf"taking over the lock of process {other.pid}, which no longer runs"):
+        trainer.train(4, progress=False)
+    assert trainer.global_step == 4 and not os.path.exists(os.path.join(run_dir, ".lock"))
+
+
+def test_the_lock_is_reentrant_and_released(tmp_path):
+    run_dir = str(tmp_path / "r")
+    with run_folder_lock(run_dir):
+        with open(os.path.join(run_dir, ".lock")) as f:
+            assert json.load(f)["pid"] == os.getpid()
+        with run_folder_lock(run_dir):  # the same process again (train_run, then trainer.train)
+            pass
+        assert os.path.exists(os.path.join(run_dir, ".lock"))
+    assert not os.path.exists(os.path.join(run_dir, ".lock"))
+
+
+# --------------------------------------------------------------------------- logs
+def test_a_torn_metrics_line_is_rebuilt_from_the_checkpoint_on_resume(trained, tmp_path, tokenizer):
+    from tf_rl_text.workflow import read_metrics
+
+    run_dir = copy_run(trained, tmp_path)
+    path = os.path.join(run_dir, "metrics.jsonl")
+    lines = open(path).read().splitlines()
+    original = [json.loads(x) for x in lines]
+    with open(path, "w") as f:  # a kill while step 3's line was written
+        f.write("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    with pytest.warns(UserWarning, match=r"metrics.jsonl, line 3: not a whole JSON line"):
+        assert [r["step"] for r in read_metrics(run_dir)] == [1, 2]  # the plot skips it, saying so
+    trainer = make_trainer(tokenizer, run_dir)
+    with pytest.warns(UserWarning, match=r"metrics.jsonl, line 3: not a whole JSON line .* rebuilt from the checkpoint"):
+        trainer.train(4, callbacks=[JSONLLogger()], progress=False)
+    rows = read_metrics(run_dir)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert rows[2] == original[2]  # step 3, exactly as it was logged, back from the checkpoint's history
+
+
+# --------------------------------------------------------------------------- config files
+def test_a_yaml_key_given_twice_is_refused_with_its_lines(tmp_path):
+    from tf_rl_text.configfile import ConfigError, read_file
+
+    path = tmp_path / "dup.yaml"
+    path.write_text("algorithm: reinforce\ntrainer:\n  learning_rate: 1.0e-3\nrun:\n  steps: 3\n"
+                    "trainer:\n  kl_coef: 0.1\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml, line 6: 'trainer' is given twice \(first on line 2\)"):
+        read_file(str(path))
+    path.write_text("run:\n  steps: 3\n  steps: 4\n")
+    with pytest.raises(ConfigError, match=r"line 3: 'steps' is given twice \(first on line 2\)"):
+        read_file(str(path))
+    (tmp_path / "dup.json").write_text('{"run": {"steps": 3}, "run": {"steps": 4}}')
+    with pytest.raises(ConfigError, match=r"'run' is given twice"):
+        read_file(str(tmp_path / "dup.json"))
+
+
+# --------------------------------------------------------------------------- exports
+def test_an_export_with_a_swapped_or_edited_tokenizer_is_refused_at_load(tokenizer, tmp_path):
+    from tf_rl_text.defaults import train_tokenizer
+    from tf_rl_text.export import TOKENIZER_DIR, export_policy
+
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    path = export_policy(agent, str(tmp_path / "export"), max_new_tokens=3)
+    assert tf_rl_text.load(path).generate(["the movie was"]) == agent.generate_text(["the movie was"], 3)
+    folder = os.path.join(path, TOKENIZER_DIR)
+    # swapped: another tokenizer of another size
+    saved = str(tmp_path / "saved_tok")
+    shutil.copytree(folder, saved)
+    other = train_tokenizer(["a b c d e f g", "h i j k"] * 10, vocab_size=300)
+    shutil.rmtree(folder)
+    other.save_pretrained(folder)
+    with pytest.raises(ValueError, match=r"the tokenizer in assets/tokenizer has \d+ tokens, the model was exported "
+                                         r"with a tokenizer of 512"):
+        tf_rl_text.load(path)
+    # edited: the same size, two tokens' ids swapped
+    shutil.rmtree(folder)
+    shutil.copytree(saved, folder)
+    spec = json.load(open(os.path.join(folder, "tokenizer.json"), encoding="utf-8"))
+    vocab = spec["model"]["vocab"]
+    a, b = sorted(vocab, key=vocab.get)[100:102]
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    json.dump(spec, open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8"))
+    with pytest.raises(ValueError, match=r"is not the one the model was exported with \(its vocabulary differs"):
+        tf_rl_text.load(path)
+
+
+# --------------------------------------------------------------------------- the workflow (the CLI's code path)
+TINY = {
+    "algorithm": "reinforce",
+    "model": {"layers": 1, "width": 32},
+    "data": {"source": "prompts"},
+    "reward": {"name": "sentiment"},
+    "trainer": {"learning_rate": 1e-3, "baseline": "rloo", "num_samples_per_prompt": 2},
+    "run": {"steps": 2, "warm_start_steps": 3, "batch_size": 2, "max_new_tokens": 4, "seed": 0, "checkpoint_every": 1,
+            "eval_metrics": "reward", "keep_best": "reward", "eval_every": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return str(path)
+
+
+def test_a_run_whose_index_is_damaged_resumes_through_the_workflow_without_a_new_before(config_file, tmp_path):
+    from tf_rl_text import configfile, workflow
+
+    run_dir = str(tmp_path / "run")
+    workflow.train_run(configfile.load_config(config_file), run_dir, progress=False, log=lambda *a: None)
+    before = open(os.path.join(run_dir, "before.json")).read()
+    os.remove(os.path.join(run_dir, "checkpoints", "checkpoint"))
+    logs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = workflow.train_run(configfile.load_config(config_file, ["run.steps=3"]), run_dir, progress=False,
+                                     log=logs.append)
+    assert summary["resumed_from_step"] == 2 and summary["steps"] == 3
+    assert not any(m.startswith("warm start") for m in logs), logs  # the weights came from the checkpoint
+    assert open(os.path.join(run_dir, "before.json")).read() == before  # the run's own "before" is kept
+    assert [r["step"] for r in workflow.read_metrics(run_dir) if "eval" not in r] == [1, 2, 3]
+
+
+def test_a_run_that_trained_but_has_no_complete_checkpoint_is_not_overwritten(config_file, tmp_path):
+    from tf_rl_text import configfile, workflow
+    from tf_rl_text.configfile import ConfigError
+
+    run_dir = str(tmp_path / "run")
+    workflow.train_run(configfile.load_config(config_file), run_dir, progress=False, log=lambda *a: None)
+    for name in os.listdir(os.path.join(run_dir, "checkpoints")):
+        if ".data-" in name:
+            os.remove(os.path.join(run_dir, "checkpoints", name))
+    metrics = open(os.path.join(run_dir, "metrics.jsonl")).read()
+    with pytest.raises(ConfigError, match=r"holds a run \(checkpoint files in .*, none complete\) but no complete "
+                                          r"checkpoint to resume it from"):
+        workflow.train_run(configfile.load_config(config_file), run_dir, progress=False, log=lambda *a: None)
+    assert open(os.path.join(run_dir, "metrics.jsonl")).read() == metrics
+
+
+def test_a_scratch_folder_keeps_every_earlier_run(config_file, tmp_path):
+    from tf_rl_text import configfile, workflow
+
+    run_dir = str(tmp_path / "example")
+    cfg = configfile.load_config(config_file)
+    logs = []
+    for _ in range(3):
+        workflow.train_run(cfg, run_dir, progress=False, log=logs.append, scratch=True)
+    assert sorted(os.listdir(tmp_path)) == ["example", "example.old", "example.old2"]
+    assert f"{run_dir} held a finished run; moved it to {run_dir}.old2 (nothing deleted) and starting a new run" in logs
+
+
+def test_the_serving_export_of_a_run_is_the_model_the_run_kept(config_file, tmp_path, monkeypatch):
+    """keep_best kept the warm start (every RL step scored lower); `tf-rl-text export --serving-only` exported the
+    latest checkpoint instead. Now both exports are the kept model, and say which step it is."""
+    from tf_rl_text import configfile, workflow
+    from tf_rl_text.trainers.base import Trainer
+
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *a, **k: -float(self.global_step))  # dev falls with RL
+    run_dir = str(tmp_path / "run")
+    summary = workflow.train_run(configfile.load_config(config_file), run_dir, progress=False, log=lambda *a: None)
+    assert summary["kept"] == "the warm-started model" and summary["rl_discarded"] is True
+    logs = []
+    out = workflow.export_run(run_dir, str(tmp_path / "serving"), serving_only=True, log=logs.append)
+    assert any("exporting the model the run kept: step 0" in m for m in logs), logs
+    own, serving = tf_rl_text.load(summary["export"]), tf_rl_text.load(out)
+    assert (own.metadata["step"], own.metadata["latest_step"]) == (0, 2)
+    assert (serving.metadata["step"], serving.metadata["latest_step"]) == (0, 2)
+    for a, b in zip(own.module.model_variables, serving.module.model_variables):
+        assert (a.numpy() == b.numpy()).all()
+
+
+def test_a_tie_on_the_kept_metric_says_rl_was_discarded_and_why(config_file, tmp_path, monkeypatch):
+    from tf_rl_text import configfile, workflow
+    from tf_rl_text.trainers.base import Trainer
+
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *a, **k: 0.0)  # unsmoothed BLEU on a small dev set
+    summary = workflow.train_run(configfile.load_config(config_file), str(tmp_path / "run"), progress=False,
+                                 log=lambda *a: None)
+    assert summary["rl_discarded"] is True
+    assert "RL was discarded on a tie: every dev check, the warm start's included, scored exactly 0.0000" in \
+        summary["rl_note"]
