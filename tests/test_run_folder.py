@@ -287,3 +287,62 @@ def test_a_tie_on_the_kept_metric_says_rl_was_discarded_and_why(config_file, tmp
     assert summary["rl_discarded"] is True
     assert "RL was discarded on a tie: every dev check, the warm start's included, scored exactly 0.0000" in \
         summary["rl_note"]
+
+
+# --------------------------------------------------------------------------- a reward that never returns
+def hanging_after(n, send_signal=False):
+    calls = {"n": 0}
+
+    def slow_reward(completions, prompts, references):
+        import signal
+        import time
+
+        calls["n"] += 1
+        if calls["n"] > n:
+            if send_signal:
+                os.kill(os.getpid(), signal.SIGTERM)  # the job scheduler's SIGTERM, while the reward hangs
+            time.sleep(30)
+        return [len(c) / 10 for c in completions]
+
+    return slow_reward
+
+
+def test_a_hung_reward_fails_the_batch_by_name_after_reward_timeout_s(tokenizer):
+    import time
+
+    from tf_rl_text.env import RewardTimeoutError
+
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(PROMPTS, tokenizer, hanging_after(1), batch_size=2, max_new_tokens=3,
+                            reward_timeout_s=0.5)
+    trainer = ReinforceTrainer(agent, env, ReinforceConfig(baseline="none"))
+    trainer.train(1, progress=False)
+    start = time.monotonic()
+    with pytest.raises(RewardTimeoutError, match=r"reward_fn slow_reward did not return within reward_timeout_s=0.5 s "
+                                                 r"on batch 2; nothing was trained on this batch"):
+        trainer.train(1, progress=False)
+    assert time.monotonic() - start < 10 and trainer.global_step == 1
+    with pytest.raises(ValueError, match=r"reward_timeout_s must be a number of seconds > 0 .* got 0"):
+        TextGenerationEnv(PROMPTS, tokenizer, reward_fn, reward_timeout_s=0)
+
+
+@pytest.mark.parametrize("timeout", [None, 60.0])
+def test_sigterm_during_a_hung_reward_saves_the_last_complete_step(tokenizer, tmp_path, timeout):
+    """Without a timeout the signal interrupts the reward function itself; with one, the wait for its thread. Either
+    way the abandoned batch leaves no trace: the checkpoint is step 2's state, the env's cursor included."""
+    run_dir = tmp_path / "run"
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(PROMPTS, tokenizer, hanging_after(2, send_signal=True), batch_size=2, max_new_tokens=3,
+                            seed=0, reward_timeout_s=timeout)
+    trainer = ReinforceTrainer(agent, env, ReinforceConfig(baseline="none"), run_dir=str(run_dir),
+                               checkpoint_every=10)
+    with pytest.raises(SystemExit) as stop:
+        trainer.train(5, progress=False)
+    assert stop.value.code == 143
+    assert checkpoint_steps(str(run_dir / "checkpoints")) == [2]
+    straight = make_trainer(tokenizer, tmp_path / "straight", config=ReinforceConfig(baseline="none"))
+    straight.train(2, progress=False)
+    resumed = make_trainer(tokenizer, run_dir, config=ReinforceConfig(baseline="none"))
+    assert resumed.global_step == 2 and resumed.env.state_dict() == straight.env.state_dict()
+    for a, b in zip(resumed.agent.model.get_weights(), straight.agent.model.get_weights()):
+        assert (a == b).all()

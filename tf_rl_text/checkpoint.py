@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 
+from tf_rl_text import env as env_module
 from tf_rl_text._compat import tf
 
 __all__ = ["Checkpointing", "JSONState", "numpy_rng_state", "set_numpy_rng_state", "env_state", "checkpoint_steps",
@@ -399,15 +400,20 @@ class Checkpointing:
                     signal.signal(signum, old.get(signum, signal.SIG_DFL))
                     os.kill(os.getpid(), signum)
                 trainer._stop_signal = signum
+                env_module.STOP.set()  # a reward call waiting under reward_timeout_s stops on it
+                if env_module.IN_REWARD.is_set():  # the main thread is inside a reward function: leave it now
+                    raise env_module.StopRequested(f"signal {signum} during the reward function")
 
             for s in (signal.SIGINT, signal.SIGTERM):
                 old[s] = signal.getsignal(s)
                 signal.signal(s, handler)
+            env_module.STOP.clear()
             try:
                 yield
             finally:
                 for s, h in old.items():
                     signal.signal(s, h)
+                env_module.STOP.clear()
 
         return guard()
 

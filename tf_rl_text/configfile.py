@@ -159,8 +159,13 @@ class RunSection:
     strategy: str = "default"
     """tf.distribute strategy: "default" (one device), "mirrored" (all local GPUs) or "multi_worker"
     (MultiWorkerMirroredStrategy from TF_CONFIG; only the chief writes files); docs/distributed.md."""
+    reward_timeout_s: float | None = None
+    """Fail the batch, naming the reward, when the reward function has not returned after this many seconds
+    (a hung call or server); null = wait as long as it takes. SIGTERM during a reward call still saves."""
 
     def __post_init__(self):
+        if self.reward_timeout_s is not None and not self.reward_timeout_s > 0:
+            raise ValueError(f"reward_timeout_s must be > 0 seconds (or null: no limit), got {self.reward_timeout_s}")
         _at_least("steps", self.steps, 0)
         _at_least("warm_start_steps", self.warm_start_steps, 0)
         if not self.warm_start_lr > 0:

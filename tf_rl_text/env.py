@@ -19,6 +19,8 @@ on that step.
 from __future__ import annotations
 
 import collections
+import threading
+import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -41,6 +43,57 @@ Rollout.__doc__ = """One batch of episodes from :meth:`TextGenerationEnv.rollout
 prompt_ids/prompt_mask: (B, P) int32, left padded; completion_ids/completion_mask: (B, T) int32;
 rewards: (B,) float32; prompts, completions: lists of B strings; references: list of B (or None).
 """
+
+
+class RewardTimeoutError(RuntimeError):
+    """The reward function did not return within ``reward_timeout_s``."""
+
+
+class StopRequested(BaseException):
+    """SIGINT/SIGTERM arrived while a trainer waited for the reward function: the step is abandoned (nothing
+    was trained on it) and the trainer saves its last complete state. A ``BaseException``, like
+    ``KeyboardInterrupt``, so that ``except Exception`` in a reward function does not swallow it."""
+
+
+STOP = threading.Event()
+"""Set by a training trainer's SIGINT/SIGTERM handler; a reward call waiting under a timeout stops on it."""
+IN_REWARD = threading.Event()
+"""Set while the main thread runs a reward function directly (no timeout): the handler may then raise
+:class:`StopRequested` into it instead of waiting for it to return."""
+
+
+def _call_reward(fn, args, timeout, name, where):
+    """``fn(*args)``; with ``timeout`` (seconds) in a worker thread, waited for in short slices so that a
+    stop request (SIGTERM/SIGINT during training) is seen at once, and a hung function fails by name."""
+    if timeout is None:
+        IN_REWARD.set()
+        try:
+            return fn(*args)
+        finally:
+            IN_REWARD.clear()
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller
+            box["error"] = err
+
+    worker = threading.Thread(target=run, name=f"reward {name}", daemon=True)
+    start = time.monotonic()
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+        if STOP.is_set():
+            raise StopRequested(f"stopped while reward_fn {name} ran {where}")
+        if worker.is_alive() and time.monotonic() - start > timeout:
+            raise RewardTimeoutError(
+                f"reward_fn {name} did not return within reward_timeout_s={timeout:g} s {where}; nothing was trained on "
+                "this batch. Fix the reward function (a hung call, a server that does not answer?) or raise the timeout "
+                "(its thread is left running in the background)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class BatchedEnv(py_environment.PyEnvironment):
@@ -113,8 +166,11 @@ class BatchedEnv(py_environment.PyEnvironment):
         self.num_reward_batches += 1
         name = getattr(self.reward_fn, "__name__", None) or type(self.reward_fn).__name__
         where = f"on batch {self.num_reward_batches}"
+        timeout = getattr(self, "reward_timeout_s", None)
         try:
-            raw = self.reward_fn(list(completions), list(prompts), list(references))
+            raw = _call_reward(self.reward_fn, (list(completions), list(prompts), list(references)), timeout, name, where)
+        except RewardTimeoutError:
+            raise
         except Exception as err:
             raise RuntimeError(
                 f"reward_fn {name} raised {type(err).__name__} {where}: {err}. Nothing was trained on this batch; "
@@ -158,6 +214,9 @@ class TextGenerationEnv(BatchedEnv):
       context_length: the model's context; prompts longer than ``context_length -
         max_new_tokens`` are rejected. Defaults to the tokenizer's ``model_max_length``.
       shuffle, seed: prompts are drawn in shuffled epochs (reproducible for a fixed seed).
+      reward_timeout_s: fail the batch with :class:`RewardTimeoutError`, naming the reward function,
+        when it has not returned after this many seconds (None: wait as long as it takes). The call
+        then runs in a worker thread, and SIGINT/SIGTERM during it still stop training cleanly.
       sampling: keyword arguments of :meth:`RLAgent.generate` for every :meth:`rollout`: ``top_p``,
         ``repetition_penalty``, ``min_new_tokens``, ``stop_token_ids``, ``temperature``, ``top_k``
         (e.g. ``{"top_p": 0.9, "min_new_tokens": 2}``); unset ones are the agent's.
@@ -190,8 +249,13 @@ class TextGenerationEnv(BatchedEnv):
         seed: int | None = 0,
         encoder_decoder: bool = False,
         sampling: dict | None = None,
+        reward_timeout_s: float | None = None,
     ):
         super().__init__(handle_auto_reset=True)  # step() after LAST starts a new batch
+        if reward_timeout_s is not None and not (isinstance(reward_timeout_s, (int, float)) and reward_timeout_s > 0):
+            raise ValueError(f"reward_timeout_s must be a number of seconds > 0 (or None: no limit), got "
+                             f"{reward_timeout_s!r}")
+        self.reward_timeout_s = None if reward_timeout_s is None else float(reward_timeout_s)
         prompts = check_prompts(prompts)  # a list of non-blank strings
         if not prompts:
             raise ValueError("prompts is empty; TextGenerationEnv needs at least one prompt")

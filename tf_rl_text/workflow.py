@@ -352,10 +352,10 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
         if train.has_references or agent.is_encoder_decoder:
             env = train.to_env(tok, reward_fn, batch_size=r.batch_size, max_new_tokens=r.max_new_tokens,
                                encoder_decoder=agent.is_encoder_decoder, seed=r.seed,
-                               context_length=agent.context_length)
+                               context_length=agent.context_length, reward_timeout_s=r.reward_timeout_s)
         else:
             env = TextGenerationEnv(train.prompts, tok, reward_fn=reward_fn, batch_size=r.batch_size,
-                                    max_new_tokens=r.max_new_tokens, seed=r.seed)
+                                    max_new_tokens=r.max_new_tokens, seed=r.seed, reward_timeout_s=r.reward_timeout_s)
     except ValueError as e:
         raise ConfigError(f"{cfg.source}: run.max_new_tokens {r.max_new_tokens}: {e}") from None
     losses = []

@@ -287,7 +287,22 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
                              f"first, then build the {type(self).__name__}")
         start = time.perf_counter()
         lr = self.learning_rate
-        stats = self._step()
+        from tf_rl_text.checkpoint import env_state
+        from tf_rl_text.env import StopRequested
+
+        rng = getattr(self.agent, "rng", None)
+        env_before, rng_before = env_state(self.env), (rng.state.numpy() if rng is not None else None)
+        batches_before = getattr(self.env, "num_reward_batches", None)
+        try:
+            stats = self._step()
+        except StopRequested:  # a signal while the reward function ran: this step never happened
+            if env_before is not None:
+                self.env.load_state_dict(env_before)
+            if rng_before is not None:
+                rng.state.assign(rng_before)
+            if batches_before is not None:
+                self.env.num_reward_batches = batches_before
+            raise
         self._step_var.assign_add(1)
         stats.setdefault("step_time_s", time.perf_counter() - start)
         stats["lr"] = lr
@@ -339,8 +354,13 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         logs = {}
         callbacks.on_train_begin(self)
         with self._signals_saved():
+            from tf_rl_text.env import StopRequested
+
             while self.global_step < target:
-                logs = self.step()
+                try:
+                    logs = self.step()
+                except StopRequested:  # the state is the last complete step's: saved below, then the signal's effect
+                    break
                 out.append(logs)
                 callbacks.on_step_end(self.global_step, logs)
                 if self.run_dir and self.checkpoint_every and self.global_step % self.checkpoint_every == 0:
