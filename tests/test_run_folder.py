@@ -346,3 +346,75 @@ def test_sigterm_during_a_hung_reward_saves_the_last_complete_step(tokenizer, tm
     assert resumed.global_step == 2 and resumed.env.state_dict() == straight.env.state_dict()
     for a, b in zip(resumed.agent.model.get_weights(), straight.agent.model.get_weights()):
         assert (a == b).all()
+
+
+# --------------------------------------------------------------------------- clear errors
+@pytest.fixture(scope="module")
+def wf_run(config_file, tmp_path_factory):
+    from tf_rl_text import configfile, workflow
+
+    run_dir = str(tmp_path_factory.mktemp("wf") / "run")
+    workflow.train_run(configfile.load_config(config_file), run_dir, progress=False, log=lambda *a: None)
+    return run_dir
+
+
+def test_a_missing_or_damaged_config_yaml_is_named(wf_run, config_file, tmp_path):
+    from tf_rl_text import configfile, workflow
+    from tf_rl_text.configfile import ConfigError
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(wf_run, run_dir)
+    record = os.path.join(run_dir, "config.yaml")
+    with open(record, "w") as f:
+        f.write("run: {steps: [1, 2\n")
+    cfg = configfile.load_config(config_file)
+    with pytest.raises(ConfigError, match=r"config.yaml is damaged \(.*\); put back the run's config.yaml"):
+        workflow.claim_run_dir(cfg, run_dir)
+    os.remove(record)
+    with pytest.raises(ConfigError, match=r"holds checkpoints but no config.yaml"):
+        workflow.claim_run_dir(cfg, run_dir)
+
+
+def test_export_into_the_run_folder_itself_is_refused(wf_run):
+    from tf_rl_text import cli
+
+    assert cli.main(["export", wf_run, wf_run]) == 2
+    assert os.path.exists(os.path.join(wf_run, "checkpoints"))
+
+
+def test_a_relative_data_variable_is_read_from_the_working_directory(tmp_path, monkeypatch):
+    from tf_rl_text.configfile import _resolve_path
+
+    (tmp_path / "work" / "data").mkdir(parents=True)
+    (tmp_path / "configs").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("TF_RL_TEXT_DATA", "data")
+    got = _resolve_path("$TF_RL_TEXT_DATA/multi30k", str(tmp_path / "configs"))
+    assert got == str(tmp_path / "work" / "data" / "multi30k")
+
+
+def test_a_full_disk_during_export_is_an_oserror_that_keeps_the_previous_export(tokenizer, tmp_path, monkeypatch):
+    import errno
+
+    from tf_rl_text._compat import tf
+    from tf_rl_text.export import export_policy
+
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    path = export_policy(agent, str(tmp_path / "export"), max_new_tokens=2)
+
+    def full(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "tmp/variables.data: No space left on device")
+
+    monkeypatch.setattr(tf.saved_model, "save", full)
+    with pytest.raises(OSError, match=r"no space left on the device while exporting .* the previous export at that "
+                                      r"path is kept") as err:
+        export_policy(agent, path, max_new_tokens=2)
+    assert err.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert tf_rl_text.load(path).generate(["my day"]) == agent.generate_text(["my day"], 2)
+
+
+def test_generate_text_names_a_none_prompt(tokenizer):
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    with pytest.raises(ValueError, match=r"prompts\[1\] must be a string, got NoneType"):
+        agent.generate_text(["my day", None], 2)

@@ -12,7 +12,10 @@ import logging
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out of user output
+# TF's C++ log lines: on a CPU machine every process prints "E ... Unable to register cuDNN/cuFFT/cuBLAS factory"
+# and "E ... SetPriority unimplemented" (harmless, level ERROR), so only FATAL ones stay. Errors that matter reach
+# Python as exceptions; set TF_CPP_MIN_LOG_LEVEL=0 before importing tf_rl_text to see every line again.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402  (before transformers, see above)

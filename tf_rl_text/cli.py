@@ -303,14 +303,18 @@ def build_parser():
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tf_rl_text.checkpoint import RunFolderLockedError, RunMismatchError
     from tf_rl_text.configfile import ConfigError
+    from tf_rl_text.env import RewardTimeoutError
 
     try:
         return args.fn(args)
     except (ConfigError, _UsageError) as e:
         print(f"tf-rl-text {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USAGE
+    except (RunFolderLockedError, RunMismatchError, RewardTimeoutError) as e:  # the run folder or the reward, named
+        print(f"tf-rl-text {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -524,6 +524,7 @@ def _expand_data_var(value: str) -> str:
     if not folder:
         raise ConfigError(f"{value!r} names ${DATA_VAR}, which is not set: set {DATA_VAR} to the folder that holds "
                           "the real data sets, or give the path itself")
+    folder = os.path.abspath(os.path.expanduser(folder))  # a relative $TF_RL_TEXT_DATA: from the working directory
     for token in tokens:
         value = value.replace(token, folder)
     return value

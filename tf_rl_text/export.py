@@ -233,10 +233,18 @@ def write_atomically(path, write):
             old = prefix + "-old"
             os.rename(path, old)
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if old is not None and not os.path.lexists(path):
             os.rename(old, path)  # the previous export goes back in place
         shutil.rmtree(tmp, ignore_errors=True)
+        disk_full = isinstance(err, tf.errors.ResourceExhaustedError) or (
+            isinstance(err, tf.errors.OpError) and "no space left" in str(err).lower())
+        if disk_full:  # TensorFlow's own error for a full disk: an OSError, as for any other file written
+            import errno
+
+            kept = "the previous export at that path is kept" if os.path.lexists(path) else "nothing was written there"
+            raise OSError(errno.ENOSPC, f"no space left on the device while exporting to {path} ({_first_line(err)}); "
+                                        f"{kept}. Free space and export again") from err
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -26,6 +26,7 @@ from tf_rl_text import sampling
 from tf_rl_text._compat import tf
 from tf_rl_text.models import as_float32
 from tf_rl_text.precision import weights_cast_once
+from tf_rl_text.validation import check_prompts
 from tf_rl_text.tokens import position_ids_from_mask
 
 GENERATION_CACHES = ("auto", "model", "llama", "none")
@@ -405,6 +406,7 @@ class GenerationMixin:
         """
         if isinstance(prompts, str):
             prompts = [prompts]
+        prompts = check_prompts(prompts)  # non-blank strings: [None] names the entry, not the tokenizer's message
         greedy = resolve_greedy(greedy, temperature, top_k, seed, controls.get("top_p"))  # bad arguments fail fast
         ids, mask = self.encode_prompts(prompts)
         gen = self.generate(ids, mask, max_new_tokens=max_new_tokens, greedy=greedy, seed=seed,

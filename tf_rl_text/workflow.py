@@ -420,7 +420,20 @@ def claim_run_dir(cfg: RunConfig, run_dir: str, scratch: bool = False, log=print
                               "over")
         _move_aside(run_dir, f"a run without a complete checkpoint ({trained})", log)
         return
-    found = _flat(yaml.safe_load(open(record, encoding="utf-8")) if os.path.isfile(record) else {})
+    if not os.path.isfile(record):
+        raise ConfigError(f"{run_dir!r} holds checkpoints but no config.yaml (the record of the settings it was trained "
+                          "with), so it cannot be checked against this config; put the run's config.yaml back, or pass "
+                          "a new run folder")
+    try:
+        with open(record, encoding="utf-8") as f:
+            found = yaml.safe_load(f)
+        if not isinstance(found, dict):
+            raise ValueError(f"it holds {type(found).__name__}, not a mapping of sections")
+    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as e:
+        first = " ".join(str(e).split())[:200]
+        raise ConfigError(f"{record} is damaged ({first}); put back the run's config.yaml (the settings it was trained "
+                          "with), or pass a new run folder") from None
+    found = _flat(found)
     wanted = _flat(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
     ignored = {f"{s}.{k}" for s, names in RESUMABLE_CHANGES.items() for k in names}
     changed = sorted(k for k in set(found) | set(wanted) if k not in ignored and found.get(k) != wanted.get(k))
@@ -727,6 +740,10 @@ def export_run(run_dir: str, out: str, serving_only: bool = False, log=print) ->
     config_path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(config_path):
         raise ConfigError(f"{run_dir!r} is not a run folder (no config.yaml); pass the --run-dir of `tf-rl-text train`")
+    here, there = os.path.realpath(run_dir), os.path.realpath(out)
+    if there == here or here.startswith(there + os.sep):
+        raise ConfigError(f"cannot export {run_dir!r} to {out!r}: an export replaces its whole folder, which would "
+                          f"delete the run; pass a new folder, e.g. {os.path.join(run_dir, 'export')}")
     if not has_checkpoint(run_dir):  # before building anything
         raise ConfigError(f"{run_dir!r} holds no checkpoint (nothing in {os.path.join(run_dir, 'checkpoints')}); "
                           "train it first with `tf-rl-text train CONFIG --run-dir RUN_DIR`, or pass a run folder "
