@@ -418,3 +418,37 @@ def test_generate_text_names_a_none_prompt(tokenizer):
     agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
     with pytest.raises(ValueError, match=r"prompts\[1\] must be a string, got NoneType"):
         agent.generate_text(["my day", None], 2)
+
+
+# --------------------------------------------------------------------------- a user's own reward in a config
+def test_a_custom_reward_named_module_colon_function_runs_the_whole_cli_path(tmp_path):
+    from tf_rl_text import configfile, workflow
+    from tf_rl_text.configfile import ConfigError
+
+    (tmp_path / "my_rewards.py").write_text(
+        "def letters(completions, prompts, references, letter='e', scale=1.0):\n"
+        "    return [scale * c.count(letter) for c in completions]\n\n"
+        "class Length:\n"
+        "    def __init__(self, per_char=0.1):\n"
+        "        self.per_char = per_char\n"
+        "    def __call__(self, completions, prompts, references):\n"
+        "        return [self.per_char * len(c) for c in completions]\n")
+    spec = dict(TINY, reward={"name": "my_rewards:letters", "letter": "a", "scale": 2.0})
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    cfg = configfile.load_config(str(path))  # the module sits beside the config: found there
+    reward = workflow.build_reward(cfg.reward, cfg, log=lambda *a: None)
+    assert reward(["banana", "kiwi"], ["p", "q"], [None, None]) == [6.0, 0.0] and reward.__name__ == "letters"
+    cls = workflow.build_reward({"name": "my_rewards:Length", "per_char": 0.5}, cfg)
+    assert cls(["abcd"], ["p"], [None]) == [2.0]
+    summary = workflow.train_run(cfg, str(tmp_path / "run"), progress=False, log=lambda *a: None)
+    assert summary["steps"] == 2 and "reward_after" in summary
+    out = workflow.export_run(str(tmp_path / "run"), str(tmp_path / "serving"), serving_only=True, log=lambda *a: None)
+    assert tf_rl_text.load(out).metadata["latest_step"] == summary["steps"]
+    for name, message in (("no_such_module:f", r"no module 'no_such_module'"),
+                          ("my_rewards:nothing", r"my_rewards has no 'nothing' \(it defines Length, letters\)"),
+                          ("my rewards:f", r"is not MODULE:NAME")):
+        with pytest.raises(ConfigError, match=message):
+            bad = tmp_path / "bad.yaml"
+            bad.write_text(yaml.safe_dump(dict(TINY, reward={"name": name})))
+            workflow.build_reward(configfile.load_config(str(bad)).reward, configfile.load_config(str(bad)))

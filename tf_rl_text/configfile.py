@@ -214,6 +214,8 @@ REWARDS = {
                   "of labelled sentences to fine-tune MiniLM on first (train_size, epochs, max_length, learning_rate, "
                   "output); label=1, include_prompt=true",
     "composite": "CompositeReward: components=[{name: ..., weight: w, ...args}], normalize_components=false, clip=null",
+    "MODULE:NAME": "your own reward, imported: a function (completions, prompts, references, **args) -> floats, or a "
+                   "class built with args whose instances are called so (docs/rewards.md)",
 }
 
 
@@ -231,8 +233,16 @@ def _check_reward(reward, source, where="reward"):
     if not isinstance(reward, dict):
         raise ConfigError(f"{source}: {where} must be a mapping with a name (one of {list(REWARDS)}), got {reward!r}")
     name = reward.get("name")
+    if isinstance(name, str) and ":" in name:  # your own reward: "package.module:function" (or a class)
+        module, _, attr = name.partition(":")
+        if not all(p.isidentifier() for p in module.split(".")) or not all(p.isidentifier() for p in attr.split(".")):
+            raise ConfigError(f"{source}: {where}.name {name!r} is not MODULE:NAME (e.g. mypkg.rewards:my_reward, a "
+                              "function (completions, prompts, references, **args) -> floats, or a class built with "
+                              "args)")
+        return
     if name not in REWARDS:
-        raise ConfigError(f"{source}: {where}.name {name!r} is not a reward; choose from {list(REWARDS)}")
+        raise ConfigError(f"{source}: {where}.name {name!r} is not a reward; choose from {list(REWARDS)}, or name "
+                          "your own as MODULE:FUNCTION (e.g. mypkg.rewards:my_reward)")
     if name == "composite":
         components = reward.get("components")
         if not isinstance(components, list) or not components:

@@ -239,6 +239,8 @@ def build_reward(spec: dict, cfg: RunConfig, log=print):
 
     args = {k: v for k, v in spec.items() if k not in ("name", "weight")}
     name = spec["name"]
+    if ":" in name:
+        return import_reward(name, args, cfg)
     try:
         if name == "sentiment":
             if args:
@@ -264,6 +266,53 @@ def build_reward(spec: dict, cfg: RunConfig, log=print):
         raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{cfg.source}: reward {name}: {e}") from None
+
+
+def import_reward(name: str, args: dict, cfg: RunConfig):
+    """A user's reward named ``MODULE:NAME`` in a config: a function ``(completions, prompts, references,
+    **args) -> floats`` (``args`` bound), or a class (built with ``args``) whose instances are called so.
+    The module is imported as Python would; if it is not found, again with the config file's folder and the
+    working directory on the path (a ``my_rewards.py`` beside the config works)."""
+    import functools
+    import importlib
+    import sys
+
+    module_name, _, attr = name.partition(":")
+    where = f"{cfg.source}: reward {name!r}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as first:
+        if first.name != module_name.split(".")[0]:
+            raise ConfigError(f"{where}: importing {module_name} failed: {first}") from None
+        extra = [p for p in (os.path.dirname(os.path.abspath(cfg.source)) if cfg.source else None, os.getcwd())
+                 if p and p not in sys.path]
+        sys.path[:0] = extra
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            raise ConfigError(f"{where}: no module {module_name!r} ({err}); make it importable (pip install your "
+                              f"package, or set PYTHONPATH), or put {module_name.split('.')[0]}.py beside the config") from None
+    except Exception as err:  # noqa: BLE001 - the user's module failed while importing
+        raise ConfigError(f"{where}: importing {module_name} raised {type(err).__name__}: {err}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(module) if not n.startswith("_")]
+            raise ConfigError(f"{where}: {module_name} has no {attr!r} (it defines {', '.join(names[:12])})")
+        obj = getattr(obj, part)
+    if isinstance(obj, type):
+        try:
+            reward = obj(**args)
+        except TypeError as err:
+            raise ConfigError(f"{where}: {attr}(**{args}) failed: {err}") from None
+    elif callable(obj):
+        reward = functools.update_wrapper(functools.partial(obj, **args), obj) if args else obj
+    else:
+        raise ConfigError(f"{where}: {attr} is a {type(obj).__name__}, not a function or class")
+    if not callable(reward):
+        raise ConfigError(f"{where}: {attr}(**args) built a {type(reward).__name__}, which cannot be called as "
+                          "reward(completions, prompts, references)")
+    return reward
 
 
 def zero_reward(completions, prompts=None, references=None):
