@@ -33,6 +33,16 @@ def test_dataset_indexing_slicing_take_split_select():
     a, b = ds.split(3, shuffle=True, seed=1)
     assert len(a) == 3 and len(b) == 7 and sorted(a.prompts + b.prompts) == sorted(ds.prompts)
     assert [ds[ds.prompts.index(p)][1] for p in a.prompts] == a.references  # pairs stay together
+    train, test = ds.split(test_fraction=0.2)  # named: (train, test), as scikit-learn; the same cut as split(0.8)
+    assert train.prompts == [f"p{i}" for i in range(8)] and test.prompts == ["p8", "p9"]
+    train, test = ds.split(test_count=3, shuffle=True, seed=1)
+    assert (len(train), len(test)) == (7, 3) and sorted(train.prompts + test.prompts) == sorted(ds.prompts)
+    with pytest.raises(ValueError, match=r"split takes one of: test_fraction=F"):
+        ds.split(0.5, test_fraction=0.5)
+    with pytest.raises(ValueError, match=r"test_fraction must be in \(0, 1\), got 1.5"):
+        ds.split(test_fraction=1.5)
+    with pytest.raises(ValueError, match=r"test_count must be an integer in \[0, 10\], got 11"):
+        ds.split(test_count=11)
     assert ds.select([5, 1]).prompts == ["p5", "p1"]
     assert ds.first_references()[-1] == "r9a"
     assert ds.map_prompts(str.upper).prompts[0] == "P0"

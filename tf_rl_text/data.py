@@ -29,7 +29,7 @@ Example::
     from tf_rl_text import data
     ds = data.load_translation(split="val", limit=64, prefix="translate english to german: ",
                                data_dir="../shared/data")   # or set TF_RL_TEXT_DATA=../shared/data
-    train, test = ds.split(0.9)
+    train, test = ds.split(test_fraction=0.1)
     env = train.to_env(tokenizer, reward_fn, batch_size=8, max_new_tokens=24)
 """
 from __future__ import annotations
@@ -172,7 +172,7 @@ class PromptDataset:
 
         ds = PromptDataset(["translate: a dog", "translate: a cat"], ["ein Hund", ["eine Katze", "ein Kater"]])
         len(ds), ds[0], ds[:1].prompts        # 2, ('translate: a dog', 'ein Hund'), ['translate: a dog']
-        train, test = ds.split(0.5)
+        train, test = ds.split(test_fraction=0.5)
         env = ds.to_env(tokenizer, reward_fn, batch_size=2)
     """
 
@@ -234,11 +234,30 @@ class PromptDataset:
         random.Random(seed).shuffle(order)
         return self.select(order)
 
-    def split(self, fraction_or_count, shuffle: bool = False, seed: int = 0):
-        """Two datasets: the first ``fraction`` (0 < f < 1) or ``count`` (int) examples, and the rest.
+    def split(self, fraction_or_count=None, shuffle: bool = False, seed: int = 0, *, test_fraction: float | None = None,
+              test_count: int | None = None):
+        """Two datasets, named by the keywords to leave no doubt about their order:
 
+            train, test = ds.split(test_fraction=0.2)      # (the first 80%, the last 20%), as scikit-learn
+            train, test = ds.split(test_count=100, shuffle=True, seed=0)
+
+        The positional form ``ds.split(f_or_n)`` returns (the first ``f`` of the examples, or the first
+        ``n``, then the rest): ``ds.split(0.8)`` is ``ds.split(test_fraction=0.2)``.
         ``shuffle=True`` shuffles (with ``seed``) before splitting.
         """
+        given = [x is not None for x in (fraction_or_count, test_fraction, test_count)]
+        if sum(given) != 1:
+            raise ValueError("split takes one of: test_fraction=F (0 < F < 1), test_count=N, or the size of the first "
+                             f"part positionally; got fraction_or_count={fraction_or_count!r}, "
+                             f"test_fraction={test_fraction!r}, test_count={test_count!r}")
+        if test_fraction is not None:
+            if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+                raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+            fraction_or_count = len(self) - int(round(len(self) * test_fraction))
+        elif test_count is not None:
+            if isinstance(test_count, bool) or not isinstance(test_count, int) or not 0 <= test_count <= len(self):
+                raise ValueError(f"test_count must be an integer in [0, {len(self)}], got {test_count!r}")
+            fraction_or_count = len(self) - test_count
         if isinstance(fraction_or_count, float):
             if not 0.0 < fraction_or_count < 1.0:
                 raise ValueError(f"split fraction must be in (0, 1), got {fraction_or_count}")
