@@ -14,8 +14,9 @@ IMDB reviews"), in TensorFlow and offline. It runs configs/positive_reviews.yaml
 3. REINFORCE (leave-one-out baseline) with reward = P(positive | prompt + completion) from the
    reward model (which has its own WordPiece tokenizer; text travels between the two), running
    reward normalisation, and a KL leash to the warm-started model;
-4. reward before/after (reward_before/reward_after in the metrics file: the mean P(positive) of 4
-   sampled completions per prompt) with samples, then export to saved_models/ and load back.
+4. reward before/after with samples (in the metrics file, named as in summary.json:
+   sampled_reward_before/after, the mean P(positive) of 4 sampled completions per prompt, and
+   reward_before/after, of the greedy completion), then export to saved_models/ and load back.
 
     python examples/positive_reviews.py            # the full run (several minutes on 2 CPU cores)
     python examples/positive_reviews.py --quick    # a smoke run (about 40 s on 2 idle CPU cores)
@@ -43,8 +44,9 @@ def main(argv=None):
     cfg, args = script_args(os.path.join(ROOT, "configs", "positive_reviews.yaml"), FLAGS, argv,
                             __doc__.split("\n\n")[0])
     return run_script(cfg, args, lambda s: {
-        "reward_before": s.get("sampled_reward_before"), "reward_after": s["sampled_reward_after"],
-        "greedy_reward_before": s.get("reward_before"), "greedy_reward_after": s["reward_after"],
+        # one name per quantity, as in summary.json: sampled_* the mean over sampled completions, reward_* greedy
+        "sampled_reward_before": s.get("sampled_reward_before"), "sampled_reward_after": s["sampled_reward_after"],
+        "reward_before": s.get("reward_before"), "reward_after": s["reward_after"],
         "kl_after": s["train_kl_last10"], "saved_model": s["export"], "precision": cfg.model.precision,
         "episodes": cfg.run.steps, "warm_start_steps": cfg.run.warm_start_steps,
         "samples_after": [x["prompt"] + x["completion"] for x in s["samples"]]})

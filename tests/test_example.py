@@ -36,8 +36,8 @@ def test_quick_run_raises_reward_exports_and_reloads(tmp_path):
                 "--run-dir", str(tmp_path / "run"), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads(metrics_file.read_text())
-    assert {"reward_before", "reward_after", "saved_model"} <= set(m)
-    assert m["reward_after"] > m["reward_before"] + 0.15, m
+    assert {"sampled_reward_before", "sampled_reward_after", "reward_before", "reward_after", "saved_model"} <= set(m)
+    assert m["sampled_reward_after"] > m["sampled_reward_before"] + 0.15, m
     assert os.path.exists(os.path.join(m["saved_model"], "saved_model.pb"))
     assert "before RL" in proc.stdout and "loaded back" in proc.stdout
     assert len(m["samples_after"]) == 4
@@ -54,7 +54,7 @@ def test_mixed_precision_run_trains_exports_and_reloads(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads(metrics_file.read_text())
     assert m["precision"] == "mixed_bfloat16" and m["episodes"] == 4 and m["warm_start_steps"] == 250
-    assert m["reward_before"] > 0  # the warm-started policy earns some reward: the RL updates have a signal
+    assert m["sampled_reward_before"] > 0  # the warm-started policy earns some reward: the RL updates have a signal
     # the bfloat16 RL updates changed the weights: the policy drifted from its warm-started reference
     # (measured: 0.06 nats per completion after 4 updates; exactly 0 if no update changes the weights)
     assert m["kl_after"] > 0.01, m

@@ -452,3 +452,36 @@ def test_a_custom_reward_named_module_colon_function_runs_the_whole_cli_path(tmp
             bad = tmp_path / "bad.yaml"
             bad.write_text(yaml.safe_dump(dict(TINY, reward={"name": name})))
             workflow.build_reward(configfile.load_config(str(bad)).reward, configfile.load_config(str(bad)))
+
+
+# --------------------------------------------------------------------------- the CLI as a user meets it
+def test_evaluate_reads_a_headerless_tsv_and_truncates_as_train_did(wf_run, tmp_path, capsys):
+    from tf_rl_text import cli
+
+    export = os.path.join(wf_run, "export")
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("the movie was really very good and long\ta great film\nmy day\twas fine\n")
+    assert cli.main(["evaluate", export, "--data", str(tsv), "--no-header", "--metrics", "length", "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["num_examples"] == 2.0
+    assert cli.main(["evaluate", export, "--data", str(tsv), "--no-header", "--max-source-tokens", "2", "--metrics",
+                     "sacrebleu", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 2.0
+    # with a header row expected, the first line's cells are taken as column names, and the error shows them
+    assert cli.main(["evaluate", export, "--data", str(tsv), "--metrics", "length"]) == 2
+    assert "column 'prompt' not found; columns present: ['the movie was really very good and long', 'a great film']" \
+        in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", export, "--data", str(tsv), "--temperature", "0.5"])  # greedy only: no such flag
+    assert "unrecognized arguments: --temperature" in capsys.readouterr().err
+
+
+def test_a_bad_set_value_is_blamed_on_the_set_not_the_file(config_file):
+    from tf_rl_text import configfile
+    from tf_rl_text.configfile import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--set run.steps=-3: run: steps must be >= 0, got -3 \(the value comes from "
+                                          r"--set, not from .*tiny.yaml\)"):
+        configfile.load_config(config_file, ["run.steps=-3"])
+    with pytest.raises(ConfigError, match=r"^--set run.batch_size=two: run.batch_size must be an integer"):
+        configfile.load_config(config_file, ["run.steps=5", "run.batch_size=two"])

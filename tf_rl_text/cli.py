@@ -107,7 +107,7 @@ def _check_generation_flags(args, policy):
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= policy.max_new_tokens:
         raise _UsageError(f"--max-new-tokens must be in [1, {policy.max_new_tokens}] (the export's max_new_tokens), "
                           f"got {args.max_new_tokens}; export with a larger run.max_new_tokens for longer completions")
-    if not args.temperature > 0:
+    if getattr(args, "temperature", 1.0) is not None and not getattr(args, "temperature", 1.0) > 0:
         raise _UsageError(f"--temperature must be > 0, got {args.temperature}")
 
 
@@ -162,10 +162,21 @@ def cmd_evaluate(args):
     policy = _load_export(args.export)
     _check_generation_flags(args, policy)
     fmt = args.format or ("csv" if args.data.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")) else "jsonl")
-    loader = data.load_csv if fmt == "csv" else data.load_jsonl
+    if args.no_header and fmt != "csv":
+        raise _UsageError("--no-header is for csv/tsv files (a jsonl line names its fields)")
+    if args.max_source_tokens is not None and args.max_source_tokens < 1:
+        raise _UsageError(f"--max-source-tokens must be >= 1, got {args.max_source_tokens}")
     try:
-        ds = loader(args.data, prompt_field=args.prompt_field, reference_field=args.reference_field or None,
-                    limit=args.limit)
+        if fmt == "csv":
+            fields = dict(prompt_field=args.prompt_field, reference_field=args.reference_field or None)
+            if args.no_header:  # the first column is the prompt, the second the reference
+                fields = dict(prompt_field=0, reference_field=1 if args.reference_field else None, header=False)
+            ds = data.load_csv(args.data, limit=args.limit, **fields)
+        else:
+            ds = data.load_jsonl(args.data, prompt_field=args.prompt_field,
+                                 reference_field=args.reference_field or None, limit=args.limit)
+        if args.max_source_tokens is not None:  # what train's data.max_source_tokens did to the prompts
+            ds = ds.truncate_prompts(policy.tokenizer, args.max_source_tokens)
         result = metrics.evaluate(ExportedAgent(policy, args.max_new_tokens), ds, metrics=wanted,
                                   max_new_tokens=args.max_new_tokens or policy.max_new_tokens, batch_size=32)
     except ValueError as e:
@@ -244,7 +255,6 @@ def build_parser():
     def generation_flags(q):
         q.add_argument("--max-new-tokens", type=int, default=None,
                        help="cut completions to N tokens (at most the export's max_new_tokens; default: all of them)")
-        q.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --sample)")
 
     g = sub.add_parser("generate", help="complete prompts with an exported policy",
                        description="Complete each prompt (arguments, or stdin lines) with an exported policy; prints "
@@ -253,6 +263,7 @@ def build_parser():
     g.add_argument("texts", nargs="*", help="prompts (default: one a line on stdin)")
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (with --sample)")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --sample)")
     generation_flags(g)
     g.add_argument("--separator", default=None,
                    help="printed between prompt and completion (default: nothing for a causal LM, ' => ' for an "
@@ -263,9 +274,17 @@ def build_parser():
     e = sub.add_parser("evaluate", help="score an exported policy on a data file (BLEU, sacreBLEU, ROUGE, perplexity...)",
                        description="Generate a greedy completion for every prompt of --data and score it against the "
                        "references. Metrics: bleu (nltk, 0..1), sacrebleu (cased, 13a, 0..100), sentence_bleu, rouge, "
-                       "rouge1, rouge2, rougeL, distinct, length, perplexity.")
+                       "rouge1, rouge2, rougeL, distinct, length, perplexity. The file: jsonl, one object a line, "
+                       '{"prompt": "...", "reference": "..." or ["...", "..."]} (other field names with --prompt-field/'
+                       "--reference-field, e.g. source/target for tf_rl_text/default_data/tasks/translation.jsonl); "
+                       "or csv/tsv with a header row naming the columns (--no-header: column 1 the prompt, column 2 "
+                       "the reference). For a causal model the reference is the continuation only: the completion "
+                       "after the prompt is scored against it, the prompt is not part of either.")
     e.add_argument("export", help="an exported SavedModel folder")
-    e.add_argument("--data", required=True, help="a jsonl or csv file of prompts and references")
+    e.add_argument("--data", required=True, help="a jsonl, csv or tsv file of prompts and references (format above)")
+    e.add_argument("--no-header", action="store_true", help="csv/tsv without a header row: prompt, reference columns")
+    e.add_argument("--max-source-tokens", type=int, default=None,
+                   help="keep the first N tokens of each prompt, as train's data.max_source_tokens did")
     e.add_argument("--metrics", default="bleu,sacrebleu,rouge,length", help="comma-separated metric names")
     e.add_argument("--prompt-field", default="prompt", help="the prompt field/column (default: prompt)")
     e.add_argument("--reference-field", default="reference", help="the reference field/column (default: reference)")
@@ -275,9 +294,10 @@ def build_parser():
     e.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     e.set_defaults(fn=cmd_evaluate)
 
-    x = sub.add_parser("export", help="export a run's latest checkpoint as a SavedModel",
+    x = sub.add_parser("export", help="export the model a run kept as a SavedModel",
                        description="Rebuild the run of RUN_DIR (from its config.yaml), restore its latest checkpoint "
-                       "and export it to OUT. --serving-only leaves out train_step and the optimizer's slots (about a "
+                       "and the weights the run kept (run.keep_best: RUN_DIR/best), and export them to OUT, as the "
+                       "run's own export did; the export's tf_rl_text.json names the step (step, latest_step). --serving-only leaves out train_step and the optimizer's slots (about a "
                        "third of the size).")
     x.add_argument("run_dir", help="a run folder written by `tf-rl-text train`")
     x.add_argument("out", help="the folder to write the SavedModel to")

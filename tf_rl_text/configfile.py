@@ -605,7 +605,26 @@ def _check_exists(cfg: RunConfig):
 
 
 def load_config(path: str, sets=None, quick: bool = False) -> RunConfig:
-    """Read, merge (``--set``, then the ``quick`` section with ``quick=True``) and validate a config file."""
+    """Read, merge (``--set``, then the ``quick`` section with ``quick=True``) and validate a config file.
+    A bad value that came from ``--set`` is blamed on that ``--set``, not on the file."""
+    try:
+        return _load_config(path, sets, quick)
+    except ConfigError as e:
+        message = str(e)
+        if not message.startswith(f"{path}: "):
+            raise
+        body = message[len(path) + 2:]
+        for item in sets or []:
+            key = item.split("=", 1)[0].strip()
+            section, _, field = key.rpartition(".")
+            named = (f"{key} " in body or f"{key}," in body or f"{key}:" in body
+                     or (section and body.startswith(f"{section}: {field} ")) or (not section and f" {field} " in body))
+            if named:
+                raise ConfigError(f"--set {item}: {body} (the value comes from --set, not from {path})") from None
+        raise
+
+
+def _load_config(path: str, sets=None, quick: bool = False) -> RunConfig:
     raw = _resolve_paths(read_file(path), os.path.dirname(os.path.abspath(path)))
     for key in raw:
         if key not in SECTIONS:
