@@ -485,3 +485,35 @@ def test_a_bad_set_value_is_blamed_on_the_set_not_the_file(config_file):
         configfile.load_config(config_file, ["run.steps=-3"])
     with pytest.raises(ConfigError, match=r"^--set run.batch_size=two: run.batch_size must be an integer"):
         configfile.load_config(config_file, ["run.steps=5", "run.batch_size=two"])
+
+
+def test_the_plot_shows_the_dev_evaluations_and_says_when_there_is_no_kl_penalty(wf_run, tmp_path):
+    from tf_rl_text import workflow
+
+    out = workflow.plot_run(wf_run, str(tmp_path / "p.png"))
+    curves = out["curves"]
+    assert curves["KL to the reference (nats per completion)"] == {}  # kl_coef 0: a note, not a flat line
+    dev = curves["held-out evaluation (dev set)"]["reward"]
+    evals = [r for r in workflow.read_metrics(wf_run) if "eval" in r]
+    assert dev == ([r["step"] for r in evals], [r["eval"]["reward"] for r in evals]) and dev[0][0] == 0
+    assert os.path.getsize(out["path"]) > 10_000
+
+
+def test_the_progress_rate_leaves_out_the_first_traced_step():
+    import time
+
+    from tf_rl_text.callbacks import ProgressBar
+
+    class Run:
+        global_step, target_step, algorithm = 0, 50, "REINFORCE"
+
+    bar = ProgressBar()
+    bar.on_train_begin(Run())
+    time.sleep(0.5)  # the first step: tracing
+    bar.on_step_end(1, {})
+    for step in range(2, 6):
+        time.sleep(0.01)
+        bar.on_step_end(step, {})
+    d = bar.bar.format_dict
+    assert d["initial"] == 1 and d["n"] == 5 and d["elapsed"] < 0.4  # the clock restarted after step 1
+    bar.on_train_end({})

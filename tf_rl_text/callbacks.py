@@ -295,10 +295,17 @@ class ProgressBar(Callback):
         self.bar = tqdm(total=max(0, target - start), desc=self.desc or getattr(trainer, "algorithm", "train"),
                         unit=self.unit)
         self._last = start
+        self._timed_from = None  # the step after which the rate (and so the ETA) is measured
 
     def on_step_end(self, step, logs):
         self.bar.update(step - self._last)
         self._last = step
+        if self._timed_from is None:  # the first step traces the graphs (seconds to minutes): keep it out of the rate
+            self._timed_from = done = self.bar.n
+            total = self.bar.total
+            self.bar.reset(total=total)  # restarts the clock and the smoothed rate
+            self.bar.initial = self.bar.n = self.bar.last_print_n = done
+            self.bar.refresh()
         if self.postfix is not None:
             self.bar.set_postfix(**self.postfix(logs))
 
@@ -437,8 +444,12 @@ class EvalCallback(Callback):
         if self._resumed or self.keep_best is None:
             return
         if self.start_score is not None:  # measured by the caller already: keep the starting weights with it
-            self.results.append((self.trainer.global_step, {self.keep_best: float(self.start_score)}))
+            logs = {self.keep_best: float(self.start_score)}
+            self.results.append((self.trainer.global_step, logs))
             self._save_best(self.trainer.global_step, self.start_score)
+            listeners = getattr(self, "callback_list", None)  # logged like any evaluation (the plot's first point)
+            if listeners is not None:
+                listeners.on_eval_end(self.trainer.global_step, logs)
         elif self.evaluate_at_start:
             self._run(self.trainer.global_step)
 
