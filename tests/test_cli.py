@@ -127,6 +127,12 @@ def test_export_serving_only_is_smaller_and_gives_the_same_tokens(run, tmp_path)
         np.testing.assert_array_equal(va.numpy(), vb.numpy())
     tok = AutoTokenizer.from_pretrained(os.path.join(out, "assets", "tokenizer"))
     assert tok.padding_side == "left"  # the causal model's side, whatever the tokenizer object had
+    # docs/export-and-serving.md reports these two sizes: they are what this run writes
+    total = lambda p: sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(p) for f in fs) / 1e6
+    with open(os.path.join(REPO, "docs", "export-and-serving.md"), encoding="utf-8") as f:
+        text = " ".join(f.read().split())
+    found = re.search(r"the full export is ([\d.]+) MB and the serving-only one ([\d.]+) MB", text)
+    assert found and [found[1], found[2]] == [f"{total(full):.2f}", f"{total(out):.2f}"], (total(full), total(out))
     assert tok(["the movie was", "my"], padding=True)["attention_mask"][1][0] == 0
 
 

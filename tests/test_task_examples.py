@@ -132,6 +132,15 @@ def test_why_rl_did_not_help_names_the_runs_own_numbers():
 
 
 # --------------------------------------------------------------------------- end to end
+def documented_quick_figures(task):
+    """[after warm start, after RL] as docs/tasks-and-results.md prints them for ``task``'s --quick row."""
+    with open(os.path.join(REPO, "docs", "tasks-and-results.md"), encoding="utf-8") as f:
+        rows = [line for line in f if line.startswith(f"| {task}, embedded, `--quick`")]
+    assert len(rows) == 1, f"docs/tasks-and-results.md has no single --quick row for {task}"
+    cells = [c.strip() for c in rows[0].split("|")]
+    return [cells[4].split()[0], cells[5].split()[0]]
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_quick_run_end_to_end(task, tmp_path):
     metrics_file, output = tmp_path / "metrics.json", tmp_path / "saved_model"
@@ -146,6 +155,10 @@ def test_quick_run_end_to_end(task, tmp_path):
         assert key in m, key
     assert m["metric_name"] == {"translation": "sacrebleu", "summarization": "rougeL", "dialogue": "sacrebleu"}[task]
     assert m["metric_after"] >= m["metric_before"]  # the RL guard keeps the best held-out checkpoint
+    # the figures docs/tasks-and-results.md reports for this --quick run are the ones the code produces
+    documented = documented_quick_figures(task)
+    decimals = len(documented[0].split(".")[1])
+    assert [f"{m['metric_before']:.{decimals}f}", f"{m['metric_after']:.{decimals}f}"] == documented, (m, documented)
     assert m["metric_before"] > 0.05, m  # the warm start learned something on the embedded data
     assert os.path.samefile(m["saved_model"], output)
     assert "after RL" in proc.stdout and "loaded back" in proc.stdout
