@@ -158,7 +158,8 @@ def test_quick_run_end_to_end(task, tmp_path):
     # the figures docs/tasks-and-results.md reports for this --quick run are the ones the code produces
     documented = documented_quick_figures(task)
     decimals = len(documented[0].split(".")[1])
-    assert [f"{m['metric_before']:.{decimals}f}", f"{m['metric_after']:.{decimals}f}"] == documented, (m, documented)
+    assert [f"{m['metric_before']:.{decimals}f}", f"{m['metric_after']:.{decimals}f}"] == documented, (
+        m["metric_before"], m["metric_after"], m["kept"], documented)
     assert m["metric_before"] > 0.05, m  # the warm start learned something on the embedded data
     assert os.path.samefile(m["saved_model"], output)
     assert "after RL" in proc.stdout and "loaded back" in proc.stdout

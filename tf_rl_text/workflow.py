@@ -554,6 +554,8 @@ def _keep_best(built: Built, cfg: RunConfig, before: dict, log):
         start = score(trainer)[metric]
 
     def report(step, logs):
+        if not trainer.history:  # the warm start's score, logged at its step before any RL step
+            return
         n = min(cfg.run.eval_every or cfg.run.steps, len(trainer.history)) or 1
         reward = float(np.mean([h["reward_mean"] for h in trainer.history[-n:]]))
         log(f"  RL step {step}: dev {metric} {logs[metric]:.4f} (best {keep.best_score:.4f} at step {keep.best_step}), "
@@ -709,12 +711,14 @@ def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, 
             f"({keep.best_score:.4f})")
         if keep.best_step == 0 and trainer.history:
             scores = [logs[cfg.run.keep_best] for _, logs in keep.results]
+            note = rl_note(cfg, trainer.history, len(built.train), len(built.dev))
             if len(scores) > 1 and all(x == scores[0] for x in scores):
-                note = (f"RL was discarded on a tie: every dev check, the warm start's included, scored exactly "
-                        f"{scores[0]:.4f} on run.keep_best={cfg.run.keep_best}, so the metric could not tell them apart. "
-                        f"Use one that can (sacrebleu, sentence_bleu or rougeL on more dev examples).")
-            else:
-                note = rl_note(cfg, trainer.history, len(built.train), len(built.dev))
+                why = ("so the metric could not tell them apart. Use one that can (sacrebleu, sentence_bleu or rougeL, "
+                       "on more dev examples)") if scores[0] == 0 else \
+                    "RL did not change the dev outputs enough to move it"
+                note = note.replace(
+                    "Why RL did not help: no", f"Why RL did not help: RL was discarded on a tie: every dev check, the warm "
+                    f"start's included, scored exactly {scores[0]:.4f} on run.keep_best={cfg.run.keep_best}; {why}. No", 1)
             log("  " + note)
     kept_at = keep.best_step if keep is not None and keep.best_step is not None else trainer.global_step
     export = trainer.export(export_dir or os.path.join(run_dir, "export"),
