@@ -35,7 +35,8 @@ The stages of one task (one warm start, ``rl_seeds`` RL seeds from it):
    with as many dev checks, best dev kept.
 4. ``score``: the whole test set, greedy, once per final policy; paired bootstrap 95% intervals of
    RL - W0, RL - control, RL - constant; reference perplexity; KL(pi || W0) per sequence (Monte Carlo
-   on the policy's samples); serving-only exports ``saved_models/results/<task>/{mle,rl_seed<N>}``.
+   on the policy's samples); serving-only exports ``saved_models/results/<task>/mle`` and ``rl_seed<N>``
+   of the seed with the best dev score (the others are removed once every seed is scored: ~10 MB each).
 
 Metrics (x100): translation and dialogue: sacreBLEU (cased, detokenized, 13a; corpus level; the
 bootstrap resamples sentence statistics); summarization: ROUGE-L F1 (stemmed, best reference, mean).
@@ -565,7 +566,7 @@ def score_stage(t: Task, name: str, weights_path: str, seed: int, warm_model=Non
     final policy, once; cached in ``work/scores/<name>.json``; exported when ``export_to`` is given."""
     path = t.path("scores", f"{name}.json")
     cached = read_json(path)
-    if cached is not None and (export_to is None or os.path.exists(os.path.join(export_to, "saved_model.pb"))
+    if cached is not None and (export_to is None or "export" in cached  # exported once (maybe removed since)
                                or not os.path.exists(weights_path)):  # recorded on another machine, weights not kept
         return cached
     s = t.s
@@ -609,7 +610,7 @@ def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_di
     sweep = DEFAULT_SWEEP if sweep is None else sweep
     tf.random.set_seed(0)
     np.random.seed(0)
-    restore_records(record_dir, work_dir)
+    restore_records(record_dir, work_dir, os.path.join(export_dir, task, "mle"))
     t = Task(task, s, work_dir, data_dir, log)
     context = {"scale": scale, "command": command, "device": device_note(), "sweep_grid": sweep}
     update = lambda: write_results(t, context, results_dir)  # noqa: E731
@@ -618,9 +619,9 @@ def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_di
 
     # 1. the warm start, scored on test once and exported
     warm = warm_stage(t, seed=0)
-    record("settings.json"), record("tokenizer"), record("warm", "state.json"), record("warm", "best.npz")
-    warm_weights = load_weights(t.path("warm", "best.npz"))
+    record("settings.json"), record("tokenizer"), record("warm", "state.json")  # W0's weights: the mle export
     score_stage(t, "mle", t.path("warm", "best.npz"), 0, export_to=export("mle"), metadata={"stage": "mle warm start"})
+    warm_weights = load_weights(t.path("warm", "best.npz"))
     record("scores", "mle.json")
     update()
     plot_curves(t, results_dir)
@@ -665,7 +666,23 @@ def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_di
         record("scores", f"control_seed{n}.json")
         doc = update()
         plot_curves(t, results_dir)
-    return doc
+    keep_best_seed_export(t, doc, export_dir)
+    return update()
+
+
+def keep_best_seed_export(t: Task, doc: dict, export_dir: str) -> None:
+    """Keep the export of the RL seed with the best **dev** score (``rl_seed<N>``, N in the document) beside
+    ``mle``; the other seeds' exports are removed (each is ~10 MB; every seed's test outputs and numbers
+    are in the document, and its weights can be trained again from the recorded W0)."""
+    seeds = [e for e in doc["seeds"] if "test_rl" in e]
+    if len(seeds) < t.s.rl_seeds:
+        return
+    best = max(seeds, key=lambda e: (e["dev_rl"], -e["seed"]))["seed"]
+    for e in seeds:
+        path = os.path.join(export_dir, t.task, f"rl_seed{e['seed']}")
+        if e["seed"] != best and os.path.isdir(path):
+            shutil.rmtree(path)
+    t.log(f"  kept the export of RL seed {best} (best dev score) beside mle: {os.path.join(export_dir, t.task)}")
 
 
 def save_record(t: Task, record_dir: str, *parts) -> None:
@@ -683,8 +700,9 @@ def save_record(t: Task, record_dir: str, *parts) -> None:
     os.replace(tmp, dst)
 
 
-def restore_records(record_dir: str, work_dir: str) -> None:
-    """Copy into the work folder every recorded file it lacks (a run continued on another machine)."""
+def restore_records(record_dir: str, work_dir: str, mle_export: str | None = None) -> None:
+    """Copy into the work folder every recorded file it lacks (a run continued on another machine); the
+    warm start's weights come back from the ``mle`` export (its variables are the model's, in order)."""
     if not os.path.isdir(record_dir):
         return
     for root, _dirs, files in os.walk(record_dir):
@@ -694,6 +712,12 @@ def restore_records(record_dir: str, work_dir: str) -> None:
             if not os.path.exists(dst):
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
                 shutil.copyfile(src, dst)
+    weights = os.path.join(work_dir, "warm", "best.npz")
+    state = read_json(os.path.join(work_dir, "warm", "state.json"))
+    if state and state.get("done") and not os.path.exists(weights) and mle_export and \
+            os.path.exists(os.path.join(mle_export, "saved_model.pb")):
+        loaded = tf.saved_model.load(mle_export)
+        save_weights(weights, [v.numpy() for v in loaded.model_variables])
 
 
 def choose_config(t: Task, configs) -> dict:

@@ -196,19 +196,28 @@ def test_protocol_end_to_end_on_a_tiny_slice(tmp_path, results):
     for stage, key in (("mle", "test_mle"), ("rl", "test_rl")):
         outputs = [x[stage] for x in e["samples"]]
         assert metrics.bleu_from_stats(metrics.sacrebleu_stats(outputs, DE[:3]).sum(axis=0)) == pytest.approx(e[key])
-        assert os.path.exists(os.path.join(REPO, e["exports"][stage], "saved_model.pb"))
-    assert sorted(os.listdir(tmp_path / "exports" / "translation")) == ["mle", "rl_seed0", "rl_seed1", "stages"]
+    assert os.path.exists(os.path.join(REPO, e["exports"]["mle"], "saved_model.pb"))
+    best = max(doc["seeds"], key=lambda e: (e["dev_rl"], -e["seed"]))["seed"]  # the best dev seed's export is kept
+    assert sorted(os.listdir(tmp_path / "exports" / "translation")) == ["mle", f"rl_seed{best}", "stages"]
+    kept = [x for x in doc["seeds"] if x["seed"] == best][0]
+    import tf_rl_text
+
+    assert tf_rl_text.load(str(tmp_path / "exports" / "translation" / f"rl_seed{best}")).generate(EN[:3]) == [
+        x["rl"] for x in kept["samples"]]
 
     table = results.summary_table(str(tmp_path / "results"), tasks=["translation"])
     assert "| translation | warm start |" in table and "| translation | 0 |" in table and "| translation | 1 |" in table
     assert f"{doc['mean_gain']:+.2f}" in table and f"{doc['mean_gain_vs_constant']:+.2f}" in table
 
-    # another machine: the work folder is gone, the records (stage states, scores, W0, tokenizer) and exports
-    # remain; the same command rebuilds the same document without training or scoring anything again
+    # another machine: the work folder is gone, the records (stage states, scores, tokenizer) and the exports
+    # remain; the same command rebuilds the same document without training or scoring anything again, and W0's
+    # weights come back from the mle export, bit for bit
     import shutil
 
     assert sorted(os.listdir(tmp_path / "exports" / "translation" / "stages")) == [
         "constant", "control", "rl", "scores", "settings.json", "tokenizer", "warm"]
+    assert os.listdir(tmp_path / "exports" / "translation" / "stages" / "warm") == ["state.json"]
+    w0 = results.load_weights(str(tmp_path / "work" / "warm" / "best.npz"))
     shutil.rmtree(tmp_path / "work")
     lines = []
     again = results.run_protocol("translation", s, **dict(kwargs, log=lines.append))
@@ -216,3 +225,5 @@ def test_protocol_end_to_end_on_a_tiny_slice(tmp_path, results):
     for a, b in zip(again["seeds"], doc["seeds"]):
         assert (a["test_rl"], a["test_constant"], a["test_control"], a["ci95"]) == (
             b["test_rl"], b["test_constant"], b["test_control"], b["ci95"])
+    again_w0 = results.load_weights(str(tmp_path / "work" / "warm" / "best.npz"))
+    assert len(again_w0) == len(w0) and all((x == y).all() for x, y in zip(again_w0, w0))
