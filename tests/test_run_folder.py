@@ -517,3 +517,18 @@ def test_the_progress_rate_leaves_out_the_first_traced_step():
     d = bar.bar.format_dict
     assert d["initial"] == 1 and d["n"] == 5 and d["elapsed"] < 0.4  # the clock restarted after step 1
     bar.on_train_end({})
+
+
+def test_one_registry_of_algorithms_feeds_the_config_loader_and_the_cli():
+    from tf_rl_text import A2CConfig, PPOTrainer, QLearningConfig, ReinforceTrainer, cli, configfile
+    from tf_rl_text.trainers import registry
+
+    assert registry.names() == ("reinforce", "a2c", "ppo", "q_learning") == configfile.ALGORITHMS
+    assert registry.trainer_class("ppo") is PPOTrainer and registry.trainer_class("reinforce") is ReinforceTrainer
+    assert registry.config_class("a2c") is A2CConfig and configfile.algorithm_config_class("q_learning") is QLearningConfig
+    with pytest.raises(ValueError, match=r"algorithm must be one of \['reinforce', 'a2c', 'ppo', 'q_learning'\], "
+                                         r"got 'dqn'"):
+        registry.trainer_class("dqn")
+    parser = cli.build_parser()
+    config_cmd = parser._subparsers._group_actions[0].choices["config"]
+    assert [a for a in config_cmd._actions if a.dest == "algorithm"][0].choices == list(registry.names())

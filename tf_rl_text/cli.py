@@ -229,6 +229,8 @@ def _print_table(title, rows: dict):
 
 # --------------------------------------------------------------------------- parser
 def build_parser():
+    from tf_rl_text.trainers import registry
+
     p = _Parser(prog="tf-rl-text", description="Fine-tune TensorFlow language models with reinforcement learning: "
                 "train from a config file, generate, evaluate, export, plot.",
                 epilog="Exit codes: 0 done, 2 a usage or config mistake (one line naming the field), 1 anything else.")
@@ -314,7 +316,7 @@ def build_parser():
     c = sub.add_parser("config", help="list every config field with its type, default and help",
                        description="Print the config reference: the trainer section of ALGO and the model, data, run "
                        "and reward sections, each field with its type, default and docstring.")
-    c.add_argument("algorithm", nargs="?", choices=["reinforce", "a2c", "ppo", "q_learning"], default=None,
+    c.add_argument("algorithm", nargs="?", choices=list(registry.names()), default=None,
                    help="the algorithm whose trainer fields to list")
     c.set_defaults(fn=cmd_config)
     return p

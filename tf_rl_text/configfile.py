@@ -31,7 +31,9 @@ import json
 import os
 import textwrap
 
-ALGORITHMS = ("reinforce", "a2c", "ppo", "q_learning")
+from tf_rl_text.trainers import registry
+
+ALGORITHMS = registry.names()  # the one list: tf_rl_text/trainers/registry.py
 SECTIONS = ("algorithm", "model", "data", "reward", "trainer", "run", "quick", "real_data")
 DATA_SOURCES = ("prompts", "file", "translation", "summarization", "dialogue")
 TASK_SOURCES = ("translation", "summarization", "dialogue")
@@ -350,10 +352,7 @@ def build_section(cls, values, section: str, source: str):
 
 
 def algorithm_config_class(algorithm: str):
-    import tf_rl_text
-
-    return {"reinforce": tf_rl_text.ReinforceConfig, "a2c": tf_rl_text.A2CConfig, "ppo": tf_rl_text.PPOConfig,
-            "q_learning": tf_rl_text.QLearningConfig}[algorithm]
+    return registry.config_class(algorithm)
 
 
 def describe(algorithm: str | None = None) -> str:

@@ -421,8 +421,9 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
         log(f"warm start: token NLL {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f} over {len(losses)} steps "
             f"({time.time() - t0:.0f} s)")
     try:
-        cls = {"reinforce": tf_rl_text.ReinforceTrainer, "a2c": tf_rl_text.A2CTrainer, "ppo": tf_rl_text.PPOTrainer,
-               "q_learning": tf_rl_text.QLearningTrainer}[cfg.algorithm]
+        from tf_rl_text.trainers import registry
+
+        cls = registry.trainer_class(cfg.algorithm)
         kwargs = {"run_dir": run_dir, "checkpoint_every": r.checkpoint_every} if resume and run_dir else {}
         trainer = cls(agent, env, cfg.trainer, strategy=strategy, **kwargs)
     except ValueError as e:  # a setting that does not fit the model or the data (context length, minibatches...)

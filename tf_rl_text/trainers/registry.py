@@ -1,0 +1,46 @@
+"""The one list of algorithms: config name -> (trainer class, config class), read by the config loader,
+the CLI and the run builder. Adding a trainer is its own module plus one line here.
+
+    from tf_rl_text.trainers import registry
+    registry.names()                       # ('reinforce', 'a2c', 'ppo', 'q_learning')
+    registry.trainer_class("ppo")          # PPOTrainer
+    registry.config_class("ppo")           # PPOConfig
+
+Classes are imported when asked for (the config loader reads the names without importing TensorFlow
+models).
+"""
+from __future__ import annotations
+
+import importlib
+
+ALGORITHMS = {
+    # config name: (module, trainer class, config class)
+    "reinforce": ("tf_rl_text.trainers.reinforce", "ReinforceTrainer", "ReinforceConfig"),
+    "a2c": ("tf_rl_text.trainers.actor_critic", "A2CTrainer", "A2CConfig"),
+    "ppo": ("tf_rl_text.trainers.actor_critic", "PPOTrainer", "PPOConfig"),
+    "q_learning": ("tf_rl_text.trainers.q_learning", "QLearningTrainer", "QLearningConfig"),
+}
+
+
+def names() -> tuple:
+    """The algorithm names a config's ``algorithm:`` (and ``tf-rl-text config ALGO``) accepts."""
+    return tuple(ALGORITHMS)
+
+
+def _entry(name: str):
+    if name not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {name!r}")
+    return ALGORITHMS[name]
+
+
+def trainer_class(name: str):
+    module, trainer, _ = _entry(name)
+    return getattr(importlib.import_module(module), trainer)
+
+
+def config_class(name: str):
+    module, _, config = _entry(name)
+    return getattr(importlib.import_module(module), config)
+
+
+__all__ = ["ALGORITHMS", "names", "trainer_class", "config_class"]
