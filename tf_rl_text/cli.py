@@ -188,6 +188,41 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_explain(args):
+    from tf_rl_text import explain
+
+    policy = _load_export(args.export)
+    reference = _load_export(args.reference) if args.reference else None
+    prompts = _read_prompts(args.texts)
+    try:
+        rows = explain.explain(policy, prompts, reference=reference, greedy=args.greedy, seed=args.seed)
+    except ValueError as e:
+        raise _UsageError(str(e)) from None
+    quantity = args.quantity or ("log_ratio" if reference is not None else "log_prob")
+    if quantity not in rows[0].quantities:
+        raise _UsageError(f"--quantity {quantity!r}: this explanation has {sorted(rows[0].quantities)} (log_ratio and "
+                          "kl need --reference)")
+    if args.json:
+        print(json.dumps([{"prompt": r.prompt, "completion": r.completion, "tokens": r.tokens,
+                           **{k: [float(x) for x in v] for k, v in r.quantities.items()}} for r in rows]))
+    else:
+        names = list(rows[0].quantities)
+        for r in rows:
+            print(f"{r.prompt} => {r.completion}")
+            print("  " + "token".ljust(16) + "".join(n.rjust(14) for n in names))
+            for t, token in enumerate(r.tokens):
+                print("  " + repr(token)[:16].ljust(16) + "".join(f"{r.quantities[n][t]:14.4f}" for n in names))
+            if r.top_moved(3):
+                print("  moved most against the reference: " + ", ".join(f"{t!r} {v:+.3f}" for t, v in r.top_moved(3)))
+    if args.html:
+        explain.to_html(rows, quantity, args.html)
+        _log(f"wrote {args.html} (tokens coloured by {quantity})")
+    if args.png:
+        explain.to_png(rows, quantity, args.png)
+        _log(f"wrote {args.png}")
+    return 0
+
+
 def cmd_export(args):
     from tf_rl_text.workflow import export_run
 
@@ -295,6 +330,25 @@ def build_parser():
     generation_flags(e)
     e.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     e.set_defaults(fn=cmd_evaluate)
+
+    xp = sub.add_parser("explain", help="per-token log-probs of an export's completions, against a reference export",
+                        description="Complete each prompt with an exported policy and print, for every generated token, "
+                        "its log-probability and, with --reference (another export of the same run, e.g. its mle "
+                        "warm start), the reference's log-probability, the log ratio and the KL contribution: which "
+                        "tokens moved most is where reward hacking first shows. --html / --png write the tokens "
+                        "coloured by --quantity. (For the trainer's own credit, advantages, values, Q, use "
+                        "tf_rl_text.explain.explain(trainer) in Python.)")
+    xp.add_argument("export", help="an exported SavedModel folder")
+    xp.add_argument("texts", nargs="*", help="prompts (default: one a line on stdin)")
+    xp.add_argument("--reference", default=None, help="an export to compare against (the same tokenizer)")
+    xp.add_argument("--greedy", action="store_true", help="greedy completions (default: sampled with --seed)")
+    xp.add_argument("--seed", type=int, default=0, help="sampling seed")
+    xp.add_argument("--quantity", default=None, help="what colours the tokens: log_prob, ref_log_prob, log_ratio, kl "
+                    "(default: log_ratio with --reference, else log_prob)")
+    xp.add_argument("--html", default=None, help="write an HTML page (no scripts) of the coloured tokens")
+    xp.add_argument("--png", default=None, help="write a PNG heatmap")
+    xp.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    xp.set_defaults(fn=cmd_explain)
 
     x = sub.add_parser("export", help="export the model a run kept as a SavedModel",
                        description="Rebuild the run of RUN_DIR (from its config.yaml), restore its latest checkpoint "
