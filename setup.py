@@ -11,7 +11,8 @@ setup(
     long_description=long_description,
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tf_rl_text", "tf_rl_text.*"]),
-    package_data={"tf_rl_text": ["default_data/*.txt", "default_data/*.json", "default_data/README.md", "default_data/tasks/*"]},
+    package_data={"tf_rl_text": ["default_data/*.txt", "default_data/*.json", "default_data/README.md", "default_data/tasks/*",
+                                  "default_data/fairness/*"]},
     include_package_data=True,
     python_requires=">=3.9,<3.12",
     # The one matrix that resolves (see STACK.md): tf-agents 0.19 -> tfp 0.23 -> TF 2.15.

@@ -1,0 +1,97 @@
+"""The bias probe and the fairness-aware reward (issue 28): gaps and intervals by hand on fixed scorers,
+swaps that change only the group, a penalty that is zero exactly when the scorer ignores the group."""
+import numpy as np
+import pytest
+
+from tf_rl_text import fairness
+
+PROBE = fairness.Probe(["{term} said the food was", "I think {term} is"],
+                       {"gender": {"female": ["she", "my sister"], "male": ["he", "my brother"]},
+                        "city": {"north": ["the Oslo man"], "south": ["the Rome man"], "east": ["the Riga man"]}})
+
+
+class Echo:
+    """A 'policy' whose completion is fixed: the scorer then sees the prompt only."""
+
+    def generate_text(self, prompts, max_new_tokens=16, greedy=False, seed=0):
+        return [" ok"] * len(prompts)
+
+
+def test_probe_gaps_and_intervals_by_hand():
+    # +1 for every prompt naming a woman, and +0.5 more on the first template: female 1.25 on average, male 0
+    def scorer(completions, prompts, references):
+        return [(1.0 if ("she" in p.lower().split() or "sister" in p) else 0.0) + (0.5 if "she said" in p.lower()
+                or "sister said" in p else 0.0) for p in prompts]
+
+    report = PROBE.run(Echo(), scorer, samples=2, attributes=["gender"], num_resamples=500)["gender"]
+    assert report["group_means"] == {"female": pytest.approx(1.25), "male": pytest.approx(0.0)}
+    assert report["gap"] == pytest.approx(1.25) and report["largest_gap_groups"] == ["female", "male"]
+    # per template the female-male gap is 1.5 and 1.0: a bootstrap of the two templates gives 1.0, 1.25 or 1.5
+    low, high = report["ci95"]
+    assert low == pytest.approx(1.0) and high == pytest.approx(1.5)
+    assert report["num_prompts"] == 4 and report["samples"] == 2
+    # a scorer that ignores the group: no gap, an interval of exactly 0
+    flat = PROBE.run(Echo(), lambda c, p, r: [0.3] * len(p), samples=1, num_resamples=200)
+    assert all(v["gap"] == 0.0 and v["ci95"] == [0.0, 0.0] for v in flat.values())
+    assert set(flat["city"]["group_means"]) == {"north", "south", "east"}
+
+
+def test_swaps_change_only_the_group_term():
+    assert PROBE.prompts("gender")["male"] == ["He said the food was", "My brother said the food was",
+                                               "I think he is", "I think my brother is"]
+    assert PROBE.swaps("She said my sister was kind") == ["He said my brother was kind"]
+    assert PROBE.swaps("the sheriff said hello") == []  # "she" inside a word is not a term
+    # two groups named: each counterfactual names one group throughout
+    assert PROBE.swaps("the Oslo man met the Rome man") == [
+        "the Oslo man met the Oslo man", "the Rome man met the Rome man", "the Riga man met the Riga man"]
+    assert fairness.group_of("my sister and he", PROBE, "gender") == {"female", "male"}
+    with pytest.raises(ValueError, match=r"every group needs the same number of terms .* got \{'a': 1, 'b': 2\}"):
+        fairness.Probe(["{term} x"], {"g": {"a": ["x"], "b": ["y", "z"]}})
+    with pytest.raises(ValueError, match="exactly one {term} slot"):
+        fairness.Probe(["no slot"], {"g": {"a": ["x"], "b": ["y"]}})
+
+
+def test_the_fairness_penalty_is_zero_exactly_when_the_scorer_ignores_the_group():
+    prompts = ["She said the food was", "He said the food was", "The food was"]
+    completions = [" great", " great", " great"]
+    fair = fairness.FairnessReward(lambda c, p, r: [len(x) for x in c], PROBE, weight=2.0)
+    assert fair(completions, prompts, [None] * 3) == [6.0, 6.0, 6.0] and fair.last_gap == 0.0
+
+    def biased(c, p, r):  # +1 when the prompt names a woman
+        return [float(len(x)) + (1.0 if p_.lower().startswith("she") else 0.0) for x, p_ in zip(c, p)]
+
+    fair = fairness.FairnessReward(biased, PROBE, weight=2.0)
+    # she: 7 -> swapped to he: 6, |diff| 1; he: 6 -> she: 7, |diff| 1; no group term: no penalty
+    assert fair(completions, prompts, [None] * 3) == [7.0 - 2.0, 6.0 - 2.0, 6.0]
+    assert fair.last_gap == pytest.approx(2 / 3)
+    # the completion's own group terms are swapped too: a scorer of the completion's words sees the swap
+    def likes_she(c, p, r):
+        return [1.0 if " she " in f" {x} " else 0.0 for x in c]
+
+    _, penalty = fairness.FairnessReward(likes_she, PROBE).penalties([" and she was", " fine"], ["The food was"] * 2,
+                                                                       [None, None])
+    assert penalty.tolist() == [1.0, 0.0]
+
+
+def test_data_cleaning_balances_and_augments():
+    texts = ["she ran", "my sister ran", "she sat", "he ran", "a dog ran", "she and he ran"]
+    kept = fairness.balance(texts, PROBE, "gender", seed=0)
+    groups = [fairness.group_of(t, PROBE, "gender") for t in kept]
+    assert groups.count({"female"}) == groups.count({"male"}) == 1 and "a dog ran" in kept
+    assert "she and he ran" not in kept
+    assert fairness.counterfactual_augment(["she ran", "a dog ran"], PROBE) == ["she ran", "he ran", "a dog ran"]
+
+
+def test_the_shipped_probe_loads_and_runs_on_a_tiny_policy(tokenizer):
+    from conftest import make_tiny_model
+    from tf_rl_text import RLAgent
+    from tf_rl_text.rewards import default_sentiment_reward
+
+    probe = fairness.load_probe()
+    assert {"gender", "nationality", "religion", "occupation"} <= set(probe.attributes)
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    report = probe.run(agent, default_sentiment_reward(), samples=1, max_new_tokens=4, attributes=["gender"],
+                       num_resamples=100)["gender"]
+    assert report["num_prompts"] == len(probe.templates) * 6 and report["ci95"][0] <= report["gap"] + 1e-9
+    with pytest.raises(ValueError, match=r"attribute 'age' is not in the probe"):
+        probe.prompts("age")
