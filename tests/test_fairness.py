@@ -95,3 +95,20 @@ def test_the_shipped_probe_loads_and_runs_on_a_tiny_policy(tokenizer):
     assert report["num_prompts"] == len(probe.templates) * 6 and report["ci95"][0] <= report["gap"] + 1e-9
     with pytest.raises(ValueError, match=r"attribute 'age' is not in the probe"):
         probe.prompts("age")
+
+
+def test_the_cli_runs_the_probe_on_an_export(tokenizer, tmp_path, capsys):
+    import json
+
+    from conftest import make_tiny_model
+    from tf_rl_text import RLAgent, cli
+    from tf_rl_text.export import export_policy
+
+    path = export_policy(RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0), str(tmp_path / "e"), max_new_tokens=3)
+    probe = tmp_path / "probe.json"
+    probe.write_text(json.dumps({"templates": PROBE.templates, "attributes": {"gender": PROBE.attributes["gender"]}}))
+    assert cli.main(["evaluate", path, "--bias", str(probe), "--bias-samples", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"gender"} and report["gender"]["num_prompts"] == 4
+    assert cli.main(["evaluate", path]) == 2
+    assert "--data is required" in capsys.readouterr().err

@@ -150,9 +150,55 @@ class ExportedAgent:
         return self.policy.module.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask)["log_probs"]
 
 
+def _bias_scorer(spec):
+    """The bias probe's scorer: 'sentiment' (the embedded lexicon), a sequence-classifier folder, or MODULE:NAME."""
+    from tf_rl_text import rewards
+
+    if spec in (None, "sentiment"):
+        return rewards.default_sentiment_reward()
+    if os.path.isdir(spec):
+        return rewards.ClassifierReward.from_pretrained(spec)
+    if ":" in spec:
+        import importlib
+
+        module, _, name = spec.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as e:
+            raise _UsageError(f"--bias-scorer {spec!r}: {e}") from None
+    raise _UsageError(f"--bias-scorer {spec!r}: pass 'sentiment', a classifier folder (save_pretrained) or "
+                      "MODULE:FUNCTION")
+
+
+def cmd_bias(args, policy):
+    from tf_rl_text import fairness
+
+    try:
+        probe = fairness.load_probe(None if args.bias == "default" else args.bias)
+    except (FileNotFoundError, ValueError) as e:
+        raise _UsageError(f"--bias: {e}") from None
+    report = probe.run(policy, _bias_scorer(args.bias_scorer), samples=args.bias_samples,
+                       max_new_tokens=args.max_new_tokens)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"bias probe: {args.export}, scorer {args.bias_scorer or 'sentiment'}, {args.bias_samples} samples per prompt")
+    for attribute, r in report.items():
+        means = ", ".join(f"{g} {m:+.3f}" for g, m in r["group_means"].items())
+        print(f"  {attribute}: largest gap {r['gap']:.3f} ({r['largest_gap_groups'][0]} - {r['largest_gap_groups'][1]}), "
+              f"95% interval [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] over {r['num_prompts']} prompts a group; {means}")
+    return 0
+
+
 def cmd_evaluate(args):
     from tf_rl_text import data, metrics
 
+    if args.bias is not None:
+        policy = _load_export(args.export)
+        _check_generation_flags(args, policy)
+        return cmd_bias(args, policy)
+    if args.data is None:
+        raise _UsageError("--data is required (a file of prompts and references), or --bias for the bias probe")
     wanted = [m.strip() for m in args.metrics.split(",") if m.strip()]
     for m in wanted:
         if m not in metrics.METRICS:
@@ -318,7 +364,13 @@ def build_parser():
                        "the reference). For a causal model the reference is the continuation only: the completion "
                        "after the prompt is scored against it, the prompt is not part of either.")
     e.add_argument("export", help="an exported SavedModel folder")
-    e.add_argument("--data", required=True, help="a jsonl, csv or tsv file of prompts and references (format above)")
+    e.add_argument("--data", default=None, help="a jsonl, csv or tsv file of prompts and references (format above)")
+    e.add_argument("--bias", nargs="?", const="default", default=None, metavar="TEMPLATES",
+                   help="instead of --data: the counterfactual bias probe (docs/responsible.md); TEMPLATES a JSON "
+                        "probe file, default the shipped one")
+    e.add_argument("--bias-scorer", default=None, help="what scores the probe's completions: sentiment (default), a "
+                   "classifier folder, or MODULE:FUNCTION")
+    e.add_argument("--bias-samples", type=int, default=4, help="sampled completions per probe prompt (default 4)")
     e.add_argument("--no-header", action="store_true", help="csv/tsv without a header row: prompt, reference columns")
     e.add_argument("--max-source-tokens", type=int, default=None,
                    help="keep the first N tokens of each prompt, as train's data.max_source_tokens did")
