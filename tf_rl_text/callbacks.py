@@ -152,12 +152,16 @@ class TensorBoard(Callback):
     ``tensorboard --logdir RUN_DIR/tensorboard``.
     """
 
-    def __init__(self, log_dir: str | None = None, samples_every: int = 10, num_samples: int = 4):
+    def __init__(self, log_dir: str | None = None, samples_every: int = 10, num_samples: int = 4,
+                 explain_prompt: str | None = None):
         if int(samples_every) != samples_every or samples_every < 0:
             raise ValueError(f"samples_every must be an integer >= 0 (0 = no text samples), got {samples_every}")
         self.log_dir = log_dir
         self.samples_every = int(samples_every)
         self.num_samples = int(num_samples)
+        self.explain_prompt = explain_prompt
+        """With a prompt: at every evaluation, a text summary ``credit/tokens`` with one sample's per-token
+        numbers (:func:`tf_rl_text.explain.explain`: log-prob, KL, the credit the trainer gave it)."""
         self.writer = None
 
     def on_train_begin(self, trainer):
@@ -206,7 +210,21 @@ class TensorBoard(Callback):
                 value = _finite(value)
                 if value is not None:
                     tf.summary.scalar(f"eval/{key}", value)
+            if self.explain_prompt:
+                tf.summary.text("credit/tokens", self.credit_table())
         self.writer.flush()
+
+    def credit_table(self) -> str:
+        """One sampled completion of ``explain_prompt``, token by token (markdown), as explain() gives it."""
+        from tf_rl_text import explain
+
+        row = explain.explain(self.trainer, [self.explain_prompt], seed=0)[0]  # the first of its samples
+        names = list(row.quantities)
+        lines = [f"**{row.prompt}** -> {row.completion}" + ("" if row.reward is None else f" (reward {row.reward:+.3f})"),
+                 "", "| token | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        lines += [f"| {t!r} | " + " | ".join(f"{row.quantities[n][i]:+.4f}" for n in names) + " |"
+                  for i, t in enumerate(row.tokens)]
+        return "\n".join(lines)
 
     def on_train_end(self, logs):
         if self.writer is not None:

@@ -169,6 +169,10 @@ def _explain_trainer(trainer, prompts, references, num_samples, seed, greedy):
 
     cfg = trainer.config
     k = num_samples or getattr(cfg, "num_samples_per_prompt", 1)
+    if isinstance(trainer, ReinforceTrainer) and k != cfg.num_samples_per_prompt:  # the baseline groups k samples
+        raise ValueError(f"num_samples={num_samples}: this REINFORCE trainer's baseline compares "
+                         f"num_samples_per_prompt={cfg.num_samples_per_prompt} samples of a prompt; leave num_samples "
+                         "unset")
     q_learning = isinstance(trainer, QLearningTrainer)
     agent = trainer.policy if q_learning else trainer.agent
     snap = _snapshot(trainer)
