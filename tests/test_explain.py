@@ -115,10 +115,10 @@ def test_tensorboard_logs_one_sample_s_credit_per_evaluation(tokenizer, tmp_path
     agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
     trainer = ReinforceTrainer(agent, env_for(tokenizer), ReinforceConfig(baseline="rloo", num_samples_per_prompt=2,
                                                                          kl_coef=0.1))
-    board = TensorBoard(str(tmp_path / "tb"), explain_prompt="the movie was")
+    board = TensorBoard(str(tmp_path / "tb"), eval_text=explain.credit_text("the movie was"))
     trainer.train(2, callbacks=[board, EvalCallback(["my day"], metrics=lambda t: {"x": 1.0}, every=1)],
                   progress=False)
-    table = board.credit_table()
+    table = board.eval_text(trainer)
     assert table.startswith("**the movie was** ->") and "| token | log_prob | entropy |" in table
     assert "advantage" in table and len(table.splitlines()) >= 5
     events = [f for f in os.listdir(tmp_path / "tb")]

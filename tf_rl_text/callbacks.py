@@ -153,15 +153,18 @@ class TensorBoard(Callback):
     """
 
     def __init__(self, log_dir: str | None = None, samples_every: int = 10, num_samples: int = 4,
-                 explain_prompt: str | None = None):
+                 eval_text=None):
         if int(samples_every) != samples_every or samples_every < 0:
             raise ValueError(f"samples_every must be an integer >= 0 (0 = no text samples), got {samples_every}")
         self.log_dir = log_dir
         self.samples_every = int(samples_every)
         self.num_samples = int(num_samples)
-        self.explain_prompt = explain_prompt
-        """With a prompt: at every evaluation, a text summary ``credit/tokens`` with one sample's per-token
-        numbers (:func:`tf_rl_text.explain.explain`: log-prob, KL, the credit the trainer gave it)."""
+        if eval_text is not None and not callable(eval_text):
+            raise ValueError(f"eval_text must be a function trainer -> markdown text (e.g. "
+                             f"tf_rl_text.explain.credit_text('a prompt')), got {eval_text!r}")
+        self.eval_text = eval_text
+        """``fn(trainer) -> str``: logged as the text summary ``eval/text`` at every evaluation, e.g.
+        :func:`tf_rl_text.explain.credit_text` (one sample's per-token credit)."""
         self.writer = None
 
     def on_train_begin(self, trainer):
@@ -210,21 +213,9 @@ class TensorBoard(Callback):
                 value = _finite(value)
                 if value is not None:
                     tf.summary.scalar(f"eval/{key}", value)
-            if self.explain_prompt:
-                tf.summary.text("credit/tokens", self.credit_table())
+            if self.eval_text is not None:
+                tf.summary.text("eval/text", self.eval_text(self.trainer))
         self.writer.flush()
-
-    def credit_table(self) -> str:
-        """One sampled completion of ``explain_prompt``, token by token (markdown), as explain() gives it."""
-        from tf_rl_text import explain
-
-        row = explain.explain(self.trainer, [self.explain_prompt], seed=0)[0]  # the first of its samples
-        names = list(row.quantities)
-        lines = [f"**{row.prompt}** -> {row.completion}" + ("" if row.reward is None else f" (reward {row.reward:+.3f})"),
-                 "", "| token | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-        lines += [f"| {t!r} | " + " | ".join(f"{row.quantities[n][i]:+.4f}" for n in names) + " |"
-                  for i, t in enumerate(row.tokens)]
-        return "\n".join(lines)
 
     def on_train_end(self, logs):
         if self.writer is not None:

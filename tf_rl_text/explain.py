@@ -247,6 +247,23 @@ def _explain_export(policy, prompts, reference, greedy, seed):
     return _rows(policy.tokenizer, rollout, quantities)
 
 
+def credit_text(prompt: str, seed: int = 0):
+    """A function ``trainer -> markdown``: one sampled completion of ``prompt``, token by token, with every
+    quantity of :func:`explain` (for ``TensorBoard(eval_text=credit_text("the movie was"))``)."""
+    check_prompts([prompt])
+
+    def table(trainer) -> str:
+        row = explain(trainer, [prompt], seed=seed)[0]  # the first of its samples
+        names = list(row.quantities)
+        lines = [f"**{row.prompt}** -> {row.completion}" + ("" if row.reward is None else f" (reward {row.reward:+.3f})"),
+                 "", "| token | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        lines += [f"| {t!r} | " + " | ".join(f"{row.quantities[n][i]:+.4f}" for n in names) + " |"
+                  for i, t in enumerate(row.tokens)]
+        return "\n".join(lines)
+
+    return table
+
+
 # --------------------------------------------------------------------------- views
 def _check_quantity(rows, quantity):
     if not rows:
@@ -339,4 +356,4 @@ def to_png(rows, quantity: str = "advantage", path: str = "credit.png", max_rows
     return path
 
 
-__all__ = ["explain", "to_html", "to_png", "TokenExplanation", "QUANTITIES"]
+__all__ = ["explain", "credit_text", "to_html", "to_png", "TokenExplanation", "QUANTITIES"]
