@@ -2,6 +2,8 @@
 log-probabilities against hand-computed numbers, rewards that rise, export parity, and the errors."""
 import math
 
+import os
+
 import numpy as np
 import pytest
 
@@ -225,6 +227,15 @@ def test_export_serves_the_same_choices_and_probabilities_and_trains(tokenizer, 
     labels_agent = RLAgent(tiny_classifier(tokenizer, num_labels=2, labels=["neg", "pos"]), tokenizer)
     path = ChoiceQLearningTrainer(labels_agent, bandit).export(str(tmp_path / "labels"))
     assert tf_rl_text.load(path).choose(["a good day", "a bad day"]) == labels_agent.choose(["a good day", "a bad day"])
+
+    # the choice export is written atomically too: a write that fails leaves the previous export whole
+    import unittest.mock
+
+    with unittest.mock.patch.object(tf.saved_model, "save", side_effect=OSError(28, "No space left on device")):
+        with pytest.raises(OSError, match="No space left"):
+            ChoiceQLearningTrainer(labels_agent, bandit).export(path)
+    assert tf_rl_text.load(path).choose(["a good day"]) == labels_agent.choose(["a good day"])
+    assert [n for n in os.listdir(tmp_path) if ".partial" in n] == []
 
 
 # --------------------------------------------------------------------------- the wrong model for the job

@@ -551,8 +551,11 @@ def export_choice_policy(agent, path, select=1, labels=None, train_step=None, op
     An agent with LoRA adapters exports the merged plain classifier (as :func:`~tf_rl_text.export.export_policy`
     does), without ``train_step`` and optimizer state (metadata ``lora`` says so); the live model is unchanged.
     """
-    from tf_rl_text.export import METADATA_FILE, TOKENIZER_DIR, _Unsaved
+    from tf_rl_text.export import METADATA_FILE, TOKENIZER_DIR, _check_replaceable, _Unsaved, write_atomically
+    from tf_rl_text.validation import check_writable_folder
 
+    check_writable_folder(path, "export")  # before the (slow) tracing, as export_policy
+    _check_replaceable(path)
     lora = getattr(agent, "lora", None)
     if lora is not None:  # the merged plain model, as export_policy writes it: no adapter training in it
         train_step = optimizer = None
@@ -581,17 +584,20 @@ def export_choice_policy(agent, path, select=1, labels=None, train_step=None, op
         signatures["train_step"] = module.train_step
     if optimizer is not None:
         module.optimizer = optimizer
-    os.makedirs(path, exist_ok=True)
-    with lora.merged() if lora is not None else contextlib.nullcontext():  # traced, saved merged
-        tf.saved_model.save(module, path, signatures=signatures)
-    agent.tokenizer.save_pretrained(os.path.join(path, TOKENIZER_DIR))
     meta = {"format": CHOICE_FORMAT, "mode": "candidates" if candidates_mode else "labels", "select": k,
             "labels": labels, "max_length": agent.max_length, "temperature": temperature,
             "model_type": getattr(agent.model.config, "model_type", None), "signatures": sorted(signatures)}
     meta.update(metadata or {})
-    with open(os.path.join(path, METADATA_FILE), "w") as f:
-        json.dump(meta, f, indent=1, default=str)
-    return path
+
+    def write(folder):
+        with lora.merged() if lora is not None else contextlib.nullcontext():  # traced, saved merged
+            tf.saved_model.save(module, folder, signatures=signatures)
+        agent.tokenizer.save_pretrained(os.path.join(folder, TOKENIZER_DIR))
+        with open(os.path.join(folder, METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=1, default=str)
+
+    # one atomic writer for every export: a failed or killed write never leaves a folder that looks complete
+    return write_atomically(path, write)
 
 
 class LoadedChoicePolicy:
