@@ -112,3 +112,36 @@ def test_the_cli_runs_the_probe_on_an_export(tokenizer, tmp_path, capsys):
     assert set(report) == {"gender"} and report["gender"]["num_prompts"] == 4
     assert cli.main(["evaluate", path]) == 2
     assert "--data is required" in capsys.readouterr().err
+
+
+def test_training_on_the_fairness_reward_closes_the_gap_a_biased_reward_opens(tokenizer):
+    """A label bandit (the article's classifier-as-policy line): say 'good' or 'bad' after a prompt naming a woman or a
+    man. The biased reward pays 'good' only after a woman. Trained on it, the policy learns 'good' there: a gap of
+    1 under that scorer. Trained on FairnessReward(weight=2) of the same reward, 'good' costs more than it earns
+    wherever the group changes its score, and the policy says 'bad' for both: no gap."""
+    from test_choice import tiny_classifier
+
+    from tf_rl_text import ReinforceConfig, RLAgent, TextGenerationEnv
+    from tf_rl_text.trainers.choice import ChoiceReinforceTrainer
+
+    women, men = ["She said it was", "My sister said it was"], ["He said it was", "My brother said it was"]
+    prompts = (women + men) * 2
+
+    def biased(completions, prompts, references):
+        return [1.0 if c == "good" and p.split()[0].lower() in ("she", "my") and "brother" not in p else 0.0
+                for c, p in zip(completions, prompts)]
+
+    def gap_after(reward):
+        env = TextGenerationEnv(prompts, tokenizer, reward, batch_size=8)
+        agent = RLAgent(tiny_classifier(tokenizer, 2, labels=["good", "bad"]), tokenizer, seed=0)
+        trainer = ChoiceReinforceTrainer(agent, env, ReinforceConfig(learning_rate=1e-2, baseline="rloo",
+                                                                     num_samples_per_prompt=2))
+        trainer.train(30, progress=False)
+        said = agent.choose(women + men)
+        scores = biased(said, women + men, None)
+        return float(np.mean(scores[:2]) - np.mean(scores[2:])), said
+
+    unfair_gap, said = gap_after(biased)
+    assert unfair_gap == 1.0 and said[:2] == ["good", "good"], said
+    fair_gap, said = gap_after(fairness.FairnessReward(biased, PROBE, weight=2.0))
+    assert fair_gap == 0.0 and said == ["bad"] * 4, said
