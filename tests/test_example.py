@@ -138,4 +138,6 @@ def test_a_run_folder_holds_one_run(tmp_path):
     claim_run_dir(load_config(config), run)  # a finished run in a named folder: resumed (evaluates, exports again)
     assert has_checkpoint(run)
     claim_run_dir(load_config(config), run, scratch=True, log=lambda m: None)  # the default folder: a new run
-    assert not os.path.exists(run) and os.path.isfile(os.path.join(run + ".old", "summary.json"))
+    # nothing is deleted: the first run moved aside stays in run.old, this finished one goes to run.old2
+    assert not os.path.exists(run) and os.path.isfile(os.path.join(run + ".old2", "summary.json"))
+    assert has_checkpoint(run + ".old") and not os.path.isfile(os.path.join(run + ".old", "summary.json"))

@@ -603,14 +603,15 @@ def _check_exists(cfg: RunConfig):
                           "pass a local folder written by save_pretrained")
 
 
-def load_config(path: str, sets=None, quick: bool = False) -> RunConfig:
+def load_config(path: str, sets=None, quick: bool = False, blame_sets: bool = True) -> RunConfig:
     """Read, merge (``--set``, then the ``quick`` section with ``quick=True``) and validate a config file.
-    A bad value that came from ``--set`` is blamed on that ``--set``, not on the file."""
+    A bad value that came from ``--set`` is blamed on that ``--set``, not on the file (``blame_sets=False``:
+    leave the message as it is, e.g. for an example script whose flags became the sets)."""
     try:
         return _load_config(path, sets, quick)
     except ConfigError as e:
         message = str(e)
-        if not message.startswith(f"{path}: "):
+        if not blame_sets or not message.startswith(f"{path}: "):
             raise
         body = message[len(path) + 2:]
         for item in sets or []:

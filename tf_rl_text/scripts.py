@@ -144,7 +144,7 @@ def script_args(config: str, flags: dict, argv=None, description: str = "", name
     if skip_warm_start_with_model and given.get("--model") and "run.warm_start_steps" not in (flags[f] for f in given):
         sets.append("run.warm_start_steps=0")
     try:
-        cfg = load_config(config, sets, quick=args.quick)
+        cfg = load_config(config, sets, quick=args.quick, blame_sets=False)  # flag_text names the flag instead
     except ConfigError as e:
         parser.error(flag_text(str(e), flags, config))
     args.flags = flags
