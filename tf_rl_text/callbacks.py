@@ -223,6 +223,22 @@ class TensorBoard(Callback):
 
 
 # --------------------------------------------------------------------------- JSONL
+def read_jsonl(path: str, torn: str = "skipped") -> list:
+    """The rows of a JSON-lines file; a line that is not whole JSON (cut by a kill) is left out with a
+    warning naming the file and the line (``torn``: what happens to it)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                warnings.warn(f"{path}, line {lineno}: not a whole JSON line (cut by a kill?): {line.strip()[:60]!r}; "
+                              f"{torn}")
+    return rows
+
+
 class JSONLLogger(Callback):
     """One line ``{"step": s, **logs}`` per step (``{"step": s, "eval": {...}}`` per evaluation)
     appended to ``path`` (default ``run_dir/metrics.jsonl``). When a run resumes from a checkpoint
@@ -243,19 +259,8 @@ class JSONLLogger(Callback):
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         if os.path.exists(self.path):
-            rows = []
-            with open(self.path, encoding="utf-8") as f:
-                for lineno, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except ValueError:
-                        warnings.warn(f"{self.path}, line {lineno}: not a whole JSON line (cut by a kill?): "
-                                      f"{line.strip()[:60]!r}; dropped, and its step rebuilt from the checkpoint")
-                        continue
-                    if isinstance(row, dict) and row.get("step", 0) <= trainer.global_step:
-                        rows.append(row)
+            rows = [row for row in read_jsonl(self.path, "dropped, and its step rebuilt from the checkpoint")
+                    if isinstance(row, dict) and row.get("step", 0) <= trainer.global_step]
             rows = self._fill_from_history(rows, trainer)
             tmp = self.path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:

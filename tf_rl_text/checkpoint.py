@@ -27,6 +27,7 @@ import numpy as np
 
 from tf_rl_text import env as env_module
 from tf_rl_text._compat import tf
+from tf_rl_text.validation import process_alive
 
 __all__ = ["Checkpointing", "JSONState", "numpy_rng_state", "set_numpy_rng_state", "env_state", "checkpoint_steps",
            "repair_checkpoint_index", "RunMismatchError", "RunFolderLockedError", "run_folder_lock"]
@@ -38,16 +39,6 @@ class RunFolderLockedError(RuntimeError):
 
 LOCK_FILE = ".lock"
 _held_locks: dict = {}  # run folder -> how many times this process holds it (the lock is re-entrant)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -81,7 +72,7 @@ def run_folder_lock(run_dir: str):
                 pid = int(holder["pid"])
             except (OSError, ValueError, KeyError, TypeError):
                 holder, pid = {}, None  # torn by a kill while it was written: stale
-            alive = pid is not None and (holder.get("host") != host or _process_alive(pid))
+            alive = pid is not None and (holder.get("host") != host or process_alive(pid))
             if alive:
                 where = "" if holder.get("host") == host else f" on host {holder.get('host')}"
                 raise RunFolderLockedError(

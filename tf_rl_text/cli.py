@@ -158,14 +158,10 @@ def _bias_scorer(spec):
         return rewards.default_sentiment_reward()
     if os.path.isdir(spec):
         return rewards.ClassifierReward.from_pretrained(spec)
-    if ":" in spec:
-        import importlib
+    if ":" in spec:  # imported as a config's reward.name MODULE:NAME is
+        from tf_rl_text.workflow import import_reward
 
-        module, _, name = spec.partition(":")
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as e:
-            raise _UsageError(f"--bias-scorer {spec!r}: {e}") from None
+        return import_reward(spec, {}, "--bias-scorer")
     raise _UsageError(f"--bias-scorer {spec!r}: pass 'sentiment', a classifier folder (save_pretrained) or "
                       "MODULE:FUNCTION")
 

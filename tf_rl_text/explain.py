@@ -74,21 +74,12 @@ class TokenExplanation:
 
 # --------------------------------------------------------------------------- the rollout
 def _snapshot(trainer):
-    from tf_rl_text.checkpoint import env_state
-
-    rng = getattr(trainer.agent, "rng", None)
-    return (env_state(trainer.env), None if rng is None else rng.state.numpy(),
-            getattr(trainer.env, "num_reward_batches", None), copy.deepcopy(trainer._python_state()))
+    return trainer.rollout_state(), copy.deepcopy(trainer._python_state())
 
 
 def _restore(trainer, snap):
-    env, rng, batches, python = snap
-    if env is not None:
-        trainer.env.load_state_dict(env)
-    if rng is not None:
-        trainer.agent.rng.state.assign(rng)
-    if batches is not None:
-        trainer.env.num_reward_batches = batches
+    rollout, python = snap
+    trainer.set_rollout_state(rollout)
     trainer._load_python_state(python)
 
 

@@ -37,7 +37,7 @@ import threading
 from tf_rl_text._compat import tf
 from tf_rl_text.generation import check_sampling_args, resolve_greedy
 from tf_rl_text.tokens import ensure_pad_token, ids_to_texts, pad_token_ids, texts_to_ids
-from tf_rl_text.validation import check_prompts, check_writable_folder
+from tf_rl_text.validation import check_prompts, check_writable_folder, process_alive
 
 TOKENIZER_DIR = os.path.join("assets", "tokenizer")
 METADATA_FILE = os.path.join("assets", "tf_rl_text.json")
@@ -251,19 +251,9 @@ def write_atomically(path, write):
     for entry in os.listdir(parent):  # leftovers of killed writes to this path
         if entry.startswith(f".{name}{PARTIAL_MARK}"):
             pid = entry[len(f".{name}{PARTIAL_MARK}"):].split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
                 shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
     return path
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

@@ -76,3 +76,13 @@ def check_writable_folder(path: str, what: str = "output folder") -> str:
                               "choose a writable folder or fix its permissions")
     return path
 
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a lock or partial file of a dead one is stale)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

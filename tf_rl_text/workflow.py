@@ -240,7 +240,7 @@ def build_reward(spec: dict, cfg: RunConfig, log=print):
     args = {k: v for k, v in spec.items() if k not in ("name", "weight")}
     name = spec["name"]
     if ":" in name:
-        return import_reward(name, args, cfg)
+        return import_reward(name, args, cfg.source)
     try:
         if name == "sentiment":
             if args:
@@ -268,23 +268,25 @@ def build_reward(spec: dict, cfg: RunConfig, log=print):
         raise ConfigError(f"{cfg.source}: reward {name}: {e}") from None
 
 
-def import_reward(name: str, args: dict, cfg: RunConfig):
+def import_reward(name: str, args: dict, source: str = ""):
     """A user's reward named ``MODULE:NAME`` in a config: a function ``(completions, prompts, references,
     **args) -> floats`` (``args`` bound), or a class (built with ``args``) whose instances are called so.
     The module is imported as Python would; if it is not found, again with the config file's folder and the
-    working directory on the path (a ``my_rewards.py`` beside the config works)."""
+    working directory on the path (a ``my_rewards.py`` beside the config works). ``source``: the config file
+    (or the flag) that named it, for the messages and that folder."""
     import functools
     import importlib
     import sys
 
     module_name, _, attr = name.partition(":")
-    where = f"{cfg.source}: reward {name!r}"
+    where = f"{source}: reward {name!r}"
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as first:
         if first.name != module_name.split(".")[0]:
             raise ConfigError(f"{where}: importing {module_name} failed: {first}") from None
-        extra = [p for p in (os.path.dirname(os.path.abspath(cfg.source)) if cfg.source else None, os.getcwd())
+        folder = os.path.dirname(os.path.abspath(source)) if source and os.path.isfile(source) else None
+        extra = [p for p in (folder, os.getcwd())
                  if p and p not in sys.path]
         sys.path[:0] = extra
         try:
@@ -572,10 +574,18 @@ FITTED_REWARD = 0.8
 warm start already reproduces its training pairs."""
 
 
-def rl_note(cfg: RunConfig, history, num_train: int, num_dev: int) -> str:
-    """Why a run whose RL never beat the warm start on the dev set did not help, with the run's own numbers."""
+def rl_note(cfg: RunConfig, history, num_train: int, num_dev: int, tie: float | None = None) -> str:
+    """Why a run whose RL never beat the warm start on the dev set did not help, with the run's own numbers.
+    ``tie``: the one score every dev check (the warm start's included) had, when they were all equal."""
     first = history[0]["reward_mean"]
-    lines = [f"Why RL did not help: no RL checkpoint beat the warm start on the {num_dev} held-out pairs."]
+    lead = "Why RL did not help:"
+    if tie is not None:
+        why = ("so the metric could not tell them apart. Use one that can (sacrebleu, sentence_bleu or rougeL, on "
+               "more dev examples)") if tie == 0 else "RL did not change the dev outputs enough to move it"
+        lead += (f" RL was discarded on a tie: every dev check, the warm start's included, scored exactly {tie:.4f} on "
+                 f"run.keep_best={cfg.run.keep_best}; {why}.")
+    lines = [f"{lead} {'No' if tie is not None else 'no'} RL checkpoint beat the warm start on the {num_dev} held-out "
+             "pairs."]
     if first >= FITTED_REWARD:
         lines.append(
             f"The reward is scored on the {num_train} training pairs, and the warm start already reproduces them:"
@@ -712,14 +722,8 @@ def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, 
             f"({keep.best_score:.4f})")
         if keep.best_step == 0 and trainer.history:
             scores = [logs[cfg.run.keep_best] for _, logs in keep.results]
-            note = rl_note(cfg, trainer.history, len(built.train), len(built.dev))
-            if len(scores) > 1 and all(x == scores[0] for x in scores):
-                why = ("so the metric could not tell them apart. Use one that can (sacrebleu, sentence_bleu or rougeL, "
-                       "on more dev examples)") if scores[0] == 0 else \
-                    "RL did not change the dev outputs enough to move it"
-                note = note.replace(
-                    "Why RL did not help: no", f"Why RL did not help: RL was discarded on a tie: every dev check, the warm "
-                    f"start's included, scored exactly {scores[0]:.4f} on run.keep_best={cfg.run.keep_best}; {why}. No", 1)
+            tie = scores[0] if len(scores) > 1 and all(x == scores[0] for x in scores) else None
+            note = rl_note(cfg, trainer.history, len(built.train), len(built.dev), tie)
             log("  " + note)
     kept_at = keep.best_step if keep is not None and keep.best_step is not None else trainer.global_step
     export = trainer.export(export_dir or os.path.join(run_dir, "export"),
@@ -851,19 +855,9 @@ def read_metrics(run_dir: str) -> list:
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.isfile(path):
         raise ValueError(f"{run_dir!r} has no metrics.jsonl; pass the --run-dir of `tf-rl-text train`")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except ValueError:  # a line cut by a kill: the rest of the file still plots
-                import warnings
+    from tf_rl_text.callbacks import read_jsonl
 
-                warnings.warn(f"{path}, line {lineno}: not a whole JSON line (cut by a kill?): {line.strip()[:60]!r}; "
-                              "skipped")
-    return rows
+    return read_jsonl(path)  # a line cut by a kill is skipped with a warning: the rest of the file still plots
 
 
 def _kl_coef(run_dir):

@@ -287,27 +287,37 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
                              f"first, then build the {type(self).__name__}")
         start = time.perf_counter()
         lr = self.learning_rate
-        from tf_rl_text.checkpoint import env_state
         from tf_rl_text.env import StopRequested
 
-        rng = getattr(self.agent, "rng", None)
-        env_before, rng_before = env_state(self.env), (rng.state.numpy() if rng is not None else None)
-        batches_before = getattr(self.env, "num_reward_batches", None)
+        before = self.rollout_state()
         try:
             stats = self._step()
         except StopRequested:  # a signal while the reward function ran: this step never happened
-            if env_before is not None:
-                self.env.load_state_dict(env_before)
-            if rng_before is not None:
-                rng.state.assign(rng_before)
-            if batches_before is not None:
-                self.env.num_reward_batches = batches_before
+            self.set_rollout_state(before)
             raise
         self._step_var.assign_add(1)
         stats.setdefault("step_time_s", time.perf_counter() - start)
         stats["lr"] = lr
         self.history.append(stats)
         return stats
+
+    def rollout_state(self) -> tuple:
+        """What drawing a batch moves: the env's order and cursor, the sampling RNG, the reward-call count."""
+        from tf_rl_text.checkpoint import env_state
+
+        rng = getattr(self.agent, "rng", None)
+        return (env_state(self.env), None if rng is None else rng.state.numpy(),
+                getattr(self.env, "num_reward_batches", None))
+
+    def set_rollout_state(self, state: tuple) -> None:
+        """Put back what :meth:`rollout_state` returned (the next batch drawn is then the same one)."""
+        env, rng, batches = state
+        if env is not None:
+            self.env.load_state_dict(env)
+        if rng is not None:
+            self.agent.rng.state.assign(rng)
+        if batches is not None:
+            self.env.num_reward_batches = batches
 
     def _postfix(self, stats) -> dict:
         shown = {}
