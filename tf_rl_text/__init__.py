@@ -19,6 +19,7 @@ from tf_rl_text.env import Rollout, TextGenerationEnv
 from tf_rl_text.export import LoadedPolicy, export_policy, load
 from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer, reinforce_loss
 from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer
+from tf_rl_text.trainers.grpo import GRPOConfig, GRPOTrainer
 from tf_rl_text.heads import QHead, ValueHead
 from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer, ReplayBuffer
 from tf_rl_text import data, metrics  # datasets (PromptDataset, task loaders) and evaluation metrics
@@ -38,6 +39,8 @@ __all__ = [
     "A2CTrainer",
     "PPOConfig",
     "PPOTrainer",
+    "GRPOConfig",
+    "GRPOTrainer",
     "ValueHead",
     "Generation",
     "LoadedPolicy",

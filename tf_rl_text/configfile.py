@@ -2,7 +2,7 @@
 
 A config file has these sections (all optional but ``algorithm``)::
 
-    algorithm: reinforce          # reinforce | a2c | ppo | q_learning
+    algorithm: reinforce          # reinforce | a2c | ppo | q_learning | grpo
     model:   {...}                # ModelSection: the embedded default, a from-scratch seq2seq, or a local folder
     data:    {...}                # DataSection: the embedded prompts, a jsonl/csv file, or a task's data
     reward:  {name: ..., ...}     # a reward by name with its arguments; "composite" sums components
@@ -22,6 +22,7 @@ one given with ``--set`` to the working directory.
 """
 from __future__ import annotations
 
+import argparse
 import ast
 import copy
 import dataclasses
@@ -308,6 +309,11 @@ def _convert(cls, action, field, value, where, source):
         raise ConfigError(f"{source}: {where} cannot be null; give a value (default {field.default!r})")
     if action is None or action.type is None:
         return value
+    if action.nargs in ("+", "*"):  # a list field (GRPOConfig.reward_weights): each element converted
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {where} must be a list, e.g. [{value!r}], got {value!r}")
+        single = argparse.Namespace(**{**vars(action), "nargs": None})
+        return [_convert(cls, single, field, v, f"{where}[{i}]", source) for i, v in enumerate(value)]
     kind = action.type
     if kind is string_to_bool:
         if isinstance(value, bool):
