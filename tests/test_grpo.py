@@ -315,3 +315,18 @@ def test_t5_trains_and_the_export_serves_and_trains(tokenizer, tmp_path):
         input_ids=tf.constant(ids), attention_mask=tf.constant(mask), completion_ids=gen.completion_ids,
         completion_mask=gen.completion_mask, advantages=tf.constant([1.0, -1.0]))
     assert np.isfinite(float(out["loss"]))
+
+
+def test_the_shipped_config_takes_reward_weights_as_a_list():
+    import os
+
+    from tf_rl_text import configfile
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "grpo.yaml")
+    cfg = configfile.load_config(path, sets=["trainer.reward_weights=[2, 0.5]"], quick=True)
+    assert isinstance(cfg.trainer, GRPOConfig) and cfg.trainer.reward_weights == [2.0, 0.5]
+    assert cfg.trainer.num_iterations == 2 and cfg.trainer.beta == 0.04 and cfg.run.steps == 30
+    with pytest.raises(configfile.ConfigError, match=r"trainer.reward_weights must be a list, e.g. \[2.0\]"):
+        configfile.load_config(path, sets=["trainer.reward_weights=2.0"])
+    with pytest.raises(configfile.ConfigError, match=r"trainer.reward_weights\[1\] must be a number, got 'x'"):
+        configfile.load_config(path, sets=["trainer.reward_weights=[1, x]"])

@@ -297,7 +297,8 @@ def _type_name(action) -> str:
 
     if action.type is string_to_bool:
         return "bool"
-    return getattr(action.type, "__name__", str(action.type))
+    name = getattr(action.type, "__name__", str(action.type))
+    return f"list of {name}" if action.nargs in ("+", "*") else name
 
 
 def _convert(cls, action, field, value, where, source):
