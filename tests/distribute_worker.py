@@ -47,8 +47,8 @@ def max_diff(a, b):
 
 def family(name, tokenizer, strategy):
     """Build (under strategy's scope) and run one update of family ``name``; returns (weights after, stats)."""
-    from tf_rl_text import (PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer, ReinforceConfig,
-                            ReinforceTrainer, RLAgent, TextGenerationEnv)
+    from tf_rl_text import (GRPOConfig, GRPOTrainer, PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer,
+                            ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv)
     from tf_rl_text.trainers.mle import warm_start
 
     with strategy.scope():
@@ -69,6 +69,9 @@ def family(name, tokenizer, strategy):
     elif name == "ppo":
         trainer = PPOTrainer(agent, env, PPOConfig(learning_rate=1e-2, num_epochs=1,
                                                    num_minibatches=1, kl_coef=0.05), strategy=strategy)
+    elif name == "grpo":  # 3 prompts x 3 completions = 9 rows (5 + 4), two clipped updates, the KL term
+        trainer = GRPOTrainer(agent, env, GRPOConfig(learning_rate=1e-2, num_generations=3, num_iterations=2,
+                                                     beta=0.1, epsilon=0.05), strategy=strategy)
     elif name == "q_learning":
         trainer = QLearningTrainer(agent, env, QLearningConfig(learning_rate=1e-2, batch_size=5,
                                                                target_update_period=1),
@@ -95,7 +98,7 @@ def mirrored(out_path):
     mirrored_strategy = tf.distribute.MirroredStrategy(devices)
     start = weights(tiny(tokenizer))
     result = {"devices": devices}
-    for name in (sys.argv[3].split(",") if len(sys.argv) > 3 else ("reinforce", "ppo", "q_learning", "mle")):
+    for name in (sys.argv[3].split(",") if len(sys.argv) > 3 else ("reinforce", "ppo", "q_learning", "grpo", "mle")):
         single, single_stats = family(name, tokenizer, tf.distribute.get_strategy())
         multi, multi_stats = family(name, tokenizer, mirrored_strategy)
         result[name] = {"max_diff": max_diff(single, multi), "moved": max_diff(single[:len(start)], start),

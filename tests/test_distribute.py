@@ -18,7 +18,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "distribute_worker.py")
-FAMILIES = ("reinforce", "ppo", "q_learning", "mle")
+FAMILIES = ("reinforce", "ppo", "q_learning", "grpo", "mle")
 
 
 def _env(**extra):
@@ -40,7 +40,7 @@ def mirrored_result(tmp_path_factory):
 
 def test_mirrored_strategy_runs_on_two_logical_cpu_devices(mirrored_result):
     assert mirrored_result["devices"] == ["/device:CPU:0", "/device:CPU:1"]
-    for name in ("reinforce", "ppo", "q_learning"):
+    for name in ("reinforce", "ppo", "q_learning", "grpo"):
         assert mirrored_result[name]["mirrored"]["replicas"] == 2
         assert mirrored_result[name]["single"]["replicas"] == 1
 
@@ -55,7 +55,8 @@ def test_mirrored_update_equals_single_device_update(mirrored_result, family):
     assert r["max_diff"] < 1e-5, r
     single, multi = r["single"], r["mirrored"]
     # the logged statistics are global means over the batch (not means of per-replica means)
-    for key in ("loss", "policy_loss", "value_loss", "td_error", "grad_norm", "entropy", "kl", "reward_mean"):
+    for key in ("loss", "policy_loss", "value_loss", "td_error", "grad_norm", "entropy", "kl", "reward_mean",
+                "clip_ratio/region_mean"):
         if key in single:
             assert multi[key] == pytest.approx(single[key], rel=1e-4, abs=1e-5), key
 
