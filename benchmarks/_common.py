@@ -164,6 +164,7 @@ SCORING_PASSES = {
     "ppo": 2 + 3,  # rollout scoring (old log-probs, values) and reference; policy forward + backward
     "a2c": 2 + 3,
     "soft_q": 1 + 3,  # target network forward; online forward + backward
+    "grpo": 1 + 3,  # reference forward (beta > 0; no old log-probs with num_iterations=1); policy forward + backward
 }
 
 

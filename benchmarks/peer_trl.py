@@ -141,6 +141,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_flags(ap)
     add_torch_flags(ap, "TRL's default bf16=True (torch autocast to bfloat16 on CPU)")
+    ap.add_argument("--algo", default="rloo", choices=("rloo", "grpo"),
+                    help="rloo: RLOOTrainer (the workload); grpo: GRPOTrainer with the same fields (its own defaults "
+                         "otherwise: loss_type, scale_rewards, epsilon), as rl_step.py --algo grpo")
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="keep TRL's default gradient_checkpointing=True (recomputes the forward in the backward)")
     args = ap.parse_args(argv)
@@ -153,7 +156,9 @@ def main(argv=None):
     import transformers
     import trl
     from transformers import TrainerCallback
-    from trl import RLOOConfig, RLOOTrainer
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+    config_class, trainer_class = (GRPOConfig, GRPOTrainer) if args.algo == "grpo" else (RLOOConfig, RLOOTrainer)
 
     target, n_tokens, eos = w["target_word"], w["completion_tokens"], tokenizer.eos_token_id
     checks = {"bad": []}
@@ -217,13 +222,13 @@ def main(argv=None):
         model.save_pretrained(model_dir)
         model.config._name_or_path = model_dir
         fields = rloo_config_fields(w, args, os.path.join(tmp, "out"))
-        config = RLOOConfig(**fields)
+        config = config_class(**fields)
         dataset = datasets.Dataset.from_dict({"prompt": prompts})
         timer = StepTimer()
-        trainer = RLOOTrainer(model=model, reward_funcs=target_word_share, args=config, train_dataset=dataset,
+        trainer = trainer_class(model=model, reward_funcs=target_word_share, args=config, train_dataset=dataset,
                               processing_class=tokenizer, callbacks=[timer])
         timer.trainer = trainer
-        print(f"[peer_trl] RLOOTrainer ready at {seconds_since_process_start():.1f} s; "
+        print(f"[peer_trl] {trainer_class.__name__} ready at {seconds_since_process_start():.1f} s; "
               f"{args.warmup} warm-up + {args.steps} timed steps", file=sys.stderr, flush=True)
         # the Trainer's PrinterCallback writes its end-of-training dict to stdout: keep stdout for our JSON
         with contextlib.redirect_stdout(sys.stderr):
@@ -246,24 +251,26 @@ def main(argv=None):
     times = timer.times
     if len(times) != args.steps:
         raise SystemExit(f"timed {len(times)} steps, expected {args.steps}")
-    gflop = step_gflop(w)
+    gflop = step_gflop(w, args.algo)
     median = statistics.median(times)
     seqs = w["prompts_per_step"] * w["completions_per_prompt"]
     fields.pop("output_dir")
     result = {
-        "benchmark": "rl_step_trl_peer", "algo": "rloo", "timed_steps": len(times),
+        "benchmark": "rl_step_trl_peer", "algo": args.algo, "timed_steps": len(times),
         "median_step_s": round(median, 4), "min_step_s": round(min(times), 4),
         "max_step_s": round(max(times), 4), "seqs_per_s": round(seqs / median, 2),
         "median_step_interval_s": round(statistics.median(timer.intervals), 4) if timer.intervals else None,
         "time_to_first_step_s": round(timer.time_to_first, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_mb_after_step": timer.rss, "gflop_per_step": round(gflop, 2), "gflops_achieved": round(gflop / median, 1),
-        "gflop_per_step_trl_executed": round(gflop + extra_old_logp_gflop(w), 2),
+        # RLOOTrainer scores the old log-probs every step; GRPOTrainer skips them when generation and optimizer
+        # steps align (num_iterations 1, steps_per_generation 1), as ours does
+        "gflop_per_step_trl_executed": round(gflop + (extra_old_logp_gflop(w) if args.algo == "rloo" else 0.0), 2),
         "completion_lengths": [int(x) for x in lengths], "eos_generated": False,
         "final_reward_mean": round(final_reward, 4),
         "trl": trl.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
         "accelerate": accelerate.__version__, "datasets": datasets.__version__,
         "threads": [torch.get_num_interop_threads(), torch.get_num_threads()],
-        "rloo_config": fields, "trl_effective": effective,
+        "rloo_config" if args.algo == "rloo" else "grpo_config": fields, "trl_effective": effective,
     }
     print(json.dumps(result))
     return result

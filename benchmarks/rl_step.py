@@ -42,6 +42,12 @@ def make_trainer(algo, agent, env, w, jit=False):
         return ReinforceTrainer(agent, env, ReinforceConfig(
             learning_rate=w["learning_rate"], baseline="rloo", num_samples_per_prompt=k, kl_coef=w["kl_coef"],
             max_grad_norm=None, jit_compile=jit))
+    if algo == "grpo":  # TRL's GRPOTrainer as a user runs it: its defaults but the workload's beta, lr, no clipping
+        from tf_rl_text import GRPOConfig, GRPOTrainer
+
+        return GRPOTrainer(agent, env, GRPOConfig(
+            learning_rate=w["learning_rate"], num_generations=k, beta=w["kl_coef"], num_iterations=1,
+            max_grad_norm=None))
     if algo in ("ppo", "a2c"):
         from tf_rl_text import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer
 
@@ -69,7 +75,8 @@ def main(argv=None):
     ap.add_argument("--jit", action="store_true", help="compile the update with XLA (ReinforceConfig.jit_compile)")
     ap.add_argument("--algo", default="rloo", choices=sorted(SCORING_PASSES),
                     help="rloo: REINFORCE with the leave-one-out baseline (the workload); ppo / a2c: actor-critic "
-                         "(one update per batch, value head); soft_q: soft Q-learning (one TD update per batch)")
+                         "(one update per batch, value head); soft_q: soft Q-learning (one TD update per batch); grpo: "
+                         "GRPOTrainer (group advantages, clipped ratio, k3 KL, one iteration)")
     ap.add_argument("--precision", default="float32", choices=PRECISIONS,
                     help="mixed_bfloat16: bfloat16 math over float32 weights (tf_rl_text.with_precision)")
     args = ap.parse_args(argv)
@@ -110,7 +117,8 @@ def main(argv=None):
         "max_step_s": round(float(np.max(times)), 4), "seqs_per_s": round(seqs / median, 2),
         "time_to_first_step_s": round(time_to_first, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_mb_after_step": rss, "gflop_per_step": round(gflop, 2), "gflops_achieved": round(gflop / median, 1),
-        "update_traces": trainer._update.experimental_get_tracing_count(),
+        "update_traces": (trainer._update if hasattr(trainer, "_update") else trainer._grads  # GRPO: its chunk grads
+                          ).experimental_get_tracing_count(),
         "generate_traces": actor.generate_fn(greedy=False).experimental_get_tracing_count(),
         # the issue's TRL 1.16 figure from another day; side_by_side.py measures TRL in the same run
         "issue_trl_median_step_s": 1.41, "speedup_vs_issue_trl_figure": round(1.41 / median, 2),

@@ -94,7 +94,14 @@ def main(argv=None):
     ap.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"),
                     help="every side in this precision: mixed_bfloat16 = rl_step.py --precision mixed_bfloat16 and "
                          "the peers' --bf16 (torch autocast to bfloat16; weights and optimizer float32 everywhere)")
+    ap.add_argument("--algo", default="rloo", choices=("rloo", "grpo"),
+                    help="rloo: the workload (REINFORCE/RLOO vs RLOOTrainer); grpo: GRPOTrainer on both sides "
+                         "(TRL peer only: peer_torch.py is RLOO)")
     args = ap.parse_args(argv)
+    if args.algo == "grpo" and args.peers is None:
+        args.peers = "trl"
+    if args.algo == "grpo" and "torch" in args.peers:
+        raise SystemExit("--algo grpo: the torch peer is an RLOO core only; use --peers trl")
     if args.rounds < 1:
         raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
     pythons = {"torch": args.torch_python, "trl": args.trl_python}
@@ -123,10 +130,11 @@ def main(argv=None):
         if value is not None:
             common += [flag, str(value)]
     bf16 = args.precision == "mixed_bfloat16"
-    ours_cmd = [sys.executable, os.path.join(HERE, "rl_step.py"), *common,
+    algo = ["--algo", args.algo] if args.algo != "rloo" else []
+    ours_cmd = [sys.executable, os.path.join(HERE, "rl_step.py"), *common, *algo,
                 *(["--precision", args.precision] if bf16 else [])]
     peer_cmds = {p: [pythons[p], os.path.join(HERE, PEERS[p][0]), *common, "--threads", str(threads[p]),
-                     *(["--bf16"] if bf16 else [])] for p in peers}
+                     *(["--bf16"] if bf16 else []), *algo] for p in peers}
     rounds = []
     for r in range(args.rounds):
         ours = run_side(f"round {r + 1}/{args.rounds} ours (rl_step.py)", ours_cmd)
@@ -139,7 +147,7 @@ def main(argv=None):
         rounds.append(entry)
     ours_med = statistics.median(x["ours"]["median_step_s"] for x in rounds)
     result = {
-        "benchmark": "side_by_side", "rounds": args.rounds, "peers": peers, "precision": args.precision,
+        "benchmark": "side_by_side", "algo": args.algo, "rounds": args.rounds, "peers": peers, "precision": args.precision,
         "order": "per round: " + ", ".join(["ours", *(f"{p} peer" for p in peers)]),
         "ours_median_step_s": round(ours_med, 4),
     }
