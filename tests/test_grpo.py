@@ -330,3 +330,22 @@ def test_the_shipped_config_takes_reward_weights_as_a_list():
         configfile.load_config(path, sets=["trainer.reward_weights=2.0"])
     with pytest.raises(configfile.ConfigError, match=r"trainer.reward_weights\[1\] must be a number, got 'x'"):
         configfile.load_config(path, sets=["trainer.reward_weights=[1, x]"])
+
+
+def test_explain_gives_each_token_its_completions_group_advantage(tokenizer):
+    from tf_rl_text.explain import explain
+
+    trainer = grpo(tokenizer, beta=0.1)
+    rows = explain(trainer)  # what the next step draws, with the trainer's state put back afterwards
+    rewards = np.array([r.reward for r in rows])
+    groups = rewards.reshape(-1, 3)
+    want = ((groups - groups.mean(1, keepdims=True)) / (groups.std(1, keepdims=True) + 1e-4)).reshape(-1)
+    assert np.abs(want).max() > 0.5
+    for row, a in zip(rows, want):
+        np.testing.assert_allclose(row.quantities["advantage"], np.full(len(row.tokens), a), rtol=1e-5, atol=1e-6)
+        assert np.allclose(row.quantities["kl"], 0.0, atol=1e-6)  # k3 of a policy that is still its reference
+    stats = trainer.step()  # the same batch: explain left the env and the sampling RNG where they were
+    assert trainer.env.completions == [r.completion for r in rows]
+    assert stats["reward"] == pytest.approx(float(rewards.mean()), rel=1e-6)
+    with pytest.raises(ValueError, match="num_generations=3 samples of a prompt"):
+        explain(trainer, num_samples=2)

@@ -14,7 +14,8 @@ its completion tokens):
   estimate, ``config.kl_estimator``) against the frozen reference model (when there is one);
 * the credit the trainer assigned it: REINFORCE ``advantage`` (the sequence's return minus its
   baseline, spread over its tokens, KL shaping included) with ``reward`` and ``baseline`` per
-  sequence; A2C/PPO ``value``, ``advantage`` (GAE) and ``return``; Q-learning ``q`` (Q(s_t, a_t))
+  sequence; GRPO ``advantage`` (the completion's group-relative advantage on each of its tokens);
+  A2C/PPO ``value``, ``advantage`` (GAE) and ``return``; Q-learning ``q`` (Q(s_t, a_t))
   and ``td_target``.
 
 The numbers come from the trainer's own compiled functions (``_advantages``, ``score_rollout``, the
@@ -27,8 +28,10 @@ reward hacking first shows (``tf-rl-text explain EXPORT "text" --reference MLE_E
 """
 from __future__ import annotations
 
+
 import copy
 import dataclasses
+import functools
 import html
 import os
 
@@ -155,24 +158,28 @@ def explain(source, prompts=None, references=None, num_samples: int | None = Non
 
 def _explain_trainer(trainer, prompts, references, num_samples, seed, greedy):
     from tf_rl_text.trainers.actor_critic import _ActorCriticTrainer
+    from tf_rl_text.trainers.grpo import GRPOTrainer, group_advantages
     from tf_rl_text.trainers.q_learning import QLearningTrainer, completion_q_values
     from tf_rl_text.trainers.reinforce import ReinforceTrainer
 
     cfg = trainer.config
-    k = num_samples or getattr(cfg, "num_samples_per_prompt", 1)
-    if isinstance(trainer, ReinforceTrainer) and k != cfg.num_samples_per_prompt:  # the baseline groups k samples
-        raise ValueError(f"num_samples={num_samples}: this REINFORCE trainer's baseline compares "
-                         f"num_samples_per_prompt={cfg.num_samples_per_prompt} samples of a prompt; leave num_samples "
-                         "unset")
+    grpo = isinstance(trainer, GRPOTrainer)
+    group = cfg.num_generations if grpo else getattr(cfg, "num_samples_per_prompt", None)
+    k = num_samples or group or 1
+    if isinstance(trainer, (ReinforceTrainer, GRPOTrainer)) and k != group:  # the baseline groups k samples
+        name = "num_generations" if grpo else "num_samples_per_prompt"
+        raise ValueError(f"num_samples={num_samples}: this {trainer.algorithm} trainer's baseline compares "
+                         f"{name}={group} samples of a prompt; leave num_samples unset")
     q_learning = isinstance(trainer, QLearningTrainer)
     agent = trainer.policy if q_learning else trainer.agent
     snap = _snapshot(trainer)
     try:
+        # GRPO scores with its own reward functions; the others with the env's
+        roll = trainer._rollout if grpo else functools.partial(trainer.env.rollout, agent)
         if prompts is None:  # exactly what the next step() draws
-            rollout = trainer.env.rollout(agent, num_samples=k)
+            rollout = roll(num_samples=k)
         else:
-            rollout = trainer.env.rollout(agent, num_samples=k, greedy=greedy, seed=seed, prompts=prompts,
-                                          references=references)
+            rollout = roll(num_samples=k, greedy=greedy, seed=seed, prompts=prompts, references=references)
         ids = [tf.constant(x) for x in rollout[:4]]
         mask = tf.cast(ids[3], tf.float32)
         rewards = np.asarray(rollout.rewards, np.float32)
@@ -188,7 +195,11 @@ def _explain_trainer(trainer, prompts, references, num_samples, seed, greedy):
                 "td_target": ops.q_td_targets(target_q, ids[2], token_rewards, mask, cfg.gamma, cfg.target, probs),
             }
             return _rows(trainer.agent.tokenizer, rollout, quantities, rewards)
-        quantities = _policy_scores(agent, ids, trainer.ref_model, getattr(cfg, "kl_estimator", "kl"))
+        estimator = "low_var" if grpo else getattr(cfg, "kl_estimator", "kl")  # GRPO's KL term is k3
+        quantities = _policy_scores(agent, ids, trainer.ref_model, estimator)
+        if grpo:  # the group-relative advantage of each completion, on every one of its tokens
+            advantages = group_advantages(rewards, k, cfg.scale_rewards)[:, None] * mask
+            return _rows(agent.tokenizer, rollout, dict(quantities, advantage=advantages), rewards)
         if isinstance(trainer, ReinforceTrainer):
             shaped, baseline = trainer._baseline(rollout)  # its moving average / normaliser are put back below
             advantages, _ = trainer._advantages(*ids, tf.constant(shaped, tf.float32), tf.cast(baseline, tf.float32))
