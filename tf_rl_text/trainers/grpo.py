@@ -338,6 +338,9 @@ class GRPOTrainer(Trainer):
             logp = tf.gather(log_softmax, completion_ids, axis=-1, batch_dims=2) * mask  # (B, T)
             # the first update of a batch: pi_old is the current policy (rho = 1), no recorded log-probs needed
             old = tf.stop_gradient(logp) if cfg.num_iterations == 1 else old_logp
+            if cfg.num_iterations == 1 and self.ref_model is not None:  # scored here, beside the policy's forward
+                ref_logp = self.agent.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                                model=self.ref_model)  # (independent ops: they run in parallel)
             losses, parts = grpo_token_losses(logp, old, advantages, mask, cfg.epsilon, cfg.epsilon_high, cfg.delta,
                                               cfg.importance_sampling_level, ref_logp if cfg.beta else None, cfg.beta)
             loss = aggregate_token_losses(losses, mask, cfg.loss_type, total_rows, total_tokens,
@@ -352,9 +355,10 @@ class GRPOTrainer(Trainer):
 
     # ------------------------------------------------------------------ python loop
     def _scores(self, tensors):
-        """(old log-probs, reference log-probs), each (B, T), scored in the update's chunks (zeros where not
-        needed: no forward pass at all with num_iterations=1 and beta=0)."""
-        if self.config.num_iterations == 1 and self.ref_model is None:
+        """(old log-probs, reference log-probs), each (B, T), scored once per batch in the update's chunks when
+        num_iterations > 1 (zeros where not needed). With one iteration nothing is scored here: rho = 1, and
+        the update scores the reference in the same graph as the policy (the two forwards run in parallel)."""
+        if self.config.num_iterations == 1:  # rho = 1, and the update scores the reference itself
             zeros = tf.zeros(tf.shape(tensors[2]), tf.float32)
             return zeros, zeros
         rows = int(tensors[0].shape[0])
