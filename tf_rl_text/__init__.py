@@ -20,6 +20,7 @@ from tf_rl_text.export import LoadedPolicy, export_policy, load
 from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer, reinforce_loss
 from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer
 from tf_rl_text.trainers.grpo import GRPOConfig, GRPOTrainer
+from tf_rl_text.trainers.dpo import DPOConfig, DPOTrainer
 from tf_rl_text.heads import QHead, ValueHead
 from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer, ReplayBuffer
 from tf_rl_text import data, metrics  # datasets (PromptDataset, task loaders) and evaluation metrics
@@ -41,6 +42,8 @@ __all__ = [
     "PPOTrainer",
     "GRPOConfig",
     "GRPOTrainer",
+    "DPOConfig",
+    "DPOTrainer",
     "ValueHead",
     "Generation",
     "LoadedPolicy",

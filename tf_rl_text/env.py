@@ -96,16 +96,10 @@ def _call_reward(fn, args, timeout, name, where):
     return box["value"]
 
 
-class BatchedEnv(py_environment.PyEnvironment):
-    """What :class:`TextGenerationEnv` and :class:`~tf_rl_text.choice.ChoiceEnv` share: ``batch_size``
-    episodes in lockstep (a batched tf-agents ``PyEnvironment``), their states drawn in shuffled
-    epochs (:meth:`next_indices`; :meth:`state_dict` for checkpoints), and the reward function's
-    output checked in one place (:meth:`compute_rewards`).
-
-    A subclass sets ``self._batch_size``, ``self._observation_spec``, ``self._action_spec``,
-    ``self.prompts`` (one per state), ``self.reward_fn``, ``self.num_reward_batches = 0`` and calls
-    :meth:`_init_draws` in its ``__init__``; it writes ``_reset`` and ``_step``.
-    """
+class ShuffledDraws:
+    """States (prompts, preference pairs...) drawn ``batch_size`` at a time in shuffled epochs, with the
+    order, cursor and RNG as a JSON-able :meth:`state_dict` that trainers keep in their checkpoints.
+    A subclass sets ``self.prompts`` (one per state) and ``self._batch_size`` and calls :meth:`_init_draws`."""
 
     def _init_draws(self, num_states: int, seed, shuffle: bool):
         self._rng = np.random.RandomState(seed)
@@ -113,22 +107,6 @@ class BatchedEnv(py_environment.PyEnvironment):
         self._order = np.arange(num_states)
         self._cursor = num_states  # forces a fresh (shuffled) epoch on first draw
 
-    # ------------------------------------------------------------ specs
-    @property
-    def batched(self) -> bool:
-        return True
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
-
-    def observation_spec(self):
-        return self._observation_spec
-
-    def action_spec(self):
-        return self._action_spec
-
-    # ------------------------------------------------------------ states and rewards
     def next_indices(self, n=None):
         """The next ``n`` (default batch_size) state indices, in shuffled epochs."""
         n = self._batch_size if n is None else n
@@ -156,6 +134,34 @@ class BatchedEnv(py_environment.PyEnvironment):
         name, keys, pos, has_gauss, cached = state["rng"]
         self._rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
 
+
+class BatchedEnv(ShuffledDraws, py_environment.PyEnvironment):
+    """What :class:`TextGenerationEnv` and :class:`~tf_rl_text.choice.ChoiceEnv` share: ``batch_size``
+    episodes in lockstep (a batched tf-agents ``PyEnvironment``), their states drawn in shuffled
+    epochs (:meth:`next_indices`; :meth:`state_dict` for checkpoints), and the reward function's
+    output checked in one place (:meth:`compute_rewards`).
+
+    A subclass sets ``self._batch_size``, ``self._observation_spec``, ``self._action_spec``,
+    ``self.prompts`` (one per state), ``self.reward_fn``, ``self.num_reward_batches = 0`` and calls
+    :meth:`_init_draws` in its ``__init__``; it writes ``_reset`` and ``_step``.
+    """
+
+    # ------------------------------------------------------------ specs
+    @property
+    def batched(self) -> bool:
+        return True
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def action_spec(self):
+        return self._action_spec
+
+    # ------------------------------------------------------------ rewards
     def compute_rewards(self, completions, prompts, references):
         """Call the reward function and check what it returns: (B,) float32.
 
@@ -409,4 +415,4 @@ class TextGenerationEnv(BatchedEnv):
         return ts.transition(self._observation(), np.zeros(b, np.float32), discount=np.ones(b, np.float32))
 
 
-__all__ = ["TextGenerationEnv", "Rollout", "BatchedEnv"]
+__all__ = ["TextGenerationEnv", "Rollout", "BatchedEnv", "ShuffledDraws"]

@@ -1,0 +1,234 @@
+"""DPO, IPO and cDPO losses and the Bradley-Terry loss by hand; preference data and its errors; the trainer:
+its reference scores, a toy preference learned on held-out pairs, chunks, resume, LoRA, T5 and export."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import make_tiny_model, make_tiny_t5
+from test_resume import assert_same_run, stop_and_resume
+from tf_rl_text import RLAgent
+from tf_rl_text._compat import tf
+from tf_rl_text.data import DataFormatError
+from tf_rl_text.preferences import PreferencePairs, load_preferences, make_preference_pairs
+from tf_rl_text.trainers.dpo import DPOConfig, DPOTrainer, PairStream, bradley_terry_loss, dpo_loss
+
+# two pairs: log pi of chosen / rejected (sums over tokens) and the reference's
+CHOSEN, REJECTED = [-3.0, -5.0], [-4.0, -2.0]
+REF_CHOSEN, REF_REJECTED = [-3.5, -5.0], [-3.5, -3.0]
+# by hand: chosen ratios 0.5, 0; rejected ratios -0.5, 1.0; h = 1.0, -1.0
+
+
+def losses_for(**kwargs):
+    losses, chosen, rejected = dpo_loss(*(tf.constant(x) for x in (CHOSEN, REJECTED, REF_CHOSEN, REF_REJECTED)),
+                                        **{"beta": 0.5, **kwargs})
+    return losses.numpy(), chosen.numpy(), rejected.numpy()
+
+
+def test_sigmoid_dpo_loss_and_implicit_rewards_by_hand():
+    losses, chosen, rejected = losses_for()
+    # -log sigmoid(0.5 * 1) = log(1 + e^-0.5); -log sigmoid(0.5 * -1) = log(1 + e^0.5)
+    np.testing.assert_allclose(losses, [math.log1p(math.exp(-0.5)), math.log1p(math.exp(0.5))], rtol=1e-6)
+    np.testing.assert_allclose(chosen, [0.25, 0.0])      # beta * (log pi - log pi_ref) of chosen
+    np.testing.assert_allclose(rejected, [-0.25, 0.5])
+
+
+def test_conservative_dpo_mixes_both_directions_by_label_smoothing():
+    losses, _, _ = losses_for(label_smoothing=0.1)
+    a, b = math.log1p(math.exp(-0.5)), math.log1p(math.exp(0.5))
+    np.testing.assert_allclose(losses, [0.9 * a + 0.1 * b, 0.9 * b + 0.1 * a], rtol=1e-6)
+
+
+def test_ipo_loss_by_hand():
+    losses, _, _ = losses_for(loss_type="ipo")
+    np.testing.assert_allclose(losses, [(1.0 - 1.0) ** 2, (-1.0 - 1.0) ** 2], atol=1e-6)  # (h - 1/(2 beta))^2
+
+
+def test_bradley_terry_loss_and_accuracy_by_hand():
+    losses, right = bradley_terry_loss(tf.constant([1.0, 0.0]), tf.constant([0.0, 2.0]))
+    np.testing.assert_allclose(losses.numpy(), [math.log1p(math.exp(-1.0)), math.log1p(math.exp(2.0))], rtol=1e-6)
+    assert right.numpy().tolist() == [True, False]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"beta": 0.0}, "beta"),
+    ({"loss_type": "hinge"}, "loss_type"),
+    ({"label_smoothing": 0.5}, "label_smoothing"),
+    ({"label_smoothing": 0.1, "loss_type": "ipo"}, "conservative DPO"),
+    ({"batch_size": 0}, "batch_size"),
+])
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DPOConfig(**kwargs)
+
+
+# --------------------------------------------------------------------------- data
+def write_jsonl(path, records):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n")
+    return str(path)
+
+
+def test_load_preferences_standard_and_conversational(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [
+        {"prompt": "the movie was", "chosen": " great", "rejected": " dull"},
+        {"chosen": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello!"}],
+         "rejected": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "go away"}]},
+    ])
+    pairs = load_preferences(path)
+    assert pairs.prompts == ["the movie was", "user: hi"]
+    assert pairs.chosen == [" great", "hello!"] and pairs.rejected == [" dull", "go away"]
+    train, held = pairs.split(test_fraction=0.5)
+    assert len(train) == len(held) == 1 and set(train.prompts + held.prompts) == set(pairs.prompts)
+
+
+@pytest.mark.parametrize("line, match", [
+    ({"prompt": "a", "chosen": "b"}, r"line 2: missing \['rejected'\]"),
+    ({"prompt": "a", "chosen": "same", "rejected": "same"}, "line 2: 'chosen' and 'rejected' are the same text"),
+    ({"prompt": "a", "chosen": " ", "rejected": "b"}, "line 2: 'chosen' is empty"),
+    ({"chosen": "b", "rejected": "c"}, "line 2: missing 'prompt'"),
+    ("{not json", "line 2: not a JSON object"),
+    ({"chosen": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
+      "rejected": [{"role": "user", "content": "other"}, {"role": "assistant", "content": "z"}]},
+     "line 2: 'chosen' and 'rejected' must share every message but the last"),
+])
+def test_bad_preference_records_name_the_line(tmp_path, line, match):
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "ok", "chosen": "x", "rejected": "y"}, line])
+    with pytest.raises(DataFormatError, match=match):
+        load_preferences(path)
+
+
+def test_make_preference_pairs_puts_the_higher_reward_first(tokenizer):
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+
+    def length(completions, prompts, references):
+        return [len(c) for c in completions]
+
+    pairs = make_preference_pairs(agent, ["the movie was", "my day", "our dinner"], length, n=4, max_new_tokens=6)
+    assert len(pairs) >= 2
+    for c, r in zip(pairs.chosen, pairs.rejected):
+        assert len(c) > len(r)
+
+
+# --------------------------------------------------------------------------- trainer
+WORDS = ["the movie was", "my day", "our dinner", "i really enjoyed", "the food", "a", "this book", "the plot",
+         "her song", "his film", "the trip", "our game"]
+
+
+def word_pairs():
+    """Prefer completions with " good" over the same with " bad": train on 8 prompts, hold out 4."""
+    pairs = PreferencePairs(WORDS, [" was good ."] * len(WORDS), [" was bad ."] * len(WORDS))
+    return pairs.subset(range(8)), pairs.subset(range(8, 12))
+
+
+def dpo(tokenizer, model=None, pairs=None, seed=0, **config):
+    agent = RLAgent(model or make_tiny_model(tokenizer, seed=seed), tokenizer, seed=0)
+    config = {"beta": 0.1, "learning_rate": 1e-2, "batch_size": 4, **config}
+    return DPOTrainer(agent, pairs or word_pairs()[0], DPOConfig(**config))
+
+
+def sequence_logps(agent, prompts, completions):
+    """log pi(completion | prompt) summed over the completion tokens (EOS included), eagerly, pair by pair."""
+    from tf_rl_text.tokens import encode_texts
+
+    out = []
+    for p, c in zip(prompts, completions):
+        ids, mask = agent.encode_prompts([p])
+        c_ids, c_mask = encode_texts(agent.tokenizer, [c], 64)
+        n = int(c_mask.sum())
+        logp = agent.log_probs(tf.constant(ids), tf.constant(mask), tf.constant(c_ids[:, :n]), tf.constant(c_mask[:, :n]))
+        out.append(float(tf.reduce_sum(logp)))
+    return np.array(out)
+
+
+def test_precomputed_reference_is_the_starting_policy_and_the_first_step_is_log2(tokenizer):
+    trainer = dpo(tokenizer, precompute_ref_log_probs=True)
+    pairs = trainer.pairs
+    table = trainer._ref_table.numpy()
+    np.testing.assert_allclose(table[:, 0], sequence_logps(trainer.agent, pairs.prompts, pairs.chosen), rtol=1e-5)
+    np.testing.assert_allclose(table[:, 1], sequence_logps(trainer.agent, pairs.prompts, pairs.rejected), rtol=1e-5)
+    assert trainer.ref_model is None  # no reference model kept
+    drawn = PairStream(pairs, trainer.agent, 4, 64, seed=0).next_indices()  # what the first step draws
+    stats = trainer.step()
+    assert stats["loss"] == pytest.approx(math.log(2), rel=1e-6)  # policy = reference: h = 0
+    assert stats["rewards/margins"] == pytest.approx(0.0, abs=1e-6) and stats["rewards/accuracies"] == 0.0
+    assert stats["logps/chosen"] == pytest.approx(float(table[drawn, 0].mean()), rel=1e-5)
+    assert stats["logps/rejected"] == pytest.approx(float(table[drawn, 1].mean()), rel=1e-5)
+
+
+def test_a_toy_preference_is_learned_on_held_out_pairs(tokenizer):
+    train, held_out = word_pairs()
+    trainer = dpo(tokenizer, pairs=train)
+    before = trainer.evaluate_pairs(held_out)
+    assert before["margin"] == pytest.approx(0.0, abs=1e-6)
+    trainer.train(15, progress=False)
+    after = trainer.evaluate_pairs(held_out)
+    assert after["accuracy"] == 1.0 and after["margin"] > 1.0, after
+    # P(chosen) over P(rejected) rose on prompts it never trained on
+    assert after["logp_margin"] > before["logp_margin"] + 5.0, (before, after)
+    margins = [h["rewards/margins"] for h in trainer.history]
+    assert np.mean(margins[-3:]) > np.mean(margins[:3]) + 1.0  # the implicit reward margins grew
+
+
+@pytest.mark.parametrize("loss_type, smoothing", [("ipo", 0.0), ("sigmoid", 0.2)])
+def test_ipo_and_conservative_dpo_train(tokenizer, loss_type, smoothing):
+    train, held_out = word_pairs()
+    trainer = dpo(tokenizer, pairs=train, loss_type=loss_type, label_smoothing=smoothing)
+    trainer.train(10, progress=False)
+    assert trainer.evaluate_pairs(held_out)["accuracy"] == 1.0
+
+
+def test_the_frozen_copy_and_the_precomputed_reference_make_the_same_updates(tokenizer):
+    a, b = dpo(tokenizer), dpo(tokenizer, precompute_ref_log_probs=True)
+    for _ in range(3):
+        sa, sb = a.step(), b.step()
+    assert sa["loss"] == pytest.approx(sb["loss"], rel=1e-5)
+    for x, y in zip(a.agent.model.get_weights(), b.agent.model.get_weights()):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_accumulated_chunks_make_the_same_update(tokenizer):
+    a, b = dpo(tokenizer), dpo(tokenizer, grad_accumulation_steps=3)  # 4 pairs in chunks of 2, 1, 1
+    sa, sb = a.step(), b.step()
+    sa, sb = a.step(), b.step()
+    for key in ("loss", "rewards/margins", "rewards/accuracies", "logps/chosen"):
+        assert sa[key] == pytest.approx(sb[key], rel=1e-4, abs=1e-6), key
+    for x, y in zip(a.agent.model.get_weights(), b.agent.model.get_weights()):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=2e-6)
+
+
+def test_dpo_resumes_exactly(tokenizer, tmp_path):
+    def build(run_dir):
+        agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+        return DPOTrainer(agent, word_pairs()[0], DPOConfig(beta=0.1, learning_rate=1e-2, batch_size=3),
+                          run_dir=run_dir, checkpoint_every=2)
+
+    straight, resumed = stop_and_resume(build, tmp_path, 2, 4)
+    assert_same_run(straight, resumed)
+    assert straight.history[0]["loss"] != straight.history[3]["loss"]
+
+
+def test_lora_dpo_keeps_the_base_weights_bit_equal(tokenizer):
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    agent.attach_lora(rank=4)
+    base = [w.copy() for w in agent.model.get_weights()]
+    trainer = DPOTrainer(agent, word_pairs()[0], DPOConfig(beta=0.1, learning_rate=2e-2, batch_size=4))
+    assert type(trainer.ref_model).__name__ == "AdaptersOff"  # the reference: adapters off, no copy
+    trainer.train(8, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(base, agent.model.get_weights()))
+    assert trainer.history[-1]["rewards/margins"] > 0.1
+
+
+def test_t5_dpo_trains_and_its_export_serves(tokenizer, tmp_path):
+    import tf_rl_text
+
+    train, held_out = word_pairs()
+    trainer = dpo(tokenizer, model=make_tiny_t5(tokenizer), pairs=train)
+    trainer.train(10, progress=False)
+    assert trainer.evaluate_pairs(held_out)["accuracy"] == 1.0
+    path = trainer.export(str(tmp_path / "dpo_t5"))
+    policy = tf_rl_text.load(path)
+    prompts = held_out.prompts
+    max_new = trainer.config.max_completion_length
+    assert policy.generate(prompts) == trainer.agent.generate_text(prompts, max_new_tokens=max_new, greedy=True)
+    assert policy.metadata["algorithm"] == "dpo" and policy.metadata["beta"] == 0.1

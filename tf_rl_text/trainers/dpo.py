@@ -1,0 +1,300 @@
+"""Direct preference optimisation (Rafailov et al. 2023) and its IPO and conservative variants.
+
+For a prompt x with a preferred completion y_w and a dispreferred one y_l, with s(y) = log pi(y | x)
+(the sum over the completion's tokens) and s_ref(y) the same under the frozen reference::
+
+    h = (s(y_w) - s_ref(y_w)) - (s(y_l) - s_ref(y_l))
+    "sigmoid" (DPO):            L = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h)
+                                     (eps = label_smoothing: conservative DPO, Mitchell 2023; 0 = DPO)
+    "ipo" (Azar et al. 2023):   L = (h' - 1 / (2 beta))^2,  h' as h with per-token mean log-probs
+
+averaged over the pairs of a batch. The implicit rewards beta (s(y) - s_ref(y)) are logged as TRL logs
+them: ``rewards/chosen``, ``rewards/rejected``, ``rewards/margins``, ``rewards/accuracies`` (the share of
+pairs whose chosen reward is higher), ``logps/chosen``, ``logps/rejected``.
+
+The reference is a frozen copy of the starting model, or, under LoRA, the same model with its
+adapters switched off (no copy), or ``precompute_ref_log_probs=True``: s_ref of every pair scored once
+at construction (then no reference model is kept). One :meth:`step` is one batch of ``batch_size``
+pairs drawn in shuffled epochs; its update goes through
+:meth:`~tf_rl_text.trainers.base.Trainer.accumulate` (accumulation chunks and ``tf.distribute``
+replicas split pairs, never a pair). Causal and encoder-decoder agents alike.
+
+Example::
+
+    pairs = load_preferences("prefs.jsonl")
+    trainer = DPOTrainer(agent, pairs, DPOConfig(beta=0.1))
+    trainer.train(200)
+    print(trainer.evaluate_pairs(held_out))       # implicit-reward accuracy and margins on held-out pairs
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from tf_rl_text._compat import tf
+from tf_rl_text.env import ShuffledDraws
+from tf_rl_text.tokens import encode_texts
+from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_least
+
+DPO_LOSSES = ("sigmoid", "ipo")
+
+
+@dataclasses.dataclass
+class DPOConfig(TrainerConfig):
+    """Settings of :class:`DPOTrainer` (TRL's ``DPOConfig`` names where it has the field)."""
+
+    beta: float = 0.1
+    """Strength of the implicit KL to the reference (higher: closer to it)."""
+    loss_type: str = "sigmoid"
+    """"sigmoid" (DPO, with label_smoothing: cDPO) or "ipo"."""
+    label_smoothing: float = 0.0
+    """eps of conservative DPO: the share of pairs assumed mislabelled, in [0, 0.5)."""
+    batch_size: int = 8
+    """Pairs per step."""
+    max_completion_length: int = 64
+    """Tokens of each completion kept (then EOS); longer completions are cut."""
+    precompute_ref_log_probs: bool = False
+    """Score every pair under the reference once at construction and keep no reference model."""
+    seed: int | None = 0
+    """Seed of the pair order (shuffled epochs)."""
+
+    def validate(self):
+        super().validate()
+        check(self.beta > 0, "beta", "> 0", self.beta)
+        check(self.loss_type in DPO_LOSSES, "loss_type", f"one of {DPO_LOSSES}", self.loss_type)
+        check(0.0 <= self.label_smoothing < 0.5, "label_smoothing", "in [0, 0.5)", self.label_smoothing)
+        if self.label_smoothing and self.loss_type != "sigmoid":
+            raise ValueError(f"label_smoothing={self.label_smoothing} is conservative DPO, a sigmoid loss; set "
+                             f"loss_type='sigmoid' or label_smoothing=0 (got loss_type={self.loss_type!r})")
+        check(is_int_at_least(self.batch_size, 1), "batch_size", "an integer >= 1", self.batch_size)
+        check(is_int_at_least(self.max_completion_length, 1), "max_completion_length", "an integer >= 1",
+              self.max_completion_length)
+
+
+# --------------------------------------------------------------------------- pure functions
+def dpo_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, beta=0.1, loss_type="sigmoid",
+             label_smoothing=0.0):
+    """Per-pair losses (B,) and implicit rewards (chosen, rejected), each (B,), from (B,) log-probabilities
+    (sums over tokens for "sigmoid", per-token means for "ipo"; see the module docstring)."""
+    chosen_ratio = chosen_logps - ref_chosen_logps
+    rejected_ratio = rejected_logps - ref_rejected_logps
+    h = chosen_ratio - rejected_ratio
+    if loss_type == "sigmoid":
+        losses = -(1.0 - label_smoothing) * tf.math.log_sigmoid(beta * h) - label_smoothing * tf.math.log_sigmoid(
+            -beta * h)
+    elif loss_type == "ipo":
+        losses = tf.square(h - 1.0 / (2.0 * beta))
+    else:
+        raise ValueError(f"loss_type must be one of {DPO_LOSSES}, got {loss_type!r}")
+    return losses, beta * tf.stop_gradient(chosen_ratio), beta * tf.stop_gradient(rejected_ratio)
+
+
+def bradley_terry_loss(chosen_scores, rejected_scores):
+    """The pairwise reward-model loss -log sigmoid(r(chosen) - r(rejected)) per pair (B,), and whether each
+    pair is ranked right (B,) bool."""
+    margin = chosen_scores - rejected_scores
+    return -tf.math.log_sigmoid(margin), margin > 0
+
+
+# --------------------------------------------------------------------------- data stream
+class PairStream(ShuffledDraws):
+    """The pairs a :class:`DPOTrainer` draws, ``batch_size`` at a time in shuffled epochs (its order and RNG
+    are checkpointed like an env's), encoded once: prompts as the agent encodes them, completions right
+    padded and followed by EOS."""
+
+    def __init__(self, pairs, agent, batch_size: int, max_completion_length: int, seed=0):
+        if len(pairs) == 0:
+            raise ValueError("DPO needs at least one preference pair, got none")
+        self.pairs = pairs
+        self.prompts = list(pairs.prompts)
+        self._batch_size = int(batch_size)
+        self.max_new_tokens = int(max_completion_length)  # what an export of the policy generates by default
+        self.encoded = encode_pairs(agent, pairs, max_completion_length)
+        self._init_draws(len(pairs), seed, shuffle=True)
+
+    def batch(self, indices):
+        return [x[indices] for x in self.encoded]
+
+
+def encode_pairs(agent, pairs, max_completion_length):
+    """(prompt ids, prompt mask, chosen ids, chosen mask, rejected ids, rejected mask) int32 arrays, one row a
+    pair; completions cut at ``max_completion_length`` tokens (EOS included) and right padded."""
+    ids, mask = agent.encode_prompts(list(pairs.prompts))
+    out = [ids, mask]
+    for texts in (pairs.chosen, pairs.rejected):
+        c_ids, c_mask = encode_texts(agent.tokenizer, list(texts), max_completion_length)
+        width = max(1, int(c_mask.sum(axis=1).max()))
+        out += [c_ids[:, :width], c_mask[:, :width]]
+    context = getattr(agent, "context_length", None)
+    longest = max(out[3].shape[1], out[5].shape[1])
+    if context is not None and not agent.is_encoder_decoder and ids.shape[1] + longest > context:
+        raise ValueError(f"the longest prompt ({ids.shape[1]} tokens) and completion ({longest} tokens) exceed the "
+                         f"model's context of {context} tokens together; shorten the prompts or lower "
+                         "max_completion_length")
+    return out
+
+
+# --------------------------------------------------------------------------- trainer
+class DPOTrainer(Trainer):
+    """DPO / IPO / cDPO on preference pairs, on the trainer base (checkpoints, exact resume, callbacks,
+    TensorBoard, export, ``strategy=``, LoRA, gradient accumulation).
+
+    Args:
+      agent: the :class:`~tf_rl_text.RLAgent` (causal or encoder-decoder) to train.
+      pairs: the training :class:`~tf_rl_text.preferences.PreferencePairs`.
+      config: a :class:`DPOConfig`.
+      run_dir, checkpoint_every, keep_checkpoints, auto_resume, strategy: see
+        :class:`~tf_rl_text.trainers.base.Trainer`.
+    """
+
+    algorithm = "DPO"
+    config_class = DPOConfig
+    unit = "batch"
+    resume_must_match = ("loss_type", "batch_size", "max_completion_length")
+
+    def __init__(self, agent, pairs, config: DPOConfig | None = None, **kwargs):
+        cfg = config if config is not None else DPOConfig()
+        stream = PairStream(pairs, agent, cfg.batch_size, cfg.max_completion_length,
+                            seed=agent.seed if cfg.seed is None else cfg.seed)
+        super().__init__(agent, stream, cfg, **kwargs)
+        self.pairs = pairs
+        self.optimizer.build(agent.trainable_variables)
+        seq = tf.TensorSpec([None, None], tf.int32)
+        vec = tf.TensorSpec([None], tf.float32)
+        num = tf.TensorSpec([], tf.float32)
+        self._score_fns = {}
+        reference = agent.clone_model()  # a frozen copy (LoRA: the adapters-off view)
+        self.ref_model = None if cfg.precompute_ref_log_probs else reference
+        self._ref_table = None
+        if cfg.precompute_ref_log_probs:  # s_ref of every pair now; the reference is not kept
+            table = self._score_pairs(stream.encoded, reference)
+            self._score_fns.pop(id(reference))
+            self._ref_table = tf.Variable(table, trainable=False, name="ref_log_probs")
+        del reference
+        self._grads = agent.compile_fn(self._grad_step, [seq] * 6 + [vec, vec, num, num])
+        self._auto_resume()
+
+    def _trackables(self):
+        out = super()._trackables()
+        if self._ref_table is not None:
+            out["ref_log_probs"] = self._ref_table
+        return out
+
+    # ------------------------------------------------------------------ graph
+    def _completion_logps(self, prompt_ids, prompt_mask, completion_ids, completion_mask, model=None):
+        """Per-pair s(y): the sum ("sigmoid") or per-token mean ("ipo") of log pi of the completion tokens: (B,)."""
+        mask = tf.cast(completion_mask, tf.float32)
+        logp = self.agent.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask, model=model) * mask
+        total = tf.reduce_sum(logp, axis=1)
+        if self.config.loss_type == "ipo":
+            total = total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        return total
+
+    def _score_fn(self, model):
+        """A compiled ``(prompt ids, mask, completion ids, mask) -> s(y)`` (B,) under ``model`` (None: the policy)."""
+        key = id(model)
+        if key not in self._score_fns:
+            seq = tf.TensorSpec([None, None], tf.int32)
+            self._score_fns[key] = self.agent.compile_fn(
+                lambda a, b, c, d: self._completion_logps(a, b, c, d, model), [seq] * 4)
+        return self._score_fns[key]
+
+    def _score_pairs(self, encoded, model, chunk: int = 64):
+        """(N, 2) s(y_w), s(y_l) of every encoded pair under ``model`` (None: the policy; no gradient), in chunks."""
+        ids, mask, c_ids, c_mask, r_ids, r_mask = encoded
+        fn = self._score_fn(model)
+        out = []
+        for start in range(0, len(ids), chunk):
+            sl = slice(start, start + chunk)
+            out.append(np.stack([fn(ids[sl], mask[sl], comp[sl], comp_mask[sl]).numpy()
+                                 for comp, comp_mask in ((c_ids, c_mask), (r_ids, r_mask))], axis=1))
+        return np.concatenate(out, axis=0).astype(np.float32)
+
+    def _grad_step(self, prompt_ids, prompt_mask, chosen_ids, chosen_mask, rejected_ids, rejected_mask,
+                   ref_chosen, ref_rejected, total_rows, total_tokens):
+        """Gradients of one chunk's share (its pairs / all pairs) of the batch's mean loss, and its share of
+        every logged mean. Chosen and rejected go through the model as one batch."""
+        cfg = self.config
+        rows = tf.shape(prompt_ids)[0]
+        width = tf.maximum(tf.shape(chosen_ids)[1], tf.shape(rejected_ids)[1])
+
+        def pad(x):
+            return tf.pad(x, [[0, 0], [0, width - tf.shape(x)[1]]])
+
+        both_prompt = tf.concat([prompt_ids, prompt_ids], axis=0)
+        both_prompt_mask = tf.concat([prompt_mask, prompt_mask], axis=0)
+        both = tf.concat([pad(chosen_ids), pad(rejected_ids)], axis=0)
+        both_mask = tf.concat([pad(chosen_mask), pad(rejected_mask)], axis=0)
+        share = tf.cast(rows, tf.float32) / total_rows
+        variables = self.agent.trainable_variables
+        with tf.GradientTape() as tape:
+            logps = self._completion_logps(both_prompt, both_prompt_mask, both, both_mask)  # (2B,)
+            chosen, rejected = logps[:rows], logps[rows:]
+            losses, chosen_rewards, rejected_rewards = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, cfg.beta,
+                                                                cfg.loss_type, cfg.label_smoothing)
+            loss = tf.reduce_mean(losses) * share
+        grads = tape.gradient(loss, variables)
+        mean = lambda x: tf.reduce_mean(tf.cast(x, tf.float32)) * share  # noqa: E731
+        return grads, {"loss": loss, "rewards/chosen": mean(chosen_rewards), "rewards/rejected": mean(rejected_rewards),
+                       "rewards/margins": mean(chosen_rewards - rejected_rewards),
+                       "rewards/accuracies": mean(chosen_rewards > rejected_rewards),
+                       "logps/chosen": mean(tf.stop_gradient(chosen)), "logps/rejected": mean(tf.stop_gradient(rejected))}
+
+    # ------------------------------------------------------------------ python loop
+    def _reference(self, indices, batch):
+        """(B, 2) reference s(y_w), s(y_l) of a batch: the precomputed table's rows, or scored now."""
+        if self._ref_table is not None:
+            return tf.gather(self._ref_table, indices).numpy()
+        return self._score_pairs(batch, self.ref_model, chunk=len(indices))
+
+    def _step(self) -> dict:
+        start = time.perf_counter()
+        indices = np.asarray(self.env.next_indices(), np.int64)
+        batch = self.env.batch(indices)
+        ref = self._reference(indices, batch)
+        tensors = [tf.constant(x) for x in batch] + [tf.constant(ref[:, 0]), tf.constant(ref[:, 1])]
+        info = self.check_update(self.accumulate(self._grads, tensors, self.agent.trainable_variables))
+        self.num_updates += 1
+        stats = {k: float(v) for k, v in info.items()}
+        stats.update(update=self.num_updates, step_time_s=time.perf_counter() - start)
+        return stats
+
+    def _postfix(self, stats) -> dict:
+        return {"loss": f"{stats['loss']:.3f}", "margin": f"{stats['rewards/margins']:.2f}",
+                "acc": f"{stats['rewards/accuracies']:.2f}"}
+
+    def evaluate_pairs(self, pairs=None) -> dict:
+        """On ``pairs`` (default: the training pairs), with the current policy: ``accuracy`` (share of pairs
+        whose implicit reward ranks chosen first), ``margin`` (mean implicit-reward margin), ``loss`` (mean
+        DPO loss) and ``logp_margin`` (mean s(y_w) - s(y_l) of the policy itself)."""
+        pairs = self.pairs if pairs is None else pairs
+        encoded = encode_pairs(self.agent, pairs, self.config.max_completion_length)
+        policy = self._score_pairs(encoded, None)
+        reference = self.ref_model
+        if reference is None and pairs is self.pairs:
+            ref = self._ref_table.numpy()
+        elif reference is None:
+            raise ValueError("evaluate_pairs on new pairs needs a reference model, and this trainer precomputed its "
+                             "reference log-probs for the training pairs only (precompute_ref_log_probs=True)")
+        else:
+            ref = self._score_pairs(encoded, reference)
+        losses, cr, rr = dpo_loss(tf.constant(policy[:, 0]), tf.constant(policy[:, 1]), tf.constant(ref[:, 0]),
+                                  tf.constant(ref[:, 1]), self.config.beta, self.config.loss_type,
+                                  self.config.label_smoothing)
+        cr, rr = cr.numpy(), rr.numpy()
+        return {"accuracy": float(np.mean(cr > rr)), "margin": float(np.mean(cr - rr)),
+                "loss": float(np.mean(losses.numpy())), "logp_margin": float(np.mean(policy[:, 0] - policy[:, 1])),
+                "pairs": len(pairs)}
+
+    def evaluate(self, pairs=None, **_) -> float:
+        """The implicit-reward accuracy on ``pairs`` (default: the training pairs); see :meth:`evaluate_pairs`."""
+        return self.evaluate_pairs(pairs)["accuracy"]
+
+    # ------------------------------------------------------------------ export
+    def _export_kwargs(self):
+        return {"metadata": {"algorithm": "dpo", "beta": self.config.beta, "loss_type": self.config.loss_type}}
+
+
+__all__ = ["DPOConfig", "DPOTrainer", "dpo_loss", "bradley_terry_loss", "encode_pairs", "PairStream", "DPO_LOSSES"]
