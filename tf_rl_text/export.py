@@ -476,7 +476,9 @@ def load(path) -> LoadedPolicy:
     """Load a policy written by ``trainer.export(path)``; ``load(path).generate(["a prompt"])``.
 
     A choice policy (a sequence classifier, :mod:`tf_rl_text.choice`) loads as a
-    :class:`~tf_rl_text.choice.LoadedChoicePolicy`: ``load(path).choose(...)``.
+    :class:`~tf_rl_text.choice.LoadedChoicePolicy`: ``load(path).choose(...)``; a reward model
+    (:func:`~tf_rl_text.rewards.pairwise.export_reward_model`) as a
+    :class:`~tf_rl_text.rewards.pairwise.LoadedRewardModel`: ``load(path)(completions, prompts)``.
     """
     meta_path = os.path.join(path, METADATA_FILE)
     if os.path.exists(meta_path):
@@ -489,6 +491,10 @@ def load(path) -> LoadedPolicy:
             from tf_rl_text.choice import LoadedChoicePolicy
 
             return LoadedChoicePolicy(path, meta)
+        if isinstance(meta, dict) and str(meta.get("format", "")).startswith("tf_rl_text.reward/"):
+            from tf_rl_text.rewards.pairwise import LoadedRewardModel
+
+            return LoadedRewardModel(path, meta)
     return LoadedPolicy(path)
 
 
