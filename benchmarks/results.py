@@ -78,6 +78,7 @@ class Settings:
     vocab_size: int = 4000
     d_model: int = 128
     layers: int = 2
+    dropout: float = 0.0  # T5 dropout_rate during maximum-likelihood training (RL and scoring run without it)
     max_source_tokens: int = 48
     max_new_tokens: int = 40
     train_limit: int | None = None
@@ -91,6 +92,7 @@ class Settings:
     mle_halvings: int = 3  # halvings before the final patience
     mle_patience: int = 3  # after the last halving: evaluations without a new best before stopping
     mle_max_cpu_s: float = 14400.0  # a cap, not the plan: hitting it records converged = false
+    min_unique_share: float = 0.5  # W0 must give this share of distinct greedy dev outputs, or RL does not start
     # RL (one configuration; the sweep varies some of these)
     rl_baseline: str = "rloo"
     rl_samples_per_prompt: int = 4
@@ -110,7 +112,7 @@ class Settings:
 
 
 # settings the warm start depends on: a work folder's warm start is reused only when these match
-WARM_FIELDS = ("vocab_size", "d_model", "layers", "max_source_tokens", "max_new_tokens", "train_limit", "dev_limit",
+WARM_FIELDS = ("vocab_size", "d_model", "layers", "dropout", "max_source_tokens", "max_new_tokens", "train_limit", "dev_limit",
                "mle_lr", "mle_batch_size", "mle_eval_every", "mle_plateau", "mle_halvings", "mle_patience")
 # settings an RL run depends on (the sweep's grid names some of them)
 RL_FIELDS = ("rl_baseline", "rl_samples_per_prompt", "rl_batch_size", "rl_lr", "kl_coef", "entropy_coef", "mle_coef",
@@ -123,11 +125,11 @@ SCALES = {
                  dev_limit=6, test_limit=8, mle_lr=1e-2, mle_batch_size=8, mle_eval_every=10, mle_plateau=1,
                  mle_halvings=1, mle_patience=1, mle_max_cpu_s=120, rl_samples_per_prompt=2, rl_batch_size=4,
                  rl_lr=1e-3, rl_cpu_s=60, rl_max_steps=4, rl_eval_every=2, rl_seeds=2, kl_samples=4,
-                 bootstrap_resamples=200, eval_batch_size=16),
+                 bootstrap_resamples=200, eval_batch_size=16, min_unique_share=0.0),
 }
 TASK_SCALE = {  # per-task differences from a scale
     ("summarization", "full"): dict(max_source_tokens=160, max_new_tokens=40, mle_batch_size=32, rl_batch_size=8,
-                                    mle_eval_every=200),
+                                    mle_eval_every=200, dropout=0.1),
     ("summarization", "tiny"): dict(max_source_tokens=24),
     ("dialogue", "full"): dict(max_source_tokens=96),
 }
@@ -351,8 +353,9 @@ class Task:
         if recorded.get("task") != self.task:
             raise ValueError(f"the work folder {self.work_dir} holds the task {recorded.get('task')!r}, not "
                              f"{self.task!r}; pass another --work-dir")
-        diff = {k: (recorded["warm_start_settings"].get(k), v) for k, v in mine.items()
-                if recorded["warm_start_settings"].get(k) != v}
+        defaults = Settings()  # a field added later: a folder written before it had the default
+        old = {k: recorded["warm_start_settings"].get(k, getattr(defaults, k)) for k in mine}
+        diff = {k: (old[k], v) for k, v in mine.items() if old[k] != v}
         if diff:
             text = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
             raise ValueError(f"the work folder {self.work_dir} holds a warm start with other settings ({text}); "
@@ -361,7 +364,8 @@ class Task:
     def agent(self, seed: int, weights=None):
         s = self.s
         model = default_seq2seq_model(self.tokenizer, d_model=s.d_model, layers=s.layers,
-                                      heads=max(1, s.d_model // 32), max_positions=self.max_positions, seed=0)
+                                      heads=max(1, s.d_model // 32), max_positions=self.max_positions, seed=0,
+                                      dropout=s.dropout)
         if weights is not None:
             model.set_weights(weights)
         return RLAgent(model, self.tokenizer, seed=seed)
@@ -484,7 +488,30 @@ def warm_stage(t: Task, seed: int = 0) -> dict:
                       "warm start")
     t.log(f"  warm start: best dev {state['best']:.2f} at step {state['best_step']} of {state['step']}, converged "
           f"{state['converged']}, {state['cpu_s']:.0f} CPU s ({state['wall_s']:.0f} s wall)")
+    if "dev_unique_share" not in state:  # is W0 a summariser/translator at all, or one sentence for every input?
+        _, _, outputs = score(t.task, t.agent(seed, load_weights(t.path("warm", "best.npz"))), t.dev, s)
+        state.update(dev_unique_share=len(set(outputs)) / max(len(outputs), 1),
+                     dev_distinct_2=metrics.distinct_n(outputs, 2), dev_samples=outputs[:5])
+        write_json(t.path("warm", "state.json"), state)
+    t.log(f"  warm start outputs on dev: {state['dev_unique_share']:.0%} distinct, distinct-2 "
+          f"{state['dev_distinct_2']:.3f}; e.g. {state['dev_samples'][0][:80]!r}")
     return state
+
+
+def check_not_degenerate(t: Task, warm: dict) -> None:
+    """Refuse to run RL against a W0 that answers most inputs with the same text: beating it would prove nothing."""
+    share = warm["dev_unique_share"]
+    if share < t.s.min_unique_share:
+        raise DegenerateWarmStart(
+            f"[{t.task}] the warm start W0 (dev best at step {warm['best_step']}) is degenerate: only {share:.0%} of its "
+            f"greedy dev outputs differ (min_unique_share {t.s.min_unique_share:.0%}); e.g. "
+            f"{warm['dev_samples'][:2]}. RL against it would measure nothing. Change the warm start (--set dropout=..., "
+            "--set mle_lr=..., a larger model or more data) in a new --work-dir; the record is in "
+            f"{t.path('warm', 'state.json')}")
+
+
+class DegenerateWarmStart(RuntimeError):
+    """The warm start gives (nearly) one output for every input: the RL stages do not start."""
 
 
 # --------------------------------------------------------------------------- stage: RL (and the constant-reward control)
@@ -627,6 +654,7 @@ def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_di
     plot_curves(t, results_dir)
     if stop_after == "warm":
         return None
+    check_not_degenerate(t, warm)
 
     # 2. the sweep on seed 0, dev only
     configs = sweep_configs(sweep)
@@ -816,6 +844,10 @@ def write_results(t: Task, context: dict, results_dir: str) -> dict:
             "best_step": warm.get("best_step"), "steps": warm.get("step"), "final_lr": warm.get("lr"),
             "cpu_s": warm.get("cpu_s"), "wall_s": warm.get("wall_s"), "eval_cpu_s": warm.get("eval_cpu_s"),
             "test": mle and mle["test"], "test_perplexity": mle and mle["perplexity"],
+            "dev_unique_share": warm.get("dev_unique_share"), "dev_distinct_2": warm.get("dev_distinct_2"),
+            "dev_samples": warm.get("dev_samples"),
+            "degenerate": (None if warm.get("dev_unique_share") is None
+                           else warm["dev_unique_share"] < s.min_unique_share),
             "plot": f"docs/results/{task}_dev_curve.png",
         },
         "sweep": {"grid": context["sweep_grid"], "seed": 0, "selection": "best dev score", "runs": sweep,
@@ -931,8 +963,12 @@ def main(argv=None):
     except ValueError as e:
         p.error(str(e))
     command = "python benchmarks/results.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    return run_protocol(args.task, s, args.data_dir, args.work_dir, args.export_dir, results_dir, args.scale,
-                        sweep=sweep, stop_after=args.stop_after, command=command)
+    try:
+        return run_protocol(args.task, s, args.data_dir, args.work_dir, args.export_dir, results_dir, args.scale,
+                            sweep=sweep, stop_after=args.stop_after, command=command)
+    except DegenerateWarmStart as e:
+        print(f"results.py: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

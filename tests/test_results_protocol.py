@@ -227,3 +227,17 @@ def test_protocol_end_to_end_on_a_tiny_slice(tmp_path, results):
             b["test_rl"], b["test_constant"], b["test_control"], b["ci95"])
     again_w0 = results.load_weights(str(tmp_path / "work" / "warm" / "best.npz"))
     assert len(again_w0) == len(w0) and all((x == y).all() for x, y in zip(again_w0, w0))
+
+
+def test_a_degenerate_warm_start_stops_the_protocol_before_rl(results, tmp_path):
+    """SciTLDR's first full warm start (dropout 0) kept a step-200 model that said "We propose a new method for
+    learning ..." to every abstract: RL against it would prove nothing, so the protocol stops there."""
+    import types
+
+    R = results
+    t = types.SimpleNamespace(task="summarization", s=R.Settings(), path=lambda *p: str(tmp_path.joinpath(*p)))
+    warm = {"dev_unique_share": 0.02, "best_step": 200, "dev_samples": ["We propose a new method."] * 2}
+    with pytest.raises(R.DegenerateWarmStart, match=r"only 2% of its greedy dev outputs differ \(min_unique_share 50%\)"):
+        R.check_not_degenerate(t, warm)
+    R.check_not_degenerate(t, dict(warm, dev_unique_share=0.9))  # a real model passes
+    assert R.settings_for("summarization", "full").dropout == 0.1 and R.settings_for("translation", "full").dropout == 0

@@ -111,8 +111,9 @@ def train_tokenizer(texts, vocab_size: int = 2000, min_frequency: int = 2, model
 
 
 def default_seq2seq_model(tokenizer, arch: str = "t5", d_model: int = 128, layers: int = 2, heads: int = 4,
-                          d_ff: int | None = None, max_positions: int = 128, seed: int = 0):
-    """A small randomly initialised encoder-decoder sized to ``tokenizer``, with no dropout.
+                          d_ff: int | None = None, max_positions: int = 128, seed: int = 0, dropout: float = 0.0):
+    """A small randomly initialised encoder-decoder sized to ``tokenizer``, with no dropout by default
+    (``dropout``: the rate of T5's ``dropout_rate`` / BART's ``dropout``, active only in training calls).
 
     ``arch="t5"``: ``TFT5ForConditionalGeneration`` (relative positions, so left- or right-padded
     sources both work; decoder starts from the pad token). ``arch="bart"``:
@@ -131,13 +132,15 @@ def default_seq2seq_model(tokenizer, arch: str = "t5", d_model: int = 128, layer
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if d_model % heads:
         raise ValueError(f"d_model must be divisible by heads, got d_model={d_model}, heads={heads}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     d_ff = int(d_ff or 4 * d_model)
     common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     if arch == "t5":
         from transformers import T5Config, TFT5ForConditionalGeneration
 
         config = T5Config(d_model=d_model, d_kv=d_model // heads, d_ff=d_ff, num_layers=layers,
-                          num_decoder_layers=layers, num_heads=heads, dropout_rate=0.0,
+                          num_decoder_layers=layers, num_heads=heads, dropout_rate=float(dropout),
                           decoder_start_token_id=tokenizer.pad_token_id, n_positions=max_positions, **common)
         cls = TFT5ForConditionalGeneration
     elif arch == "bart":
@@ -145,7 +148,7 @@ def default_seq2seq_model(tokenizer, arch: str = "t5", d_model: int = 128, layer
 
         config = BartConfig(d_model=d_model, encoder_layers=layers, decoder_layers=layers, encoder_attention_heads=heads,
                             decoder_attention_heads=heads, encoder_ffn_dim=d_ff, decoder_ffn_dim=d_ff,
-                            max_position_embeddings=max_positions, dropout=0.0, attention_dropout=0.0,
+                            max_position_embeddings=max_positions, dropout=float(dropout), attention_dropout=0.0,
                             activation_dropout=0.0, bos_token_id=tokenizer.eos_token_id,
                             decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=None, **common)
         cls = TFBartForConditionalGeneration
