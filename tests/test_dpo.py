@@ -282,3 +282,41 @@ def test_a_reward_model_needs_one_output(tokenizer):
 
     with pytest.raises(ValueError, match="num_labels=2; build it with num_labels=1"):
         PairwiseScorer(tiny_scorer_model(tokenizer, num_labels=2), tokenizer)
+
+
+# --------------------------------------------------------------------------- online DPO and best-of-n
+def test_online_dpo_raises_the_reward_on_a_toy_task(tokenizer):
+    from tf_rl_text import TextGenerationEnv
+    from tf_rl_text.rewards import TokenFrequencyReward
+    from tf_rl_text.trainers.dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    env = TextGenerationEnv(WORDS[:4], tokenizer, TokenFrequencyReward(tokenizer, 264), batch_size=4,  # 264: " the"
+                            max_new_tokens=6, seed=0)
+    trainer = OnlineDPOTrainer(agent, env, OnlineDPOConfig(num_generations=4, beta=0.1, learning_rate=3e-2))
+    before = trainer.evaluate(greedy=False)
+    assert before < 0.1
+    trainer.train(40, progress=False)
+    after = np.mean([h["reward_mean"] for h in trainer.history[-5:]])
+    assert after > 0.5, f"mean reward only rose from {before:.3f} to {after:.3f}"
+    paired = [h for h in trainer.history if h["pairs"] > 0]
+    assert paired and all(h["reward_gap"] > 0 for h in paired)  # chosen always scored above rejected
+    with pytest.raises(ValueError, match="precompute_ref_log_probs=True needs a fixed set of pairs"):
+        OnlineDPOConfig(precompute_ref_log_probs=True)
+
+
+def test_best_of_n_returns_each_prompts_highest_reward_sample(tokenizer):
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    prompts = ["the movie was", "my day"]
+
+    def length(completions, prompts_, references):
+        return [len(c) for c in completions]
+
+    best = agent.generate_text(prompts, max_new_tokens=8, best_of=4, reward_fn=length, seed=5)
+    samples = agent.generate_text([p for p in prompts for _ in range(4)], max_new_tokens=8, seed=5)  # the same draws
+    for i, text in enumerate(best):
+        group = samples[4 * i:4 * i + 4]
+        assert text == max(group, key=len) and len(text) == max(len(g) for g in group)
+    assert len(set(samples)) > 2  # the samples differ: picking the best can fail
+    with pytest.raises(ValueError, match="needs both best_of=n and reward_fn"):
+        agent.generate_text(prompts, best_of=4)

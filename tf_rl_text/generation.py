@@ -396,22 +396,48 @@ class GenerationMixin:
         return Generation(ids, mask)
 
     def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 32, greedy: bool | None = None, seed=None,
-                      temperature: float | None = None, top_k: int | None = None, **controls):
+                      temperature: float | None = None, top_k: int | None = None, best_of: int | None = None,
+                      reward_fn=None, **controls):
         """Texts in, completions out (prompt not repeated).
 
         Greedy by default; sampled with ``greedy=False`` or any of ``seed``, ``temperature``,
         ``top_k`` (:func:`resolve_greedy`, the rule ``tf_rl_text.load(path).generate`` follows too).
         ``controls``: :meth:`generate`'s other keywords (top_p, repetition_penalty, min_new_tokens,
         stop_token_ids).
+
+        ``best_of=n`` with ``reward_fn``: best-of-n sampling (rejection sampling at inference): n sampled
+        completions per prompt (``seed`` 0 unless given), each prompt's highest-reward one returned (the
+        first of ties). ``reward_fn(completions, prompts, references)``, e.g. a loaded reward model.
         """
         if isinstance(prompts, str):
             prompts = [prompts]
         prompts = check_prompts(prompts)  # non-blank strings: [None] names the entry, not the tokenizer's message
+        if best_of is not None or reward_fn is not None:
+            return self._best_of(prompts, best_of, reward_fn, max_new_tokens, seed, temperature, top_k, controls)
         greedy = resolve_greedy(greedy, temperature, top_k, seed, controls.get("top_p"))  # bad arguments fail fast
         ids, mask = self.encode_prompts(prompts)
         gen = self.generate(ids, mask, max_new_tokens=max_new_tokens, greedy=greedy, seed=seed,
                             temperature=None if greedy else temperature, top_k=None if greedy else top_k, **controls)
         return self.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy())
+
+    def _best_of(self, prompts, n, reward_fn, max_new_tokens, seed, temperature, top_k, controls):
+        if n is None or reward_fn is None:
+            raise ValueError("best-of-n sampling needs both best_of=n and reward_fn=... (the reward that picks the best "
+                             f"of n samples); got best_of={n!r}, reward_fn={reward_fn!r}")
+        if int(n) != n or n < 1:
+            raise ValueError(f"best_of must be an integer >= 1, got {n!r}")
+        n = int(n)
+        repeated = [p for p in prompts for _ in range(n)]
+        ids, mask = self.encode_prompts(repeated)
+        gen = self.generate(ids, mask, max_new_tokens=max_new_tokens, greedy=False, seed=0 if seed is None else seed,
+                            temperature=temperature, top_k=top_k, **controls)
+        texts = self.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy())
+        rewards = np.asarray(reward_fn(texts, repeated, [None] * len(texts)), np.float64).reshape(-1)
+        if rewards.shape[0] != len(texts) or not np.all(np.isfinite(rewards)):
+            raise ValueError(f"reward_fn must return one finite number per completion; got {rewards.shape[0]} values "
+                             f"for {len(texts)} completions")
+        best = rewards.reshape(len(prompts), n).argmax(axis=1)
+        return [texts[i * n + int(b)] for i, b in enumerate(best)]
 
 
 __all__ = ["GenerationMixin", "Generation", "GENERATION_CACHES", "check_sampling_args", "check_controls",

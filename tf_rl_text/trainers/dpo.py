@@ -155,11 +155,17 @@ class DPOTrainer(Trainer):
     resume_must_match = ("loss_type", "batch_size", "max_completion_length")
 
     def __init__(self, agent, pairs, config: DPOConfig | None = None, **kwargs):
-        cfg = config if config is not None else DPOConfig()
+        cfg = config if config is not None else self.config_class()
         stream = PairStream(pairs, agent, cfg.batch_size, cfg.max_completion_length,
                             seed=agent.seed if cfg.seed is None else cfg.seed)
-        super().__init__(agent, stream, cfg, **kwargs)
         self.pairs = pairs
+        self._init_dpo(agent, stream, cfg, **kwargs)
+
+    def _init_dpo(self, agent, source, cfg, **kwargs):
+        """The base trainer over ``source`` (a :class:`PairStream`, or the env of online DPO), the reference and
+        the compiled update."""
+        super().__init__(agent, source, cfg, **kwargs)
+        cfg = self.config
         self.optimizer.build(agent.trainable_variables)
         seq = tf.TensorSpec([None, None], tf.int32)
         vec = tf.TensorSpec([None], tf.float32)
@@ -169,7 +175,7 @@ class DPOTrainer(Trainer):
         self.ref_model = None if cfg.precompute_ref_log_probs else reference
         self._ref_table = None
         if cfg.precompute_ref_log_probs:  # s_ref of every pair now; the reference is not kept
-            table = self._score_pairs(stream.encoded, reference)
+            table = self._score_pairs(source.encoded, reference)
             self._score_fns.pop(id(reference))
             self._ref_table = tf.Variable(table, trainable=False, name="ref_log_probs")
         del reference
@@ -294,7 +300,86 @@ class DPOTrainer(Trainer):
 
     # ------------------------------------------------------------------ export
     def _export_kwargs(self):
-        return {"metadata": {"algorithm": "dpo", "beta": self.config.beta, "loss_type": self.config.loss_type}}
+        name = self.algorithm.lower().replace(" ", "_")
+        return {"metadata": {"algorithm": name, "beta": self.config.beta, "loss_type": self.config.loss_type}}
 
 
-__all__ = ["DPOConfig", "DPOTrainer", "dpo_loss", "bradley_terry_loss", "encode_pairs", "PairStream", "DPO_LOSSES"]
+# --------------------------------------------------------------------------- online DPO
+@dataclasses.dataclass
+class OnlineDPOConfig(DPOConfig):
+    """Settings of :class:`OnlineDPOTrainer`: :class:`DPOConfig`'s, with the pairs sampled each step (the env's
+    ``batch_size`` prompts and ``max_new_tokens``; ``batch_size`` and ``max_completion_length`` are not used)."""
+
+    num_generations: int = 2
+    """Completions sampled per prompt each step; the best and the worst by the reward make its pair."""
+
+    def validate(self):
+        super().validate()
+        check(is_int_at_least(self.num_generations, 2), "num_generations", "an integer >= 2", self.num_generations)
+        if self.precompute_ref_log_probs:
+            raise ValueError("precompute_ref_log_probs=True needs a fixed set of pairs; online DPO samples new ones "
+                             "every step: set it to False")
+
+
+class OnlineDPOTrainer(DPOTrainer):
+    """Online DPO (Guo et al. 2024): each step samples ``num_generations`` completions per prompt from the
+    current policy, ranks them with the env's reward (a reward function, a loaded reward model...), pairs
+    each prompt's best with its worst (prompts whose samples all score the same give no pair) and takes a
+    DPO step on those pairs against the frozen reference. The pairs use the sampled tokens themselves.
+
+    Args:
+      agent, env: the policy and a :class:`~tf_rl_text.TextGenerationEnv` whose reward ranks the samples.
+      config: an :class:`OnlineDPOConfig`.
+      run_dir, ...: see :class:`~tf_rl_text.trainers.base.Trainer`.
+    """
+
+    algorithm = "online DPO"
+    config_class = OnlineDPOConfig
+    resume_must_match = ("loss_type", "num_generations")
+
+    def __init__(self, agent, env, config: OnlineDPOConfig | None = None, **kwargs):
+        self.pairs = None
+        self._init_dpo(agent, env, config if config is not None else OnlineDPOConfig(), **kwargs)
+
+    def _step(self) -> dict:
+        start = time.perf_counter()
+        cfg = self.config
+        g = cfg.num_generations
+        rollout = self.env.rollout(self.agent, num_samples=g)
+        rewards = np.asarray(rollout.rewards, np.float64).reshape(-1, g)
+        best, worst = rewards.argmax(axis=1), rewards.argmin(axis=1)
+        keep = np.flatnonzero(rewards.max(axis=1) > rewards.min(axis=1))
+        stats = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
+                 "pairs": float(len(keep)), "frac_prompts_paired": float(len(keep) / len(rewards)),
+                 "completion_length": float(np.mean(np.sum(rollout.completion_mask, axis=1)))}
+        if len(keep):
+            chosen_rows, rejected_rows = keep * g + best[keep], keep * g + worst[keep]
+            stats["reward_gap"] = float(np.mean(rewards[keep, best[keep]] - rewards[keep, worst[keep]]))
+            batch = [rollout.prompt_ids[chosen_rows], rollout.prompt_mask[chosen_rows],
+                     rollout.completion_ids[chosen_rows], rollout.completion_mask[chosen_rows],
+                     rollout.completion_ids[rejected_rows], rollout.completion_mask[rejected_rows]]
+            ref = self._score_pairs(batch, self.ref_model, chunk=len(keep))
+            tensors = [tf.constant(x) for x in batch] + [tf.constant(ref[:, 0]), tf.constant(ref[:, 1])]
+            chunks = min(len(keep), cfg.grad_accumulation_steps)
+            info = self.check_update(self.accumulate(self._grads, tensors, self.agent.trainable_variables, chunks))
+            self.num_updates += 1
+            stats.update({k: float(v) for k, v in info.items()})
+        else:  # every prompt's samples scored alike: nothing to prefer
+            stats["loss"] = float("nan")
+        stats.update(update=self.num_updates, step_time_s=time.perf_counter() - start)
+        return stats
+
+    def _postfix(self, stats) -> dict:
+        return {"reward": f"{stats['reward_mean']:.3f}", "pairs": f"{stats['pairs']:.0f}"}
+
+    def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
+        """Mean reward of (greedy by default) completions of ``prompts`` (default: all env prompts)."""
+        return Trainer.evaluate(self, prompts, references, greedy, seed)
+
+    def evaluate_pairs(self, pairs=None) -> dict:
+        if pairs is None:
+            raise ValueError("online DPO has no fixed training pairs; pass pairs=... (e.g. held-out preference pairs)")
+        return super().evaluate_pairs(pairs)
+
+
+__all__ = ["DPOConfig", "DPOTrainer", "OnlineDPOConfig", "OnlineDPOTrainer", "dpo_loss", "bradley_terry_loss", "encode_pairs", "PairStream", "DPO_LOSSES"]
