@@ -320,3 +320,28 @@ def test_best_of_n_returns_each_prompts_highest_reward_sample(tokenizer):
     assert len(set(samples)) > 2  # the samples differ: picking the best can fail
     with pytest.raises(ValueError, match="needs both best_of=n and reward_fn"):
         agent.generate_text(prompts, best_of=4)
+
+
+def test_tf_rl_text_train_runs_online_dpo_end_to_end_with_an_export(tmp_path, capsys):
+    """The CLI path (registry, config loader, run builder, evaluation, export) on a tiny model, in process."""
+    import os
+
+    import yaml
+
+    import tf_rl_text
+    from tf_rl_text import cli
+
+    config = {"algorithm": "online_dpo", "model": {"layers": 1, "width": 32}, "data": {"source": "prompts"},
+              "reward": {"name": "sentiment"},
+              "trainer": {"learning_rate": 1e-3, "beta": 0.1, "num_generations": 2},
+              "run": {"steps": 3, "warm_start_steps": 5, "batch_size": 2, "max_new_tokens": 6, "seed": 0}}
+    path = tmp_path / "odpo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", str(path), "--run-dir", str(run_dir), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "online_dpo" in out and "reward_after" in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["algorithm"] == "online_dpo" and summary["steps"] == 3
+    policy = tf_rl_text.load(os.path.join(str(run_dir), "export"))
+    assert policy.metadata["algorithm"] == "online_dpo" and len(policy.generate(["the movie was"])) == 1

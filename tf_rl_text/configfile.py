@@ -2,7 +2,7 @@
 
 A config file has these sections (all optional but ``algorithm``)::
 
-    algorithm: reinforce          # reinforce | a2c | ppo | q_learning | grpo
+    algorithm: reinforce          # reinforce | a2c | ppo | q_learning | grpo | online_dpo
     model:   {...}                # ModelSection: the embedded default, a from-scratch seq2seq, or a local folder
     data:    {...}                # DataSection: the embedded prompts, a jsonl/csv file, or a task's data
     reward:  {name: ..., ...}     # a reward by name with its arguments; "composite" sums components

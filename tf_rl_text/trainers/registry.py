@@ -2,7 +2,7 @@
 the CLI and the run builder. Adding a trainer is its own module plus one line here.
 
     from tf_rl_text.trainers import registry
-    registry.names()                       # ('reinforce', 'a2c', 'ppo', 'q_learning', 'grpo')
+    registry.names()                       # ('reinforce', 'a2c', 'ppo', 'q_learning', 'grpo', 'online_dpo')
     registry.trainer_class("ppo")          # PPOTrainer
     registry.config_class("ppo")           # PPOConfig
 
@@ -20,6 +20,7 @@ ALGORITHMS = {
     "ppo": ("tf_rl_text.trainers.actor_critic", "PPOTrainer", "PPOConfig"),
     "q_learning": ("tf_rl_text.trainers.q_learning", "QLearningTrainer", "QLearningConfig"),
     "grpo": ("tf_rl_text.trainers.grpo", "GRPOTrainer", "GRPOConfig"),
+    "online_dpo": ("tf_rl_text.trainers.dpo", "OnlineDPOTrainer", "OnlineDPOConfig"),
 }
 
 
