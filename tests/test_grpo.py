@@ -349,3 +349,18 @@ def test_explain_gives_each_token_its_completions_group_advantage(tokenizer):
     assert stats["reward"] == pytest.approx(float(rewards.mean()), rel=1e-6)
     with pytest.raises(ValueError, match="num_generations=3 samples of a prompt"):
         explain(trainer, num_samples=2)
+
+
+def test_lora_grpo_trains_only_the_adapters_against_the_adapters_off_reference(tokenizer):
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    agent.attach_lora(rank=4)
+    base = [w.copy() for w in agent.model.get_weights()]
+    trainer = GRPOTrainer(agent, env_for(tokenizer), GRPOConfig(num_generations=3, num_iterations=2, beta=0.1,
+                                                               learning_rate=2e-2))
+    assert type(trainer.ref_model).__name__ == "AdaptersOff"  # no second copy of the weights
+    adapters = [v.numpy().copy() for v in agent.trainable_variables]
+    for _ in range(3):
+        stats = trainer.step()
+    assert all(np.array_equal(a, b) for a, b in zip(base, agent.model.get_weights()))  # the base is bit-equal
+    assert any(not np.allclose(a, v.numpy()) for a, v in zip(adapters, agent.trainable_variables))
+    assert stats["kl"] > 0  # the adapters moved the policy away from the adapters-off reference
