@@ -345,3 +345,31 @@ def test_tf_rl_text_train_runs_online_dpo_end_to_end_with_an_export(tmp_path, ca
     assert summary["algorithm"] == "online_dpo" and summary["steps"] == 3
     policy = tf_rl_text.load(os.path.join(str(run_dir), "export"))
     assert policy.metadata["algorithm"] == "online_dpo" and len(policy.generate(["the movie was"])) == 1
+
+
+def test_tf_rl_text_train_runs_dpo_on_pairs_made_from_the_reward_and_resumes_on_the_same_pairs(tmp_path, capsys):
+    import yaml
+
+    from tf_rl_text import cli
+    from tf_rl_text.preferences import load_preferences
+
+    config = {"algorithm": "dpo", "model": {"layers": 1, "width": 32},
+              "data": {"source": "prompts", "preference_samples": 3}, "reward": {"name": "sentiment"},
+              "trainer": {"learning_rate": 1e-3, "beta": 0.1, "batch_size": 4, "max_completion_length": 6},
+              # a warm start long enough that some samples say a sentiment word (5 steps: every reward 0, no pair)
+              "run": {"steps": 3, "warm_start_steps": 200, "warm_start_lr": 1e-2, "batch_size": 4, "max_new_tokens": 6,
+                      "seed": 0, "checkpoint_every": 1}}
+    path = tmp_path / "dpo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", str(path), "--run-dir", str(run_dir), "--no-progress"]) == 0
+    first = "".join(capsys.readouterr())  # the run's log is on stderr, its summary on stdout
+    assert "pairs made from the reward" in first
+    pairs = load_preferences(str(run_dir / "preferences.jsonl"))
+    assert len(pairs) > 0 and all(c != r for c, r in zip(pairs.chosen, pairs.rejected))
+    assert cli.main(["train", str(path), "--set", "run.steps=5", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    second = "".join(capsys.readouterr())
+    assert f"the run's {len(pairs)} pairs" in second and "resumed from" in second
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 5 and summary["resumed_from_step"] == 3 and summary["algorithm"] == "dpo"
+    assert "rewards/margins" in summary["train_last"]

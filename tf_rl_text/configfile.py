@@ -2,7 +2,7 @@
 
 A config file has these sections (all optional but ``algorithm``)::
 
-    algorithm: reinforce          # reinforce | a2c | ppo | q_learning | grpo | online_dpo
+    algorithm: reinforce          # reinforce | a2c | ppo | q_learning | grpo | online_dpo | dpo
     model:   {...}                # ModelSection: the embedded default, a from-scratch seq2seq, or a local folder
     data:    {...}                # DataSection: the embedded prompts, a jsonl/csv file, or a task's data
     reward:  {name: ..., ...}     # a reward by name with its arguments; "composite" sums components
@@ -105,9 +105,15 @@ class DataSection:
     """Text put before every prompt (e.g. 'summarize: ' for a pretrained T5)."""
     max_source_tokens: int = 48
     """Prompts (sources) are cut to this many tokens (first tokens kept)."""
+    preferences: str | None = None
+    """algorithm dpo: a jsonl of preference pairs (docs/preferences.md); null = pairs made from the reward after
+    the warm start: each training prompt's best against its worst of preference_samples samples."""
+    preference_samples: int = 4
+    """algorithm dpo without a preferences file: samples per prompt the pairs are made from."""
 
     def __post_init__(self):
         _choice("source", self.source, DATA_SOURCES)
+        _at_least("preference_samples", self.preference_samples, 2)
         if self.format is not None:
             _choice("format", self.format, ("jsonl", "csv"))
         if self.source == "file" and not self.path:

@@ -427,7 +427,11 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
 
         cls = registry.trainer_class(cfg.algorithm)
         kwargs = {"run_dir": run_dir, "checkpoint_every": r.checkpoint_every} if resume and run_dir else {}
-        trainer = cls(agent, env, cfg.trainer, strategy=strategy, **kwargs)
+        if getattr(cls, "learns_from", "env") == "pairs":  # DPO: preference pairs; the env scores evaluations
+            pairs = preference_pairs(cfg, agent, train, reward_fn, run_dir, log)
+            trainer = cls(agent, pairs, cfg.trainer, env=env, strategy=strategy, **kwargs)
+        else:
+            trainer = cls(agent, env, cfg.trainer, strategy=strategy, **kwargs)
     except ValueError as e:  # a setting that does not fit the model or the data (context length, minibatches...)
         raise ConfigError(f"{cfg.source}: {e}") from None
     if cfg.algorithm == "q_learning" and r.demonstrations and warm_start and not trainer.global_step:
@@ -438,6 +442,38 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
                 f"{demo_prompts[0]!r} -> {demo_completions[0]!r}")
     return Built(agent, trainer, train, dev, test, reward_fn, [float(x) for x in losses],
                  {"data": data_note, "model": model_note})
+
+
+def preference_pairs(cfg: RunConfig, agent, train, reward_fn, run_dir, log=print):
+    """The pairs a DPO run learns from: ``data.preferences`` (a jsonl), else pairs made from the reward (each
+    training prompt's best against its worst of ``data.preference_samples`` samples of the warm-started model),
+    written to ``run_dir/preferences.jsonl`` so a resumed run learns from the same pairs."""
+    from tf_rl_text.preferences import load_preferences, make_preference_pairs
+
+    if cfg.data.preferences:
+        pairs = load_preferences(cfg.data.preferences)
+        log(f"preferences: {len(pairs)} pairs from {cfg.data.preferences}")
+        return pairs
+    saved = os.path.join(run_dir, "preferences.jsonl") if run_dir else None
+    if saved and os.path.isfile(saved):
+        pairs = load_preferences(saved)
+        log(f"preferences: the run's {len(pairs)} pairs from {saved}")
+        return pairs
+    n = cfg.data.preference_samples
+    pairs = make_preference_pairs(agent, train.prompts, reward_fn, n=n, max_new_tokens=cfg.run.max_new_tokens,
+                                  seed=cfg.run.seed, references=train.references if train.has_references else None,
+                                  batch_size=cfg.run.batch_size)
+    log(f"preferences: {len(pairs)} pairs made from the reward (best vs worst of {n} samples per prompt, "
+        f"{len(train) - len(pairs)} prompts with all samples alike left out), e.g. {pairs.prompts[0]!r}: "
+        f"{pairs.chosen[0]!r} over {pairs.rejected[0]!r}")
+    if saved:
+        os.makedirs(run_dir, exist_ok=True)
+        tmp = saved + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for p, c, r in zip(pairs.prompts, pairs.chosen, pairs.rejected):
+                f.write(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n")
+        os.replace(tmp, saved)
+    return pairs
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -560,9 +596,9 @@ def _keep_best(built: Built, cfg: RunConfig, before: dict, log):
         if not trainer.history:  # the warm start's score, logged at its step before any RL step
             return
         n = min(cfg.run.eval_every or cfg.run.steps, len(trainer.history)) or 1
-        reward = float(np.mean([h["reward_mean"] for h in trainer.history[-n:]]))
-        log(f"  RL step {step}: dev {metric} {logs[metric]:.4f} (best {keep.best_score:.4f} at step {keep.best_step}), "
-            f"mean sampled reward {reward:.4f}")
+        reward = _finite_mean([h.get("reward_mean") for h in trainer.history[-n:]])  # DPO samples nothing
+        log(f"  RL step {step}: dev {metric} {logs[metric]:.4f} (best {keep.best_score:.4f} at step {keep.best_step})"
+            + ("" if reward is None else f", mean sampled reward {reward:.4f}"))
 
     keep = EvalCallback(built.dev, metrics=score, every=cfg.run.eval_every, keep_best=metric, start_score=start,
                         evaluate_at_start=not trainer.global_step)
@@ -577,7 +613,7 @@ warm start already reproduces its training pairs."""
 def rl_note(cfg: RunConfig, history, num_train: int, num_dev: int, tie: float | None = None) -> str:
     """Why a run whose RL never beat the warm start on the dev set did not help, with the run's own numbers.
     ``tie``: the one score every dev check (the warm start's included) had, when they were all equal."""
-    first = history[0]["reward_mean"]
+    first = history[0].get("reward_mean")  # None for DPO: it learns from pairs, it samples nothing
     lead = "Why RL did not help:"
     if tie is not None:
         why = ("so the metric could not tell them apart. Use one that can (sacrebleu, sentence_bleu or rougeL, on "
@@ -586,7 +622,10 @@ def rl_note(cfg: RunConfig, history, num_train: int, num_dev: int, tie: float | 
                  f"run.keep_best={cfg.run.keep_best}; {why}.")
     lines = [f"{lead} {'No' if tie is not None else 'no'} RL checkpoint beat the warm start on the {num_dev} held-out "
              "pairs."]
-    if first >= FITTED_REWARD:
+    if first is None:
+        lines.append(f"{cfg.run.steps} steps at learning rate {cfg.trainer.learning_rate:g} did not carry over to the "
+                     "held-out prompts: try more run.steps, a higher trainer.learning_rate, or run.eval_every.")
+    elif first >= FITTED_REWARD:
         lines.append(
             f"The reward is scored on the {num_train} training pairs, and the warm start already reproduces them:"
             f"\nits sampled outputs earned a mean reward of {first:.2f} (at most 1.0) at the first RL step. Self-critical"
@@ -757,7 +796,7 @@ def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, 
         "rl_discarded": bool(keep is not None and keep.best_step == 0 and trainer.history),
         "rl_note": note,
         "dev_history": [(step, logs[cfg.run.keep_best]) for step, logs in keep.results] if keep else None,
-        "train_reward_last10": float(np.mean([h["reward_mean"] for h in tail])) if tail else None,
+        "train_reward_last10": _finite_mean([h.get("reward_mean") for h in tail]) if tail else None,
         "train_kl_last10": (float(np.mean([h["kl"] for h in tail])) if tail and "kl" in tail[0] else None),
         "train_last10": last10,
         "train_last": {k: v for k, v in (history[-1] if history else {}).items() if isinstance(v, (int, float))

@@ -104,10 +104,11 @@ class PairStream(ShuffledDraws):
     are checkpointed like an env's), encoded once: prompts as the agent encodes them, completions right
     padded and followed by EOS."""
 
-    def __init__(self, pairs, agent, batch_size: int, max_completion_length: int, seed=0):
+    def __init__(self, pairs, agent, batch_size: int, max_completion_length: int, seed=0, reward_env=None):
         if len(pairs) == 0:
             raise ValueError("DPO needs at least one preference pair, got none")
         self.pairs = pairs
+        self.reward_env = reward_env
         self.prompts = list(pairs.prompts)
         self._batch_size = int(batch_size)
         self.max_new_tokens = int(max_completion_length)  # what an export of the policy generates by default
@@ -116,6 +117,17 @@ class PairStream(ShuffledDraws):
 
     def batch(self, indices):
         return [x[indices] for x in self.encoded]
+
+    def rollout(self, agent, **kwargs):
+        """Completions scored by the reward env given to the trainer (``env=``): what evaluations sample."""
+        if self.reward_env is None:
+            raise ValueError("this DPO trainer has no reward to score completions with: build it with env=a "
+                             "TextGenerationEnv (its reward_fn scores them), or use evaluate_pairs(pairs)")
+        return self.reward_env.rollout(agent, **kwargs)
+
+    @property
+    def reward_fn(self):
+        return None if self.reward_env is None else self.reward_env.reward_fn
 
 
 def encode_pairs(agent, pairs, max_completion_length):
@@ -145,6 +157,8 @@ class DPOTrainer(Trainer):
       agent: the :class:`~tf_rl_text.RLAgent` (causal or encoder-decoder) to train.
       pairs: the training :class:`~tf_rl_text.preferences.PreferencePairs`.
       config: a :class:`DPOConfig`.
+      env: optional :class:`~tf_rl_text.TextGenerationEnv` whose reward scores the policy's completions in
+        :meth:`evaluate` (the CLI's before/after numbers); DPO itself learns from the pairs only.
       run_dir, checkpoint_every, keep_checkpoints, auto_resume, strategy: see
         :class:`~tf_rl_text.trainers.base.Trainer`.
     """
@@ -153,11 +167,13 @@ class DPOTrainer(Trainer):
     config_class = DPOConfig
     unit = "batch"
     resume_must_match = ("loss_type", "batch_size", "max_completion_length")
+    learns_from = "pairs"
+    """What the constructor's second argument is: preference pairs (the run builder reads this)."""
 
-    def __init__(self, agent, pairs, config: DPOConfig | None = None, **kwargs):
+    def __init__(self, agent, pairs, config: DPOConfig | None = None, env=None, **kwargs):
         cfg = config if config is not None else self.config_class()
         stream = PairStream(pairs, agent, cfg.batch_size, cfg.max_completion_length,
-                            seed=agent.seed if cfg.seed is None else cfg.seed)
+                            seed=agent.seed if cfg.seed is None else cfg.seed, reward_env=env)
         self.pairs = pairs
         self._init_dpo(agent, stream, cfg, **kwargs)
 
@@ -294,9 +310,21 @@ class DPOTrainer(Trainer):
                 "loss": float(np.mean(losses.numpy())), "logp_margin": float(np.mean(policy[:, 0] - policy[:, 1])),
                 "pairs": len(pairs)}
 
-    def evaluate(self, pairs=None, **_) -> float:
-        """The implicit-reward accuracy on ``pairs`` (default: the training pairs); see :meth:`evaluate_pairs`."""
-        return self.evaluate_pairs(pairs)["accuracy"]
+    def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
+        """With a reward env (``env=``): the mean reward of (greedy by default) completions of ``prompts``
+        (default: the env's prompts), as every trainer's ``evaluate``. Without one: the implicit-reward accuracy
+        on the training pairs (:meth:`evaluate_pairs` has every pair metric)."""
+        if self.env.reward_env is None:
+            if prompts is not None:
+                raise ValueError("evaluate(prompts) needs a reward to score completions: build the trainer with env=a "
+                                 "TextGenerationEnv, or use evaluate_pairs(pairs)")
+            return self.evaluate_pairs()["accuracy"]
+        env = self.env.reward_env
+        if prompts is None:
+            prompts, references = env.prompts, env.references
+        rollout = env.rollout(self.agent, greedy=greedy, seed=seed, prompts=list(prompts),
+                              references=list(references) if references is not None else None)
+        return float(np.mean(rollout.rewards))
 
     # ------------------------------------------------------------------ export
     def _export_kwargs(self):
@@ -336,6 +364,7 @@ class OnlineDPOTrainer(DPOTrainer):
     algorithm = "online DPO"
     config_class = OnlineDPOConfig
     resume_must_match = ("loss_type", "num_generations")
+    learns_from = "env"
 
     def __init__(self, agent, env, config: OnlineDPOConfig | None = None, **kwargs):
         self.pairs = None

@@ -2,7 +2,7 @@
 the CLI and the run builder. Adding a trainer is its own module plus one line here.
 
     from tf_rl_text.trainers import registry
-    registry.names()                       # ('reinforce', 'a2c', 'ppo', 'q_learning', 'grpo', 'online_dpo')
+    registry.names()                       # ('reinforce', 'a2c', 'ppo', 'q_learning', 'grpo', 'online_dpo', 'dpo')
     registry.trainer_class("ppo")          # PPOTrainer
     registry.config_class("ppo")           # PPOConfig
 
@@ -21,6 +21,7 @@ ALGORITHMS = {
     "q_learning": ("tf_rl_text.trainers.q_learning", "QLearningTrainer", "QLearningConfig"),
     "grpo": ("tf_rl_text.trainers.grpo", "GRPOTrainer", "GRPOConfig"),
     "online_dpo": ("tf_rl_text.trainers.dpo", "OnlineDPOTrainer", "OnlineDPOConfig"),
+    "dpo": ("tf_rl_text.trainers.dpo", "DPOTrainer", "DPOConfig"),  # learns from pairs (data.preferences)
 }
 
 
