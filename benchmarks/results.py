@@ -376,7 +376,16 @@ class Task:
                 f"{agent.model.count_params() / 1e6:.2f}M parameters, BPE vocabulary {len(self.tokenizer)}")
 
     def dev_score(self, agent) -> float:
-        return score(self.task, agent, self.dev, self.s)[0]
+        return self.dev_check(agent)[0]
+
+    def dev_check(self, agent) -> tuple:
+        """(dev score, share of distinct greedy dev outputs). A checkpoint whose share is below
+        ``min_unique_share`` (one template for most inputs) is never kept as a stage's best, whatever it scores."""
+        value, _, outputs = score(self.task, agent, self.dev, self.s)
+        return value, len(set(outputs)) / max(len(outputs), 1)
+
+    def keepable(self, unique_share: float) -> bool:
+        return unique_share >= self.s.min_unique_share
 
     def path(self, *parts) -> str:
         return os.path.join(self.work_dir, *parts)
@@ -404,10 +413,12 @@ def mle_stage(t: Task, stage_dir: str, seed: int, start_weights, lr: float, budg
     ckpt_dir = os.path.join(stage_dir, "checkpoints")
     if state is None:
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # a crash before the first state.json: start over
-        start = t.dev_score(agent)
+        start, unique = t.dev_check(agent)
+        if not t.keepable(unique):  # a random start (warm start) is no candidate: any kept model must beat -inf
+            start = float("-inf") if start_weights is None else start
         state = {"done": False, "best": start, "best_step": 0, "step": 0, "lr": lr, "halvings": 0, "bad": 0,
-                 "history": [[0, start, lr]], "halving_steps": [], "cpu_s": 0.0, "wall_s": 0.0, "eval_cpu_s": 0.0,
-                 "segments": 0, "converged": None}
+                 "history": [[0, max(start, 0.0), lr]], "dev_unique": [[0, unique]], "halving_steps": [], "cpu_s": 0.0,
+                 "wall_s": 0.0, "eval_cpu_s": 0.0, "segments": 0, "converged": None}
         save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
         log(f"  {label}: start, dev {start:.2f}")
     else:
@@ -434,15 +445,16 @@ def mle_stage(t: Task, stage_dir: str, seed: int, start_weights, lr: float, budg
         clock.stop()
         state["cpu_s"], state["wall_s"], state["step"] = clock.cpu_s, clock.wall_s, step
         t0 = time.process_time()
-        value = t.dev_score(agent)
+        value, unique = t.dev_check(agent)
         state["history"].append([step, value, state["lr"]])
-        if value > state["best"]:
+        state.setdefault("dev_unique", []).append([step, unique])
+        if value > state["best"] and t.keepable(unique):
             state.update(best=value, best_step=step, bad=0)
             save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
             mark = " (best)"
         else:
             state["bad"] += 1
-            mark = ""
+            mark = "" if t.keepable(unique) else f" (degenerate: {unique:.0%} distinct outputs, not kept)"
             if schedule and state["halvings"] < s.mle_halvings and state["bad"] >= s.mle_plateau:
                 state["lr"] /= 2
                 state["halvings"] += 1
@@ -501,6 +513,11 @@ def warm_stage(t: Task, seed: int = 0) -> dict:
 def check_not_degenerate(t: Task, warm: dict) -> None:
     """Refuse to run RL against a W0 that answers most inputs with the same text: beating it would prove nothing."""
     share = warm["dev_unique_share"]
+    if warm.get("best_step") == 0 and not np.isfinite(warm.get("best", 0.0)):
+        raise DegenerateWarmStart(
+            f"[{t.task}] no dev check of the warm start gave distinct outputs for at least {t.s.min_unique_share:.0%} of "
+            f"the dev inputs, so there is no W0 to start RL from; change the warm start in a new --work-dir (the record "
+            f"is in {t.path('warm', 'state.json')})")
     if share < t.s.min_unique_share:
         raise DegenerateWarmStart(
             f"[{t.task}] the warm start W0 (dev best at step {warm['best_step']}) is degenerate: only {share:.0%} of its "
@@ -546,8 +563,9 @@ def rl_stage(t: Task, stage_dir: str, seed: int, warm_weights, s: Settings, cons
     if state is None:
         shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)  # a crash before the first state.json: start over
         trainer.restored_from = ""
-        start = t.dev_score(agent)
-        state = {"done": False, "best": start, "best_step": 0, "step": 0, "history": [[0, start]], "rewards": [],
+        start, unique = t.dev_check(agent)
+        state = {"done": False, "best": start, "best_step": 0, "step": 0, "history": [[0, start]],
+                 "dev_unique": [[0, unique]], "rewards": [],
                  "kl": [], "cpu_s": 0.0, "wall_s": 0.0, "config": dataclasses.asdict(config), "constant": constant}
         save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
     else:
@@ -566,11 +584,12 @@ def rl_stage(t: Task, stage_dir: str, seed: int, warm_weights, s: Settings, cons
         recent = trainer.history[done_before:]
         state["rewards"].append(float(np.mean([h["reward_mean"] for h in recent])))
         state["kl"].append(float(np.mean([h.get("kl", 0.0) for h in recent])))
-        value = t.dev_score(agent)
+        value, unique = t.dev_check(agent)
         state["step"] = trainer.global_step
         state["history"].append([trainer.global_step, value])
-        mark = ""
-        if value > state["best"]:
+        state.setdefault("dev_unique", []).append([trainer.global_step, unique])
+        mark = "" if t.keepable(unique) else f" (degenerate: {unique:.0%} distinct outputs, not kept)"
+        if value > state["best"] and t.keepable(unique):
             state.update(best=value, best_step=trainer.global_step)
             save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
             mark = " (best)"

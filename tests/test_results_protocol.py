@@ -101,7 +101,7 @@ def test_warm_start_schedule_halves_on_plateau_then_stops_on_patience(tmp_path, 
     t = results.Task("translation", s, str(tmp_path / "work"), str(root), log=lambda *a: None)
     # start, then one per check (every 5 updates)
     script = iter([0.0, 1.0, 2.0, 2.0, 1.5, 3.0, 3.0, 2.0, 4.0, 3.0, 1.0, 9.0])
-    monkeypatch.setattr(results.Task, "dev_score", lambda self, agent: next(script))
+    monkeypatch.setattr(results.Task, "dev_check", lambda self, agent: (next(script), 1.0))
     state = results.warm_stage(t)
     steps = [h[0] for h in state["history"]]
     assert steps == [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
@@ -115,8 +115,23 @@ def test_warm_start_schedule_halves_on_plateau_then_stops_on_patience(tmp_path, 
     # the best weights were written at the best check; the mid-stage checkpoints are gone
     assert os.path.exists(t.path("warm", "best.npz")) and not os.path.exists(t.path("warm", "checkpoints"))
     # a finished stage is not run again
-    monkeypatch.setattr(results.Task, "dev_score", lambda self, agent: pytest.fail("a finished stage reran"))
+    monkeypatch.setattr(results.Task, "dev_check", lambda self, agent: pytest.fail("a finished stage reran"))
     assert results.warm_stage(t) == state
+
+
+def test_a_checkpoint_with_one_output_for_most_inputs_is_never_kept(tmp_path, results, monkeypatch):
+    """SciTLDR's dev ROUGE-L peaked on a template ("We propose a new method for learning ...") said to every input:
+    a check below min_unique_share counts as no new best, however high it scores."""
+    root = _multi30k_slice(tmp_path / "data")
+    s = results.settings_for("translation", "tiny", ["mle_eval_every=5", "mle_plateau=1", "mle_halvings=0",
+                                                     "mle_patience=2", "min_unique_share=0.5"])
+    t = results.Task("translation", s, str(tmp_path / "work"), str(root), log=lambda *a: None)
+    script = iter([(0.0, 1.0), (5.0, 0.1), (2.0, 0.9), (1.0, 0.9), (1.5, 0.9)])  # (dev score, distinct share)
+    monkeypatch.setattr(results.Task, "dev_check", lambda self, agent: next(script))
+    state = results.warm_stage(t)
+    assert (state["best"], state["best_step"], state["step"]) == (2.0, 10, 20)  # not the template's 5.0 at step 5
+    assert [h[1] for h in state["history"]] == [0.0, 5.0, 2.0, 1.0, 1.5]  # every check is still on the curve
+    assert state["dev_unique"] == [[0, 1.0], [5, 0.1], [10, 0.9], [15, 0.9], [20, 0.9]]
 
 
 def test_warm_start_resumes_from_its_last_check_after_a_crash(tmp_path, results, monkeypatch):
@@ -124,23 +139,23 @@ def test_warm_start_resumes_from_its_last_check_after_a_crash(tmp_path, results,
     s = results.settings_for("translation", "tiny", ["mle_eval_every=4", "mle_plateau=1", "mle_halvings=1",
                                                      "mle_patience=2", "mle_max_cpu_s=30"])
     t = results.Task("translation", s, str(tmp_path / "work"), str(root), log=lambda *a: None)
-    real = results.Task.dev_score
+    real = results.Task.dev_check
     calls = {"n": 0}
 
     def crash_on_fourth(self, agent):
         calls["n"] += 1
         if calls["n"] == 4:  # the check of step 12 dies: steps 4 and 8 are saved
             raise KeyboardInterrupt
-        return [0.0, 1.0, 0.5][calls["n"] - 1]
+        return [0.0, 1.0, 0.5][calls["n"] - 1], 1.0
 
-    monkeypatch.setattr(results.Task, "dev_score", crash_on_fourth)
+    monkeypatch.setattr(results.Task, "dev_check", crash_on_fourth)
     with pytest.raises(KeyboardInterrupt):
         results.warm_stage(t)
     saved = json.load(open(t.path("warm", "state.json")))
     assert saved["step"] == 8 and saved["halving_steps"] == [8] and saved["lr"] == pytest.approx(s.mle_lr / 2)
     assert os.path.exists(t.path("warm", "checkpoints", "ckpt-8.index"))
     # the rerun restores step 8 (weights and Adam state) and its halved learning rate, and continues
-    monkeypatch.setattr(results.Task, "dev_score", real)
+    monkeypatch.setattr(results.Task, "dev_check", real)
     state = results.warm_stage(t)
     steps = [h[0] for h in state["history"]]
     assert steps[:3] == [0, 4, 8] and steps[3] == 12 and steps == sorted(set(steps))
