@@ -67,6 +67,17 @@ def test_a_damaged_index_resumes_from_the_newest_checkpoint_files(trained, tmp_p
     assert checkpoint_steps(os.path.join(run_dir, "checkpoints")) == [1, 2, 3]
 
 
+def test_a_rebuilt_index_still_lets_keep_checkpoints_delete_the_old_ones(trained, tmp_path, tokenizer):
+    """An index rebuilt without timestamps made TensorFlow's CheckpointManager keep every checkpoint it named for
+    ever: after a kill between a checkpoint's files and its index, old checkpoints piled up (the SIGKILL test)."""
+    run_dir = copy_run(trained, tmp_path)
+    os.remove(os.path.join(run_dir, "checkpoints", "checkpoint"))
+    with pytest.warns(UserWarning, match="rebuilt it from the checkpoint files"):
+        trainer = make_trainer(tokenizer, run_dir, keep_checkpoints=3)
+    trainer.train(5, progress=False)
+    assert checkpoint_steps(os.path.join(run_dir, "checkpoints")) == [3, 4, 5]  # 1 and 2 deleted, as keep says
+
+
 def test_the_cli_check_and_the_restore_agree_when_the_newest_checkpoint_is_gone(trained, tmp_path, tokenizer):
     from tf_rl_text.workflow import has_checkpoint
 

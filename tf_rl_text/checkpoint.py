@@ -152,7 +152,11 @@ def repair_checkpoint_index(directory, warn=True):
             why = f"names {latest} (and {named}) but the files on disk are {wanted}"
     if why is None:
         return steps
-    lines = [f'model_checkpoint_path: "ckpt-{steps[-1]}"'] + [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in steps]
+    # with their files' times, and nothing preserved: a CheckpointManager given an index without timestamps keeps
+    # every checkpoint it names forever (max_to_keep never deletes them)
+    times = [os.path.getmtime(os.path.join(directory, f"ckpt-{n}.index")) for n in steps]
+    lines = ([f'model_checkpoint_path: "ckpt-{steps[-1]}"'] + [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in steps]
+             + [f"all_model_checkpoint_timestamps: {t!r}" for t in times] + ["last_preserved_timestamp: 0.0"])
     tmp = index + ".tmp"
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")
