@@ -186,6 +186,29 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         """Extra keyword arguments of :func:`~tf_rl_text.export.export_policy` (train_step, metadata...)."""
         return {}
 
+    def completion_train_step(self, loss_of, extra_specs, label: str):
+        """A SavedModel ``train_step`` for a policy-gradient loss of the completions' log-probs:
+        f(input_ids, attention_mask, completion_ids, completion_mask, *extra) -> {"loss"}, prompts (B, P)
+        as for ``generate``, completions (B, T), ``extra`` as ``extra_specs`` name them. ``loss_of(logp (B, T),
+        completion_mask, *extra)`` is the algorithm's loss; one clipped update with the trainer's optimizer,
+        refused (an error) when the loss is not finite. Returns (fn, signature)."""
+        from tf_rl_text.export import COMPLETION_SPECS
+
+        agent, trainer = self.agent, self
+
+        def train_step(input_ids, attention_mask, completion_ids, completion_mask, *extra):
+            with tf.GradientTape() as tape:
+                logp = agent.log_probs(input_ids, attention_mask, completion_ids, completion_mask)  # (B, T)
+                loss = tf.debugging.check_numerics(loss_of(logp, completion_mask, *extra),
+                                                   f"{label} loss is NaN or Inf")
+            variables = agent.trainable_variables
+            trainer.apply_gradients(tape.gradient(loss, variables), variables)
+            return {"loss": loss}
+
+        signature = [tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+                     tf.TensorSpec([None, None], tf.int32, name="attention_mask"), *COMPLETION_SPECS, *extra_specs]
+        return agent.graph_code(train_step), signature
+
     # ------------------------------------------------------------------ counters
     @property
     def global_step(self) -> int:

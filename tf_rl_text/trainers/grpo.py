@@ -447,31 +447,17 @@ class GRPOTrainer(Trainer):
         advantages) -> {"loss"}, prompts (B, P), completions (B, T), advantages (B,) one per completion.
         The loss is the same per-token clipped loss and ``loss_type`` aggregation as training (no KL
         term: the export carries no reference model). Returns (fn, signature)."""
-        from tf_rl_text.export import COMPLETION_SPECS
+        cfg, max_tokens = self.config, self.env.max_new_tokens
 
-        agent, trainer, cfg = self.agent, self, self.config
-        max_tokens = self.env.max_new_tokens
-
-        def train_step(input_ids, attention_mask, completion_ids, completion_mask, advantages):
+        def loss_of(logp, completion_mask, advantages):
             mask = tf.cast(completion_mask, tf.float32)
-            rows = tf.cast(tf.shape(mask)[0], tf.float32)
-            with tf.GradientTape() as tape:
-                logp = agent.log_probs(input_ids, attention_mask, completion_ids, completion_mask) * mask
-                losses, _ = grpo_token_losses(logp, tf.stop_gradient(logp), advantages, mask, cfg.epsilon,
-                                              cfg.epsilon_high, cfg.delta, cfg.importance_sampling_level)
-                loss = aggregate_token_losses(losses, mask, cfg.loss_type, rows, tf.reduce_sum(mask), max_tokens)
-                loss = tf.debugging.check_numerics(loss, "GRPO loss is NaN or Inf")
-            variables = agent.trainable_variables
-            trainer.apply_gradients(tape.gradient(loss, variables), variables)
-            return {"loss": loss}
+            logp = logp * mask
+            losses, _ = grpo_token_losses(logp, tf.stop_gradient(logp), advantages, mask, cfg.epsilon,
+                                          cfg.epsilon_high, cfg.delta, cfg.importance_sampling_level)
+            return aggregate_token_losses(losses, mask, cfg.loss_type, tf.cast(tf.shape(mask)[0], tf.float32),
+                                          tf.reduce_sum(mask), max_tokens)
 
-        signature = [
-            tf.TensorSpec([None, None], tf.int32, name="input_ids"),
-            tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
-            *COMPLETION_SPECS,
-            tf.TensorSpec([None], tf.float32, name="advantages"),
-        ]
-        return self.agent.graph_code(train_step), signature
+        return self.completion_train_step(loss_of, [tf.TensorSpec([None], tf.float32, name="advantages")], "GRPO")
 
     def _export_kwargs(self):
         return {"train_step": self.export_train_step(), "metadata": {"algorithm": "grpo"}}

@@ -418,26 +418,8 @@ class ReinforceTrainer(RewardBaselines, Trainer):
         completion_ids, completion_mask, advantages) -> {"loss"}, with prompts (B, P) as for
         ``generate`` and completions and their advantages A_t (B, T). Returns (fn, signature).
         """
-        from tf_rl_text.export import COMPLETION_SPECS
-
-        agent, trainer = self.agent, self
-
-        def train_step(input_ids, attention_mask, completion_ids, completion_mask, advantages):
-            with tf.GradientTape() as tape:
-                logp = agent.log_probs(input_ids, attention_mask, completion_ids, completion_mask)  # (B, T)
-                loss, _ = reinforce_loss(logp, completion_mask, advantages)
-                loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf")
-            variables = agent.trainable_variables
-            trainer.apply_gradients(tape.gradient(loss, variables), variables)
-            return {"loss": loss}
-
-        signature = [
-            tf.TensorSpec([None, None], tf.int32, name="input_ids"),
-            tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
-            *COMPLETION_SPECS,
-            tf.TensorSpec([None, None], tf.float32, name="advantages"),
-        ]
-        return self.agent.graph_code(train_step), signature
+        return self.completion_train_step(lambda logp, mask, advantages: reinforce_loss(logp, mask, advantages)[0],
+                                          [tf.TensorSpec([None, None], tf.float32, name="advantages")], "REINFORCE")
 
     def _export_kwargs(self):
         return {"train_step": self.export_train_step(), "metadata": {"algorithm": "reinforce"}}
