@@ -452,6 +452,8 @@ def mle_stage(t: Task, stage_dir: str, seed: int, start_weights, lr: float, budg
             state.update(best=value, best_step=step, bad=0)
             save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
             mark = " (best)"
+        elif not np.isfinite(state["best"]):  # no keepable check yet: no model whose plateau the schedule could see
+            mark = f" (degenerate: {unique:.0%} distinct outputs, not kept)"
         else:
             state["bad"] += 1
             mark = "" if t.keepable(unique) else f" (degenerate: {unique:.0%} distinct outputs, not kept)"
@@ -461,7 +463,7 @@ def mle_stage(t: Task, stage_dir: str, seed: int, start_weights, lr: float, budg
                 state["bad"] = 0
                 state["halving_steps"].append(step)
                 optimizer.learning_rate.assign(state["lr"])
-                mark = f" -> learning rate halved to {state['lr']:.2e}"
+                mark += f" -> learning rate halved to {state['lr']:.2e}"
             elif schedule and state["halvings"] >= s.mle_halvings and state["bad"] >= s.mle_patience:
                 state["converged"] = True
         if over and state["converged"] is None and schedule:

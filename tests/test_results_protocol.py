@@ -126,12 +126,14 @@ def test_a_checkpoint_with_one_output_for_most_inputs_is_never_kept(tmp_path, re
     s = results.settings_for("translation", "tiny", ["mle_eval_every=5", "mle_plateau=1", "mle_halvings=0",
                                                      "mle_patience=2", "min_unique_share=0.5"])
     t = results.Task("translation", s, str(tmp_path / "work"), str(root), log=lambda *a: None)
-    script = iter([(0.0, 1.0), (5.0, 0.1), (2.0, 0.9), (1.0, 0.9), (1.5, 0.9)])  # (dev score, distinct share)
+    # (dev score, distinct share): the random start and the first two checks are templates
+    script = iter([(0.0, 0.2), (5.0, 0.1), (6.0, 0.3), (2.0, 0.9), (1.0, 0.9), (1.5, 0.9)])
     monkeypatch.setattr(results.Task, "dev_check", lambda self, agent: next(script))
     state = results.warm_stage(t)
-    assert (state["best"], state["best_step"], state["step"]) == (2.0, 10, 20)  # not the template's 5.0 at step 5
-    assert [h[1] for h in state["history"]] == [0.0, 5.0, 2.0, 1.0, 1.5]  # every check is still on the curve
-    assert state["dev_unique"] == [[0, 1.0], [5, 0.1], [10, 0.9], [15, 0.9], [20, 0.9]]
+    # not the templates' 5.0 and 6.0; and they did not count towards the patience (no model to have a plateau yet)
+    assert (state["best"], state["best_step"], state["step"]) == (2.0, 15, 25)
+    assert [h[1] for h in state["history"]] == [0.0, 5.0, 6.0, 2.0, 1.0, 1.5]  # every check is still on the curve
+    assert state["dev_unique"] == [[0, 0.2], [5, 0.1], [10, 0.3], [15, 0.9], [20, 0.9], [25, 0.9]]
 
 
 def test_warm_start_resumes_from_its_last_check_after_a_crash(tmp_path, results, monkeypatch):
