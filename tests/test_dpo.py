@@ -12,7 +12,8 @@ from tf_rl_text import RLAgent
 from tf_rl_text._compat import tf
 from tf_rl_text.data import DataFormatError
 from tf_rl_text.preferences import PreferencePairs, load_preferences, make_preference_pairs
-from tf_rl_text.trainers.dpo import DPOConfig, DPOTrainer, PairStream, bradley_terry_loss, dpo_loss
+from tf_rl_text.ops import bradley_terry_loss
+from tf_rl_text.trainers.dpo import DPOConfig, DPOTrainer, PairStream, dpo_loss
 
 # two pairs: log pi of chosen / rejected (sums over tokens) and the reference's
 CHOSEN, REJECTED = [-3.0, -5.0], [-4.0, -2.0]

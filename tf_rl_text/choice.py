@@ -551,11 +551,11 @@ def export_choice_policy(agent, path, select=1, labels=None, train_step=None, op
     An agent with LoRA adapters exports the merged plain classifier (as :func:`~tf_rl_text.export.export_policy`
     does), without ``train_step`` and optimizer state (metadata ``lora`` says so); the live model is unchanged.
     """
-    from tf_rl_text.export import METADATA_FILE, TOKENIZER_DIR, _check_replaceable, _Unsaved, write_atomically
+    from tf_rl_text.savedmodel import METADATA_FILE, TOKENIZER_DIR, Unsaved, check_replaceable, write_atomically
     from tf_rl_text.validation import check_writable_folder
 
     check_writable_folder(path, "export")  # before the (slow) tracing, as export_policy
-    _check_replaceable(path)
+    check_replaceable(path)
     lora = getattr(agent, "lora", None)
     if lora is not None:  # the merged plain model, as export_policy writes it: no adapter training in it
         train_step = optimizer = None
@@ -574,7 +574,7 @@ def export_choice_policy(agent, path, select=1, labels=None, train_step=None, op
                 "ranking": ranking, "ranking_mask": ranking_mask}
 
     module = tf.Module()
-    module._holder = _Unsaved(agent)
+    module._holder = Unsaved(agent)
     module.model_variables = list(agent.model.variables)
     module.choose = agent.compile_fn(choose, specs)
     signatures = {"serving_default": module.choose, "choose": module.choose}
@@ -606,7 +606,7 @@ class LoadedChoicePolicy:
     def __init__(self, path, metadata):
         from transformers import AutoTokenizer
 
-        from tf_rl_text.export import TOKENIZER_DIR
+        from tf_rl_text.savedmodel import TOKENIZER_DIR
 
         self.path, self.metadata = path, metadata
         self.module = tf.saved_model.load(path)

@@ -36,25 +36,16 @@ import threading
 
 from tf_rl_text._compat import tf
 from tf_rl_text.generation import check_sampling_args, resolve_greedy
+from tf_rl_text.savedmodel import (METADATA_FILE, PARTIAL_MARK, TOKENIZER_DIR, Unsaved, check_replaceable,  # noqa: F401
+                                   first_line, write_atomically)
 from tf_rl_text.tokens import ensure_pad_token, ids_to_texts, pad_token_ids, texts_to_ids
-from tf_rl_text.validation import check_prompts, check_writable_folder, process_alive
-
-TOKENIZER_DIR = os.path.join("assets", "tokenizer")
-METADATA_FILE = os.path.join("assets", "tf_rl_text.json")
-
+from tf_rl_text.validation import check_prompts, check_writable_folder
 
 COMPLETION_SPECS = [
     tf.TensorSpec([None, None], tf.int32, name="completion_ids"),
     tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
 ]
 """The (B, T) completion half of a batch, as the exported functions take it after the prompt's (B, P)."""
-
-
-class _Unsaved:
-    """Holds the Keras model outside TF's object tracking (its variables are tracked instead)."""
-
-    def __init__(self, agent):
-        self.agent = agent
 
 
 RESERVED_NAMES = ("generate", "sample", "sample_controls", "log_probs", "train_step", "optimizer", "model_variables")
@@ -100,7 +91,7 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     check_writable_folder(path, "export")  # before the (slow) tracing
-    _check_replaceable(path)
+    check_replaceable(path)
     extra_objects = dict(extra_objects or {})
     for name in list(extra_objects) + list(extra_functions or {}):
         if name in RESERVED_NAMES or not name.isidentifier() or name in (extra_functions or {}) and name in extra_objects:
@@ -108,7 +99,7 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
                              f"{', '.join(RESERVED_NAMES)}: pick another name")
     max_new_tokens = int(max_new_tokens)
     module = tf.Module()
-    module._holder = _Unsaved(agent)
+    module._holder = Unsaved(agent)
     module.model_variables = list(agent.model.variables)
     greedy_fn = agent.generate_fn(greedy=True)
     sample_fn = agent.generate_fn(greedy=False)
@@ -191,71 +182,6 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
     return path
 
 
-def _check_replaceable(path):
-    """An export replaces the whole folder at ``path``: refuse a folder that holds other things."""
-    if not os.path.isdir(path):
-        return
-    entries = sorted(os.listdir(path))
-    is_export = os.path.exists(os.path.join(path, METADATA_FILE)) or "saved_model.pb" in entries
-    if entries and not is_export:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise FileExistsError(
-            f"cannot export to {path!r}: it is a folder holding other files ({shown}) and no export, and an export "
-            f"replaces the whole folder; pass a new or empty folder, e.g. {os.path.join(path, 'policy')!r}"
-        )
-
-
-PARTIAL_MARK = ".partial-"
-"""Infix of the temporary sibling an export is written into before it is renamed into place."""
-
-
-def write_atomically(path, write):
-    """``write(folder)`` into a temporary sibling of ``path``, then rename it to ``path``.
-
-    A killed or failed write never leaves a folder at ``path`` that looks complete: ``path`` is
-    either absent, the previous complete folder, or the new complete one. An existing ``path``
-    is replaced (moved aside, the new folder renamed in, the old one removed). A failed write
-    removes its temporary folder; a killed one leaves ``.NAME.partial-PID-*`` beside ``path``,
-    removed by the next successful write to ``path`` once that process is gone.
-    """
-    import shutil
-    import uuid
-
-    path = os.path.abspath(os.fspath(path))
-    parent, name = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    prefix = os.path.join(parent, f".{name}{PARTIAL_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp, old = prefix + "-new", None
-    os.mkdir(tmp)  # (not tempfile.mkdtemp: the export keeps the umask's permissions, not 0700)
-    try:
-        write(tmp)
-        if os.path.lexists(path):
-            old = prefix + "-old"
-            os.rename(path, old)
-        os.rename(tmp, path)
-    except BaseException as err:
-        if old is not None and not os.path.lexists(path):
-            os.rename(old, path)  # the previous export goes back in place
-        shutil.rmtree(tmp, ignore_errors=True)
-        disk_full = isinstance(err, tf.errors.ResourceExhaustedError) or (
-            isinstance(err, tf.errors.OpError) and "no space left" in str(err).lower())
-        if disk_full:  # TensorFlow's own error for a full disk: an OSError, as for any other file written
-            import errno
-
-            kept = "the previous export at that path is kept" if os.path.lexists(path) else "nothing was written there"
-            raise OSError(errno.ENOSPC, f"no space left on the device while exporting to {path} ({_first_line(err)}); "
-                                        f"{kept}. Free space and export again") from err
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    for entry in os.listdir(parent):  # leftovers of killed writes to this path
-        if entry.startswith(f".{name}{PARTIAL_MARK}"):
-            pid = entry[len(f".{name}{PARTIAL_MARK}"):].split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
-                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-    return path
-
-
 def tokenizer_fingerprint(tokenizer) -> str:
     """sha256 of the tokenizer's vocabulary (token -> id) and its special ids: what the model's
     embedding rows were trained with. Equal for a tokenizer saved and loaded back."""
@@ -335,7 +261,7 @@ class LoadedPolicy:
             self.module = tf.saved_model.load(path)
         except Exception as err:  # noqa: BLE001 - any failure to parse or restore means a damaged export
             raise ValueError(f"{path!r} is a damaged tf_rl_text export: its SavedModel does not load "
-                             f"({type(err).__name__}: {_first_line(err)}); export it again") from err
+                             f"({type(err).__name__}: {first_line(err)}); export it again") from err
         tokenizer_dir = os.path.join(path, TOKENIZER_DIR)
         try:
             if not os.path.isdir(tokenizer_dir):  # never a Hub look-up: the export carries its tokenizer
@@ -343,7 +269,7 @@ class LoadedPolicy:
             self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"{path!r} is a damaged tf_rl_text export: its tokenizer in {TOKENIZER_DIR} does not load "
-                             f"({type(err).__name__}: {_first_line(err)}); export it again") from err
+                             f"({type(err).__name__}: {first_line(err)}); export it again") from err
         _check_tokenizer(path, self.tokenizer, self.metadata)
         ensure_pad_token(self.tokenizer)
         self.max_new_tokens = int(self.metadata["max_new_tokens"])
@@ -432,11 +358,6 @@ class LoadedPolicy:
         """
         check_sampling_args(temperature, top_k, seed=seed)
         return self._run(texts, False, seed, max_new_tokens, {"temperature": temperature, "top_k": top_k})
-
-
-def _first_line(err) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else "no message"
 
 
 def _read_metadata(path) -> dict:

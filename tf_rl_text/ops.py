@@ -283,3 +283,14 @@ def q_td_targets(target_q, actions, rewards, mask, gamma=1.0, kind="q_learning",
     """
     values = bootstrap_values(target_q, kind, actions, policy_probs, soft_temperature)  # (B, T)
     return tf.stop_gradient(td_targets(rewards, values, mask, gamma))
+
+
+# =========================================================================== preferences
+# The pairwise (Bradley-Terry) reward-model loss. Used by tf_rl_text/rewards/pairwise.py; hand test in tests/test_dpo.py.
+
+
+def bradley_terry_loss(chosen_scores, rejected_scores):
+    """The pairwise reward-model loss -log sigmoid(r(chosen) - r(rejected)) per pair (B,), and whether each
+    pair is ranked right (B,) bool."""
+    margin = chosen_scores - rejected_scores
+    return -tf.math.log_sigmoid(margin), margin > 0

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf
 from tf_rl_text.rewards.classifier import encode_batch
 
@@ -106,7 +107,6 @@ def train_pairwise_reward_model(model, tokenizer, pairs, eval_pairs=None, epochs
     after each epoch the pairwise accuracy on ``eval_pairs`` (when given). ``output_dir``: export the
     trained model there (:func:`export_reward_model`). Returns a :class:`PairwiseRewardResult`.
     """
-    from tf_rl_text.trainers.dpo import bradley_terry_loss
     from tf_rl_text.trainers.optim import apply_clipped
 
     if int(epochs) != epochs or epochs < 1:
@@ -124,7 +124,7 @@ def train_pairwise_reward_model(model, tokenizer, pairs, eval_pairs=None, epochs
         with tf.GradientTape() as tape:
             chosen = scorer.scores_graph(chosen_ids, chosen_mask, training=True)
             rejected = scorer.scores_graph(rejected_ids, rejected_mask, training=True)
-            losses, right = bradley_terry_loss(chosen, rejected)
+            losses, right = ops.bradley_terry_loss(chosen, rejected)
             loss = tf.reduce_mean(losses)
         apply_clipped(optimizer, tape.gradient(loss, variables), variables, max_grad_norm=1.0)
         return loss, tf.reduce_mean(tf.cast(right, tf.float32))
@@ -167,11 +167,11 @@ def export_reward_model(scorer: PairwiseScorer, path: str, metadata: dict | None
     """Write ``scorer`` as a SavedModel: signature ``score`` (= ``serving_default``): ``input_ids``,
     ``attention_mask`` (B, L) of its tokenizer -> ``scores`` (B,); the tokenizer and a description beside
     it. ``tf_rl_text.load(path)`` returns a :class:`LoadedRewardModel`. Atomic, like every export."""
-    from tf_rl_text.export import METADATA_FILE, TOKENIZER_DIR, _check_replaceable, write_atomically
+    from tf_rl_text.savedmodel import METADATA_FILE, TOKENIZER_DIR, check_replaceable, write_atomically
     from tf_rl_text.validation import check_writable_folder
 
     check_writable_folder(path, "export")
-    _check_replaceable(path)
+    check_replaceable(path)
     ids = tf.TensorSpec([None, None], tf.int32, name="input_ids")
     mask = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
     module = tf.Module()
@@ -199,7 +199,7 @@ class LoadedRewardModel:
     def __init__(self, path, metadata):
         from transformers import AutoTokenizer
 
-        from tf_rl_text.export import TOKENIZER_DIR
+        from tf_rl_text.savedmodel import TOKENIZER_DIR
 
         self.path, self.metadata = path, metadata
         self.module = tf.saved_model.load(path)

@@ -33,6 +33,7 @@ import time
 
 import numpy as np
 
+from tf_rl_text import ops
 from tf_rl_text._compat import tf
 from tf_rl_text.env import ShuffledDraws
 from tf_rl_text.tokens import encode_texts
@@ -89,13 +90,6 @@ def dpo_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps,
     else:
         raise ValueError(f"loss_type must be one of {DPO_LOSSES}, got {loss_type!r}")
     return losses, beta * tf.stop_gradient(chosen_ratio), beta * tf.stop_gradient(rejected_ratio)
-
-
-def bradley_terry_loss(chosen_scores, rejected_scores):
-    """The pairwise reward-model loss -log sigmoid(r(chosen) - r(rejected)) per pair (B,), and whether each
-    pair is ranked right (B,) bool."""
-    margin = chosen_scores - rejected_scores
-    return -tf.math.log_sigmoid(margin), margin > 0
 
 
 # --------------------------------------------------------------------------- data stream
@@ -411,4 +405,4 @@ class OnlineDPOTrainer(DPOTrainer):
         return super().evaluate_pairs(pairs)
 
 
-__all__ = ["DPOConfig", "DPOTrainer", "OnlineDPOConfig", "OnlineDPOTrainer", "dpo_loss", "bradley_terry_loss", "encode_pairs", "PairStream", "DPO_LOSSES"]
+__all__ = ["DPOConfig", "DPOTrainer", "OnlineDPOConfig", "OnlineDPOTrainer", "dpo_loss", "encode_pairs", "PairStream", "DPO_LOSSES"]

@@ -9,12 +9,7 @@ and :func:`apply_clipped`, the package's one clip-and-apply block.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 from tf_rl_text._compat import keras, tf
-
-if TYPE_CHECKING:
-    from tf_rl_text.trainers.base import TrainerConfig
 
 __all__ = ["LR_SCHEDULES", "NO_DECAY", "learning_rate_at", "WarmupSchedule", "make_optimizer", "apply_clipped"]
 
@@ -22,7 +17,7 @@ LR_SCHEDULES = ("constant", "linear", "cosine")
 NO_DECAY = ("bias", "beta", "gamma", "layer_norm", "layernorm", "LayerNorm", "ln_")  # kept out of weight decay
 
 
-def learning_rate_at(config: TrainerConfig, step) -> float:
+def learning_rate_at(config, step) -> float:
     """The schedule's learning rate after ``step`` trainer steps (plain Python; the graph version
     is :class:`WarmupSchedule`)."""
     return float(WarmupSchedule(config, None).value(float(step)))
@@ -33,7 +28,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     ``min_lr_ratio * peak`` at ``total_steps``. ``s`` is the trainer's step counter (``step_var``),
     not the optimizer's update count, so PPO's several updates per step share one rate."""
 
-    def __init__(self, config: TrainerConfig, step_var):
+    def __init__(self, config, step_var):
         self.peak = float(config.learning_rate)
         self.kind = config.lr_schedule
         self.warmup = int(config.warmup_steps)
@@ -64,7 +59,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "kind": self.kind, "warmup": self.warmup, "total": self.total, "floor": self.floor}
 
 
-def make_optimizer(config: TrainerConfig, step_var=None):
+def make_optimizer(config, step_var=None):
     """Adam (or AdamW when ``weight_decay`` > 0) with the config's learning-rate schedule.
 
     A constant rate without warm-up is a plain float (bit-identical to ``Adam(learning_rate)``).
