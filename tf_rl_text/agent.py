@@ -32,7 +32,6 @@ Greedy or sampled: one rule for every generation call, :func:`~tf_rl_text.genera
 """
 from __future__ import annotations
 
-import random
 from typing import Sequence
 
 from tf_rl_text import ops
@@ -42,15 +41,16 @@ from tf_rl_text.generation import (GENERATION_CACHES, STATIC_CACHE_MODEL_TYPES, 
                                    resolve_generation_shards, resolve_greedy)
 from tf_rl_text.lora import AdaptersOff, adapters_off
 from tf_rl_text.models import PLAIN_GRAPH_MODEL_TYPES, as_float32, causal_lm_forward, check_model_family
-from tf_rl_text.precision import copy_model
+from tf_rl_text.policy import PolicyBase
 from tf_rl_text.tokens import ensure_pad_token, ids_to_texts, pad_token_ids, resolve_tokenizer, texts_to_ids
 
 
-class RLAgent(GenerationMixin):
+class RLAgent(PolicyBase, GenerationMixin):
     """A policy pi(a | s) over a Hugging Face TF language model.
 
     ``RLAgent(model)`` over a ``TF...ForSequenceClassification`` model returns a
-    :class:`~tf_rl_text.choice.ChoiceAgent`, whose actions are choices among candidates or labels.
+    :class:`~tf_rl_text.choice.ChoiceAgent`, whose actions are choices among candidates or labels (a
+    sibling on :class:`~tf_rl_text.policy.PolicyBase`, not a subclass).
 
     Args:
       model: a causal LM (``TFAutoModelForCausalLM``; tested: GPT-2, GPT-J, OPT) or an
@@ -94,8 +94,8 @@ class RLAgent(GenerationMixin):
         if cls is RLAgent and model is not None:
             from tf_rl_text.choice import ChoiceAgent, is_sequence_classifier
 
-            if is_sequence_classifier(model):
-                return super().__new__(ChoiceAgent)
+            if is_sequence_classifier(model):  # built whole here: Python calls no RLAgent.__init__ on it
+                return ChoiceAgent(model, *args, **kwargs)
         return super().__new__(cls)
 
     def __init__(self, model, tokenizer=None, temperature: float = 1.0, top_k: int = 0, seed: int | None = None,
@@ -151,21 +151,10 @@ class RLAgent(GenerationMixin):
         self.autograph = bool(autograph)
         self.generation_shards = resolve_generation_shards(generation_shards)
         self.generation_cache = pick_generation_cache(model, generation_cache, self.is_encoder_decoder)
-        self.seed = seed if seed is not None else random.randrange(2**31)
-        self.rng = tf.random.Generator.from_seed(self.seed)
+        self._init_rng(seed)
         if not model.built:
             model(model.dummy_inputs, training=False)
         self.reset_compiled()
-
-    def compile_fn(self, fn, input_signature=None, **kwargs):
-        """``tf.function(fn, input_signature, **kwargs)`` for code that runs this agent's model,
-        with AutoGraph only if the model needs it (:attr:`autograph`). Trainers compile through here."""
-        return tf.function(fn, input_signature=input_signature, autograph=self.autograph, **kwargs)
-
-    def graph_code(self, fn):
-        """``fn`` marked as plain graph code (AutoGraph leaves it alone) unless the model needs
-        AutoGraph: for functions another ``tf.function`` will trace (the export's ``train_step``)."""
-        return fn if self.autograph else tf.autograph.experimental.do_not_convert(fn)
 
     # ------------------------------------------------------------------ hooks
     def process_logits(self, logits):
@@ -305,64 +294,16 @@ class RLAgent(GenerationMixin):
             return tf.argmax(logits, axis=-1, output_type=tf.int32).numpy()
         return self.action_distribution(logits).sample(seed=self._next_seed()).numpy()
 
-    def _next_seed(self):
-        return tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
-
     # ------------------------------------------------------------------ utilities
-    @property
-    def trainable_variables(self):
-        """What the trainers update: the model's trainable variables, or only the LoRA adapters."""
-        if self.lora is not None:
-            return self.lora.trainable_variables
-        return self.model.trainable_variables
-
-    def clone_model(self, trainable: bool = False):
-        """A copy of the model with the same weights (the frozen reference for the KL leash).
-
-        With LoRA adapters attached (and ``trainable=False``): an :class:`~tf_rl_text.lora.AdaptersOff`
-        view instead, the same model with its adapters switched off (no second copy of the weights).
-        """
-        if self.lora is not None and not trainable:
-            return AdaptersOff(self.model, self.lora)
-        return copy_model(self.model, trainable=trainable)  # under the model's dtype policy (mixed stays mixed)
-
-    # ------------------------------------------------------------------ LoRA
-    lora = None
-    """The :class:`~tf_rl_text.lora.LoRA` adapters once :meth:`attach_lora` was called, else None."""
-
-    def attach_lora(self, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0, targets=None, seed: int = 0):
-        """Put LoRA adapters on the model's projections and freeze its weights (see :mod:`tf_rl_text.lora`).
-
-        Call it before building a trainer. Returns the :class:`~tf_rl_text.lora.LoRA` (also ``agent.lora``).
-        """
-        from tf_rl_text import lora
-
-        return lora.attach(self, rank=rank, alpha=alpha, dropout=dropout, targets=targets, seed=seed)
-
-    def load_lora(self, path: str):
-        """Attach the adapters that ``agent.lora.save(path)`` wrote (onto the same base model); returns them."""
-        from tf_rl_text import lora
-
-        return lora.load(self, path)
-
     def reset_compiled(self):
         """Forget the compiled generation and acting functions (they retrace on next use)."""
         self._generate_fns = {}
         self._act_fn = self.compile_fn(self._act_logits, reduce_retracing=True)
         self._act_fn_seq2seq = self.compile_fn(self._act_logits_seq2seq, reduce_retracing=True)
 
-    def save_pretrained(self, path: str):
-        """Save model and tokenizer with ``save_pretrained`` (loadable with ``from_pretrained``)."""
-        self.model.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
-        if self.value_head is not None:  # actor-critic: the critic travels with the model
-            self.value_head.save(path)
-
     # ================================================================== value head (actor-critic)
     # V(s) on the model's last hidden states, for A2C / PPO (tf_rl_text/heads.py,
     # tf_rl_text/trainers/actor_critic.py). Nothing else in the agent depends on it.
-    value_head = None
-    """A :class:`~tf_rl_text.heads.ValueHead` once :meth:`attach_value_head` was called, else None."""
 
     def attach_value_head(self, value_head=None):
         """Carry ``value_head`` (a fresh :class:`~tf_rl_text.heads.ValueHead` by default), built; returns it."""

@@ -47,7 +47,6 @@ import collections
 import contextlib
 import json
 import os
-import random
 from typing import Callable, Sequence
 
 import numpy as np
@@ -57,7 +56,7 @@ from tf_agents.trajectories import time_step as ts
 from tf_rl_text.env import BatchedEnv
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
-from tf_rl_text.agent import RLAgent
+from tf_rl_text.policy import PolicyBase
 from tf_rl_text.tokens import resolve_tokenizer
 
 NEG = -1e9
@@ -173,10 +172,11 @@ def encode_choices(tokenizer, prompts, candidates=None, max_length=128, num_choi
 
 
 # --------------------------------------------------------------------------- agent
-class ChoiceAgent(RLAgent):
+class ChoiceAgent(PolicyBase):
     """A policy over choices, pi(a | s) = softmax of a sequence classifier's logits over the choices in s.
 
-    ``RLAgent(classifier)`` returns one. Args:
+    ``RLAgent(classifier)`` returns one: a sibling of the token policy on
+    :class:`~tf_rl_text.policy.PolicyBase` (model, tokenizer, RNG, compiled functions, LoRA, saving). Args:
       model: a Hugging Face ``TF...ForSequenceClassification`` model.
       tokenizer: its tokenizer; None: loaded from the model's folder (``config.name_or_path``).
       temperature: softmax temperature of pi (sampling and log-probabilities).
@@ -228,8 +228,7 @@ class ChoiceAgent(RLAgent):
         self.vocab_size = int(config.vocab_size)
         self.autograph = False if autograph is None else bool(autograph)
         self.uses_token_types = "token_type_ids" in getattr(self.tokenizer, "model_input_names", ())
-        self.seed = seed if seed is not None else random.randrange(2**31)
-        self.rng = tf.random.Generator.from_seed(self.seed)
+        self._init_rng(seed)
         if not model.built:
             model(model.dummy_inputs, training=False)
         self._logits_fn = self.compile_fn(self.choice_logits, reduce_retracing=True)
@@ -329,23 +328,19 @@ class ChoiceAgent(RLAgent):
         return completions_of(actions, action_mask, candidates, self.labels)
 
     # ------------------------------------------------------------------ what a classifier cannot do
-    def _not_a_generator(self, *args, **kwargs):
-        raise TypeError(
-            f"{type(self.model).__name__} is a sequence classifier: its actions are choices, it does not generate "
-            f"tokens. Use tf_rl_text.choice.ChoiceEnv with tf_rl_text.trainers.choice.ChoiceReinforceTrainer / "
-            f"ChoiceQLearningTrainer; generating text (TextGenerationEnv, ReinforceTrainer, PPO...) needs a causal LM "
-            f"(TFAutoModelForCausalLM) or an encoder-decoder (TFAutoModelForSeq2SeqLM)")
+    TOKEN_POLICY_METHODS = frozenset({"generate", "generate_text", "generate_fn", "log_probs", "completion_forward",
+                                      "completion_logits", "sequence_log_probs", "token_logits", "causal_lm",
+                                      "attach_value_head", "encode_prompts", "decode_completions"})
+    """What only a token policy has: asked of a choice policy, they raise a TypeError that says what to use."""
 
-    generate = generate_text = generate_fn = log_probs = completion_forward = completion_logits = _not_a_generator
-    sequence_log_probs = token_logits = causal_lm = attach_value_head = _not_a_generator
-
-    def encode_prompts(self, *args, **kwargs):
-        self._not_a_generator()
-
-    def save_pretrained(self, path: str):
-        """Save model and tokenizer with ``save_pretrained``."""
-        self.model.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+    def __getattr__(self, name):
+        if name in ChoiceAgent.TOKEN_POLICY_METHODS:
+            raise TypeError(
+                f"{type(self.model).__name__} is a sequence classifier: its actions are choices, it does not generate "
+                f"tokens (no {name}). Use tf_rl_text.choice.ChoiceEnv with tf_rl_text.trainers.choice."
+                f"ChoiceReinforceTrainer / ChoiceQLearningTrainer; generating text (TextGenerationEnv, ReinforceTrainer, "
+                f"PPO...) needs a causal LM (TFAutoModelForCausalLM) or an encoder-decoder (TFAutoModelForSeq2SeqLM)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def completions_of(actions, action_mask, candidates, labels):
