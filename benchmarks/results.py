@@ -420,7 +420,8 @@ def mle_stage(t: Task, stage_dir: str, seed: int, start_weights, lr: float, budg
                  "history": [[0, max(start, 0.0), lr]], "dev_unique": [[0, unique]], "halving_steps": [], "cpu_s": 0.0,
                  "wall_s": 0.0, "eval_cpu_s": 0.0, "segments": 0, "converged": None}
         save_weights(os.path.join(stage_dir, "best.npz"), agent.model.get_weights())
-        log(f"  {label}: start, dev {start:.2f}")
+        log(f"  {label}: start, dev {max(start, 0.0):.2f}" + ("" if np.isfinite(start) else
+                                                           f" (degenerate: {unique:.0%} distinct outputs, not kept)"))
     else:
         path = os.path.join(ckpt_dir, f"ckpt-{state['step']}")
         ckpt.restore(path)  # deferred for the optimizer's slots: they load when the first update builds them

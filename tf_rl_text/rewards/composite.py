@@ -103,6 +103,28 @@ class RewardNormalizer:
                 f"count={self.count}, mean={self.mean:.4g}, std={self.std:.4g})")
 
 
+def named_functions(functions, empty_message: str, what: str = "reward function") -> list:
+    """``[(name, fn)]`` of reward functions given as ``{name: fn}``, a list (named by ``__name__`` or class,
+    repeats numbered ``name_2``...) or one function; each must be callable, and there must be one."""
+    if callable(functions) and not isinstance(functions, (list, tuple, Mapping)):
+        functions = [functions]
+    if isinstance(functions, Mapping):
+        items = [(str(k), v) for k, v in functions.items()]
+    else:
+        items, seen = [], collections.Counter()
+        for fn in functions:
+            name = getattr(fn, "__name__", None) or type(fn).__name__
+            seen[name] += 1
+            items.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
+    if not items:
+        raise ValueError(empty_message)
+    for name, fn in items:
+        if not callable(fn):
+            raise ValueError(f"{what} {name!r} must be callable (completions, prompts, references), "
+                             f"got {type(fn).__name__}")
+    return items
+
+
 class CompositeReward:
     """A weighted sum of reward functions, with each component's values kept for logging.
 
@@ -134,20 +156,8 @@ class CompositeReward:
     def __init__(self, components: Mapping[str, Callable] | Sequence[Callable],
                  weights: Mapping[str, float] | Sequence[float] | None = None, normalize_components: bool = False,
                  clip: float | None = None, log_fn: Callable[[dict], None] | None = None):
-        if isinstance(components, Mapping):
-            items = [(str(k), v) for k, v in components.items()]
-        else:
-            items, seen = [], collections.Counter()
-            for fn in components:
-                name = getattr(fn, "__name__", None) or type(fn).__name__
-                seen[name] += 1
-                items.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
-        if not items:
-            raise ValueError("CompositeReward needs at least one component reward function, got none")
-        for name, fn in items:
-            if not callable(fn):
-                raise ValueError(f"component {name!r} must be callable (completions, prompts, references), "
-                                 f"got {type(fn).__name__}")
+        items = named_functions(components, "CompositeReward needs at least one component reward function, got none",
+                                "component")
         if clip is not None and not normalize_components:
             raise ValueError(f"clip={clip} applies to normalised components; set normalize_components=True "
                              "(or clip the total in the trainer: ReinforceConfig(reward_clip=...))")
@@ -199,4 +209,4 @@ class CompositeReward:
         return {f"reward/{k}": float(np.mean(v)) if v.size else 0.0 for k, v in self.last.items()}
 
 
-__all__ = ["CompositeReward", "RewardNormalizer"]
+__all__ = ["CompositeReward", "RewardNormalizer", "named_functions"]

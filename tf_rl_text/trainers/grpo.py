@@ -211,22 +211,9 @@ class GroupRewards:
     with NaN for the None entries."""
 
     def __init__(self, functions, weights=None):
-        if callable(functions) and not isinstance(functions, (list, tuple, dict)):
-            functions = [functions]
-        if isinstance(functions, dict):
-            items = [(str(k), v) for k, v in functions.items()]
-        else:
-            items, seen = [], {}
-            for fn in functions:
-                name = getattr(fn, "__name__", None) or type(fn).__name__
-                seen[name] = seen.get(name, 0) + 1
-                items.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
-        if not items:
-            raise ValueError("reward_funcs is empty; give at least one reward function")
-        for name, fn in items:
-            if not callable(fn):
-                raise ValueError(f"reward function {name!r} must be callable (completions, prompts, references), "
-                                 f"got {type(fn).__name__}")
+        from tf_rl_text.rewards.composite import named_functions
+
+        items = named_functions(functions, "reward_funcs is empty; give at least one reward function")
         weights = [1.0] * len(items) if weights is None else [float(w) for w in weights]
         if len(weights) != len(items):
             raise ValueError(f"reward_weights has {len(weights)} weights for {len(items)} reward functions "
