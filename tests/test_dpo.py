@@ -374,3 +374,31 @@ def test_tf_rl_text_train_runs_dpo_on_pairs_made_from_the_reward_and_resumes_on_
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 5 and summary["resumed_from_step"] == 3 and summary["algorithm"] == "dpo"
     assert "rewards/margins" in summary["train_last"]
+
+
+def test_a_config_trains_with_an_exported_reward_model(tokenizer, tmp_path, capsys):
+    """reward: {name: reward_model, path: FOLDER}: the run's reward is the exported pairwise model."""
+    import yaml
+
+    from tf_rl_text import cli
+    from tf_rl_text.rewards.pairwise import train_pairwise_reward_model
+
+    train, held_out = word_pairs()
+    rm = str(tmp_path / "rm")
+    train_pairwise_reward_model(tiny_scorer_model(tokenizer), tokenizer, train, epochs=1, batch_size=4,
+                                progress=False, output_dir=rm)
+    config = {"algorithm": "reinforce", "model": {"layers": 1, "width": 32}, "data": {"source": "prompts"},
+              "reward": {"name": "reward_model", "path": "rm"},  # relative to the config file's folder
+              "trainer": {"learning_rate": 1e-3, "baseline": "rloo", "num_samples_per_prompt": 2},
+              "run": {"steps": 2, "warm_start_steps": 5, "batch_size": 2, "max_new_tokens": 4, "seed": 0}}
+    path = tmp_path / "rm_run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main(["train", str(path), "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
+    log = "".join(capsys.readouterr())
+    assert f"reward model: {rm} (pairwise" in log
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["reward_model"] == rm and summary["steps"] == 2
+    bad = dict(config, reward={"name": "reward_model", "path": str(tmp_path)})  # a folder, not a reward model
+    path.write_text(yaml.safe_dump(bad))
+    assert cli.main(["train", str(path), "--run-dir", str(tmp_path / "run2"), "--no-progress"]) == 2
+    assert "reward.path: " in "".join(capsys.readouterr())  # the loader's own reason, blamed on the config

@@ -222,6 +222,8 @@ REWARDS = {
     "classifier": "ClassifierReward over a sequence classifier: model=FOLDER (save_pretrained), or train_data=FOLDER|FILE "
                   "of labelled sentences to fine-tune MiniLM on first (train_size, epochs, max_length, learning_rate, "
                   "output); label=1, include_prompt=true",
+    "reward_model": "an exported pairwise reward model (export_reward_model / train_pairwise_reward_model(output_dir=)): "
+                    "path=FOLDER; it scores prompt + completion as it was trained to (docs/preferences.md)",
     "composite": "CompositeReward: components=[{name: ..., weight: w, ...args}], normalize_components=false, clip=null",
     "MODULE:NAME": "your own reward, imported: a function (completions, prompts, references, **args) -> floats, or a "
                    "class built with args whose instances are called so (docs/rewards.md)",
@@ -235,6 +237,7 @@ REWARD_ARGS = {
     "epochs": "classifier: epochs of reward-model training",
     "train_size": "classifier: labelled sentences the reward model trains on (null = all but the held-out 20%)",
     "val_size": "classifier: held-out sentences its accuracy is measured on (null = all of the held-out 20%)",
+    "path": "reward_model: the folder of an exported pairwise reward model",
 }
 
 
@@ -567,13 +570,13 @@ def _resolve_paths(raw: dict, base_dir: str) -> dict:
     raw = copy.deepcopy(raw)
     if isinstance(raw.get("quick"), dict):  # the quick section's paths too
         raw["quick"] = _resolve_paths(raw["quick"], base_dir)
-    for section, field in (("model", "path"), ("data", "path"), ("data", "data_dir")):
+    for section, field in (("model", "path"), ("data", "path"), ("data", "data_dir"), ("data", "preferences")):
         if isinstance(raw.get(section), dict) and field in raw[section]:
             raw[section][field] = _resolve_path(raw[section][field], base_dir)
 
     def fix_reward(r):
         if isinstance(r, dict):
-            for k in ("model", "train_data", "output"):
+            for k in ("model", "train_data", "output", "path"):
                 if k in r:
                     r[k] = _resolve_path(r[k], base_dir)
             for c in r.get("components") or []:

@@ -233,6 +233,32 @@ def _classifier_reward(args, cfg, log):
     return reward
 
 
+def _exported_reward_model(args, cfg, log):
+    """A pairwise reward model exported by ``export_reward_model``, loaded with ``tf_rl_text.load``."""
+    import tf_rl_text
+    from tf_rl_text.rewards.pairwise import LoadedRewardModel
+
+    args = dict(args)
+    path = args.pop("path", None)
+    if args or not path:
+        raise ConfigError(f"{cfg.source}: reward reward_model takes path: FOLDER (an exported reward model) and "
+                          f"nothing else, got {sorted(args) or 'no path'}")
+    if not os.path.isdir(path):
+        raise ConfigError(f"{cfg.source}: reward.path {path!r} is not a folder; export a reward model there first "
+                          "(train_pairwise_reward_model(..., output_dir=FOLDER), docs/preferences.md)")
+    try:
+        reward = tf_rl_text.load(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"{cfg.source}: reward.path: {e}") from None
+    if not isinstance(reward, LoadedRewardModel):
+        raise ConfigError(f"{cfg.source}: reward.path {path!r} holds a {type(reward).__name__}, not a reward model "
+                          "(export_reward_model writes one)")
+    accuracy = reward.metadata.get("history", [{}])[-1].get("val_accuracy")
+    log(f"reward model: {path} (pairwise; held-out accuracy {'not recorded' if accuracy is None else f'{accuracy:.3f}'})")
+    reward.info = {"reward_model": os.path.abspath(path), "rm_val_accuracy": accuracy}
+    return reward
+
+
 def build_reward(spec: dict, cfg: RunConfig, log=print):
     """A reward function from its config mapping ({name: ..., ...arguments})."""
     from tf_rl_text import rewards
@@ -256,6 +282,8 @@ def build_reward(spec: dict, cfg: RunConfig, log=print):
             return rewards.SimilarityReward(**args)
         if name == "classifier":
             return _classifier_reward(args, cfg, log)
+        if name == "reward_model":
+            return _exported_reward_model(args, cfg, log)
         components = {}
         weights = {}
         for i, c in enumerate(args.pop("components")):
