@@ -33,6 +33,7 @@ import os
 import textwrap
 
 from tf_rl_text.trainers import registry
+from tf_rl_text.validation import DATA_ENV_VAR
 
 ALGORITHMS = registry.names()  # the one list: tf_rl_text/trainers/registry.py
 SECTIONS = ("algorithm", "model", "data", "reward", "trainer", "run", "quick", "real_data")
@@ -525,7 +526,7 @@ def apply_sets(raw: dict, sets, source: str) -> dict:
 _PATH_FIELDS = ("model.path", "data.path", "data.data_dir", "reward.model", "reward.train_data", "reward.output")
 
 
-DATA_VAR = "TF_RL_TEXT_DATA"
+DATA_VAR = DATA_ENV_VAR  # defined once, in validation.py
 
 
 def data_folder():

@@ -43,10 +43,7 @@ import random
 from typing import Callable, Iterable
 
 from tf_rl_text.tokens import text_to_ids
-
-DATA_ENV_VAR = "TF_RL_TEXT_DATA"
-"""The environment variable naming the folder that holds the real data sets (``multi30k/``,
-``scitldr/``, ``topical_chat/``, ``sentiment/``); read when no ``data_dir`` is passed."""
+from tf_rl_text.validation import DATA_ENV_VAR  # the variable naming the real data's folder, read when no data_dir
 
 TASKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_data", "tasks")
 """The small task data sets shipped in the package (written by the repository's tools/make_tasks.py)."""

@@ -22,7 +22,6 @@ Example::
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import time
 
@@ -34,8 +33,6 @@ from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_le
 
 BASELINES = ("none", "moving_average", "self_critical", "rloo", "grpo")
 KL_ESTIMATORS = ("kl", "abs", "mse", "low_var")
-
-LossInfo = collections.namedtuple("LossInfo", ["policy_loss", "entropy", "kl", "advantage_mean"])
 
 
 @dataclasses.dataclass
