@@ -479,13 +479,14 @@ class QLearningTrainer(Trainer):
     def export_train_step(self):
         """The TD update for the SavedModel's ``train_step`` signature, with its input signature.
 
-        f(prompt_ids, prompt_mask (B, P) left padded, completion_ids, completion_mask (B, T),
+        f(input_ids, attention_mask (B, P) left padded, completion_ids, completion_mask (B, T),
         rewards (B,)) makes one update (target network synced on the configured schedule) and
-        returns the loss and statistics before the update.
+        returns the loss and statistics before the update. (The prompt inputs are named as in every
+        other export; exports written before 2026-12-06 call them prompt_ids and prompt_mask.)
         """
         signature = [
-            tf.TensorSpec([None, None], tf.int32, name="prompt_ids"),
-            tf.TensorSpec([None, None], tf.int32, name="prompt_mask"),
+            tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+            tf.TensorSpec([None, None], tf.int32, name="attention_mask"),
             tf.TensorSpec([None, None], tf.int32, name="completion_ids"),
             tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
             tf.TensorSpec([None], tf.float32, name="rewards"),
