@@ -1,0 +1,202 @@
+#!/usr/bin/env python
+"""The DPO paper's controlled sentiment experiment at CPU scale (Rafailov et al. 2023, section 6.1): expected
+ground-truth reward against KL(pi || pi_ref) for DPO (a beta sweep), REINFORCE/RLOO and PPO (a KL-coefficient
+sweep), preferred-only fine-tuning and best-of-n, each point over seeds.
+
+Setup:
+- the policy: the embedded GPT-2, warm-started on review sentences (``$TF_RL_TEXT_DATA/sentiment``), which is
+  the reference pi_ref;
+- the ground truth: a MiniLM sentiment classifier fine-tuned on the same labelled sentences (P(positive) of
+  prompt + completion);
+- prompts: the first 2-8 words of review sentences the classifier did not train on;
+- preference pairs: per training prompt, the best against the worst of 4 samples of pi_ref by the ground
+  truth, as the paper built them.
+
+Each point: ``reward`` (mean ground truth of sampled completions of the held-out prompts), ``kl`` (Monte-Carlo
+KL(pi || pi_ref) per completion on those samples), ``ref_ppl`` (pi_ref's perplexity of them). Best-of-n's KL is
+the analytic bound log n - (n - 1) / n. Writes ``docs/results/preferences.json`` and a frontier PNG.
+
+    python benchmarks/preferences_frontier.py                  # 3 seeds, the full sweep (an hour or more on 2 cores)
+    python benchmarks/preferences_frontier.py --scale tiny     # a smoke run (tiny models, 1 seed)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+
+import tf_rl_text  # noqa: E402,F401
+from tf_rl_text import (DPOConfig, DPOTrainer, PPOConfig, PPOTrainer, ReinforceConfig, ReinforceTrainer,  # noqa: E402
+                        RLAgent, TextGenerationEnv, fit_pairs, warm_start)
+from tf_rl_text._compat import tf  # noqa: E402
+from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
+from tf_rl_text.preferences import make_preference_pairs  # noqa: E402
+
+SCALES = {
+    "full": dict(seeds=3, warm_steps=600, prompts_train=256, prompts_test=128, steps=60, batch=8, new_tokens=16,
+                 classifier_train=1600, classifier_epochs=2, dpo_betas=[0.05, 0.1, 0.3, 1.0],
+                 kl_coefs=[0.02, 0.05, 0.1, 0.3], best_of=[1, 2, 4, 8, 16], layers=None, width=None),
+    "tiny": dict(seeds=1, warm_steps=20, prompts_train=16, prompts_test=8, steps=2, batch=4, new_tokens=6,
+                 classifier_train=64, classifier_epochs=1, dpo_betas=[0.1], kl_coefs=[0.05], best_of=[1, 2],
+                 layers=1, width=32),
+}
+
+
+def review_data(data_dir):
+    from tf_rl_text.rewards import load_labelled_texts
+
+    texts, labels = load_labelled_texts(os.path.join(data_dir, "sentiment"))
+    order = np.random.RandomState(0).permutation(len(texts))
+    return [texts[i] for i in order], [labels[i] for i in order]
+
+
+def prompts_of(texts, rng):
+    out = []
+    for t in texts:
+        words = t.split()
+        if len(words) >= 4:
+            out.append(" ".join(words[:int(rng.randint(2, min(8, len(words) - 1) + 1))]))
+    return out
+
+
+def ground_truth(texts, labels, c):
+    from tf_rl_text.rewards import ClassifierReward, minilm_path, train_pairwise_reward_model  # noqa: F401
+    from tf_rl_text.rewards import train_reward_model
+
+    result = train_reward_model(minilm_path(), (texts[:c["classifier_train"]], labels[:c["classifier_train"]]),
+                                epochs=c["classifier_epochs"], batch_size=32, max_length=48, verbose=0, seed=0)
+    return ClassifierReward(result.model, result.tokenizer, label=1, include_prompt=True, max_length=48)
+
+
+def measure(agent, ref_model, prompts, reward, c, seed):
+    """Mean ground truth, Monte-Carlo KL(pi || pi_ref) and pi_ref's perplexity of one sample per prompt."""
+    ids, mask = agent.encode_prompts(prompts)
+    gen = agent.generate(ids, mask, max_new_tokens=c["new_tokens"], greedy=False, seed=seed)
+    cm = tf.cast(gen.completion_mask, tf.float32)
+    logp = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask) * cm
+    ref = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask, model=ref_model) * cm
+    texts = agent.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy())
+    return {"reward": float(np.mean(reward(texts, prompts))),
+            "kl": float(tf.reduce_mean(tf.reduce_sum(logp - ref, axis=1))),
+            "ref_ppl": float(tf.exp(-tf.reduce_sum(ref) / tf.maximum(tf.reduce_sum(cm), 1.0)))}
+
+
+def plot_frontier(points, path):
+    """Reward against KL, one line per method through its settings (means over seeds, bars: seed range)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in dict.fromkeys(p["method"] for p in points):
+        settings = list(dict.fromkeys(p["setting"] for p in points if p["method"] == method))
+        xs, ys, lo, hi = [], [], [], []
+        for setting in settings:
+            group = [p for p in points if p["method"] == method and p["setting"] == setting]
+            r = [p["reward"] for p in group]
+            xs.append(float(np.mean([p["kl"] for p in group])))
+            ys.append(float(np.mean(r)))
+            lo.append(ys[-1] - min(r))
+            hi.append(max(r) - ys[-1])
+        order = np.argsort(xs)
+        ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=[np.array(lo)[order], np.array(hi)[order]],
+                    marker="o", capsize=2, label=method)
+    ax.set_xlabel("KL(pi || pi_ref) per completion (nats)")
+    ax.set_ylabel("ground-truth reward (P(positive))")
+    ax.set_title("Reward against KL on the sentiment task")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", choices=sorted(SCALES), default="full")
+    ap.add_argument("--data-dir", default=os.environ.get("TF_RL_TEXT_DATA"))
+    ap.add_argument("--out", default=os.path.join(REPO, "docs", "results", "preferences.json"))
+    args = ap.parse_args(argv)
+    if not args.data_dir:
+        ap.error("--data-dir or $TF_RL_TEXT_DATA: the folder holding sentiment/")
+    c = SCALES[args.scale]
+    t0 = time.process_time()
+    texts, labels = review_data(args.data_dir)
+    reward = ground_truth(texts, labels, c)
+    rng = np.random.RandomState(1)
+    held = prompts_of(texts[c["classifier_train"]:], rng)  # sentences the classifier did not train on
+    train_prompts, test_prompts = held[:c["prompts_train"]], held[c["prompts_train"]:c["prompts_train"] + c["prompts_test"]]
+    tokenizer = default_tokenizer()
+    size = {} if c["layers"] is None else dict(n_layer=c["layers"], n_embd=c["width"], n_head=2)
+    base = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=0)
+    warm_start(base, texts[:c["classifier_train"]], steps=c["warm_steps"], progress=False)
+    warm = base.model.get_weights()
+    ref_model = base.clone_model()
+    points = []
+
+    def agent_for(seed):
+        agent = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=seed)
+        agent.model.set_weights(warm)
+        return agent
+
+    def add(method, setting, seed, agent, extra=None):
+        p = dict(method=method, setting=setting, seed=seed, **measure(agent, ref_model, test_prompts, reward, c, seed),
+                 **(extra or {}))
+        points.append(p)
+        print(f"[frontier] {method} {setting} seed {seed}: reward {p['reward']:.3f}, KL {p['kl']:.2f}", file=sys.stderr,
+              flush=True)
+
+    for seed in range(c["seeds"]):
+        add("reference", None, seed, agent_for(seed))
+        pairs = make_preference_pairs(agent_for(seed), train_prompts, reward, n=4, max_new_tokens=c["new_tokens"],
+                                      seed=seed, batch_size=c["batch"])
+        for beta in c["dpo_betas"]:
+            agent = agent_for(seed)
+            DPOTrainer(agent, pairs, DPOConfig(beta=beta, learning_rate=3e-4, batch_size=c["batch"],
+                                               max_completion_length=c["new_tokens"], seed=seed)).train(
+                c["steps"], progress=False)
+            add("dpo", beta, seed, agent, {"pairs": len(pairs)})
+        agent = agent_for(seed)  # preferred-only fine-tuning: maximum likelihood on the chosen completions
+        fit_pairs(agent, pairs.prompts, pairs.chosen, steps=c["steps"], batch_size=c["batch"], learning_rate=3e-4,
+                  max_target_tokens=c["new_tokens"], seed=seed, progress=False)
+        add("preferred_ft", None, seed, agent)
+        for kl in c["kl_coefs"]:
+            for name, cls, config in (("rloo", ReinforceTrainer, ReinforceConfig(learning_rate=3e-4, baseline="rloo",
+                                                                                num_samples_per_prompt=4, kl_coef=kl)),
+                                      ("ppo", PPOTrainer, PPOConfig(learning_rate=3e-4, num_samples_per_prompt=4,
+                                                                    kl_coef=kl, adaptive_kl=False))):
+                agent = agent_for(seed)
+                env = TextGenerationEnv(train_prompts, tokenizer, reward, batch_size=c["batch"],
+                                        max_new_tokens=c["new_tokens"], seed=seed)
+                cls(agent, env, config).train(c["steps"], progress=False)
+                add(name, kl, seed, agent)
+        for n in c["best_of"]:
+            agent = agent_for(seed)
+            best = agent.generate_text(test_prompts, max_new_tokens=c["new_tokens"], best_of=n, reward_fn=reward,
+                                       seed=seed)
+            points.append({"method": "best_of_n", "setting": n, "seed": seed,
+                           "reward": float(np.mean(reward(best, test_prompts))),
+                           "kl": math.log(n) - (n - 1) / n, "ref_ppl": None})
+    result = {"benchmark": "preferences_frontier", "scale": args.scale, "points": points,
+              "cpu_s": round(time.process_time() - t0, 1), "settings": c,
+              "command": "python benchmarks/preferences_frontier.py " + " ".join(argv or sys.argv[1:])}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    result["plot"] = plot_frontier(points, os.path.splitext(args.out)[0] + "_frontier.png")
+    print(json.dumps({k: v for k, v in result.items() if k != "points"}))
+    return result
+
+
+if __name__ == "__main__":
+    main()
