@@ -861,7 +861,8 @@ def write_results(t: Task, context: dict, results_dir: str) -> dict:
               "test_control (ci95_vs_control) and of test_rl - test_constant (ci95_vs_constant)",
         "warm_start": {
             "seeds": "one warm start (seed 0); the RL seeds vary sampling, data order and every RNG of RL",
-            "dev_history": warm.get("history"), "halving_steps": warm.get("halving_steps"),
+            "dev_history": warm.get("history"), "dev_unique": warm.get("dev_unique"),
+            "min_unique_share": s.min_unique_share, "halving_steps": warm.get("halving_steps"),
             "converged": warm.get("converged"), "done": warm.get("done", False), "best_dev": warm.get("best"),
             "best_step": warm.get("best_step"), "steps": warm.get("step"), "final_lr": warm.get("lr"),
             "cpu_s": warm.get("cpu_s"), "wall_s": warm.get("wall_s"), "eval_cpu_s": warm.get("eval_cpu_s"),
@@ -902,7 +903,16 @@ def plot_curves(t: Task, results_dir: str) -> str | None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     hist = np.asarray(doc["warm_start"]["dev_history"], dtype=float)
-    a.plot(hist[:, 0], hist[:, 1], marker="o", ms=3)
+    a.plot(hist[:, 0], hist[:, 1], marker="o", ms=3, label="dev check")
+    unique = dict((int(step), share) for step, share in (doc["warm_start"].get("dev_unique") or []))
+    low = doc["warm_start"].get("min_unique_share", 0.0)
+    bad = [(x, y) for x, y in hist[:, :2] if unique.get(int(x), 1.0) < low]
+    if bad:  # one output for most inputs: never kept, whatever it scored
+        a.plot(*zip(*bad), "x", color="red", ms=7, label=f"degenerate (< {low:.0%} distinct outputs): not kept")
+    best = doc["warm_start"].get("best_step")
+    if best is not None and doc["warm_start"].get("best_dev") is not None:
+        a.plot([best], [doc["warm_start"]["best_dev"]], "*", color="green", ms=12, label="W0 (kept)")
+    a.legend(fontsize=7)
     for x in doc["warm_start"]["halving_steps"] or []:
         a.axvline(x, color="grey", ls="--", lw=0.8)
     a.set(title=f"{t.task}: MLE warm start (dashed: lr halved; converged={doc['warm_start']['converged']})",
