@@ -375,9 +375,6 @@ class Task:
         return (f"T5 from scratch: {s.layers}+{s.layers} layers, width {s.d_model}, "
                 f"{agent.model.count_params() / 1e6:.2f}M parameters, BPE vocabulary {len(self.tokenizer)}")
 
-    def dev_score(self, agent) -> float:
-        return self.dev_check(agent)[0]
-
     def dev_check(self, agent) -> tuple:
         """(dev score, share of distinct greedy dev outputs). A checkpoint whose share is below
         ``min_unique_share`` (one template for most inputs) is never kept as a stage's best, whatever it scores."""

@@ -287,14 +287,11 @@ def test_a_reward_model_needs_one_output(tokenizer):
 
 # --------------------------------------------------------------------------- online DPO and best-of-n
 def test_online_dpo_raises_the_reward_on_a_toy_task(tokenizer):
-    from tf_rl_text import TextGenerationEnv
-    from tf_rl_text.rewards import TokenFrequencyReward
+    from test_reinforce import toy_env  # reward: the share of " the" in 6 tokens
     from tf_rl_text.trainers.dpo import OnlineDPOConfig, OnlineDPOTrainer
 
     agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
-    env = TextGenerationEnv(WORDS[:4], tokenizer, TokenFrequencyReward(tokenizer, 264), batch_size=4,  # 264: " the"
-                            max_new_tokens=6, seed=0)
-    trainer = OnlineDPOTrainer(agent, env, OnlineDPOConfig(num_generations=4, beta=0.1, learning_rate=3e-2))
+    trainer = OnlineDPOTrainer(agent, toy_env(tokenizer, batch_size=4), OnlineDPOConfig(num_generations=4, beta=0.1, learning_rate=3e-2))
     before = trainer.evaluate(greedy=False)
     assert before < 0.1
     trainer.train(40, progress=False)

@@ -10,7 +10,6 @@ from conftest import make_tiny_model, make_tiny_t5
 from test_resume import assert_same_run, stop_and_resume
 from tf_rl_text import GRPOConfig, GRPOTrainer, ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv
 from tf_rl_text._compat import keras, tf
-from tf_rl_text.rewards import TokenFrequencyReward
 from tf_rl_text.trainers.grpo import (GroupRewards, aggregate_token_losses, group_advantages, grpo_token_losses,
                                       truncated_rows)
 
@@ -282,10 +281,10 @@ def test_grpo_resumes_exactly_between_generation_batches(tokenizer, tmp_path):
 
 
 def test_reward_rises_on_a_toy_task(tokenizer):
+    from test_reinforce import toy_env  # reward: the share of " the" in 6 tokens
+
     agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
-    env = TextGenerationEnv(PROMPTS, tokenizer, TokenFrequencyReward(tokenizer, 264), batch_size=4,  # 264: " the"
-                            max_new_tokens=6, seed=0)
-    trainer = GRPOTrainer(agent, env, GRPOConfig(num_generations=4, num_iterations=2, learning_rate=3e-2))
+    trainer = GRPOTrainer(agent, toy_env(tokenizer, batch_size=4), GRPOConfig(num_generations=4, num_iterations=2, learning_rate=3e-2))
     before = trainer.evaluate(greedy=False)
     assert before < 0.1
     trainer.train(30, progress=False)

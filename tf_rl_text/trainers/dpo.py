@@ -313,12 +313,9 @@ class DPOTrainer(Trainer):
                 raise ValueError("evaluate(prompts) needs a reward to score completions: build the trainer with env=a "
                                  "TextGenerationEnv, or use evaluate_pairs(pairs)")
             return self.evaluate_pairs()["accuracy"]
-        env = self.env.reward_env
         if prompts is None:
-            prompts, references = env.prompts, env.references
-        rollout = env.rollout(self.agent, greedy=greedy, seed=seed, prompts=list(prompts),
-                              references=list(references) if references is not None else None)
-        return float(np.mean(rollout.rewards))
+            prompts, references = self.env.reward_env.prompts, self.env.reward_env.references
+        return super().evaluate(prompts, references, greedy, seed)  # rolls out through the stream's reward env
 
     # ------------------------------------------------------------------ export
     def _export_kwargs(self):
