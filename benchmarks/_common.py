@@ -125,10 +125,10 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 def build_model(model_cfg: dict, tokenizer, seed: int, precision: str = "float32"):
     """Ours: a TFGPT2LMHeadModel of the workload's config, built; ``precision`` "mixed_bfloat16"
-    converts it with tf_rl_text.with_precision (bfloat16 math, the same float32 weights)."""
+    converts it with tf_rl_text.precision.with_precision (bfloat16 math, the same float32 weights)."""
     from transformers import TFGPT2LMHeadModel
 
-    from tf_rl_text import with_precision
+    from tf_rl_text.precision import with_precision
     from tf_rl_text._compat import tf
 
     tf.random.set_seed(seed)

@@ -20,7 +20,7 @@ from _common import DEFAULT_WORKLOAD, PRECISIONS, build_model, forward_flops_per
 
 import numpy as np  # noqa: E402
 
-from tf_rl_text import available_cores, use_cores  # noqa: E402
+from tf_rl_text.cpu import available_cores, use_cores  # noqa: E402
 from tf_rl_text._compat import tf  # noqa: E402
 from rl_step import ExactLengthAgent  # noqa: E402
 
@@ -50,7 +50,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per batch size (median reported)")
     ap.add_argument("--peak-gflops", type=float, default=None, help="override the measured matmul peak")
     ap.add_argument("--layout", default="cores", choices=["cores", "tf-default"],
-                    help="cores: tf_rl_text.use_cores() (one op per core, one generation shard per core); "
+                    help="cores: tf_rl_text.cpu.use_cores() (one op per core, one generation shard per core); "
                          "tf-default: TensorFlow's own thread pools, one shard")
     ap.add_argument("--precision", default="float32", choices=PRECISIONS,
                     help="mixed_bfloat16: bfloat16 math over float32 weights; the bound then uses the bfloat16 "

@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 
 import tf_rl_text  # noqa: E402,F401
 from tf_rl_text import (DPOConfig, DPOTrainer, PPOConfig, PPOTrainer, ReinforceConfig, ReinforceTrainer,  # noqa: E402
-                        RLAgent, TextGenerationEnv, fit_pairs, warm_start)
+                        RLAgent, TextGenerationEnv, warm_start)
+from tf_rl_text.trainers.mle import fit_pairs  # noqa: E402
 from tf_rl_text._compat import tf  # noqa: E402
 from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
 from tf_rl_text.preferences import make_preference_pairs  # noqa: E402

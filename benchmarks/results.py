@@ -61,7 +61,8 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
-from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, data, fit_pairs, metrics  # noqa: E402
+from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, data, metrics  # noqa: E402
+from tf_rl_text.trainers.mle import fit_pairs  # noqa: E402
 from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
 from tf_rl_text.export import export_policy  # noqa: E402

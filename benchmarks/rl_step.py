@@ -24,7 +24,8 @@ from _common import (PRECISIONS, SCORING_PASSES, add_run_flags, build_model, loa
 
 import numpy as np  # noqa: E402
 
-from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv, use_cores  # noqa: E402
+from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv  # noqa: E402
+from tf_rl_text.cpu import use_cores  # noqa: E402
 from tf_rl_text._compat import tf  # noqa: E402
 
 
@@ -68,7 +69,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_flags(ap)
     ap.add_argument("--layout", default="cores", choices=["cores", "tf-default"],
-                    help="cores: tf_rl_text.use_cores() (one op per core, one generation shard per core); "
+                    help="cores: tf_rl_text.cpu.use_cores() (one op per core, one generation shard per core); "
                          "tf-default: TensorFlow's own thread pools, one shard")
     ap.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (overrides --layout)")
     ap.add_argument("--intra-op", type=int, default=0, help="TF intra-op threads (overrides --layout)")
@@ -78,7 +79,7 @@ def main(argv=None):
                          "(one update per batch, value head); soft_q: soft Q-learning (one TD update per batch); grpo: "
                          "GRPOTrainer (group advantages, clipped ratio, k3 KL, one iteration)")
     ap.add_argument("--precision", default="float32", choices=PRECISIONS,
-                    help="mixed_bfloat16: bfloat16 math over float32 weights (tf_rl_text.with_precision)")
+                    help="mixed_bfloat16: bfloat16 math over float32 weights (tf_rl_text.precision.with_precision)")
     args = ap.parse_args(argv)
     if args.inter_op or args.intra_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)

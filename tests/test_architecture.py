@@ -88,3 +88,30 @@ def test_the_cycle_finder_finds_a_cycle_through_an_in_function_import():
     source = "def f():\n    from tf_rl_text import export\n"
     tree = ast.parse(source)
     assert any(isinstance(n, ast.ImportFrom) and n.module == "tf_rl_text" for n in ast.walk(tree))
+
+
+def test_the_public_api_is_small_declared_by_its_owners_and_moved_names_still_resolve_with_a_warning():
+    import warnings
+
+    import tf_rl_text
+
+    assert len(tf_rl_text.__all__) <= 25, tf_rl_text.__all__
+    for name in tf_rl_text.__all__:
+        obj = getattr(tf_rl_text, name)
+        owner = __import__(obj.__module__, fromlist=[name])
+        assert name in owner.__all__ and getattr(owner, name) is obj, (name, obj.__module__)  # declared where defined
+    for name, module in tf_rl_text.MOVED.items():
+        assert name not in tf_rl_text.__all__
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            obj = getattr(tf_rl_text, name)
+        assert obj is getattr(__import__(module, fromlist=[name]), name)
+        assert [w.category for w in caught] == [DeprecationWarning] and f"from {module} import {name}" in str(
+            caught[0].message)
+    assert tf_rl_text.fairness.__name__ == "tf_rl_text.fairness"  # a submodule not imported yet loads on access
+    try:
+        tf_rl_text.no_such_name
+    except AttributeError as e:
+        assert "no_such_name" in str(e)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")

@@ -3,7 +3,8 @@ causal and encoder-decoder agents alike."""
 import pytest
 
 from conftest import make_tiny_model, make_tiny_t5
-from tf_rl_text import RLAgent, fit_pairs, warm_start
+from tf_rl_text import RLAgent, warm_start
+from tf_rl_text.trainers.mle import fit_pairs
 
 PAIRS = [("the movie was", " great and fun."), ("my day was", " long and cold.")]
 

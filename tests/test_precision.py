@@ -13,7 +13,8 @@ import pytest
 import tf_rl_text
 from conftest import make_tiny_model, make_tiny_t5
 from tf_rl_text import (PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer,
-                        RLAgent, TextGenerationEnv, with_precision)
+                        RLAgent, TextGenerationEnv)
+from tf_rl_text.precision import with_precision
 from tf_rl_text._compat import keras, tf
 from tf_rl_text.precision import global_policy, policy_of, weights_cast_once
 from tf_rl_text.rewards import TokenFrequencyReward

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, make_tiny_model
-from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, Rollout, TextGenerationEnv
+from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv
+from tf_rl_text.env import Rollout
 from tf_rl_text._compat import tf
 from tf_rl_text.rewards.classifier import ClassifierReward
 from tf_rl_text.rewards.composite import CompositeReward, RewardNormalizer

@@ -152,8 +152,8 @@ def test_ppo_trains_a_seq2seq_policy_with_a_value_head_on_decoder_states(tokeniz
 def test_every_trainer_trains_a_bart_policy_whose_code_needs_autograph(tokenizer, tmp_path):
     """BART's decoder branches in Python on tensor shapes (``if input_shape[-1] > 1``): its compiled
     functions must be traced with AutoGraph (GPT-2's and T5's skip it, for speed)."""
-    from tf_rl_text import (A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer,
-                            fit_pairs)
+    from tf_rl_text import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer
+    from tf_rl_text.trainers.mle import fit_pairs
 
     agent = RLAgent(make_tiny_bart(tokenizer, seed=3), tokenizer, seed=0)
     assert agent.autograph and not RLAgent(make_tiny_t5(tokenizer), tokenizer).autograph

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_model
-from tf_rl_text import (A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer, ReinforceConfig, ReinforceTrainer,
-                        RLAgent, TextGenerationEnv, with_precision)
+from tf_rl_text import (A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, QLearningConfig, QLearningTrainer,
+                        ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv)
+from tf_rl_text.precision import with_precision
 from tf_rl_text._compat import tf
 from tf_rl_text.callbacks import LambdaCallback
 from tf_rl_text.trainers.base import TrainerConfig, learning_rate_at, make_optimizer

@@ -73,7 +73,7 @@ class RLAgent(PolicyBase, GenerationMixin):
       seed: seed of the agent's random generator (sampling is reproducible for a fixed seed).
       generation_shards: split each generated batch into this many row groups, decoded as
         independent branches of one graph (with their own seeds), so each CPU core can run one
-        with no cross-thread hand-offs: pair it with :func:`tf_rl_text.use_cores` (intra-op 1,
+        with no cross-thread hand-offs: pair it with :func:`tf_rl_text.cpu.use_cores` (intra-op 1,
         inter-op = cores). ``None`` (default): the inter-op thread count when intra-op threads
         were set to 1, else 1. Greedy output does not depend on it; sampled output does.
       autograph: trace the compiled functions that run the model (rollouts, updates, export) with

@@ -8,7 +8,7 @@ core; :class:`~tf_rl_text.RLAgent` then decodes one shard of each batch per core
 forwards, per-layer gradients) side by side. ``benchmarks/rl_step.py`` measures both layouts.
 
     import tf_rl_text
-    tf_rl_text.use_cores()          # first, before any TensorFlow work
+    tf_rl_text.cpu.use_cores()          # first, before any TensorFlow work
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def use_cores(cores: int | None = None) -> int:
     except RuntimeError as err:
         raise RuntimeError(
             "use_cores() must run before TensorFlow executes its first op (thread pools are fixed then): "
-            "call tf_rl_text.use_cores() right after `import tf_rl_text`, before building models"
+            "call tf_rl_text.cpu.use_cores() right after `import tf_rl_text`, before building models"
         ) from err
     return int(cores)
 

@@ -132,7 +132,7 @@ def pick_generation_cache(model, choice, is_encoder_decoder):
 
 def resolve_generation_shards(generation_shards=None) -> int:
     """``RLAgent(generation_shards=...)`` validated; None: the inter-op thread count when intra-op
-    threads were set to 1 (:func:`tf_rl_text.use_cores`), else 1."""
+    threads were set to 1 (:func:`tf_rl_text.cpu.use_cores`), else 1."""
     if generation_shards is None:
         threading = tf.config.threading
         single = threading.get_intra_op_parallelism_threads() == 1

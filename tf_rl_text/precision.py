@@ -7,7 +7,7 @@ layer computes in bfloat16. The agent hands every logit (and value) to the train
 so log-softmax, KL, advantages and losses are float32 math.
 
     import tf_rl_text
-    model = tf_rl_text.with_precision(model, "mixed_bfloat16")   # a copy, same weights
+    model = tf_rl_text.precision.with_precision(model, "mixed_bfloat16")   # a copy, same weights
     agent = tf_rl_text.RLAgent(model, tokenizer)                  # train as usual
 
 Building or loading the model under Keras' global policy does the same::

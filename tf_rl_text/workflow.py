@@ -106,7 +106,8 @@ def _task_data(d):
 def load_data(cfg: RunConfig):
     """(train, dev, test, note): PromptDatasets. ``dev`` chooses the kept checkpoint (run.keep_best) and
     is ``test`` itself when the data has no dev split; without references all three are the prompts."""
-    from tf_rl_text import data, load_prompts
+    from tf_rl_text import data
+    from tf_rl_text.defaults import load_prompts
 
     d = cfg.data
     if d.source == "prompts":
@@ -141,7 +142,9 @@ def load_data(cfg: RunConfig):
 # --------------------------------------------------------------------------- agent
 def build_agent(cfg: RunConfig, train, tokenizer_dir: str | None = None):
     """The RLAgent of the config: a local folder, the embedded GPT-2, or a from-scratch seq2seq model."""
-    from tf_rl_text import RLAgent, default_model, default_tokenizer, with_precision
+    from tf_rl_text.agent import RLAgent
+    from tf_rl_text.defaults import default_model, default_tokenizer
+    from tf_rl_text.precision import with_precision
     from tf_rl_text._compat import keras
 
     m, seed = cfg.model, cfg.run.seed
@@ -353,7 +356,7 @@ def zero_reward(completions, prompts=None, references=None):
 # --------------------------------------------------------------------------- trainer
 def upbeat_demonstrations(reward_fn, count, prompt_words=3):
     """(prompts, completions): corpus sentences the reward scores > 0, split after the first words."""
-    from tf_rl_text import load_corpus
+    from tf_rl_text.defaults import load_corpus
 
     prompts, completions = [], []
     for sentence in load_corpus():
@@ -408,8 +411,9 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
     at construction and :meth:`train` checkpoints into ``run_dir/checkpoints``. Otherwise the
     trainer has no run folder (``run_dir`` only locates the run's tokenizer)."""
     import tf_rl_text
-    from tf_rl_text import TextGenerationEnv, fit_pairs, load_corpus
-    from tf_rl_text import warm_start as mle_warm_start
+    from tf_rl_text.env import TextGenerationEnv
+    from tf_rl_text.defaults import load_corpus
+    from tf_rl_text.trainers.mle import fit_pairs, warm_start as mle_warm_start
 
     strategy = make_strategy(cfg)
     train, dev, test, data_note = load_data(cfg)
