@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from tf_rl_text import data
-from tf_rl_text.defaults import TASKS_DIR, default_seq2seq_model, task_data_path, train_tokenizer
+from tf_rl_text.data import TASKS_DIR, task_data_path
+from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(REPO, "examples")

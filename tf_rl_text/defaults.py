@@ -7,7 +7,7 @@ download.
 * :func:`default_model`, a small GPT-2 sized to a tokenizer;
 * for the task examples (translation, summarization, dialogue): :func:`train_tokenizer` (a BPE
   tokenizer trained on given texts in seconds) and :func:`default_seq2seq_model` (a small T5 or
-  BART). Their embedded data is :func:`tf_rl_text.data.task_data_path`'s (also importable here).
+  BART). Their embedded data is :func:`tf_rl_text.data.task_data_path`'s.
 
 The corpus (``tf_rl_text/default_data/``, written by the repository's ``tools/make_corpus.py``)
 was written for this project: short everyday review-like sentences, about half upbeat and half
@@ -18,10 +18,9 @@ from __future__ import annotations
 import os
 
 from tf_rl_text._compat import keras
-from tf_rl_text.data import TASK_FILES, TASKS_DIR, task_data_path  # noqa: F401  (they lived here first)
 
 __all__ = ["default_model", "default_tokenizer", "load_corpus", "load_prompts", "load_lexicon", "DATA_DIR",
-           "TASKS_DIR", "task_data_path", "train_tokenizer", "default_seq2seq_model"]
+           "train_tokenizer", "default_seq2seq_model"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_data")
 

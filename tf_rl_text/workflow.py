@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
 import time
 
 import numpy as np
@@ -29,80 +28,6 @@ import numpy as np
 from tf_rl_text.configfile import TASK_SOURCES, ConfigError, RunConfig, to_dict
 
 # --------------------------------------------------------------------------- data
-CONTEXT_TURNS = 2  # dialogue: the previous two turns are the prompt
-SUMMARY_SOURCE_WORDS = 120  # SciTLDR abstracts are ~150-250 words; a small model reads the first 120
-DIALOGUE_DEV_PAIRS = 300  # Topical-Chat: the last pairs of valid_freq are the dev set
-
-
-def _conversation_pairs(conversations, name):
-    """(previous CONTEXT_TURNS turns joined by a newline, next turn) for every turn after the first."""
-    from tf_rl_text.data import PromptDataset
-
-    prompts, refs = [], []
-    for turns in conversations:
-        for i in range(1, len(turns)):
-            prompts.append("\n".join(turns[max(0, i - CONTEXT_TURNS): i]))
-            refs.append(turns[i])
-    return PromptDataset(prompts, refs, name)
-
-
-def _split_conversations(path):
-    """A jsonl of {"turns": [...]} split 80/20 by conversation (none in both), as (context, reply) pairs."""
-    from tf_rl_text import data
-
-    conversations = []
-    with data.open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                raise data.DataFormatError(f"{path}, line {lineno}: empty line; jsonl needs one JSON object per line")
-            record = json.loads(line)
-            turns = record.get("turns") if isinstance(record, dict) else None
-            if not isinstance(turns, list) or len(turns) < 2 or not all(isinstance(t, str) and t.strip() for t in turns):
-                raise data.DataFormatError(f"{path}, line {lineno}: expected {{\"turns\": [at least 2 non-empty strings]}}")
-            conversations.append([t.strip() for t in turns])
-    random.Random(0).shuffle(conversations)
-    cut = int(round(0.8 * len(conversations)))
-    held_out = _conversation_pairs(conversations[cut:], "held-out")
-    return _conversation_pairs(conversations[:cut], "train"), held_out, held_out, (
-        f"{len(conversations)} conversations, 80/20 split by conversation")
-
-
-def _task_data(d):
-    """(train, dev, test, note) of a task source; dev is test when the data has no dev split."""
-    from tf_rl_text import data
-    from tf_rl_text.defaults import task_data_path
-
-    path, cut = d.data_dir or task_data_path(d.source), 1.0 - d.eval_fraction
-    where = f"embedded ({path})" if d.data_dir is None else path
-    if d.source == "dialogue" and os.path.isdir(path):  # Topical-Chat: valid_freq.json / test_freq.json
-        pairs = data.load_dialogue(path, split="valid_freq", context_turns=CONTEXT_TURNS)
-        test = data.load_dialogue(path, split="test_freq", context_turns=CONTEXT_TURNS)
-        return (pairs[:-DIALOGUE_DEV_PAIRS], pairs[-DIALOGUE_DEV_PAIRS:], test,
-                f"Topical-Chat in {path}: valid_freq (train: all but its last {DIALOGUE_DEV_PAIRS} pairs, which "
-                "choose the checkpoint), test_freq (report)")
-    if d.source == "dialogue" and path.endswith(".json"):  # one Topical-Chat file
-        pairs = data.load_dialogue(path, context_turns=CONTEXT_TURNS)
-        train, held_out = pairs.split(cut)
-        return train, held_out, held_out, f"{path}: {len(pairs)} pairs, first {cut:.0%} train"
-    if d.source == "dialogue":
-        train, dev, test, note = _split_conversations(path)
-        return train, dev, test, f"{where}: {note}"
-    if os.path.isdir(path):  # Multi30k (train / val / test_2016_flickr) or SciTLDR (train / dev / test)
-        if d.source == "translation":
-            train, dev, test = (data.load_translation(path, split=s) for s in ("train", "val", "test_2016_flickr"))
-            return train, dev, test, f"Multi30k en->de in {path}: train, val (checkpoint), test_2016_flickr (report)"
-        train, dev, test = (data.load_summarization(path, split=s, max_source_words=SUMMARY_SOURCE_WORDS)
-                            for s in ("train", "dev", "test"))
-        return train, dev, test, (f"SciTLDR in {path}: train, dev (checkpoint), test (report; all references); "
-                                  f"sources cut to {SUMMARY_SOURCE_WORDS} words")
-    if d.source == "translation":  # a jsonl of {"source": English, "target": German}
-        ds = data.load_jsonl(path, "source", "target")
-    else:
-        ds = data.load_summarization(path, max_source_words=None if d.data_dir is None else SUMMARY_SOURCE_WORDS)
-    train, held_out = ds.split(cut, shuffle=True, seed=0)
-    return train, held_out, held_out, f"{where}: {len(ds)} pairs, {cut:.0%}/{1 - cut:.0%} split"
-
-
 def load_data(cfg: RunConfig):
     """(train, dev, test, note): PromptDatasets. ``dev`` chooses the kept checkpoint (run.keep_best) and
     is ``test`` itself when the data has no dev split; without references all three are the prompts."""
@@ -121,7 +46,7 @@ def load_data(cfg: RunConfig):
         test, note = dev, f"{d.path}: {len(ds)} prompts"
     else:
         try:
-            train, dev, test, note = _task_data(d)
+            train, dev, test, note = data.task_splits(d.source, d.data_dir, d.eval_fraction)
         except (ValueError, FileNotFoundError) as e:
             raise ConfigError(f"{cfg.source}: data.data_dir {d.data_dir!r}: {e}") from None
         if d.prefix:
@@ -410,7 +335,6 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
     so it restores the run's latest checkpoint (weights, optimizer, RNGs, env order, history...)
     at construction and :meth:`train` checkpoints into ``run_dir/checkpoints``. Otherwise the
     trainer has no run folder (``run_dir`` only locates the run's tokenizer)."""
-    import tf_rl_text
     from tf_rl_text.env import TextGenerationEnv
     from tf_rl_text.defaults import load_corpus
     from tf_rl_text.trainers.mle import fit_pairs, warm_start as mle_warm_start

@@ -33,7 +33,6 @@ import time
 
 import numpy as np
 
-from tf_rl_text import ops
 from tf_rl_text._compat import tf
 from tf_rl_text.env import ShuffledDraws
 from tf_rl_text.tokens import encode_texts
