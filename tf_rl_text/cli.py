@@ -43,7 +43,7 @@ def _log(*args):
 # --------------------------------------------------------------------------- commands
 def cmd_train(args):
     from tf_rl_text.configfile import load_config
-    from tf_rl_text.workflow import train_run
+    from tf_rl_text.workflow.train import train_run
 
     cfg = load_config(args.config, args.set, quick=args.quick)
     run_dir = args.run_dir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0]
@@ -159,7 +159,7 @@ def _bias_scorer(spec):
     if os.path.isdir(spec):
         return rewards.ClassifierReward.from_pretrained(spec)
     if ":" in spec:  # imported as a config's reward.name MODULE:NAME is
-        from tf_rl_text.workflow import import_reward
+        from tf_rl_text.workflow.build import import_reward
 
         return import_reward(spec, {}, "--bias-scorer")
     raise _UsageError(f"--bias-scorer {spec!r}: pass 'sentiment', a classifier folder (save_pretrained) or "
@@ -266,7 +266,7 @@ def cmd_explain(args):
 
 
 def cmd_export(args):
-    from tf_rl_text.workflow import export_run
+    from tf_rl_text.workflow.train import export_run
 
     path = export_run(args.run_dir, args.out, serving_only=args.serving_only, log=_log)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
@@ -275,7 +275,7 @@ def cmd_export(args):
 
 
 def cmd_plot(args):
-    from tf_rl_text.workflow import plot_run
+    from tf_rl_text.workflow.plots import plot_run
 
     try:
         result = plot_run(args.run_dir, args.output)

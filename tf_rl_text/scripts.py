@@ -158,7 +158,7 @@ def run_script(cfg: RunConfig, args, metrics=None, num_samples: int = 4) -> dict
     ``metrics(summary)`` (the script's own keys). A mistake found while building exits with one line."""
     import sys
 
-    from tf_rl_text.workflow import train_run
+    from tf_rl_text.workflow.train import train_run
 
     default_dir = os.path.join("runs", os.path.splitext(os.path.basename(cfg.source))[0])
     try:
