@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import tf_rl_text
-from tf_rl_text import cli, configfile, metrics, workflow
+from tf_rl_text import cli, configfile, configsections, metrics, workflow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TF_NOISE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [EWI] |WARNING: All log messages|I0000 |TensorFlow and JAX)")
@@ -262,7 +262,7 @@ def test_json_configs_and_the_field_reference(tmp_path, capsys):
     assert isinstance(cfg.trainer, tf_rl_text.PPOConfig) and cfg.trainer.clip_range == 0.1
     rc, out, _ = _main(capsys, "config", "ppo")
     assert rc == 0
-    doc = configfile.field_docs(tf_rl_text.PPOConfig)["clip_range"]
+    doc = configsections.field_docs(tf_rl_text.PPOConfig)["clip_range"]
     assert "clip_range (float, default 0.2)" in out and doc.split()[0] in out  # the docstring is the help
     assert "warm_start_steps (int, default 300)" in out and "classifier:" in out
 

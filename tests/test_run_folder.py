@@ -531,15 +531,38 @@ def test_the_progress_rate_leaves_out_the_first_traced_step():
 
 
 def test_one_registry_of_algorithms_feeds_the_config_loader_and_the_cli():
-    from tf_rl_text import A2CConfig, PPOTrainer, QLearningConfig, ReinforceTrainer, cli, configfile
+    from tf_rl_text import A2CConfig, PPOTrainer, QLearningConfig, ReinforceTrainer, cli, configsections
     from tf_rl_text.trainers import registry
 
-    assert registry.names() == ("reinforce", "a2c", "ppo", "q_learning", "grpo", "online_dpo", "dpo") == configfile.ALGORITHMS
+    assert registry.names() == ("reinforce", "a2c", "ppo", "q_learning", "grpo", "online_dpo", "dpo") == configsections.ALGORITHMS
     assert registry.trainer_class("ppo") is PPOTrainer and registry.trainer_class("reinforce") is ReinforceTrainer
-    assert registry.config_class("a2c") is A2CConfig and configfile.algorithm_config_class("q_learning") is QLearningConfig
+    assert registry.config_class("a2c") is A2CConfig and configsections.algorithm_config_class("q_learning") is QLearningConfig
     with pytest.raises(ValueError, match=r"algorithm must be one of \['reinforce', 'a2c', 'ppo', 'q_learning', 'grpo', 'online_dpo', 'dpo'\], "
                                          r"got 'dqn'"):
         registry.trainer_class("dqn")
     parser = cli.build_parser()
     config_cmd = parser._subparsers._group_actions[0].choices["config"]
     assert [a for a in config_cmd._actions if a.dest == "algorithm"][0].choices == list(registry.names())
+
+
+def test_one_registry_of_rewards_feeds_the_config_loader_the_help_and_the_run_builder(tmp_path):
+    from tf_rl_text import configfile, configsections
+    from tf_rl_text.configfile import ConfigError
+    from tf_rl_text.rewards import registry
+
+    assert registry.names() == ("sentiment", "lexicon", "bleu", "rouge", "similarity", "classifier", "reward_model",
+                                "composite")
+    help_text = configsections.describe("reinforce")
+    assert all(f"\n  {name}: {entry.help}" in help_text for name, entry in registry.REWARDS.items())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("algorithm: reinforce\nreward: {name: blue}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: reward.name 'blue' is not a reward; choose from \['sentiment'"):
+        configfile.load_config(str(bad))
+    bleu = registry.build({"name": "bleu", "max_n": 2, "scale": 3.0})
+    assert (bleu.max_n, bleu.scale) == (2, 3.0) and bleu(["a b c"], None, ["a b c"]) == [pytest.approx(3.0)]
+    mixed = registry.build({"name": "composite", "components": [
+        {"name": "lexicon", "positive": ["good"], "negative": ["bad"]},
+        {"name": "lexicon", "positive": ["fine"], "weight": 0.5}]})
+    assert mixed(["good", "bad fine", "fine"], None, None) == pytest.approx([1.0, -0.5, 0.5])  # 1*lex1 + 0.5*lex2
+    with pytest.raises(ConfigError, match=r"x.yaml: reward lexicon: .*unexpected keyword argument 'postive'"):
+        registry.build({"name": "lexicon", "postive": ["good"]}, registry.BuildContext(source="x.yaml"))

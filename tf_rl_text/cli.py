@@ -159,7 +159,7 @@ def _bias_scorer(spec):
     if os.path.isdir(spec):
         return rewards.ClassifierReward.from_pretrained(spec)
     if ":" in spec:  # imported as a config's reward.name MODULE:NAME is
-        from tf_rl_text.workflow.build import import_reward
+        from tf_rl_text.rewards.registry import import_reward
 
         return import_reward(spec, {}, "--bias-scorer")
     raise _UsageError(f"--bias-scorer {spec!r}: pass 'sentiment', a classifier folder (save_pretrained) or "
@@ -287,7 +287,7 @@ def cmd_plot(args):
 
 
 def cmd_config(args):
-    from tf_rl_text.configfile import describe
+    from tf_rl_text.configsections import describe
 
     print(describe(args.algorithm))
     return 0
@@ -428,7 +428,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from tf_rl_text.checkpoint import RunFolderLockedError, RunMismatchError
-    from tf_rl_text.configfile import ConfigError
+    from tf_rl_text.validation import ConfigError
     from tf_rl_text.env import RewardTimeoutError
 
     try:

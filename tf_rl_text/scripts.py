@@ -14,9 +14,11 @@ import dataclasses
 import json
 import os
 
-from tf_rl_text.configfile import (ALGORITHMS, REWARD_ARGS, ConfigError, DataSection, ModelSection, RunConfig,
-                                   RunSection, _merge, algorithm_config_class, field_docs, load_config, read_file,
-                                   to_dict)
+from tf_rl_text.configfile import RunConfig, _merge, load_config, read_file, to_dict
+from tf_rl_text.configsections import (ALGORITHMS, DataSection, ModelSection, RunSection, algorithm_config_class,
+                                       field_docs)
+from tf_rl_text.validation import ConfigError
+from tf_rl_text.rewards.registry import REWARD_ARGS
 
 SCRIPT_FLAGS = {  # every example script takes these (its own flags come on top)
     "--seed": "run.seed",

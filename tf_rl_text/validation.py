@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["check", "is_int_at_least", "check_prompts", "check_writable_folder", "DATA_ENV_VAR"]
+__all__ = ["check", "is_int_at_least", "check_prompts", "check_writable_folder", "DATA_ENV_VAR", "ConfigError"]
 
 
 DATA_ENV_VAR = "TF_RL_TEXT_DATA"
 """The environment variable naming the folder that holds the real data sets (``multi30k/``, ``scitldr/``,
 ``topical_chat/``, ``sentiment/``): the loaders read it when no ``data_dir`` is passed, configs as ``$TF_RL_TEXT_DATA``."""
+
+
+class ConfigError(ValueError):
+    """A config mistake, as one line that names the field, the value and the file (raised by the config
+    loader, the reward registry and the run builder)."""
 
 
 def check(ok: bool, name: str, rule: str, value):

@@ -17,14 +17,14 @@ Run folder (RUN_DIR)::
     plots/training.png  reward, KL and losses against step
     summary.json      the final evaluation
 """
-from tf_rl_text.workflow.build import (Built, build, build_agent, build_reward, import_reward, load_data,
+from tf_rl_text.workflow.build import (Built, build, build_agent, build_reward, load_data,
                                        make_strategy, preference_pairs, upbeat_demonstrations, zero_reward)
 from tf_rl_text.workflow.plots import PANELS, plot_run, read_metrics
 from tf_rl_text.workflow.rundir import (RESUMABLE_CHANGES, claim_run_dir, has_checkpoint, kept_step,
                                         weights_fingerprint, write_run_config)
 from tf_rl_text.workflow.train import callbacks_for, evaluate_run, export_run, rl_note, train_run
 
-__all__ = ["Built", "build", "build_agent", "build_reward", "import_reward", "load_data", "make_strategy",
+__all__ = ["Built", "build", "build_agent", "build_reward", "load_data", "make_strategy",
            "preference_pairs", "upbeat_demonstrations", "zero_reward", "PANELS", "plot_run", "read_metrics",
            "RESUMABLE_CHANGES", "claim_run_dir", "has_checkpoint", "kept_step", "weights_fingerprint",
            "write_run_config", "callbacks_for", "evaluate_run", "export_run", "rl_note", "train_run"]

@@ -8,7 +8,9 @@ import time
 
 import numpy as np
 
-from tf_rl_text.configfile import TASK_SOURCES, ConfigError, RunConfig
+from tf_rl_text.configfile import RunConfig
+from tf_rl_text.configsections import TASK_SOURCES
+from tf_rl_text.validation import ConfigError
 
 
 # --------------------------------------------------------------------------- data
@@ -87,174 +89,11 @@ def build_agent(cfg: RunConfig, train, tokenizer_dir: str | None = None):
 
 
 # --------------------------------------------------------------------------- reward
-_CLASSIFIER_TRAINING = ("train_data", "train_size", "val_size", "epochs", "max_length", "learning_rate", "output",
-                        "dynamic_padding")
-
-
-def _classifier_reward(args, cfg, log):
-    """A ClassifierReward over a trained folder (``model``) or MiniLM fine-tuned on ``train_data``;
-    ``reward.info`` says where it came from and its held-out accuracy."""
-    from tf_rl_text.rewards import ClassifierReward, load_labelled_texts, minilm_path, train_reward_model
-
-    args = dict(args)
-    label, include_prompt = args.pop("label", 1), args.pop("include_prompt", True)
-    if "model" in args:  # a trained classifier: the training arguments are not read
-        folder = args.pop("model")
-        reward = ClassifierReward.from_pretrained(
-            folder, label=label, include_prompt=include_prompt,
-            **{k: v for k, v in args.items() if k not in _CLASSIFIER_TRAINING})
-        info_path = os.path.join(folder, "reward_model_metrics.json")
-        with open(info_path) if os.path.isfile(info_path) else open(os.devnull) as f:
-            accuracy = (json.loads(f.read() or "{}")).get("val_accuracy")
-        log(f"reward model: {folder} (held-out accuracy "
-            f"{'not recorded' if accuracy is None else f'{accuracy:.3f}'})")
-        reward.info = {"reward_model": os.path.abspath(folder), "rm_val_accuracy": accuracy}
-        return reward
-    if "train_data" not in args:
-        raise ConfigError(f"{cfg.source}: reward classifier needs model: FOLDER (a trained classifier) or "
-                          "train_data: FOLDER|FILE (labelled sentences to train one on)")
-    path = args.pop("train_data")
-    try:
-        texts, labels = load_labelled_texts(path)
-    except (ValueError, FileNotFoundError) as e:
-        raise ConfigError(f"{cfg.source}: reward.train_data {path!r}: {e}") from None
-    train_size, val_size, epochs = args.pop("train_size", None), args.pop("val_size", None), args.pop("epochs", 3)
-    max_length, lr, output = args.pop("max_length", 64), args.pop("learning_rate", 5e-5), args.pop("output", None)
-    dynamic_padding = args.pop("dynamic_padding", True)
-    if args:
-        raise ConfigError(f"{cfg.source}: reward classifier: unknown argument(s) {sorted(args)}; known: model, "
-                          f"{', '.join(_CLASSIFIER_TRAINING)}, label, include_prompt")
-    order = np.random.default_rng(cfg.run.seed).permutation(len(texts))
-    n_val = len(texts) // 5  # the same held-out 20% whatever the training size
-    val, train = order[:n_val], order[n_val:]
-    if train_size:
-        train = train[: int(train_size)]
-    val = val[: int(val_size)] if val_size else val
-    log(f"reward model: MiniLM (all-MiniLM-L6-v2) + a classifier head on {len(train)} labelled sentences, "
-        f"{epochs} epoch(s); held out: {len(val)}")
-    result = train_reward_model(
-        minilm_path(), ([texts[i] for i in train], [labels[i] for i in train]),
-        validation_data=([texts[i] for i in val], [labels[i] for i in val]), epochs=int(epochs), batch_size=32,
-        learning_rate=float(lr), max_length=int(max_length), output_dir=output, seed=cfg.run.seed, verbose=0,
-        dynamic_padding=bool(dynamic_padding))
-    log(f"reward model held-out accuracy {result.val_accuracy:.3f} ({result.num_val} sentences; "
-        f"{result.train_time_s:.0f} s)" + (f" -> {output}" if output else ""))
-    reward = ClassifierReward(result.model, result.tokenizer, label=label, include_prompt=include_prompt)
-    reward.info = {"reward_model": result.output_dir, "rm_val_accuracy": result.val_accuracy,
-                   "rm_num_train": result.num_train, "rm_num_val": result.num_val}
-    return reward
-
-
-def _exported_reward_model(args, cfg, log):
-    """A pairwise reward model exported by ``export_reward_model``, loaded with ``tf_rl_text.load``."""
-    import tf_rl_text
-    from tf_rl_text.rewards.pairwise import LoadedRewardModel
-
-    args = dict(args)
-    path = args.pop("path", None)
-    if args or not path:
-        raise ConfigError(f"{cfg.source}: reward reward_model takes path: FOLDER (an exported reward model) and "
-                          f"nothing else, got {sorted(args) or 'no path'}")
-    if not os.path.isdir(path):
-        raise ConfigError(f"{cfg.source}: reward.path {path!r} is not a folder; export a reward model there first "
-                          "(train_pairwise_reward_model(..., output_dir=FOLDER), docs/preferences.md)")
-    try:
-        reward = tf_rl_text.load(path)
-    except (FileNotFoundError, ValueError) as e:
-        raise ConfigError(f"{cfg.source}: reward.path: {e}") from None
-    if not isinstance(reward, LoadedRewardModel):
-        raise ConfigError(f"{cfg.source}: reward.path {path!r} holds a {type(reward).__name__}, not a reward model "
-                          "(export_reward_model writes one)")
-    accuracy = reward.metadata.get("history", [{}])[-1].get("val_accuracy")
-    log(f"reward model: {path} (pairwise; held-out accuracy {'not recorded' if accuracy is None else f'{accuracy:.3f}'})")
-    reward.info = {"reward_model": os.path.abspath(path), "rm_val_accuracy": accuracy}
-    return reward
-
-
 def build_reward(spec: dict, cfg: RunConfig, log=print):
-    """A reward function from its config mapping ({name: ..., ...arguments})."""
-    from tf_rl_text import rewards
+    """A reward function from its config mapping ({name: ..., ...arguments}): :func:`tf_rl_text.rewards.registry.build`."""
+    from tf_rl_text.rewards import registry
 
-    args = {k: v for k, v in spec.items() if k not in ("name", "weight")}
-    name = spec["name"]
-    if ":" in name:
-        return import_reward(name, args, cfg.source)
-    try:
-        if name == "sentiment":
-            if args:
-                raise TypeError(f"sentiment takes no arguments, got {sorted(args)}")
-            return rewards.default_sentiment_reward()
-        if name == "lexicon":
-            return rewards.LexiconReward(**args)
-        if name == "bleu":
-            return rewards.BleuReward(**args)
-        if name == "rouge":
-            return rewards.RougeReward(**args)
-        if name == "similarity":
-            return rewards.SimilarityReward(**args)
-        if name == "classifier":
-            return _classifier_reward(args, cfg, log)
-        if name == "reward_model":
-            return _exported_reward_model(args, cfg, log)
-        components = {}
-        weights = {}
-        for i, c in enumerate(args.pop("components")):
-            key = f"{c['name']}_{i}" if c["name"] in components else c["name"]
-            components[key], weights[key] = build_reward(c, cfg, log), float(c.get("weight", 1.0))
-        return rewards.CompositeReward(components, weights=weights, **args)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{cfg.source}: reward {name}: {e}") from None
-
-
-def import_reward(name: str, args: dict, source: str = ""):
-    """A user's reward named ``MODULE:NAME`` in a config: a function ``(completions, prompts, references,
-    **args) -> floats`` (``args`` bound), or a class (built with ``args``) whose instances are called so.
-    The module is imported as Python would; if it is not found, again with the config file's folder and the
-    working directory on the path (a ``my_rewards.py`` beside the config works). ``source``: the config file
-    (or the flag) that named it, for the messages and that folder."""
-    import functools
-    import importlib
-    import sys
-
-    module_name, _, attr = name.partition(":")
-    where = f"{source}: reward {name!r}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as first:
-        if first.name != module_name.split(".")[0]:
-            raise ConfigError(f"{where}: importing {module_name} failed: {first}") from None
-        folder = os.path.dirname(os.path.abspath(source)) if source and os.path.isfile(source) else None
-        extra = [p for p in (folder, os.getcwd())
-                 if p and p not in sys.path]
-        sys.path[:0] = extra
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            raise ConfigError(f"{where}: no module {module_name!r} ({err}); make it importable (pip install your "
-                              f"package, or set PYTHONPATH), or put {module_name.split('.')[0]}.py beside the config") from None
-    except Exception as err:  # noqa: BLE001 - the user's module failed while importing
-        raise ConfigError(f"{where}: importing {module_name} raised {type(err).__name__}: {err}") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            names = [n for n in dir(module) if not n.startswith("_")]
-            raise ConfigError(f"{where}: {module_name} has no {attr!r} (it defines {', '.join(names[:12])})")
-        obj = getattr(obj, part)
-    if isinstance(obj, type):
-        try:
-            reward = obj(**args)
-        except TypeError as err:
-            raise ConfigError(f"{where}: {attr}(**{args}) failed: {err}") from None
-    elif callable(obj):
-        reward = functools.update_wrapper(functools.partial(obj, **args), obj) if args else obj
-    else:
-        raise ConfigError(f"{where}: {attr} is a {type(obj).__name__}, not a function or class")
-    if not callable(reward):
-        raise ConfigError(f"{where}: {attr}(**args) built a {type(reward).__name__}, which cannot be called as "
-                          "reward(completions, prompts, references)")
-    return reward
+    return registry.build(spec, registry.BuildContext(cfg.source, cfg.run.seed, log))
 
 
 def zero_reward(completions, prompts=None, references=None):
@@ -416,4 +255,4 @@ def preference_pairs(cfg: RunConfig, agent, train, reward_fn, run_dir, log=print
     return pairs
 
 
-__all__ = ["load_data", "build_agent", "build_reward", "import_reward", "zero_reward", "upbeat_demonstrations", "Built", "make_strategy", "build", "preference_pairs"]
+__all__ = ["load_data", "build_agent", "build_reward", "zero_reward", "upbeat_demonstrations", "Built", "make_strategy", "build", "preference_pairs"]

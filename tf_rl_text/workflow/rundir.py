@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from tf_rl_text.configfile import ConfigError, RunConfig, to_dict
+from tf_rl_text.configfile import RunConfig, to_dict
+from tf_rl_text.validation import ConfigError
 
 
 # --------------------------------------------------------------------------- checkpoints

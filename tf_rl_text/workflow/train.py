@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-from tf_rl_text.configfile import ConfigError, RunConfig
+from tf_rl_text.configfile import RunConfig
+from tf_rl_text.validation import ConfigError
 from tf_rl_text.workflow.build import Built, build, make_strategy
 from tf_rl_text.workflow.plots import plot_run
 from tf_rl_text.workflow.rundir import (best_record, claim_run_dir, has_checkpoint, kept_step, weights_fingerprint,
