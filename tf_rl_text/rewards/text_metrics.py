@@ -7,7 +7,7 @@ that rises during training is the evaluation metric rising.
 """
 from __future__ import annotations
 
-from tf_rl_text import metrics
+from tf_rl_text.metrics import text as metrics_text
 
 
 def _references(name, completions, references):
@@ -39,13 +39,13 @@ class BleuReward:
     """
 
     def __init__(self, max_n: int = 4, smoothing="method1", scale: float = 1.0):
-        metrics._weights(max_n)  # validates max_n
-        self.smoothing_fn = metrics._smoothing(smoothing)  # validates smoothing
+        metrics_text.bleu_weights(max_n)  # validates max_n
+        self.smoothing_fn = metrics_text.smoothing_function(smoothing)  # validates smoothing
         self.max_n, self.smoothing, self.scale = int(max_n), smoothing, float(scale)
 
     def __call__(self, completions, prompts=None, references=None):
         references = _references("BleuReward", completions, references)
-        scores = metrics.sentence_bleu_batch(completions, references, self.max_n, self.smoothing_fn)
+        scores = metrics_text.sentence_bleu_batch(completions, references, self.max_n, self.smoothing_fn)
         return [self.scale * s for s in scores]
 
     def __repr__(self):
@@ -66,12 +66,12 @@ class RougeReward:
     """
 
     def __init__(self, rouge_type: str = "rougeL", use_stemmer: bool = True, scale: float = 1.0):
-        metrics.rouge_scorer((rouge_type,), use_stemmer)  # validates rouge_type
+        metrics_text.rouge_scorer((rouge_type,), use_stemmer)  # validates rouge_type
         self.rouge_type, self.use_stemmer, self.scale = rouge_type, bool(use_stemmer), float(scale)
 
     def __call__(self, completions, prompts=None, references=None):
         references = _references("RougeReward", completions, references)
-        scores = metrics.rouge_f1_batch(completions, references, self.rouge_type, self.use_stemmer)
+        scores = metrics_text.rouge_f1_batch(completions, references, self.rouge_type, self.use_stemmer)
         return [self.scale * s for s in scores]
 
     def __repr__(self):
