@@ -1,4 +1,6 @@
-"""Text scores of completions against references: the tokenizer, BLEU (nltk and sacreBLEU), ROUGE, distinct-n and length."""
+"""Text scores of completions against references: the tokenizer, BLEU (nltk and sacreBLEU), ROUGE, distinct-n and
+length.
+"""
 from __future__ import annotations
 
 import functools
