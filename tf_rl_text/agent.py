@@ -92,7 +92,8 @@ class RLAgent(PolicyBase, GenerationMixin):
     def __new__(cls, model=None, *args, **kwargs):
         """``RLAgent(classifier)`` is a :class:`~tf_rl_text.choice.ChoiceAgent` (actions = choices)."""
         if cls is RLAgent and model is not None:
-            from tf_rl_text.choice import ChoiceAgent, is_sequence_classifier
+            from tf_rl_text.choice.agent import ChoiceAgent
+            from tf_rl_text.choice.selection import is_sequence_classifier
 
             if is_sequence_classifier(model):  # built whole here: Python calls no RLAgent.__init__ on it
                 return ChoiceAgent(model, *args, **kwargs)
@@ -279,7 +280,7 @@ class RLAgent(PolicyBase, GenerationMixin):
     def act(self, time_step, greedy: bool = False):
         """One action (next token id) per row for a ``TextGenerationEnv`` time step: (B,) int32."""
         if "choice_mask" in time_step.observation:
-            from tf_rl_text.choice import check_choice_agent
+            from tf_rl_text.choice.env import check_choice_agent
 
             check_choice_agent(self, "a ChoiceEnv time step")
         obs = {k: tf.constant(v, tf.int32) for k, v in time_step.observation.items()}

@@ -409,7 +409,7 @@ def load(path) -> LoadedPolicy:
         except (ValueError, UnicodeDecodeError):
             meta = None  # damaged: LoadedPolicy's checks say so, naming the file and the fix
         if isinstance(meta, dict) and str(meta.get("format", "")).startswith("tf_rl_text.choice/"):
-            from tf_rl_text.choice import LoadedChoicePolicy
+            from tf_rl_text.choice.export import LoadedChoicePolicy
 
             return LoadedChoicePolicy(path, meta)
         if isinstance(meta, dict) and str(meta.get("format", "")).startswith("tf_rl_text.reward/"):

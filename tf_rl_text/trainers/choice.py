@@ -37,8 +37,9 @@ import numpy as np
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
 from tf_rl_text.checkpoint import numpy_rng_state, set_numpy_rng_state
-from tf_rl_text.choice import (INPUT_NAMES, ChoiceEnv, check_choice_agent, export_choice_policy,
-                               selection_log_probs, step_logits)
+from tf_rl_text.choice.env import ChoiceEnv, check_choice_agent
+from tf_rl_text.choice.export import export_choice_policy
+from tf_rl_text.choice.selection import INPUT_NAMES, selection_log_probs, step_logits
 from tf_rl_text.trainers.base import Trainer, TrainerConfig, check
 from tf_rl_text.trainers.reinforce import ReinforceConfig, RewardBaselines, reinforce_advantages, reinforce_loss
 
@@ -285,7 +286,7 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
                         a = next(c for c in available if c not in chosen)
                     chosen.append(int(a))
                 actions[i, : len(chosen)] = chosen
-        from tf_rl_text.choice import completions_of
+        from tf_rl_text.choice.agent import completions_of
 
         prompts, candidates, refs = self.env.states(greedy.indices)
         completions = completions_of(actions, mask, candidates, self.env.labels)
