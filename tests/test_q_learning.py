@@ -13,9 +13,9 @@ import pytest
 from tf_rl_text import RLAgent, TextGenerationEnv, default_model, ops
 from tf_rl_text._compat import keras, tf
 from tf_rl_text.heads import QHead
-from tf_rl_text.trainers.q_learning import (
-    QLearningConfig, QLearningTrainer, ReplayBuffer, completion_q_values, td_loss,
-)
+from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer
+from tf_rl_text.trainers.q_policy import completion_q_values
+from tf_rl_text.trainers.replay import ReplayBuffer
 
 def seeded_model(tokenizer, **kwargs):
     """A tiny GPT-2 with reproducible weights (default_model seeds Python, NumPy and TF)."""
@@ -81,9 +81,9 @@ def test_td_loss_by_hand():
     q = tf.constant([[1.0, 0.0, 5.0]])
     y = tf.constant([[0.5, 3.0, 0.0]])
     m = tf.constant([[1.0, 1.0, 0.0]])  # errors 0.5 and -3 count, the padded one not
-    mse, info = td_loss(q, y, m, "mse")
+    mse, info = ops.td_loss(q, y, m, "mse")
     assert float(mse) == pytest.approx((0.5 * 0.25 + 0.5 * 9.0) / 2)
-    huber, _ = td_loss(q, y, m, "huber", huber_delta=1.0)
+    huber, _ = ops.td_loss(q, y, m, "huber", huber_delta=1.0)
     assert float(huber) == pytest.approx((0.5 * 0.25 + (3.0 - 0.5)) / 2)
     assert float(info["td_error"]) == pytest.approx(1.75)
 
@@ -475,7 +475,7 @@ def test_example_help_and_bad_flag():
 def test_soft_q_learning_trains_an_encoder_decoder_from_demonstrations_and_exports(tokenizer, tmp_path):
     """Q(s_t, .) are the decoder's logits: the same TD learning works for T5, sources right padded."""
     from conftest import make_tiny_t5
-    from tf_rl_text.trainers.q_learning import completion_q_values
+    from tf_rl_text.trainers.q_policy import completion_q_values
 
     agent = RLAgent(make_tiny_t5(tokenizer, seed=0), tokenizer, seed=0)
     env = TextGenerationEnv(PROMPTS, tokenizer, unigram_f1, references=REFERENCES, batch_size=4, max_new_tokens=8)

@@ -159,7 +159,8 @@ def explain(source, prompts=None, references=None, num_samples: int | None = Non
 def _explain_trainer(trainer, prompts, references, num_samples, seed, greedy):
     from tf_rl_text.trainers.actor_critic import _ActorCriticTrainer
     from tf_rl_text.trainers.grpo import GRPOTrainer, group_advantages
-    from tf_rl_text.trainers.q_learning import QLearningTrainer, completion_q_values
+    from tf_rl_text.trainers.q_learning import QLearningTrainer
+    from tf_rl_text.trainers.q_policy import completion_q_values
     from tf_rl_text.trainers.reinforce import ReinforceTrainer
 
     cfg = trainer.config

@@ -211,6 +211,28 @@ def adaptive_kl_coef(kl_coef, kl, target, horizon, num_samples):
 # completion token t; actions (B, T) the tokens a_t; rewards, mask (B, T).
 
 TD_TARGETS = ("q_learning", "sarsa", "expected_sarsa", "soft")
+TD_LOSSES = ("huber", "mse")
+
+
+def td_loss(q_taken, targets, mask, loss="huber", huber_delta=1.0):
+    """Regression of Q(s_t, a_t) on the TD targets: a per-token mean over the masked tokens.
+
+    q_taken, targets, mask: (B, T). "huber": mean_t h(q - y) with h(x) = x^2 / 2 for |x| <= d,
+    d (|x| - d / 2) beyond; "mse": mean_t (q - y)^2 / 2. Returns (loss, info: dict of scalars).
+    """
+    mask = tf.cast(mask, q_taken.dtype)
+    error = q_taken - tf.stop_gradient(targets)  # (B, T)
+    if loss == "huber":
+        abs_error = tf.abs(error)
+        quadratic = tf.minimum(abs_error, huber_delta)
+        per_token = 0.5 * tf.square(quadratic) + huber_delta * (abs_error - quadratic)
+    elif loss == "mse":
+        per_token = 0.5 * tf.square(error)
+    else:
+        raise ValueError(f"loss must be one of {TD_LOSSES}, got {loss!r}")
+    value = masked_mean(per_token, mask)
+    return value, {"td_error": masked_mean(tf.abs(error), mask), "q_taken": masked_mean(q_taken, mask),
+                   "target": masked_mean(targets, mask)}
 
 
 def epsilon_greedy_probs(q, epsilon):

@@ -4,7 +4,8 @@ from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer, rei
 from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, a2c_loss, ppo_loss
 from tf_rl_text.trainers.grpo import GRPOConfig, GRPOTrainer
 from tf_rl_text.trainers.dpo import DPOConfig, DPOTrainer
-from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer, ReplayBuffer, td_loss
+from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer
+from tf_rl_text.trainers.replay import ReplayBuffer
 
 __all__ = [
     "Trainer", "TrainerConfig",
@@ -12,5 +13,5 @@ __all__ = [
     "A2CConfig", "A2CTrainer", "PPOConfig", "PPOTrainer", "a2c_loss", "ppo_loss",
     "GRPOConfig", "GRPOTrainer",
     "DPOConfig", "DPOTrainer",
-    "QLearningConfig", "QLearningTrainer", "ReplayBuffer", "td_loss",
+    "QLearningConfig", "QLearningTrainer", "ReplayBuffer",
 ]

@@ -52,17 +52,16 @@ import time
 import numpy as np
 
 from tf_rl_text import ops
-from tf_rl_text._compat import tf, tfp
-from tf_rl_text.agent import RLAgent
+from tf_rl_text._compat import tf
 from tf_rl_text.heads import QHeadModel, clone_q_model, q_target_pairs
 from tf_rl_text.tokens import pad_token_ids, texts_to_ids
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
+from tf_rl_text.trainers.q_policy import EXPLORATIONS, QPolicyAgent, completion_q_values
 from tf_rl_text.trainers.replay import ReplayBuffer, concat_batches
 
 TARGETS = ops.TD_TARGETS  # ("q_learning", "sarsa", "expected_sarsa", "soft")
-EXPLORATIONS = ("epsilon_greedy", "boltzmann")
 Q_SOURCES = ("logits", "head")
-LOSSES = ("huber", "mse")
+LOSSES = ops.TD_LOSSES  # ("huber", "mse")
 
 
 @dataclasses.dataclass
@@ -143,86 +142,6 @@ class QLearningConfig(TrainerConfig):
 
 
 # --------------------------------------------------------------------------- pure functions
-def td_loss(q_taken, targets, mask, loss="huber", huber_delta=1.0):
-    """Regression of Q(s_t, a_t) on the TD targets: a per-token mean over the masked tokens.
-
-    q_taken, targets, mask: (B, T). "huber": mean_t h(q - y) with h(x) = x^2 / 2 for |x| <= d,
-    d (|x| - d / 2) beyond; "mse": mean_t (q - y)^2 / 2. Returns (loss, info: dict of scalars).
-    """
-    mask = tf.cast(mask, q_taken.dtype)
-    error = q_taken - tf.stop_gradient(targets)  # (B, T)
-    if loss == "huber":
-        abs_error = tf.abs(error)
-        quadratic = tf.minimum(abs_error, huber_delta)
-        per_token = 0.5 * tf.square(quadratic) + huber_delta * (abs_error - quadratic)
-    elif loss == "mse":
-        per_token = 0.5 * tf.square(error)
-    else:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    value = ops.masked_mean(per_token, mask)
-    return value, {"td_error": ops.masked_mean(tf.abs(error), mask), "q_taken": ops.masked_mean(q_taken, mask),
-                   "target": ops.masked_mean(targets, mask)}
-
-
-def completion_q_values(agent, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False):
-    """Q(s_t, .) before every completion token: (B, T, V), the agent's processed raw logits
-    (no temperature) at the positions that predict each completion token (causal LMs and
-    encoder-decoders alike, through :meth:`RLAgent.completion_forward`)."""
-    logits, _ = agent.completion_forward(prompt_ids, prompt_mask, completion_ids, completion_mask, training=training)
-    return logits  # (B, T, V)
-
-
-# --------------------------------------------------------------------------- Q networks and policies
-class QPolicyAgent(RLAgent):
-    """The policy of a Q-function: greedy argmax_a Q(s, a), epsilon-greedy or Boltzmann.
-
-    Shares the wrapped agent's hooks (``process_logits``, ``encode_prompts``,
-    ``decode_completions``) and, for ``q_values="logits"``, its model. ``epsilon`` is a
-    tf.Variable, so changing it never retraces the compiled rollout.
-    """
-
-    def __init__(self, model, base_agent, exploration="epsilon_greedy", epsilon=0.1, temperature=1.0, seed=None):
-        if exploration not in EXPLORATIONS:
-            raise ValueError(f"exploration must be one of {EXPLORATIONS}, got {exploration!r}")
-        super().__init__(model, base_agent.tokenizer, temperature=temperature, top_k=0,
-                         seed=base_agent.seed if seed is None else seed,
-                         generation_shards=base_agent.generation_shards, autograph=base_agent.autograph,
-                         generation_cache=getattr(base_agent, "generation_cache", "auto"))
-        self.base_agent = base_agent
-        self.exploration = exploration
-        self.epsilon = tf.Variable(float(epsilon), trainable=False, dtype=tf.float32, name="epsilon")
-        if model is base_agent.model or getattr(model, "lm", None) is base_agent.model:
-            self.lora = base_agent.lora  # the online network carries the agent's adapters (export merges them)
-
-    @property
-    def trainable_variables(self):
-        """The model's trainable variables; with LoRA the adapters plus the Q head (``q_values="head"``),
-        the base weights being frozen."""
-        if self.lora is None:
-            return self.model.trainable_variables
-        return self.lora.trainable_variables + list(self.model.trainable_variables)
-
-    def process_logits(self, logits):
-        return self.base_agent.process_logits(logits)
-
-    def encode_prompts(self, texts, min_length=None):
-        return self.base_agent.encode_prompts(texts, min_length)
-
-    def decode_completions(self, completion_ids, completion_mask=None):
-        return self.base_agent.decode_completions(completion_ids, completion_mask)
-
-    def policy_probs(self, q):
-        """pi(. | s) of the acting policy for Q-values q (..., V)."""
-        if self.exploration == "boltzmann":
-            return ops.boltzmann_probs(q, self.temperature)
-        return ops.epsilon_greedy_probs(q, self.epsilon)
-
-    def action_distribution(self, logits, temperature=None, top_k=None):
-        if self.exploration == "boltzmann":
-            return super().action_distribution(logits, temperature, 0)
-        return tfp.distributions.Categorical(probs=ops.epsilon_greedy_probs(logits, self.epsilon), dtype=tf.int32)
-
-
 # --------------------------------------------------------------------------- trainer
 class QLearningTrainer(Trainer):
     """Q-learning, SARSA, expected SARSA or soft Q-learning over tokens, from replay and demonstrations.
@@ -329,7 +248,7 @@ class QLearningTrainer(Trainer):
         probs = tf.stop_gradient(self.policy.policy_probs(q)) if cfg.target == "expected_sarsa" else None
         targets = ops.q_td_targets(target_q, completion_ids, token_rewards, mask, cfg.gamma, cfg.target, probs)
         q_taken = tf.gather(q, completion_ids, axis=-1, batch_dims=2)  # (B, T): Q(s_t, a_t)
-        loss, info = td_loss(q_taken, targets, mask, cfg.loss, cfg.huber_delta)
+        loss, info = ops.td_loss(q_taken, targets, mask, cfg.loss, cfg.huber_delta)
         return loss, {"loss": loss, "td_error": info["td_error"], "q_taken": info["q_taken"], "target": info["target"]}
 
     def _sync_if_due(self, applied=True):
@@ -533,5 +452,4 @@ class QLearningTrainer(Trainer):
         }
 
 
-__all__ = ["QLearningConfig", "QLearningTrainer", "QPolicyAgent", "QHeadModel", "ReplayBuffer", "td_loss",
-           "completion_q_values"]
+__all__ = ["QLearningConfig", "QLearningTrainer"]
