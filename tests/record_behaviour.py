@@ -138,22 +138,29 @@ def record_warm_start(tokenizer, out):
         weights_of(agent.model.get_weights(), f"{name}/fit_pairs", out)
 
 
-def record(path):
+def record(path, only=None):
+    """Every record (``only``: just the parts named: a family, "choice" or "warm_start")."""
     tf.config.experimental.enable_op_determinism()
     tokenizer = default_tokenizer()
     out = {}
     with tempfile.TemporaryDirectory() as export_dir:
         for name in FAMILIES:
-            record_family(name, tokenizer, out, export_dir)
-    record_choice(tokenizer, out)
-    record_warm_start(tokenizer, out)
+            if not only or name in only:
+                record_family(name, tokenizer, out, export_dir)
+    if not only or "choice" in only:
+        record_choice(tokenizer, out)
+    if not only or "warm_start" in only:
+        record_warm_start(tokenizer, out)
     np.savez(path, **out)
     print(f"{len(out)} records -> {path}")
     return out
 
 
-def compare(new, old_path):
+def compare(new, old_path, only=None):
     old = dict(np.load(old_path))
+    if only:  # the parts recorded this time
+        old = {k: v for k, v in old.items() if k.split("/")[0] in only or "choice" in only and k.startswith("bert/")
+               or "warm_start" in only and "/fit_pairs/" in k}
     bad = 0
     for key in sorted(set(old) | set(new)):
         if key not in new or key not in old:
@@ -176,7 +183,9 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
     p.add_argument("--compare", default=None, help="an earlier recording to compare with")
+    p.add_argument("--only", nargs="*", default=None, help=f"record only these parts: {list(FAMILIES)}, choice, "
+                   "warm_start")
     args = p.parse_args()
-    new = record(args.out)
+    new = record(args.out, args.only)
     if args.compare:
-        sys.exit(1 if compare(new, args.compare) else 0)
+        sys.exit(1 if compare(new, args.compare, args.only) else 0)

@@ -198,7 +198,9 @@ def test_ppo_trains_logs_every_statistic_and_traces_once(ppo_run):
     assert any(h["clip_fraction"] > 0 for h in trainer.history)  # the clip was active
     changed = [not np.allclose(a, b) for a, b in zip(before, trainer.agent.model.get_weights())]
     assert sum(changed) >= len(changed) - 2
-    assert trainer._update.experimental_get_tracing_count() == 1  # minibatches of any size reuse one graph
+    # minibatches of any size reuse one graph (the update runner's, and the gradient function inside it)
+    assert [f.experimental_get_tracing_count() for f in trainer._update_fns.values()] == [1]
+    assert trainer._grads.experimental_get_tracing_count() == 1
     assert trainer._targets.experimental_get_tracing_count() == 1
 
 
@@ -275,7 +277,7 @@ def test_a2c_improves_the_reward_with_one_update_per_rollout(tokenizer):
     assert all(h["gradient_steps"] == 1 and h["clip_fraction"] == 0.0 for h in trainer.history)
     assert any(not np.allclose(a, b) for a, b in zip(before, agent.model.get_weights()))
     assert any(not np.allclose(a, b) for a, b in zip(head_before, agent.value_head.get_weights()))
-    assert trainer._update.experimental_get_tracing_count() == 1
+    assert [f.experimental_get_tracing_count() for f in trainer._update_fns.values()] == [1]
     first = np.mean([h["reward_mean"] for h in trainer.history[:5]])
     last = np.mean([h["reward_mean"] for h in trainer.history[-5:]])
     assert first < 0.05 and last > 0.3, (first, last)

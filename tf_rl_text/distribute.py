@@ -110,76 +110,6 @@ def check_in_scope(strategy, variables, what: str = "the agent's model"):
                 "strategy to the trainer (docs/distributed.md)")
 
 
-def chunk_bounds(rows, num_chunks, index):
-    """[start, end) of chunk ``index`` of ``np.array_split(range(rows), num_chunks)`` (graph tensors)."""
-    rows = tf.cast(rows, tf.int32)
-    base, extra = rows // num_chunks, rows % num_chunks
-    start = index * base + tf.minimum(index, extra)
-    end = start + base + tf.cast(index < extra, tf.int32)
-    return start, end
-
-
-def count_mask_tokens(tensors):
-    """Default token count of a batch: the sum of ``tensors[3]`` (the completion mask)."""
-    return tf.reduce_sum(tf.cast(tensors[3], tf.float32))
-
-
-def distributed_update(strategy, optimizer, grad_fn, specs, variables, max_grad_norm, num_chunks=1,
-                       count_tokens=count_mask_tokens):
-    """A compiled ``update(tensors) -> info`` that splits a global batch over ``strategy``'s replicas.
-
-    Every replica receives the global ``tensors`` and takes its own rows (``num_chunks``
-    consecutive chunks of ``np.array_split(range(B), R * num_chunks)``); ``grad_fn(*chunk,
-    total_rows, total_tokens) -> (grads, info)`` returns the gradient of the chunk's share of the
-    global loss. Gradients and infos are summed over chunks and replicas (all-reduce), the
-    gradient is clipped by its global norm and applied once (``info["grad_norm"]``: the norm
-    before clipping).
-    """
-    from tf_rl_text.trainers.optim import apply_clipped
-
-    num_replicas = strategy.num_replicas_in_sync
-    k = int(num_chunks)
-
-    def replica_step(*tensors):
-        ctx = tf.distribute.get_replica_context()
-        replica = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
-        rows = tf.shape(tensors[0])[0]
-        total_rows = tf.cast(rows, tf.float32)
-        total_tokens = count_tokens(tensors)
-        grads_sum, info_sum = None, {}
-        for j in range(k):
-            start, end = chunk_bounds(rows, num_replicas * k, replica * k + j)
-            chunk = [t[start:end] for t in tensors]
-            grads, info = grad_fn(*chunk, total_rows, total_tokens)
-            grads = [tf.convert_to_tensor(g) for g in grads]
-            grads_sum = grads if grads_sum is None else [a + b for a, b in zip(grads_sum, grads)]
-            for key, value in info.items():
-                info_sum[key] = info_sum.get(key, 0.0) + tf.cast(value, tf.float32)
-        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads_sum)
-        info = ctx.all_reduce(tf.distribute.ReduceOp.SUM, info_sum)
-        info["grad_norm"] = tf.linalg.global_norm(grads)
-        return grads, info
-
-    def replica_apply(grads):
-        apply_clipped(optimizer, grads, variables, max_grad_norm, aggregated=True)
-        return tf.constant(True)
-
-    def step(tensors):
-        grads, info = strategy.run(replica_step, args=tuple(tensors))
-        # every replica holds the same all-reduced values: take the first local one
-        info = tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], info)
-        finite = tf.math.is_finite(info["grad_norm"])
-        if "loss" in info:
-            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(info["loss"])))
-        # nothing is applied when the global gradient or loss is not finite (the trainer then refuses the
-        # step); the optimizer's cross-replica step must start inside the branch, so strategy.run is there
-        tf.cond(finite, lambda: strategy.experimental_local_results(strategy.run(replica_apply, args=(grads,)))[0],
-                lambda: tf.constant(False))
-        return info
-
-    return tf.function(step, input_signature=[list(specs)], autograph=False)
-
-
 def global_batch_check(rows, strategy, num_chunks=1, what="batch"):
     """Each replica needs at least ``num_chunks`` rows of the global batch."""
     need = strategy.num_replicas_in_sync * int(num_chunks)
@@ -189,4 +119,4 @@ def global_batch_check(rows, strategy, num_chunks=1, what="batch"):
 
 
 __all__ = ["make_strategy", "resolve", "is_default", "is_chief", "write_dir", "check_in_scope",
-           "distributed_update", "STRATEGIES"]
+           "global_batch_check", "STRATEGIES"]

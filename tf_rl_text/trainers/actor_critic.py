@@ -201,7 +201,6 @@ class _ActorCriticTrainer(Trainer):
         self._score = agent.compile_fn(self._score_step, [seq] * 4)
         self._from_scores = agent.compile_fn(self._targets_from_scores, [tok] * 4 + [
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)])
-        self._update = agent.compile_fn(self._update_step, [seq] * 4 + [tok] * 4)
         self._grads = agent.compile_fn(self._grad_step, [seq] * 4 + [tok] * 4 + [num, num])
         self._auto_resume()
 
@@ -284,15 +283,6 @@ class _ActorCriticTrainer(Trainer):
         info = dict(info, loss=loss, approx_kl=ops.approx_kl(logp, old_logp, mask))
         return loss, info
 
-    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp, old_values,
-                     advantages, returns):
-        with tf.GradientTape() as tape:
-            loss, info = self._loss_and_info(prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp,
-                                             old_values, advantages, returns)
-        grads = tape.gradient(loss, self.variables)
-        info["grad_norm"] = self.apply_gradients(grads, self.variables, loss)  # not applied if not finite
-        return info
-
     def _grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, old_logp, old_values,
                    advantages, returns, total_rows, total_tokens):
         """Gradients of one chunk's share of the (per-token mean) loss: loss x tokens / total_tokens."""
@@ -306,10 +296,7 @@ class _ActorCriticTrainer(Trainer):
 
     def update(self, batch):
         """One gradient update on ``batch`` (split into ``grad_accumulation_steps`` chunks when > 1)."""
-        if self.config.grad_accumulation_steps > 1 or self.distributed:  # chunks / replicas: weighted shares
-            info = self.accumulate(self._grads, batch, self.variables)
-        else:
-            info = self._update(*batch)
+        info = self.accumulate(self._grads, batch, self.variables)
         # NaN/Inf: this update was not applied and the step stops here (earlier PPO minibatches stay applied)
         return self.check_update(info)
 
@@ -369,7 +356,12 @@ class _ActorCriticTrainer(Trainer):
             *[tf.TensorSpec([None, None], tf.float32, name=n) for n in ("old_log_probs", "old_values", "advantages",
                                                                          "returns")],
         ]
-        return self.agent.graph_code(self._update_step), signature
+        from tf_rl_text.trainers.update import apply_update
+
+        def train_step(*batch):  # the trainer's own gradient function, through the update runner
+            return apply_update(self._grad_step, batch, self.variables, self.optimizer, self.config.max_grad_norm)
+
+        return self.agent.graph_code(train_step), signature
 
     def _export_kwargs(self):
         """A ``values`` signature besides the policy's. Causal LMs: ``input_ids``, ``attention_mask``

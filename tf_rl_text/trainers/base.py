@@ -236,62 +236,35 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         step it belongs to. Returns ``info``."""
         return check_update(info, self.global_step + 1, self.algorithm, self.learning_rate, where)
 
-    def _compiled_apply(self, variables):
-        key = tuple(id(v) for v in variables)
-        fns = self.__dict__.setdefault("_apply_fns", {})
-        if key not in fns:
-            specs = [tf.TensorSpec(v.shape, v.dtype) for v in variables]
-
-            def apply(grads, loss):
-                return self.apply_gradients(list(grads), variables, loss)
-
-            fns[key] = tf.function(apply, input_signature=[specs, tf.TensorSpec([], tf.float32)], autograph=False)
-        return fns[key]
-
     def accumulate(self, grad_fn, tensors, variables, num_chunks=None):
-        """One update from ``num_chunks`` (default ``config.grad_accumulation_steps``) row chunks of ``tensors``.
+        """One update from ``num_chunks`` (default ``config.grad_accumulation_steps``) row chunks of
+        ``tensors``, on one device or split over the trainer's strategy: the update runner
+        (:func:`tf_rl_text.trainers.update.compile_update`, compiled once per gradient function).
 
         ``grad_fn(*chunk_tensors, total_rows, total_tokens) -> (grads, info)`` returns the
         gradients of its chunk's share of the batch loss: a per-row mean weighted by
         ``rows / total_rows``, a per-token mean by ``tokens / total_tokens`` (``total_tokens`` is
         the sum of ``tensors[3]``, the completion mask). Summing the chunks then gives the
-        gradient of the whole batch's loss. The gradients are summed, clipped and applied once;
-        ``info`` values are summed too (so weighted means add up to the batch's). Returns the
-        summed info with ``grad_norm``.
+        gradient of the whole batch's loss. The gradients are summed, clipped and applied once,
+        only if they and ``info["loss"]`` are finite; ``info`` values are summed too (so weighted
+        means add up to the batch's). Returns the summed info with ``grad_norm``.
         """
+        from tf_rl_text import distribute
+        from tf_rl_text.trainers.update import compile_update
+
         k = int(num_chunks or self.config.grad_accumulation_steps)
         rows = int(tensors[0].shape[0])
         if self.distributed:
-            return self._distributed_accumulate(grad_fn, tensors, variables, k)
-        if k > rows:
+            distribute.global_batch_check(rows, self.strategy, k)
+        elif k > rows:
             raise ValueError(f"grad_accumulation_steps={k} exceeds the batch's {rows} rows; lower it or raise "
                              "the batch size")
-        total_rows = tf.constant(float(rows))
-        total_tokens = tf.reduce_sum(tf.cast(tensors[3], tf.float32))
-        grads_sum, info_sum = None, {}
-        for index in np.array_split(np.arange(rows), k):
-            chunk = [tf.gather(t, index) for t in tensors]
-            grads, info = grad_fn(*chunk, total_rows, total_tokens)
-            grads = [tf.convert_to_tensor(g) for g in grads]
-            grads_sum = grads if grads_sum is None else [a + b for a, b in zip(grads_sum, grads)]
-            for key, value in info.items():
-                info_sum[key] = info_sum.get(key, 0.0) + value
-        loss = tf.cast(tf.reshape(info_sum.get("loss", 0.0), []), tf.float32)  # the batch loss: refused if not finite
-        info_sum["grad_norm"] = self._compiled_apply(variables)(grads_sum, loss)
-        return info_sum
-
-    def _distributed_accumulate(self, grad_fn, tensors, variables, k):
-        """:meth:`accumulate` under a strategy: replica r takes its rows of the global batch (and
-        splits them into ``k`` chunks); gradients and infos are summed over chunks and replicas."""
-        from tf_rl_text import distribute
-
-        distribute.global_batch_check(int(tensors[0].shape[0]), self.strategy, k)
         key = (id(grad_fn), tuple(id(v) for v in variables), k, len(tensors))
-        fns = self.__dict__.setdefault("_distributed_fns", {})
+        fns = self.__dict__.setdefault("_update_fns", {})
         if key not in fns:
             specs = [tf.TensorSpec([None] * len(t.shape), t.dtype) for t in tensors]
-            fns[key] = distribute.distributed_update(self.strategy, self.optimizer, grad_fn, specs, variables,
-                                                     self.config.max_grad_norm, k)
+            fns[key] = compile_update(grad_fn, specs, variables, self.optimizer, self.config.max_grad_norm,
+                                      self.strategy if self.distributed else None, k)
         return fns[key](list(tensors))
 
     @property

@@ -11,29 +11,34 @@ import numpy as np
 from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf
 from tf_rl_text.tokens import encode_texts, text_to_ids
-from tf_rl_text.trainers.base import apply_clipped
+from tf_rl_text.trainers.update import count_mask_tokens
 
 
-def _distributed_mle_update(agent, strategy, optimizer, loss_fn, num_inputs, count_tokens):
-    """The MLE update under a non-default ``strategy``: each replica the gradient of its rows'
-    share (tokens / global tokens) of the per-token mean loss; summed over replicas, clipped, applied."""
+def _mle_update(agent, strategy, optimizer, loss_fn, num_inputs, count_tokens):
+    """``update(*tensors) -> loss``: an MLE step through the update runner
+    (:func:`~tf_rl_text.trainers.update.compile_update`), clipped to a global norm of 1. On one device
+    the gradient of ``loss_fn``, the batch's per-token mean; under another ``strategy`` each replica
+    takes the gradient of its rows' share (its tokens / the batch's tokens) and the runner sums them."""
     from tf_rl_text import distribute
+    from tf_rl_text.trainers.update import compile_update
 
     distribute.check_in_scope(strategy, agent.trainable_variables)
     variables = agent.trainable_variables
+    spec, scalar = tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([], tf.float32)
 
     def grad_fn(*args):
         *tensors, _total_rows, total_tokens = args
         with tf.GradientTape() as tape:
-            loss = loss_fn(*tensors) * count_tokens(tensors) / total_tokens
+            loss = loss_fn(*tensors) * (count_tokens(tensors) / total_tokens)
         return tape.gradient(loss, variables), {"loss": loss}
 
-    specs = [tf.TensorSpec([None, None], tf.int32)] * num_inputs
-    fn = distribute.distributed_update(strategy, optimizer, grad_fn, specs, variables, 1.0,
-                                       count_tokens=count_tokens)
+    grad_fn = agent.compile_fn(grad_fn, [spec] * num_inputs + [scalar, scalar])
+    fn = compile_update(grad_fn, [spec] * num_inputs, variables, optimizer, 1.0, strategy,
+                        count_tokens=count_tokens)
 
     def update(*tensors):
-        distribute.global_batch_check(int(tensors[0].shape[0]), strategy)
+        if not distribute.is_default(strategy):
+            distribute.global_batch_check(int(tensors[0].shape[0]), strategy)
         return fn(list(tensors))["loss"]
 
     return update
@@ -62,24 +67,14 @@ def warm_start(agent, texts, steps: int = 300, batch_size: int = 32, learning_ra
     ids, mask = encode_texts(agent.tokenizer, texts, max_length)
     with strategy.scope():
         optimizer = keras.optimizers.Adam(learning_rate)
-    variables = agent.trainable_variables
 
     def mean_nll(batch_ids, batch_mask):
         logits = agent.token_logits(batch_ids, batch_mask, training=True)[:, :-1]  # (B, L-1, V)
         nll = -ops.gather_log_probs(logits, batch_ids[:, 1:])
         return ops.masked_mean(nll, tf.cast(batch_mask[:, 1:], tf.float32))
 
-    def update(batch_ids, batch_mask):
-        with tf.GradientTape() as tape:
-            loss = mean_nll(batch_ids, batch_mask)
-        apply_clipped(optimizer, tape.gradient(loss, variables), variables, max_grad_norm=1.0)
-        return loss
-
-    if distribute.is_default(strategy):
-        update = agent.compile_fn(update, [tf.TensorSpec([None, None], tf.int32)] * 2)
-    else:
-        update = _distributed_mle_update(agent, strategy, optimizer, mean_nll, 2,
-                                         lambda t: tf.reduce_sum(tf.cast(t[1][:, 1:], tf.float32)))
+    update = _mle_update(agent, strategy, optimizer, mean_nll, 2,
+                         lambda t: tf.reduce_sum(tf.cast(t[1][:, 1:], tf.float32)))
     from tqdm.auto import tqdm
 
     rng = np.random.RandomState(seed)
@@ -148,25 +143,12 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
     if optimizer is None:
         with strategy.scope():
             optimizer = keras.optimizers.Adam(learning_rate)
-    variables = agent.trainable_variables
-    spec = tf.TensorSpec([None, None], tf.int32)
 
     def mean_nll(p_ids, p_mask, t_ids, t_mask):
         logp = agent.log_probs(p_ids, p_mask, t_ids, t_mask, training=True)  # (B, T)
         return -ops.masked_mean(logp, tf.cast(t_mask, tf.float32))
 
-    def update(p_ids, p_mask, t_ids, t_mask):
-        with tf.GradientTape() as tape:
-            loss = mean_nll(p_ids, p_mask, t_ids, t_mask)
-        apply_clipped(optimizer, tape.gradient(loss, variables), variables, max_grad_norm=1.0)
-        return loss
-
-    if distribute.is_default(strategy):
-        update = agent.compile_fn(update, [spec] * 4)
-    else:
-        from tf_rl_text.distribute import count_mask_tokens
-
-        update = _distributed_mle_update(agent, strategy, optimizer, mean_nll, 4, count_mask_tokens)
+    update = _mle_update(agent, strategy, optimizer, mean_nll, 4, count_mask_tokens)
     from tqdm.auto import tqdm
 
     rng = np.random.RandomState(seed)

@@ -192,7 +192,6 @@ class QLearningTrainer(Trainer):
         seq = tf.TensorSpec([None, None], tf.int32)
         vec = tf.TensorSpec([None], tf.float32)
         num = tf.TensorSpec([], tf.float32)
-        self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, vec])
         self._grads = agent.compile_fn(self._grad_step, [seq, seq, seq, seq, vec, num, num])
         # the sync touches no model code (an explicit tf.cond over variables): plain graph code
         self._sync = tf.function(self._sync_target, input_signature=[tf.TensorSpec([], tf.float32)], autograph=False)
@@ -261,12 +260,13 @@ class QLearningTrainer(Trainer):
                 lambda: tf.constant(False))
         return tf.cast(synced, tf.float32)
 
-    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards):
-        variables = self.policy.trainable_variables
-        with tf.GradientTape() as tape:
-            loss, info = self._td_loss(prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, tape)
-        info["grad_norm"] = self.apply_gradients(tape.gradient(loss, variables), variables, loss)  # if finite
-        info["target_synced"] = self._sync_if_due(tf.logical_and(tf.math.is_finite(loss),
+    def _train_step(self, *tensors):
+        """One TD update through the update runner and the target sync (the export's ``train_step``)."""
+        from tf_rl_text.trainers.update import apply_update
+
+        info = apply_update(self._grad_step, tensors, self.policy.trainable_variables, self.optimizer,
+                            self.config.max_grad_norm)
+        info["target_synced"] = self._sync_if_due(tf.logical_and(tf.math.is_finite(info["loss"]),
                                                                  tf.math.is_finite(info["grad_norm"])))
         return info
 
@@ -282,8 +282,6 @@ class QLearningTrainer(Trainer):
     def update(self, batch: dict) -> dict:
         """One TD update on a sampled ``batch`` (split into ``grad_accumulation_steps`` chunks when > 1)."""
         tensors = [batch[name] for name in ReplayBuffer.FIELDS]
-        if self.config.grad_accumulation_steps == 1 and not self.distributed:
-            return self.check_update(self._update(*tensors))  # NaN/Inf: not applied, the step is refused
         info = self.check_update(self.accumulate(self._grads, tensors, self.policy.trainable_variables))
         if "_sync_fn" not in self.__dict__:
             self._sync_fn = tf.function(self._sync_if_due, autograph=False)
@@ -410,7 +408,7 @@ class QLearningTrainer(Trainer):
             tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
             tf.TensorSpec([None], tf.float32, name="rewards"),
         ]
-        return self.agent.graph_code(self._update_step), signature
+        return self.agent.graph_code(self._train_step), signature
 
     training_only_extras = ("target_variables", "sync_target_network")
 
