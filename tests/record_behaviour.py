@@ -159,8 +159,8 @@ def record(path, only=None):
 def compare(new, old_path, only=None):
     old = dict(np.load(old_path))
     if only:  # the parts recorded this time
-        old = {k: v for k, v in old.items() if k.split("/")[0] in only or "choice" in only and k.startswith("bert/")
-               or "warm_start" in only and "/fit_pairs/" in k}
+        old = {k: v for k, v in old.items() if k.split("/")[0] in only and "/fit_pairs/" not in k
+               or "choice" in only and k.startswith("bert/") or "warm_start" in only and "/fit_pairs/" in k}
     bad = 0
     for key in sorted(set(old) | set(new)):
         if key not in new or key not in old:

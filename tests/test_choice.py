@@ -135,7 +135,7 @@ def test_reinforce_and_q_learning_raise_the_reward_of_a_toy_choice(tokenizer):
     assert before < 0.7 and after >= 0.95, (before, after)  # chance is 0.5 (2 of 4 candidates are positive)
     assert trainer.evaluate() == 1.0
     assert any(not np.allclose(a, v.numpy()) for a, v in zip(before_weights, agent.trainable_variables))
-    assert trainer._update.experimental_get_tracing_count() == 1
+    assert [f.experimental_get_tracing_count() for f in trainer._update_fns.values()] == [1]
 
     q_agent = RLAgent(tiny_classifier(tokenizer, seed=1), tokenizer, seed=1)
     q = ChoiceQLearningTrainer(q_agent, env, ChoiceQConfig(learning_rate=3e-3))

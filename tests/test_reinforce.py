@@ -100,7 +100,9 @@ def test_reward_rises_on_toy_task_and_parameters_change(tokenizer):
     assert after > 0.5, f"mean reward only rose from {before:.3f} to {after:.3f}"
     changed = [not np.allclose(a, b) for a, b in zip(before_weights, agent.model.get_weights())]
     assert sum(changed) >= len(changed) - 2  # (position embeddings past the used length may stay)
-    assert trainer._update.experimental_get_tracing_count() == 1  # the update never retraced
+    # the update never retraced (the update runner's graph and the gradient function inside it)
+    assert [f.experimental_get_tracing_count() for f in trainer._update_fns.values()] == [1]
+    assert trainer._batch_grads.experimental_get_tracing_count() == 1
 
 
 def test_kl_is_zero_when_policy_equals_reference_and_grows_after_updates(tokenizer):
@@ -202,8 +204,9 @@ def test_nan_in_loss_stops_with_a_clear_error(tokenizer):
     trainer = ReinforceTrainer(agent, toy_env(tokenizer, 2), ReinforceConfig(baseline="none"))
     r = trainer.env.rollout(agent)
     before = [v.numpy().copy() for v in agent.model.variables]
-    out = trainer._update(tf.constant(r.prompt_ids), tf.constant(r.prompt_mask), tf.constant(r.completion_ids),
-                          tf.constant(r.completion_mask), tf.constant([np.nan, 1.0]), tf.zeros([2]))
+    out = trainer.accumulate(trainer._batch_grads, [
+        tf.constant(r.prompt_ids), tf.constant(r.prompt_mask), tf.constant(r.completion_ids),
+        tf.constant(r.completion_mask), tf.constant([np.nan, 1.0]), tf.zeros([2])], agent.trainable_variables, 1)
     with pytest.raises(NonFiniteUpdateError, match="REINFORCE step 1 refused: the loss is nan"):
         check_update(out, 1, "REINFORCE")
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, agent.model.variables))  # not applied

@@ -107,7 +107,7 @@ def train_pairwise_reward_model(model, tokenizer, pairs, eval_pairs=None, epochs
     after each epoch the pairwise accuracy on ``eval_pairs`` (when given). ``output_dir``: export the
     trained model there (:func:`export_reward_model`). Returns a :class:`PairwiseRewardResult`.
     """
-    from tf_rl_text.trainers.optim import apply_clipped
+    from tf_rl_text.trainers.update import compile_update
 
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs}")
@@ -120,16 +120,22 @@ def train_pairwise_reward_model(model, tokenizer, pairs, eval_pairs=None, epochs
     variables = model.trainable_variables
     ids = tf.TensorSpec([None, None], tf.int32)
 
-    def update(chosen_ids, chosen_mask, rejected_ids, rejected_mask):
+    def grad_fn(chosen_ids, chosen_mask, rejected_ids, rejected_mask, total_rows, total_tokens):
+        share = tf.cast(tf.shape(chosen_ids)[0], tf.float32) / total_rows  # a per-pair mean: the chunk's rows
         with tf.GradientTape() as tape:
             chosen = scorer.scores_graph(chosen_ids, chosen_mask, training=True)
             rejected = scorer.scores_graph(rejected_ids, rejected_mask, training=True)
             losses, right = ops.bradley_terry_loss(chosen, rejected)
-            loss = tf.reduce_mean(losses)
-        apply_clipped(optimizer, tape.gradient(loss, variables), variables, max_grad_norm=1.0)
-        return loss, tf.reduce_mean(tf.cast(right, tf.float32))
+            loss = tf.reduce_mean(losses) * share
+        return tape.gradient(loss, variables), {"loss": loss,
+                                                "accuracy": tf.reduce_mean(tf.cast(right, tf.float32)) * share}
 
-    update = tf.function(update, input_signature=[ids] * 4, autograph=False)
+    runner = compile_update(tf.function(grad_fn, autograph=False), [ids] * 4, variables, optimizer, 1.0)
+
+    def update(*tensors):  # one update through the update runner; a non-finite loss is not applied
+        info = runner(list(tensors))
+        return info["loss"], info["accuracy"]
+
     chosen_texts = scorer.texts(pairs.chosen, pairs.prompts)
     rejected_texts = scorer.texts(pairs.rejected, pairs.prompts)
     rng = np.random.RandomState(seed)

@@ -190,20 +190,26 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         """A SavedModel ``train_step`` for a policy-gradient loss of the completions' log-probs:
         f(input_ids, attention_mask, completion_ids, completion_mask, *extra) -> {"loss"}, prompts (B, P)
         as for ``generate``, completions (B, T), ``extra`` as ``extra_specs`` name them. ``loss_of(logp (B, T),
-        completion_mask, *extra)`` is the algorithm's loss; one clipped update with the trainer's optimizer,
-        refused (an error) when the loss is not finite. Returns (fn, signature)."""
+        completion_mask, *extra)`` is the algorithm's loss; one clipped update with the trainer's optimizer
+        through the update runner (:func:`~tf_rl_text.trainers.update.apply_update`), refused (an error)
+        when the loss is not finite. Returns (fn, signature)."""
         from tf_rl_text.export import COMPLETION_SPECS
+        from tf_rl_text.trainers.update import apply_update
 
         agent, trainer = self.agent, self
 
-        def train_step(input_ids, attention_mask, completion_ids, completion_mask, *extra):
+        def grad_fn(input_ids, attention_mask, completion_ids, completion_mask, *rest):
+            extra = rest[:-2]  # then total_rows, total_tokens: one chunk, the whole batch
             with tf.GradientTape() as tape:
                 logp = agent.log_probs(input_ids, attention_mask, completion_ids, completion_mask)  # (B, T)
                 loss = tf.debugging.check_numerics(loss_of(logp, completion_mask, *extra),
                                                    f"{label} loss is NaN or Inf")
-            variables = agent.trainable_variables
-            trainer.apply_gradients(tape.gradient(loss, variables), variables)
-            return {"loss": loss}
+            return tape.gradient(loss, agent.trainable_variables), {"loss": loss}
+
+        def train_step(input_ids, attention_mask, completion_ids, completion_mask, *extra):
+            info = apply_update(grad_fn, [input_ids, attention_mask, completion_ids, completion_mask, *extra],
+                                agent.trainable_variables, trainer.optimizer, trainer.config.max_grad_norm)
+            return {"loss": info["loss"]}
 
         signature = [tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                      tf.TensorSpec([None, None], tf.int32, name="attention_mask"), *COMPLETION_SPECS, *extra_specs]
@@ -223,13 +229,6 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         return float(self.config.learning_rate)
 
     # ------------------------------------------------------------------ update helpers
-    def apply_gradients(self, grads, variables, loss=None):
-        """Clip (``config.max_grad_norm``) and apply, only if the gradients and ``loss`` are finite;
-        returns the global norm before clipping. The update's outputs carry ``loss`` and this
-        ``grad_norm``; :meth:`check_update` turns non-finite ones into a refused step."""
-        return apply_clipped(self.optimizer, grads, variables, self.config.max_grad_norm, only_if_finite=True,
-                             loss=loss)
-
     def check_update(self, info: dict, where: str = "") -> dict:
         """Raise :class:`~tf_rl_text.trainers.guard.NonFiniteUpdateError` if the update that returned
         ``info`` was refused (non-finite ``loss`` or ``grad_norm``: nothing was applied), naming the

@@ -89,6 +89,9 @@ class _ChoiceTrainer(Trainer):
         if self.config.grad_accumulation_steps != 1:
             raise ValueError(f"grad_accumulation_steps must be 1 for {type(self).__name__} (a choice batch is one "
                              f"update), got {self.config.grad_accumulation_steps}; lower env.batch_size instead")
+        if self.distributed:
+            raise ValueError(f"{type(self).__name__} does not support a distribution strategy yet (a choice batch is "
+                             "one update on one device): build it without strategy=")
         self.optimizer.build(agent.trainable_variables)  # slots now: the update traces once, restore matches
 
     def _tensors(self, rollout):
@@ -96,10 +99,10 @@ class _ChoiceTrainer(Trainer):
             tf.constant(rollout.choice_mask, tf.int32), tf.constant(rollout.actions, tf.int32),
             tf.constant(rollout.action_mask, tf.int32)]
 
-    def _apply(self, loss, tape):
-        """Gradients of ``loss`` on the agent's variables, clipped and applied (the shared ``apply_clipped``)."""
-        variables = self.agent.trainable_variables
-        return self.apply_gradients(tape.gradient(loss, variables), variables)
+    def _update(self, *tensors):
+        """One update of the whole batch through the update runner (:meth:`Trainer.accumulate`), with
+        the algorithm's :meth:`_batch_grad_step`."""
+        return self.accumulate(self._batch_grads, list(tensors), self.agent.trainable_variables, 1)
 
     def evaluate(self, indices=None, greedy: bool = True, batch_size: int = 64, seed: int = 0) -> float:
         """Mean reward of the (greedy by default) choices over the states ``indices`` (default: all)."""
@@ -150,12 +153,14 @@ class ChoiceReinforceTrainer(RewardBaselines, _ChoiceTrainer):
         if self.config.kl_coef:
             raise ValueError(f"kl_coef must be 0 for a choice policy (no KL leash here), got {self.config.kl_coef}")
         self._init_baselines()
-        self._update = agent.compile_fn(self._update_step, _input_specs(self.env) + [
-            tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32)], jit_compile=self.config.jit_compile)
+        self._batch_grads = agent.compile_fn(self._batch_grad_step, _input_specs(self.env) + [
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32),
+            tf.TensorSpec([], tf.float32)], jit_compile=self.config.jit_compile)
         self._auto_resume()
 
-    def _update_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards,
-                     baseline):
+    def _batch_grad_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards,
+                         baseline, total_rows, total_tokens):
+        """The gradient of the batch's loss (the update runner's one-chunk case)."""
         cfg = self.config
         with tf.GradientTape() as tape:
             logits = self.agent.choice_logits(input_ids, attention_mask, token_type_ids, choice_mask, training=True)
@@ -165,8 +170,9 @@ class ChoiceReinforceTrainer(RewardBaselines, _ChoiceTrainer):
             entropy = ops.entropy_from_logits(per_step if cfg.entropy_coef else tf.stop_gradient(per_step))
             loss, info = choice_reinforce_loss(logp, action_mask, rewards, baseline, entropy, cfg.entropy_coef)
             loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf (check rewards and learning rate)")
-        grad_norm = self._apply(loss, tape)
-        return {"loss": loss, "policy_loss": info["policy_loss"], "entropy": info["entropy"], "grad_norm": grad_norm}
+        variables = self.agent.trainable_variables
+        return tape.gradient(loss, variables), {"loss": loss, "policy_loss": info["policy_loss"],
+                                                "entropy": info["entropy"]}
 
     def _greedy_rewards(self, rollout, k):
         return self.env.rollout(self.agent, greedy=True, indices=rollout.indices[::k]).rewards
@@ -186,17 +192,23 @@ class ChoiceReinforceTrainer(RewardBaselines, _ChoiceTrainer):
     def export_train_step(self):
         """REINFORCE as the SavedModel's ``train_step``: f(input_ids, attention_mask, token_type_ids,
         choice_mask, actions, action_mask, advantages (B,)) -> {"loss"}. Returns (fn, signature)."""
+        from tf_rl_text.trainers.update import apply_update
+
         agent, trainer = self.agent, self
 
-        def train_step(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, advantages):
+        def grad_fn(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, advantages,
+                    total_rows, total_tokens):
             with tf.GradientTape() as tape:
                 logits = agent.choice_logits(input_ids, attention_mask, token_type_ids, choice_mask, training=True)
                 logp = selection_log_probs(logits / agent.temperature, choice_mask, actions, action_mask)
                 loss, _ = choice_reinforce_loss(logp, action_mask, advantages, tf.zeros_like(advantages))
                 loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf")
-            variables = agent.trainable_variables
-            trainer.apply_gradients(tape.gradient(loss, variables), variables)
-            return {"loss": loss}
+            return tape.gradient(loss, agent.trainable_variables), {"loss": loss}
+
+        def train_step(*batch):  # one update of the batch through the update runner
+            info = apply_update(grad_fn, batch, agent.trainable_variables, trainer.optimizer,
+                                trainer.config.max_grad_norm)
+            return {"loss": info["loss"]}
 
         return agent.graph_code(train_step), _input_specs(self.env) + [tf.TensorSpec([None], tf.float32, name="advantages")]
 
@@ -246,8 +258,9 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
     def __init__(self, agent, env, config: ChoiceQConfig | None = None, **kwargs):
         super().__init__(agent, env, config, **kwargs)
         self._rng = np.random.RandomState(agent.seed)  # epsilon-greedy draws
-        self._update = agent.compile_fn(self._update_step, _input_specs(self.env) + [tf.TensorSpec([None], tf.float32)],
-                                        jit_compile=self.config.jit_compile)
+        self._batch_grads = agent.compile_fn(self._batch_grad_step, _input_specs(self.env) + [
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32)],
+            jit_compile=self.config.jit_compile)
         self._auto_resume()
 
     def _python_state(self):
@@ -260,13 +273,15 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
         q = self.agent.choice_logits(input_ids, attention_mask, token_type_ids, choice_mask, training=training)
         return step_logits(q, choice_mask, actions, action_mask)  # (B, k, C)
 
-    def _update_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards):
+    def _batch_grad_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards,
+                         total_rows, total_tokens):
+        """The gradient of the batch's TD loss (the update runner's one-chunk case)."""
         with tf.GradientTape() as tape:
             q_steps = self._q_steps(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, True)
             loss, info = choice_q_loss(q_steps, actions, action_mask, rewards, self.config.gamma)
             loss = tf.debugging.check_numerics(loss, "Q-learning loss is NaN or Inf (check rewards and learning rate)")
-        grad_norm = self._apply(loss, tape)
-        return {"loss": loss, "grad_norm": grad_norm, **info}
+        variables = self.agent.trainable_variables
+        return tape.gradient(loss, variables), {"loss": loss, **info}
 
     def _explore(self, rollout):
         """Epsilon-greedy: each step of each episode is, with probability epsilon, a random available choice."""
@@ -306,14 +321,12 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
 
     def export_train_step(self):
         """The TD update as ``train_step``: f(inputs..., choice_mask, actions, action_mask, rewards (B,)) -> {"loss"}."""
-        def train_step(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards):
-            with tf.GradientTape() as tape:
-                q_steps = self._q_steps(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask,
-                                        True)
-                loss, _ = choice_q_loss(q_steps, actions, action_mask, rewards, self.config.gamma)
-            variables = self.agent.trainable_variables
-            self.apply_gradients(tape.gradient(loss, variables), variables)
-            return {"loss": loss}
+        from tf_rl_text.trainers.update import apply_update
+
+        def train_step(*batch):  # the trainer's own gradient function, through the update runner
+            info = apply_update(self._batch_grad_step, batch, self.agent.trainable_variables, self.optimizer,
+                                self.config.max_grad_norm)
+            return {"loss": info["loss"]}
 
         return self.agent.graph_code(train_step), _input_specs(self.env) + [tf.TensorSpec([None], tf.float32, name="rewards")]
 

@@ -222,8 +222,10 @@ class ReinforceTrainer(RewardBaselines, Trainer):
             raise ValueError(f"mle_coef={self.config.mle_coef} (the mixed objective) does not support a "
                              "distribution strategy yet: train on one device or set mle_coef=0")
         mixed = [seq, seq] if self.config.mle_coef > 0 else []  # the references of the MLE term
-        self._update = agent.compile_fn(self._update_step, [seq, seq, seq, seq, vec, vec, *mixed],
-                                        jit_compile=self.config.jit_compile)
+        # the whole batch's gradient (KL and advantages inside the tape), for the update runner's one-chunk case
+        batch_fn = self._mixed_batch_grad_step if mixed else self._batch_grad_step
+        self._batch_grads = agent.compile_fn(batch_fn, [seq, seq, seq, seq, vec, vec, *mixed, num, num],
+                                             jit_compile=self.config.jit_compile)
         self._advantages = agent.compile_fn(self._advantages_step, [seq, seq, seq, seq, vec, vec])
         if self.config.mle_coef > 0:  # + each row's reference (masked out but for a prompt's first sample), weight
             self._grads = agent.compile_fn(self._mixed_grad_step, [seq, seq, seq, seq, tok, seq, seq, vec, num, num])
@@ -246,10 +248,12 @@ class ReinforceTrainer(RewardBaselines, Trainer):
             kl = ops.kl_penalty(tf.stop_gradient(logp), ref_logp, mask, cfg.kl_estimator)
         return kl, reinforce_advantages(rewards, baseline, mask, cfg.gamma, kl, cfg.kl_coef)
 
-    def _update_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline,
-                     reference_ids=None, reference_mask=None):
-        """One update; reference_ids/mask (B / k, T_ref): the prompts' references for the MLE term
-        (only when ``mle_coef`` > 0)."""
+    def _batch_grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline,
+                         total_rows=None, total_tokens=None, reference_ids=None, reference_mask=None):
+        """The gradient of the whole batch's loss, its KL and advantages computed inside the tape (one
+        forward pass of the policy): the update runner's one-chunk case (``total_rows``/``total_tokens``
+        are the batch's own). reference_ids/mask (B / k, T_ref): the prompts' references for the MLE
+        term (only when ``mle_coef`` > 0)."""
         cfg = self.config
         mask = tf.cast(completion_mask, tf.float32)
         variables = self.agent.trainable_variables
@@ -273,17 +277,20 @@ class ReinforceTrainer(RewardBaselines, Trainer):
                 mle_loss = -ops.masked_mean(ref_logp, ref_mask)
                 loss = loss + cfg.mle_coef * mle_loss
         grads = tape.gradient(loss, variables)
-        grad_norm = self.apply_gradients(grads, variables, loss)  # not applied if not finite: step() raises
         kl_mean = ops.masked_sum(kl, mask) / tf.cast(tf.shape(mask)[0], tf.float32) if kl is not None else 0.0
-        return {
+        return grads, {
             "loss": loss,
             "policy_loss": info["policy_loss"],
             "entropy": info["entropy"] if entropy is not None else tf.constant(float("nan")),
             "kl": tf.convert_to_tensor(kl_mean, tf.float32),  # per-sequence KL, batch mean
-            "grad_norm": grad_norm,
             "advantage_mean": ops.masked_mean(advantages, mask),
             "mle_loss": mle_loss,
         }
+
+    def _mixed_batch_grad_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline,
+                               reference_ids, reference_mask, total_rows, total_tokens):
+        return self._batch_grad_step(prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline,
+                                     total_rows, total_tokens, reference_ids, reference_mask)
 
     # gradient accumulation: advantages of every chunk first (no gradient), then a gradient per chunk
     def _advantages_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards, baseline):
@@ -395,7 +402,8 @@ class ReinforceTrainer(RewardBaselines, Trainer):
         if self.config.grad_accumulation_steps > 1 or self.distributed:  # chunks / replicas: weighted shares
             out = self._accumulated_update(tensors, rewards, baseline, self._reference_tensors(rollout))
         else:
-            out = self._update(*tensors, rewards, baseline, *self._reference_tensors(rollout))
+            out = self.accumulate(self._batch_grads, [*tensors, rewards, baseline, *self._reference_tensors(rollout)],
+                                  self.agent.trainable_variables, 1)
         self.check_update(out)  # NaN/Inf loss or gradients: nothing was applied, the step is refused
         self.num_updates += 1
         stats = {k: float(v) for k, v in out.items()}
