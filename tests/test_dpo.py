@@ -399,3 +399,45 @@ def test_a_config_trains_with_an_exported_reward_model(tokenizer, tmp_path, caps
     path.write_text(yaml.safe_dump(bad))
     assert cli.main(["train", str(path), "--run-dir", str(tmp_path / "run2"), "--no-progress"]) == 2
     assert "reward.path: " in "".join(capsys.readouterr())  # the loader's own reason, blamed on the config
+
+
+def test_a_config_trains_the_pairwise_reward_model_on_preference_pairs_then_the_policy_on_it(tokenizer, tmp_path,
+                                                                                                capsys):
+    """reward: {name: reward_model, train_pairs: FILE, ...}: a scalar head on `model` learns the pairs first
+    (held-out pairwise accuracy reported), its export scores as the live reward did, and bad pairs are named."""
+    import yaml
+
+    import tf_rl_text
+    from tf_rl_text import cli
+    from tf_rl_text.rewards.pairwise import LoadedRewardModel
+
+    scorer_dir = tmp_path / "scorer"
+    scorer = tiny_scorer_model(tokenizer)
+    scorer(scorer.dummy_inputs, training=False)  # built, so save_pretrained has weights to write
+    scorer.save_pretrained(str(scorer_dir))
+    tokenizer.save_pretrained(str(scorer_dir))
+    all_pairs = PreferencePairs(WORDS, [" was good ."] * len(WORDS), [" was bad ."] * len(WORDS))
+    (tmp_path / "pairs.jsonl").write_text("".join(
+        json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n"
+        for p, c, r in zip(all_pairs.prompts, all_pairs.chosen, all_pairs.rejected)))
+    config = {"algorithm": "reinforce", "model": {"layers": 1, "width": 32}, "data": {"source": "prompts"},
+              "reward": {"name": "reward_model", "train_pairs": "pairs.jsonl", "model": "scorer", "epochs": 6,
+                         "batch_size": 4, "learning_rate": 3e-3, "eval_fraction": 0.25, "output": "rm"},
+              "trainer": {"learning_rate": 1e-3, "baseline": "rloo", "num_samples_per_prompt": 2},
+              "run": {"steps": 2, "warm_start_steps": 5, "batch_size": 2, "max_new_tokens": 4, "seed": 0}}
+    path = tmp_path / "rm_train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main(["train", str(path), "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
+    log = "".join(capsys.readouterr())
+    assert "scalar head trained on 9 preference pairs" in log and "held out: 3" in log
+    assert f"held-out pairwise accuracy 1.000 -> {tmp_path / 'rm'}" in log
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["rm_val_accuracy"] == 1.0 and summary["steps"] == 2
+    exported = tf_rl_text.load(str(tmp_path / "rm"))
+    assert isinstance(exported, LoadedRewardModel)
+    good, bad = exported([" was good .", " was bad ."], ["a cat", "a cat"])
+    assert good > bad
+    (tmp_path / "pairs.jsonl").write_text('{"prompt": "a", "chosen": "same", "rejected": "same"}\n')
+    assert cli.main(["train", str(path), "--run-dir", str(tmp_path / "run2"), "--no-progress"]) == 2
+    err = "".join(capsys.readouterr())
+    assert "reward.train_pairs" in err and "line 1" in err

@@ -160,7 +160,8 @@ def apply_sets(raw: dict, sets, source: str) -> dict:
     return raw
 
 
-_PATH_FIELDS = ("model.path", "data.path", "data.data_dir", "reward.model", "reward.train_data", "reward.output")
+_PATH_FIELDS = ("model.path", "data.path", "data.data_dir", "reward.model", "reward.train_data", "reward.train_pairs",
+                "reward.output", "reward.path")
 
 
 DATA_VAR = DATA_ENV_VAR  # defined once, in validation.py
@@ -214,7 +215,7 @@ def _resolve_paths(raw: dict, base_dir: str) -> dict:
 
     def fix_reward(r):
         if isinstance(r, dict):
-            for k in ("model", "train_data", "output", "path"):
+            for k in ("model", "train_data", "train_pairs", "output", "path"):
                 if k in r:
                     r[k] = _resolve_path(r[k], base_dir)
             for c in r.get("components") or []:
@@ -231,6 +232,8 @@ def _check_exists(cfg: RunConfig):
         for k in ("model",) if "model" in r else ("train_data",):  # with a trained model, train_data is not read
             if k in r:
                 checks.append((f"{where}.{k}", r[k]))
+        if "train_pairs" in r:
+            checks.append((f"{where}.train_pairs", r["train_pairs"]))
         for i, c in enumerate(r.get("components") or []):
             reward_paths(c, f"{where}.components[{i}]")
     reward_paths(cfg.reward, "reward")

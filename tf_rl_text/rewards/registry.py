@@ -135,16 +135,68 @@ def _classifier(args, ctx):
     return reward
 
 
+_PAIRWISE_TRAINING = {"model": None, "output": None, "epochs": 3, "batch_size": 16, "learning_rate": 5e-5,
+                      "max_length": 128, "eval_fraction": 0.2, "include_prompt": True}
+
+
+def _trained_reward_model(args, ctx):
+    """A pairwise (Bradley-Terry) reward model trained on the preference pairs of ``train_pairs`` first:
+    a sequence classifier with one output from ``model`` (a save_pretrained folder; default the offline
+    MiniLM), ``eval_fraction`` of the pairs held out for its accuracy, exported to ``output`` if given."""
+    from transformers import AutoTokenizer, TFAutoModelForSequenceClassification
+
+    from tf_rl_text._compat import keras
+    from tf_rl_text.preferences import load_preferences
+    from tf_rl_text.rewards.pairwise import train_pairwise_reward_model
+    from tf_rl_text.rewards.similarity import minilm_path, quiet_transformers
+
+    path = args.pop("train_pairs")
+    unknown = sorted(set(args) - set(_PAIRWISE_TRAINING))
+    if unknown:
+        raise ConfigError(f"{ctx.source}: reward reward_model with train_pairs: unknown argument(s) {unknown}; known: "
+                          f"train_pairs, {', '.join(_PAIRWISE_TRAINING)}")
+    a = {**_PAIRWISE_TRAINING, **args}
+    try:
+        pairs = load_preferences(path)
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"{ctx.source}: reward.train_pairs {path!r}: {e}") from None
+    fraction = float(a["eval_fraction"])
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"{ctx.source}: reward.eval_fraction must be in [0, 1), got {a['eval_fraction']!r}")
+    train, held_out = pairs.split(fraction, seed=ctx.seed) if fraction > 0 and len(pairs) > 1 else (pairs, None)
+    folder = a["model"] or minilm_path()
+    keras.utils.set_random_seed(ctx.seed)  # the fresh scalar head
+    with quiet_transformers():  # "newly initialized: classifier" is the point here
+        model = TFAutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ctx.log(f"reward model: {folder} + a scalar head trained on {len(train)} preference pairs from {path}, "
+            f"{a['epochs']} epoch(s); held out: {0 if held_out is None else len(held_out)}")
+    result = train_pairwise_reward_model(
+        model, tokenizer, train, eval_pairs=held_out, epochs=int(a["epochs"]), batch_size=int(a["batch_size"]),
+        learning_rate=float(a["learning_rate"]), max_length=int(a["max_length"]),
+        include_prompt=bool(a["include_prompt"]), seed=ctx.seed, output_dir=a["output"], progress=False)
+    shown = "not measured" if result.val_accuracy is None else f"{result.val_accuracy:.3f}"
+    ctx.log(f"reward model held-out pairwise accuracy {shown}" + (f" -> {a['output']}" if a["output"] else ""))
+    reward = result.scorer
+    reward.info = {"reward_model": result.path, "rm_val_accuracy": result.val_accuracy,
+                   "rm_num_train": len(train), "rm_num_val": 0 if held_out is None else len(held_out)}
+    return reward
+
+
 def _reward_model(args, ctx):
-    """A pairwise reward model exported by ``export_reward_model``, loaded with ``tf_rl_text.load``."""
+    """A pairwise reward model exported by ``export_reward_model`` (``path``), loaded with ``tf_rl_text.load``,
+    or one trained on preference pairs first (``train_pairs``)."""
     import tf_rl_text
     from tf_rl_text.rewards.pairwise import LoadedRewardModel
 
     args = dict(args)
+    if "train_pairs" in args and "path" not in args:
+        return _trained_reward_model(args, ctx)
     path = args.pop("path", None)
     if args or not path:
         raise ConfigError(f"{ctx.source}: reward reward_model takes path: FOLDER (an exported reward model) and "
-                          f"nothing else, got {sorted(args) or 'no path'}")
+                          f"nothing else, or train_pairs: FILE (preference pairs to train one on) with its "
+                          f"training arguments; got {sorted(args) or 'no path'}")
     if not os.path.isdir(path):
         raise ConfigError(f"{ctx.source}: reward.path {path!r} is not a folder; export a reward model there first "
                           "(train_pairwise_reward_model(..., output_dir=FOLDER), docs/preferences.md)")
@@ -181,9 +233,11 @@ REWARDS = {
     "classifier": Reward("ClassifierReward over a sequence classifier: model=FOLDER (save_pretrained), or "
                          "train_data=FOLDER|FILE of labelled sentences to fine-tune MiniLM on first (train_size, "
                          "epochs, max_length, learning_rate, output); label=1, include_prompt=true", _classifier),
-    "reward_model": Reward("an exported pairwise reward model (export_reward_model / "
-                           "train_pairwise_reward_model(output_dir=)): path=FOLDER; it scores prompt + completion "
-                           "as it was trained to (docs/preferences.md)", _reward_model),
+    "reward_model": Reward("a pairwise reward model: path=FOLDER, an exported one (export_reward_model / "
+                           "train_pairwise_reward_model(output_dir=)), or train_pairs=FILE of preference pairs to "
+                           "train one on first (model=FOLDER, default MiniLM; epochs, batch_size, learning_rate, "
+                           "max_length, eval_fraction=0.2, output=FOLDER); it scores prompt + completion "
+                           "(docs/preferences.md)", _reward_model),
     "composite": Reward("CompositeReward: components=[{name: ..., weight: w, ...args}], normalize_components=false, "
                         "clip=null", _composite),
     "MODULE:NAME": Reward("your own reward, imported: a function (completions, prompts, references, **args) -> "
@@ -199,6 +253,8 @@ REWARD_ARGS = {
     "train_size": "classifier: labelled sentences the reward model trains on (null = all but the held-out 20%)",
     "val_size": "classifier: held-out sentences its accuracy is measured on (null = all of the held-out 20%)",
     "path": "reward_model: the folder of an exported pairwise reward model",
+    "train_pairs": "reward_model: preference pairs (jsonl) a pairwise reward model is trained on first",
+    "eval_fraction": "reward_model: the share of train_pairs held out for its pairwise accuracy",
 }
 
 
