@@ -132,3 +132,18 @@ def test_every_update_runs_through_the_one_update_runner_and_modules_stay_small(
     assert callers == {"tf_rl_text.trainers.update"}, callers
     too_big = {m: n for m, n in sizes.items() if n > 500}
     assert not too_big, too_big
+
+
+def test_one_families_table_feeds_autograph_lora_recompute_and_the_generation_cache():
+    from tf_rl_text import generation, lora, models, recompute
+    from tf_rl_text.families import FAMILIES, KINDS, tokens_needed
+
+    assert all(f.kind in KINDS for f in FAMILIES.values())
+    assert models.PLAIN_GRAPH_MODEL_TYPES == {"gpt2", "t5", "mistral"}
+    assert generation.STATIC_CACHE_MODEL_TYPES == {"xglm"}
+    assert set(recompute.BLOCKS) == {"gpt2", "gptj", "mistral", "opt"}
+    assert lora.DEFAULT_TARGETS["gpt2"] == ("c_attn",) and lora.DEFAULT_TARGETS["t5"] == ("q", "v")
+    assert lora.DEFAULT_TARGETS["bert"] == ("query", "value") and set(lora.DEFAULT_TARGETS) == {
+        name for name, f in FAMILIES.items() if f.lora_targets}
+    # a causal LM holds prompt and completion in one context; an encoder-decoder keeps them apart
+    assert tokens_needed(False, 10, 6) == 16 and tokens_needed(True, 10, 6) == 10 and tokens_needed(True, 3, 6) == 6

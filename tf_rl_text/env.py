@@ -28,6 +28,7 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
+from tf_rl_text.families import tokens_needed
 from tf_rl_text.tokens import ids_to_texts, pad_token_ids, texts_to_ids
 from tf_rl_text.validation import check_prompts
 
@@ -297,7 +298,7 @@ class TextGenerationEnv(BatchedEnv):
         self.context_length = context_length
         self._prompt_tokens = texts_to_ids(tokenizer, prompts)
         for p, ids in zip(prompts, self._prompt_tokens):
-            needed = max(len(ids), self.max_new_tokens) if encoder_decoder else len(ids) + self.max_new_tokens
+            needed = tokens_needed(encoder_decoder, len(ids), self.max_new_tokens)
             if context_length is not None and needed > context_length:
                 raise ValueError(
                     f"prompt {p[:60]!r} is {len(ids)} tokens; with max_new_tokens={self.max_new_tokens} that exceeds "

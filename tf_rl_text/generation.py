@@ -24,6 +24,7 @@ import numpy as np
 
 from tf_rl_text import sampling
 from tf_rl_text._compat import tf
+from tf_rl_text.families import tokens_needed, types_where
 from tf_rl_text.models import as_float32
 from tf_rl_text.precision import weights_cast_once
 from tf_rl_text.validation import check_prompts
@@ -33,7 +34,7 @@ GENERATION_CACHES = ("auto", "model", "llama", "none")
 """The values of ``RLAgent(generation_cache=...)``."""
 # causal LM families whose HF TF code needs the cache length as a static shape and that
 # llama.py does not cover: "auto" recomputes the sequence for them
-STATIC_CACHE_MODEL_TYPES = frozenset({"xglm"})
+STATIC_CACHE_MODEL_TYPES = types_where(lambda f: f.static_cache)  # tf_rl_text/families.py
 
 Generation = collections.namedtuple("Generation", ["completion_ids", "completion_mask"])
 Generation.__doc__ = """Completions from :meth:`RLAgent.generate`.
@@ -358,7 +359,7 @@ class GenerationMixin:
         input_ids = tf.convert_to_tensor(input_ids, tf.int32)
         attention_mask = tf.convert_to_tensor(attention_mask, tf.int32)
         total = int(max_new_tokens) if self.is_encoder_decoder else int(input_ids.shape[1]) + int(max_new_tokens)
-        if total > self.context_length or int(input_ids.shape[1]) > self.context_length:
+        if tokens_needed(self.is_encoder_decoder, int(input_ids.shape[1]), int(max_new_tokens)) > self.context_length:
             raise ValueError(
                 f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} = {total} exceeds the "
                 f"model's context of {self.context_length} tokens; shorten prompts or lower max_new_tokens"

@@ -36,19 +36,9 @@ import threading
 import numpy as np
 
 from tf_rl_text._compat import tf
+from tf_rl_text.families import FAMILIES
 
-DEFAULT_TARGETS = {
-    "gpt2": ("c_attn",),
-    "t5": ("q", "v"),
-    "mistral": ("q_proj", "v_proj"),
-    "llama": ("q_proj", "v_proj"),
-    "bart": ("q_proj", "v_proj"),
-    "marian": ("q_proj", "v_proj"),
-    "opt": ("q_proj", "v_proj"),
-    "gptj": ("q_proj", "v_proj"),
-    "bert": ("query", "value"),  # sequence classifiers: the choice policies (tf_rl_text.choice)
-    "roberta": ("query", "value"),
-}
+DEFAULT_TARGETS = {name: family.lora_targets for name, family in FAMILIES.items() if family.lora_targets}
 """Projections adapted when ``targets`` is not given (peft's defaults), by ``config.model_type``."""
 
 _switch = threading.local()  # .off: adapters left out of what is being run / traced now

@@ -13,15 +13,13 @@ from __future__ import annotations
 import collections
 
 from tf_rl_text._compat import tf
+from tf_rl_text.families import types_where
 from tf_rl_text.precision import cast_weight
 from tf_rl_text.tokens import position_ids_from_mask
 
-# Hugging Face TF model families (``config.model_type``) whose code traces as plain graph code:
-# no Python branching on tensor values. Their tf.functions skip AutoGraph, whose conversion of
-# HF's model code dominates the first trace (the quickstart's first warm-start step: 12 s -> 3 s).
-# Other families (BART's and OPT's decoders, ...) branch in Python on tensor shapes and need it.
-# Mistral's forward without a cache is plain graph code; with one, generation runs tf_rl_text/llama.py.
-PLAIN_GRAPH_MODEL_TYPES = frozenset({"gpt2", "t5", "mistral"})
+# Hugging Face TF model families (``config.model_type``) whose code traces as plain graph code (their
+# tf.functions skip AutoGraph): the families table's view, tf_rl_text/families.py says why.
+PLAIN_GRAPH_MODEL_TYPES = types_where(lambda f: f.plain_graph)
 
 
 class LMOutput(collections.namedtuple("LMOutput", ["logits", "past_key_values", "hidden_states"])):

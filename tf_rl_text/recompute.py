@@ -13,13 +13,9 @@ passes under no gradient tape (generation, the KL reference) run the block once,
 from __future__ import annotations
 
 from tf_rl_text._compat import tf
+from tf_rl_text.families import FAMILIES
 
-BLOCKS = {
-    "gpt2": lambda m: m.transformer.h,
-    "gptj": lambda m: m.transformer.h,
-    "mistral": lambda m: m.model.layers,
-    "opt": lambda m: m.model.decoder.layers,
-}
+BLOCKS = {name: family.blocks for name, family in FAMILIES.items() if family.blocks is not None}
 """Where each supported model type (``config.model_type``) keeps its list of transformer blocks."""
 
 
