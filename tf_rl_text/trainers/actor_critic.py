@@ -31,7 +31,8 @@ Every ``mean_t`` is a per-token mean over the completion tokens of the (mini)bat
 fixed, or adaptive (Ziegler et al. 2019): beta <- beta (1 + clip((KL - target)/target, -0.2, 0.2) n / horizon)
 with KL the mean per-completion KL of the rollout and n its number of completions. PPO's epoch
 loop stops early when the approximate KL between the rollout's policy and the current one
-exceeds ``early_stop_kl``. The update is one compiled ``tf.function`` (traced once).
+exceeds ``early_stop_kl``. Each update runs through the update runner (``trainers/update.py``),
+traced once.
 
 Example::
 

@@ -15,8 +15,8 @@ y_t = r_t + gamma max_{a available at t+1} Q(s_{t+1}, a), y_k = R (one step: y =
 from the same network, without gradient. Behaviour: epsilon-greedy over the available choices.
 
 Both trainers stand on :class:`~tf_rl_text.trainers.base.Trainer`: the optimizer and learning-rate
-schedule come from the config, the update is one compiled ``tf.function`` through the shared
-``apply_clipped``, and ``train(num_steps, callbacks=...)``, ``run_dir`` checkpoints and exact resume
+schedule come from the config, each update runs through the update runner (``trainers/update.py``)
+with the algorithm's gradient function, and ``train(num_steps, callbacks=...)``, ``run_dir`` checkpoints and exact resume
 work as for the token trainers. The environment is a :class:`~tf_rl_text.choice.ChoiceEnv`, or a
 ``TextGenerationEnv`` (prompts, reward function) read as a one-step choice among the classifier's labels.
 
