@@ -39,6 +39,7 @@ from tf_rl_text._compat import tf, tfp
 from tf_rl_text.generation import (GENERATION_CACHES, STATIC_CACHE_MODEL_TYPES, Generation,  # noqa: F401 (re-exported)
                                    GenerationMixin, check_controls, check_sampling_args, pick_generation_cache,
                                    resolve_generation_shards, resolve_greedy)
+from tf_rl_text.adapters import adapter_for
 from tf_rl_text.lora import AdaptersOff, adapters_off
 from tf_rl_text.models import PLAIN_GRAPH_MODEL_TYPES, as_float32, causal_lm_forward, check_model_family
 from tf_rl_text.policy import PolicyBase
@@ -115,10 +116,9 @@ class RLAgent(PolicyBase, GenerationMixin):
             )
         check_model_family(model)
         tokenizer = resolve_tokenizer(model, tokenizer)
-        self.is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
-        # Causal LMs read prompts left padded (the next token is always at the end); encoders
-        # read sources right padded (learned absolute positions, as in BART, start at 0).
-        self.padding_side = "right" if self.is_encoder_decoder else "left"
+        self.family = adapter_for(config)  # the model family's adapter (tf_rl_text/adapters.py)
+        self.is_encoder_decoder = self.family.seq2seq
+        self.padding_side = self.family.padding_side  # causal LMs: left; encoders: right (adapters.py says why)
         self.model = model
         self.tokenizer = tokenizer
         ensure_pad_token(tokenizer)
@@ -224,23 +224,8 @@ class RLAgent(PolicyBase, GenerationMixin):
             with adapters_off():
                 return self.completion_forward(prompt_ids, prompt_mask, completion_ids, completion_mask, training,
                                                model.model, output_hidden_states)
-        if self.is_encoder_decoder:
-            batch = tf.shape(completion_ids)[0]
-            start = tf.fill([batch, 1], self.decoder_start_token_id)
-            decoder_ids = tf.concat([start, completion_ids[:, :-1]], axis=1)  # (B, T) shifted right
-            decoder_mask = tf.concat([tf.ones([batch, 1], completion_mask.dtype), completion_mask[:, :-1]], axis=1)
-            out = model(input_ids=prompt_ids, attention_mask=prompt_mask, decoder_input_ids=decoder_ids,
-                        decoder_attention_mask=decoder_mask, output_hidden_states=output_hidden_states,
-                        training=training)
-            hidden = out.decoder_hidden_states[-1] if output_hidden_states else None
-            return self.process_logits(as_float32(out.logits)), hidden
-        input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
-        mask = tf.concat([prompt_mask, completion_mask], axis=1)
-        start = tf.shape(prompt_ids)[1] - 1  # position P-1 predicts the first completion token
-        out = self.causal_lm(input_ids, mask, output_hidden_states=output_hidden_states, training=training,
-                             model=model, logits_at=slice(start, -1))
-        hidden = out.hidden_states[-1][:, start:-1] if output_hidden_states else None
-        return self.process_logits(out.logits), hidden  # (B, T, V), (B, T, d)
+        return self.family.completion_forward(self, model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                               training, output_hidden_states)
 
     def completion_logits(self, prompt_ids, prompt_mask, completion_ids, completion_mask, training=False, model=None):
         """Temperature-scaled logits that scored each completion token: (B, T, vocab)."""
@@ -257,7 +242,7 @@ class RLAgent(PolicyBase, GenerationMixin):
 
     def sequence_log_probs(self, input_ids, attention_mask):
         """log-probability of tokens 1..L-1 of whole sequences given their prefix: (B, L-1). Causal LMs only."""
-        if self.is_encoder_decoder:
+        if self.family.seq2seq:
             raise ValueError("sequence_log_probs is for causal LMs; use log_probs(source..., target...) for encoder-decoders")
         logits = self.token_logits(input_ids, attention_mask)[:, :-1]
         logits = logits / tf.cast(self.temperature, logits.dtype)
@@ -284,13 +269,7 @@ class RLAgent(PolicyBase, GenerationMixin):
 
             check_choice_agent(self, "a ChoiceEnv time step")
         obs = {k: tf.constant(v, tf.int32) for k, v in time_step.observation.items()}
-        if self.is_encoder_decoder:
-            if "decoder_input_ids" not in obs:
-                raise ValueError("an encoder-decoder agent needs TextGenerationEnv(..., encoder_decoder=True)")
-            logits = self._act_fn_seq2seq(obs["input_ids"], obs["attention_mask"], obs["decoder_input_ids"],
-                                          obs["decoder_attention_mask"])
-        else:
-            logits = self._act_fn(obs["input_ids"], obs["attention_mask"])
+        logits = self.family.act_logits(self, obs)
         if greedy:
             return tf.argmax(logits, axis=-1, output_type=tf.int32).numpy()
         return self.action_distribution(logits).sample(seed=self._next_seed()).numpy()

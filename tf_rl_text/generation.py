@@ -24,11 +24,9 @@ import numpy as np
 
 from tf_rl_text import sampling
 from tf_rl_text._compat import tf
-from tf_rl_text.families import tokens_needed, types_where
-from tf_rl_text.models import as_float32
+from tf_rl_text.families import types_where
 from tf_rl_text.precision import weights_cast_once
 from tf_rl_text.validation import check_prompts
-from tf_rl_text.tokens import position_ids_from_mask
 
 GENERATION_CACHES = ("auto", "model", "llama", "none")
 """The values of ``RLAgent(generation_cache=...)``."""
@@ -146,7 +144,7 @@ def resolve_generation_shards(generation_shards=None) -> int:
 class GenerationMixin:
     """The generation methods of :class:`~tf_rl_text.agent.RLAgent` (see the module docstring).
 
-    It runs on the agent's state: ``model``, ``is_encoder_decoder``, ``generation_cache``,
+    It runs on the agent's state: ``model``, ``family`` (its adapter: prefill and advance), ``generation_cache``,
     ``generation_shards``, the token ids (``eos_token_id``, ``pad_token_id``, ``decoder_start_token_id``),
     ``vocab_size``, ``context_length``, the sampling defaults (``temperature``, ``top_k``, ``top_p``,
     ``repetition_penalty``, ``min_new_tokens``, ``stop_token_ids``), ``_generate_fns`` (the compiled
@@ -157,63 +155,11 @@ class GenerationMixin:
 
     def _prefill(self, input_ids, attention_mask):
         """Generation, first step: read the prompt once. Returns (logits (B, V), cache state)."""
-        if self.is_encoder_decoder:
-            from transformers.modeling_tf_outputs import TFBaseModelOutput
-
-            encoded = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, training=False)
-            hidden = encoded.last_hidden_state  # (B, P, d): computed once per rollout
-            start = tf.fill([tf.shape(input_ids)[0], 1], self.decoder_start_token_id)
-            out = self.model(input_ids=None, encoder_outputs=TFBaseModelOutput(last_hidden_state=hidden),
-                             attention_mask=attention_mask,
-                             decoder_input_ids=start, use_cache=True, training=False)
-            state = {"past": out.past_key_values, "encoder": hidden, "mask": attention_mask}
-            logits = out.logits[:, -1]
-        elif self.generation_cache == "llama":
-            from tf_rl_text.llama import llama_forward
-
-            positions = position_ids_from_mask(attention_mask)
-            logits, past = llama_forward(self.model, input_ids, attention_mask, positions)
-            state = {"past": past, "mask": attention_mask, "position": positions[:, -1]}
-        elif self.generation_cache == "none":  # no cache: the state is the sequence so far
-            logits = self.causal_lm(input_ids, attention_mask, logits_at=slice(-1, None)).logits[:, -1]
-            state = {"ids": input_ids, "mask": attention_mask}
-        else:
-            positions = position_ids_from_mask(attention_mask)
-            out = self.causal_lm(input_ids, attention_mask, positions, use_cache=True, logits_at=slice(-1, None))
-            state = {"past": out.past_key_values, "mask": attention_mask, "position": positions[:, -1]}
-            logits = out.logits[:, -1]
-        return self.process_logits(as_float32(logits)), state
+        return self.family.prefill(self, input_ids, attention_mask)
 
     def _advance(self, token, state):
         """Generation, later steps: feed one token (B,) through the cache. Returns (logits, state)."""
-        if self.is_encoder_decoder:
-            from transformers.modeling_tf_outputs import TFBaseModelOutput
-
-            out = self.model(input_ids=None, encoder_outputs=TFBaseModelOutput(last_hidden_state=state["encoder"]),
-                             attention_mask=state["mask"], decoder_input_ids=token[:, None],
-                             past_key_values=state["past"], use_cache=True, training=False)
-            state = dict(state, past=out.past_key_values)
-            logits = out.logits[:, -1]
-        elif self.generation_cache == "llama":
-            from tf_rl_text.llama import llama_forward
-
-            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
-            position = state["position"] + 1
-            logits, past = llama_forward(self.model, token[:, None], mask, position[:, None], state["past"])
-            state = {"past": past, "mask": mask, "position": position}
-        elif self.generation_cache == "none":
-            ids = tf.concat([state["ids"], token[:, None]], axis=1)
-            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
-            logits = self.causal_lm(ids, mask, logits_at=slice(-1, None)).logits[:, -1]
-            state = {"ids": ids, "mask": mask}
-        else:
-            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
-            position = state["position"] + 1
-            out = self.causal_lm(token[:, None], mask, position[:, None], past_key_values=state["past"],
-                                 use_cache=True)
-            state = {"past": out.past_key_values, "mask": mask, "position": position}
-            logits = out.logits[:, -1]
-        return self.process_logits(as_float32(logits)), state
+        return self.family.advance(self, token, state)
 
     def _decode(self, input_ids, attention_mask, max_new_tokens, seed, temperature, controls, greedy, top_k,
                 nucleus=False, penalty=False):
@@ -358,8 +304,8 @@ class GenerationMixin:
         check_sampling_args(max_new_tokens=max_new_tokens)
         input_ids = tf.convert_to_tensor(input_ids, tf.int32)
         attention_mask = tf.convert_to_tensor(attention_mask, tf.int32)
-        total = int(max_new_tokens) if self.is_encoder_decoder else int(input_ids.shape[1]) + int(max_new_tokens)
-        if tokens_needed(self.is_encoder_decoder, int(input_ids.shape[1]), int(max_new_tokens)) > self.context_length:
+        total = int(max_new_tokens) if self.family.seq2seq else int(input_ids.shape[1]) + int(max_new_tokens)
+        if self.family.tokens_needed(int(input_ids.shape[1]), int(max_new_tokens)) > self.context_length:
             raise ValueError(
                 f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} = {total} exceeds the "
                 f"model's context of {self.context_length} tokens; shorten prompts or lower max_new_tokens"

@@ -1,0 +1,146 @@
+"""Model-family adapters: what a causal LM and an encoder-decoder do differently, in one place each.
+
+An :class:`~tf_rl_text.agent.RLAgent` holds the adapter of its model's family (``agent.family``,
+chosen once, where the model is first classified) and hands it the family-specific work:
+
+* the padding side of prompts (left for a causal LM, whose next token is always at the end; right
+  for an encoder, whose learned absolute positions, as in BART, start at 0);
+* the context a prompt and its completion need (:func:`tf_rl_text.families.tokens_needed`);
+* the completion forward pass (teacher forcing the completion after the prompt, or in the decoder);
+* the decode loop's prefill (read the prompt once) and advance (one token through the cache);
+* the logits of one action for an env time step.
+
+Adapters run the agent's hooks (``causal_lm``, ``process_logits``) and read its state, so a subclass
+of ``RLAgent`` that overrides a hook is honoured. They hold no state of their own.
+"""
+from __future__ import annotations
+
+from tf_rl_text._compat import tf
+from tf_rl_text.families import tokens_needed
+from tf_rl_text.models import as_float32
+from tf_rl_text.tokens import position_ids_from_mask
+
+
+class CausalLM:
+    """A decoder-only LM: prompt and completion share one left-padded sequence."""
+
+    seq2seq = False
+    padding_side = "left"
+
+    def tokens_needed(self, prompt_tokens: int, new_tokens: int) -> int:
+        return tokens_needed(False, prompt_tokens, new_tokens)
+
+    def completion_forward(self, agent, model, prompt_ids, prompt_mask, completion_ids, completion_mask, training,
+                           output_hidden_states):
+        input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
+        mask = tf.concat([prompt_mask, completion_mask], axis=1)
+        start = tf.shape(prompt_ids)[1] - 1  # position P-1 predicts the first completion token
+        out = agent.causal_lm(input_ids, mask, output_hidden_states=output_hidden_states, training=training,
+                              model=model, logits_at=slice(start, -1))
+        hidden = out.hidden_states[-1][:, start:-1] if output_hidden_states else None
+        return agent.process_logits(out.logits), hidden  # (B, T, V), (B, T, d)
+
+    def prefill(self, agent, input_ids, attention_mask):
+        if agent.generation_cache == "llama":
+            from tf_rl_text.llama import llama_forward
+
+            positions = position_ids_from_mask(attention_mask)
+            logits, past = llama_forward(agent.model, input_ids, attention_mask, positions)
+            state = {"past": past, "mask": attention_mask, "position": positions[:, -1]}
+        elif agent.generation_cache == "none":  # no cache: the state is the sequence so far
+            logits = agent.causal_lm(input_ids, attention_mask, logits_at=slice(-1, None)).logits[:, -1]
+            state = {"ids": input_ids, "mask": attention_mask}
+        else:
+            positions = position_ids_from_mask(attention_mask)
+            out = agent.causal_lm(input_ids, attention_mask, positions, use_cache=True, logits_at=slice(-1, None))
+            state = {"past": out.past_key_values, "mask": attention_mask, "position": positions[:, -1]}
+            logits = out.logits[:, -1]
+        return agent.process_logits(as_float32(logits)), state
+
+    def advance(self, agent, token, state):
+        if agent.generation_cache == "llama":
+            from tf_rl_text.llama import llama_forward
+
+            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+            position = state["position"] + 1
+            logits, past = llama_forward(agent.model, token[:, None], mask, position[:, None], state["past"])
+            state = {"past": past, "mask": mask, "position": position}
+        elif agent.generation_cache == "none":
+            ids = tf.concat([state["ids"], token[:, None]], axis=1)
+            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+            logits = agent.causal_lm(ids, mask, logits_at=slice(-1, None)).logits[:, -1]
+            state = {"ids": ids, "mask": mask}
+        else:
+            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+            position = state["position"] + 1
+            out = agent.causal_lm(token[:, None], mask, position[:, None], past_key_values=state["past"],
+                                  use_cache=True)
+            state = {"past": out.past_key_values, "mask": mask, "position": position}
+            logits = out.logits[:, -1]
+        return agent.process_logits(as_float32(logits)), state
+
+    def act_logits(self, agent, obs):
+        """Logits of the next token for a TextGenerationEnv observation (the sequence so far, left padded)."""
+        return agent._act_fn(obs["input_ids"], obs["attention_mask"])
+
+
+class EncoderDecoder:
+    """An encoder-decoder LM (T5, BART, Marian): the source is encoded once, the completion is decoded."""
+
+    seq2seq = True
+    padding_side = "right"
+
+    def tokens_needed(self, prompt_tokens: int, new_tokens: int) -> int:
+        return tokens_needed(True, prompt_tokens, new_tokens)
+
+    def completion_forward(self, agent, model, prompt_ids, prompt_mask, completion_ids, completion_mask, training,
+                           output_hidden_states):
+        batch = tf.shape(completion_ids)[0]
+        start = tf.fill([batch, 1], agent.decoder_start_token_id)
+        decoder_ids = tf.concat([start, completion_ids[:, :-1]], axis=1)  # (B, T) shifted right
+        decoder_mask = tf.concat([tf.ones([batch, 1], completion_mask.dtype), completion_mask[:, :-1]], axis=1)
+        out = model(input_ids=prompt_ids, attention_mask=prompt_mask, decoder_input_ids=decoder_ids,
+                    decoder_attention_mask=decoder_mask, output_hidden_states=output_hidden_states,
+                    training=training)
+        hidden = out.decoder_hidden_states[-1] if output_hidden_states else None
+        return agent.process_logits(as_float32(out.logits)), hidden
+
+    def prefill(self, agent, input_ids, attention_mask):
+        from transformers.modeling_tf_outputs import TFBaseModelOutput
+
+        model = agent.model
+        encoded = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, training=False)
+        hidden = encoded.last_hidden_state  # (B, P, d): computed once per rollout
+        start = tf.fill([tf.shape(input_ids)[0], 1], agent.decoder_start_token_id)
+        out = model(input_ids=None, encoder_outputs=TFBaseModelOutput(last_hidden_state=hidden),
+                    attention_mask=attention_mask, decoder_input_ids=start, use_cache=True, training=False)
+        state = {"past": out.past_key_values, "encoder": hidden, "mask": attention_mask}
+        return agent.process_logits(as_float32(out.logits[:, -1])), state
+
+    def advance(self, agent, token, state):
+        from transformers.modeling_tf_outputs import TFBaseModelOutput
+
+        out = agent.model(input_ids=None, encoder_outputs=TFBaseModelOutput(last_hidden_state=state["encoder"]),
+                          attention_mask=state["mask"], decoder_input_ids=token[:, None],
+                          past_key_values=state["past"], use_cache=True, training=False)
+        state = dict(state, past=out.past_key_values)
+        return agent.process_logits(as_float32(out.logits[:, -1])), state
+
+    def act_logits(self, agent, obs):
+        """Logits of the next token for a TextGenerationEnv observation (source, and the target so far)."""
+        if "decoder_input_ids" not in obs:
+            raise ValueError("an encoder-decoder agent needs TextGenerationEnv(..., encoder_decoder=True)")
+        return agent._act_fn_seq2seq(obs["input_ids"], obs["attention_mask"], obs["decoder_input_ids"],
+                                     obs["decoder_attention_mask"])
+
+
+CAUSAL_LM, ENCODER_DECODER = CausalLM(), EncoderDecoder()
+
+
+def adapter_for(model_or_config):
+    """The adapter of a model's family: its config's ``is_encoder_decoder`` (where a model is classified)."""
+    config = getattr(model_or_config, "config", model_or_config)
+    return ENCODER_DECODER if getattr(config, "is_encoder_decoder", False) else CAUSAL_LM
+
+
+__all__ = ["CausalLM", "EncoderDecoder", "CAUSAL_LM", "ENCODER_DECODER", "adapter_for"]
