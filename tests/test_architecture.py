@@ -147,3 +147,14 @@ def test_one_families_table_feeds_autograph_lora_recompute_and_the_generation_ca
         name for name, f in FAMILIES.items() if f.lora_targets}
     # a causal LM holds prompt and completion in one context; an encoder-decoder keeps them apart
     assert tokens_needed(False, 10, 6) == 16 and tokens_needed(True, 10, 6) == 10 and tokens_needed(True, 3, 6) == 6
+
+
+def test_the_agent_and_the_decode_loop_leave_family_differences_to_the_adapters():
+    """No branch on an agent's ``.is_encoder_decoder`` in agent.py or generation.py: the family adapter
+    (tf_rl_text/adapters.py) does what differs."""
+    for name in ("tf_rl_text.agent", "tf_rl_text.generation"):
+        tree = ast.parse(open(modules()[name], encoding="utf-8").read())
+        branches = [node.lineno for node in ast.walk(tree) if isinstance(node, (ast.If, ast.IfExp))
+                    and any(isinstance(n, ast.Attribute) and n.attr == "is_encoder_decoder"
+                            for n in ast.walk(node.test))]
+        assert not branches, (name, branches)

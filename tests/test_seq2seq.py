@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from tf_agents.environments import utils as env_utils
 
-from conftest import assert_cached_logits_equal_recomputation, make_tiny_bart, make_tiny_t5, recording_agent
+from conftest import (assert_cached_logits_equal_recomputation, make_tiny_bart, make_tiny_model, make_tiny_t5,
+                      recording_agent)
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv
 from tf_rl_text._compat import tf
 
@@ -207,3 +208,19 @@ def test_a_marian_policy_trains(tokenizer):
     stats = ReinforceTrainer(agent, env, ReinforceConfig(num_samples_per_prompt=2, kl_coef=0.05)).step()
     assert abs(stats["kl"]) < 1e-5 and np.isfinite(stats["loss"])
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_the_family_adapter_is_chosen_where_the_model_is_classified_and_exports_record_it(tokenizer, tmp_path):
+    import tf_rl_text
+    from tf_rl_text.adapters import CAUSAL_LM, ENCODER_DECODER
+    from tf_rl_text.cli import ExportedAgent
+
+    causal, seq2seq = RLAgent(make_tiny_model(tokenizer), tokenizer), RLAgent(make_tiny_t5(tokenizer), tokenizer)
+    assert causal.family is CAUSAL_LM and seq2seq.family is ENCODER_DECODER
+    assert (causal.padding_side, seq2seq.padding_side) == ("left", "right")
+    assert (causal.is_encoder_decoder, seq2seq.is_encoder_decoder) == (False, True)
+    # a causal LM shares its context between prompt and completion; an encoder-decoder does not
+    assert (causal.family.tokens_needed(10, 6), seq2seq.family.tokens_needed(10, 6)) == (16, 10)
+    assert (causal.family.prompt_room(64, 10), seq2seq.family.prompt_room(64, 10)) == (54, 64)
+    loaded = tf_rl_text.load(tf_rl_text.export_policy(seq2seq, str(tmp_path / "t5"), max_new_tokens=4))
+    assert loaded.metadata["encoder_decoder"] is True and ExportedAgent(loaded).is_encoder_decoder

@@ -30,6 +30,10 @@ class CausalLM:
     def tokens_needed(self, prompt_tokens: int, new_tokens: int) -> int:
         return tokens_needed(False, prompt_tokens, new_tokens)
 
+    def prompt_room(self, context_length: int, new_tokens: int) -> int:
+        """The longest prompt that leaves room for ``new_tokens`` in the context."""
+        return context_length - new_tokens
+
     def completion_forward(self, agent, model, prompt_ids, prompt_mask, completion_ids, completion_mask, training,
                            output_hidden_states):
         input_ids = tf.concat([prompt_ids, completion_ids], axis=1)  # (B, P+T)
@@ -92,6 +96,10 @@ class EncoderDecoder:
 
     def tokens_needed(self, prompt_tokens: int, new_tokens: int) -> int:
         return tokens_needed(True, prompt_tokens, new_tokens)
+
+    def prompt_room(self, context_length: int, new_tokens: int) -> int:
+        """The longest source: the whole context (the target is decoded apart)."""
+        return context_length
 
     def completion_forward(self, agent, model, prompt_ids, prompt_mask, completion_ids, completion_mask, training,
                            output_hidden_states):

@@ -134,7 +134,8 @@ class ExportedAgent:
         self.policy, self.tokenizer = policy, policy.tokenizer
         self.pad_token_id = policy.metadata.get("pad_token_id", policy.tokenizer.pad_token_id)
         self.eos_token_id = policy.metadata.get("eos_token_id", policy.tokenizer.eos_token_id)
-        self.is_encoder_decoder = policy.metadata.get("padding_side") == "right"
+        meta = policy.metadata  # exports before 2026-12-06 carry no "encoder_decoder": their padding side says it
+        self.is_encoder_decoder = bool(meta.get("encoder_decoder", meta.get("padding_side") == "right"))
         limit = getattr(policy.tokenizer, "model_max_length", 0) or 0
         self.context_length = limit if limit < 100_000 else 0
         self.max_new_tokens = max_new_tokens

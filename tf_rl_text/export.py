@@ -158,6 +158,7 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
         "max_new_tokens": max_new_tokens,
         "context_length": agent.context_length,
         "padding_side": agent.padding_side,
+        "encoder_decoder": agent.family.seq2seq,  # the model family (tf_rl_text/adapters.py)
         "eos_token_id": agent.eos_token_id,
         "pad_token_id": agent.pad_token_id,
         "model_type": getattr(agent.model.config, "model_type", None),

@@ -132,7 +132,7 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
         raise ValueError(f"max_seconds must be > 0 (or None: no time limit), got {max_seconds!r}")
     tok = agent.tokenizer
     if max_prompt_tokens is None:
-        max_prompt_tokens = agent.context_length if agent.is_encoder_decoder else agent.context_length - max_target_tokens
+        max_prompt_tokens = agent.family.prompt_room(agent.context_length, max_target_tokens)
     if max_prompt_tokens < 1:
         raise ValueError(
             f"max_target_tokens={max_target_tokens} leaves no room for the prompt in the model's context "

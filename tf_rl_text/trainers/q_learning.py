@@ -53,7 +53,6 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
-from tf_rl_text.families import tokens_needed
 from tf_rl_text.heads import QHeadModel, clone_q_model, q_target_pairs
 from tf_rl_text.tokens import pad_token_ids, texts_to_ids
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
@@ -316,7 +315,7 @@ class QLearningTrainer(Trainer):
         eos = [self.agent.eos_token_id] if self.agent.eos_token_id >= 0 else []
         tokens = [ids + eos for ids in texts_to_ids(self.agent.tokenizer, completions)]
         width = max(len(t) for t in tokens)
-        needed = tokens_needed(self.agent.is_encoder_decoder, prompt_ids.shape[1], width)
+        needed = self.agent.family.tokens_needed(prompt_ids.shape[1], width)
         if needed > self.agent.context_length:
             raise ValueError(f"a demonstration is {prompt_ids.shape[1]} prompt + {width} completion tokens, more than "
                              f"the model's context of {self.agent.context_length}; shorten it")
