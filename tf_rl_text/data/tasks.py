@@ -8,7 +8,7 @@ import random
 
 from tf_rl_text.data.dataset import PromptDataset
 from tf_rl_text.data.files import DataFormatError, check_limit, open_text, shared_data_dir
-from tf_rl_text.data.loaders import get_field, load_parallel
+from tf_rl_text.data.loaders import get_field, load_jsonl, load_parallel
 
 TASKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "default_data", "tasks")
 """The small task data sets shipped in the package (written by the repository's tools/make_tasks.py)."""
@@ -200,8 +200,6 @@ def task_splits(source: str, data_dir: str | None = None, eval_fraction: float =
     """(train, dev, test, note) of a task ("translation", "summarization" or "dialogue"): the real data
     set's own splits when ``data_dir`` is its folder, else an 80/20-style split of one file (``data_dir``
     a file, or None: the task data shipped in the package); dev is test when the data has no dev split."""
-    from tf_rl_text.data.loaders import load_jsonl
-
     path, cut = data_dir or task_data_path(source), 1.0 - eval_fraction
     where = f"embedded ({path})" if data_dir is None else path
     if source == "dialogue" and os.path.isdir(path):  # Topical-Chat: valid_freq.json / test_freq.json
