@@ -69,13 +69,34 @@ def prompts_of(texts, rng):
     return out
 
 
-def ground_truth(texts, labels, c):
-    from tf_rl_text.rewards import ClassifierReward, minilm_path, train_pairwise_reward_model  # noqa: F401
-    from tf_rl_text.rewards import train_reward_model
+def ground_truth(texts, labels, c, work):
+    """The MiniLM sentiment classifier (trained once, kept under ``work`` so a resumed run scores alike)."""
+    from transformers import AutoTokenizer, TFAutoModelForSequenceClassification
 
-    result = train_reward_model(minilm_path(), (texts[:c["classifier_train"]], labels[:c["classifier_train"]]),
-                                epochs=c["classifier_epochs"], batch_size=32, max_length=48, verbose=0, seed=0)
-    return ClassifierReward(result.model, result.tokenizer, label=1, include_prompt=True, max_length=48)
+    from tf_rl_text.rewards import ClassifierReward, minilm_path, train_reward_model
+
+    folder = os.path.join(work, "classifier")
+    if os.path.exists(os.path.join(folder, "config.json")):
+        model, tokenizer = TFAutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    else:
+        result = train_reward_model(minilm_path(), (texts[:c["classifier_train"]], labels[:c["classifier_train"]]),
+                                    epochs=c["classifier_epochs"], batch_size=32, max_length=48, verbose=0, seed=0,
+                                    output_dir=folder)
+        model, tokenizer = result.model, result.tokenizer
+    return ClassifierReward(model, tokenizer, label=1, include_prompt=True, max_length=48)
+
+
+def save_points(path, points, c, args, t0, complete):
+    """Write every point so far (atomically): a run that stops resumes from here."""
+    result = {"benchmark": "preferences_frontier", "scale": args.scale, "complete": complete, "points": points,
+              "cpu_s": round(t0 + time.process_time(), 1), "settings": c,
+              "command": "python benchmarks/preferences_frontier.py" + (f" --scale {args.scale}"
+                                                                          if args.scale != "full" else "")}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return result
 
 
 def measure(agent, ref_model, prompts, reward, c, seed):
@@ -127,73 +148,101 @@ def main(argv=None):
     ap.add_argument("--scale", choices=sorted(SCALES), default="full")
     ap.add_argument("--data-dir", default=os.environ.get("TF_RL_TEXT_DATA"))
     ap.add_argument("--out", default=os.path.join(REPO, "docs", "results", "preferences.json"))
+    ap.add_argument("--work", default=None, help="where the classifier and warm start are kept between resumed runs "
+                                                 "(default: OUT's name + '_work')")
+    ap.add_argument("--fresh", action="store_true", help="ignore the points already in OUT (default: resume)")
     args = ap.parse_args(argv)
     if not args.data_dir:
         ap.error("--data-dir or $TF_RL_TEXT_DATA: the folder holding sentiment/")
     c = SCALES[args.scale]
-    t0 = time.process_time()
+    work = args.work or os.path.splitext(args.out)[0] + "_work"
+    os.makedirs(work, exist_ok=True)
+    points, cpu_before = [], 0.0
+    if os.path.exists(args.out) and not args.fresh:
+        with open(args.out) as f:
+            previous = json.load(f)
+        if previous.get("settings") == c:
+            points, cpu_before = previous["points"], previous.get("cpu_s", 0.0)
+            print(f"[frontier] resuming: {len(points)} points in {args.out}", file=sys.stderr, flush=True)
+    done = {(p["method"], p["setting"], p["seed"]) for p in points}
+    t0 = cpu_before - time.process_time()
     texts, labels = review_data(args.data_dir)
-    reward = ground_truth(texts, labels, c)
+    reward = ground_truth(texts, labels, c, work)
     rng = np.random.RandomState(1)
     held = prompts_of(texts[c["classifier_train"]:], rng)  # sentences the classifier did not train on
     train_prompts, test_prompts = held[:c["prompts_train"]], held[c["prompts_train"]:c["prompts_train"] + c["prompts_test"]]
     tokenizer = default_tokenizer()
     size = {} if c["layers"] is None else dict(n_layer=c["layers"], n_embd=c["width"], n_head=2)
     base = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=0)
-    warm_start(base, texts[:c["classifier_train"]], steps=c["warm_steps"], progress=False)
+    warm_file = os.path.join(work, "warm_start.npz")
+    if os.path.exists(warm_file):
+        with np.load(warm_file) as z:
+            base.model.set_weights([z[f"w{i}"] for i in range(len(z.files))])
+    else:
+        warm_start(base, texts[:c["classifier_train"]], steps=c["warm_steps"], progress=False)
+        np.savez(warm_file, **{f"w{i}": w for i, w in enumerate(base.model.get_weights())})
     warm = base.model.get_weights()
     ref_model = base.clone_model()
-    points = []
 
     def agent_for(seed):
         agent = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=seed)
         agent.model.set_weights(warm)
         return agent
 
-    def add(method, setting, seed, agent, extra=None):
-        p = dict(method=method, setting=setting, seed=seed, **measure(agent, ref_model, test_prompts, reward, c, seed),
-                 **(extra or {}))
+    def record(p):
         points.append(p)
-        print(f"[frontier] {method} {setting} seed {seed}: reward {p['reward']:.3f}, KL {p['kl']:.2f}", file=sys.stderr,
-              flush=True)
+        save_points(args.out, points, c, args, t0, complete=False)
+        print(f"[frontier] {p['method']} {p['setting']} seed {p['seed']}: reward {p['reward']:.3f}, KL {p['kl']:.2f} "
+              f"({len(points)} points, {t0 + time.process_time():.0f} CPU s)", file=sys.stderr, flush=True)
+
+    def add(method, setting, seed, agent, extra=None):
+        record(dict(method=method, setting=setting, seed=seed,
+                    **measure(agent, ref_model, test_prompts, reward, c, seed), **(extra or {})))
+
+    def todo(method, setting, seed):
+        return (method, setting, seed) not in done
 
     for seed in range(c["seeds"]):
-        add("reference", None, seed, agent_for(seed))
-        pairs = make_preference_pairs(agent_for(seed), train_prompts, reward, n=4, max_new_tokens=c["new_tokens"],
-                                      seed=seed, batch_size=c["batch"])
+        if todo("reference", None, seed):
+            add("reference", None, seed, agent_for(seed))
+        if any(todo("dpo", b, seed) for b in c["dpo_betas"]) or todo("preferred_ft", None, seed):
+            pairs = make_preference_pairs(agent_for(seed), train_prompts, reward, n=4, max_new_tokens=c["new_tokens"],
+                                          seed=seed, batch_size=c["batch"])
         for beta in c["dpo_betas"]:
+            if not todo("dpo", beta, seed):
+                continue
             agent = agent_for(seed)
             DPOTrainer(agent, pairs, DPOConfig(beta=beta, learning_rate=3e-4, batch_size=c["batch"],
                                                max_completion_length=c["new_tokens"], seed=seed)).train(
                 c["steps"], progress=False)
             add("dpo", beta, seed, agent, {"pairs": len(pairs)})
-        agent = agent_for(seed)  # preferred-only fine-tuning: maximum likelihood on the chosen completions
-        fit_pairs(agent, pairs.prompts, pairs.chosen, steps=c["steps"], batch_size=c["batch"], learning_rate=3e-4,
-                  max_target_tokens=c["new_tokens"], seed=seed, progress=False)
-        add("preferred_ft", None, seed, agent)
+        if todo("preferred_ft", None, seed):
+            agent = agent_for(seed)  # preferred-only fine-tuning: maximum likelihood on the chosen completions
+            fit_pairs(agent, pairs.prompts, pairs.chosen, steps=c["steps"], batch_size=c["batch"], learning_rate=3e-4,
+                      max_target_tokens=c["new_tokens"], seed=seed, progress=False)
+            add("preferred_ft", None, seed, agent)
         for kl in c["kl_coefs"]:
             for name, cls, config in (("rloo", ReinforceTrainer, ReinforceConfig(learning_rate=3e-4, baseline="rloo",
                                                                                 num_samples_per_prompt=4, kl_coef=kl)),
                                       ("ppo", PPOTrainer, PPOConfig(learning_rate=3e-4, num_samples_per_prompt=4,
                                                                     kl_coef=kl, adaptive_kl=False))):
+                if not todo(name, kl, seed):
+                    continue
                 agent = agent_for(seed)
                 env = TextGenerationEnv(train_prompts, tokenizer, reward, batch_size=c["batch"],
                                         max_new_tokens=c["new_tokens"], seed=seed)
                 cls(agent, env, config).train(c["steps"], progress=False)
                 add(name, kl, seed, agent)
         for n in c["best_of"]:
+            if not todo("best_of_n", n, seed):
+                continue
             agent = agent_for(seed)
             best = agent.generate_text(test_prompts, max_new_tokens=c["new_tokens"], best_of=n, reward_fn=reward,
                                        seed=seed)
-            points.append({"method": "best_of_n", "setting": n, "seed": seed,
-                           "reward": float(np.mean(reward(best, test_prompts))),
-                           "kl": math.log(n) - (n - 1) / n, "ref_ppl": None})
-    result = {"benchmark": "preferences_frontier", "scale": args.scale, "points": points,
-              "cpu_s": round(time.process_time() - t0, 1), "settings": c,
-              "command": "python benchmarks/preferences_frontier.py " + " ".join(argv or sys.argv[1:])}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+            record({"method": "best_of_n", "setting": n, "seed": seed,
+                    "reward": float(np.mean(reward(best, test_prompts))),
+                    "kl": math.log(n) - (n - 1) / n, "ref_ppl": None})
+    result = save_points(args.out, points, c, args, t0, complete=True)
     result["plot"] = plot_frontier(points, os.path.splitext(args.out)[0] + "_frontier.png")
     print(json.dumps({k: v for k, v in result.items() if k != "points"}))
     return result
