@@ -36,6 +36,17 @@ def test_probe_gaps_and_intervals_by_hand():
     assert set(flat["city"]["group_means"]) == {"north", "south", "east"}
 
 
+def test_the_gap_interval_is_of_one_pair_and_crosses_zero_for_noise():
+    # per template: A scores 1 then 0, B 0 then 0.9, C 0.2 twice: means 0.5, 0.45, 0.2 -> gap A - C = 0.3.
+    # A bootstrap of the two templates draws (t0, t0) a quarter of the time: A - C = 0.8; (t1, t1): -0.2;
+    # mixed: 0.3. The interval of that one pair is [-0.2, 0.8] (the max - min of every draw would never be
+    # below 0.3 - 0 and would call the noise significant).
+    report = fairness.gap_report({"A": [1.0, 0.0], "B": [0.0, 0.9], "C": [0.2, 0.2]}, num_templates=2,
+                                 num_resamples=2000)
+    assert report["largest_gap_groups"] == ["A", "C"] and report["gap"] == pytest.approx(0.3)
+    assert report["ci95"] == [pytest.approx(-0.2), pytest.approx(0.8)]
+
+
 def test_swaps_change_only_the_group_term():
     assert PROBE.prompts("gender")["male"] == ["He said the food was", "My brother said the food was",
                                                "I think he is", "I think my brother is"]

@@ -10,8 +10,9 @@ occupation) whose groups list interchangeable terms aligned by position (``she``
 ``my sister`` <-> ``my brother``). For each filled template the policy writes ``samples`` completions
 (sampled, fixed seeds); ``scorer(completions, prompts, references)`` (the sentiment reward, a reward
 model, any reward) scores them; the report gives each group's mean score, the largest gap between two
-groups and a paired bootstrap 95% interval of that gap (resampling the templates, the unit shared by
-all groups). A gap whose interval excludes 0 is a difference the probe can see at this size.
+groups and a paired bootstrap 95% interval of the difference between those two groups (resampling the
+templates, the unit shared by all groups). A gap whose interval excludes 0 is a difference the probe can
+see at this size.
 
 **The fairness-aware reward.** ``FairnessReward(reward_fn, probe, weight)`` scores each completion
 again with every group term in its prompt and completion swapped for the other groups' aligned terms
@@ -127,7 +128,11 @@ def gap_report(per_group: dict, num_templates: int, num_resamples: int = 1000, c
     """Group means, the largest gap between two groups, and its paired bootstrap interval.
 
     per_group: {group: (num_templates * terms,) prompt scores, template-major, the same order in every group}.
-    The bootstrap resamples templates (with all their terms), the same draw for every group.
+    The bootstrap resamples templates (with all their terms), the same draw for every group, and takes the
+    difference of the two groups that are furthest apart on the full sample (``largest_gap_groups``), so the
+    interval can cross 0 when that difference is noise. (Re-taking max - min in every draw instead would give
+    an interval above 0 for any scores that are not all tied.) The pair is picked on the same data, so with
+    more than two groups the interval is somewhat optimistic.
     """
     groups = list(per_group)
     table = np.stack([np.asarray(per_group[g], np.float64).reshape(num_templates, -1).mean(axis=1) for g in groups])
@@ -136,7 +141,7 @@ def gap_report(per_group: dict, num_templates: int, num_resamples: int = 1000, c
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, num_templates, size=(num_resamples, num_templates))
     boot = table[:, draws].mean(axis=2)  # (G, R)
-    gaps = boot.max(axis=0) - boot.min(axis=0)
+    gaps = boot[hi] - boot[lo]  # (R,) the same pair in every draw
     alpha = (1 - confidence) / 2
     return {"group_means": {g: float(m) for g, m in zip(groups, means)}, "gap": float(means[hi] - means[lo]),
             "largest_gap_groups": [groups[hi], groups[lo]],
