@@ -555,7 +555,7 @@ def rl_stage(t: Task, stage_dir: str, seed: int, warm_weights, s: Settings, cons
     agent = t.agent(seed, warm_weights)
     reward = constant_reward if constant else (RougeReward("rougeL") if t.task == "summarization" else BleuReward())
     env = t.train.to_env(agent.tokenizer, reward, batch_size=s.rl_batch_size, max_new_tokens=s.max_new_tokens,
-                         encoder_decoder=agent.is_encoder_decoder, seed=seed, context_length=agent.context_length)
+                         agent=agent, seed=seed, context_length=agent.context_length)
     config = ReinforceConfig(learning_rate=s.rl_lr, baseline="none" if constant else s.rl_baseline,
                              num_samples_per_prompt=s.rl_samples_per_prompt, kl_coef=s.kl_coef,
                              entropy_coef=s.entropy_coef, mle_coef=s.mle_coef)

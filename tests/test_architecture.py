@@ -158,3 +158,21 @@ def test_the_agent_and_the_decode_loop_leave_family_differences_to_the_adapters(
                     and any(isinstance(n, ast.Attribute) and n.attr == "is_encoder_decoder"
                             for n in ast.walk(node.test))]
         assert not branches, (name, branches)
+
+
+def test_only_the_adapters_read_is_encoder_decoder():
+    """Family differences live in the adapters: outside them (and where a model is first classified) no module
+    reads ``.is_encoder_decoder`` (attribute or ``getattr`` string). ``RLAgent`` still sets it for users."""
+    allowed = {"tf_rl_text.adapters", "tf_rl_text.families",
+               "tf_rl_text.workflow.build"}  # picks TFAutoModelForSeq2SeqLM or ForCausalLM from a config
+    readers = {}
+    for name, path in modules().items():
+        if name in allowed:
+            continue
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        lines = [n.lineno for n in ast.walk(tree)
+                 if (isinstance(n, ast.Attribute) and n.attr == "is_encoder_decoder" and isinstance(n.ctx, ast.Load))
+                 or (isinstance(n, ast.Constant) and n.value == "is_encoder_decoder")]
+        if lines:
+            readers[name] = lines
+    assert not readers, readers

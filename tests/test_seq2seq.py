@@ -66,7 +66,8 @@ def test_env_keeps_source_and_target_apart_and_validates(tokenizer):
     model = make_tiny_t5(tokenizer)
     agent = RLAgent(model, tokenizer, seed=0)
     env = TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [len(x) / 10 for x in c], batch_size=2,
-                            max_new_tokens=4, encoder_decoder=True, shuffle=False)
+                            max_new_tokens=4, agent=agent, shuffle=False)  # the layout is the agent's family's
+    assert env.encoder_decoder and env.family is agent.family
     env_utils.validate_py_environment(env, episodes=2)
     ts = env.reset()
     assert set(ts.observation) == {"input_ids", "attention_mask", "decoder_input_ids", "decoder_attention_mask"}
@@ -81,6 +82,17 @@ def test_env_keeps_source_and_target_apart_and_validates(tokenizer):
     n = got.shape[1]
     m = gen.completion_mask.numpy()[:, :n].astype(bool)
     np.testing.assert_array_equal(got[m], gen.completion_ids.numpy()[:, :n][m])
+    # the older flag gives the same layout; a causal env refuses to feed the encoder-decoder agent
+    old = TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [0.0] * len(c), batch_size=2, max_new_tokens=4,
+                            encoder_decoder=True, shuffle=False)
+    assert old.observation_spec() == env.observation_spec()
+    causal_env = TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [0.0] * len(c), batch_size=2, max_new_tokens=4)
+    assert causal_env.observation_spec()["input_ids"].shape == (env.max_prompt_length + 4,)
+    with pytest.raises(ValueError, match=r"TextGenerationEnv\(\.\.\., agent=agent\)"):
+        agent.act(causal_env.reset())
+    causal_agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    with pytest.raises(ValueError, match="encoder_decoder=True but the agent's model is a causal LM"):
+        TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [0.0] * len(c), encoder_decoder=True, agent=causal_agent)
 
 
 def test_reinforce_trains_a_seq2seq_policy_and_exports_it(tokenizer, tmp_path):
@@ -223,4 +235,4 @@ def test_the_family_adapter_is_chosen_where_the_model_is_classified_and_exports_
     assert (causal.family.tokens_needed(10, 6), seq2seq.family.tokens_needed(10, 6)) == (16, 10)
     assert (causal.family.prompt_room(64, 10), seq2seq.family.prompt_room(64, 10)) == (54, 64)
     loaded = tf_rl_text.load(tf_rl_text.export_policy(seq2seq, str(tmp_path / "t5"), max_new_tokens=4))
-    assert loaded.metadata["encoder_decoder"] is True and ExportedAgent(loaded).is_encoder_decoder
+    assert loaded.metadata["encoder_decoder"] is True and ExportedAgent(loaded).family is ENCODER_DECODER

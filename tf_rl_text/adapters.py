@@ -8,12 +8,15 @@ chosen once, where the model is first classified) and hands it the family-specif
 * the context a prompt and its completion need (:func:`tf_rl_text.families.tokens_needed`);
 * the completion forward pass (teacher forcing the completion after the prompt, or in the decoder);
 * the decode loop's prefill (read the prompt once) and advance (one token through the cache);
-* the logits of one action for an env time step.
+* the observation layout of a :class:`~tf_rl_text.env.TextGenerationEnv` (its spec, what a time step
+  shows, how a token joins it) and the logits of one action for an env time step.
 
 Adapters run the agent's hooks (``causal_lm``, ``process_logits``) and read its state, so a subclass
 of ``RLAgent`` that overrides a hook is honoured. They hold no state of their own.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from tf_rl_text._compat import tf
 from tf_rl_text.families import tokens_needed
@@ -83,6 +86,24 @@ class CausalLM:
             logits = out.logits[:, -1]
         return agent.process_logits(as_float32(logits)), state
 
+    def head_export(self, per_prefix, per_completion):
+        """The exported signature of a per-position head (values, Q-values): a causal LM's reads the
+        sequence, ``input_ids``, ``attention_mask`` (B, L) -> (B, L), one number per prefix.
+        Returns (fn, input specs)."""
+        return per_prefix, list(_PROMPT_SPECS)
+
+    def observation_spec(self, prompt_length: int, new_tokens: int, vocab: int) -> dict:
+        """A TextGenerationEnv observation: one left-padded window, the prompt then the tokens so far."""
+        return _token_specs(prompt_length + new_tokens, vocab, "input_ids", "attention_mask")
+
+    def observe(self, ids, mask, generated, generated_mask, new_tokens: int, pad_token_id: int) -> dict:
+        return {"input_ids": ids.copy(), "attention_mask": mask.copy()}
+
+    def grow(self, ids, mask, token, live):
+        """The window after one step: left padding drops off, the token joins."""
+        return (np.concatenate([ids[:, 1:], token[:, None]], axis=1),
+                np.concatenate([mask[:, 1:], live[:, None].astype(np.int32)], axis=1))
+
     def act_logits(self, agent, obs):
         """Logits of the next token for a TextGenerationEnv observation (the sequence so far, left padded)."""
         return agent._act_fn(obs["input_ids"], obs["attention_mask"])
@@ -134,12 +155,47 @@ class EncoderDecoder:
         state = dict(state, past=out.past_key_values)
         return agent.process_logits(as_float32(out.logits[:, -1])), state
 
+    def head_export(self, per_prefix, per_completion):
+        """The exported signature of a per-position head (values, Q-values): an encoder-decoder's reads
+        the source ``input_ids``, ``attention_mask`` (B, P) and ``completion_ids``, ``completion_mask``
+        (B, T) -> (B, T), one number per decoder state. Returns (fn, input specs)."""
+        from tf_rl_text.export import COMPLETION_SPECS
+
+        return per_completion, [*_PROMPT_SPECS, *COMPLETION_SPECS]
+
+    def observation_spec(self, prompt_length: int, new_tokens: int, vocab: int) -> dict:
+        """A TextGenerationEnv observation: the right-padded source, and the target so far apart."""
+        return {**_token_specs(prompt_length, vocab, "input_ids", "attention_mask"),
+                **_token_specs(new_tokens, vocab, "decoder_input_ids", "decoder_attention_mask")}
+
+    def observe(self, ids, mask, generated, generated_mask, new_tokens: int, pad_token_id: int) -> dict:
+        t = generated.shape[1]  # the generated tokens, right padded to new_tokens
+        return {"input_ids": ids.copy(), "attention_mask": mask.copy(),
+                "decoder_input_ids": np.pad(generated, [(0, 0), (0, new_tokens - t)], constant_values=pad_token_id),
+                "decoder_attention_mask": np.pad(generated_mask, [(0, 0), (0, new_tokens - t)])}
+
+    def grow(self, ids, mask, token, live):
+        """The source stays; the token joins the target (kept by the env)."""
+        return ids, mask
+
     def act_logits(self, agent, obs):
         """Logits of the next token for a TextGenerationEnv observation (source, and the target so far)."""
         if "decoder_input_ids" not in obs:
-            raise ValueError("an encoder-decoder agent needs TextGenerationEnv(..., encoder_decoder=True)")
+            raise ValueError("an encoder-decoder agent needs the env's encoder-decoder layout: build it with "
+                             "TextGenerationEnv(..., agent=agent)")
         return agent._act_fn_seq2seq(obs["input_ids"], obs["attention_mask"], obs["decoder_input_ids"],
                                      obs["decoder_attention_mask"])
+
+
+_PROMPT_SPECS = (tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+                 tf.TensorSpec([None, None], tf.int32, name="attention_mask"))
+
+
+def _token_specs(length: int, vocab: int, ids_name: str, mask_name: str) -> dict:
+    from tf_agents.specs import array_spec
+
+    return {ids_name: array_spec.BoundedArraySpec((length,), np.int32, 0, vocab - 1, name=ids_name),
+            mask_name: array_spec.BoundedArraySpec((length,), np.int32, 0, 1, name=mask_name)}
 
 
 CAUSAL_LM, ENCODER_DECODER = CausalLM(), EncoderDecoder()

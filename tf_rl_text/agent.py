@@ -151,7 +151,7 @@ class RLAgent(PolicyBase, GenerationMixin):
             autograph = getattr(config, "model_type", None) not in PLAIN_GRAPH_MODEL_TYPES
         self.autograph = bool(autograph)
         self.generation_shards = resolve_generation_shards(generation_shards)
-        self.generation_cache = pick_generation_cache(model, generation_cache, self.is_encoder_decoder)
+        self.generation_cache = pick_generation_cache(model, generation_cache, self.family)
         self._init_rng(seed)
         if not model.built:
             model(model.dummy_inputs, training=False)

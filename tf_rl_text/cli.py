@@ -131,11 +131,14 @@ class ExportedAgent:
     """A loaded export with the agent methods :func:`tf_rl_text.metrics.evaluate` uses."""
 
     def __init__(self, policy, max_new_tokens=None):
+        from tf_rl_text.adapters import CAUSAL_LM, ENCODER_DECODER
+
         self.policy, self.tokenizer = policy, policy.tokenizer
         self.pad_token_id = policy.metadata.get("pad_token_id", policy.tokenizer.pad_token_id)
         self.eos_token_id = policy.metadata.get("eos_token_id", policy.tokenizer.eos_token_id)
         meta = policy.metadata  # exports before 2026-12-06 carry no "encoder_decoder": their padding side says it
-        self.is_encoder_decoder = bool(meta.get("encoder_decoder", meta.get("padding_side") == "right"))
+        seq2seq = bool(meta.get("encoder_decoder", meta.get("padding_side") == "right"))
+        self.family = ENCODER_DECODER if seq2seq else CAUSAL_LM  # where an export is classified
         limit = getattr(policy.tokenizer, "model_max_length", 0) or 0
         self.context_length = limit if limit < 100_000 else 0
         self.max_new_tokens = max_new_tokens

@@ -28,7 +28,7 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
-from tf_rl_text.families import tokens_needed
+from tf_rl_text.adapters import CAUSAL_LM, ENCODER_DECODER
 from tf_rl_text.tokens import ids_to_texts, pad_token_ids, texts_to_ids
 from tf_rl_text.validation import check_prompts
 
@@ -227,10 +227,14 @@ class TextGenerationEnv(BatchedEnv):
       sampling: keyword arguments of :meth:`RLAgent.generate` for every :meth:`rollout`: ``top_p``,
         ``repetition_penalty``, ``min_new_tokens``, ``stop_token_ids``, ``temperature``, ``top_k``
         (e.g. ``{"top_p": 0.9, "min_new_tokens": 2}``); unset ones are the agent's.
-      encoder_decoder: keep source and target apart, for encoder-decoder agents (T5, BART...):
-        the observation is the source (``input_ids``, ``attention_mask``, right padded) plus the
-        tokens generated so far (``decoder_input_ids``, ``decoder_attention_mask``). Causal LMs
-        (the default) see one left-padded sequence, prompt then completion.
+      agent: the agent that will act; the observation layout and the context rule are its model
+        family's (``agent.family``, :mod:`tf_rl_text.adapters`). A causal LM sees one left-padded
+        sequence, prompt then completion; an encoder-decoder (T5, BART...) sees the source
+        (``input_ids``, ``attention_mask``, right padded) plus the tokens generated so far
+        (``decoder_input_ids``, ``decoder_attention_mask``). Default: the causal layout.
+        (Whole-batch :meth:`rollout` works with any agent either way.)
+      encoder_decoder: the older spelling of ``agent=`` for an encoder-decoder agent (True picks
+        that layout without an agent).
 
     Example::
 
@@ -257,6 +261,7 @@ class TextGenerationEnv(BatchedEnv):
         encoder_decoder: bool = False,
         sampling: dict | None = None,
         reward_timeout_s: float | None = None,
+        agent=None,
     ):
         super().__init__(handle_auto_reset=True)  # step() after LAST starts a new batch
         if reward_timeout_s is not None and not (isinstance(reward_timeout_s, (int, float)) and reward_timeout_s > 0):
@@ -296,9 +301,10 @@ class TextGenerationEnv(BatchedEnv):
             if context_length is None or context_length > 1e6:  # "unlimited" sentinel of HF tokenizers
                 context_length = None
         self.context_length = context_length
+        self.family = self._family(agent, encoder_decoder)
         self._prompt_tokens = texts_to_ids(tokenizer, prompts)
         for p, ids in zip(prompts, self._prompt_tokens):
-            needed = tokens_needed(encoder_decoder, len(ids), self.max_new_tokens)
+            needed = self.family.tokens_needed(len(ids), self.max_new_tokens)
             if context_length is not None and needed > context_length:
                 raise ValueError(
                     f"prompt {p[:60]!r} is {len(ids)} tokens; with max_new_tokens={self.max_new_tokens} that exceeds "
@@ -308,24 +314,31 @@ class TextGenerationEnv(BatchedEnv):
         self.eos_token_id = tokenizer.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id
         vocab = len(tokenizer)
-        self.encoder_decoder = bool(encoder_decoder)
-        length = self.max_prompt_length + (0 if self.encoder_decoder else self.max_new_tokens)
-        self._observation_spec = {
-            "input_ids": array_spec.BoundedArraySpec((length,), np.int32, 0, vocab - 1, name="input_ids"),
-            "attention_mask": array_spec.BoundedArraySpec((length,), np.int32, 0, 1, name="attention_mask"),
-        }
-        if self.encoder_decoder:
-            n = self.max_new_tokens
-            self._observation_spec.update(
-                decoder_input_ids=array_spec.BoundedArraySpec((n,), np.int32, 0, vocab - 1, name="decoder_input_ids"),
-                decoder_attention_mask=array_spec.BoundedArraySpec((n,), np.int32, 0, 1, name="decoder_attention_mask"),
-            )
+        self._observation_spec = self.family.observation_spec(self.max_prompt_length, self.max_new_tokens, vocab)
         self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, vocab - 1, name="token")
         self._init_draws(len(prompts), seed, shuffle)
         self.batch_prompts: list[str] = []
         self.batch_references: list = []
         self.completions: list[str] = []
         self.last_rewards: np.ndarray | None = None
+
+    @staticmethod
+    def _family(agent, encoder_decoder):
+        """The observation layout's family: the agent's, else the flag's."""
+        if agent is None:
+            return ENCODER_DECODER if encoder_decoder else CAUSAL_LM
+        family = getattr(agent, "family", None)
+        if family is None:
+            raise ValueError(f"agent must be an RLAgent (it has .family, its model's adapter), got {agent!r}")
+        if encoder_decoder and not family.seq2seq:
+            raise ValueError("encoder_decoder=True but the agent's model is a causal LM; pass agent= alone, the env "
+                             "takes the layout from it")
+        return family
+
+    @property
+    def encoder_decoder(self) -> bool:
+        """Whether observations keep source and target apart (the family's layout; read-only)."""
+        return self.family.seq2seq
 
     # ------------------------------------------------------------ prompts
     def next_prompts(self, batch_size: int | None = None):
@@ -373,12 +386,8 @@ class TextGenerationEnv(BatchedEnv):
 
     # ------------------------------------------------------------ token-by-token episodes
     def _observation(self):
-        obs = {"input_ids": self._ids.copy(), "attention_mask": self._mask.copy()}
-        if self.encoder_decoder:  # the generated tokens, right padded to max_new_tokens
-            n, t = self.max_new_tokens, self._generated.shape[1]
-            obs["decoder_input_ids"] = np.pad(self._generated, [(0, 0), (0, n - t)], constant_values=self.pad_token_id)
-            obs["decoder_attention_mask"] = np.pad(self._generated_mask, [(0, 0), (0, n - t)])
-        return obs
+        return self.family.observe(self._ids, self._mask, self._generated, self._generated_mask, self.max_new_tokens,
+                                   self.pad_token_id)
 
     def _reset(self):
         self.batch_prompts, self.batch_references = self.next_prompts()
@@ -386,8 +395,7 @@ class TextGenerationEnv(BatchedEnv):
         b = self._batch_size
         tokens = texts_to_ids(self.tokenizer, self.batch_prompts)
         # causal: left padded, so generated tokens follow the prompt; encoder source: right padded
-        self._ids, self._mask = pad_token_ids(tokens, self.pad_token_id, "right" if self.encoder_decoder else "left",
-                                              min_length=length)
+        self._ids, self._mask = pad_token_ids(tokens, self.pad_token_id, self.family.padding_side, min_length=length)
         self._generated = np.zeros((b, 0), np.int32)
         self._generated_mask = np.zeros((b, 0), np.int32)
         self._finished = np.zeros(b, bool)
@@ -400,9 +408,7 @@ class TextGenerationEnv(BatchedEnv):
             raise ValueError(f"step expects one action per row ({self._batch_size}), got {action.shape[0]}")
         live = ~self._finished
         token = np.where(live, action, self.pad_token_id).astype(np.int32)
-        if not self.encoder_decoder:  # slide the window: left padding drops off, the token joins
-            self._ids = np.concatenate([self._ids[:, 1:], token[:, None]], axis=1)
-            self._mask = np.concatenate([self._mask[:, 1:], live[:, None].astype(np.int32)], axis=1)
+        self._ids, self._mask = self.family.grow(self._ids, self._mask, token, live)
         self._generated = np.concatenate([self._generated, token[:, None]], axis=1)
         self._generated_mask = np.concatenate([self._generated_mask, live[:, None].astype(np.int32)], axis=1)
         if self.eos_token_id is not None:

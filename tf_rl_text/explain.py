@@ -147,7 +147,7 @@ def explain(source, prompts=None, references=None, num_samples: int | None = Non
 
         env = TextGenerationEnv(prompts, source.tokenizer, lambda c, p, r: [0.0] * len(c), references=references,
                                 batch_size=len(prompts), max_new_tokens=max_new_tokens, shuffle=False,
-                                encoder_decoder=source.is_encoder_decoder)
+                                agent=source)
         rollout = env.rollout(source, num_samples=num_samples or 1, greedy=greedy, seed=seed, prompts=prompts,
                               references=references)
         ids = [tf.constant(x) for x in rollout[:4]]

@@ -111,8 +111,9 @@ def resolve_greedy(greedy, temperature=None, top_k=None, seed=None, top_p=None) 
     return bool(greedy)
 
 
-def pick_generation_cache(model, choice, is_encoder_decoder):
-    """The ``generation_cache`` to run ``model`` with: ``choice`` validated, ``"auto"`` resolved."""
+def pick_generation_cache(model, choice, family):
+    """The ``generation_cache`` to run ``model`` (of ``family``, its adapter) with: ``choice`` validated,
+    ``"auto"`` resolved."""
     from tf_rl_text.llama import llama_parts
 
     if choice not in GENERATION_CACHES:
@@ -124,7 +125,7 @@ def pick_generation_cache(model, choice, is_encoder_decoder):
     if choice == "llama" and not llama:
         raise ValueError(f"generation_cache='llama' runs Llama-architecture decoders (TFMistralForCausalLM); "
                          f"{type(model).__name__} is not one: use 'model' or 'none'")
-    if choice == "none" and is_encoder_decoder:
+    if choice == "none" and family.seq2seq:
         raise ValueError("generation_cache='none' is for causal LMs; encoder-decoders use 'model'")
     return choice
 

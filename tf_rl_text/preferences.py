@@ -161,7 +161,7 @@ def make_preference_pairs(agent, prompts, reward_fn, n: int = 4, max_new_tokens:
     if not prompts:
         raise ValueError("make_preference_pairs needs at least one prompt")
     env = TextGenerationEnv(prompts, agent.tokenizer, reward_fn, references=references, batch_size=batch_size,
-                            max_new_tokens=max_new_tokens, shuffle=False, encoder_decoder=agent.is_encoder_decoder)
+                            max_new_tokens=max_new_tokens, shuffle=False, agent=agent)
     out_p, out_c, out_r = [], [], []
     for start in range(0, len(prompts), batch_size):
         part = prompts[start:start + batch_size]

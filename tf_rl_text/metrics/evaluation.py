@@ -49,7 +49,7 @@ def reference_nll(agent, prompts: Sequence[str], references: Sequence, batch_siz
     tokenizer = agent.tokenizer
     pad_id = int(agent.pad_token_id)
     eos_id = getattr(agent, "eos_token_id", tokenizer.eos_token_id)
-    causal = not getattr(agent, "is_encoder_decoder", False)
+    causal = not agent.family.seq2seq
     context = int(getattr(agent, "context_length", 0) or 0)
     start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos_id
     completions = _encode_references(tokenizer, [r for _, r in pairs], add_eos, eos_id)

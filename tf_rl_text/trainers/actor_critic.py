@@ -369,25 +369,20 @@ class _ActorCriticTrainer(Trainer):
         (B, L) -> ``values`` (B, L), V(s_t) of every prefix. Encoder-decoders: source ``input_ids``,
         ``attention_mask`` (B, P) and ``completion_ids``, ``completion_mask`` (B, T) -> ``values``
         (B, T), V of the decoder state that chose each completion token (0 where the mask is 0)."""
-        from tf_rl_text.export import COMPLETION_SPECS
-
         agent = self.agent
-        ids_spec = [tf.TensorSpec([None, None], tf.int32, name="input_ids"),
-                    tf.TensorSpec([None, None], tf.int32, name="attention_mask")]
-        if agent.is_encoder_decoder:
-            def values(input_ids, attention_mask, completion_ids, completion_mask):
-                _, v = agent.completion_logits_and_values(input_ids, attention_mask, completion_ids, completion_mask)
-                return {"values": v * tf.cast(completion_mask, v.dtype)}
 
-            ids_spec = ids_spec + COMPLETION_SPECS
-        else:
-            def values(input_ids, attention_mask):
-                return {"values": agent.values(input_ids, attention_mask)}
+        def per_completion(input_ids, attention_mask, completion_ids, completion_mask):
+            _, v = agent.completion_logits_and_values(input_ids, attention_mask, completion_ids, completion_mask)
+            return {"values": v * tf.cast(completion_mask, v.dtype)}
 
+        def per_prefix(input_ids, attention_mask):
+            return {"values": agent.values(input_ids, attention_mask)}
+
+        values = agent.family.head_export(per_prefix, per_completion)
         return {
             "train_step": self.export_train_step(),
             "extra_objects": {"value_head": self.value_head},  # its variables are not the model's
-            "extra_functions": {"values": (values, ids_spec)},
+            "extra_functions": {"values": values},
             "metadata": {"kl_coef": self.kl_coef},
         }
 

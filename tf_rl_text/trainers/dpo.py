@@ -134,7 +134,7 @@ def encode_pairs(agent, pairs, max_completion_length):
         out += [c_ids[:, :width], c_mask[:, :width]]
     context = getattr(agent, "context_length", None)
     longest = max(out[3].shape[1], out[5].shape[1])
-    if context is not None and not agent.is_encoder_decoder and ids.shape[1] + longest > context:
+    if context is not None and agent.family.tokens_needed(ids.shape[1], longest) > context:
         raise ValueError(f"the longest prompt ({ids.shape[1]} tokens) and completion ({longest} tokens) exceed the "
                          f"model's context of {context} tokens together; shorten the prompts or lower "
                          "max_completion_length")

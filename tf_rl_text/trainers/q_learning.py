@@ -168,7 +168,7 @@ class QLearningTrainer(Trainer):
     def __init__(self, agent, env, config: QLearningConfig | None = None, **kwargs):
         super().__init__(agent, env, config, **kwargs)
         cfg = self.config
-        if agent.is_encoder_decoder and cfg.q_values == "head":
+        if agent.family.seq2seq and cfg.q_values == "head":
             raise NotImplementedError(
                 f"q_values='head' wraps a causal LM; {type(agent.model).__name__} is an encoder-decoder model: "
                 "use q_values='logits' (its decoder logits are the Q-values)")
@@ -417,33 +417,26 @@ class QLearningTrainer(Trainer):
         policy): ``q_values`` (``input_ids``, ``attention_mask`` (B, L) -> ``q_values`` (B, L, V)),
         ``train_step`` (one TD update, see :meth:`export_train_step`) and ``sync_target_network``. With LoRA
         the export is the merged plain model: ``q_values`` only (no adapters there to train or sync from)."""
-        ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_ids")
-        mask_spec = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
-
-        def q_values(input_ids, attention_mask):
+        def per_prefix(input_ids, attention_mask):
             return {"q_values": self.policy.token_logits(input_ids, attention_mask)}
 
-        q_signature = [ids_spec, mask_spec]
-        if self.agent.is_encoder_decoder:  # Q over decoder states: source + target tokens -> (B, T, V)
-            from tf_rl_text.export import COMPLETION_SPECS
+        def per_completion(input_ids, attention_mask, completion_ids, completion_mask):  # Q over decoder states
+            return {"q_values": completion_q_values(self.policy, input_ids, attention_mask, completion_ids,
+                                                    completion_mask)}
 
-            def q_values(input_ids, attention_mask, completion_ids, completion_mask):  # noqa: F811
-                return {"q_values": completion_q_values(self.policy, input_ids, attention_mask, completion_ids,
-                                                        completion_mask)}
-
-            q_signature = [ids_spec, mask_spec, *COMPLETION_SPECS]
+        q_values = self.agent.family.head_export(per_prefix, per_completion)
 
         def sync_target_network():
             return {"synced": self._sync_target(tf.constant(self.config.target_update_tau, tf.float32))}
 
         if self.agent.lora is not None:  # the merged plain model: no adapters to train or to sync a target from
             return {"extra_objects": {"epsilon": self.policy.epsilon},
-                    "extra_functions": {"q_values": (q_values, q_signature)},
+                    "extra_functions": {"q_values": q_values},
                     "metadata": {"algorithm": f"q_learning/{self.config.target}"}}
         return {
             "train_step": self.export_train_step(),
             "extra_objects": {"target_variables": list(self._target_variables), "epsilon": self.policy.epsilon},
-            "extra_functions": {"q_values": (q_values, q_signature),
+            "extra_functions": {"q_values": q_values,
                                 "sync_target_network": (tf.autograph.experimental.do_not_convert(sync_target_network),
                                                         [])},
             "metadata": {"algorithm": f"q_learning/{self.config.target}"},

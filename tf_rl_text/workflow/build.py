@@ -174,18 +174,19 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
                   + f", {model.count_params() / 1e6:.2f}M parameters, vocabulary {len(agent.tokenizer)}")
     log(f"model: {model_note}")
     tok, r = agent.tokenizer, cfg.run
-    if agent.is_encoder_decoder or cfg.data.source in TASK_SOURCES:
+    if agent.family.seq2seq or cfg.data.source in TASK_SOURCES:
         train, test = (x.truncate_prompts(tok, cfg.data.max_source_tokens) for x in (train, test))
         dev = test if same else dev.truncate_prompts(tok, cfg.data.max_source_tokens)
     reward_fn = build_reward(cfg.reward, cfg, log) if reward else zero_reward
     try:  # before the warm start: a prompt that does not fit the model's context is a config mistake
-        if train.has_references or agent.is_encoder_decoder:
+        if train.has_references or agent.family.seq2seq:
             env = train.to_env(tok, reward_fn, batch_size=r.batch_size, max_new_tokens=r.max_new_tokens,
-                               encoder_decoder=agent.is_encoder_decoder, seed=r.seed,
+                               agent=agent, seed=r.seed,
                                context_length=agent.context_length, reward_timeout_s=r.reward_timeout_s)
         else:
             env = TextGenerationEnv(train.prompts, tok, reward_fn=reward_fn, batch_size=r.batch_size,
-                                    max_new_tokens=r.max_new_tokens, seed=r.seed, reward_timeout_s=r.reward_timeout_s)
+                                    max_new_tokens=r.max_new_tokens, seed=r.seed, reward_timeout_s=r.reward_timeout_s,
+                                    agent=agent)
     except ValueError as e:
         raise ConfigError(f"{cfg.source}: run.max_new_tokens {r.max_new_tokens}: {e}") from None
     losses = []

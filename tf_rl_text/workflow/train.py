@@ -211,7 +211,7 @@ def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, 
         outputs, where = tf_rl_text.load(export).generate(prompts), f"loaded back from {export}"
     else:
         outputs, where = agent.generate_text(prompts, cfg.run.max_new_tokens), "the trained model"
-    sep = " => " if agent.is_encoder_decoder else " |"
+    sep = " => " if agent.family.seq2seq else " |"
     log(f"greedy samples ({where}):\n" + "\n".join(f"  {p}{sep}{c}" for p, c in zip(prompts, outputs)))
     tail = history[-10:]
     last10 = {k: _finite_mean([h.get(k) for h in tail]) for k in (tail[0] if tail else {})
@@ -246,7 +246,7 @@ def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, 
         "samples": [{"prompt": p, "completion": c} for p, c in zip(prompts, outputs)],
         "weights_sha256": weights_fingerprint(agent.model),  # the same on every worker of a distributed run
         "is_chief": chief,
-        "encoder_decoder": agent.is_encoder_decoder,
+        "encoder_decoder": agent.family.seq2seq,
         "wall_time_s": round(time.time() - t0, 1),
     }
     log(f"weights sha256: {summary['weights_sha256']}")
