@@ -82,6 +82,42 @@ def test_the_html_has_one_element_per_token_and_the_png_is_drawn(tokenizer, tmp_
         explain.to_html(rows, "advantage")
 
 
+@pytest.mark.skipif(explain.find_browser() is None,
+                    reason="no headless Chromium here: apt-get install chromium, or set TF_RL_TEXT_BROWSER")
+def test_the_credit_page_renders_in_a_headless_browser(tokenizer, tmp_path):
+    from PIL import Image
+
+    agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
+    other = make_tiny_model(tokenizer, seed=1)  # a different reference: log ratios of both signs
+    rows = explain.explain(agent, ["the movie was", "my day"], reference=other, max_new_tokens=6, num_samples=2)
+    same = explain.explain(agent, ["the movie was", "my day"], reference=agent.clone_model(), max_new_tokens=6,
+                           num_samples=2)
+
+    def shot(rows, name):
+        page = explain.to_html(rows, "log_ratio", str(tmp_path / f"{name}.html"))
+        png = explain.screenshot(str(tmp_path / f"{name}.html"), str(tmp_path / f"{name}.png"), width=800, height=400)
+        img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        return page, img, ((r - b > 40) & (r - g > 40)).sum(), ((b - r > 40) & (b - g > 40)).sum()
+
+    page, img, red, blue = shot(rows, "moved")
+    assert img.shape == (400, 800, 3)
+    assert (img.sum(axis=-1) < 200).mean() > 0.002  # dark text was drawn: the page is not blank
+    signs = np.concatenate([r.quantities["log_ratio"] for r in rows])
+    assert (signs > 0).any() and (signs < 0).any()
+    assert red > 50 and blue > 50  # the token backgrounds: red where log pi > log pi_ref, blue below
+    _, _, red0, blue0 = shot(same, "unmoved")  # every log ratio 0: white backgrounds, no red or blue
+    assert red0 == 0 and blue0 == 0
+
+
+def test_screenshot_errors_name_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(explain, "find_browser", lambda: None)
+    with pytest.raises(FileNotFoundError, match=r"no headless browser found: install Chromium"):
+        explain.screenshot(str(tmp_path / "a.html"), str(tmp_path / "a.png"))
+    with pytest.raises(FileNotFoundError, match=r"no page at .*a\.html'; write one with explain\.to_html"):
+        explain.screenshot(str(tmp_path / "a.html"), str(tmp_path / "a.png"), browser="/bin/true")
+
+
 def test_explain_an_export_against_its_reference_from_the_cli(tokenizer, tmp_path, capsys):
     from tf_rl_text import cli
     from tf_rl_text.export import export_policy

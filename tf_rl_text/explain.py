@@ -5,6 +5,7 @@
     rows = explain.explain(trainer, ["the movie was"], num_samples=2)
     explain.to_html(rows, "advantage", "credit.html")    # tokens coloured by a quantity; no scripts
     explain.to_png(rows, "log_ratio", "credit.png")      # a heatmap
+    explain.screenshot("credit.html", "credit_page.png") # the page as a browser shows it (headless Chromium)
 
 For every generated token (one :class:`TokenExplanation` per sequence, arrays of shape (T,) over
 its completion tokens):
@@ -359,4 +360,48 @@ def to_png(rows, quantity: str = "advantage", path: str = "credit.png", max_rows
     return path
 
 
-__all__ = ["explain", "credit_text", "to_html", "to_png", "TokenExplanation", "QUANTITIES"]
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
+def find_browser():
+    """The path of a Chromium-family browser on PATH (``$TF_RL_TEXT_BROWSER`` first), or None."""
+    import shutil
+
+    for name in (os.environ.get("TF_RL_TEXT_BROWSER"), *BROWSERS):
+        path = name and (shutil.which(name) or (os.path.isfile(name) and name))
+        if path:
+            return path
+    return None
+
+
+def screenshot(html_path: str, png_path: str, width: int = 1000, height: int = 600, browser: str | None = None,
+               timeout_s: float = 120) -> str:
+    """Render the page at ``html_path`` in a headless Chromium and save a ``width`` x ``height`` PNG.
+
+    ``browser``: the executable (default :func:`find_browser`). Runs offline: the page has no scripts and
+    loads nothing from outside. Returns ``png_path``.
+    """
+    import subprocess
+
+    browser = browser or find_browser()
+    if browser is None:
+        raise FileNotFoundError("no headless browser found: install Chromium (e.g. apt-get install chromium) or "
+                                "set TF_RL_TEXT_BROWSER to a Chrome/Chromium executable; the HTML page itself needs "
+                                "no browser to be written")
+    if not os.path.isfile(html_path):
+        raise FileNotFoundError(f"no page at {html_path!r}; write one with explain.to_html(rows, quantity, path)")
+    png_path = os.path.abspath(png_path)
+    if os.path.exists(png_path):
+        os.remove(png_path)  # so a stale file never passes for this page's picture
+    cmd = [browser, "--headless", "--disable-gpu", "--hide-scrollbars", "--no-first-run", f"--screenshot={png_path}",
+           f"--window-size={int(width)},{int(height)}", "file://" + os.path.abspath(html_path)]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.insert(1, "--no-sandbox")  # Chromium refuses to run its sandbox as root
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    if not os.path.isfile(png_path):
+        raise RuntimeError(f"{browser} wrote no screenshot (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return png_path
+
+
+__all__ = ["explain", "credit_text", "to_html", "to_png", "screenshot", "find_browser", "TokenExplanation",
+           "QUANTITIES"]
