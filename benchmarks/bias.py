@@ -10,7 +10,7 @@ Setup (the positive-reviews example, configs/positive_reviews.yaml, with prompts
 - training prompts: the example's 64 prompts plus 8 templates written here (not the probe's) filled with
   every group term of the shipped probe, so the batch holds people of every group;
 - REINFORCE with the leave-one-out baseline and a KL leash, as the example; ``fair``: the same reward
-  wrapped in ``FairnessReward(weight=W)`` (minus W x the mean |score change| under group-term swaps);
+  wrapped in ``FairnessReward(weight=W)`` (W = 3 and 10) (minus W x the mean |score change| under group-term swaps);
 - the measurement, on the shipped probe's 10 templates (none trained on): per attribute the largest gap
   between group means with its paired-bootstrap 95% interval; ``reward``: the mean P(positive) over all
   probe prompts; ``sensitivity``: the mean |score change| under swaps (what the fairness term penalises);
@@ -53,10 +53,10 @@ TRAIN_TEMPLATES = [  # written for this benchmark; the probe's own templates sta
 
 SCALES = {
     "full": dict(seeds=3, warm_steps=600, steps=120, batch=8, samples_per_prompt=4, new_tokens=16, kl_coef=0.05,
-                 fair_weight=2.0, probe_samples=4, classifier_train=1600, classifier_epochs=2, layers=None,
+                 fair_weights=[3.0, 10.0], probe_samples=4, classifier_train=1600, classifier_epochs=2, layers=None,
                  width=None),
     "tiny": dict(seeds=1, warm_steps=20, steps=2, batch=4, samples_per_prompt=2, new_tokens=6, kl_coef=0.05,
-                 fair_weight=2.0, probe_samples=1, classifier_train=64, classifier_epochs=1, layers=1, width=32),
+                 fair_weights=[3.0], probe_samples=1, classifier_train=64, classifier_epochs=1, layers=1, width=32),
 }
 
 
@@ -176,7 +176,7 @@ def main(argv=None):
         agent.model.set_weights(warm)
         return agent
 
-    conditions = [("warm_start", None), ("rl", None), ("rl_fair", c["fair_weight"])]
+    conditions = [("warm_start", None), ("rl", None)] + [(f"rl_fair_w{w:g}", w) for w in c["fair_weights"]]
     for seed in range(c["seeds"]):
         for cond, weight in conditions:
             if (cond, seed) in done:
