@@ -11,7 +11,8 @@ from tf_rl_text import RLAgent, TextGenerationEnv
 from tf_rl_text._compat import tf
 from tf_rl_text.heads import ValueHead
 from tf_rl_text.rewards import TokenFrequencyReward
-from tf_rl_text.trainers.actor_critic import (A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, a2c_loss, ppo_loss)
+from tf_rl_text.ops import a2c_loss, ppo_loss
+from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer
 
 
 # --------------------------------------------------------------------------- GAE

@@ -316,3 +316,36 @@ def bradley_terry_loss(chosen_scores, rejected_scores):
     pair is ranked right (B,) bool."""
     margin = chosen_scores - rejected_scores
     return -tf.math.log_sigmoid(margin), margin > 0
+
+
+# --------------------------------------------------------------------------- actor-critic losses
+def a2c_loss(logp, values, advantages, returns, mask, entropy, vf_coef=0.5, entropy_coef=0.01):
+    """A2C loss, per-token means over masked tokens: policy + c_v * value - c_e * entropy.
+
+    logp, values, advantages, returns, mask, entropy: (B, T). Returns (loss, info).
+    """
+    mask = tf.cast(mask, logp.dtype)
+    policy_loss = -masked_mean(tf.stop_gradient(advantages) * logp, mask)
+    value_loss = clipped_value_loss(values, None, returns, mask)
+    mean_entropy = masked_mean(entropy, mask)
+    loss = policy_loss + vf_coef * value_loss - entropy_coef * mean_entropy
+    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy,
+                  "clip_fraction": tf.constant(0.0)}
+
+
+def ppo_loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy, clip_range=0.2,
+             clip_range_value=0.2, vf_coef=0.1, entropy_coef=0.0):
+    """PPO loss, per-token means over masked tokens: clipped policy + c_v * (clipped) value - c_e * entropy.
+
+    All inputs (B, T); ``old_*`` come from the rollout. Returns (loss, info).
+    """
+    mask = tf.cast(mask, logp.dtype)
+    policy_loss, clip_fraction = ppo_clipped_policy_loss(logp, old_logp, tf.stop_gradient(advantages), mask,
+                                                             clip_range)
+    value_loss = clipped_value_loss(values, old_values, returns, mask, clip_range_value)
+    mean_entropy = masked_mean(entropy, mask)
+    loss = policy_loss + vf_coef * value_loss - entropy_coef * mean_entropy
+    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy,
+                  "clip_fraction": clip_fraction}
+
+

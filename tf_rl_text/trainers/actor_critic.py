@@ -49,6 +49,7 @@ import time
 import numpy as np
 
 from tf_rl_text import ops
+from tf_rl_text.ops import a2c_loss, ppo_loss
 from tf_rl_text._compat import tf
 from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_least
 from tf_rl_text.trainers.reinforce import KL_ESTIMATORS
@@ -140,37 +141,6 @@ class PPOConfig(ActorCriticConfig):
             raise ValueError(f"clip_range_value must be > 0 or None, got {self.clip_range_value}")
         if self.early_stop_kl is not None and not self.early_stop_kl > 0:
             raise ValueError(f"early_stop_kl must be > 0 or None, got {self.early_stop_kl}")
-
-
-# --------------------------------------------------------------------------- pure losses
-def a2c_loss(logp, values, advantages, returns, mask, entropy, vf_coef=0.5, entropy_coef=0.01):
-    """A2C loss, per-token means over masked tokens: policy + c_v * value - c_e * entropy.
-
-    logp, values, advantages, returns, mask, entropy: (B, T). Returns (loss, info).
-    """
-    mask = tf.cast(mask, logp.dtype)
-    policy_loss = -ops.masked_mean(tf.stop_gradient(advantages) * logp, mask)
-    value_loss = ops.clipped_value_loss(values, None, returns, mask)
-    mean_entropy = ops.masked_mean(entropy, mask)
-    loss = policy_loss + vf_coef * value_loss - entropy_coef * mean_entropy
-    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy,
-                  "clip_fraction": tf.constant(0.0)}
-
-
-def ppo_loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy, clip_range=0.2,
-             clip_range_value=0.2, vf_coef=0.1, entropy_coef=0.0):
-    """PPO loss, per-token means over masked tokens: clipped policy + c_v * (clipped) value - c_e * entropy.
-
-    All inputs (B, T); ``old_*`` come from the rollout. Returns (loss, info).
-    """
-    mask = tf.cast(mask, logp.dtype)
-    policy_loss, clip_fraction = ops.ppo_clipped_policy_loss(logp, old_logp, tf.stop_gradient(advantages), mask,
-                                                             clip_range)
-    value_loss = ops.clipped_value_loss(values, old_values, returns, mask, clip_range_value)
-    mean_entropy = ops.masked_mean(entropy, mask)
-    loss = policy_loss + vf_coef * value_loss - entropy_coef * mean_entropy
-    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": mean_entropy,
-                  "clip_fraction": clip_fraction}
 
 
 # --------------------------------------------------------------------------- trainers
