@@ -39,7 +39,7 @@ from tf_rl_text._compat import tf
 from tf_rl_text.checkpoint import numpy_rng_state, set_numpy_rng_state
 from tf_rl_text.choice.env import ChoiceEnv, check_choice_agent
 from tf_rl_text.choice.export import export_choice_policy
-from tf_rl_text.choice.selection import INPUT_NAMES, selection_log_probs, step_logits
+from tf_rl_text.choice.selection import INPUT_NAMES, step_logits
 from tf_rl_text.trainers.base import Trainer, TrainerConfig, check
 from tf_rl_text.trainers.reinforce import ReinforceConfig, RewardBaselines, reinforce_advantages, reinforce_loss
 
@@ -191,19 +191,18 @@ class ChoiceReinforceTrainer(RewardBaselines, _ChoiceTrainer):
 
     def export_train_step(self):
         """REINFORCE as the SavedModel's ``train_step``: f(input_ids, attention_mask, token_type_ids,
-        choice_mask, actions, action_mask, advantages (B,)) -> {"loss"}. Returns (fn, signature)."""
+        choice_mask, actions, action_mask, advantages (B,)) -> {"loss"}: the trainer's own gradient
+        function (advantages as rewards, a zero baseline) through the update runner. Returns (fn, signature)."""
         from tf_rl_text.trainers.update import apply_update
 
         agent, trainer = self.agent, self
 
         def grad_fn(input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, advantages,
                     total_rows, total_tokens):
-            with tf.GradientTape() as tape:
-                logits = agent.choice_logits(input_ids, attention_mask, token_type_ids, choice_mask, training=True)
-                logp = selection_log_probs(logits / agent.temperature, choice_mask, actions, action_mask)
-                loss, _ = choice_reinforce_loss(logp, action_mask, advantages, tf.zeros_like(advantages))
-                loss = tf.debugging.check_numerics(loss, "REINFORCE loss is NaN or Inf")
-            return tape.gradient(loss, agent.trainable_variables), {"loss": loss}
+            grads, info = trainer._batch_grad_step(input_ids, attention_mask, token_type_ids, choice_mask, actions,
+                                                   action_mask, advantages, tf.zeros_like(advantages), total_rows,
+                                                   total_tokens)
+            return grads, {"loss": info["loss"]}
 
         def train_step(*batch):  # one update of the batch through the update runner
             info = apply_update(grad_fn, batch, agent.trainable_variables, trainer.optimizer,
