@@ -17,6 +17,8 @@ KL(pi || pi_ref) per completion on those samples), ``ref_ppl`` (pi_ref's perplex
 the analytic bound log n - (n - 1) / n. Writes ``docs/results/preferences.json`` and a frontier PNG.
 
     python benchmarks/preferences_frontier.py                  # 3 seeds, the full sweep (an hour or more on 2 cores)
+    python benchmarks/preferences_frontier.py --scale long --out docs/results/preferences_long.json \
+        --work docs/results/preferences_work                   # 4x the updates (240), same pi_ref and pairs
     python benchmarks/preferences_frontier.py --scale tiny     # a smoke run (tiny models, 1 seed)
 """
 from __future__ import annotations
@@ -44,6 +46,9 @@ from tf_rl_text.preferences import make_preference_pairs  # noqa: E402
 
 SCALES = {
     "full": dict(seeds=3, warm_steps=600, prompts_train=256, prompts_test=128, steps=60, batch=8, new_tokens=16,
+                 classifier_train=1600, classifier_epochs=2, dpo_betas=[0.05, 0.1, 0.3, 1.0],
+                 kl_coefs=[0.02, 0.05, 0.1, 0.3], best_of=[1, 2, 4, 8, 16], layers=None, width=None),
+    "long": dict(seeds=3, warm_steps=600, prompts_train=256, prompts_test=128, steps=240, batch=8, new_tokens=16,
                  classifier_train=1600, classifier_epochs=2, dpo_betas=[0.05, 0.1, 0.3, 1.0],
                  kl_coefs=[0.02, 0.05, 0.1, 0.3], best_of=[1, 2, 4, 8, 16], layers=None, width=None),
     "tiny": dict(seeds=1, warm_steps=20, prompts_train=16, prompts_test=8, steps=2, batch=4, new_tokens=6,
@@ -90,8 +95,7 @@ def save_points(path, points, c, args, t0, complete):
     """Write every point so far (atomically): a run that stops resumes from here."""
     result = {"benchmark": "preferences_frontier", "scale": args.scale, "complete": complete, "points": points,
               "cpu_s": round(t0 + time.process_time(), 1), "settings": c,
-              "command": "python benchmarks/preferences_frontier.py" + (f" --scale {args.scale}"
-                                                                          if args.scale != "full" else "")}
+              "command": " ".join(["python benchmarks/preferences_frontier.py", *args.argv])}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
@@ -152,6 +156,7 @@ def main(argv=None):
                                                  "(default: OUT's name + '_work')")
     ap.add_argument("--fresh", action="store_true", help="ignore the points already in OUT (default: resume)")
     args = ap.parse_args(argv)
+    args.argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--fresh"]
     if not args.data_dir:
         ap.error("--data-dir or $TF_RL_TEXT_DATA: the folder holding sentiment/")
     c = SCALES[args.scale]
