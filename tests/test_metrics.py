@@ -12,6 +12,7 @@ from rouge_score import rouge_scorer
 
 from conftest import SHARED_DATA, make_tiny_model
 from tf_rl_text import RLAgent, TextGenerationEnv, metrics
+from tf_rl_text.adapters import ENCODER_DECODER
 from tf_rl_text.data import PromptDataset, load_summarization, load_translation
 from tf_rl_text.rewards import BleuReward, RougeReward, bleu_reward, rouge_l_reward
 
@@ -221,7 +222,7 @@ def test_perplexity_matches_sequence_log_probs_of_each_pair(tokenizer):
 class _Seq2SeqStub:
     """Only the interface perplexity uses; every completion token has probability 1/4."""
 
-    is_encoder_decoder = True
+    family = ENCODER_DECODER  # its model family's adapter: the source is apart, references are not cut
     pad_token_id, eos_token_id, context_length = 1, 0, 64
 
     def __init__(self, tokenizer):

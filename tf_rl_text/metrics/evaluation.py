@@ -30,7 +30,8 @@ def reference_nll(agent, prompts: Sequence[str], references: Sequence, batch_siz
 
     Works for any agent with ``encode_prompts(texts)``, ``tokenizer``, ``pad_token_id``,
     ``eos_token_id`` and ``log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask)``
-    (:class:`~tf_rl_text.agent.RLAgent`, causal or seq2seq). Each reference of a multi-reference
+    (:class:`~tf_rl_text.agent.RLAgent`, causal or seq2seq), plus ``family`` (its model family's adapter,
+    :mod:`tf_rl_text.adapters`; without one, the agent is taken as causal). Each reference of a multi-reference
     example is scored as its own pair. For a causal agent, sequences longer than the model's
     context are cut: the prompt keeps its last tokens, the reference its first ones; an empty
     prompt is replaced by the BOS (else EOS) token so the first reference token is predicted
@@ -49,7 +50,9 @@ def reference_nll(agent, prompts: Sequence[str], references: Sequence, batch_siz
     tokenizer = agent.tokenizer
     pad_id = int(agent.pad_token_id)
     eos_id = getattr(agent, "eos_token_id", tokenizer.eos_token_id)
-    causal = not agent.family.seq2seq
+    from tf_rl_text.adapters import CAUSAL_LM
+
+    causal = not getattr(agent, "family", CAUSAL_LM).seq2seq
     context = int(getattr(agent, "context_length", 0) or 0)
     start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos_id
     completions = _encode_references(tokenizer, [r for _, r in pairs], add_eos, eos_id)
