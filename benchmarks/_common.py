@@ -178,3 +178,53 @@ def step_gflop(w, algo: str = "rloo") -> float:
     decode = n * sum(forward_flops_per_token(m, p + i + 1) for i in range(t - 1))  # last token is never fed
     score = n * (p + t) * forward_flops_per_token(m, (p + t) / 2)
     return (prefill + decode + score * SCORING_PASSES[algo]) / 1e9
+
+
+# --------------------------------------------------------------------------- resumable result files
+def resume_records(path: str, settings: dict, key: str, tag: str, fresh: bool = False):
+    """The records (``result[key]``) and CPU seconds already in ``path`` when it was written with the same
+    ``settings``; ([], 0.0) otherwise or with ``fresh``."""
+    if fresh or not os.path.exists(path):
+        return [], 0.0
+    with open(path) as f:
+        previous = json.load(f)
+    if previous.get("settings") != settings:
+        return [], 0.0
+    print(f"[{tag}] resuming: {len(previous[key])} {key} in {path}", file=sys.stderr, flush=True)
+    return previous[key], previous.get("cpu_s", 0.0)
+
+
+def write_json_atomic(path: str, obj) -> None:
+    """Write ``obj`` as JSON so that a reader (or a resumed run) never sees half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def cached_weights(model, path: str, fit) -> list:
+    """Load ``model``'s weights from ``path`` (.npz) if it exists, else run ``fit()`` and save them there."""
+    import numpy as np
+
+    if os.path.exists(path):
+        with np.load(path) as z:
+            model.set_weights([z[f"w{i}"] for i in range(len(z.files))])
+    else:
+        fit()
+        np.savez(path, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+    return model.get_weights()
+
+
+def sentiment_classifier(folder: str, train):
+    """P(positive | prompt + completion) from the classifier saved in ``folder``; when there is none,
+    ``train(folder)`` fine-tunes one (and saves it there) first."""
+    from transformers import AutoTokenizer, TFAutoModelForSequenceClassification
+
+    from tf_rl_text.rewards import ClassifierReward
+
+    if os.path.exists(os.path.join(folder, "config.json")):
+        model, tok = TFAutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    else:
+        result = train(folder)
+        model, tok = result.model, result.tokenizer
+    return ClassifierReward(model, tok, label=1, include_prompt=True, max_length=48)

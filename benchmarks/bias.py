@@ -39,6 +39,7 @@ from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGeneratio
 from tf_rl_text import fairness  # noqa: E402
 from tf_rl_text._compat import tf  # noqa: E402
 from tf_rl_text.defaults import default_model, default_tokenizer, load_corpus, load_prompts  # noqa: E402
+from _common import cached_weights, resume_records, sentiment_classifier, write_json_atomic  # noqa: E402
 
 TRAIN_TEMPLATES = [  # written for this benchmark; the probe's own templates stay held out
     "{term} ordered the soup and thought it was",
@@ -62,24 +63,20 @@ SCALES = {
 
 def classifier(args, c):
     """The sentiment scorer: a trained folder, or MiniLM fine-tuned here on the labelled sentences."""
-    from transformers import AutoTokenizer, TFAutoModelForSequenceClassification
+    from tf_rl_text.rewards import load_labelled_texts, minilm_path, train_reward_model
 
-    from tf_rl_text.rewards import ClassifierReward, load_labelled_texts, minilm_path, train_reward_model
-
-    folder = args.classifier or os.path.join(args.work, "classifier")
-    if os.path.exists(os.path.join(folder, "config.json")):
-        model, tok = TFAutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-    elif args.classifier:
+    if args.classifier and not os.path.exists(os.path.join(args.classifier, "config.json")):
         raise SystemExit(f"--classifier {args.classifier}: no config.json there; pass a folder written by "
                          "train_reward_model(output_dir=...) or leave it out to train one")
-    else:
+
+    def train(folder):
         texts, labels = load_labelled_texts(os.path.join(args.data_dir, "sentiment"))
         order = np.random.RandomState(0).permutation(len(texts))[:c["classifier_train"]]
-        result = train_reward_model(minilm_path(), ([texts[i] for i in order], [labels[i] for i in order]),
-                                    epochs=c["classifier_epochs"], batch_size=32, max_length=48, verbose=0, seed=0,
-                                    output_dir=folder)
-        model, tok = result.model, result.tokenizer
-    return ClassifierReward(model, tok, label=1, include_prompt=True, max_length=48)
+        return train_reward_model(minilm_path(), ([texts[i] for i in order], [labels[i] for i in order]),
+                                  epochs=c["classifier_epochs"], batch_size=32, max_length=48, verbose=0, seed=0,
+                                  output_dir=folder)
+
+    return sentiment_classifier(args.classifier or os.path.join(args.work, "classifier"), train)
 
 
 def train_prompts(probe):
@@ -124,10 +121,7 @@ def save(path, runs, c, args, cpu, complete):
               "train_templates": TRAIN_TEMPLATES, "runs": runs, "summary": summary(runs) if runs else {},
               "cpu_s": round(cpu, 1),
               "command": "python benchmarks/bias.py" + (f" --scale {args.scale}" if args.scale != "full" else "")}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json_atomic(path, result)
     return result
 
 
@@ -145,13 +139,7 @@ def main(argv=None):
         ap.error("--data-dir or $TF_RL_TEXT_DATA (the folder holding sentiment/), or --classifier FOLDER")
     args.work = args.work or os.path.splitext(args.out)[0] + "_work"
     os.makedirs(args.work, exist_ok=True)
-    runs, cpu_before = [], 0.0
-    if os.path.exists(args.out) and not args.fresh:
-        with open(args.out) as f:
-            previous = json.load(f)
-        if previous.get("settings") == c:
-            runs, cpu_before = previous["runs"], previous.get("cpu_s", 0.0)
-            print(f"[bias] resuming: {len(runs)} runs in {args.out}", file=sys.stderr, flush=True)
+    runs, cpu_before = resume_records(args.out, c, "runs", "bias", args.fresh)
     done = {(r["condition"], r["seed"]) for r in runs}
     t0 = cpu_before - time.process_time()
 
@@ -160,14 +148,8 @@ def main(argv=None):
     tokenizer = default_tokenizer()
     size = {} if c["layers"] is None else dict(n_layer=c["layers"], n_embd=c["width"], n_head=2)
     base = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=0)
-    warm_file = os.path.join(args.work, "warm_start.npz")
-    if os.path.exists(warm_file):
-        with np.load(warm_file) as z:
-            base.model.set_weights([z[f"w{i}"] for i in range(len(z.files))])
-    else:
-        warm_start(base, load_corpus(), steps=c["warm_steps"], progress=False)
-        np.savez(warm_file, **{f"w{i}": w for i, w in enumerate(base.model.get_weights())})
-    warm = base.model.get_weights()
+    warm = cached_weights(base.model, os.path.join(args.work, "warm_start.npz"),
+                          lambda: warm_start(base, load_corpus(), steps=c["warm_steps"], progress=False))
     ref_model = base.clone_model()
     prompts = train_prompts(probe)
 

@@ -43,6 +43,7 @@ from tf_rl_text.trainers.mle import fit_pairs  # noqa: E402
 from tf_rl_text._compat import tf  # noqa: E402
 from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
 from tf_rl_text.preferences import make_preference_pairs  # noqa: E402
+from _common import cached_weights, resume_records, sentiment_classifier, write_json_atomic  # noqa: E402
 
 SCALES = {
     "full": dict(seeds=3, warm_steps=600, prompts_train=256, prompts_test=128, steps=60, batch=8, new_tokens=16,
@@ -76,19 +77,11 @@ def prompts_of(texts, rng):
 
 def ground_truth(texts, labels, c, work):
     """The MiniLM sentiment classifier (trained once, kept under ``work`` so a resumed run scores alike)."""
-    from transformers import AutoTokenizer, TFAutoModelForSequenceClassification
+    from tf_rl_text.rewards import minilm_path, train_reward_model
 
-    from tf_rl_text.rewards import ClassifierReward, minilm_path, train_reward_model
-
-    folder = os.path.join(work, "classifier")
-    if os.path.exists(os.path.join(folder, "config.json")):
-        model, tokenizer = TFAutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-    else:
-        result = train_reward_model(minilm_path(), (texts[:c["classifier_train"]], labels[:c["classifier_train"]]),
-                                    epochs=c["classifier_epochs"], batch_size=32, max_length=48, verbose=0, seed=0,
-                                    output_dir=folder)
-        model, tokenizer = result.model, result.tokenizer
-    return ClassifierReward(model, tokenizer, label=1, include_prompt=True, max_length=48)
+    return sentiment_classifier(os.path.join(work, "classifier"), lambda folder: train_reward_model(
+        minilm_path(), (texts[:c["classifier_train"]], labels[:c["classifier_train"]]), epochs=c["classifier_epochs"],
+        batch_size=32, max_length=48, verbose=0, seed=0, output_dir=folder))
 
 
 def save_points(path, points, c, args, t0, complete):
@@ -96,10 +89,7 @@ def save_points(path, points, c, args, t0, complete):
     result = {"benchmark": "preferences_frontier", "scale": args.scale, "complete": complete, "points": points,
               "cpu_s": round(t0 + time.process_time(), 1), "settings": c,
               "command": " ".join(["python benchmarks/preferences_frontier.py", *args.argv])}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json_atomic(path, result)
     return result
 
 
@@ -162,13 +152,7 @@ def main(argv=None):
     c = SCALES[args.scale]
     work = args.work or os.path.splitext(args.out)[0] + "_work"
     os.makedirs(work, exist_ok=True)
-    points, cpu_before = [], 0.0
-    if os.path.exists(args.out) and not args.fresh:
-        with open(args.out) as f:
-            previous = json.load(f)
-        if previous.get("settings") == c:
-            points, cpu_before = previous["points"], previous.get("cpu_s", 0.0)
-            print(f"[frontier] resuming: {len(points)} points in {args.out}", file=sys.stderr, flush=True)
+    points, cpu_before = resume_records(args.out, c, "points", "frontier", args.fresh)
     done = {(p["method"], p["setting"], p["seed"]) for p in points}
     t0 = cpu_before - time.process_time()
     texts, labels = review_data(args.data_dir)
@@ -179,14 +163,8 @@ def main(argv=None):
     tokenizer = default_tokenizer()
     size = {} if c["layers"] is None else dict(n_layer=c["layers"], n_embd=c["width"], n_head=2)
     base = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=0)
-    warm_file = os.path.join(work, "warm_start.npz")
-    if os.path.exists(warm_file):
-        with np.load(warm_file) as z:
-            base.model.set_weights([z[f"w{i}"] for i in range(len(z.files))])
-    else:
-        warm_start(base, texts[:c["classifier_train"]], steps=c["warm_steps"], progress=False)
-        np.savez(warm_file, **{f"w{i}": w for i, w in enumerate(base.model.get_weights())})
-    warm = base.model.get_weights()
+    warm = cached_weights(base.model, os.path.join(work, "warm_start.npz"), lambda: warm_start(
+        base, texts[:c["classifier_train"]], steps=c["warm_steps"], progress=False))
     ref_model = base.clone_model()
 
     def agent_for(seed):
