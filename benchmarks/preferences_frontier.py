@@ -14,7 +14,8 @@ Setup:
 
 Each point: ``reward`` (mean ground truth of sampled completions of the held-out prompts), ``kl`` (Monte-Carlo
 KL(pi || pi_ref) per completion on those samples), ``ref_ppl`` (pi_ref's perplexity of them). Best-of-n's KL is
-the analytic bound log n - (n - 1) / n. Writes ``docs/results/preferences.json`` and a frontier PNG.
+the analytic bound log n - (n - 1) / n. Writes ``docs/results/preferences.json`` and a frontier PNG (``tf-rl-text plot docs/results/preferences.json``
+redraws it).
 
     python benchmarks/preferences_frontier.py                  # 3 seeds, the full sweep (an hour or more on 2 cores)
     python benchmarks/preferences_frontier.py --scale long --out docs/results/preferences_long.json \
@@ -43,6 +44,7 @@ from tf_rl_text.trainers.mle import fit_pairs  # noqa: E402
 from tf_rl_text._compat import tf  # noqa: E402
 from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
 from tf_rl_text.preferences import make_preference_pairs  # noqa: E402
+from tf_rl_text.workflow.plots import plot_frontier  # noqa: E402
 from _common import cached_weights, resume_records, sentiment_classifier, write_json_atomic  # noqa: E402
 
 SCALES = {
@@ -104,37 +106,6 @@ def measure(agent, ref_model, prompts, reward, c, seed):
     return {"reward": float(np.mean(reward(texts, prompts))),
             "kl": float(tf.reduce_mean(tf.reduce_sum(logp - ref, axis=1))),
             "ref_ppl": float(tf.exp(-tf.reduce_sum(ref) / tf.maximum(tf.reduce_sum(cm), 1.0)))}
-
-
-def plot_frontier(points, path):
-    """Reward against KL, one line per method through its settings (means over seeds, bars: seed range)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in dict.fromkeys(p["method"] for p in points):
-        settings = list(dict.fromkeys(p["setting"] for p in points if p["method"] == method))
-        xs, ys, lo, hi = [], [], [], []
-        for setting in settings:
-            group = [p for p in points if p["method"] == method and p["setting"] == setting]
-            r = [p["reward"] for p in group]
-            xs.append(float(np.mean([p["kl"] for p in group])))
-            ys.append(float(np.mean(r)))
-            lo.append(ys[-1] - min(r))
-            hi.append(max(r) - ys[-1])
-        order = np.argsort(xs)
-        ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=[np.array(lo)[order], np.array(hi)[order]],
-                    marker="o", capsize=2, label=method)
-    ax.set_xlabel("KL(pi || pi_ref) per completion (nats)")
-    ax.set_ylabel("ground-truth reward (P(positive))")
-    ax.set_title("Reward against KL on the sentiment task")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def main(argv=None):
@@ -226,7 +197,8 @@ def main(argv=None):
                     "reward": float(np.mean(reward(best, test_prompts))),
                     "kl": math.log(n) - (n - 1) / n, "ref_ppl": None})
     result = save_points(args.out, points, c, args, t0, complete=True)
-    result["plot"] = plot_frontier(points, os.path.splitext(args.out)[0] + "_frontier.png")
+    result["plot"] = plot_frontier(points, os.path.splitext(args.out)[0] + "_frontier.png",
+                                   title="Reward against KL on the sentiment task")["path"]
     print(json.dumps({k: v for k, v in result.items() if k != "points"}))
     return result
 

@@ -155,6 +155,28 @@ def test_plot_writes_a_png_of_the_runs_curves(run, tmp_path):
     assert curves["losses"]["policy_loss"][1] == [r["policy_loss"] for r in records]
 
 
+def test_plot_draws_a_reward_kl_frontier_from_its_json(tmp_path, capsys):
+    import matplotlib.image
+
+    points = [{"method": "dpo", "setting": 0.1, "seed": s, "reward": r, "kl": k}
+              for s, (r, k) in enumerate([(0.5, 1.0), (0.7, 2.0)])]
+    points += [{"method": "dpo", "setting": 1.0, "seed": 0, "reward": 0.4, "kl": 0.5},
+               {"method": "ppo", "setting": 0.05, "seed": 0, "reward": 0.6, "kl": 3.0}]
+    path = tmp_path / "frontier.json"
+    path.write_text(json.dumps({"points": points}))
+    assert cli.main(["plot", str(path)]) == 0
+    assert "dpo, ppo" in capsys.readouterr().out and os.path.exists(tmp_path / "frontier_frontier.png")
+    image = matplotlib.image.imread(str(tmp_path / "frontier_frontier.png"))
+    assert image[..., :3].std() > 0.05  # drawn, not blank
+    curves = workflow.plots.frontier_curves(points)
+    # means over seeds, sorted by KL; the bars are the seed range
+    assert curves["dpo"] == [(1.0, 0.5, 0.4, 0.4, 0.4), (0.1, 1.5, 0.6, 0.5, 0.7)]
+    assert curves["ppo"] == [(0.05, 3.0, 0.6, 0.6, 0.6)]
+    (tmp_path / "bad.json").write_text(json.dumps({"runs": []}))
+    assert cli.main(["plot", str(tmp_path / "bad.json")]) == cli.EXIT_USAGE == 2
+    assert "no 'points' list" in capsys.readouterr().err
+
+
 def test_train_resumes_from_the_run_folders_checkpoint(run, tmp_path, config_file):
     run_dir, _ = run
     copy = str(tmp_path / "resumed")

@@ -279,13 +279,14 @@ def cmd_export(args):
 
 
 def cmd_plot(args):
-    from tf_rl_text.workflow.plots import plot_run
+    from tf_rl_text.workflow.plots import plot_frontier, plot_run
 
-    try:
-        result = plot_run(args.run_dir, args.output)
-    except ValueError as e:
+    try:  # a frontier JSON: reward against KL per method; else a run folder's curves
+        result = (plot_frontier if args.run_dir.endswith(".json") else plot_run)(args.run_dir, args.output)
+    except (OSError, ValueError) as e:
         raise _UsageError(str(e)) from None
-    names = ", ".join(label for panel in result["curves"].values() for label in panel)
+    names = ", ".join(label for panel in result["curves"].values() for label in panel
+                      if isinstance(panel, dict)) or ", ".join(result["curves"])
     print(f"wrote {result['path']} ({names})")
     return 0
 
@@ -412,11 +413,13 @@ def build_parser():
     x.add_argument("--serving-only", action="store_true", help="inference only: no train_step, no optimizer slots")
     x.set_defaults(fn=cmd_export)
 
-    pl = sub.add_parser("plot", help="PNG curves of reward, KL and losses against step",
+    pl = sub.add_parser("plot", help="PNG curves of reward, KL and losses against step, or a reward-KL frontier",
                         description="Plot RUN_DIR/metrics.jsonl: reward, KL and the losses against step, to "
-                        "RUN_DIR/plots/training.png (matplotlib, no display needed).")
-    pl.add_argument("run_dir", help="a run folder written by `tf-rl-text train`")
-    pl.add_argument("-o", "--output", default=None, help="the PNG file (default RUN_DIR/plots/training.png)")
+                        "RUN_DIR/plots/training.png (matplotlib, no display needed). Given a frontier JSON "
+                        "(benchmarks/preferences_frontier.py), plot reward against KL per method instead.")
+    pl.add_argument("run_dir", help="a run folder written by `tf-rl-text train`, or a frontier .json")
+    pl.add_argument("-o", "--output", default=None, help="the PNG file (default RUN_DIR/plots/training.png, or "
+                                                         "NAME_frontier.png beside a NAME.json)")
     pl.set_defaults(fn=cmd_plot)
 
     c = sub.add_parser("config", help="list every config field with its type, default and help",

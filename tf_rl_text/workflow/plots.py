@@ -1,4 +1,5 @@
-"""Plots of a run folder's metrics.jsonl: reward, KL and losses against step."""
+"""Plots of a run folder's metrics.jsonl (reward, KL and losses against step), and of a reward-against-KL
+frontier (``benchmarks/preferences_frontier.py``'s JSON)."""
 from __future__ import annotations
 
 import os
@@ -98,4 +99,67 @@ def plot_run(run_dir: str, out: str | None = None) -> dict:
     return {"path": out, "curves": curves}
 
 
-__all__ = ["read_metrics", "plot_run", "PANELS"]
+def frontier_curves(points) -> dict:
+    """{method: [(setting, mean KL, mean reward, min reward, max reward)] sorted by KL}, over seeds."""
+    import numpy as np
+
+    curves = {}
+    for i, p in enumerate(points):
+        missing = [k for k in ("method", "reward", "kl") if not isinstance(p, dict) or k not in p]
+        if missing:
+            raise ValueError(f"point {i} lacks {missing}; a frontier point has 'method', 'setting', 'reward' and 'kl' "
+                             "(as benchmarks/preferences_frontier.py writes them)")
+    for method in dict.fromkeys(p["method"] for p in points):
+        rows = []
+        for setting in dict.fromkeys(p.get("setting") for p in points if p["method"] == method):
+            group = [p for p in points if p["method"] == method and p.get("setting") == setting]
+            r = [float(p["reward"]) for p in group]
+            rows.append((setting, float(np.mean([p["kl"] for p in group])), float(np.mean(r)), min(r), max(r)))
+        curves[method] = sorted(rows, key=lambda row: row[1])
+    return curves
+
+
+def plot_frontier(points, out: str | None = None, title: str = "Reward against KL") -> dict:
+    """Reward against KL(pi || pi_ref), one line per method through its settings: means over seeds, bars the
+    seed range. ``points``: a list of points, or the path of a JSON holding them under ``"points"`` (as
+    ``benchmarks/preferences_frontier.py`` writes; ``out`` then defaults to NAME_frontier.png beside it).
+    Returns ``{"path": out, "curves": frontier_curves(points)}``."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if isinstance(points, str):
+        path = points
+        with open(path) as f:
+            points = json.load(f)
+        points = points.get("points") if isinstance(points, dict) else None
+        if not isinstance(points, list):
+            raise ValueError(f"{path}: no 'points' list; a frontier JSON is what benchmarks/preferences_frontier.py "
+                             "writes (or pass a run folder to plot its curves)")
+        out, title = out or os.path.splitext(path)[0] + "_frontier.png", os.path.basename(path)
+    if out is None:
+        raise ValueError("plot_frontier needs out (the PNG path) when given a list of points")
+    curves = frontier_curves(points)
+    if not curves:
+        raise ValueError("no points to plot")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, rows in curves.items():
+        x, y = [r[1] for r in rows], [r[2] for r in rows]
+        ax.errorbar(x, y, yerr=[[r[2] - r[3] for r in rows], [r[4] - r[2] for r in rows]], marker="o", capsize=2,
+                    label=method)
+    ax.set_xlabel("KL(pi || pi_ref) per completion (nats)")
+    ax.set_ylabel("reward")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return {"path": out, "curves": curves}
+
+
+__all__ = ["read_metrics", "plot_run", "PANELS", "plot_frontier", "frontier_curves"]
