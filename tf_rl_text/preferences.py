@@ -15,13 +15,12 @@ prompt's tokens (as TRL does), so a completion that continues a word needs its l
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
 import os
 
 import numpy as np
 
 from tf_rl_text.data import DataFormatError
+from tf_rl_text.data.files import jsonl_records
 
 
 @dataclasses.dataclass
@@ -125,24 +124,14 @@ def load_preferences(path: str, limit: int | None = None) -> PreferencePairs:
     completion, chosen equal to rejected."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"preference file not found: {path}")
-    opener = gzip.open if path.endswith(".gz") else open
     prompts, chosen, rejected = [], [], []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(f"{where}: not a JSON object ({err.msg}); jsonl needs one object per line") \
-                    from None
-            p, c, r = pair_from_record(record, where)
-            prompts.append(p)
-            chosen.append(c)
-            rejected.append(r)
-            if limit is not None and len(prompts) >= limit:
-                break
+    for lineno, record in jsonl_records(path, skip_blank=True):
+        p, c, r = pair_from_record(record, f"{path}, line {lineno}")
+        prompts.append(p)
+        chosen.append(c)
+        rejected.append(r)
+        if limit is not None and len(prompts) >= limit:
+            break
     if not prompts:
         raise DataFormatError(f"{path}: no preference records")
     return PreferencePairs(prompts, chosen, rejected, source=path)

@@ -94,6 +94,30 @@ def open_text(path: str):
     return _Utf8Lines(path, raw)
 
 
+def jsonl_records(path: str, skip_blank: bool = False):
+    """Yield ``(line number, record)`` for each line of a JSONL file (``.gz`` too), every record a JSON object.
+
+    Errors are :class:`DataFormatError` naming the file and line: invalid JSON, a record that is not an
+    object, and a blank line (skipped instead with ``skip_blank``).
+    """
+    import json
+
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                if skip_blank:
+                    continue
+                raise DataFormatError(f"{path}, line {lineno}: empty line; jsonl needs one JSON object per line")
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataFormatError(f"{path}, line {lineno}: invalid JSON ({e.msg} at column {e.colno}); "
+                                      "each line must be one complete JSON object") from None
+            if not isinstance(record, dict):
+                raise DataFormatError(f"{path}, line {lineno}: expected a JSON object, got {type(record).__name__}")
+            yield lineno, record
+
+
 def check_limit(limit):
     if limit is not None and (int(limit) != limit or limit < 0):
         raise ValueError(f"limit must be None (everything) or an integer >= 0, got {limit!r}")

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 
 from tf_rl_text.data.dataset import PromptDataset
-from tf_rl_text.data.files import DataFormatError, check_limit, check_reference, open_text
+from tf_rl_text.data.files import DataFormatError, check_limit, check_reference, jsonl_records, open_text
 
 def get_field(record: dict, field: str, path: str, lineno: int):
     if field not in record:
@@ -42,22 +41,12 @@ def load_jsonl(path: str, prompt_field: str = "prompt", reference_field: str | N
     """
     limit = check_limit(limit)
     prompts, refs = [], []
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if limit is not None and len(prompts) >= limit:
-                break
-            if not line.strip():
-                raise DataFormatError(f"{path}, line {lineno}: empty line; jsonl needs one JSON object per line")
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(f"{path}, line {lineno}: invalid JSON ({e.msg} at column {e.colno}); "
-                                      "each line must be one complete JSON object") from None
-            if not isinstance(record, dict):
-                raise DataFormatError(f"{path}, line {lineno}: expected a JSON object, got {type(record).__name__}")
-            prompts.append(prefix + text_field(record, prompt_field, path, lineno))
-            if reference_field is not None:
-                refs.append(check_reference(get_field(record, reference_field, path, lineno), f"{path}, line {lineno}"))
+    for lineno, record in jsonl_records(path):
+        if limit is not None and len(prompts) >= limit:
+            break
+        prompts.append(prefix + text_field(record, prompt_field, path, lineno))
+        if reference_field is not None:
+            refs.append(check_reference(get_field(record, reference_field, path, lineno), f"{path}, line {lineno}"))
     return PromptDataset(prompts, refs if reference_field is not None else None, os.path.basename(path))
 
 

@@ -7,7 +7,7 @@ import os
 import random
 
 from tf_rl_text.data.dataset import PromptDataset
-from tf_rl_text.data.files import DataFormatError, check_limit, open_text, shared_data_dir
+from tf_rl_text.data.files import DataFormatError, check_limit, jsonl_records, open_text, shared_data_dir
 from tf_rl_text.data.loaders import get_field, load_jsonl, load_parallel
 
 TASKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "default_data", "tasks")
@@ -79,25 +79,21 @@ def load_summarization(path: str | None = None, split: str = "dev", max_source_w
     limit = check_limit(limit)
     file = _resolve(path, "scitldr", f"{split}.jsonl", data_dir)
     prompts, refs = [], []
-    with open_text(file) as f:
-        for lineno, line in enumerate(f, start=1):
-            if limit is not None and len(prompts) >= limit:
-                break
-            if not line.strip():
-                raise DataFormatError(f"{file}, line {lineno}: empty line; jsonl needs one JSON object per line")
-            record = json.loads(line)
-            source = get_field(record, "source", file, lineno)
-            target = get_field(record, "target", file, lineno)
-            if isinstance(source, str):
-                source = [source]
-            text = " ".join(s.strip() for s in source if s.strip())
-            if not text:
-                raise DataFormatError(f"{file}, line {lineno}: field 'source' is empty")
-            targets = [t.strip() for t in ([target] if isinstance(target, str) else target) if t.strip()]
-            if not targets:
-                raise DataFormatError(f"{file}, line {lineno}: field 'target' holds no summary")
-            prompts.append(prefix + truncate_words(text, max_source_words) + suffix)
-            refs.append(targets)
+    for lineno, record in jsonl_records(file):
+        if limit is not None and len(prompts) >= limit:
+            break
+        source = get_field(record, "source", file, lineno)
+        target = get_field(record, "target", file, lineno)
+        if isinstance(source, str):
+            source = [source]
+        text = " ".join(s.strip() for s in source if s.strip())
+        if not text:
+            raise DataFormatError(f"{file}, line {lineno}: field 'source' is empty")
+        targets = [t.strip() for t in ([target] if isinstance(target, str) else target) if t.strip()]
+        if not targets:
+            raise DataFormatError(f"{file}, line {lineno}: field 'target' holds no summary")
+        prompts.append(prefix + truncate_words(text, max_source_words) + suffix)
+        refs.append(targets)
     return PromptDataset(prompts, refs, f"scitldr/{os.path.basename(file)}")
 
 
@@ -180,15 +176,11 @@ def split_conversations(path):
     """A jsonl of {"turns": [...]} split 80/20 by conversation (none in both), as (context, reply) pairs:
     (train, held-out, held-out, note)."""
     conversations = []
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                raise DataFormatError(f"{path}, line {lineno}: empty line; jsonl needs one JSON object per line")
-            record = json.loads(line)
-            turns = record.get("turns") if isinstance(record, dict) else None
-            if not isinstance(turns, list) or len(turns) < 2 or not all(isinstance(t, str) and t.strip() for t in turns):
-                raise DataFormatError(f"{path}, line {lineno}: expected {{\"turns\": [at least 2 non-empty strings]}}")
-            conversations.append([t.strip() for t in turns])
+    for lineno, record in jsonl_records(path):
+        turns = record.get("turns")
+        if not isinstance(turns, list) or len(turns) < 2 or not all(isinstance(t, str) and t.strip() for t in turns):
+            raise DataFormatError(f"{path}, line {lineno}: expected {{\"turns\": [at least 2 non-empty strings]}}")
+        conversations.append([t.strip() for t in turns])
     random.Random(0).shuffle(conversations)
     cut = int(round(0.8 * len(conversations)))
     held_out = _conversation_pairs(conversations[cut:], "held-out")

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from tf_rl_text._compat import keras, tf
+from tf_rl_text.data.files import jsonl_records
 
 TEXT_FORMATS = (".csv", ".tsv", ".txt", ".jsonl")
 
@@ -45,20 +46,14 @@ def _data_files(path: str) -> list[str]:
 def _read_file(path: str, text_column: str, label_column: str):
     texts, labels = [], []
     lower = path.lower()
+    if lower.endswith(".jsonl"):
+        for n, row in jsonl_records(path, skip_blank=True):
+            if text_column not in row or label_column not in row:
+                raise ValueError(f"{path}, line {n}: needs keys {text_column!r} and {label_column!r}, got {sorted(row)}")
+            texts.append(str(row[text_column]))
+            labels.append(row[label_column])
+        return texts, labels
     with open(path, encoding="utf-8", newline="") as f:
-        if lower.endswith(".jsonl"):
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{n}: not a JSON object ({err})") from err
-                if text_column not in row or label_column not in row:
-                    raise ValueError(f"{path}:{n}: needs keys {text_column!r} and {label_column!r}, got {sorted(row)}")
-                texts.append(str(row[text_column]))
-                labels.append(row[label_column])
-            return texts, labels
         rows = list(csv.reader(f, delimiter="," if lower.endswith(".csv") else "\t", quoting=csv.QUOTE_MINIMAL
                                if lower.endswith(".csv") else csv.QUOTE_NONE))
     rows = [r for r in rows if any(cell.strip() for cell in r)]
