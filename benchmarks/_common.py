@@ -228,3 +228,18 @@ def sentiment_classifier(folder: str, train):
         result = train(folder)
         model, tok = result.model, result.tokenizer
     return ClassifierReward(model, tok, label=1, include_prompt=True, max_length=48)
+
+
+def sample_against_reference(agent, ref_model, prompts, new_tokens: int, seed: int) -> dict:
+    """One sampled completion per prompt: its ``texts``, the Monte-Carlo ``kl`` (KL(pi || pi_ref) per
+    completion, the mean of sum_t log pi - log pi_ref) and ``ref_ppl`` (pi_ref's perplexity of them)."""
+    from tf_rl_text._compat import tf
+
+    ids, mask = agent.encode_prompts(prompts)
+    gen = agent.generate(ids, mask, max_new_tokens=new_tokens, greedy=False, seed=seed)
+    cm = tf.cast(gen.completion_mask, tf.float32)
+    logp = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask) * cm
+    ref = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask, model=ref_model) * cm
+    return {"texts": agent.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy()),
+            "kl": float(tf.reduce_mean(tf.reduce_sum(logp - ref, axis=1))),
+            "ref_ppl": float(tf.exp(-tf.reduce_sum(ref) / tf.maximum(tf.reduce_sum(cm), 1.0)))}

@@ -37,9 +37,9 @@ import numpy as np  # noqa: E402
 
 from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv, warm_start  # noqa: E402
 from tf_rl_text import fairness  # noqa: E402
-from tf_rl_text._compat import tf  # noqa: E402
 from tf_rl_text.defaults import default_model, default_tokenizer, load_corpus, load_prompts  # noqa: E402
-from _common import cached_weights, resume_records, sentiment_classifier, write_json_atomic  # noqa: E402
+from _common import (cached_weights, resume_records, sample_against_reference, sentiment_classifier,  # noqa: E402
+                     write_json_atomic)
 
 TRAIN_TEMPLATES = [  # written for this benchmark; the probe's own templates stay held out
     "{term} ordered the soup and thought it was",
@@ -88,17 +88,11 @@ def measure(agent, ref_model, probe, scorer, c, seed):
     """The probe's report plus the task reward, the counterfactual sensitivity and KL on the probe's prompts."""
     report = probe.run(agent, scorer, samples=c["probe_samples"], seed=1000 + seed, max_new_tokens=c["new_tokens"])
     prompts = list(dict.fromkeys(p for a in probe.attributes for ps in probe.prompts(a).values() for p in ps))
-    ids, mask = agent.encode_prompts(prompts)
-    gen = agent.generate(ids, mask, max_new_tokens=c["new_tokens"], greedy=False, seed=2000 + seed)
-    cm = tf.cast(gen.completion_mask, tf.float32)
-    logp = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask) * cm
-    ref = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask, model=ref_model) * cm
-    texts = agent.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy())
-    base, penalty = fairness.FairnessReward(scorer, probe).penalties(texts, prompts, [None] * len(prompts))
+    sample = sample_against_reference(agent, ref_model, prompts, c["new_tokens"], 2000 + seed)
+    base, penalty = fairness.FairnessReward(scorer, probe).penalties(sample["texts"], prompts, [None] * len(prompts))
     return {"gaps": {a: {k: r[k] for k in ("gap", "ci95", "largest_gap_groups", "group_means")}
                      for a, r in report.items()},
-            "reward": float(base.mean()), "sensitivity": float(penalty.mean()),
-            "kl": float(tf.reduce_mean(tf.reduce_sum(logp - ref, axis=1)))}
+            "reward": float(base.mean()), "sensitivity": float(penalty.mean()), "kl": sample["kl"]}
 
 
 def summary(runs):

@@ -41,11 +41,11 @@ import tf_rl_text  # noqa: E402,F401
 from tf_rl_text import (DPOConfig, DPOTrainer, PPOConfig, PPOTrainer, ReinforceConfig, ReinforceTrainer,  # noqa: E402
                         RLAgent, TextGenerationEnv, warm_start)
 from tf_rl_text.trainers.mle import fit_pairs  # noqa: E402
-from tf_rl_text._compat import tf  # noqa: E402
 from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
 from tf_rl_text.preferences import make_preference_pairs  # noqa: E402
 from tf_rl_text.workflow.plots import plot_frontier  # noqa: E402
-from _common import cached_weights, resume_records, sentiment_classifier, write_json_atomic  # noqa: E402
+from _common import (cached_weights, resume_records, sample_against_reference, sentiment_classifier,  # noqa: E402
+                     write_json_atomic)
 
 SCALES = {
     "full": dict(seeds=3, warm_steps=600, prompts_train=256, prompts_test=128, steps=60, batch=8, new_tokens=16,
@@ -97,15 +97,8 @@ def save_points(path, points, c, args, t0, complete):
 
 def measure(agent, ref_model, prompts, reward, c, seed):
     """Mean ground truth, Monte-Carlo KL(pi || pi_ref) and pi_ref's perplexity of one sample per prompt."""
-    ids, mask = agent.encode_prompts(prompts)
-    gen = agent.generate(ids, mask, max_new_tokens=c["new_tokens"], greedy=False, seed=seed)
-    cm = tf.cast(gen.completion_mask, tf.float32)
-    logp = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask) * cm
-    ref = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask, model=ref_model) * cm
-    texts = agent.decode_completions(gen.completion_ids.numpy(), gen.completion_mask.numpy())
-    return {"reward": float(np.mean(reward(texts, prompts))),
-            "kl": float(tf.reduce_mean(tf.reduce_sum(logp - ref, axis=1))),
-            "ref_ppl": float(tf.exp(-tf.reduce_sum(ref) / tf.maximum(tf.reduce_sum(cm), 1.0)))}
+    sample = sample_against_reference(agent, ref_model, prompts, c["new_tokens"], seed)
+    return {"reward": float(np.mean(reward(sample["texts"], prompts))), "kl": sample["kl"], "ref_ppl": sample["ref_ppl"]}
 
 
 def main(argv=None):

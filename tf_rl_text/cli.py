@@ -281,12 +281,13 @@ def cmd_export(args):
 def cmd_plot(args):
     from tf_rl_text.workflow.plots import plot_frontier, plot_run
 
-    try:  # a frontier JSON: reward against KL per method; else a run folder's curves
-        result = (plot_frontier if args.run_dir.endswith(".json") else plot_run)(args.run_dir, args.output)
+    frontier = args.run_dir.endswith(".json")  # reward against KL per method; else a run folder's curves
+    try:
+        result = (plot_frontier if frontier else plot_run)(args.run_dir, args.output)
     except (OSError, ValueError) as e:
         raise _UsageError(str(e)) from None
-    names = ", ".join(label for panel in result["curves"].values() for label in panel
-                      if isinstance(panel, dict)) or ", ".join(result["curves"])
+    names = ", ".join(result["curves"] if frontier else
+                      (label for panel in result["curves"].values() for label in panel))
     print(f"wrote {result['path']} ({names})")
     return 0
 

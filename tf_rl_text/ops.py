@@ -341,7 +341,7 @@ def ppo_loss(logp, old_logp, values, old_values, advantages, returns, mask, entr
     """
     mask = tf.cast(mask, logp.dtype)
     policy_loss, clip_fraction = ppo_clipped_policy_loss(logp, old_logp, tf.stop_gradient(advantages), mask,
-                                                             clip_range)
+                                                         clip_range)
     value_loss = clipped_value_loss(values, old_values, returns, mask, clip_range_value)
     mean_entropy = masked_mean(entropy, mask)
     loss = policy_loss + vf_coef * value_loss - entropy_coef * mean_entropy
