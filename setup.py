@@ -14,18 +14,25 @@ setup(
     package_data={"tf_rl_text": ["default_data/*.txt", "default_data/*.json", "default_data/README.md", "default_data/tasks/*",
                                   "default_data/fairness/*"]},
     include_package_data=True,
-    python_requires=">=3.9,<3.12",
-    # The one matrix that resolves (see STACK.md): tf-agents 0.19 -> tfp 0.23 -> TF 2.15.
+    # Tested matrix (docs/install.md): Python 3.10-3.13 on TensorFlow 2.20-2.21, NumPy 2, Keras 3 beside tf-keras.
+    # TF 2.15 (numpy<2, Python <= 3.11) is no longer supported: it cannot sit beside Keras 3 / KerasHub and
+    # would keep a second test matrix alive for a Python range that ends 2027-10.
+    python_requires=">=3.10,<3.14",
     install_requires=[
-        "tensorflow~=2.15.1",
-        "tf-keras~=2.15.1",
-        "tensorflow-probability~=0.23.0",
-        "tf-agents~=0.19.0",
+        "tensorflow>=2.20,<2.22",
+        "tf-keras>=2.20,<2.22",  # the Hugging Face TF classes and tfp run on Keras 2 (TF_USE_LEGACY_KERAS=1, _compat.py)
+        # tf-agents 0.19 (its last release) pins tfp ~=0.23 where it installs; 0.25 everywhere else
+        "tensorflow-probability>=0.23,<0.26",
+        # tf-agents: TextGenerationEnv/ChoiceEnv subclass its PyEnvironment where pip can install it. Its
+        # pygame==2.1.3 pin does not build on Python 3.12+, so there the envs use tf_rl_text/specs.py's
+        # stand-ins (same methods, specs, TimeStep); `pip install --no-deps tf-agents==0.19.0` brings it back.
+        'tf-agents==0.19.0; python_version < "3.12"',
+        "gymnasium>=1.0",  # tf_rl_text.gym: the Gymnasium face of the env (SB3, RLlib)
         "transformers>=4.46,<4.55",  # v5 has no TF classes; 4.55-4.57 cannot load safetensors into TF
         "tokenizers",
         "nltk",
         "rouge-score",
-        "numpy<2",
+        "numpy>=1.26",
         "tqdm",
         "pyyaml",  # tf-rl-text config files
         "matplotlib",  # tf-rl-text plot
@@ -36,7 +43,10 @@ setup(
     # does). It is NOT listed in an extra on purpose: pip would then resolve its requirements
     # (sentence-transformers), which pulls in PyTorch and transformers 5 (no TF classes), breaking
     # this stack -- seen with `pip install --dry-run` even when the package is already installed.
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},  # .ci/run: two workers, one per core
+    extras_require={
+        "keras-hub": ["keras-hub>=0.32"],  # Keras 3 language models (KerasHub) as policies
+        "test": ["pytest>=7", "pytest-xdist>=3", "keras-hub>=0.32"],  # .ci/run: two workers, one per core
+    },
     entry_points={"console_scripts": ["tf-rl-text = tf_rl_text.cli:main"]},
     license="Apache-2.0",
 )

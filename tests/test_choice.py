@@ -157,7 +157,7 @@ def test_reinforce_and_q_learning_raise_the_reward_of_a_toy_choice(tokenizer):
 
 
 def test_sequential_selection_and_label_bandit_episodes_follow_the_tf_agents_contract(tokenizer):
-    from tf_agents.environments import utils
+    from tf_rl_text import specs as utils  # tf-agents' validate_py_environment where it is installed
 
     sentences = [["a good start.", "the middle.", "a great end.", "extra."], ["one.", "two good."]]
     seen = []

@@ -1,7 +1,7 @@
 """TextGenerationEnv: the tf-agents contract, episode semantics, and clear errors."""
 import numpy as np
 import pytest
-from tf_agents.environments import utils as env_utils
+from tf_rl_text import specs as env_utils  # tf-agents' validate_py_environment where it is installed
 
 from conftest import make_tiny_model
 from tf_rl_text import RLAgent, TextGenerationEnv

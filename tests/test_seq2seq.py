@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from tf_agents.environments import utils as env_utils
+from tf_rl_text import specs as env_utils  # tf-agents' validate_py_environment where it is installed
 
 from conftest import (assert_cached_logits_equal_recomputation, make_tiny_bart, make_tiny_model, make_tiny_t5,
                       recording_agent)

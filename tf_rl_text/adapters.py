@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tf_rl_text import specs
 from tf_rl_text._compat import tf
 from tf_rl_text.families import tokens_needed
 from tf_rl_text.models import as_float32
@@ -192,10 +193,8 @@ _PROMPT_SPECS = (tf.TensorSpec([None, None], tf.int32, name="input_ids"),
 
 
 def _token_specs(length: int, vocab: int, ids_name: str, mask_name: str) -> dict:
-    from tf_agents.specs import array_spec
-
-    return {ids_name: array_spec.BoundedArraySpec((length,), np.int32, 0, vocab - 1, name=ids_name),
-            mask_name: array_spec.BoundedArraySpec((length,), np.int32, 0, 1, name=mask_name)}
+    return {ids_name: specs.BoundedArraySpec((length,), np.int32, 0, vocab - 1, name=ids_name),
+            mask_name: specs.BoundedArraySpec((length,), np.int32, 0, 1, name=mask_name)}
 
 
 CAUSAL_LM, ENCODER_DECODER = CausalLM(), EncoderDecoder()

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from tf_rl_text import ops
 from tf_rl_text._compat import tf, tfp
 from tf_rl_text.generation import (GENERATION_CACHES, STATIC_CACHE_MODEL_TYPES, Generation,  # noqa: F401 (re-exported)
@@ -263,16 +265,24 @@ class RLAgent(PolicyBase, GenerationMixin):
         return self.process_logits(as_float32(out.logits[:, -1]))
 
     def act(self, time_step, greedy: bool = False):
-        """One action (next token id) per row for a ``TextGenerationEnv`` time step: (B,) int32."""
-        if "choice_mask" in time_step.observation:
+        """One action (next token id) per row for a ``TextGenerationEnv`` time step: (B,) int32.
+
+        ``time_step`` may also be an observation dict: a batched one (``GymTextVectorEnv``) gives (B,)
+        actions, an unbatched one (``GymTextEnv``, arrays of shape (L,)) one ``int``.
+        """
+        observation = time_step if isinstance(time_step, dict) else time_step.observation
+        if "choice_mask" in observation:
             from tf_rl_text.choice.env import check_choice_agent
 
             check_choice_agent(self, "a ChoiceEnv time step")
-        obs = {k: tf.constant(v, tf.int32) for k, v in time_step.observation.items()}
+        single = np.ndim(next(iter(observation.values()))) == 1  # one Gymnasium observation, no batch axis
+        obs = {k: tf.constant(np.asarray(v)[None] if single else v, tf.int32) for k, v in observation.items()}
         logits = self.family.act_logits(self, obs)
         if greedy:
-            return tf.argmax(logits, axis=-1, output_type=tf.int32).numpy()
-        return self.action_distribution(logits).sample(seed=self._next_seed()).numpy()
+            actions = tf.argmax(logits, axis=-1, output_type=tf.int32).numpy()
+        else:
+            actions = self.action_distribution(logits).sample(seed=self._next_seed()).numpy()
+        return int(actions[0]) if single else actions
 
     # ------------------------------------------------------------------ utilities
     def reset_compiled(self):

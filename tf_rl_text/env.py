@@ -24,10 +24,7 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
-from tf_agents.environments import py_environment
-from tf_agents.specs import array_spec
-from tf_agents.trajectories import time_step as ts
-
+from tf_rl_text import specs
 from tf_rl_text.adapters import CAUSAL_LM, ENCODER_DECODER
 from tf_rl_text.tokens import ids_to_texts, pad_token_ids, texts_to_ids
 from tf_rl_text.validation import check_prompts
@@ -108,6 +105,10 @@ class ShuffledDraws:
         self._order = np.arange(num_states)
         self._cursor = num_states  # forces a fresh (shuffled) epoch on first draw
 
+    def reseed(self, seed) -> None:
+        """Start the draws afresh from ``seed`` (a new shuffled epoch, as after construction)."""
+        self._init_draws(len(self.prompts), seed, self.shuffle)
+
     def next_indices(self, n=None):
         """The next ``n`` (default batch_size) state indices, in shuffled epochs."""
         n = self._batch_size if n is None else n
@@ -136,7 +137,7 @@ class ShuffledDraws:
         self._rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
 
 
-class BatchedEnv(ShuffledDraws, py_environment.PyEnvironment):
+class BatchedEnv(ShuffledDraws, specs.PyEnvironment):
     """What :class:`TextGenerationEnv` and :class:`~tf_rl_text.choice.ChoiceEnv` share: ``batch_size``
     episodes in lockstep (a batched tf-agents ``PyEnvironment``), their states drawn in shuffled
     epochs (:meth:`next_indices`; :meth:`state_dict` for checkpoints), and the reward function's
@@ -315,7 +316,7 @@ class TextGenerationEnv(BatchedEnv):
         self.pad_token_id = tokenizer.pad_token_id
         vocab = len(tokenizer)
         self._observation_spec = self.family.observation_spec(self.max_prompt_length, self.max_new_tokens, vocab)
-        self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, vocab - 1, name="token")
+        self._action_spec = specs.BoundedArraySpec((), np.int32, 0, vocab - 1, name="token")
         self._init_draws(len(prompts), seed, shuffle)
         self.batch_prompts: list[str] = []
         self.batch_references: list = []
@@ -385,6 +386,11 @@ class TextGenerationEnv(BatchedEnv):
         return Rollout(ids, mask, completion_ids, completion_mask, rewards, prompts, completions, references)
 
     # ------------------------------------------------------------ token-by-token episodes
+    @property
+    def ended_with_eos(self) -> np.ndarray:
+        """(batch_size,) bool: the rows of the token-by-token episode that have emitted EOS so far."""
+        return self._finished.copy()
+
     def _observation(self):
         return self.family.observe(self._ids, self._mask, self._generated, self._generated_mask, self.max_new_tokens,
                                    self.pad_token_id)
@@ -400,7 +406,7 @@ class TextGenerationEnv(BatchedEnv):
         self._generated_mask = np.zeros((b, 0), np.int32)
         self._finished = np.zeros(b, bool)
         self.completions = []
-        return ts.restart(self._observation(), batch_size=b)
+        return specs.restart(self._observation(), batch_size=b)
 
     def _step(self, action):
         action = np.asarray(action, dtype=np.int32).reshape(-1)
@@ -418,8 +424,8 @@ class TextGenerationEnv(BatchedEnv):
             self.completions = ids_to_texts(self.tokenizer, self._generated, self._generated_mask)
             rewards = self.compute_rewards(self.completions, self.batch_prompts, self.batch_references)
             self.last_rewards = rewards
-            return ts.termination(self._observation(), rewards)
-        return ts.transition(self._observation(), np.zeros(b, np.float32), discount=np.ones(b, np.float32))
+            return specs.termination(self._observation(), rewards)
+        return specs.transition(self._observation(), np.zeros(b, np.float32), discount=np.ones(b, np.float32))
 
 
 __all__ = ["TextGenerationEnv", "Rollout", "BatchedEnv", "ShuffledDraws"]

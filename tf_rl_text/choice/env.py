@@ -7,9 +7,8 @@ import collections
 from typing import Callable, Sequence
 
 import numpy as np
-from tf_agents.specs import array_spec
-from tf_agents.trajectories import time_step as ts
 
+from tf_rl_text import specs
 from tf_rl_text.choice.agent import ChoiceAgent, completions_of
 from tf_rl_text.choice.selection import encode_choices
 from tf_rl_text.env import BatchedEnv
@@ -92,12 +91,12 @@ class ChoiceEnv(BatchedEnv):
         vocab = len(tokenizer)
         shape = (self.max_length,) if candidates is None else (self.num_choices, self.max_length)
         self._observation_spec = {
-            "input_ids": array_spec.BoundedArraySpec(shape, np.int32, 0, vocab - 1, name="input_ids"),
-            "attention_mask": array_spec.BoundedArraySpec(shape, np.int32, 0, 1, name="attention_mask"),
-            "token_type_ids": array_spec.BoundedArraySpec(shape, np.int32, 0, 1, name="token_type_ids"),
-            "choice_mask": array_spec.BoundedArraySpec((self.num_choices,), np.int32, 0, 1, name="choice_mask"),
+            "input_ids": specs.BoundedArraySpec(shape, np.int32, 0, vocab - 1, name="input_ids"),
+            "attention_mask": specs.BoundedArraySpec(shape, np.int32, 0, 1, name="attention_mask"),
+            "token_type_ids": specs.BoundedArraySpec(shape, np.int32, 0, 1, name="token_type_ids"),
+            "choice_mask": specs.BoundedArraySpec((self.num_choices,), np.int32, 0, 1, name="choice_mask"),
         }
-        self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, self.num_choices - 1, name="choice")
+        self._action_spec = specs.BoundedArraySpec((), np.int32, 0, self.num_choices - 1, name="choice")
         self._init_draws(len(prompts), seed, shuffle)
         self.completions: list[str] = []
         self.last_rewards = None
@@ -150,7 +149,7 @@ class ChoiceEnv(BatchedEnv):
         self._needed = np.minimum(self._available.sum(axis=1), self.select)
         self._chosen = [[] for _ in self._indices]
         self.completions = []
-        return ts.restart(self._observation(), batch_size=self._batch_size)
+        return specs.restart(self._observation(), batch_size=self._batch_size)
 
     def _step(self, action):
         action = np.asarray(action, dtype=np.int32).reshape(-1)
@@ -173,8 +172,8 @@ class ChoiceEnv(BatchedEnv):
             mask = np.array([[1] * len(c) + [0] * (k - len(c)) for c in self._chosen], np.int32)
             self.completions = completions_of(actions, mask, candidates, self.labels)
             self.last_rewards = self.compute_rewards(self.completions, prompts, refs)
-            return ts.termination(self._observation(), self.last_rewards)
-        return ts.transition(self._observation(), np.zeros(b, np.float32), discount=np.ones(b, np.float32))
+            return specs.termination(self._observation(), self.last_rewards)
+        return specs.transition(self._observation(), np.zeros(b, np.float32), discount=np.ones(b, np.float32))
 
 
 def check_choice_agent(agent, where):
