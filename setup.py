@@ -23,6 +23,7 @@ setup(
         "tf-keras>=2.20,<2.22",  # the Hugging Face TF classes and tfp run on Keras 2 (TF_USE_LEGACY_KERAS=1, _compat.py)
         # tf-agents 0.19 (its last release) pins tfp ~=0.23 where it installs; 0.25 everywhere else
         "tensorflow-probability>=0.23,<0.26",
+        "tensorboard",  # run folders' TensorBoard logs (TF 2.21 no longer brings it)
         # tf-agents: TextGenerationEnv/ChoiceEnv subclass its PyEnvironment where pip can install it. Its
         # pygame==2.1.3 pin does not build on Python 3.12+, so there the envs use tf_rl_text/specs.py's
         # stand-ins (same methods, specs, TimeStep); `pip install --no-deps tf-agents==0.19.0` brings it back.

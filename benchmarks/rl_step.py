@@ -124,7 +124,8 @@ def main(argv=None):
         # the issue's TRL 1.16 figure from another day; side_by_side.py measures TRL in the same run
         "issue_trl_median_step_s": 1.41, "speedup_vs_issue_trl_figure": round(1.41 / median, 2),
         "layout": args.layout, "generation_shards": agent.generation_shards,
-        "tf": tf.__version__, "threads": [tf.config.threading.get_inter_op_parallelism_threads(),
+        "tf": tf.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
+        "threads": [tf.config.threading.get_inter_op_parallelism_threads(),
                                           tf.config.threading.get_intra_op_parallelism_threads()],
     }
     print(json.dumps(result))

@@ -36,6 +36,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "/work/torchenv/bin/python")
 DEFAULT_TRL_PYTHON = os.environ.get("TRL_PYTHON", "/work/trlenv/bin/python")
+DEFAULT_STACK_PYTHON = os.environ.get("STACK_PYTHON", "/work/stack215/bin/python")
 KEEP = ("median_step_s", "min_step_s", "max_step_s", "seqs_per_s", "time_to_first_step_s", "peak_rss_mb",
         "gflops_achieved", "threads")
 # peer name -> (script, key in the per-round figures, extra figures kept, how to make its Python)
@@ -46,6 +47,11 @@ PEERS = {
                                         "gflop_per_step_trl_executed"),
             "python -m venv /work/trlenv && /work/trlenv/bin/pip install --no-index --find-links /opt/pypi/files "
             "--find-links /opt/wheels torch==2.13.0 trl==1.13.0"),
+    # ours again, in another Python with another TensorFlow stack (docs/install.md: the 2023 stack, TF 2.15)
+    "stack": ("rl_step.py", "other_stack", ("tf", "numpy", "python"),
+              "python3.11 -m venv /work/stack215 && /work/stack215/bin/pip install 'tensorflow~=2.15.1' "
+              "'tf-keras~=2.15.1' 'tensorflow-probability~=0.23.0' 'tf-agents~=0.19.0' 'transformers>=4.46,<4.55' "
+              "tokenizers nltk rouge-score 'numpy<2' tqdm pyyaml matplotlib sacrebleu"),
 }
 
 
@@ -81,11 +87,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2, help="runs of each side, alternating (default 2)")
     ap.add_argument("--peers", default=None,
-                    help="comma-separated peers to run against ours: torch, trl (default: each whose Python exists)")
+                    help="comma-separated peers to run against ours: torch, trl, stack (default: torch and trl where their "
+                         "Python exists; stack only when named)")
     ap.add_argument("--torch-python", default=DEFAULT_TORCH_PYTHON,
                     help="Python with torch for peer_torch.py (default: $TORCH_PYTHON or /work/torchenv/bin/python)")
     ap.add_argument("--trl-python", default=DEFAULT_TRL_PYTHON,
                     help="Python with TRL for peer_trl.py (default: $TRL_PYTHON or /work/trlenv/bin/python)")
+    ap.add_argument("--stack-python", default=DEFAULT_STACK_PYTHON,
+                    help="another Python for the 'stack' peer: ours (rl_step.py) on that Python's TensorFlow stack "
+                         "(default: $STACK_PYTHON or /work/stack215/bin/python, the TF 2.15 stack)")
     ap.add_argument("--workload", default=None, help="workload folder passed to every side")
     ap.add_argument("--steps", type=int, default=None, help="timed steps passed to every side")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up steps passed to every side")
@@ -104,11 +114,11 @@ def main(argv=None):
         raise SystemExit("--algo grpo: the torch peer is an RLOO core only; use --peers trl")
     if args.rounds < 1:
         raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
-    pythons = {"torch": args.torch_python, "trl": args.trl_python}
+    pythons = {"torch": args.torch_python, "trl": args.trl_python, "stack": args.stack_python}
     threads = {"torch": args.torch_threads, "trl": args.trl_threads}
     if args.peers is None:
-        peers = [p for p in PEERS if _is_executable(pythons[p])]
-        for p in PEERS:
+        peers = [p for p in ("torch", "trl") if _is_executable(pythons[p])]
+        for p in ("torch", "trl"):
             if p not in peers:
                 print(f"[side_by_side] skipping the {p} peer: no Python at {pythons[p]!r} "
                       f"(make one: {PEERS[p][3]}; or pass --{p}-python)", file=sys.stderr, flush=True)
@@ -134,12 +144,14 @@ def main(argv=None):
     ours_cmd = [sys.executable, os.path.join(HERE, "rl_step.py"), *common, *algo,
                 *(["--precision", args.precision] if bf16 else [])]
     peer_cmds = {p: [pythons[p], os.path.join(HERE, PEERS[p][0]), *common, "--threads", str(threads[p]),
-                     *(["--bf16"] if bf16 else []), *algo] for p in peers}
+                     *(["--bf16"] if bf16 else []), *algo] for p in peers if p != "stack"}
+    if "stack" in peers:  # the same script as ours, in the other Python
+        peer_cmds["stack"] = [pythons["stack"], *ours_cmd[1:]]
     rounds = []
     for r in range(args.rounds):
         ours = run_side(f"round {r + 1}/{args.rounds} ours (rl_step.py)", ours_cmd)
         entry = {"round": r + 1,
-                 "ours": {k: ours[k] for k in (*KEEP, "tf", "wall_s", "loadavg_1min") if k in ours}}
+                 "ours": {k: ours[k] for k in (*KEEP, "tf", "numpy", "python", "wall_s", "loadavg_1min") if k in ours}}
         for p in peers:
             script, key, extra, _ = PEERS[p]
             res = run_side(f"round {r + 1}/{args.rounds} {p} peer ({script})", peer_cmds[p])
@@ -157,6 +169,8 @@ def main(argv=None):
         result[f"{key}_median_step_s"] = round(med, 4)
     if "torch" in peers:
         result["speedup_vs_torch_peer"] = round(result["torch_peer_median_step_s"] / ours_med, 2)
+    if "stack" in peers:
+        result["speedup_vs_other_stack"] = round(result["other_stack_median_step_s"] / ours_med, 2)
     if "trl" in peers:
         result["speedup_vs_trl"] = round(result["trl_peer_median_step_s"] / ours_med, 2)
     result["per_round"] = rounds

@@ -11,14 +11,52 @@ import io
 import logging
 import os
 
+import sys  # noqa: E402
+
+_TF_WAS_IMPORTED = "tensorflow" in sys.modules
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # TF's C++ log lines: on a CPU machine every process prints "E ... Unable to register cuDNN/cuFFT/cuBLAS factory"
 # and "E ... SetPriority unimplemented" (harmless, level ERROR), so only FATAL ones stay. Errors that matter reach
 # Python as exceptions; set TF_CPP_MIN_LOG_LEVEL=0 before importing tf_rl_text to see every line again.
+_QUIET = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import tensorflow as tf  # noqa: E402
-import tensorflow_probability as tfp  # noqa: E402  (before transformers, see above)
+
+@contextlib.contextmanager
+def _quiet_native_stderr(enabled: bool):
+    """TensorFlow 2.20+ writes "WARNING: All log messages before absl::InitializeLog() ..." and "I0000 ...
+    cudart_stub.cc ... Could not find cuda drivers" straight to file descriptor 2 while it loads, before
+    TF_CPP_MIN_LOG_LEVEL applies. While TensorFlow and tfp are imported (only then) descriptor 2 goes to
+    /dev/null, unless the user set TF_CPP_MIN_LOG_LEVEL themselves; an import error still raises as usual."""
+    if not enabled:
+        yield
+        return
+    try:
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # pragma: no cover - no descriptor 2 (some embedded interpreters)
+        yield
+        return
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+with _quiet_native_stderr(_QUIET and not _TF_WAS_IMPORTED):
+    import tensorflow as tf  # noqa: E402
+    try:
+        import tensorflow_probability as tfp  # noqa: E402  (before transformers, see above)
+    except (ImportError, AttributeError) as err:
+        if _TF_WAS_IMPORTED and os.environ.get("TF_USE_LEGACY_KERAS") == "1":
+            raise ImportError(
+                "TensorFlow was imported before tf_rl_text without TF_USE_LEGACY_KERAS=1, so tf.keras is Keras 3 and "
+                "tensorflow-probability cannot load (it needs tf-keras). Import tf_rl_text before tensorflow, or set "
+                "os.environ['TF_USE_LEGACY_KERAS'] = '1' before the first `import tensorflow` (see docs/install.md)"
+            ) from err
+        raise
 
 try:  # tf_keras is what tf.keras resolves to under TF_USE_LEGACY_KERAS=1
     import tf_keras as keras  # noqa: E402
