@@ -6,6 +6,7 @@ equal-compute maximum-likelihood control and a constant-reward control, on real 
     python benchmarks/results.py --task summarization                # SciTLDR
     python benchmarks/results.py --task translation --stop-after warm   # only the warm start
     python benchmarks/results.py --summary                           # one table: every seed, both controls
+    python benchmarks/results.py --baselines     # lead-1 etc., pooled intervals, sacreBLEU signature (from the records)
 
 Rerunning the same command continues where it stopped: each stage writes its checkpoint at every dev
 evaluation and its result when it finishes, in ``--work-dir`` (default ``runs/results/<task>``), and
@@ -931,6 +932,115 @@ def plot_curves(t: Task, results_dir: str) -> str | None:
     return path
 
 
+# --------------------------------------------------------------------------- what the page compares with
+def sacrebleu_signature(hypotheses, references) -> tuple:
+    """``(signature, score)``: sacreBLEU's own corpus BLEU of ``hypotheses`` and its signature, with the settings
+    ``metrics.sacrebleu_stats`` + ``bleu_from_stats`` (and ``metrics.sacrebleu_corpus``) use: ``BLEU()``'s defaults
+    (cased, 13a tokenizer, exp smoothing). The score checks a recorded one; the signature is what a reader needs."""
+    from sacrebleu.metrics import BLEU
+
+    refs = [[r] if isinstance(r, str) else list(r) for r in references]
+    width = max(len(r) for r in refs)
+    streams = [[rs[j] if j < len(rs) else None for rs in refs] for j in range(width)]
+    bleu = BLEU()
+    value = bleu.corpus_score(list(hypotheses), streams).score
+    return str(bleu.get_signature()), float(value)
+
+
+def lead_sentences(n: int = 1, split: str = "test", data_dir: str | None = None) -> list:
+    """The first ``n`` source sentences of each SciTLDR abstract, in file order: the lead-n extractive baseline
+    (the whole abstract, not the ``SCITLDR_SOURCE_WORDS`` the models read)."""
+    out, file = [], os.path.join(data.shared_data_dir(data_dir), "scitldr", f"{split}.jsonl")
+    for _, record in data.files.jsonl_records(file):
+        source = record["source"]
+        sentences = [x.strip() for x in ([source] if isinstance(source, str) else source) if x.strip()]
+        out.append(" ".join(sentences[:n]))
+    return out
+
+
+def pooled_interval(task: str, a_runs, b_runs, num_resamples: int = 1000, seed: int = 0) -> dict:
+    """Paired bootstrap over test examples of the mean over seeds of (a_s - b_s), one interval for all seeds:
+    each resample draws the same test examples for every seed and both systems. ``a_runs``, ``b_runs``: per
+    seed, the per-example statistics ``per_example`` gives (ROUGE-L F1s, or sacreBLEU rows)."""
+    k = len(a_runs)
+    a = np.concatenate([np.asarray(x, np.float64).reshape(len(x), -1) for x in a_runs], axis=1)
+    b = np.concatenate([np.asarray(x, np.float64).reshape(len(x), -1) for x in b_runs], axis=1)
+    stat = None  # summarization: the mean over examples and seeds
+
+    if task != "summarization":
+        def stat(rows):
+            r, n = rows.shape[:2]
+            summed = rows.reshape(r, n, k, 10).sum(axis=1).reshape(r * k, 10)
+            return np.asarray(metrics.bleu_from_stats(summed)).reshape(r, k).mean(axis=1)
+
+    ci = metrics.paired_bootstrap(a, b, stat, num_resamples, seed=seed)
+    return {"delta": ci["delta"], "ci95": [ci["low"], ci["high"]], "p_not_better": ci["p_not_better"],
+            "seeds": k, "num_resamples": num_resamples}
+
+
+def record_baselines(task: str, results_dir: str, record_dir: str, data_dir: str | None = None) -> dict:
+    """Add what ``docs/results.md`` compares with to ``results_dir/<task>.json``, from the committed records
+    (``record_dir``: the per-policy test outputs and statistics) and the data; trains and generates nothing.
+
+    Both tasks: ``pooled``, one paired-bootstrap interval over the seeds of RL - W0, RL - MLE control and
+    RL - constant. Translation: ``sacrebleu``, the signature, with W0's recorded outputs rescored by sacreBLEU
+    itself (it must give the recorded score). Summarization: ``baselines``, lead-1, lead-2 and one fixed
+    sentence (W0's first dev output) for every abstract, scored by ``per_example`` (the scorer of every
+    figure), and the paired intervals of W0 and of each seed's RL and constant control against lead-1.
+    The protocol rebuilds the JSON without these keys: rerun ``--baselines`` after it."""
+    path = os.path.join(results_dir, f"{task}.json")
+    doc = read_json(path)
+    scores = {name[:-5]: read_json(os.path.join(record_dir, "scores", name))
+              for name in os.listdir(os.path.join(record_dir, "scores")) if name.endswith(".json")}
+    seeds = [e["seed"] for e in doc["seeds"] if "test_rl" in e]
+    resamples = doc["settings"]["bootstrap_resamples"]
+    test = load_task_data(task, data_dir)[2]
+    w0 = scores["mle"]
+    check = per_example(task, w0["outputs"], test.references)
+    if abs(corpus_score(task, check) - w0["test"]) > 1e-6:
+        raise RuntimeError(f"{task}: W0's recorded outputs score {corpus_score(task, check)}, the record says "
+                           f"{w0['test']}: the data or the scorer is not the one the records were made with")
+    stats = {name: np.asarray(r["stats"], np.float64) for name, r in scores.items()}
+    doc["pooled"] = {"how": "paired bootstrap over test examples (the same draw for every seed) of the mean over "
+                            "the seeds of the per-seed difference; python benchmarks/results.py --baselines"}
+    for key, other in (("rl_vs_mle", lambda n: "mle"), ("rl_vs_control", lambda n: f"control_seed{n}"),
+                       ("rl_vs_constant", lambda n: f"constant_seed{n}")):
+        doc["pooled"][key] = pooled_interval(task, [stats[f"rl_seed{n}"] for n in seeds],
+                                             [stats[other(n)] for n in seeds], resamples)
+    if task == "summarization":
+        systems = {"lead_1": ("the first sentence of each test abstract", lead_sentences(1, data_dir=data_dir)),
+                   "lead_2": ("the first two sentences of each test abstract", lead_sentences(2, data_dir=data_dir)),
+                   "constant_sentence": ("one fixed sentence for every abstract: W0's first dev output",
+                                         [doc["warm_start"]["dev_samples"][0]] * len(test))}
+        base = {"how": "scored like every figure on the page: ROUGE-L F1 x100, stemmed, best over every reference, "
+                       "mean over all test abstracts; intervals: paired bootstrap 95% over test abstracts; "
+                       "python benchmarks/results.py --baselines",
+                "num_examples": len(test),
+                "reference_mean_length": metrics.mean_length([r for rs in test.references for r in rs])}
+        for name, (how, outputs) in systems.items():
+            stats[name] = per_example(task, outputs, test.references)
+            base[name] = {"what": how, "test": corpus_score(task, stats[name]), **extra_metrics(outputs)}
+        base["constant_sentence"]["text"] = doc["warm_start"]["dev_samples"][0]
+        vs = {"mle": ("mle", 0)}
+        for n in seeds:
+            vs.update({f"rl_seed{n}": (f"rl_seed{n}", n), f"constant_seed{n}": (f"constant_seed{n}", n)})
+        base["vs_lead_1"] = {}
+        for key, (name, n) in vs.items():
+            ci = metrics.paired_bootstrap(stats[name], stats["lead_1"], None, resamples, seed=n)
+            base["vs_lead_1"][key] = {"delta": ci["delta"], "ci95": [ci["low"], ci["high"]]}
+        base["vs_lead_1"]["rl_pooled"] = pooled_interval(task, [stats[f"rl_seed{n}"] for n in seeds],
+                                                         [stats["lead_1"]] * len(seeds), resamples)
+        doc["baselines"] = base
+    else:
+        signature, value = sacrebleu_signature(w0["outputs"], test.references)
+        doc["sacrebleu"] = {"signature": signature, "w0_rescored": value,
+                            "how": "sacrebleu.metrics.BLEU() (the settings of metrics.sacrebleu_stats and "
+                                   "sacrebleu_corpus) on W0's recorded test outputs; python benchmarks/results.py "
+                                   "--baselines"}
+    write_json(path, doc)
+    return doc
+
+
 def summary_table(results_dir: str, tasks=TASKS) -> str:
     rows = ["| task | seed | W0 (MLE) | MLE control | constant reward | RL | RL - W0 [95% CI] | RL - MLE control "
             "[95% CI] | RL - constant [95% CI] | ppl W0 -> RL | KL(RL‖W0) | RL CPU s |", "|" + "---|" * 12]
@@ -962,6 +1072,10 @@ def summary_table(results_dir: str, tasks=TASKS) -> str:
             n = sum("test_rl" in e for e in doc["seeds"])
             rows.append(f"| {task} | mean of {n} | | | | | {doc['mean_gain']:+.2f} | {doc['mean_gain_vs_control']:+.2f} "
                         f"| {doc['mean_gain_vs_constant']:+.2f} | | | |")
+    for task in tasks:
+        doc = read_json(os.path.join(results_dir, f"{task}.json")) or {}
+        if task != "summarization" and doc.get("sacrebleu"):
+            rows.append(f"\n{task}: sacreBLEU {doc['sacrebleu']['signature']}")
     return "\n".join(rows)
 
 
@@ -980,10 +1094,19 @@ def main(argv=None):
     p.add_argument("--export-dir", default=None, help="default: saved_models/results")
     p.add_argument("--results-dir", default=None, help="default: docs/results")
     p.add_argument("--summary", action="store_true", help="print the table of every recorded seed and exit")
+    p.add_argument("--baselines", action="store_true",
+                   help="add the baselines, pooled intervals and sacreBLEU signature to the results JSON from the "
+                        "committed records, and exit (--task: one task; default: translation and summarization)")
     args = p.parse_args(argv)
     results_dir = args.results_dir or os.path.join(REPO, "docs", "results")
     if args.summary:
         print(summary_table(results_dir))
+        return None
+    if args.baselines:
+        export_dir = args.export_dir or os.path.join(REPO, "saved_models", "results")
+        for task in [args.task] if args.task else ["translation", "summarization"]:
+            record_baselines(task, results_dir, os.path.join(export_dir, task, "stages"), args.data_dir)
+            print(f"results.py: baselines of {task} written to {os.path.join(results_dir, task + '.json')}")
         return None
     if not args.task:
         p.error("--task is required (or --summary)")
