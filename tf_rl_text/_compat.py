@@ -60,12 +60,12 @@ with _quiet_native_stderr(_QUIET and not _TF_WAS_IMPORTED):
 
 try:  # tf_keras is what tf.keras resolves to under TF_USE_LEGACY_KERAS=1
     import tf_keras as keras  # noqa: E402
-except ImportError:  # pragma: no cover - TF 2.15 without tf-keras installed
+except ImportError:  # pragma: no cover - tf-keras is a declared dependency (setup.py)
     keras = tf.keras
 
 
 def _import_gym_quietly():
-    """tf-agents imports gym 0.23 (the newest it supports, see STACK.md), and gym prints a notice
+    """tf-agents (Python <= 3.11) imports gym 0.23 (the newest it supports), and gym prints a notice
     urging an upgrade to Gymnasium on import. Users of tf_rl_text cannot act on it, so gym is
     imported here first with its printed output muted; an import error still surfaces (from
     tf-agents, with its own message)."""

@@ -1,5 +1,8 @@
 """TextGenerationEnv: prompts in, rewarded completions out, as a batched tf-agents PyEnvironment.
 
+(A tf-agents ``PyEnvironment`` where tf-agents is installed, Python <= 3.11; elsewhere the same API from
+:mod:`tf_rl_text.specs`' stand-ins. :mod:`tf_rl_text.gymnasium_env` is its Gymnasium face.)
+
 RL framing: the state s_t is the prompt plus the tokens generated so far, an action a_t is the
 next token id, one episode is one completion, and the reward ``R(x, y)`` arrives on the last
 step from a reward function ``reward_fn(completions, prompts, references) -> floats``.
