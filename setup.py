@@ -45,8 +45,9 @@ setup(
     # (sentence-transformers), which pulls in PyTorch and transformers 5 (no TF classes), breaking
     # this stack -- seen with `pip install --dry-run` even when the package is already installed.
     extras_require={
-        "keras-hub": ["keras-hub>=0.32"],  # Keras 3 language models (KerasHub) as policies
-        "test": ["pytest>=7", "pytest-xdist>=3", "keras-hub>=0.32"],  # .ci/run: two workers, one per core
+        # Keras 3 language models (KerasHub) as policies; keras-hub 0.26+ needs Python 3.11+
+        "keras-hub": ['keras-hub>=0.32; python_version >= "3.11"'],
+        "test": ["pytest>=7", "pytest-xdist>=3", 'keras-hub>=0.32; python_version >= "3.11"'],  # .ci/run: 2 workers
     },
     entry_points={"console_scripts": ["tf-rl-text = tf_rl_text.cli:main"]},
     license="Apache-2.0",
