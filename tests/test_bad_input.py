@@ -151,6 +151,18 @@ def generate_with(**kwargs):
 
 
 # (id, case(ctx), exception type, substrings the message must hold: the bad value ..., what to do)
+def _gym_of(env):
+    from tf_rl_text.gymnasium_env import GymTextEnv
+
+    return GymTextEnv(env)
+
+
+def _gym(ctx, batch_size):
+    gym_env = _gym_of(ctx.env(batch_size=batch_size))
+    gym_env.reset(seed=0)
+    return gym_env
+
+
 CASES = [
     # ----------------------------------------------------------------- prompts
     ("env: empty prompt", lambda c: c.env(prompts=["ok", ""]),
@@ -162,6 +174,12 @@ CASES = [
     ("env: a single string", lambda c: c.env(prompts="the movie"),
      ValueError, ["got a single string", "wrap it in a list"]),
     ("env: no prompts", lambda c: c.env(prompts=[]), ValueError, ["prompts is empty", "at least one prompt"]),
+    ("gym: GymTextEnv over a batch", lambda c: _gym(c, batch_size=2),
+     ValueError, ["batch_size=1", "got batch_size=2", "GymTextVectorEnv"]),
+    ("gym: a token id past the vocabulary", lambda c: _gym(c, batch_size=1).step(10**6),
+     ValueError, ["action must be a token id in [0, ", "got 1000000"]),
+    ("gym: wrapping something that is not a TextGenerationEnv", lambda c: _gym_of(object()),
+     TypeError, ["wraps a TextGenerationEnv", "got object"]),
     ("load().generate: empty prompt", lambda c: c.policy.generate(["ok", ""]),
      ValueError, ["texts[1] is empty", "drop it or fill it in"]),
     ("load().generate: non-string prompt", lambda c: c.policy.generate([b"bytes"]),
