@@ -9,12 +9,15 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORDERS = [
     "import tf_rl_text; import transformers; from transformers import TFGPT2LMHeadModel; import tensorflow_probability",
-    "from transformers import TFGPT2LMHeadModel; import tensorflow_probability; import tf_rl_text",
+    "from transformers import TFGPT2LMHeadModel; import tf_rl_text; import tensorflow_probability",
     "import tensorflow; import tf_rl_text; import tensorflow_probability; from transformers import TFGPT2LMHeadModel",
-    # tensorflow and tfp before us: with Keras 3 installed (keras-hub brings it), tfp itself needs the variable set
-    # before TensorFlow loads (its own requirement, docs/install.md); then the rest follows in any order
+    # tfp imported before us: with Keras 3 installed (keras-hub brings it) tfp itself needs the variable set before
+    # TensorFlow loads (its own requirement: tfp 0.23 and 0.25 each fail one of these orders without it,
+    # docs/install.md); then the rest follows in any order
     "import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'; import tensorflow; import tensorflow_probability; "
     "from transformers import TFGPT2LMHeadModel; import tf_rl_text",
+    "import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'; from transformers import TFGPT2LMHeadModel; "
+    "import tensorflow_probability; import tf_rl_text",
 ]
 
 

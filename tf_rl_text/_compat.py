@@ -45,8 +45,26 @@ def _quiet_native_stderr(enabled: bool):
         os.close(null)
 
 
+def _alias_legacy_keras():
+    """TensorFlow maps ``tensorflow.compat.v2.keras`` to tf-keras only when TF_USE_LEGACY_KERAS=1 was set before it
+    loaded. transformers' TF classes set the variable only after importing TensorFlow, so after
+    ``from transformers import TFGPT2LMHeadModel`` tfp 0.25's ``from tensorflow.compat.v2.keras import *`` fails
+    (tf.keras is already tf-keras there). Register tf-keras under that name, as TensorFlow would have."""
+    if os.environ.get("TF_USE_LEGACY_KERAS") != "1" or "tensorflow.compat.v2.keras" in sys.modules:
+        return
+    try:
+        import tensorflow.compat.v2.keras  # noqa: F401
+    except ImportError:
+        try:
+            import tf_keras as _tf_keras
+        except ImportError:  # pragma: no cover - tf-keras is a declared dependency
+            return
+        sys.modules["tensorflow.compat.v2.keras"] = _tf_keras
+
+
 with _quiet_native_stderr(_QUIET and not _TF_WAS_IMPORTED):
     import tensorflow as tf  # noqa: E402
+    _alias_legacy_keras()
     try:
         import tensorflow_probability as tfp  # noqa: E402  (before transformers, see above)
     except (ImportError, AttributeError) as err:
