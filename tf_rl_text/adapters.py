@@ -20,8 +20,8 @@ import numpy as np
 
 from tf_rl_text import specs
 from tf_rl_text._compat import tf
-from tf_rl_text.families import tokens_needed
-from tf_rl_text.models import as_float32
+from tf_rl_text.families import family_of, tokens_needed
+from tf_rl_text.models import as_float32, causal_lm_forward
 from tf_rl_text.tokens import position_ids_from_mask
 
 
@@ -37,6 +37,17 @@ class CausalLM:
     def prompt_room(self, context_length: int, new_tokens: int) -> int:
         """The longest prompt that leaves room for ``new_tokens`` in the context."""
         return context_length - new_tokens
+
+    def forward(self, model, input_ids, attention_mask, position_ids=None, past_key_values=None, use_cache=False,
+                output_hidden_states=False, training=False, logits_at=None):
+        """One causal forward of the bare model: :class:`~tf_rl_text.models.LMOutput` (float32 raw logits)."""
+        return causal_lm_forward(model, input_ids, attention_mask, position_ids, past_key_values, use_cache,
+                                 output_hidden_states, training, logits_at)
+
+    def save_pretrained(self, agent, path: str):
+        """Model and tokenizer with ``save_pretrained`` (``from_pretrained`` loads them)."""
+        agent.model.save_pretrained(path)
+        agent.tokenizer.save_pretrained(path)
 
     def completion_forward(self, agent, model, prompt_ids, prompt_mask, completion_ids, completion_mask, training,
                            output_hidden_states):
@@ -110,6 +121,21 @@ class CausalLM:
         return agent._act_fn(obs["input_ids"], obs["attention_mask"])
 
 
+class KerasHubCausalLM(CausalLM):
+    """A KerasHub ``CausalLM`` (wrapped as :class:`~tf_rl_text.kerashub.KerasHubLM`): a causal LM whose forward
+    runs the backbone's Keras 3 layers, with the same padding, cache and observation rules as ``CausalLM``."""
+
+    def forward(self, model, input_ids, attention_mask, position_ids=None, past_key_values=None, use_cache=False,
+                output_hidden_states=False, training=False, logits_at=None):
+        return model.forward(input_ids, attention_mask, position_ids, past_key_values, use_cache,
+                             output_hidden_states, training, logits_at)
+
+    def save_pretrained(self, agent, path: str):
+        """A KerasHub preset folder (``keras_hub.models.CausalLM.from_preset(path)``), the tokenizer in
+        ``path/hf_tokenizer`` (:func:`tf_rl_text.kerashub.load_preset` reads both)."""
+        agent.model.save_pretrained(path, agent.tokenizer)
+
+
 class EncoderDecoder:
     """An encoder-decoder LM (T5, BART, Marian): the source is encoded once, the completion is decoded."""
 
@@ -134,6 +160,8 @@ class EncoderDecoder:
                     training=training)
         hidden = out.decoder_hidden_states[-1] if output_hidden_states else None
         return agent.process_logits(as_float32(out.logits)), hidden
+
+    save_pretrained = CausalLM.save_pretrained
 
     def prefill(self, agent, input_ids, attention_mask):
         from transformers.modeling_tf_outputs import TFBaseModelOutput
@@ -197,13 +225,29 @@ def _token_specs(length: int, vocab: int, ids_name: str, mask_name: str) -> dict
             mask_name: specs.BoundedArraySpec((length,), np.int32, 0, 1, name=mask_name)}
 
 
-CAUSAL_LM, ENCODER_DECODER = CausalLM(), EncoderDecoder()
+CAUSAL_LM, ENCODER_DECODER, KERAS_HUB_CAUSAL_LM = CausalLM(), EncoderDecoder(), KerasHubCausalLM()
 
 
 def adapter_for(model_or_config):
-    """The adapter of a model's family: its config's ``is_encoder_decoder`` (where a model is classified)."""
+    """The adapter of a model's family: its config's ``is_encoder_decoder``, or a KerasHub family
+    (:mod:`tf_rl_text.families`): where a model is classified."""
     config = getattr(model_or_config, "config", model_or_config)
+    family = family_of(config)
+    if family is not None and family.keras_hub:
+        return KERAS_HUB_CAUSAL_LM
     return ENCODER_DECODER if getattr(config, "is_encoder_decoder", False) else CAUSAL_LM
 
 
-__all__ = ["CausalLM", "EncoderDecoder", "CAUSAL_LM", "ENCODER_DECODER", "adapter_for"]
+def policy_model(model, tokenizer=None):
+    """``(model, tokenizer)`` as the agent holds them: a KerasHub ``CausalLM`` becomes a
+    :class:`~tf_rl_text.kerashub.KerasHubLM` (with its tokenizer when none is given); any other model is
+    returned as it is."""
+    from tf_rl_text import kerashub
+
+    if isinstance(model, kerashub.KerasHubLM) or kerashub.is_keras_hub_model(model):
+        return kerashub.wrap(model, tokenizer)
+    return model, tokenizer
+
+
+__all__ = ["CausalLM", "EncoderDecoder", "KerasHubCausalLM", "CAUSAL_LM", "ENCODER_DECODER", "KERAS_HUB_CAUSAL_LM",
+           "adapter_for", "policy_model"]

@@ -41,9 +41,9 @@ from tf_rl_text._compat import tf, tfp
 from tf_rl_text.generation import (GENERATION_CACHES, STATIC_CACHE_MODEL_TYPES, Generation,  # noqa: F401 (re-exported)
                                    GenerationMixin, check_controls, check_sampling_args, pick_generation_cache,
                                    resolve_generation_shards, resolve_greedy)
-from tf_rl_text.adapters import adapter_for
+from tf_rl_text.adapters import adapter_for, policy_model
 from tf_rl_text.lora import AdaptersOff, adapters_off
-from tf_rl_text.models import PLAIN_GRAPH_MODEL_TYPES, as_float32, causal_lm_forward, check_model_family
+from tf_rl_text.models import PLAIN_GRAPH_MODEL_TYPES, as_float32, check_model_family
 from tf_rl_text.policy import PolicyBase
 from tf_rl_text.tokens import ensure_pad_token, ids_to_texts, pad_token_ids, resolve_tokenizer, texts_to_ids
 
@@ -111,8 +111,9 @@ class RLAgent(PolicyBase, GenerationMixin):
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if top_k is None or int(top_k) != top_k or top_k < 0:
             raise ValueError(f"top_k must be an integer >= 0 (0 = no top-k filtering), got {top_k!r}")
+        model, tokenizer = policy_model(model, tokenizer)  # a KerasHub CausalLM -> KerasHubLM (adapters.py)
         config = getattr(model, "config", None)
-        if config is None or not hasattr(model, "call"):
+        if config is None or not (hasattr(model, "call") or hasattr(model, "forward")):
             raise TypeError(
                 f"model must be a Hugging Face TF model (e.g. TFAutoModelForCausalLM), got {type(model).__name__}"
             )
@@ -197,15 +198,16 @@ class RLAgent(PolicyBase, GenerationMixin):
 
         Every causal forward of the agent goes through here. ``logits_at`` (a slice of sequence
         positions) keeps only those positions' logits (the LM head runs only there). The forward itself
-        is :func:`tf_rl_text.models.causal_lm_forward` (GPT-2's tied LM head as one 2-D matmul).
+        is the family adapter's (:func:`tf_rl_text.models.causal_lm_forward` for Hugging Face models, GPT-2's
+        tied LM head as one 2-D matmul; :meth:`tf_rl_text.kerashub.KerasHubLM.forward` for KerasHub models).
         """
         model = self.model if model is None else model
         if isinstance(model, AdaptersOff):  # the LoRA reference: the same model, adapters left out of the graph
             with adapters_off():
                 return self.causal_lm(input_ids, attention_mask, position_ids, past_key_values, use_cache,
                                       output_hidden_states, training, model.model, logits_at)
-        return causal_lm_forward(model, input_ids, attention_mask, position_ids, past_key_values, use_cache,
-                                 output_hidden_states, training, logits_at)
+        return self.family.forward(model, input_ids, attention_mask, position_ids, past_key_values, use_cache,
+                                   output_hidden_states, training, logits_at)
 
     def token_logits(self, input_ids, attention_mask, training=False):
         """Processed logits for every position: (B, L, vocab); position t predicts token t+1. Causal LMs."""
@@ -304,6 +306,13 @@ class RLAgent(PolicyBase, GenerationMixin):
             head.build(tf.TensorShape([None, None, int(self.model.config.hidden_size)]))
         self.value_head = head
         return head
+
+    def save_pretrained(self, path: str):
+        """Save model and tokenizer (``from_pretrained`` loads them; a KerasHub policy writes a preset folder
+        that ``keras_hub.models.CausalLM.from_preset`` loads), and the value head when one is attached."""
+        self.family.save_pretrained(self, path)
+        if self.value_head is not None:  # actor-critic: the critic travels with the model
+            self.value_head.save(path)
 
     def load_value_head(self, path: str):
         """Attach the value head that :meth:`save_pretrained` wrote into ``path``; returns it."""

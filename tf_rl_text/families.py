@@ -33,6 +33,8 @@ class Family:
     """model -> its list of transformer blocks (:func:`tf_rl_text.recompute.recompute_blocks`)."""
     static_cache: bool = False
     """Generation runs without the model's own KV cache (its cache is not shape-stable)."""
+    keras_hub: bool = False
+    """A KerasHub (Keras 3) model, run through :mod:`tf_rl_text.kerashub` (``model_type`` ``keras_hub_*``)."""
 
 
 _QV = ("q_proj", "v_proj")
@@ -46,6 +48,10 @@ FAMILIES = {
     "t5": Family("seq2seq", plain_graph=True, lora_targets=("q", "v")),
     "bart": Family("seq2seq", lora_targets=_QV),
     "marian": Family("seq2seq", lora_targets=_QV),
+    "keras_hub_gpt2": Family("causal", plain_graph=True, keras_hub=True),
+    "keras_hub_llama": Family("causal", plain_graph=True, keras_hub=True),
+    "keras_hub_mistral": Family("causal", plain_graph=True, keras_hub=True),
+    "keras_hub_qwen": Family("causal", plain_graph=True, keras_hub=True),
     "bert": Family("classifier", lora_targets=("query", "value")),
     "roberta": Family("classifier", lora_targets=("query", "value")),
 }

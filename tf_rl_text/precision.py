@@ -146,6 +146,9 @@ def copy_model(model, policy=None, trainable=None):
     reference) are this. Weights are copied by variable name (:func:`copy_variables`), so a model
     with frozen layers (which Keras lists last) copies correctly.
     """
+    own = getattr(model, "copy_model", None)  # a wrapper that copies itself (tf_rl_text.kerashub.KerasHubLM)
+    if own is not None:
+        return own(policy, trainable)
     copy = new_like(model, policy)
     try:
         copy_variables(model.weights, copy.weights)

@@ -1,0 +1,285 @@
+"""KerasHub causal LMs as policies: ``RLAgent(keras_hub.models.GPT2CausalLM(...))``.
+
+KerasHub (``keras-hub``, Keras 3 on the TensorFlow backend) is where TensorFlow users get language
+models since transformers v5 dropped TF. :class:`KerasHubLM` wraps one of its ``CausalLM``s so the
+rest of the package sees what it needs of a policy model, and nothing more:
+
+* **the forward pass** (:meth:`KerasHubLM.forward`), run through the backbone's own layers (token
+  embedding, transformer layers, final norm, the reversible embedding as LM head) with the
+  library's conventions: left-padded prompts, an attention mask over every key (padding never
+  attended), position ids from the mask for learned absolute positions (GPT-2; a left-padded row
+  scores as it would alone), and a key/value cache that grows by the tokens fed (KerasHub's own
+  ``call_with_cache`` has a fixed length and no padding mask). Rotary backbones (Llama, Mistral,
+  Qwen) rotate by the cache index: attention depends on relative positions only, so left padding
+  changes nothing there either. The logits equal KerasHub's ``score()`` (tests check it);
+* **variables** as the ``tf.Variable`` under each Keras 3 variable (``v.value``): the trainers'
+  tf-keras optimizers, ``tf.train.Checkpoint`` and ``tf.saved_model`` take those;
+* **a config view** (:class:`HubConfig`: ``model_type`` ``"keras_hub_gpt2"``, ``"keras_hub_llama"``...,
+  vocabulary, width, context) and **a copy** (the frozen KL reference);
+* **saving back to KerasHub**: :meth:`KerasHubLM.save_pretrained` writes a preset folder that
+  ``keras_hub.models.CausalLM.from_preset(folder)`` loads, with the Hugging Face tokenizer the agent
+  used in ``folder/hf_tokenizer`` (:func:`load_preset` reads both back).
+
+The tokenizer: pass any Hugging Face tokenizer whose ids the model was trained with (tests and the
+offline default use :func:`tf_rl_text.default_tokenizer`); ``None`` converts the model's own
+KerasHub byte-pair tokenizer (GPT-2, Qwen) to a ``PreTrainedTokenizerFast`` with the same ids
+(:func:`hf_tokenizer`). :func:`build` makes a model from architecture fields (configs and tests: no
+hub is reachable at run time).
+
+    import keras_hub
+    from tf_rl_text import RLAgent, default_tokenizer
+    tokenizer = default_tokenizer()
+    lm = keras_hub.models.GPT2CausalLM(backbone=keras_hub.models.GPT2Backbone(
+        vocabulary_size=len(tokenizer), num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
+        max_sequence_length=64), preprocessor=None)
+    agent = RLAgent(lm, tokenizer)          # agent.model is a KerasHubLM; agent.model.causal_lm is lm
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from tf_rl_text._compat import tf
+from tf_rl_text.models import LMOutput, as_float32
+
+ARCHITECTURES = {
+    # backbone class -> (model_type, learned absolute positions)
+    "GPT2Backbone": ("keras_hub_gpt2", True),
+    "LlamaBackbone": ("keras_hub_llama", False),
+    "Llama3Backbone": ("keras_hub_llama", False),
+    "MistralBackbone": ("keras_hub_mistral", False),
+    "QwenBackbone": ("keras_hub_qwen", False),
+}
+"""The KerasHub backbones whose layers this module runs (their transformer layers share one call:
+``(x, decoder_attention_mask=, self_attention_cache=, self_attention_cache_update_index=)``)."""
+HF_TOKENIZER_DIR = "hf_tokenizer"
+DEFAULT_CONTEXT = 2048
+"""The context length of a rotary backbone (it has no position table): override with ``KerasHubLM(lm,
+context_length=...)``."""
+
+
+def is_keras_hub_model(model) -> bool:
+    """Whether ``model`` is a KerasHub model (its class, or a class it derives from, is KerasHub's)."""
+    return any(cls.__module__.startswith("keras_hub.") for cls in type(model).__mro__)
+
+
+@dataclasses.dataclass
+class HubConfig:
+    """What the package reads of a model's config, for a KerasHub model."""
+
+    model_type: str
+    vocab_size: int
+    hidden_size: int
+    n_positions: int
+    num_layers: int
+    name_or_path: str = ""
+    is_encoder_decoder: bool = False
+
+
+class KerasHubLM(tf.Module):
+    """A KerasHub ``CausalLM`` as a policy model (see the module docstring).
+
+    Args:
+      causal_lm: a ``keras_hub.models.CausalLM`` whose backbone is one of :data:`ARCHITECTURES`.
+      context_length: the longest sequence (default: the backbone's ``max_sequence_length``, else
+        :data:`DEFAULT_CONTEXT`).
+      name_or_path: the preset folder it came from (where :func:`load_preset` finds the tokenizer).
+    """
+
+    def __init__(self, causal_lm, context_length: int | None = None, name_or_path: str = ""):
+        super().__init__(name="keras_hub_lm")
+        backbone = getattr(causal_lm, "backbone", None)
+        kind = type(backbone).__name__
+        if kind not in ARCHITECTURES:
+            raise TypeError(f"RLAgent runs KerasHub causal LMs with a backbone in {sorted(ARCHITECTURES)}; "
+                            f"{type(causal_lm).__name__} has {kind}. Use one of those (GPT-2, Llama, Mistral, Qwen), "
+                            f"or a Hugging Face TF model")
+        self.causal_lm = causal_lm
+        self.model_type, self.learned_positions = ARCHITECTURES[kind]
+        heads = getattr(backbone, "num_query_heads", None) or backbone.num_heads
+        self._cache_heads = getattr(backbone, "num_key_value_heads", None) or heads
+        self._head_dim = backbone.hidden_dim // heads
+        length = context_length or getattr(backbone, "max_sequence_length", None) or DEFAULT_CONTEXT
+        self.config = HubConfig(self.model_type, int(backbone.vocabulary_size), int(backbone.hidden_dim), int(length),
+                                len(backbone.transformer_layers), name_or_path)
+        self.built = True
+
+    # ------------------------------------------------------------------ what the package reads
+    @property
+    def backbone(self):
+        return self.causal_lm.backbone
+
+    @property
+    def variables(self):
+        """Every weight, as the ``tf.Variable`` under each Keras 3 variable."""
+        return [v.value for v in self.causal_lm.variables]
+
+    weights = variables
+
+    @property
+    def trainable_variables(self):
+        return [v.value for v in self.causal_lm.trainable_variables]
+
+    @property
+    def trainable(self) -> bool:
+        return self.causal_lm.trainable
+
+    @trainable.setter
+    def trainable(self, value: bool):
+        self.causal_lm.trainable = bool(value)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input_ids, attention_mask, position_ids=None, past_key_values=None, use_cache=False,
+                output_hidden_states=False, training=False, logits_at=None) -> LMOutput:
+        """One causal forward: :class:`~tf_rl_text.models.LMOutput` (float32 raw logits).
+
+        ``attention_mask`` (B, K+Q) covers the cached keys and the Q tokens fed. ``past_key_values``: the
+        cache this returns with ``use_cache`` (B, layers, 2, K, kv_heads, head_dim), None to start one.
+        """
+        backbone = self.backbone
+        queries = tf.shape(input_ids)[1]
+        x = backbone.token_embedding(input_ids)
+        if self.learned_positions:
+            if position_ids is None:
+                from tf_rl_text.tokens import position_ids_from_mask
+
+                position_ids = position_ids_from_mask(attention_mask)[:, -queries:]
+            table = backbone.position_embedding.position_embeddings
+            x = x + tf.cast(tf.gather(table.value if hasattr(table, "value") else table, position_ids), x.dtype)
+            x = backbone.embeddings_dropout(x, training=training)
+        keys = tf.shape(attention_mask)[1]
+        attention = tf.broadcast_to(tf.cast(attention_mask, tf.int32)[:, None, :],
+                                    tf.stack([tf.shape(input_ids)[0], queries, keys]))  # (B, Q, K+Q)
+        cache, index = None, None
+        if use_cache:
+            if past_key_values is None:
+                shape = [tf.shape(input_ids)[0], self.config.num_layers, 2, 0, self._cache_heads, self._head_dim]
+                past_key_values = tf.zeros(tf.stack(shape), x.dtype)
+            index = tf.shape(past_key_values)[3]
+            room = tf.concat([tf.shape(past_key_values)[:3], [queries], tf.shape(past_key_values)[4:]], axis=0)
+            cache = tf.concat([past_key_values, tf.zeros(room, past_key_values.dtype)], axis=3)
+        caches = []
+        for i, layer in enumerate(backbone.transformer_layers):
+            if cache is None:
+                x = layer(x, decoder_attention_mask=attention, training=training)
+            else:
+                x, layer_cache = layer(x, decoder_attention_mask=attention, self_attention_cache=cache[:, i],
+                                       self_attention_cache_update_index=index, training=training)
+                caches.append(layer_cache)
+        x = backbone.layer_norm(x)
+        read = x if logits_at is None else x[:, logits_at]
+        logits = backbone.token_embedding(read, reverse=True)
+        return LMOutput(as_float32(logits), tf.stack(caches, axis=1) if caches else None,
+                        (x,) if output_hidden_states else None)
+
+    # ------------------------------------------------------------------ copies and saving
+    def copy_model(self, policy=None, trainable=None):
+        """A new ``KerasHubLM`` over a copy of the model (same class and config, weights copied)."""
+        if policy is not None:
+            raise ValueError(f"mixed precision (precision={policy!r}) is not supported for KerasHub policies yet; "
+                             "build the KerasHub model under the dtype policy you want instead "
+                             "(keras.config.set_dtype_policy before building it)")
+        lm = self.causal_lm
+        copy = type(lm).from_config(lm.get_config())
+        for target, source in zip(copy.variables, lm.variables):
+            target.assign(source)
+        wrapped = KerasHubLM(copy, self.config.n_positions, self.config.name_or_path)
+        wrapped.trainable = self.trainable if trainable is None else trainable
+        return wrapped
+
+    def save_pretrained(self, path: str, tokenizer=None):
+        """Write a KerasHub preset folder (``CausalLM.from_preset(path)`` loads it) and, when given, the
+        Hugging Face ``tokenizer`` into ``path/hf_tokenizer``."""
+        os.makedirs(path, exist_ok=True)
+        self.causal_lm.save_to_preset(path)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(os.path.join(path, HF_TOKENIZER_DIR))
+
+
+def wrap(model, tokenizer=None):
+    """``(KerasHubLM, tokenizer)`` for a KerasHub ``CausalLM`` (or a ``KerasHubLM``): the tokenizer given,
+    else the one saved beside a preset (:func:`load_preset`), else the model's own converted."""
+    wrapped = model if isinstance(model, KerasHubLM) else KerasHubLM(model)
+    if tokenizer is None:
+        tokenizer = _saved_tokenizer(wrapped.config.name_or_path) or hf_tokenizer(wrapped.causal_lm)
+    return wrapped, tokenizer
+
+
+def _saved_tokenizer(folder: str):
+    path = os.path.join(folder, HF_TOKENIZER_DIR) if folder else ""
+    if not path or not os.path.isdir(path):
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+def hf_tokenizer(causal_lm):
+    """The model's own KerasHub tokenizer (from its preprocessor) as a ``PreTrainedTokenizerFast`` with the same
+    ids: byte-pair tokenizers (GPT-2, Qwen) convert; for others pass a Hugging Face tokenizer."""
+    preprocessor = getattr(causal_lm, "preprocessor", None)
+    source = getattr(preprocessor, "tokenizer", None)
+    how = ("pass one: RLAgent(lm, tokenizer) with a Hugging Face tokenizer of the same ids "
+           "(e.g. AutoTokenizer.from_pretrained(<folder>), or tf_rl_text.default_tokenizer() for tiny models)")
+    if source is None:
+        raise ValueError(f"RLAgent(lm) found no tokenizer: this {type(causal_lm).__name__} has no preprocessor; {how}")
+    vocabulary, merges = getattr(source, "vocabulary", None), getattr(source, "merges", None)
+    if not isinstance(vocabulary, dict) or merges is None:
+        raise ValueError(f"RLAgent(lm) converts byte-pair KerasHub tokenizers only; {type(source).__name__} is not "
+                         f"one; {how}")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pairs = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+    core = Tokenizer(models.BPE(vocab=dict(vocabulary), merges=pairs))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    end = source.id_to_token(source.end_token_id) if getattr(source, "end_token_id", None) is not None else None
+    pad = source.id_to_token(source.pad_token_id) if getattr(source, "pad_token_id", None) is not None else end
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=end, bos_token=end, pad_token=pad)
+
+
+def build(architecture: str, vocab_size: int, num_layers: int = 2, hidden_size: int = 64, num_heads: int = 4,
+          intermediate_size: int | None = None, context_length: int = 64, num_key_value_heads: int | None = None,
+          dropout: float = 0.0, seed: int | None = None):
+    """A fresh KerasHub ``CausalLM`` (no preprocessor) from architecture fields: ``"gpt2"`` or ``"llama"``.
+
+    What configs and tests use: nothing is downloaded. ``seed`` seeds Keras' initializers."""
+    import keras
+    import keras_hub
+
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    inner = intermediate_size or 4 * hidden_size
+    if architecture == "gpt2":
+        backbone = keras_hub.models.GPT2Backbone(vocabulary_size=vocab_size, num_layers=num_layers, num_heads=num_heads,
+                                                 hidden_dim=hidden_size, intermediate_dim=inner, dropout=dropout,
+                                                 max_sequence_length=context_length)
+        return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    if architecture == "llama":
+        backbone = keras_hub.models.LlamaBackbone(vocabulary_size=vocab_size, num_layers=num_layers,
+                                                  num_query_heads=num_heads, hidden_dim=hidden_size,
+                                                  intermediate_dim=inner, dropout=dropout,
+                                                  num_key_value_heads=num_key_value_heads or num_heads)
+        return keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=None)
+    raise ValueError(f"architecture must be 'gpt2' or 'llama' for a KerasHub model built from fields, got "
+                     f"{architecture!r}; load any other KerasHub model with keras_hub.models.CausalLM.from_preset")
+
+
+def load_preset(preset: str, tokenizer=None, context_length: int | None = None):
+    """``(KerasHubLM, tokenizer)`` from a KerasHub preset: a local folder (``save_to_preset``, or
+    :meth:`KerasHubLM.save_pretrained`, whose ``hf_tokenizer`` is read back) or a preset name already in
+    KerasHub's cache. Nothing is downloaded here unless KerasHub itself does for a name it lacks."""
+    import keras_hub
+
+    if os.path.sep in preset or preset.startswith("."):
+        if not os.path.isdir(preset):
+            raise FileNotFoundError(f"KerasHub preset folder {preset!r} does not exist; write one with "
+                                    f"causal_lm.save_to_preset(folder) or agent.save_pretrained(folder)")
+    lm = keras_hub.models.CausalLM.from_preset(preset)
+    wrapped = KerasHubLM(lm, context_length, preset if os.path.isdir(preset) else "")
+    return wrap(wrapped, tokenizer)
+
+
+__all__ = ["ARCHITECTURES", "HubConfig", "KerasHubLM", "build", "hf_tokenizer", "is_keras_hub_model", "load_preset",
+           "wrap"]
