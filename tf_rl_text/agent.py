@@ -113,7 +113,7 @@ class RLAgent(PolicyBase, GenerationMixin):
             raise ValueError(f"top_k must be an integer >= 0 (0 = no top-k filtering), got {top_k!r}")
         model, tokenizer = policy_model(model, tokenizer)  # a KerasHub CausalLM -> KerasHubLM (adapters.py)
         config = getattr(model, "config", None)
-        if config is None or not (hasattr(model, "call") or hasattr(model, "forward")):
+        if config is None or not hasattr(model, "call"):
             raise TypeError(
                 f"model must be a Hugging Face TF model (e.g. TFAutoModelForCausalLM), got {type(model).__name__}"
             )

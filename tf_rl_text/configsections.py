@@ -43,9 +43,16 @@ class ModelSection:
     """seq2seq: BPE vocabulary trained on the training texts (>= 260)."""
     precision: str = "float32"
     """float32, or mixed_bfloat16 (bfloat16 math over float32 weights)."""
+    keras_hub: str | None = None
+    """A KerasHub (Keras 3) causal LM instead of a Hugging Face one: gpt2 or llama = built from layers and width
+    over the embedded tokenizer; a local preset folder (save_to_preset) or a preset name in KerasHub's cache =
+    loaded with keras_hub.models.CausalLM.from_preset. null = Hugging Face (path / kind)."""
 
     def __post_init__(self):
         _choice("kind", self.kind, ("causal", "seq2seq"))
+        if self.keras_hub is not None and (self.path or self.kind != "causal"):
+            raise ValueError(f"model.keras_hub={self.keras_hub!r} names the policy already; leave model.path null and "
+                             f"model.kind causal (got path={self.path!r}, kind={self.kind!r})")
         _choice("arch", self.arch, ("t5", "bart"))
         _choice("precision", self.precision, ("float32", "mixed_bfloat16"))
         _at_least("layers", self.layers, 1)

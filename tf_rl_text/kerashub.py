@@ -172,6 +172,29 @@ class KerasHubLM(tf.Module):
         return LMOutput(as_float32(logits), tf.stack(caches, axis=1) if caches else None,
                         (x,) if output_hidden_states else None)
 
+    def __call__(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
+                 output_hidden_states=False, training=False, **unused):
+        """The Hugging Face calling convention (keywords; ``.logits``, ``.past_key_values``,
+        ``.hidden_states``), for code that wraps a causal LM (Q-learning's ``QHeadModel``)."""
+        return self.forward(input_ids, attention_mask, position_ids, past_key_values, use_cache,
+                            output_hidden_states, training)
+
+    call = __call__
+
+    @property
+    def dummy_inputs(self):
+        return {"input_ids": tf.ones([1, 2], tf.int32), "attention_mask": tf.ones([1, 2], tf.int32)}
+
+    def count_params(self) -> int:
+        return int(self.causal_lm.count_params())
+
+    def get_weights(self):
+        return [v.numpy() for v in self.variables]
+
+    def set_weights(self, weights):
+        for v, w in zip(self.variables, weights):
+            v.assign(w)
+
     # ------------------------------------------------------------------ copies and saving
     def copy_model(self, policy=None, trainable=None):
         """A new ``KerasHubLM`` over a copy of the model (same class and config, weights copied)."""

@@ -77,6 +77,9 @@ def new_like(model, policy=None):
 
     ``policy`` defaults to ``model``'s own, so copies compute like the original.
     """
+    own = getattr(model, "copy_model", None)  # a wrapper that copies itself (tf_rl_text.kerashub.KerasHubLM)
+    if own is not None:
+        return own(policy)
     with global_policy(policy_of(model) if policy is None else policy):
         copy = type(model)(model.config)
         copy(copy.dummy_inputs, training=False)
@@ -132,6 +135,8 @@ def with_precision(model, policy: str = "mixed_bfloat16"):
     from transformers import TFPreTrainedModel
 
     name = _check_policy(policy)
+    if getattr(model, "copy_model", None) is not None:  # a KerasHub policy: its copy says what it supports
+        return model.copy_model(None if name == "float32" else name)
     if not isinstance(model, TFPreTrainedModel):
         raise TypeError(f"model must be a Hugging Face TF model (e.g. TFAutoModelForCausalLM), got {type(model).__name__}")
     warn_if_emulated_bfloat16(name)

@@ -60,6 +60,8 @@ def build_agent(cfg: RunConfig, train, tokenizer_dir: str | None = None):
 
     m, seed = cfg.model, cfg.run.seed
     keras.utils.set_random_seed(seed)
+    if m.keras_hub:
+        return build_keras_hub_agent(m, seed, RLAgent, default_tokenizer)
     if m.path:
         from transformers import AutoConfig, AutoTokenizer, TFAutoModelForCausalLM, TFAutoModelForSeq2SeqLM
 
@@ -86,6 +88,22 @@ def build_agent(cfg: RunConfig, train, tokenizer_dir: str | None = None):
     if m.precision != "float32":
         model = with_precision(model, m.precision)
     return RLAgent(model, tokenizer, seed=seed)
+
+
+def build_keras_hub_agent(m, seed, agent_class, default_tokenizer):
+    """The RLAgent of ``model.keras_hub``: a model built from fields over the embedded tokenizer, or a preset."""
+    from tf_rl_text import kerashub
+
+    if m.precision != "float32":
+        raise ValueError(f"model.precision={m.precision!r} is not supported for KerasHub policies yet; use float32")
+    if m.keras_hub in ("gpt2", "llama"):
+        tokenizer = default_tokenizer()
+        lm = kerashub.build(m.keras_hub, len(tokenizer), num_layers=m.layers, hidden_size=m.width,
+                            num_heads=max(1, m.width // 16), context_length=tokenizer.model_max_length, seed=seed)
+        model = kerashub.KerasHubLM(lm, context_length=tokenizer.model_max_length)
+    else:
+        model, tokenizer = kerashub.load_preset(m.keras_hub)
+    return agent_class(model, tokenizer, seed=seed)
 
 
 # --------------------------------------------------------------------------- reward
