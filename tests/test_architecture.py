@@ -139,7 +139,9 @@ def test_one_families_table_feeds_autograph_lora_recompute_and_the_generation_ca
     from tf_rl_text.families import FAMILIES, KINDS, tokens_needed
 
     assert all(f.kind in KINDS for f in FAMILIES.values())
-    assert models.PLAIN_GRAPH_MODEL_TYPES == {"gpt2", "t5", "mistral"}
+    keras_hub = {name for name, f in FAMILIES.items() if f.keras_hub}
+    assert keras_hub == {"keras_hub_gpt2", "keras_hub_llama", "keras_hub_mistral", "keras_hub_qwen"}
+    assert models.PLAIN_GRAPH_MODEL_TYPES == {"gpt2", "t5", "mistral"} | keras_hub
     assert generation.STATIC_CACHE_MODEL_TYPES == {"xglm"}
     assert set(recompute.BLOCKS) == {"gpt2", "gptj", "mistral", "opt"}
     assert lora.DEFAULT_TARGETS["gpt2"] == ("c_attn",) and lora.DEFAULT_TARGETS["t5"] == ("q", "v")

@@ -127,6 +127,9 @@ class KerasHubCausalLM(CausalLM):
 
     def forward(self, model, input_ids, attention_mask, position_ids=None, past_key_values=None, use_cache=False,
                 output_hidden_states=False, training=False, logits_at=None):
+        if not hasattr(model, "forward"):  # a wrapper around the KerasHubLM (Q-learning's QHeadModel): HF's calls
+            return super().forward(model, input_ids, attention_mask, position_ids, past_key_values, use_cache,
+                                   output_hidden_states, training, logits_at)
         return model.forward(input_ids, attention_mask, position_ids, past_key_values, use_cache,
                              output_hidden_states, training, logits_at)
 

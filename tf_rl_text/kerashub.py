@@ -204,8 +204,12 @@ class KerasHubLM(tf.Module):
                              "(keras.config.set_dtype_policy before building it)")
         lm = self.causal_lm
         copy = type(lm).from_config(lm.get_config())
-        for target, source in zip(copy.variables, lm.variables):
-            target.assign(source)
+        for layer, twin in zip(lm._flatten_layers(), copy._flatten_layers()):  # KerasHub's enable_lora, mirrored
+            if getattr(layer, "lora_enabled", False) and not getattr(twin, "lora_enabled", False):
+                twin.enable_lora(layer.lora_rank, lora_alpha=getattr(layer, "lora_alpha", None))
+        sources = {v.path: v for v in lm.variables}
+        for target in copy.variables:
+            target.assign(sources[target.path])
         wrapped = KerasHubLM(copy, self.config.n_positions, self.config.name_or_path)
         wrapped.trainable = self.trainable if trainable is None else trainable
         return wrapped

@@ -36,7 +36,7 @@ import threading
 import numpy as np
 
 from tf_rl_text._compat import tf
-from tf_rl_text.families import FAMILIES
+from tf_rl_text.families import FAMILIES, family_of
 
 DEFAULT_TARGETS = {name: family.lora_targets for name, family in FAMILIES.items() if family.lora_targets}
 """Projections adapted when ``targets`` is not given (peft's defaults), by ``config.model_type``."""
@@ -115,6 +115,12 @@ class LoRA(tf.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         model_type = getattr(model.config, "model_type", None)
+        family = family_of(model)
+        if family is not None and family.keras_hub:
+            raise ValueError(f"attach_lora adapts Hugging Face (tf-keras) layers; this policy is a KerasHub model "
+                             f"({model_type}). Use KerasHub's own adapters before building the agent: "
+                             f"lm.backbone.enable_lora(rank={int(rank)}); RLAgent(lm, tokenizer) then trains the adapters "
+                             f"(and the adapted projections' biases), with a frozen copy as the KL reference")
         if targets is None:
             if model_type not in DEFAULT_TARGETS:
                 raise ValueError(f"no default LoRA targets for model_type {model_type!r}; pass targets=[...] "
