@@ -8,6 +8,7 @@ Prints progress on stderr and one JSON line (the figures) as the last line of st
     python benchmarks/rl_step.py                       # the workload as shipped
     python benchmarks/rl_step.py --steps 500           # memory check: RSS after 50 vs after 500 steps
     python benchmarks/rl_step.py --precision mixed_bfloat16   # bfloat16 math, float32 weights
+    python benchmarks/rl_step.py --model keras_hub     # the same GPT-2 (same weights) as a KerasHub GPT2CausalLM
 """
 from __future__ import annotations
 
@@ -78,6 +79,9 @@ def main(argv=None):
                     help="rloo: REINFORCE with the leave-one-out baseline (the workload); ppo / a2c: actor-critic "
                          "(one update per batch, value head); soft_q: soft Q-learning (one TD update per batch); grpo: "
                          "GRPOTrainer (group advantages, clipped ratio, k3 KL, one iteration)")
+    ap.add_argument("--model", default="transformers", choices=["transformers", "keras_hub"],
+                    help="transformers: the workload's TFGPT2LMHeadModel; keras_hub: the same model, same weights, "
+                         "as a KerasHub GPT2CausalLM (tf_rl_text.kerashub.from_transformers)")
     ap.add_argument("--precision", default="float32", choices=PRECISIONS,
                     help="mixed_bfloat16: bfloat16 math over float32 weights (tf_rl_text.precision.with_precision)")
     args = ap.parse_args(argv)
@@ -89,6 +93,12 @@ def main(argv=None):
     w, tokenizer, prompts, steps, warmup = load_run(args)
     tf.random.set_seed(w["seed"])
     model = build_model(w["model"], tokenizer, w["seed"], args.precision)
+    if args.model == "keras_hub":
+        import tempfile
+
+        from tf_rl_text.kerashub import from_transformers
+
+        model = from_transformers(model, tempfile.mkdtemp(prefix="rl_step_keras_hub_"))
     agent = ExactLengthAgent(model, tokenizer, temperature=w["temperature"], seed=w["seed"])
     target = w["target_word"]
 
@@ -112,7 +122,7 @@ def main(argv=None):
     median = float(np.median(times))
     seqs = w["prompts_per_step"] * w["completions_per_prompt"]
     result = {
-        "benchmark": "rl_step", "algo": args.algo, "precision": args.precision, "jit_compile": args.jit,
+        "benchmark": "rl_step", "model": args.model, "algo": args.algo, "precision": args.precision, "jit_compile": args.jit,
         "timed_steps": len(times),
         "median_step_s": round(median, 4), "min_step_s": round(float(np.min(times)), 4),
         "max_step_s": round(float(np.max(times)), 4), "seqs_per_s": round(seqs / median, 2),
@@ -124,7 +134,8 @@ def main(argv=None):
         # the issue's TRL 1.16 figure from another day; side_by_side.py measures TRL in the same run
         "issue_trl_median_step_s": 1.41, "speedup_vs_issue_trl_figure": round(1.41 / median, 2),
         "layout": args.layout, "generation_shards": agent.generation_shards,
-        "tf": tf.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
+        "tf": tf.__version__, **({"keras_hub": __import__("keras_hub").__version__} if args.model == "keras_hub" else {}),
+        "numpy": np.__version__, "python": sys.version.split()[0],
         "threads": [tf.config.threading.get_inter_op_parallelism_threads(),
                                           tf.config.threading.get_intra_op_parallelism_threads()],
     }

@@ -17,6 +17,7 @@ docstring for where TRL's step differs from the workload).
     python benchmarks/side_by_side.py --rounds 1 --steps 5   # quick look
     python benchmarks/side_by_side.py --peers trl            # ours vs TRL only
     python benchmarks/side_by_side.py --precision mixed_bfloat16   # every side in bfloat16 math
+    python benchmarks/side_by_side.py --peers keras_hub      # ours on the HF GPT-2 vs the same GPT-2 in KerasHub
     TORCH_PYTHON=/path/to/python TRL_PYTHON=/path/to/python python benchmarks/side_by_side.py
 
 ``--peers`` defaults to every peer whose Python exists (torch: $TORCH_PYTHON or
@@ -47,6 +48,8 @@ PEERS = {
                                         "gflop_per_step_trl_executed"),
             "python -m venv /work/trlenv && /work/trlenv/bin/pip install --no-index --find-links /opt/pypi/files "
             "--find-links /opt/wheels torch==2.13.0 trl==1.13.0"),
+    # ours again, this Python, the same GPT-2 as a KerasHub (Keras 3) GPT2CausalLM (docs/models.md)
+    "keras_hub": ("rl_step.py", "keras_hub", ("keras_hub", "tf"), "pip install '.[keras-hub]'"),
     # ours again, in another Python with another TensorFlow stack (docs/install.md: the 2023 stack, TF 2.15)
     "stack": ("rl_step.py", "other_stack", ("tf", "numpy", "python"),
               "python3.11 -m venv /work/stack215 && /work/stack215/bin/pip install 'tensorflow~=2.15.1' "
@@ -87,8 +90,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2, help="runs of each side, alternating (default 2)")
     ap.add_argument("--peers", default=None,
-                    help="comma-separated peers to run against ours: torch, trl, stack (default: torch and trl where their "
-                         "Python exists; stack only when named)")
+                    help="comma-separated peers to run against ours: torch, trl, stack, keras_hub (default: torch and trl "
+                         "where their Python exists; stack and keras_hub only when named)")
     ap.add_argument("--torch-python", default=DEFAULT_TORCH_PYTHON,
                     help="Python with torch for peer_torch.py (default: $TORCH_PYTHON or /work/torchenv/bin/python)")
     ap.add_argument("--trl-python", default=DEFAULT_TRL_PYTHON,
@@ -114,7 +117,8 @@ def main(argv=None):
         raise SystemExit("--algo grpo: the torch peer is an RLOO core only; use --peers trl")
     if args.rounds < 1:
         raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
-    pythons = {"torch": args.torch_python, "trl": args.trl_python, "stack": args.stack_python}
+    pythons = {"torch": args.torch_python, "trl": args.trl_python, "stack": args.stack_python,
+               "keras_hub": sys.executable}
     threads = {"torch": args.torch_threads, "trl": args.trl_threads}
     if args.peers is None:
         peers = [p for p in ("torch", "trl") if _is_executable(pythons[p])]
@@ -144,9 +148,11 @@ def main(argv=None):
     ours_cmd = [sys.executable, os.path.join(HERE, "rl_step.py"), *common, *algo,
                 *(["--precision", args.precision] if bf16 else [])]
     peer_cmds = {p: [pythons[p], os.path.join(HERE, PEERS[p][0]), *common, "--threads", str(threads[p]),
-                     *(["--bf16"] if bf16 else []), *algo] for p in peers if p != "stack"}
+                     *(["--bf16"] if bf16 else []), *algo] for p in peers if p not in ("stack", "keras_hub")}
     if "stack" in peers:  # the same script as ours, in the other Python
         peer_cmds["stack"] = [pythons["stack"], *ours_cmd[1:]]
+    if "keras_hub" in peers:  # the same script and Python, the model as KerasHub's
+        peer_cmds["keras_hub"] = [*ours_cmd, "--model", "keras_hub"]
     rounds = []
     for r in range(args.rounds):
         ours = run_side(f"round {r + 1}/{args.rounds} ours (rl_step.py)", ours_cmd)
@@ -171,6 +177,8 @@ def main(argv=None):
         result["speedup_vs_torch_peer"] = round(result["torch_peer_median_step_s"] / ours_med, 2)
     if "stack" in peers:
         result["speedup_vs_other_stack"] = round(result["other_stack_median_step_s"] / ours_med, 2)
+    if "keras_hub" in peers:
+        result["keras_hub_vs_transformers_step_ratio"] = round(result["keras_hub_median_step_s"] / ours_med, 2)
     if "trl" in peers:
         result["speedup_vs_trl"] = round(result["trl_peer_median_step_s"] / ours_med, 2)
     result["per_round"] = rounds

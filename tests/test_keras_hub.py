@@ -194,25 +194,10 @@ def test_a_run_stopped_and_resumed_ends_as_the_straight_run(tokenizer, tmp_path)
 
 
 # --------------------------------------------------------------------------- checkpoints from elsewhere
-def pytorch_names(hf_model):
-    """A TF GPT-2's weights under the names of a PyTorch checkpoint (what the Hub's model.safetensors holds)."""
-    out = {}
-    for v in hf_model.weights:
-        name = v.name.split(":")[0].split("transformer/")[-1].replace("h_._", "h.").replace("/", ".")
-        name = name.replace("wpe.embeddings", "wpe.weight").replace("wte.embeddings", "wte.weight")
-        name = name.replace(".gamma", ".weight").replace(".beta", ".bias")
-        out[name] = v.numpy().reshape(-1) if name.endswith(".bias") else v.numpy()  # Conv1D biases are (1, n) in TF
-    return out
-
-
 def test_keras_hub_converts_a_local_hugging_face_gpt2_checkpoint_and_it_trains(tokenizer, tmp_path):
-    from safetensors.numpy import save_file
-
     hf = make_tiny_model(tokenizer)
-    hf.config.architectures = ["GPT2LMHeadModel"]
-    hf.config.save_pretrained(str(tmp_path))
-    save_file(pytorch_names(hf), str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
-    lm = keras_hub.models.CausalLM.from_preset(str(tmp_path), preprocessor=None)
+    lm = kerashub.from_transformers(hf, str(tmp_path))  # a PyTorch-format checkpoint folder, converted by KerasHub
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]
     assert type(lm).__name__ == "GPT2CausalLM"
     ids = np.array([[264, 80, 300, 17]])
     kh_logits = lm.score(token_ids=ids, padding_mask=np.ones_like(ids), scoring_mode="logits").numpy()

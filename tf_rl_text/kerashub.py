@@ -37,6 +37,7 @@ hub is reachable at run time).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 from tf_rl_text._compat import tf
@@ -293,6 +294,40 @@ def build(architecture: str, vocab_size: int, num_layers: int = 2, hidden_size: 
                      f"{architecture!r}; load any other KerasHub model with keras_hub.models.CausalLM.from_preset")
 
 
+def gpt2_pytorch_weights(tf_gpt2) -> dict:
+    """A Hugging Face TF GPT-2's weights under the names (and shapes) of its PyTorch checkpoint, the format
+    KerasHub's converters read: ``h.0.attn.c_attn.weight``, ``wte.weight``, ... (Conv1D biases 1-D)."""
+    out = {}
+    for v in tf_gpt2.weights:
+        name = v.name.split(":")[0].split("transformer/")[-1].replace("h_._", "h.").replace("/", ".")
+        name = name.replace("wpe.embeddings", "wpe.weight").replace("wte.embeddings", "wte.weight")
+        name = name.replace(".gamma", ".weight").replace(".beta", ".bias")
+        out[name] = v.numpy().reshape(-1) if name.endswith(".bias") else v.numpy()
+    return out
+
+
+def from_transformers(tf_gpt2, folder: str):
+    """A KerasHub ``GPT2CausalLM`` with the weights of a Hugging Face TF GPT-2 (``TFGPT2LMHeadModel``).
+
+    Writes ``folder`` as a Hugging Face checkpoint (config.json + model.safetensors, PyTorch names) and lets
+    KerasHub convert it (``CausalLM.from_preset(folder)``: what it does for any local Hugging Face GPT-2,
+    Llama, Mistral, Qwen or Gemma folder). The logits are the TF model's (tests compare them)."""
+    import keras_hub
+    from safetensors.numpy import save_file
+
+    if getattr(tf_gpt2.config, "model_type", None) != "gpt2":
+        raise ValueError(f"from_transformers converts Hugging Face GPT-2 models; got model_type "
+                         f"{getattr(tf_gpt2.config, 'model_type', None)!r}. For other families save a PyTorch-format "
+                         f"checkpoint and call keras_hub.models.CausalLM.from_preset(folder)")
+    os.makedirs(folder, exist_ok=True)
+    config = tf_gpt2.config.to_dict()
+    config["architectures"] = ["GPT2LMHeadModel"]
+    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f)
+    save_file(gpt2_pytorch_weights(tf_gpt2), os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    return keras_hub.models.CausalLM.from_preset(folder, preprocessor=None)
+
+
 def load_preset(preset: str, tokenizer=None, context_length: int | None = None):
     """``(KerasHubLM, tokenizer)`` from a KerasHub preset: a local folder (``save_to_preset``, or
     :meth:`KerasHubLM.save_pretrained`, whose ``hf_tokenizer`` is read back) or a preset name already in
@@ -308,5 +343,5 @@ def load_preset(preset: str, tokenizer=None, context_length: int | None = None):
     return wrap(wrapped, tokenizer)
 
 
-__all__ = ["ARCHITECTURES", "HubConfig", "KerasHubLM", "build", "hf_tokenizer", "is_keras_hub_model", "load_preset",
-           "wrap"]
+__all__ = ["ARCHITECTURES", "HubConfig", "KerasHubLM", "build", "from_transformers", "gpt2_pytorch_weights",
+           "hf_tokenizer", "is_keras_hub_model", "load_preset", "wrap"]
