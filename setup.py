@@ -45,7 +45,7 @@ setup(
     # (sentence-transformers), which pulls in PyTorch and transformers 5 (no TF classes), breaking
     # this stack -- seen with `pip install --dry-run` even when the package is already installed.
     extras_require={
-        # KerasHub (Keras 3 language models) in the same process; policies from it are issue 37, not yet here.
+        # KerasHub (Keras 3 language models) as policies: RLAgent(keras_hub_causal_lm, tokenizer) (docs/models.md).
         # keras-hub 0.26+ needs Python 3.11+
         "keras-hub": ['keras-hub>=0.32; python_version >= "3.11"'],
         "test": ["pytest>=7", "pytest-xdist>=3", 'keras-hub>=0.32; python_version >= "3.11"'],  # .ci/run: 2 workers

@@ -78,6 +78,8 @@ def test_doc_python_block_runs_as_printed(path, chain, tmp_path, monkeypatch):
     skipped = [m for m in needs if not m.startswith(FRESH_PROCESS)]
     if skipped:
         pytest.skip(f"{where}: {skipped[0]}")
+    if any(re.search(r"^\s*(import|from) keras_hub\b", code, re.M) for _, code in chain):
+        pytest.importorskip("keras_hub", reason=f"{where} uses KerasHub: the [keras-hub] extra (Python 3.11+)")
     monkeypatch.chdir(tmp_path)
     if needs:  # a fresh process
         script = tmp_path / "block.py"
