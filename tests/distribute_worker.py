@@ -32,13 +32,20 @@ def length_reward(completions, prompts, references):
 
 
 def tiny(tokenizer):
+    """The tiny GPT-2: Hugging Face's, or with DISTRIBUTE_MODEL=keras_hub_gpt2 / keras_hub_llama a KerasHub one."""
+    kind = os.environ.get("DISTRIBUTE_MODEL", "transformers")
+    if kind.startswith("keras_hub_"):
+        from tf_rl_text import kerashub
+
+        return kerashub.build(kind[len("keras_hub_"):], len(tokenizer), num_layers=1, hidden_size=32, num_heads=2,
+                              seed=0)
     from tf_rl_text.defaults import default_model
 
     return default_model(tokenizer, n_layer=1, n_embd=32, n_head=2, seed=0)
 
 
 def weights(model):
-    return [v.numpy() for v in model.weights]
+    return [v.numpy() for v in (model.causal_lm.weights if hasattr(model, "causal_lm") else model.weights)]
 
 
 def max_diff(a, b):
