@@ -1,7 +1,7 @@
 """Subprocess side of tests/test_distribute.py (not collected): TensorFlow's devices must be set
 before it initialises them, so each scenario runs in a fresh process.
 
-    python tests/distribute_worker.py mirrored OUT_JSON
+    [DISTRIBUTE_MODEL=keras_hub_gpt2|keras_hub_llama] python tests/distribute_worker.py mirrored OUT_JSON [FAMILIES]
         On 2 logical CPU devices: for each trainer family (REINFORCE, PPO, Q-learning, MLE) one
         update of a global batch under MirroredStrategy and the same update under the default
         strategy from the same weights; writes the largest weight difference, how far the

@@ -277,3 +277,14 @@ def test_errors_name_the_problem_and_the_fix(tokenizer):
         kerashub.build("gemma", 64)
     with pytest.raises(FileNotFoundError, match="preset folder.*save_to_preset"):
         kerashub.load_preset("./no/such/folder")
+
+
+def test_a_config_naming_a_keras_hub_model_and_a_path_exits_2_naming_both(tmp_path, capsys):
+    from tf_rl_text import cli
+
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump({"algorithm": "reinforce", "model": {"keras_hub": "llama", "path": "some/folder"}}))
+    assert cli.main(["train", str(path), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "model.keras_hub='llama'" in err and "leave model.path null" in err and "some/folder" in err
+    assert not (tmp_path / "run").exists()  # stopped before any work
