@@ -194,12 +194,15 @@ def test_a_run_stopped_and_resumed_ends_as_the_straight_run(tokenizer, tmp_path)
 
 
 # --------------------------------------------------------------------------- checkpoints from elsewhere
-def test_keras_hub_converts_a_local_hugging_face_gpt2_checkpoint_and_it_trains(tokenizer, tmp_path):
-    hf = make_tiny_model(tokenizer)
+@pytest.mark.parametrize("family, keras_hub_class", [("gpt2", "GPT2CausalLM"), ("mistral", "Llama3CausalLM")])
+def test_keras_hub_converts_a_local_hugging_face_checkpoint_and_it_trains(tokenizer, tmp_path, family, keras_hub_class):
+    from conftest import make_tiny_mistral
+
+    hf = make_tiny_model(tokenizer) if family == "gpt2" else make_tiny_mistral(tokenizer)  # Llama architecture
     lm = kerashub.from_transformers(hf, str(tmp_path))  # a PyTorch-format checkpoint folder, converted by KerasHub
     assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]
-    assert type(lm).__name__ == "GPT2CausalLM"
-    ids = np.array([[264, 80, 300, 17]])
+    assert type(lm).__name__ == keras_hub_class
+    ids = np.array([[264, 80, 300, 17, 5, 9]])
     kh_logits = lm.score(token_ids=ids, padding_mask=np.ones_like(ids), scoring_mode="logits").numpy()
     np.testing.assert_allclose(kh_logits, hf(input_ids=ids).logits.numpy(), atol=1e-5)
     agent, hf_agent = RLAgent(lm, tokenizer, seed=0), RLAgent(hf, tokenizer, seed=0)

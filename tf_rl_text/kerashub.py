@@ -40,6 +40,8 @@ import dataclasses
 import json
 import os
 
+import numpy as np
+
 from tf_rl_text._compat import tf
 from tf_rl_text.models import LMOutput, as_float32
 
@@ -362,20 +364,34 @@ def build(architecture: str, vocab_size: int, num_layers: int = 2, hidden_size: 
                      f"{architecture!r}; load any other KerasHub model with keras_hub.models.CausalLM.from_preset")
 
 
-def gpt2_pytorch_weights(tf_gpt2) -> dict:
-    """A Hugging Face TF GPT-2's weights under the names (and shapes) of its PyTorch checkpoint, the format
-    KerasHub's converters read: ``h.0.attn.c_attn.weight``, ``wte.weight``, ... (Conv1D biases 1-D)."""
+HF_ARCHITECTURES = {"gpt2": ("gpt2", "GPT2LMHeadModel"), "mistral": ("llama", "LlamaForCausalLM")}
+"""The Hugging Face TF families :func:`from_transformers` converts: the checkpoint's ``model_type`` and
+``architectures``. TF Mistral is the Llama architecture (no sliding window in its TF code) and is written as
+a Llama checkpoint: KerasHub's Mistral converter casts every weight to float16."""
+
+
+def pytorch_weights(tf_model) -> dict:
+    """A Hugging Face TF causal LM's weights under the names and shapes of its PyTorch checkpoint, the format
+    KerasHub's converters read (``h.0.attn.c_attn.weight``, ``model.layers.0.self_attn.q_proj.weight``, ...):
+    Dense kernels transposed to PyTorch's (out, in), GPT-2's Conv1D weights kept (in, out) and their biases 1-D."""
+    gpt2 = tf_model.config.model_type == "gpt2"
     out = {}
-    for v in tf_gpt2.weights:
-        name = v.name.split(":")[0].split("transformer/")[-1].replace("h_._", "h.").replace("/", ".")
-        name = name.replace("wpe.embeddings", "wpe.weight").replace("wte.embeddings", "wte.weight")
+    for v in tf_model.weights:
+        path = v.name.split(":")[0]
+        path = path.split("transformer/")[-1] if gpt2 else path.split("/", 1)[-1]  # drop the model's own scope
+        name = path.replace("h_._", "h.").replace("/", ".")
+        name = name[: -len(".embeddings")] + ".weight" if name.endswith(".embeddings") else name  # wte, wpe, embed_tokens
         name = name.replace(".gamma", ".weight").replace(".beta", ".bias")
-        out[name] = v.numpy().reshape(-1) if name.endswith(".bias") else v.numpy()
+        value = v.numpy()
+        if name.endswith(".kernel"):  # contiguous: safetensors writes the buffer, not the view
+            name, value = name[: -len(".kernel")] + ".weight", np.ascontiguousarray(value.T)
+        out[name] = value.reshape(-1) if gpt2 and name.endswith(".bias") else value
     return out
 
 
-def from_transformers(tf_gpt2, folder: str):
-    """A KerasHub ``GPT2CausalLM`` with the weights of a Hugging Face TF GPT-2 (``TFGPT2LMHeadModel``).
+def from_transformers(tf_model, folder: str):
+    """A KerasHub ``CausalLM`` with the weights of a Hugging Face TF GPT-2 (``TFGPT2LMHeadModel``) or
+    Llama-architecture model (``TFMistralForCausalLM``): ``GPT2CausalLM`` or ``MistralCausalLM``.
 
     Writes ``folder`` as a Hugging Face checkpoint (config.json + model.safetensors, PyTorch names) and lets
     KerasHub convert it (``CausalLM.from_preset(folder)``: what it does for any local Hugging Face GPT-2,
@@ -383,16 +399,18 @@ def from_transformers(tf_gpt2, folder: str):
     import keras_hub
     from safetensors.numpy import save_file
 
-    if getattr(tf_gpt2.config, "model_type", None) != "gpt2":
-        raise ValueError(f"from_transformers converts Hugging Face GPT-2 models; got model_type "
-                         f"{getattr(tf_gpt2.config, 'model_type', None)!r}. For other families save a PyTorch-format "
-                         f"checkpoint and call keras_hub.models.CausalLM.from_preset(folder)")
+    model_type = getattr(tf_model.config, "model_type", None)
+    if model_type not in HF_ARCHITECTURES:
+        raise ValueError(f"from_transformers converts Hugging Face {sorted(HF_ARCHITECTURES)} models; got model_type "
+                         f"{model_type!r}. For other families save a PyTorch-format checkpoint and call "
+                         f"keras_hub.models.CausalLM.from_preset(folder)")
     os.makedirs(folder, exist_ok=True)
-    config = tf_gpt2.config.to_dict()
-    config["architectures"] = ["GPT2LMHeadModel"]
+    config = tf_model.config.to_dict()
+    config["model_type"], architecture = HF_ARCHITECTURES[model_type]
+    config["architectures"] = [architecture]
     with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
         json.dump(config, f)
-    save_file(gpt2_pytorch_weights(tf_gpt2), os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    save_file(pytorch_weights(tf_model), os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
     return keras_hub.models.CausalLM.from_preset(folder, preprocessor=None)
 
 
@@ -411,5 +429,5 @@ def load_preset(preset: str, tokenizer=None, context_length: int | None = None):
     return wrap(wrapped, tokenizer)
 
 
-__all__ = ["ARCHITECTURES", "HubConfig", "KerasHubLM", "build", "from_transformers", "gpt2_pytorch_weights",
-           "hf_tokenizer", "is_keras_hub_model", "load_preset", "wrap"]
+__all__ = ["ARCHITECTURES", "HF_ARCHITECTURES", "HubConfig", "KerasHubLM", "build", "from_transformers",
+           "hf_tokenizer", "pytorch_weights", "is_keras_hub_model", "load_preset", "wrap"]
