@@ -258,7 +258,19 @@ def test_tf_rl_text_train_runs_every_algorithm_family_on_a_keras_hub_model(arch,
     assert summary["steps"] == 2 and np.isfinite(summary["reward_after"])
     policy = tf_rl_text.load(summary["export"])
     assert policy.metadata["model_type"] == f"keras_hub_{arch}"
-    assert len(policy.generate(PROMPTS[:2])) == 2
+    completions = policy.generate(PROMPTS[:2])
+    assert len(completions) == 2
+    if algorithm == "grpo":  # generate, evaluate and explain read the export as they read any other
+        assert cli.main(["generate", summary["export"], PROMPTS[0]]) == 0
+        assert capsys.readouterr().out.strip() == PROMPTS[0] + completions[0]
+        data = tmp_path / "eval.jsonl"
+        data.write_text("".join(json.dumps({"prompt": p, "reference": p + " was good"}) + "\n" for p in PROMPTS))
+        assert cli.main(["evaluate", summary["export"], "--data", str(data), "--metrics", "bleu,rouge", "--json"]) == 0
+        scores = json.loads(capsys.readouterr().out)
+        assert scores["num_examples"] == len(PROMPTS) and 0.0 <= scores["rougeL"] <= 1.0
+        assert cli.main(["explain", summary["export"], PROMPTS[0], "--json"]) == 0
+        explained = json.loads(capsys.readouterr().out)[0]
+        assert explained["completion"] == completions[0] and all(lp <= 0 for lp in explained["log_prob"])
 
 
 # --------------------------------------------------------------------------- errors a user meets
