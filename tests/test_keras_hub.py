@@ -268,7 +268,7 @@ def test_tf_rl_text_train_runs_every_algorithm_family_on_a_keras_hub_model(arch,
         assert cli.main(["evaluate", summary["export"], "--data", str(data), "--metrics", "bleu,rouge", "--json"]) == 0
         scores = json.loads(capsys.readouterr().out)
         assert scores["num_examples"] == len(PROMPTS) and 0.0 <= scores["rougeL"] <= 1.0
-        assert cli.main(["explain", summary["export"], PROMPTS[0], "--json"]) == 0
+        assert cli.main(["explain", summary["export"], PROMPTS[0], "--greedy", "--json"]) == 0
         explained = json.loads(capsys.readouterr().out)[0]
         assert explained["completion"] == completions[0] and all(lp <= 0 for lp in explained["log_prob"])
 
