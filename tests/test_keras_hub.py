@@ -1,7 +1,7 @@
 """KerasHub (Keras 3) causal LMs as policies: a tiny GPT-2 and a tiny Llama built from fields (1 layer, width 32).
 
 Log-probs by hand against KerasHub's own ``score()``, left padding and the KV cache changing nothing, rewards
-that rise (REINFORCE, GRPO, PPO), a toy preference learned (DPO), Q-learning steps, exports that generate the
+that rise (REINFORCE, GRPO, PPO, A2C, online DPO), a toy preference learned (DPO), Q-learning steps, exports that generate the
 live model's tokens in plain TensorFlow, the way back to KerasHub (``from_preset``), KerasHub's LoRA leaving
 the base weights bit-equal, exact resume, a Hugging Face GPT-2 checkpoint converted by KerasHub, the
 ``tf-rl-text train`` command for every algorithm family, and the errors a user meets."""
@@ -108,6 +108,30 @@ def test_ppo_reward_rises_with_a_value_head_on_the_backbone(tokenizer, arch):
     trainer.train(60, progress=False)
     assert np.mean([h["reward_mean"] for h in trainer.history[-5:]]) > 0.5
     assert np.isfinite(trainer.history[-1]["value_loss"])
+
+
+def test_a2c_reward_rises_on_a_keras_hub_llama(tokenizer):
+    from tf_rl_text import A2CConfig, A2CTrainer
+
+    agent = tiny_agent(tokenizer, "llama")
+    trainer = A2CTrainer(agent, toy_env(tokenizer, batch_size=8), A2CConfig(
+        learning_rate=3e-2, num_samples_per_prompt=8, kl_coef=0.02, whiten_advantages=True))
+    head_before = [w.copy() for w in agent.value_head.get_weights()]
+    trainer.train(40, progress=False)
+    first = np.mean([h["reward_mean"] for h in trainer.history[:5]])
+    last = np.mean([h["reward_mean"] for h in trainer.history[-5:]])
+    assert first < 0.05 and last > 0.3, (first, last)
+    assert any(not np.allclose(a, b) for a, b in zip(head_before, agent.value_head.get_weights()))
+
+
+def test_online_dpo_raises_the_reward_on_a_keras_hub_gpt2(tokenizer):
+    from tf_rl_text import OnlineDPOConfig, OnlineDPOTrainer
+
+    trainer = OnlineDPOTrainer(tiny_agent(tokenizer, "gpt2"), toy_env(tokenizer),
+                               OnlineDPOConfig(num_generations=4, beta=0.1, learning_rate=3e-2))
+    assert trainer.evaluate(greedy=False) < 0.1
+    trainer.train(40, progress=False)
+    assert np.mean([h["reward_mean"] for h in trainer.history[-5:]]) > 0.5
 
 
 @pytest.mark.parametrize("arch", ARCHS)
