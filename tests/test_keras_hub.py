@@ -161,6 +161,40 @@ def test_q_learning_updates_and_syncs_its_target_network(tokenizer, q_values):
         np.testing.assert_array_equal(o.numpy(), t.numpy())
 
 
+# --------------------------------------------------------------------------- mixed precision
+def test_mixed_bfloat16_keeps_float32_weights_and_the_reward_still_rises(tokenizer):
+    """``with_precision`` on a KerasHub policy: a copy under Keras 3's ``mixed_bfloat16`` dtype policy (bfloat16
+    math, float32 weights), the REINFORCE toy task of test_precision.py (8 prompts x 4 samples, KL 0.01). Measured
+    on the 2-core AVX2 machine (emulated bfloat16): reward after 40 steps 1.0, 0.99, 0.995, 1.0 on model seeds 0-3
+    (float32: 0.985, 0.991, 0.97, 1.0)."""
+    import warnings
+
+    from test_precision import toy_env as precision_toy_env
+    from tf_rl_text.precision import policy_of, with_precision
+
+    float32 = tiny_agent(tokenizer, "gpt2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the emulated-bfloat16 warning on CPUs without AVX-512
+        mixed = with_precision(float32.model, "mixed_bfloat16")
+    assert policy_of(mixed) == "mixed_bfloat16" and policy_of(float32.model) == "float32"
+    assert all(v.dtype == tf.float32 for v in mixed.variables)
+    agent = RLAgent(mixed, tokenizer, seed=0)
+    ids, mask = float32.encode_prompts(PROMPTS)
+    gen = float32.generate(ids, mask, max_new_tokens=6, greedy=True)
+    lp32 = float32.log_probs(ids, mask, gen.completion_ids, gen.completion_mask).numpy()
+    lp16 = agent.log_probs(ids, mask, gen.completion_ids, gen.completion_mask).numpy()
+    assert 0 < np.abs(lp16 - lp32).max() < 0.05  # computed in bfloat16, within its ~0.4% per value
+    back = with_precision(mixed, "float32")
+    np.testing.assert_array_equal(np.concatenate([v.numpy().ravel() for v in back.variables]),
+                                  np.concatenate([v.numpy().ravel() for v in float32.model.variables]))
+    trainer = ReinforceTrainer(agent, precision_toy_env(tokenizer, batch_size=8), ReinforceConfig(
+        learning_rate=3e-2, baseline="rloo", num_samples_per_prompt=4, kl_coef=0.01))
+    assert policy_of(trainer.ref_model) == "mixed_bfloat16"
+    trainer.train(40, progress=False)
+    assert np.mean([h["reward_mean"] for h in trainer.history[-5:]]) > 0.5
+    assert all(v.dtype == tf.float32 for v in mixed.variables)
+
+
 # --------------------------------------------------------------------------- export, and back to KerasHub
 @pytest.mark.parametrize("arch", ARCHS)
 def test_export_generates_the_live_tokens_and_the_preset_goes_back_to_keras_hub(tokenizer, arch, tmp_path):
@@ -301,10 +335,8 @@ def test_tf_rl_text_train_runs_every_algorithm_family_on_a_keras_hub_model(arch,
 def test_errors_name_the_problem_and_the_fix(tokenizer):
     with pytest.raises(ValueError, match=r"enable_lora\(rank=4\)"):
         tiny_agent(tokenizer, "gpt2").attach_lora(rank=4)
-    with pytest.raises(ValueError, match="mixed precision.*KerasHub"):
-        from tf_rl_text.precision import with_precision
-
-        with_precision(tiny_agent(tokenizer, "gpt2").model, "mixed_bfloat16")
+    with pytest.raises(ValueError, match="policy must be a Keras dtype policy name.*'float8'"):
+        tiny_agent(tokenizer, "gpt2").model.copy_model("float8")
     gemma = keras_hub.models.GemmaCausalLM(backbone=keras_hub.models.GemmaBackbone(
         vocabulary_size=64, num_layers=1, num_query_heads=2, num_key_value_heads=1, hidden_dim=16,
         intermediate_dim=32, head_dim=8), preprocessor=None)

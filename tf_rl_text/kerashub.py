@@ -124,6 +124,11 @@ class KerasHubLM(tf.Module):
         return [v.value for v in self.causal_lm.trainable_variables]
 
     @property
+    def dtype_policy(self):
+        """The Keras 3 dtype policy the backbone computes under (``.name``: "float32", "mixed_bfloat16")."""
+        return self.backbone.dtype_policy
+
+    @property
     def trainable(self) -> bool:
         return self.causal_lm.trainable
 
@@ -223,13 +228,17 @@ class KerasHubLM(tf.Module):
 
     # ------------------------------------------------------------------ copies and saving
     def copy_model(self, policy=None, trainable=None):
-        """A new ``KerasHubLM`` over a copy of the model (same class and config, weights copied)."""
-        if policy is not None:
-            raise ValueError(f"mixed precision (precision={policy!r}) is not supported for KerasHub policies yet; "
-                             "build the KerasHub model under the dtype policy you want instead "
-                             "(keras.config.set_dtype_policy before building it)")
+        """A new ``KerasHubLM`` over a copy of the model (same class and config, weights copied), computing under
+        the Keras dtype ``policy`` (``"mixed_bfloat16"``: bfloat16 math over float32 weights; ``"float32"``) or,
+        when None, the model's own. :func:`tf_rl_text.precision.with_precision` and the KL reference are this."""
         lm = self.causal_lm
-        copy = type(lm).from_config(lm.get_config())
+        config = lm.get_config()
+        if policy is not None:
+            if policy not in ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16"):
+                raise ValueError(f"policy must be a Keras dtype policy name such as 'mixed_bfloat16' or 'float32', "
+                                 f"got {policy!r}")
+            config["backbone"]["config"]["dtype"] = policy
+        copy = type(lm).from_config(config)
         for layer, twin in zip(lm._flatten_layers(), copy._flatten_layers()):  # KerasHub's enable_lora, mirrored
             if getattr(layer, "lora_enabled", False) and not getattr(twin, "lora_enabled", False):
                 twin.enable_lora(layer.lora_rank, lora_alpha=getattr(layer, "lora_alpha", None))

@@ -135,8 +135,9 @@ def with_precision(model, policy: str = "mixed_bfloat16"):
     from transformers import TFPreTrainedModel
 
     name = _check_policy(policy)
-    if getattr(model, "copy_model", None) is not None:  # a KerasHub policy: its copy says what it supports
-        return model.copy_model(None if name == "float32" else name)
+    if getattr(model, "copy_model", None) is not None:  # a KerasHub policy: the copy under a Keras 3 dtype policy
+        warn_if_emulated_bfloat16(name)
+        return model.copy_model(name)
     if not isinstance(model, TFPreTrainedModel):
         raise TypeError(f"model must be a Hugging Face TF model (e.g. TFAutoModelForCausalLM), got {type(model).__name__}")
     warn_if_emulated_bfloat16(name)

@@ -94,8 +94,6 @@ def build_keras_hub_agent(m, seed, agent_class, default_tokenizer):
     """The RLAgent of ``model.keras_hub``: a model built from fields over the embedded tokenizer, or a preset."""
     from tf_rl_text import kerashub
 
-    if m.precision != "float32":
-        raise ValueError(f"model.precision={m.precision!r} is not supported for KerasHub policies yet; use float32")
     if m.keras_hub in ("gpt2", "llama"):
         tokenizer = default_tokenizer()
         lm = kerashub.build(m.keras_hub, len(tokenizer), num_layers=m.layers, hidden_size=m.width,
@@ -103,6 +101,10 @@ def build_keras_hub_agent(m, seed, agent_class, default_tokenizer):
         model = kerashub.KerasHubLM(lm, context_length=tokenizer.model_max_length)
     else:
         model, tokenizer = kerashub.load_preset(m.keras_hub)
+    if m.precision != "float32":
+        from tf_rl_text.precision import with_precision
+
+        model = with_precision(model, m.precision)
     return agent_class(model, tokenizer, seed=seed)
 
 
