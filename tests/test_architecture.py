@@ -118,7 +118,7 @@ def test_the_public_api_is_small_declared_by_its_owners_and_moved_names_still_re
 
 
 def test_every_update_runs_through_the_one_update_runner_and_modules_stay_small():
-    """apply_clipped (clip + apply) is called only by the update runner, trainers/update.py, which
+    """apply_clipped (clip + apply) is called only by the update runner, update.py, which
     holds the one chunk and replica loop; no module of the package is far over 450 lines."""
     callers, sizes = set(), {}
     for mod, path in modules().items():
@@ -129,7 +129,7 @@ def test_every_update_runs_through_the_one_update_runner_and_modules_stay_small(
                 name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
                 if name in ("apply_clipped", "chunk_bounds"):
                     callers.add(mod)
-    assert callers == {"tf_rl_text.trainers.update"}, callers
+    assert callers == {"tf_rl_text.update"}, callers
     too_big = {m: n for m, n in sizes.items() if n > 500}
     assert not too_big, too_big
 

@@ -1,4 +1,4 @@
-"""The trainer core (trainers/base.py, trainers/optim.py, checkpoint.py): schedules, weight decay,
+"""The trainer core (trainers/base.py, optim.py, checkpoint.py): schedules, weight decay,
 gradient accumulation, frozen layers and the KL leash, the KL anchor across a resume, checkpoints
 in a run folder, signals."""
 import os
@@ -47,7 +47,7 @@ def test_learning_rate_schedules_by_hand():
 
 
 def test_names_that_moved_out_of_trainers_base_still_import_from_it():
-    """trainers/base.py was split (optimizer -> trainers/optim.py, run state -> checkpoint.py,
+    """trainers/base.py was split (optimizer -> optim.py, run state -> checkpoint.py,
     check -> validation.py); the old import path gives the same objects."""
     from tf_rl_text import checkpoint, validation
     from tf_rl_text.trainers import base, guard, optim

@@ -22,6 +22,7 @@ from tf_rl_text import specs
 from tf_rl_text._compat import tf
 from tf_rl_text.families import family_of, tokens_needed
 from tf_rl_text.models import as_float32, causal_lm_forward
+from tf_rl_text.savedmodel import COMPLETION_SPECS, PROMPT_SPECS
 from tf_rl_text.tokens import position_ids_from_mask
 
 
@@ -102,7 +103,7 @@ class CausalLM:
         """The exported signature of a per-position head (values, Q-values): a causal LM's reads the
         sequence, ``input_ids``, ``attention_mask`` (B, L) -> (B, L), one number per prefix.
         Returns (fn, input specs)."""
-        return per_prefix, list(_PROMPT_SPECS)
+        return per_prefix, list(PROMPT_SPECS)
 
     def observation_spec(self, prompt_length: int, new_tokens: int, vocab: int) -> dict:
         """A TextGenerationEnv observation: one left-padded window, the prompt then the tokens so far."""
@@ -191,9 +192,7 @@ class EncoderDecoder:
         """The exported signature of a per-position head (values, Q-values): an encoder-decoder's reads
         the source ``input_ids``, ``attention_mask`` (B, P) and ``completion_ids``, ``completion_mask``
         (B, T) -> (B, T), one number per decoder state. Returns (fn, input specs)."""
-        from tf_rl_text.export import COMPLETION_SPECS
-
-        return per_completion, [*_PROMPT_SPECS, *COMPLETION_SPECS]
+        return per_completion, [*PROMPT_SPECS, *COMPLETION_SPECS]
 
     def observation_spec(self, prompt_length: int, new_tokens: int, vocab: int) -> dict:
         """A TextGenerationEnv observation: the right-padded source, and the target so far apart."""
@@ -217,10 +216,6 @@ class EncoderDecoder:
                              "TextGenerationEnv(..., agent=agent)")
         return agent._act_fn_seq2seq(obs["input_ids"], obs["attention_mask"], obs["decoder_input_ids"],
                                      obs["decoder_attention_mask"])
-
-
-_PROMPT_SPECS = (tf.TensorSpec([None, None], tf.int32, name="input_ids"),
-                 tf.TensorSpec([None, None], tf.int32, name="attention_mask"))
 
 
 def _token_specs(length: int, vocab: int, ids_name: str, mask_name: str) -> dict:

@@ -36,16 +36,10 @@ import threading
 
 from tf_rl_text._compat import tf
 from tf_rl_text.generation import check_sampling_args, resolve_greedy
-from tf_rl_text.savedmodel import (METADATA_FILE, PARTIAL_MARK, TOKENIZER_DIR, Unsaved, check_replaceable,  # noqa: F401
-                                   first_line, write_atomically)
+from tf_rl_text.savedmodel import (COMPLETION_SPECS, METADATA_FILE, PARTIAL_MARK, TOKENIZER_DIR,  # noqa: F401
+                                   Unsaved, check_replaceable, first_line, write_atomically)
 from tf_rl_text.tokens import ensure_pad_token, ids_to_texts, pad_token_ids, texts_to_ids
 from tf_rl_text.validation import check_prompts, check_writable_folder
-
-COMPLETION_SPECS = [
-    tf.TensorSpec([None, None], tf.int32, name="completion_ids"),
-    tf.TensorSpec([None, None], tf.int32, name="completion_mask"),
-]
-"""The (B, T) completion half of a batch, as the exported functions take it after the prompt's (B, P)."""
 
 
 RESERVED_NAMES = ("generate", "sample", "sample_controls", "log_probs", "train_step", "optimizer", "model_variables")
@@ -135,7 +129,7 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
     sample = agent.compile_fn(sample)  # two forms: sample(4 inputs) and sample(4 + the 4 sampling controls)
     sample_plain = sample.get_concrete_function(*sample_specs)
     sample_controls = sample.get_concrete_function(*sample_specs, *control_specs)
-    log_probs = agent.compile_fn(log_probs, [ids_spec, mask_spec] + COMPLETION_SPECS)
+    log_probs = agent.compile_fn(log_probs, [ids_spec, mask_spec, *COMPLETION_SPECS])
 
     module.generate, module.sample, module.log_probs = generate, sample, log_probs
     signatures = {"serving_default": generate, "generate": generate, "sample": sample_plain,

@@ -10,6 +10,13 @@ import os
 from tf_rl_text._compat import tf
 from tf_rl_text.validation import process_alive
 
+PROMPT_SPECS = (tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+                tf.TensorSpec([None, None], tf.int32, name="attention_mask"))
+"""The (B, P) prompt half of a batch, as every exported function takes it first."""
+COMPLETION_SPECS = (tf.TensorSpec([None, None], tf.int32, name="completion_ids"),
+                    tf.TensorSpec([None, None], tf.int32, name="completion_mask"))
+"""The (B, T) completion half of a batch, as the exported functions take it after the prompt's (B, P)."""
+
 TOKENIZER_DIR = os.path.join("assets", "tokenizer")
 METADATA_FILE = os.path.join("assets", "tf_rl_text.json")
 

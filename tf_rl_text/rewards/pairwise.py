@@ -107,7 +107,7 @@ def train_pairwise_reward_model(model, tokenizer, pairs, eval_pairs=None, epochs
     after each epoch the pairwise accuracy on ``eval_pairs`` (when given). ``output_dir``: export the
     trained model there (:func:`export_reward_model`). Returns a :class:`PairwiseRewardResult`.
     """
-    from tf_rl_text.trainers.update import compile_update
+    from tf_rl_text.update import compile_update
 
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs}")
@@ -229,5 +229,26 @@ class LoadedRewardModel:
         return [float(x) for x in self.score(completions, prompts)]
 
 
+def load_reward_model(path) -> LoadedRewardModel:
+    """The reward model :func:`export_reward_model` wrote into ``path`` (what ``tf_rl_text.load`` returns for
+    one); a clear error for a folder that holds no export, a damaged one, or a policy export."""
+    from tf_rl_text.savedmodel import METADATA_FILE
+
+    meta_path = os.path.join(path, METADATA_FILE)
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path!r} holds no tf_rl_text export ({METADATA_FILE} is missing); write a reward "
+                                f"model there with export_reward_model(scorer, {path!r})") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{meta_path!r} is damaged ({err}); export the reward model again") from None
+    kind = str(meta.get("format", "")) if isinstance(meta, dict) else ""
+    if not kind.startswith("tf_rl_text.reward/"):
+        raise ValueError(f"{path!r} holds a {kind or 'policy'} export, not a reward model (export_reward_model "
+                         "writes one)")
+    return LoadedRewardModel(path, meta)
+
+
 __all__ = ["PairwiseScorer", "PairwiseRewardResult", "train_pairwise_reward_model", "export_reward_model",
-           "LoadedRewardModel", "pairwise_accuracy", "REWARD_FORMAT"]
+           "LoadedRewardModel", "load_reward_model", "pairwise_accuracy", "REWARD_FORMAT"]

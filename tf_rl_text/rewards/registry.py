@@ -184,10 +184,9 @@ def _trained_reward_model(args, ctx):
 
 
 def _reward_model(args, ctx):
-    """A pairwise reward model exported by ``export_reward_model`` (``path``), loaded with ``tf_rl_text.load``,
+    """A pairwise reward model exported by ``export_reward_model`` (``path``), loaded with ``load_reward_model``,
     or one trained on preference pairs first (``train_pairs``)."""
-    import tf_rl_text
-    from tf_rl_text.rewards.pairwise import LoadedRewardModel
+    from tf_rl_text.rewards.pairwise import load_reward_model
 
     args = dict(args)
     if "train_pairs" in args and "path" not in args:
@@ -201,12 +200,9 @@ def _reward_model(args, ctx):
         raise ConfigError(f"{ctx.source}: reward.path {path!r} is not a folder; export a reward model there first "
                           "(train_pairwise_reward_model(..., output_dir=FOLDER), docs/preferences.md)")
     try:
-        reward = tf_rl_text.load(path)
+        reward = load_reward_model(path)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(f"{ctx.source}: reward.path: {e}") from None
-    if not isinstance(reward, LoadedRewardModel):
-        raise ConfigError(f"{ctx.source}: reward.path {path!r} holds a {type(reward).__name__}, not a reward model "
-                          "(export_reward_model writes one)")
     accuracy = reward.metadata.get("history", [{}])[-1].get("val_accuracy")
     ctx.log(f"reward model: {path} (pairwise; held-out accuracy {'not recorded' if accuracy is None else f'{accuracy:.3f}'})")
     reward.info = {"reward_model": os.path.abspath(path), "rm_val_accuracy": accuracy}

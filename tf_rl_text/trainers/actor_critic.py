@@ -31,7 +31,7 @@ Every ``mean_t`` is a per-token mean over the completion tokens of the (mini)bat
 fixed, or adaptive (Ziegler et al. 2019): beta <- beta (1 + clip((KL - target)/target, -0.2, 0.2) n / horizon)
 with KL the mean per-completion KL of the rollout and n its number of completions. PPO's epoch
 loop stops early when the approximate KL between the rollout's policy and the current one
-exceeds ``early_stop_kl``. Each update runs through the update runner (``trainers/update.py``),
+exceeds ``early_stop_kl``. Each update runs through the update runner (``update.py``),
 traced once.
 
 Example::
@@ -318,7 +318,7 @@ class _ActorCriticTrainer(Trainer):
         returns) with prompts (B, P) as for ``generate`` and completions and their rollout
         statistics (B, T). Returns the loss (before the update) and its parts. Returns (fn, signature).
         """
-        from tf_rl_text.export import COMPLETION_SPECS
+        from tf_rl_text.savedmodel import COMPLETION_SPECS
 
         signature = [
             tf.TensorSpec([None, None], tf.int32, name="input_ids"),
@@ -327,7 +327,7 @@ class _ActorCriticTrainer(Trainer):
             *[tf.TensorSpec([None, None], tf.float32, name=n) for n in ("old_log_probs", "old_values", "advantages",
                                                                          "returns")],
         ]
-        from tf_rl_text.trainers.update import apply_update
+        from tf_rl_text.update import apply_update
 
         def train_step(*batch):  # the trainer's own gradient function, through the update runner
             return apply_update(self._grad_step, batch, self.variables, self.optimizer, self.config.max_grad_norm)

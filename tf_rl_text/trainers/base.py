@@ -5,7 +5,7 @@ is its own: the rollout and loss of one step (``_step``), the extra state it kee
 (``_trackables``, ``_python_state``), what its SavedModel carries (``_export_kwargs``).
 The base gives it
 
-* an optimizer from the config (:mod:`tf_rl_text.trainers.optim`): Adam (AdamW with
+* an optimizer from the config (:mod:`tf_rl_text.optim`): Adam (AdamW with
   ``weight_decay``), a learning-rate schedule ("constant", "linear" or "cosine" decay after a
   linear warm-up, counted in trainer steps);
 * :func:`apply_clipped`, the one clip-and-apply block, and :meth:`Trainer.accumulate`, which
@@ -34,13 +34,13 @@ import numpy as np
 from tf_rl_text._compat import tf
 from tf_rl_text.checkpoint import Checkpointing, JSONState, env_state, numpy_rng_state, set_numpy_rng_state
 from tf_rl_text.trainers.guard import NonFiniteUpdateError, check_update
-from tf_rl_text.trainers.optim import (LR_SCHEDULES, NO_DECAY, WarmupSchedule, apply_clipped, learning_rate_at,
+from tf_rl_text.optim import (LR_SCHEDULES, NO_DECAY, WarmupSchedule, apply_clipped, learning_rate_at,
                                        make_optimizer)
 from tf_rl_text.validation import check, is_int_at_least
 
 __all__ = ["TrainerConfig", "Trainer", "WarmupSchedule", "make_optimizer", "apply_clipped", "check",
            "learning_rate_at", "JSONState", "LR_SCHEDULES",
-           # still importable from here, where they lived before trainers/optim.py and checkpoint.py
+           # still importable from here, where they lived before optim.py and checkpoint.py
            "NO_DECAY", "is_int_at_least", "numpy_rng_state", "set_numpy_rng_state", "env_state",
            "NonFiniteUpdateError"]
 
@@ -191,10 +191,10 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         f(input_ids, attention_mask, completion_ids, completion_mask, *extra) -> {"loss"}, prompts (B, P)
         as for ``generate``, completions (B, T), ``extra`` as ``extra_specs`` name them. ``loss_of(logp (B, T),
         completion_mask, *extra)`` is the algorithm's loss; one clipped update with the trainer's optimizer
-        through the update runner (:func:`~tf_rl_text.trainers.update.apply_update`), refused (an error)
+        through the update runner (:func:`~tf_rl_text.update.apply_update`), refused (an error)
         when the loss is not finite. Returns (fn, signature)."""
-        from tf_rl_text.export import COMPLETION_SPECS
-        from tf_rl_text.trainers.update import apply_update
+        from tf_rl_text.savedmodel import COMPLETION_SPECS
+        from tf_rl_text.update import apply_update
 
         agent, trainer = self.agent, self
 
@@ -238,7 +238,7 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
     def accumulate(self, grad_fn, tensors, variables, num_chunks=None):
         """One update from ``num_chunks`` (default ``config.grad_accumulation_steps``) row chunks of
         ``tensors``, on one device or split over the trainer's strategy: the update runner
-        (:func:`tf_rl_text.trainers.update.compile_update`, compiled once per gradient function).
+        (:func:`tf_rl_text.update.compile_update`, compiled once per gradient function).
 
         ``grad_fn(*chunk_tensors, total_rows, total_tokens) -> (grads, info)`` returns the
         gradients of its chunk's share of the batch loss: a per-row mean weighted by
@@ -249,7 +249,7 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         means add up to the batch's). Returns the summed info with ``grad_norm``.
         """
         from tf_rl_text import distribute
-        from tf_rl_text.trainers.update import compile_update
+        from tf_rl_text.update import compile_update
 
         k = int(num_chunks or self.config.grad_accumulation_steps)
         rows = int(tensors[0].shape[0])

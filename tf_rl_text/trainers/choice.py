@@ -15,7 +15,7 @@ y_t = r_t + gamma max_{a available at t+1} Q(s_{t+1}, a), y_k = R (one step: y =
 from the same network, without gradient. Behaviour: epsilon-greedy over the available choices.
 
 Both trainers stand on :class:`~tf_rl_text.trainers.base.Trainer`: the optimizer and learning-rate
-schedule come from the config, each update runs through the update runner (``trainers/update.py``)
+schedule come from the config, each update runs through the update runner (``update.py``)
 with the algorithm's gradient function, and ``train(num_steps, callbacks=...)``, ``run_dir`` checkpoints and exact resume
 work as for the token trainers. The environment is a :class:`~tf_rl_text.choice.ChoiceEnv`, or a
 ``TextGenerationEnv`` (prompts, reward function) read as a one-step choice among the classifier's labels.
@@ -193,7 +193,7 @@ class ChoiceReinforceTrainer(RewardBaselines, _ChoiceTrainer):
         """REINFORCE as the SavedModel's ``train_step``: f(input_ids, attention_mask, token_type_ids,
         choice_mask, actions, action_mask, advantages (B,)) -> {"loss"}: the trainer's own gradient
         function (advantages as rewards, a zero baseline) through the update runner. Returns (fn, signature)."""
-        from tf_rl_text.trainers.update import apply_update
+        from tf_rl_text.update import apply_update
 
         agent, trainer = self.agent, self
 
@@ -320,7 +320,7 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
 
     def export_train_step(self):
         """The TD update as ``train_step``: f(inputs..., choice_mask, actions, action_mask, rewards (B,)) -> {"loss"}."""
-        from tf_rl_text.trainers.update import apply_update
+        from tf_rl_text.update import apply_update
 
         def train_step(*batch):  # the trainer's own gradient function, through the update runner
             info = apply_update(self._batch_grad_step, batch, self.agent.trainable_variables, self.optimizer,

@@ -1,7 +1,7 @@
 """Refused updates: a gradient step is applied only if its loss and gradients are finite.
 
-Inside a trainer's compiled update, the update runner (:mod:`tf_rl_text.trainers.update`, through
-:func:`tf_rl_text.trainers.optim.apply_clipped` with ``only_if_finite=True``) clips and applies
+Inside a trainer's compiled update, the update runner (:mod:`tf_rl_text.update`, through
+:func:`tf_rl_text.optim.apply_clipped` with ``only_if_finite=True``) clips and applies
 the gradients only when the loss and the global gradient norm are finite, so a NaN or Inf leaves
 the weights *and* the optimizer state (Adam's moments, its step counter) exactly as they were.
 Back in Python, :func:`check_update` (``Trainer.check_update(info)``) reads the update's ``loss``

@@ -11,16 +11,16 @@ import numpy as np
 from tf_rl_text import ops
 from tf_rl_text._compat import keras, tf
 from tf_rl_text.tokens import encode_texts, text_to_ids
-from tf_rl_text.trainers.update import count_mask_tokens
+from tf_rl_text.update import count_mask_tokens
 
 
 def _mle_update(agent, strategy, optimizer, loss_fn, num_inputs, count_tokens):
     """``update(*tensors) -> loss``: an MLE step through the update runner
-    (:func:`~tf_rl_text.trainers.update.compile_update`), clipped to a global norm of 1. On one device
+    (:func:`~tf_rl_text.update.compile_update`), clipped to a global norm of 1. On one device
     the gradient of ``loss_fn``, the batch's per-token mean; under another ``strategy`` each replica
     takes the gradient of its rows' share (its tokens / the batch's tokens) and the runner sums them."""
     from tf_rl_text import distribute
-    from tf_rl_text.trainers.update import compile_update
+    from tf_rl_text.update import compile_update
 
     distribute.check_in_scope(strategy, agent.trainable_variables)
     variables = agent.trainable_variables

@@ -262,7 +262,7 @@ class QLearningTrainer(Trainer):
 
     def _train_step(self, *tensors):
         """One TD update through the update runner and the target sync (the export's ``train_step``)."""
-        from tf_rl_text.trainers.update import apply_update
+        from tf_rl_text.update import apply_update
 
         info = apply_update(self._grad_step, tensors, self.policy.trainable_variables, self.optimizer,
                             self.config.max_grad_norm)

@@ -24,7 +24,7 @@ batch's), plus ``grad_norm``, the norm before clipping. nanoGPT's micro-step loo
 from __future__ import annotations
 
 from tf_rl_text._compat import tf
-from tf_rl_text.trainers.optim import apply_clipped
+from tf_rl_text.optim import apply_clipped
 
 
 def chunk_bounds(rows, num_chunks, index):
