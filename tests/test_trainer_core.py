@@ -49,8 +49,8 @@ def test_learning_rate_schedules_by_hand():
 def test_names_that_moved_out_of_trainers_base_still_import_from_it():
     """trainers/base.py was split (optimizer -> optim.py, run state -> checkpoint.py,
     check -> validation.py); the old import path gives the same objects."""
-    from tf_rl_text import checkpoint, validation
-    from tf_rl_text.trainers import base, guard, optim
+    from tf_rl_text import checkpoint, optim, validation
+    from tf_rl_text.trainers import base, guard
 
     moved = {optim: ["LR_SCHEDULES", "NO_DECAY", "WarmupSchedule", "apply_clipped", "learning_rate_at",
                      "make_optimizer"],

@@ -35,7 +35,7 @@ from tf_rl_text._compat import tf
 from tf_rl_text.checkpoint import Checkpointing, JSONState, env_state, numpy_rng_state, set_numpy_rng_state
 from tf_rl_text.trainers.guard import NonFiniteUpdateError, check_update
 from tf_rl_text.optim import (LR_SCHEDULES, NO_DECAY, WarmupSchedule, apply_clipped, learning_rate_at,
-                                       make_optimizer)
+                              make_optimizer)
 from tf_rl_text.validation import check, is_int_at_least
 
 __all__ = ["TrainerConfig", "Trainer", "WarmupSchedule", "make_optimizer", "apply_clipped", "check",
