@@ -178,11 +178,7 @@ class KerasHubLM(tf.Module):
                 x, layer_cache = layer(x, decoder_attention_mask=attention, self_attention_cache=cache[:, i],
                                        self_attention_cache_update_index=index, training=training)
                 caches.append(layer_cache)
-        x = backbone.layer_norm(x)
-        read = x if logits_at is None else x[:, logits_at]
-        logits = backbone.token_embedding(read, reverse=True)
-        return LMOutput(as_float32(logits), tf.stack(caches, axis=1) if caches else None,
-                        (x,) if output_hidden_states else None)
+        return self._output(x, tf.stack(caches, axis=1) if caches else None, output_hidden_states, logits_at)
 
     def _gpt2_forward(self, x, attention_mask, queries, past, use_cache, output_hidden_states, training, logits_at):
         """GPT-2's layers with :func:`_gpt2_layer`. The cache is Hugging Face's layout: per layer (keys, values),
@@ -194,14 +190,19 @@ class KerasHubLM(tf.Module):
         causal = tf.range(keys)[None, :] <= (start + tf.range(queries))[:, None]  # (Q, K)
         allowed = tf.logical_and(causal[None], tf.cast(attention_mask, tf.bool)[:, None, :])  # (B, Q, K)
         bias = tf.where(allowed, 0.0, -1e9)[:, None]  # (B, 1, Q, K), as Keras' masked softmax
+        bias = tf.cast(bias, x.dtype)
         caches = []
         for i, layer in enumerate(backbone.transformer_layers):
-            x, layer_cache = _gpt2_layer(layer, x, tf.cast(bias, x.dtype), None if past is None else past[i], training)
+            x, layer_cache = _gpt2_layer(layer, x, bias, None if past is None else past[i], training)
             caches.append(layer_cache)
-        x = backbone.layer_norm(x)
+        return self._output(x, tuple(caches) if use_cache else None, output_hidden_states, logits_at)
+
+    def _output(self, x, cache, output_hidden_states, logits_at) -> LMOutput:
+        """The final norm and the LM head (the reversible embedding) at ``logits_at``: the forward's result."""
+        x = self.backbone.layer_norm(x)
         read = x if logits_at is None else x[:, logits_at]
-        logits = backbone.token_embedding(read, reverse=True)
-        return LMOutput(as_float32(logits), tuple(caches) if use_cache else None, (x,) if output_hidden_states else None)
+        logits = self.backbone.token_embedding(read, reverse=True)
+        return LMOutput(as_float32(logits), cache, (x,) if output_hidden_states else None)
 
     def __call__(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
                  output_hidden_states=False, training=False, **unused):
