@@ -13,7 +13,8 @@ from tf_rl_text._compat import tf
 from tf_rl_text.data import DataFormatError
 from tf_rl_text.preferences import PreferencePairs, load_preferences, make_preference_pairs
 from tf_rl_text.ops import bradley_terry_loss
-from tf_rl_text.trainers.dpo import DPOConfig, DPOTrainer, PairStream, dpo_loss
+from tf_rl_text.experience import PreferencePairSource
+from tf_rl_text.trainers.dpo import DPOConfig, DPOTrainer, dpo_loss
 
 # two pairs: log pi of chosen / rejected (sums over tokens) and the reference's
 CHOSEN, REJECTED = [-3.0, -5.0], [-4.0, -2.0]
@@ -150,7 +151,7 @@ def test_precomputed_reference_is_the_starting_policy_and_the_first_step_is_log2
     np.testing.assert_allclose(table[:, 0], sequence_logps(trainer.agent, pairs.prompts, pairs.chosen), rtol=1e-5)
     np.testing.assert_allclose(table[:, 1], sequence_logps(trainer.agent, pairs.prompts, pairs.rejected), rtol=1e-5)
     assert trainer.ref_model is None  # no reference model kept
-    drawn = PairStream(pairs, trainer.agent, 4, 64, seed=0).next_indices()  # what the first step draws
+    drawn = PreferencePairSource(pairs, trainer.agent, 4, 64, seed=0).next_indices()  # what the first step draws
     stats = trainer.step()
     assert stats["loss"] == pytest.approx(math.log(2), rel=1e-6)  # policy = reference: h = 0
     assert stats["rewards/margins"] == pytest.approx(0.0, abs=1e-6) and stats["rewards/accuracies"] == 0.0

@@ -10,7 +10,8 @@ from conftest import make_tiny_model, make_tiny_t5
 from test_resume import assert_same_run, stop_and_resume
 from tf_rl_text import GRPOConfig, GRPOTrainer, ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv
 from tf_rl_text._compat import keras, tf
-from tf_rl_text.trainers.grpo import (GroupRewards, aggregate_token_losses, group_advantages, grpo_token_losses,
+from tf_rl_text.rewards.composite import CompositeReward
+from tf_rl_text.trainers.grpo import (aggregate_token_losses, group_advantages, grpo_token_losses,
                                       truncated_rows)
 
 # two completions of 3 tokens (the second ended after 2); old log-probs 0, so the ratios are exp(LOGP)
@@ -104,12 +105,12 @@ def test_reward_weights_combine_and_none_is_skipped():
     def f2(c, p, r):
         return [0.5, 2.0, None, None]
 
-    combined = GroupRewards([f1, f2], weights=[2.0, -1.0])
+    combined = CompositeReward([f1, f2], weights=[2.0, -1.0])  # GRPO's weighted reward functions
     out = combined(["a", "b", "c", "d"], ["p"] * 4, [None] * 4)
     np.testing.assert_allclose(out, [2 * 1 - 0.5, -2.0, 6.0, 0.0])  # the last: no function scored it
     assert np.isnan(combined.last["f1"][1]) and combined.last["f2"][0] == 0.5
-    with pytest.raises(ValueError, match="reward_weights has 1 weights for 2 reward functions"):
-        GroupRewards([f1, f2], weights=[1.0])
+    with pytest.raises(ValueError, match="got 1 weights for 2 components"):
+        CompositeReward([f1, f2], weights=[1.0])
     with pytest.raises(ValueError, match="'f1' returned 4 values for 3 completions"):
         combined(["a", "b", "c"])
 

@@ -15,7 +15,7 @@ from tf_rl_text._compat import keras, tf
 from tf_rl_text.heads import QHead
 from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer
 from tf_rl_text.trainers.q_policy import completion_q_values
-from tf_rl_text.trainers.replay import ReplayBuffer
+from tf_rl_text.replay import ReplayBuffer
 
 def seeded_model(tokenizer, **kwargs):
     """A tiny GPT-2 with reproducible weights (default_model seeds Python, NumPy and TF)."""

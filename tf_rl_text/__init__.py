@@ -50,7 +50,7 @@ MOVED = {
     "LoadedPolicy": "tf_rl_text.export",
     "reinforce_loss": "tf_rl_text.trainers.reinforce",
     "QHead": "tf_rl_text.heads", "ValueHead": "tf_rl_text.heads",
-    "ReplayBuffer": "tf_rl_text.trainers.replay",
+    "ReplayBuffer": "tf_rl_text.replay",
     "PromptDataset": "tf_rl_text.data",
     "ChoiceAgent": "tf_rl_text.choice", "ChoiceEnv": "tf_rl_text.choice", "LoadedChoicePolicy": "tf_rl_text.choice",
     "ClassifierReward": "tf_rl_text.rewards", "CompositeReward": "tf_rl_text.rewards",

@@ -205,11 +205,11 @@ class Checkpointing:
 
     The trainer provides ``_trackables()`` (name -> TF object; it includes ``self._python``, the
     :class:`JSONState` of :meth:`_get_python_state`), ``_step_var`` (the step counter),
-    ``global_step``, ``num_updates``, ``history``, ``env``, ``strategy``, ``is_chief``, the
+    ``global_step``, ``num_updates``, ``history``, ``source``, ``strategy``, ``is_chief``, the
     hooks ``_python_state`` / ``_load_python_state``, and the loop's ``_stop_signal`` (set by a
     signal) and ``_last_saved_step`` (the step of the checkpoint this process last saved or
-    restored); it calls :meth:`_init_checkpointing` in its ``__init__`` and :meth:`_auto_resume`
-    at the end of its subclass's.
+    restored); it calls :meth:`_init_checkpointing` in its ``__init__``, and :meth:`_auto_resume` runs
+    once construction is complete (the trainer's metaclass calls it).
     """
 
     def _init_checkpointing(self, run_dir, checkpoint_every: int, keep_checkpoints: int, auto_resume: bool):
@@ -260,7 +260,8 @@ class Checkpointing:
                                    "resume it with the same settings, or use a new run folder")
 
     def _get_python_state(self) -> dict:
-        state = {"num_updates": self.num_updates, "history": self.history, "env": env_state(self.env),
+        # "env": the experience source's draw state (an env's prompt order, a pair stream's...), under its old name
+        state = {"num_updates": self.num_updates, "history": self.history, "env": self.source.state_dict(),
                  "run": self._run_identity()}
         state.update(self._python_state())
         return state
@@ -268,8 +269,8 @@ class Checkpointing:
     def _set_python_state(self, state: dict) -> None:
         self.num_updates = int(state["num_updates"])
         self.history = list(state["history"])
-        if state.get("env") is not None and hasattr(self.env, "load_state_dict"):
-            self.env.load_state_dict(state["env"])
+        if state.get("env") is not None:
+            self.source.load_state_dict(state["env"])
         self._load_python_state(state)
 
     # ------------------------------------------------------------------ checkpoints
@@ -374,8 +375,8 @@ class Checkpointing:
         """Hook: re-derive anything cached from the restored state."""
 
     def _auto_resume(self):
-        """Called by subclasses at the end of ``__init__``: resume when run_dir holds a checkpoint."""
-        if self.run_dir and self.auto_resume:
+        """Called once construction is complete: resume when run_dir holds a checkpoint."""
+        if self.run_dir and self.auto_resume and self.restored_from is None:
             self.restore()
 
     # ------------------------------------------------------------------ SIGINT / SIGTERM

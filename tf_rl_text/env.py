@@ -167,19 +167,20 @@ class BatchedEnv(ShuffledDraws, specs.PyEnvironment):
         return self._action_spec
 
     # ------------------------------------------------------------ rewards
-    def compute_rewards(self, completions, prompts, references):
-        """Call the reward function and check what it returns: (B,) float32.
+    def compute_rewards(self, completions, prompts, references, reward_fn=None):
+        """Call the reward function (``reward_fn``, default the env's own) and check what it returns: (B,) float32.
 
         Anything else (an exception, the wrong count, a non-number, NaN or Inf) raises an error
         that names the reward function and the batch; the trainers compute rewards before their
         update, so nothing is trained on the batch.
         """
         self.num_reward_batches += 1
-        name = getattr(self.reward_fn, "__name__", None) or type(self.reward_fn).__name__
+        reward_fn = self.reward_fn if reward_fn is None else reward_fn
+        name = getattr(reward_fn, "__name__", None) or type(reward_fn).__name__
         where = f"on batch {self.num_reward_batches}"
         timeout = getattr(self, "reward_timeout_s", None)
         try:
-            raw = _call_reward(self.reward_fn, (list(completions), list(prompts), list(references)), timeout, name, where)
+            raw = _call_reward(reward_fn, (list(completions), list(prompts), list(references)), timeout, name, where)
         except RewardTimeoutError:
             raise
         except Exception as err:
@@ -362,13 +363,14 @@ class TextGenerationEnv(BatchedEnv):
         return dict(sampling)
 
     def rollout(self, agent, num_samples: int = 1, greedy: bool = False, seed=None, prompts=None, references=None,
-                **sampling):
+                reward_fn=None, **sampling):
         """Run one batch of episodes with ``agent.generate`` (compiled, KV cache) and score them.
 
         Each of ``batch_size`` prompts is repeated ``num_samples`` times in consecutive rows
         (what leave-one-out and group baselines need). Pass ``prompts`` (and ``references``) to
         roll out a given list instead of drawing the next batch. ``sampling``: generate keywords
-        (``top_p=0.9``...) for this rollout, over the env's ``sampling``. Returns a :class:`Rollout`.
+        (``top_p=0.9``...) for this rollout, over the env's ``sampling``. ``reward_fn``: scores this
+        rollout instead of the env's own (the env is not changed). Returns a :class:`Rollout`.
         """
         sampling = {**self.sampling, **self._check_sampling(sampling)}
         if greedy:  # the nucleus only shapes sampling; a greedy rollout (evaluation, SCST) keeps the other controls
@@ -383,7 +385,7 @@ class TextGenerationEnv(BatchedEnv):
         gen = agent.generate(ids, mask, max_new_tokens=self.max_new_tokens, greedy=greedy, seed=seed, **sampling)
         completion_ids, completion_mask = gen.completion_ids.numpy(), gen.completion_mask.numpy()
         completions = agent.decode_completions(completion_ids, completion_mask)
-        rewards = self.compute_rewards(completions, prompts, references)
+        rewards = self.compute_rewards(completions, prompts, references, reward_fn)
         self.batch_prompts, self.batch_references, self.completions, self.last_rewards = (
             prompts, references, completions, rewards)
         return Rollout(ids, mask, completion_ids, completion_mask, rewards, prompts, completions, references)

@@ -19,10 +19,11 @@ its completion tokens):
   A2C/PPO ``value``, ``advantage`` (GAE) and ``return``; Q-learning ``q`` (Q(s_t, a_t))
   and ``td_target``.
 
-The numbers come from the trainer's own compiled functions (``_advantages``, ``score_rollout``, the
-TD-target ops) on one rollout; nothing is trained and no run state moves: with no prompts, the
-rollout is the batch the trainer's next ``step()`` draws, and the env order, sampling RNG, baseline
-and reward-normaliser states are put back, so that step sees the same batch.
+The numbers come from the trainer itself: it rolls out through its own experience source
+(``trainer.source``) and scores the rollout as its update does (``trainer.token_credit(rollout)``,
+its ``score(batch, per_token=True)``); nothing is trained and no run state moves: with no prompts,
+the rollout is the batch the trainer's next ``step()`` draws, and the source's order, sampling RNG,
+baseline and reward-normaliser states are put back, so that step sees the same batch.
 An export (``tf_rl_text.load``) gives ``log_prob`` and, with ``reference=`` another export of the same
 tokenizer, ``ref_log_prob``/``log_ratio``: which tokens moved most against the reference is where
 reward hacking first shows (``tf-rl-text explain EXPORT "text" --reference MLE_EXPORT``).
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import html
 import os
 
@@ -40,6 +40,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
+from tf_rl_text.experience import token_scores
 from tf_rl_text.validation import check_prompts
 
 QUANTITIES = {
@@ -105,20 +106,6 @@ def _rows(tokenizer, rollout, quantities, rewards=None, baselines=None):
     return out
 
 
-def _policy_scores(agent, ids, ref_model, estimator):
-    """log pi, entropy and (with a reference) log pi_ref, log ratio, KL of the completion tokens: (B, T) each."""
-    prompt_ids, prompt_mask, completion_ids, completion_mask = ids
-    mask = tf.cast(completion_mask, tf.float32)
-    logits = agent.completion_logits(prompt_ids, prompt_mask, completion_ids, completion_mask)  # (B, T, V)
-    log_softmax = tf.nn.log_softmax(logits, axis=-1)
-    logp = tf.gather(log_softmax, completion_ids, axis=-1, batch_dims=2) * mask  # (B, T)
-    out = {"log_prob": logp, "entropy": ops.entropy_from_log_probs(log_softmax) * mask}
-    if ref_model is not None:
-        ref = agent.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask, model=ref_model) * mask
-        out.update(ref_log_prob=ref, log_ratio=(logp - ref) * mask, kl=ops.kl_penalty(logp, ref, mask, estimator))
-    return out
-
-
 def explain(source, prompts=None, references=None, num_samples: int | None = None, seed: int = 0,
             greedy: bool = False, reference=None, max_new_tokens: int = 16) -> list:
     """Per-token credit of one rollout (see the module docstring); returns a list of :class:`TokenExplanation`.
@@ -152,69 +139,30 @@ def explain(source, prompts=None, references=None, num_samples: int | None = Non
         rollout = env.rollout(source, num_samples=num_samples or 1, greedy=greedy, seed=seed, prompts=prompts,
                               references=references)
         ids = [tf.constant(x) for x in rollout[:4]]
-        scores = _policy_scores(source, ids, reference, "kl")
-        return _rows(source.tokenizer, rollout, scores)
+        return _rows(source.tokenizer, rollout, token_scores(source, ids, reference, "kl"))
     raise TypeError(f"explain needs a trainer, an RLAgent or a loaded export, got {type(source).__name__}")
 
 
 def _explain_trainer(trainer, prompts, references, num_samples, seed, greedy):
-    from tf_rl_text.trainers.actor_critic import _ActorCriticTrainer
-    from tf_rl_text.trainers.grpo import GRPOTrainer, group_advantages
-    from tf_rl_text.trainers.q_learning import QLearningTrainer
-    from tf_rl_text.trainers.q_policy import completion_q_values
-    from tf_rl_text.trainers.reinforce import ReinforceTrainer
-
-    cfg = trainer.config
-    grpo = isinstance(trainer, GRPOTrainer)
-    group = cfg.num_generations if grpo else getattr(cfg, "num_samples_per_prompt", None)
-    k = num_samples or group or 1
-    if isinstance(trainer, (ReinforceTrainer, GRPOTrainer)) and k != group:  # the baseline groups k samples
-        name = "num_generations" if grpo else "num_samples_per_prompt"
+    """One rollout through the trainer's own source, scored by the trainer (:meth:`Trainer.token_credit`)."""
+    rollouts = trainer.source.rollouts
+    if rollouts is None:
+        raise ValueError(f"this {trainer.algorithm} trainer learns from {type(trainer.source).__name__}, not from "
+                         "completions it samples: explain(trainer.agent, prompts) shows its policy's tokens")
+    field = trainer.group_size_field
+    group = rollouts.num_samples
+    k = num_samples or group
+    if field is not None and k != group:  # the baseline compares a prompt's k samples
         raise ValueError(f"num_samples={num_samples}: this {trainer.algorithm} trainer's baseline compares "
-                         f"{name}={group} samples of a prompt; leave num_samples unset")
-    q_learning = isinstance(trainer, QLearningTrainer)
-    agent = trainer.policy if q_learning else trainer.agent
+                         f"{field}={group} samples of a prompt; leave num_samples unset")
     snap = _snapshot(trainer)
     try:
-        # GRPO scores with its own reward functions; the others with the env's
-        roll = trainer._rollout if grpo else functools.partial(trainer.env.rollout, agent)
         if prompts is None:  # exactly what the next step() draws
-            rollout = roll(num_samples=k)
+            rollout = rollouts.rollout(num_samples=k)
         else:
-            rollout = roll(num_samples=k, greedy=greedy, seed=seed, prompts=prompts, references=references)
-        ids = [tf.constant(x) for x in rollout[:4]]
-        mask = tf.cast(ids[3], tf.float32)
-        rewards = np.asarray(rollout.rewards, np.float32)
-        if q_learning:
-            q = completion_q_values(trainer.policy, *ids)  # (B, T, V)
-            target_q = completion_q_values(trainer.target_policy, *ids)
-            token_rewards = ops.last_token_rewards(tf.constant(rewards) * cfg.reward_scale, mask)
-            probs = trainer.policy.policy_probs(q) if cfg.target == "expected_sarsa" else None
-            log_pi = tf.math.log(tf.maximum(trainer.policy.policy_probs(q), 1e-30))
-            quantities = {
-                "log_prob": tf.gather(log_pi, ids[2], axis=-1, batch_dims=2) * mask,
-                "q": tf.gather(q, ids[2], axis=-1, batch_dims=2) * mask,
-                "td_target": ops.q_td_targets(target_q, ids[2], token_rewards, mask, cfg.gamma, cfg.target, probs),
-            }
-            return _rows(trainer.agent.tokenizer, rollout, quantities, rewards)
-        estimator = "low_var" if grpo else getattr(cfg, "kl_estimator", "kl")  # GRPO's KL term is k3
-        quantities = _policy_scores(agent, ids, trainer.ref_model, estimator)
-        if grpo:  # the group-relative advantage of each completion, on every one of its tokens
-            advantages = group_advantages(rewards, k, cfg.scale_rewards)[:, None] * mask
-            return _rows(agent.tokenizer, rollout, dict(quantities, advantage=advantages), rewards)
-        if isinstance(trainer, ReinforceTrainer):
-            shaped, baseline = trainer._baseline(rollout)  # its moving average / normaliser are put back below
-            advantages, _ = trainer._advantages(*ids, tf.constant(shaped, tf.float32), tf.cast(baseline, tf.float32))
-            if cfg.normalize_advantages:
-                advantages = ops.masked_whiten(advantages, mask)
-            quantities["advantage"] = advantages * mask
-            return _rows(agent.tokenizer, rollout, quantities, rewards, np.broadcast_to(baseline, rewards.shape))
-        if isinstance(trainer, _ActorCriticTrainer):
-            scored = trainer.score_rollout(ids, tf.constant(rewards), tf.constant(trainer.kl_coef, tf.float32))
-            quantities.update(value=scored["values"], advantage=scored["advantages"] * mask,
-                              **{"return": scored["returns"] * mask})
-            return _rows(agent.tokenizer, rollout, quantities, rewards)
-        return _rows(agent.tokenizer, rollout, quantities, rewards)
+            rollout = rollouts.rollout(num_samples=k, greedy=greedy, seed=seed, prompts=prompts, references=references)
+        scored = trainer.token_credit(rollout)
+        return _rows(trainer.agent.tokenizer, rollout, scored.tokens, rollout.rewards, scored.baseline)
     finally:
         _restore(trainer, snap)
 

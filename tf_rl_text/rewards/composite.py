@@ -130,8 +130,11 @@ class CompositeReward:
 
         R(x, y) = sum_k w_k * r_k(x, y)          (r_k optionally normalised first)
 
-    Each component is any ``reward_fn(completions, prompts, references) -> list[float]``. After
-    every call, :attr:`last` holds each component's raw values and :meth:`stats` their batch
+    Each component is any ``reward_fn(completions, prompts, references) -> list``, one number per
+    completion, or None where the component does not score that completion (a format check that does
+    not apply): it is left out of that sum, and a completion no component scores gets 0 (TRL's rule
+    for GRPO's reward functions; GRPO weighs its reward functions with this class). After
+    every call, :attr:`last` holds each component's raw values (NaN for None) and :meth:`stats` their batch
     means (``{"reward/<name>": mean, ...}``); :attr:`history` keeps one stats dict per call,
     and ``log_fn(stats)`` is called with it when given. ``normalize_components=True`` passes each
     component through its own :class:`RewardNormalizer` before weighting, so that signals on
@@ -183,19 +186,32 @@ class CompositeReward:
         self.log_fn = log_fn
         self.last: dict[str, np.ndarray] = {}
         self.history: list[dict] = []
+        self.__name__ = "+".join(self.components)  # how the env's reward errors name it
 
     def __call__(self, completions, prompts=None, references=None):
         n = len(completions)
         total = np.zeros(n, np.float64)
         last = {}
         for name, fn in self.components.items():
-            values = np.asarray(fn(completions, prompts, references), np.float64).reshape(-1)
-            if values.shape[0] != n:
-                raise ValueError(f"component {name!r} returned {values.shape[0]} rewards for {n} completions")
+            raw = fn(list(completions), list(prompts or [None] * n), list(references or [None] * n))
+            raw = list(raw) if raw is not None else None
+            if raw is None or len(raw) != n:
+                got = "None" if raw is None else f"{len(raw)} values"
+                raise ValueError(f"reward function {name!r} returned {got} for {n} completions; it must return one "
+                                 "number (or None) per completion")
+            try:
+                values = np.array([np.nan if v is None else float(v) for v in raw], np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"reward function {name!r} must return numbers or None, got {str(raw)[:80]}") from None
+            if np.isinf(values).any():
+                raise ValueError(f"reward function {name!r} returned an infinite reward; rewards must be finite "
+                                 "numbers (or None to leave a completion unscored)")
             last[name] = values
-            if self.normalizers is not None:
-                values = self.normalizers[name](values).astype(np.float64)
-            total += self.weights[name] * values
+            scored = ~np.isnan(values)
+            if self.normalizers is not None and scored.any():  # running statistics of the scored values only
+                values = values.copy()
+                values[scored] = self.normalizers[name](values[scored]).astype(np.float64)
+            total += self.weights[name] * np.nan_to_num(values, nan=0.0)
         self.last = last
         stats = self.stats()
         stats["reward/total"] = float(np.mean(total)) if n else 0.0
@@ -206,7 +222,8 @@ class CompositeReward:
 
     def stats(self) -> dict:
         """Batch means of each component's raw values from the last call: ``{"reward/<name>": mean}``."""
-        return {f"reward/{k}": float(np.mean(v)) if v.size else 0.0 for k, v in self.last.items()}
+        return {f"reward/{k}": float(np.mean(v[~np.isnan(v)])) if (~np.isnan(v)).any() else 0.0
+                for k, v in self.last.items()}
 
 
 __all__ = ["CompositeReward", "RewardNormalizer", "named_functions"]

@@ -6,7 +6,7 @@ from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, P
 from tf_rl_text.trainers.grpo import GRPOConfig, GRPOTrainer
 from tf_rl_text.trainers.dpo import DPOConfig, DPOTrainer
 from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer
-from tf_rl_text.trainers.replay import ReplayBuffer
+from tf_rl_text.replay import ReplayBuffer
 
 __all__ = [
     "Trainer", "TrainerConfig",

@@ -44,7 +44,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 
@@ -148,7 +147,7 @@ class _ActorCriticTrainer(Trainer):
     """The rollout, targets, compiled update, loop and export that A2C and PPO share.
 
     A subclass sets ``algorithm`` and writes :meth:`loss` (the pure loss of its algorithm)
-    and :meth:`optimize` (which updates run on one rollout).
+    and :meth:`updates` (which updates run on one scored rollout).
     """
 
     algorithm = "actor-critic"
@@ -173,7 +172,6 @@ class _ActorCriticTrainer(Trainer):
         self._from_scores = agent.compile_fn(self._targets_from_scores, [tok] * 4 + [
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32)])
         self._grads = agent.compile_fn(self._grad_step, [seq] * 4 + [tok] * 4 + [num, num])
-        self._auto_resume()
 
     # ------------------------------------------------------------------ run state
     def _trackables(self):
@@ -274,38 +272,51 @@ class _ActorCriticTrainer(Trainer):
     def loss(self, logp, old_logp, values, old_values, advantages, returns, mask, entropy):
         raise NotImplementedError
 
-    def optimize(self, batch):
-        """Run this algorithm's updates on one scored rollout; returns a list of update infos."""
+    def updates(self, batch):
+        """Run this algorithm's updates on one scored rollout (``batch``: the ids, then old log-probs, old
+        values, advantages and returns); returns a list of update infos."""
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ python loop
-    def _step(self) -> dict:
-        """One rollout, its advantages, and the algorithm's updates. Returns statistics (floats)."""
-        start = time.perf_counter()
-        cfg = self.config
-        rollout = self.env.rollout(self.agent, num_samples=cfg.num_samples_per_prompt)
-        ids = [tf.constant(x) for x in (rollout.prompt_ids, rollout.prompt_mask,
-                                        rollout.completion_ids, rollout.completion_mask)]
+    # ------------------------------------------------------------------ the loop's parts
+    def score(self, batch, per_token: bool = False):
+        """One pass over the rollout, no gradient: old log-probs, values, the KL to the reference, GAE
+        advantages and returns (the rewards carry the current KL coefficient). ``per_token``: also entropy,
+        log ratio, value, advantage and return of every token."""
+        from tf_rl_text.experience import Scored
+
+        ids = [tf.constant(x) for x in (batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
+                                        batch.completion_mask)]
         kl_coef = self.kl_coef
-        scored = self.score_rollout(ids, tf.constant(rollout.rewards, tf.float32), tf.constant(kl_coef, tf.float32))
-        batch = ids + [scored["log_probs"], scored["values"], scored["advantages"], scored["returns"]]
-        infos = self.optimize(batch)
-        kl = float(scored["kl"])
+        scores = self.score_rollout(ids, tf.constant(batch.rewards, tf.float32), tf.constant(kl_coef, tf.float32))
+        tensors = ids + [scores["log_probs"], scores["values"], scores["advantages"], scores["returns"]]
+        scored = Scored(batch, tensors, np.asarray(batch.rewards, np.float32),
+                        extra={"kl": float(scores["kl"]), "kl_coef": kl_coef,
+                               "explained_variance": float(scores["explained_variance"])})
+        if per_token:
+            mask = tf.cast(ids[3], tf.float32)
+            scored.tokens = dict(self.token_scores(ids, estimator=self.config.kl_estimator),
+                                 value=scores["values"], advantage=scores["advantages"] * mask,
+                                 **{"return": scores["returns"] * mask})
+        return scored
+
+    def optimize(self, scored) -> dict:
+        """The algorithm's :meth:`updates` on the scored rollout, then the adaptive KL coefficient's move.
+        Returns the mean of the updates' statistics, with ``gradient_steps``."""
+        cfg = self.config
+        infos = self.updates(scored.tensors)
         if cfg.adaptive_kl:
-            self.kl_coef = ops.adaptive_kl_coef(self.kl_coef, kl, cfg.kl_target, cfg.kl_horizon, len(rollout.rewards))
+            self.kl_coef = ops.adaptive_kl_coef(self.kl_coef, scored.extra["kl"], cfg.kl_target, cfg.kl_horizon,
+                                                len(scored.rewards))
         self.num_updates += 1
-        stats = {k: float(np.mean([float(i[k]) for i in infos])) for k in infos[0]}
-        stats.update(
-            reward_mean=float(np.mean(rollout.rewards)),
-            reward_std=float(np.std(rollout.rewards)),
-            kl=kl,  # per-completion KL to the reference (k1 estimate), rollout mean
-            kl_coef=kl_coef,  # the beta this rollout's rewards used
-            explained_variance=float(scored["explained_variance"]),
-            completion_length=float(np.mean(np.sum(rollout.completion_mask, axis=1))),
-            gradient_steps=len(infos),
-            step_time_s=time.perf_counter() - start,
-            update=self.num_updates,
-        )
+        out = {k: float(np.mean([float(i[k]) for i in infos])) for k in infos[0]}
+        out["gradient_steps"] = len(infos)
+        return out
+
+    def statistics(self, batch, scored, info) -> dict:
+        stats = super().statistics(batch, scored, info)
+        stats.update(kl=scored.extra["kl"],  # per-completion KL to the reference (k1 estimate), rollout mean
+                     kl_coef=scored.extra["kl_coef"],  # the beta this rollout's rewards used
+                     explained_variance=scored.extra["explained_variance"])
         return stats
 
     def _postfix(self, stats):
@@ -384,7 +395,7 @@ class A2CTrainer(_ActorCriticTrainer):
         cfg = self.config
         return a2c_loss(logp, values, advantages, returns, mask, entropy, cfg.vf_coef, cfg.entropy_coef)
 
-    def optimize(self, batch):
+    def updates(self, batch):
         return [self.update(batch)]  # on-policy: exactly one gradient step per rollout
 
 
@@ -421,7 +432,7 @@ class PPOTrainer(_ActorCriticTrainer):
         return ppo_loss(logp, old_logp, values, old_values, advantages, returns, mask, entropy, cfg.clip_range,
                         cfg.clip_range_value, cfg.vf_coef, cfg.entropy_coef)
 
-    def optimize(self, batch):
+    def updates(self, batch):
         cfg = self.config
         rows = int(batch[0].shape[0])
         if cfg.num_minibatches > rows:

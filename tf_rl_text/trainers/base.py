@@ -1,8 +1,17 @@
-"""The trainer core every algorithm stands on: config, update, loop, evaluation, export.
+"""The trainer core every algorithm stands on: config, the one loop, update, evaluation, export.
 
-An algorithm (REINFORCE, A2C/PPO, Q-learning) subclasses :class:`Trainer` and writes only what
-is its own: the rollout and loss of one step (``_step``), the extra state it keeps
-(``_trackables``, ``_python_state``), what its SavedModel carries (``_export_kwargs``).
+The loop (:meth:`Trainer.step`) is the same for every algorithm::
+
+    batch  = self.source.next()              # an experience source (tf_rl_text.experience)
+    scored = self.score(batch)               # the algorithm: log-probs, values, advantages, KL...
+    info   = self.optimize(scored)           # the algorithm: its update(s), through the update runner
+    stats  = self.statistics(batch, scored, info)   # + the source's figures, the update count, the time
+
+then callbacks, checkpoints and the progress bar (:meth:`Trainer.train`). An algorithm subclasses
+:class:`Trainer` and writes only what is its own: ``score`` and ``optimize`` (and, where the default
+``EnvRollouts(env, agent, num_samples_per_prompt)`` is not its experience, ``make_source``), the extra
+state it keeps (``_trackables``, ``_python_state``), what its SavedModel carries (``_export_kwargs``).
+Resuming from ``run_dir`` happens once construction is complete (no subclass calls it).
 The base gives it
 
 * an optimizer from the config (:mod:`tf_rl_text.optim`): Adam (AdamW with
@@ -93,14 +102,20 @@ class TrainerConfig:
 class _BuiltInStrategyScope(type):
     """Runs a trainer's whole construction (base and subclass ``__init__``) inside
     ``strategy.scope()``, so every variable it creates (reference model, heads, target network,
-    optimizer slots, step counter) belongs to the strategy."""
+    optimizer slots, step counter) belongs to the strategy; then, construction complete, gives it its
+    experience source (:meth:`Trainer.make_source`, unless ``__init__`` set one) and resumes from
+    ``run_dir`` when that holds a checkpoint."""
 
     def __call__(cls, *args, strategy=None, **kwargs):
         from tf_rl_text import distribute
 
         strategy = distribute.resolve(strategy)
         with strategy.scope():  # the base __init__ finds it with tf.distribute.get_strategy() (a subclass
-            return super().__call__(*args, **kwargs)  # __init__ need not pass strategy= on)
+            trainer = super().__call__(*args, **kwargs)  # __init__ need not pass strategy= on)
+            if trainer.source is None:
+                trainer.source = trainer.make_source()
+            trainer._auto_resume()
+        return trainer
 
 
 class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
@@ -142,7 +157,12 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         distribute.check_in_scope(self.strategy, agent.trainable_variables)
         self.agent = agent
         self.env = env
+        """The environment evaluations roll out in (and, for most algorithms, the source's); may be None (DPO
+        without a reward)."""
         self.config = config
+        if getattr(self, "source", None) is None:  # a subclass may set its source before calling this
+            self.source = None
+            """The experience source (:mod:`tf_rl_text.experience`): set by :meth:`make_source` after ``__init__``."""
         self._init_checkpointing(run_dir, checkpoint_every, keep_checkpoints, auto_resume)  # run_dir, restored_from...
         self.history: list[dict] = []
         self.num_updates = 0
@@ -152,10 +172,65 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         self._last_saved_step = None  # the step of the checkpoint this process last saved or restored
         self._lora = getattr(agent, "lora", None)  # the adapters this trainer was built for (step() checks)
 
+    @classmethod
+    def for_run(cls, agent, env, config, pairs, **kwargs):
+        """How a config-built run (:func:`tf_rl_text.workflow.build`) makes this trainer: ``cls(agent, env,
+        config, **kwargs)``. ``pairs``: a function that makes the run's preference pairs, for a trainer that
+        learns from them (DPO overrides this)."""
+        return cls(agent, env, config, **kwargs)
+
     # ------------------------------------------------------------------ subclasses fill in
+    reward_fn = None
+    """The reward that scores this trainer's rollouts and evaluations instead of the env's own (GRPO's
+    weighted reward functions); None = the env's."""
+
+    def make_source(self):
+        """The experience source (called once ``__init__`` is done, unless it set ``self.source``): on-policy
+        rollouts of ``env``, ``config.num_samples_per_prompt`` samples per prompt (1 without that field)."""
+        from tf_rl_text.experience import EnvRollouts
+
+        return EnvRollouts(self.env, self.agent, getattr(self.config, "num_samples_per_prompt", 1), self.reward_fn)
+
+    def score(self, batch, per_token: bool = False):
+        """What the update needs of ``batch`` (a :class:`~tf_rl_text.experience.Scored`): rewards, baselines,
+        advantages, reference log-probs... With ``per_token``, also ``tokens``: the per-token (B, T)
+        quantities :func:`tf_rl_text.explain.explain` shows (log-probs, entropy, KL, the credit)."""
+        raise NotImplementedError(f"{type(self).__name__} must define score(batch) and optimize(scored)")
+
+    def optimize(self, scored) -> dict:
+        """The algorithm's update(s) on a scored batch, through :meth:`accumulate`; counts them in
+        ``num_updates``. Returns the update statistics (numbers or scalar tensors)."""
+        raise NotImplementedError(f"{type(self).__name__} must define score(batch) and optimize(scored)")
+
+    def statistics(self, batch, scored, info) -> dict:
+        """A step's statistics: the update's ``info`` (floats), the source's figures of ``batch`` (reward mean and
+        std, completion length...) and the update count. An algorithm adds its own by overriding this."""
+        stats = {k: float(v) for k, v in info.items()}
+        stats.update(self.source.statistics(batch))
+        stats["update"] = self.num_updates
+        return stats
+
     def _step(self) -> dict:
-        """One step of the algorithm (rollout + update(s)); returns its statistics."""
-        raise NotImplementedError
+        """One step of the loop: source -> score -> optimize -> statistics."""
+        batch = self.source.next()
+        scored = self.score(batch)
+        info = self.optimize(scored)
+        return self.statistics(batch, scored, info)
+
+    def token_scores(self, ids, estimator: str = "kl") -> dict:
+        """The policy's per-token figures of a batch's completions (:func:`tf_rl_text.experience.token_scores`):
+        log pi, entropy and, against this trainer's frozen reference (when it has one), log ratio and KL."""
+        from tf_rl_text.experience import token_scores
+
+        return token_scores(self.agent, ids, getattr(self, "ref_model", None), estimator)
+
+    def token_credit(self, rollout):
+        """The per-token view of one rollout (a :class:`~tf_rl_text.experience.Scored` with ``tokens``): what
+        :func:`tf_rl_text.explain.explain` shows. By default :meth:`score` with ``per_token=True``."""
+        return self.score(rollout, per_token=True)
+
+    group_size_field = None
+    """The config field that fixes how many samples of a prompt the baseline compares (explain keeps it)."""
 
     def _trackables(self) -> dict:
         """TF objects of the run state: name -> trackable (model, optimizer, RNGs, heads, buffers)."""
@@ -297,20 +372,18 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         return stats
 
     def rollout_state(self) -> tuple:
-        """What drawing a batch moves: the env's order and cursor, the sampling RNG, the reward-call count."""
-        from tf_rl_text.checkpoint import env_state
-
-        rng = getattr(self.agent, "rng", None)
-        return (env_state(self.env), None if rng is None else rng.state.numpy(),
+        """What drawing a batch moves: the source's order and cursor, the sampling RNG, the reward-call count."""
+        rng = getattr(self.acting_agent, "rng", None)  # the sampling agent's (Q-learning: its exploring policy)
+        return (self.source.state_dict(), None if rng is None else rng.state.numpy(),
                 getattr(self.env, "num_reward_batches", None))
 
     def set_rollout_state(self, state: tuple) -> None:
         """Put back what :meth:`rollout_state` returned (the next batch drawn is then the same one)."""
-        env, rng, batches = state
-        if env is not None:
-            self.env.load_state_dict(env)
+        source, rng, batches = state
+        if source is not None:
+            self.source.load_state_dict(source)
         if rng is not None:
-            self.agent.rng.state.assign(rng)
+            self.acting_agent.rng.state.assign(rng)
         if batches is not None:
             self.env.num_reward_batches = batches
 
@@ -383,10 +456,14 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
     # ------------------------------------------------------------------ evaluation and export
     def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
         """Mean reward of (greedy by default) completions of ``prompts`` (default: all env prompts)."""
+        if self.env is None:
+            raise ValueError(f"this {self.algorithm} trainer has no env to score completions with: build it with "
+                             "env=a TextGenerationEnv (its reward_fn scores them)")
         if prompts is None:
             prompts, references = self.env.prompts, self.env.references
+        kwargs = {} if self.reward_fn is None else {"reward_fn": self.reward_fn}
         rollout = self.env.rollout(self.acting_agent, greedy=greedy, seed=seed, prompts=list(prompts),
-                                   references=list(references) if references is not None else None)
+                                   references=list(references) if references is not None else None, **kwargs)
         return float(np.mean(rollout.rewards))
 
     def export(self, path: str | None = None, max_new_tokens: int | None = None, serving_only: bool = False,
@@ -414,6 +491,6 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
 
         with distribute.write_dir(path, self.strategy) as target:  # non-chief workers: a removed temp folder
             written = export_policy(self.acting_agent, target,
-                                    max_new_tokens=max_new_tokens or self.env.max_new_tokens,
+                                    max_new_tokens=max_new_tokens or self.source.max_new_tokens,
                                     optimizer=self.optimizer, metadata=metadata, serving_only=serving_only, **kwargs)
         return written if self.is_chief else path

@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 
 import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
 from tf_rl_text.checkpoint import numpy_rng_state, set_numpy_rng_state
+from tf_rl_text.choice.agent import completions_of
 from tf_rl_text.choice.env import ChoiceEnv, check_choice_agent
 from tf_rl_text.choice.export import export_choice_policy
 from tf_rl_text.choice.selection import INPUT_NAMES, step_logits
+from tf_rl_text.experience import EnvRollouts, Scored
 from tf_rl_text.trainers.base import Trainer, TrainerConfig, check
 from tf_rl_text.trainers.reinforce import ReinforceConfig, RewardBaselines, reinforce_advantages, reinforce_loss
 
@@ -156,7 +157,6 @@ class ChoiceReinforceTrainer(RewardBaselines, _ChoiceTrainer):
         self._batch_grads = agent.compile_fn(self._batch_grad_step, _input_specs(self.env) + [
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32),
             tf.TensorSpec([], tf.float32)], jit_compile=self.config.jit_compile)
-        self._auto_resume()
 
     def _batch_grad_step(self, input_ids, attention_mask, token_type_ids, choice_mask, actions, action_mask, rewards,
                          baseline, total_rows, total_tokens):
@@ -177,17 +177,18 @@ class ChoiceReinforceTrainer(RewardBaselines, _ChoiceTrainer):
     def _greedy_rewards(self, rollout, k):
         return self.env.rollout(self.agent, greedy=True, indices=rollout.indices[::k]).rewards
 
-    def _step(self) -> dict:
-        """One batch of episodes (``env.batch_size`` states x ``num_samples_per_prompt``) and one update."""
-        start = time.perf_counter()
-        rollout = self.env.rollout(self.agent, num_samples=self.config.num_samples_per_prompt)
-        rewards, baseline = self._baseline(rollout)
-        out = self._update(*self._tensors(rollout), tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32))
+    def score(self, batch, per_token: bool = False):
+        """The batch's rewards (normalised / clipped when configured) and baseline (``config.baseline``)."""
+        if per_token:
+            raise ValueError("a choice policy picks candidates, not tokens: explain shows token policies only")
+        rewards, baseline = self._baseline(batch)
+        return Scored(batch, self._tensors(batch) + [tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32)],
+                      np.asarray(batch.rewards, np.float32), np.asarray(baseline))
+
+    def optimize(self, scored) -> dict:
+        out = self._update(*scored.tensors)
         self.num_updates += 1
-        stats = {k: float(v) for k, v in out.items()}
-        stats.update(reward_mean=float(np.mean(rollout.rewards)), reward_std=float(np.std(rollout.rewards)),
-                     step_time_s=time.perf_counter() - start, update=self.num_updates)
-        return stats
+        return out
 
     def export_train_step(self):
         """REINFORCE as the SavedModel's ``train_step``: f(input_ids, attention_mask, token_type_ids,
@@ -246,6 +247,39 @@ def choice_q_loss(q_steps, actions, action_mask, rewards, gamma=1.0):
     return loss, {"q_mean": ops.masked_mean(q_taken, mask), "target_mean": ops.masked_mean(targets, mask)}
 
 
+class EpsilonGreedyChoices(EnvRollouts):
+    """The experience of :class:`ChoiceQLearningTrainer`: each batch is the greedy choices of the env's next
+    states with, at each step of each episode and with probability ``epsilon``, a uniformly random available
+    choice instead (drawn from ``rng``, a ``numpy`` RandomState the trainer checkpoints), then rewarded."""
+
+    def __init__(self, env, agent, epsilon: float, rng):
+        super().__init__(env, agent)
+        self.epsilon = float(epsilon)
+        self.rng = rng
+
+    def next(self):
+        greedy = self.env.rollout(self.agent, greedy=True)
+        actions, mask = greedy.actions.copy(), greedy.action_mask
+        if self.epsilon:
+            for i in range(actions.shape[0]):
+                available = list(np.flatnonzero(greedy.choice_mask[i]))
+                chosen = []
+                for t in range(actions.shape[1]):
+                    if not mask[i, t]:
+                        break
+                    a = actions[i, t]
+                    if self.rng.rand() < self.epsilon or a in chosen:
+                        a = self.rng.choice([c for c in available if c not in chosen])
+                    if a in chosen:  # pragma: no cover
+                        a = next(c for c in available if c not in chosen)
+                    chosen.append(int(a))
+                actions[i, : len(chosen)] = chosen
+        prompts, candidates, refs = self.env.states(greedy.indices)
+        completions = completions_of(actions, mask, candidates, self.env.labels)
+        rewards = self.env.compute_rewards(completions, prompts, refs)
+        return greedy._replace(actions=actions, rewards=rewards, completions=completions)
+
+
 class ChoiceQLearningTrainer(_ChoiceTrainer):
     """Q-learning for a choice policy: the classifier's logits are Q(s, a). Args: agent, env, config
     (:class:`ChoiceQConfig`). Greedy choices (``evaluate``, the export) take argmax_a Q(s, a)."""
@@ -260,7 +294,9 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
         self._batch_grads = agent.compile_fn(self._batch_grad_step, _input_specs(self.env) + [
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32)],
             jit_compile=self.config.jit_compile)
-        self._auto_resume()
+
+    def make_source(self):
+        return EpsilonGreedyChoices(self.env, self.agent, self.config.epsilon, self._rng)
 
     def _python_state(self):
         return {"explore_rng": numpy_rng_state(self._rng)}
@@ -282,41 +318,17 @@ class ChoiceQLearningTrainer(_ChoiceTrainer):
         variables = self.agent.trainable_variables
         return tape.gradient(loss, variables), {"loss": loss, **info}
 
-    def _explore(self, rollout):
-        """Epsilon-greedy: each step of each episode is, with probability epsilon, a random available choice."""
-        greedy = self.env.rollout(self.agent, greedy=True)
-        actions, mask = greedy.actions.copy(), greedy.action_mask
-        if self.config.epsilon:
-            for i in range(actions.shape[0]):
-                available = list(np.flatnonzero(greedy.choice_mask[i]))
-                chosen = []
-                for t in range(actions.shape[1]):
-                    if not mask[i, t]:
-                        break
-                    a = actions[i, t]
-                    if self._rng.rand() < self.config.epsilon or a in chosen:
-                        a = self._rng.choice([c for c in available if c not in chosen])
-                    if a in chosen:  # pragma: no cover
-                        a = next(c for c in available if c not in chosen)
-                    chosen.append(int(a))
-                actions[i, : len(chosen)] = chosen
-        from tf_rl_text.choice.agent import completions_of
+    def score(self, batch, per_token: bool = False):
+        """The epsilon-greedy episodes as the TD update reads them (its targets come from the same Q pass)."""
+        if per_token:
+            raise ValueError("a choice policy picks candidates, not tokens: explain shows token policies only")
+        return Scored(batch, self._tensors(batch) + [tf.constant(batch.rewards, tf.float32)],
+                      np.asarray(batch.rewards, np.float32))
 
-        prompts, candidates, refs = self.env.states(greedy.indices)
-        completions = completions_of(actions, mask, candidates, self.env.labels)
-        rewards = self.env.compute_rewards(completions, prompts, refs)
-        return greedy._replace(actions=actions, rewards=rewards, completions=completions)
-
-    def _step(self) -> dict:
-        """One batch of epsilon-greedy episodes and one TD update."""
-        start = time.perf_counter()
-        rollout = self._explore(None)
-        out = self._update(*self._tensors(rollout), tf.constant(rollout.rewards, tf.float32))
+    def optimize(self, scored) -> dict:
+        out = self._update(*scored.tensors)
         self.num_updates += 1
-        stats = {k: float(v) for k, v in out.items()}
-        stats.update(reward_mean=float(np.mean(rollout.rewards)), step_time_s=time.perf_counter() - start,
-                     update=self.num_updates)
-        return stats
+        return out
 
     def export_train_step(self):
         """The TD update as ``train_step``: f(inputs..., choice_mask, actions, action_mask, rewards (B,)) -> {"loss"}."""

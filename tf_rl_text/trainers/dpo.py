@@ -29,13 +29,11 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 
 from tf_rl_text._compat import tf
-from tf_rl_text.env import ShuffledDraws
-from tf_rl_text.tokens import encode_texts
+from tf_rl_text.experience import PreferencePairSource, encode_pairs
 from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_least
 
 DPO_LOSSES = ("sigmoid", "ipo")
@@ -91,56 +89,6 @@ def dpo_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps,
     return losses, beta * tf.stop_gradient(chosen_ratio), beta * tf.stop_gradient(rejected_ratio)
 
 
-# --------------------------------------------------------------------------- data stream
-class PairStream(ShuffledDraws):
-    """The pairs a :class:`DPOTrainer` draws, ``batch_size`` at a time in shuffled epochs (its order and RNG
-    are checkpointed like an env's), encoded once: prompts as the agent encodes them, completions right
-    padded and followed by EOS."""
-
-    def __init__(self, pairs, agent, batch_size: int, max_completion_length: int, seed=0, reward_env=None):
-        if len(pairs) == 0:
-            raise ValueError("DPO needs at least one preference pair, got none")
-        self.pairs = pairs
-        self.reward_env = reward_env
-        self.prompts = list(pairs.prompts)
-        self._batch_size = int(batch_size)
-        self.max_new_tokens = int(max_completion_length)  # what an export of the policy generates by default
-        self.encoded = encode_pairs(agent, pairs, max_completion_length)
-        self._init_draws(len(pairs), seed, shuffle=True)
-
-    def batch(self, indices):
-        return [x[indices] for x in self.encoded]
-
-    def rollout(self, agent, **kwargs):
-        """Completions scored by the reward env given to the trainer (``env=``): what evaluations sample."""
-        if self.reward_env is None:
-            raise ValueError("this DPO trainer has no reward to score completions with: build it with env=a "
-                             "TextGenerationEnv (its reward_fn scores them), or use evaluate_pairs(pairs)")
-        return self.reward_env.rollout(agent, **kwargs)
-
-    @property
-    def reward_fn(self):
-        return None if self.reward_env is None else self.reward_env.reward_fn
-
-
-def encode_pairs(agent, pairs, max_completion_length):
-    """(prompt ids, prompt mask, chosen ids, chosen mask, rejected ids, rejected mask) int32 arrays, one row a
-    pair; completions cut at ``max_completion_length`` tokens (EOS included) and right padded."""
-    ids, mask = agent.encode_prompts(list(pairs.prompts))
-    out = [ids, mask]
-    for texts in (pairs.chosen, pairs.rejected):
-        c_ids, c_mask = encode_texts(agent.tokenizer, list(texts), max_completion_length)
-        width = max(1, int(c_mask.sum(axis=1).max()))
-        out += [c_ids[:, :width], c_mask[:, :width]]
-    context = getattr(agent, "context_length", None)
-    longest = max(out[3].shape[1], out[5].shape[1])
-    if context is not None and agent.family.tokens_needed(ids.shape[1], longest) > context:
-        raise ValueError(f"the longest prompt ({ids.shape[1]} tokens) and completion ({longest} tokens) exceed the "
-                         f"model's context of {context} tokens together; shorten the prompts or lower "
-                         "max_completion_length")
-    return out
-
-
 # --------------------------------------------------------------------------- trainer
 class DPOTrainer(Trainer):
     """DPO / IPO / cDPO on preference pairs, on the trainer base (checkpoints, exact resume, callbacks,
@@ -160,20 +108,24 @@ class DPOTrainer(Trainer):
     config_class = DPOConfig
     unit = "batch"
     resume_must_match = ("loss_type", "batch_size", "max_completion_length")
-    learns_from = "pairs"
-    """What the constructor's second argument is: preference pairs (the run builder reads this)."""
 
     def __init__(self, agent, pairs, config: DPOConfig | None = None, env=None, **kwargs):
         cfg = config if config is not None else self.config_class()
-        stream = PairStream(pairs, agent, cfg.batch_size, cfg.max_completion_length,
-                            seed=agent.seed if cfg.seed is None else cfg.seed, reward_env=env)
+        self.source = PreferencePairSource(pairs, agent, cfg.batch_size, cfg.max_completion_length,
+                                           seed=agent.seed if cfg.seed is None else cfg.seed)
         self.pairs = pairs
-        self._init_dpo(agent, stream, cfg, **kwargs)
+        self._init_dpo(agent, env, cfg, **kwargs)
 
-    def _init_dpo(self, agent, source, cfg, **kwargs):
-        """The base trainer over ``source`` (a :class:`PairStream`, or the env of online DPO), the reference and
-        the compiled update."""
-        super().__init__(agent, source, cfg, **kwargs)
+    @classmethod
+    def for_run(cls, agent, env, config, pairs, **kwargs):
+        """How a config-built run makes this trainer (:func:`tf_rl_text.workflow.build`): DPO learns from the
+        ``pairs()`` (called only here, so only DPO runs make them); ``env`` scores its evaluations."""
+        return cls(agent, pairs(), config, env=env, **kwargs)
+
+    def _init_dpo(self, agent, env, cfg, **kwargs):
+        """The base trainer (``env``: what evaluations roll out in, or None), the reference and the compiled
+        update."""
+        super().__init__(agent, env, cfg, **kwargs)
         cfg = self.config
         self.optimizer.build(agent.trainable_variables)
         seq = tf.TensorSpec([None, None], tf.int32)
@@ -184,12 +136,11 @@ class DPOTrainer(Trainer):
         self.ref_model = None if cfg.precompute_ref_log_probs else reference
         self._ref_table = None
         if cfg.precompute_ref_log_probs:  # s_ref of every pair now; the reference is not kept
-            table = self._score_pairs(source.encoded, reference)
+            table = self._score_pairs(self.source.encoded, reference)
             self._score_fns.pop(id(reference))
             self._ref_table = tf.Variable(table, trainable=False, name="ref_log_probs")
         del reference
         self._grads = agent.compile_fn(self._grad_step, [seq] * 6 + [vec, vec, num, num])
-        self._auto_resume()
 
     def _trackables(self):
         out = super()._trackables()
@@ -264,17 +215,22 @@ class DPOTrainer(Trainer):
             return tf.gather(self._ref_table, indices).numpy()
         return self._score_pairs(batch, self.ref_model, chunk=len(indices))
 
-    def _step(self) -> dict:
-        start = time.perf_counter()
-        indices = np.asarray(self.env.next_indices(), np.int64)
-        batch = self.env.batch(indices)
-        ref = self._reference(indices, batch)
-        tensors = [tf.constant(x) for x in batch] + [tf.constant(ref[:, 0]), tf.constant(ref[:, 1])]
-        info = self.check_update(self.accumulate(self._grads, tensors, self.agent.trainable_variables))
+    def score(self, batch, per_token: bool = False):
+        """The reference's s(y_w), s(y_l) of a :class:`~tf_rl_text.experience.PairBatch` (the precomputed table's
+        rows, or scored now), beside the pairs' tokens."""
+        if per_token:
+            raise ValueError("DPO scores preference pairs, not sampled tokens: explain(trainer.agent, prompts, "
+                             "reference=...) shows the policy's tokens")
+        from tf_rl_text.experience import Scored
+
+        ref = self._reference(batch.indices, batch.columns)
+        return Scored(batch, [tf.constant(x) for x in batch.columns] + [tf.constant(ref[:, 0]), tf.constant(ref[:, 1])])
+
+    def optimize(self, scored) -> dict:
+        """One DPO update on the scored pairs."""
+        info = self.check_update(self.accumulate(self._grads, scored.tensors, self.agent.trainable_variables))
         self.num_updates += 1
-        stats = {k: float(v) for k, v in info.items()}
-        stats.update(update=self.num_updates, step_time_s=time.perf_counter() - start)
-        return stats
+        return info
 
     def _postfix(self, stats) -> dict:
         return {"loss": f"{stats['loss']:.3f}", "margin": f"{stats['rewards/margins']:.2f}",
@@ -307,14 +263,12 @@ class DPOTrainer(Trainer):
         """With a reward env (``env=``): the mean reward of (greedy by default) completions of ``prompts``
         (default: the env's prompts), as every trainer's ``evaluate``. Without one: the implicit-reward accuracy
         on the training pairs (:meth:`evaluate_pairs` has every pair metric)."""
-        if self.env.reward_env is None:
+        if self.env is None:
             if prompts is not None:
                 raise ValueError("evaluate(prompts) needs a reward to score completions: build the trainer with env=a "
                                  "TextGenerationEnv, or use evaluate_pairs(pairs)")
             return self.evaluate_pairs()["accuracy"]
-        if prompts is None:
-            prompts, references = self.env.reward_env.prompts, self.env.reward_env.references
-        return super().evaluate(prompts, references, greedy, seed)  # rolls out through the stream's reward env
+        return super().evaluate(prompts, references, greedy, seed)  # rolls out in the reward env
 
     # ------------------------------------------------------------------ export
     def _export_kwargs(self):
@@ -354,38 +308,59 @@ class OnlineDPOTrainer(DPOTrainer):
     algorithm = "online DPO"
     config_class = OnlineDPOConfig
     resume_must_match = ("loss_type", "num_generations")
-    learns_from = "env"
 
     def __init__(self, agent, env, config: OnlineDPOConfig | None = None, **kwargs):
         self.pairs = None
         self._init_dpo(agent, env, config if config is not None else OnlineDPOConfig(), **kwargs)
 
-    def _step(self) -> dict:
-        start = time.perf_counter()
-        cfg = self.config
-        g = cfg.num_generations
-        rollout = self.env.rollout(self.agent, num_samples=g)
-        rewards = np.asarray(rollout.rewards, np.float64).reshape(-1, g)
+    @classmethod
+    def for_run(cls, agent, env, config, pairs, **kwargs):
+        return cls(agent, env, config, **kwargs)  # it samples its own pairs
+
+    def make_source(self):
+        from tf_rl_text.experience import EnvRollouts
+
+        return EnvRollouts(self.env, self.agent, self.config.num_generations)
+
+    def score(self, batch, per_token: bool = False):
+        """Each prompt's best and worst sample by the reward as a pair (prompts whose samples all score the same
+        give none), with the reference's s(y_w), s(y_l). ``per_token``: the policy's and the reference's
+        log-probs of every sampled token."""
+        from tf_rl_text.experience import Scored
+
+        g = self.config.num_generations
+        rewards = np.asarray(batch.rewards, np.float64).reshape(-1, g)
         best, worst = rewards.argmax(axis=1), rewards.argmin(axis=1)
         keep = np.flatnonzero(rewards.max(axis=1) > rewards.min(axis=1))
-        stats = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
-                 "pairs": float(len(keep)), "frac_prompts_paired": float(len(keep) / len(rewards)),
-                 "completion_length": float(np.mean(np.sum(rollout.completion_mask, axis=1)))}
+        stats = {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),  # over float64 rewards
+                 "pairs": float(len(keep)), "frac_prompts_paired": float(len(keep) / len(rewards))}
+        scored = Scored(batch, rewards=np.asarray(batch.rewards, np.float32), extra={"stats": stats})
         if len(keep):
             chosen_rows, rejected_rows = keep * g + best[keep], keep * g + worst[keep]
             stats["reward_gap"] = float(np.mean(rewards[keep, best[keep]] - rewards[keep, worst[keep]]))
-            batch = [rollout.prompt_ids[chosen_rows], rollout.prompt_mask[chosen_rows],
-                     rollout.completion_ids[chosen_rows], rollout.completion_mask[chosen_rows],
-                     rollout.completion_ids[rejected_rows], rollout.completion_mask[rejected_rows]]
-            ref = self._score_pairs(batch, self.ref_model, chunk=len(keep))
-            tensors = [tf.constant(x) for x in batch] + [tf.constant(ref[:, 0]), tf.constant(ref[:, 1])]
-            chunks = min(len(keep), cfg.grad_accumulation_steps)
-            info = self.check_update(self.accumulate(self._grads, tensors, self.agent.trainable_variables, chunks))
-            self.num_updates += 1
-            stats.update({k: float(v) for k, v in info.items()})
-        else:  # every prompt's samples scored alike: nothing to prefer
-            stats["loss"] = float("nan")
-        stats.update(update=self.num_updates, step_time_s=time.perf_counter() - start)
+            pairs = [batch.prompt_ids[chosen_rows], batch.prompt_mask[chosen_rows],
+                     batch.completion_ids[chosen_rows], batch.completion_mask[chosen_rows],
+                     batch.completion_ids[rejected_rows], batch.completion_mask[rejected_rows]]
+            ref = self._score_pairs(pairs, self.ref_model, chunk=len(keep))
+            scored.tensors = [tf.constant(x) for x in pairs] + [tf.constant(ref[:, 0]), tf.constant(ref[:, 1])]
+        if per_token:
+            ids = [tf.constant(x) for x in (batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
+                                            batch.completion_mask)]
+            scored.tokens = self.token_scores(ids)
+        return scored
+
+    def optimize(self, scored) -> dict:
+        """One DPO update on the step's pairs (none when every prompt's samples scored alike)."""
+        if not scored.tensors:  # every prompt's samples scored alike: nothing to prefer
+            return {"loss": float("nan")}
+        chunks = min(int(scored.tensors[0].shape[0]), self.config.grad_accumulation_steps)
+        info = self.check_update(self.accumulate(self._grads, scored.tensors, self.agent.trainable_variables, chunks))
+        self.num_updates += 1
+        return info
+
+    def statistics(self, batch, scored, info) -> dict:
+        stats = super().statistics(batch, scored, info)
+        stats.update(scored.extra["stats"])
         return stats
 
     def _postfix(self, stats) -> dict:
@@ -401,4 +376,4 @@ class OnlineDPOTrainer(DPOTrainer):
         return super().evaluate_pairs(pairs)
 
 
-__all__ = ["DPOConfig", "DPOTrainer", "OnlineDPOConfig", "OnlineDPOTrainer", "dpo_loss", "encode_pairs", "PairStream", "DPO_LOSSES"]
+__all__ = ["DPOConfig", "DPOTrainer", "OnlineDPOConfig", "OnlineDPOTrainer", "dpo_loss", "DPO_LOSSES"]

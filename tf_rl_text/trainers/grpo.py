@@ -54,12 +54,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
+from tf_rl_text.rewards.composite import CompositeReward, named_functions
 from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_least
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
@@ -201,52 +201,6 @@ def truncated_rows(completion_ids, completion_mask, max_new_tokens, end_ids):
     return (lengths >= max_new_tokens) & ~np.isin(last, list(end_ids))
 
 
-class GroupRewards:
-    """Several reward functions as one: the weighted sum per completion, each function's values kept.
-
-    ``functions``: a reward function, a list of them or ``{name: fn}``; each is
-    ``fn(completions, prompts, references) -> list`` of numbers or None (None: this function does not
-    score that completion, e.g. a format check that does not apply; it is left out of that sum). A
-    completion no function scores gets 0. After each call :attr:`last` holds ``{name: (B,) float}``
-    with NaN for the None entries."""
-
-    def __init__(self, functions, weights=None):
-        from tf_rl_text.rewards.composite import named_functions
-
-        items = named_functions(functions, "reward_funcs is empty; give at least one reward function")
-        weights = [1.0] * len(items) if weights is None else [float(w) for w in weights]
-        if len(weights) != len(items):
-            raise ValueError(f"reward_weights has {len(weights)} weights for {len(items)} reward functions "
-                             f"({', '.join(n for n, _ in items)}); give one weight per function")
-        self.functions = dict(items)
-        self.weights = dict(zip(self.functions, weights))
-        self.last: dict[str, np.ndarray] = {}
-        self.__name__ = "+".join(self.functions)
-
-    def __call__(self, completions, prompts=None, references=None):
-        n = len(completions)
-        total = np.zeros(n, np.float64)
-        last = {}
-        for name, fn in self.functions.items():
-            raw = fn(list(completions), list(prompts or [None] * n), list(references or [None] * n))
-            raw = list(raw) if raw is not None else None
-            if raw is None or len(raw) != n:
-                got = "None" if raw is None else f"{len(raw)} values"
-                raise ValueError(f"reward function {name!r} returned {got} for {n} completions; it must return one "
-                                 "number (or None) per completion")
-            try:
-                values = np.array([np.nan if v is None else float(v) for v in raw], np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(f"reward function {name!r} must return numbers or None, got {str(raw)[:80]}") from None
-            if np.isinf(values).any():
-                raise ValueError(f"reward function {name!r} returned an infinite reward; rewards must be finite "
-                                 "numbers (or None to leave a completion unscored)")
-            last[name] = values
-            total += self.weights[name] * np.nan_to_num(values, nan=0.0)
-        self.last = last
-        return total.astype(np.float32)
-
-
 # --------------------------------------------------------------------------- trainer
 class GRPOTrainer(Trainer):
     """GRPO with TRL's options on the trainer base (checkpoints, exact resume, callbacks, TensorBoard,
@@ -269,12 +223,24 @@ class GRPOTrainer(Trainer):
     config_class = GRPOConfig
     unit = "batch"
     resume_must_match = ("num_generations", "num_iterations", "loss_type", "scale_rewards")
+    group_size_field = "num_generations"
+
+    def make_source(self):
+        from tf_rl_text.experience import EnvRollouts
+
+        return EnvRollouts(self.env, self.agent, self.config.num_generations, self.rewards)
 
     def __init__(self, agent, env, config: GRPOConfig | None = None, reward_funcs=None, **kwargs):
         super().__init__(agent, env, config, **kwargs)
         cfg = self.config
         functions = reward_funcs if reward_funcs is not None else {_name_of(env.reward_fn): env.reward_fn}
-        self.rewards = GroupRewards(functions, cfg.reward_weights)
+        items = named_functions(functions, "reward_funcs is empty; give at least one reward function")
+        if cfg.reward_weights is not None and len(cfg.reward_weights) != len(items):
+            raise ValueError(f"reward_weights has {len(cfg.reward_weights)} weights for {len(items)} reward functions "
+                             f"({', '.join(n for n, _ in items)}); give one weight per function")
+        self.rewards = CompositeReward(dict(items), cfg.reward_weights)
+        """The weighted reward functions (a :class:`~tf_rl_text.rewards.composite.CompositeReward`): they score
+        this trainer's rollouts and evaluations (:attr:`reward_fn`), each function's values in ``.last``."""
         self.optimizer.build(agent.trainable_variables)  # slots now, so the update traces once
         self.ref_model = agent.clone_model() if cfg.beta > 0 else None
         self._end_ids = self._end_token_ids(required=cfg.mask_truncated_completions)
@@ -286,7 +252,11 @@ class GRPOTrainer(Trainer):
         self._score = agent.compile_fn(self._score_step, [seq] * 4)
         self._grads = agent.compile_fn(self._grad_step, [seq] * 4 + [tf.TensorSpec([None], tf.float32), tok, tok,
                                                                      num, num])
-        self._auto_resume()
+
+    @property
+    def reward_fn(self):
+        """The weighted reward functions score this trainer's rollouts (the env's own reward is left alone)."""
+        return self.rewards
 
     def _end_token_ids(self, required: bool):
         """The tokens that end a completion (EOS, stop tokens): a completion at the budget without one was cut."""
@@ -355,30 +325,23 @@ class GRPOTrainer(Trainer):
         parts = [self._score(*[tf.gather(t, index) for t in tensors]) for index in np.array_split(np.arange(rows), k)]
         return [tf.concat([p[i] for p in parts], axis=0) for i in range(2)]
 
-    def _rollout(self, **kwargs):
-        """``env.rollout`` scored by this trainer's reward functions."""
-        env = self.env
-        saved = env.reward_fn
-        env.reward_fn = self.rewards
-        try:
-            return env.rollout(self.agent, **kwargs)
-        finally:
-            env.reward_fn = saved
+    def score(self, batch, per_token: bool = False):
+        """Group-relative advantages of the rollout (one per completion), the truncated completions' mask,
+        dynamic sampling's rows, and the group and reward-function figures. ``per_token``: also log-probs,
+        entropy, KL (k3, GRPO's) and each completion's advantage on every one of its tokens."""
+        from tf_rl_text.experience import Scored
 
-    def _step(self) -> dict:
-        start = time.perf_counter()
         cfg = self.config
         g = cfg.num_generations
-        rollout = self._rollout(num_samples=g)
-        rewards = rollout.rewards.astype(np.float64)
+        rewards = batch.rewards.astype(np.float64)
         groups = rewards.reshape(-1, g)
         zero_std = np.isclose(groups.std(axis=1), 0.0)
-        advantages = group_advantages(rollout.rewards, g, cfg.scale_rewards).numpy()
-        lengths = rollout.completion_mask.sum(axis=1)
-        truncated = truncated_rows(rollout.completion_ids, rollout.completion_mask, self.env.max_new_tokens,
+        advantages = group_advantages(batch.rewards, g, cfg.scale_rewards).numpy()
+        lengths = batch.completion_mask.sum(axis=1)
+        truncated = truncated_rows(batch.completion_ids, batch.completion_mask, self.env.max_new_tokens,
                                    self._end_ids)
-        completion_mask = rollout.completion_mask * (~truncated)[:, None] if cfg.mask_truncated_completions \
-            else rollout.completion_mask
+        completion_mask = batch.completion_mask * (~truncated)[:, None] if cfg.mask_truncated_completions \
+            else batch.completion_mask
         keep = np.repeat(~zero_std, g) if cfg.dynamic_sampling else np.ones(len(rewards), bool)
         stats = {
             "reward": float(rewards.mean()), "reward_mean": float(rewards.mean()),
@@ -389,28 +352,46 @@ class GRPOTrainer(Trainer):
             "completion_length": float(lengths.mean()),
         }
         for name, values in self.rewards.last.items():
-            scored = values[~np.isnan(values)]
-            stats[f"rewards/{name}/mean"] = float(scored.mean()) if scored.size else float("nan")
-            stats[f"rewards/{name}/std"] = float(scored.std()) if scored.size else float("nan")
+            scored_values = values[~np.isnan(values)]
+            stats[f"rewards/{name}/mean"] = float(scored_values.mean()) if scored_values.size else float("nan")
+            stats[f"rewards/{name}/std"] = float(scored_values.std()) if scored_values.size else float("nan")
+        tensors = [tf.constant(x[keep]) for x in (batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
+                                                  completion_mask)] if keep.any() else []
+        scored = Scored(batch, tensors, np.asarray(batch.rewards, np.float32),
+                        extra={"advantages": advantages, "keep": keep, "stats": stats})
+        if per_token:
+            ids = [tf.constant(x) for x in (batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
+                                            batch.completion_mask)]
+            mask = tf.cast(ids[3], tf.float32)
+            scored.tokens = dict(self.token_scores(ids, estimator="low_var"),  # GRPO's KL term is k3
+                                 advantage=tf.constant(advantages, tf.float32)[:, None] * mask)
+        return scored
+
+    def optimize(self, scored) -> dict:
+        """``num_iterations`` updates on the kept rows (none when dynamic sampling dropped every group);
+        returns the mean of their statistics."""
+        cfg = self.config
+        keep = scored.extra["keep"]
         self.iteration_stats = []
-        if keep.any():
-            tensors = [tf.constant(x[keep]) for x in (rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                                                      completion_mask)]
-            old_logp, ref_logp = self._scores(tensors)
-            batch = tensors + [tf.constant(advantages[keep], tf.float32), old_logp, ref_logp]
-            chunks = min(int(keep.sum()), cfg.grad_accumulation_steps)  # dynamic sampling may leave fewer rows
-            for _ in range(cfg.num_iterations):
-                info = self.check_update(self.accumulate(self._grads, batch, self.agent.trainable_variables, chunks))
-                self.num_updates += 1
-                self.iteration_stats.append({k: float(v) for k, v in info.items()})
-            for key in self.iteration_stats[0]:
-                stats[key] = float(np.mean([s[key] for s in self.iteration_stats]))
-            if not cfg.beta:
-                stats.pop("kl", None)
-        else:  # dynamic sampling dropped every group: nothing to learn from this batch
-            stats.update(loss=float("nan"), entropy=float("nan"))
-        stats.update(kl_coef=float(cfg.beta), gradient_steps=len(self.iteration_stats), update=self.num_updates,
-                     step_time_s=time.perf_counter() - start)
+        if not keep.any():  # dynamic sampling dropped every group: nothing to learn from this batch
+            return {"loss": float("nan"), "entropy": float("nan")}
+        tensors = scored.tensors
+        old_logp, ref_logp = self._scores(tensors)
+        batch = tensors + [tf.constant(scored.extra["advantages"][keep], tf.float32), old_logp, ref_logp]
+        chunks = min(int(keep.sum()), cfg.grad_accumulation_steps)  # dynamic sampling may leave fewer rows
+        for _ in range(cfg.num_iterations):
+            info = self.check_update(self.accumulate(self._grads, batch, self.agent.trainable_variables, chunks))
+            self.num_updates += 1
+            self.iteration_stats.append({k: float(v) for k, v in info.items()})
+        out = {key: float(np.mean([s[key] for s in self.iteration_stats])) for key in self.iteration_stats[0]}
+        if not cfg.beta:
+            out.pop("kl", None)
+        return out
+
+    def statistics(self, batch, scored, info) -> dict:
+        """GRPO's figures (TRL's names: the group std, the reward functions', the clipped share) and the updates'."""
+        stats = dict(scored.extra["stats"], **info)
+        stats.update(kl_coef=float(self.config.beta), gradient_steps=len(self.iteration_stats), update=self.num_updates)
         return stats
 
     def _postfix(self, stats) -> dict:
@@ -418,14 +399,6 @@ class GRPOTrainer(Trainer):
         if "kl" in stats:
             shown["kl"] = f"{stats['kl']:.3f}"
         return shown
-
-    def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
-        """Mean reward (this trainer's weighted reward functions) of (greedy by default) completions."""
-        if prompts is None:
-            prompts, references = self.env.prompts, self.env.references
-        rollout = self._rollout(greedy=greedy, seed=seed, prompts=list(prompts),
-                                references=list(references) if references is not None else None)
-        return float(np.mean(rollout.rewards))
 
     # ------------------------------------------------------------------ export
     def export_train_step(self):
@@ -454,5 +427,5 @@ def _name_of(fn) -> str:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
-__all__ = ["GRPOConfig", "GRPOTrainer", "GroupRewards", "group_advantages", "grpo_token_losses",
+__all__ = ["GRPOConfig", "GRPOTrainer", "group_advantages", "grpo_token_losses",
            "aggregate_token_losses", "truncated_rows", "LOSS_TYPES"]

@@ -47,17 +47,17 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 
 from tf_rl_text import ops
+from tf_rl_text.experience import EnvRollouts, ReplaySource
+from tf_rl_text.replay import ReplayBuffer, concat_batches
 from tf_rl_text._compat import tf
 from tf_rl_text.heads import QHeadModel, clone_q_model, q_target_pairs
 from tf_rl_text.tokens import pad_token_ids, texts_to_ids
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
 from tf_rl_text.trainers.q_policy import EXPLORATIONS, QPolicyAgent, completion_q_values
-from tf_rl_text.trainers.replay import ReplayBuffer, concat_batches
 
 TARGETS = ops.TD_TARGETS  # ("q_learning", "sarsa", "expected_sarsa", "soft")
 Q_SOURCES = ("logits", "head")
@@ -184,9 +184,12 @@ class QLearningTrainer(Trainer):
         self._online_variables = [o for o, _ in pairs]
         self._target_variables = [t for _, t in pairs]
         self.optimizer.build(self.policy.trainable_variables)  # slots now, so the compiled update is traced once
-        self.replay = ReplayBuffer(cfg.replay_capacity, env.max_prompt_length, env.max_new_tokens,
-                                   agent.pad_token_id, seed=self.policy.seed, prompt_padding=agent.padding_side)
-        self.demonstrations: ReplayBuffer | None = None
+        replay = ReplayBuffer(cfg.replay_capacity, env.max_prompt_length, env.max_new_tokens,
+                              agent.pad_token_id, seed=self.policy.seed, prompt_padding=agent.padding_side)
+        # episodes of the exploring policy into the replay buffer, minibatches out (with the demonstrations)
+        self.source = ReplaySource(EnvRollouts(env, self.policy, cfg.num_samples_per_prompt), replay, cfg.batch_size,
+                                   cfg.updates_per_step, cfg.demonstration_fraction, agent.pad_token_id,
+                                   agent.padding_side, collect_each_step=cfg.collect_rollouts)
         self._demo_rows: list[np.ndarray] | None = None
         self.num_steps = 0
         seq = tf.TensorSpec([None, None], tf.int32)
@@ -195,7 +198,16 @@ class QLearningTrainer(Trainer):
         self._grads = agent.compile_fn(self._grad_step, [seq, seq, seq, seq, vec, num, num])
         # the sync touches no model code (an explicit tf.cond over variables): plain graph code
         self._sync = tf.function(self._sync_target, input_signature=[tf.TensorSpec([], tf.float32)], autograph=False)
-        self._auto_resume()
+
+    @property
+    def replay(self) -> ReplayBuffer:
+        """The replay buffer of the exploring policy's episodes (the source's)."""
+        return self.source.replay
+
+    @property
+    def demonstrations(self) -> ReplayBuffer | None:
+        """The demonstrations buffer (:meth:`add_demonstrations`), or None."""
+        return self.source.demonstrations
 
     # ------------------------------------------------------------------ run state
     @property
@@ -333,25 +345,13 @@ class QLearningTrainer(Trainer):
                                     self.agent.pad_token_id, self.agent.padding_side)
             new = [joined[name].numpy() for name in ReplayBuffer.FIELDS]
         self._demo_rows = new
-        self.demonstrations = ReplayBuffer(len(new[4]), new[0].shape[1], new[2].shape[1], self.agent.pad_token_id,
-                                           seed=self.policy.seed + 1, name="demonstrations",
-                                           prompt_padding=self.agent.padding_side)
+        self.source.demonstrations = ReplayBuffer(len(new[4]), new[0].shape[1], new[2].shape[1],
+                                                  self.agent.pad_token_id, seed=self.policy.seed + 1,
+                                                  name="demonstrations", prompt_padding=self.agent.padding_side)
         self.demonstrations.add(*new)
         if self.restored_from:  # a resumed run re-adds its demonstrations: put back the saved buffer's state
             tf.train.Checkpoint(demonstrations=self.demonstrations).read(self.restored_from).expect_partial()
         return len(self.demonstrations)
-
-    def _sample_batch(self):
-        cfg = self.config
-        has_replay, has_demos = len(self.replay) > 0, self.demonstrations is not None
-        if not has_replay and not has_demos:
-            raise ValueError("nothing to learn from: set collect_rollouts=True or call trainer.add_demonstrations(...)")
-        n_demo = 0
-        if has_demos:
-            n_demo = cfg.batch_size if not has_replay else int(round(cfg.batch_size * cfg.demonstration_fraction))
-        demos = self.demonstrations.sample(n_demo) if n_demo else None
-        replay = self.replay.sample(cfg.batch_size - n_demo) if cfg.batch_size - n_demo else None
-        return concat_batches(replay, demos, self.agent.pad_token_id, self.agent.padding_side)
 
     def epsilon_at(self, step: int) -> float:
         """Epsilon after ``step`` collection steps: linear from ``epsilon`` to ``epsilon_final``."""
@@ -361,30 +361,49 @@ class QLearningTrainer(Trainer):
         frac = min(1.0, step / cfg.epsilon_decay_steps)
         return cfg.epsilon + frac * (cfg.epsilon_final - cfg.epsilon)
 
-    # ------------------------------------------------------------------ python loop
-    def _step(self) -> dict:
-        """One collection step (unless ``collect_rollouts=False``) and ``updates_per_step`` TD updates.
+    # ------------------------------------------------------------------ the loop's parts
+    def score(self, batch, per_token: bool = False):
+        """The step's replay minibatches as the TD update reads them (the targets are computed in the update,
+        from the target network). ``per_token``: a rollout's Q(s_t, a_t), TD targets and log-probs of the
+        acting policy (see :meth:`token_credit`)."""
+        from tf_rl_text.experience import Scored
 
-        Returns the step's statistics (floats; those of the last update).
-        """
-        cfg = self.config
-        start = time.perf_counter()
-        stats = {}
-        if cfg.collect_rollouts:
-            rollout = self.env.rollout(self.policy, num_samples=cfg.num_samples_per_prompt)
-            self.replay.add(rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids, rollout.completion_mask,
-                            rollout.rewards)
-            stats.update(reward_mean=float(np.mean(rollout.rewards)), reward_std=float(np.std(rollout.rewards)),
-                         completion_length=float(np.mean(np.sum(rollout.completion_mask, axis=1))))
-        for _ in range(cfg.updates_per_step):
-            out = self.update(self._sample_batch())
+        if per_token:
+            return self.token_credit(batch)
+        return Scored(batch, [[m[name] for name in ReplayBuffer.FIELDS] for m in batch.minibatches])
+
+    def optimize(self, scored) -> dict:
+        """``updates_per_step`` TD updates (one per minibatch), then epsilon's decay by one collection step.
+        Returns the last update's statistics."""
+        out = {}
+        for tensors in scored.tensors:
+            out = self.update(dict(zip(ReplayBuffer.FIELDS, tensors)))
             self.num_updates += 1
-            stats.update({k: float(v) for k, v in out.items()})
         self.num_steps += 1
         self.policy.epsilon.assign(self.epsilon_at(self.num_steps))
-        stats.update(epsilon=float(self.policy.epsilon.numpy()), replay_size=len(self.replay),
-                     step_time_s=time.perf_counter() - start, update=self.num_updates)
-        return stats
+        return out
+
+    def statistics(self, batch, scored, info) -> dict:
+        return dict(super().statistics(batch, scored, info), epsilon=float(self.policy.epsilon.numpy()))
+
+    def token_credit(self, rollout):
+        """Q(s_t, a_t), the TD target and log pi of the acting policy for each token of ``rollout``."""
+        from tf_rl_text.experience import Scored
+
+        cfg = self.config
+        ids = [tf.constant(x) for x in (rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
+                                        rollout.completion_mask)]
+        mask = tf.cast(ids[3], tf.float32)
+        rewards = np.asarray(rollout.rewards, np.float32)
+        q = completion_q_values(self.policy, *ids)  # (B, T, V)
+        target_q = completion_q_values(self.target_policy, *ids)
+        token_rewards = ops.last_token_rewards(tf.constant(rewards) * cfg.reward_scale, mask)
+        probs = self.policy.policy_probs(q) if cfg.target == "expected_sarsa" else None
+        log_pi = tf.math.log(tf.maximum(self.policy.policy_probs(q), 1e-30))
+        tokens = {"log_prob": tf.gather(log_pi, ids[2], axis=-1, batch_dims=2) * mask,
+                  "q": tf.gather(q, ids[2], axis=-1, batch_dims=2) * mask,
+                  "td_target": ops.q_td_targets(target_q, ids[2], token_rewards, mask, cfg.gamma, cfg.target, probs)}
+        return Scored(rollout, ids, rewards, tokens=tokens)
 
     def _postfix(self, stats):
         shown = {"td": f"{stats['td_error']:.3f}"}

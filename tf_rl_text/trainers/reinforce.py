@@ -23,7 +23,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 
@@ -208,6 +207,7 @@ class ReinforceTrainer(RewardBaselines, Trainer):
 
     algorithm = "REINFORCE"
     config_class = ReinforceConfig
+    group_size_field = "num_samples_per_prompt"
 
     def __init__(self, agent, env, config: ReinforceConfig | None = None, **kwargs):
         super().__init__(agent, env, config, **kwargs)
@@ -231,7 +231,6 @@ class ReinforceTrainer(RewardBaselines, Trainer):
             self._grads = agent.compile_fn(self._mixed_grad_step, [seq, seq, seq, seq, tok, seq, seq, vec, num, num])
         else:
             self._grads = agent.compile_fn(self._grad_step, [seq, seq, seq, seq, tok, num, num])
-        self._auto_resume()
 
     # ------------------------------------------------------------------ graph
     def reference_log_probs(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
@@ -391,31 +390,42 @@ class ReinforceTrainer(RewardBaselines, Trainer):
         width = max(1, int(mask.sum(axis=1).max()))
         return tf.constant(ids[:, :width]), tf.constant(mask[:, :width])
 
-    def _step(self) -> dict:
-        """One batch of episodes and one update. Returns the batch's statistics (floats)."""
-        start = time.perf_counter()
-        rollout = self.env.rollout(self.agent, num_samples=self.config.num_samples_per_prompt)
-        rewards, baseline = self._baseline(rollout)
-        tensors = [tf.constant(rollout.prompt_ids), tf.constant(rollout.prompt_mask),
-                   tf.constant(rollout.completion_ids), tf.constant(rollout.completion_mask)]
-        rewards, baseline = tf.constant(rewards, tf.float32), tf.cast(baseline, tf.float32)
+    def score(self, batch, per_token: bool = False):
+        """The rollout's rewards (normalised / clipped when configured) and baseline (the moving average
+        moves; self-critical decodes greedily here); the KL and advantages are computed in the update's own
+        forward pass. ``per_token``: also log-probs, entropy, KL and the advantage A_t of every token."""
+        from tf_rl_text.experience import Scored
+
+        rewards, baseline = self._baseline(batch)
+        tensors = [tf.constant(batch.prompt_ids), tf.constant(batch.prompt_mask),
+                   tf.constant(batch.completion_ids), tf.constant(batch.completion_mask)]
+        scored = Scored(batch, tensors, np.asarray(batch.rewards, np.float32),
+                        np.broadcast_to(np.asarray(baseline), np.shape(batch.rewards)),
+                        extra={"shaped": tf.constant(rewards, tf.float32), "baseline": tf.cast(baseline, tf.float32)})
+        if per_token:
+            mask = tf.cast(tensors[3], tf.float32)
+            scored.tokens = self.token_scores(tensors, estimator=self.config.kl_estimator)
+            advantages, _ = self._advantages(*tensors, scored.extra["shaped"], scored.extra["baseline"])
+            if self.config.normalize_advantages:
+                advantages = ops.masked_whiten(advantages, mask)
+            scored.tokens["advantage"] = advantages * mask
+        return scored
+
+    def optimize(self, scored) -> dict:
+        """One update of the whole batch (in chunks / over replicas when configured)."""
+        tensors, rewards, baseline = scored.tensors, scored.extra["shaped"], scored.extra["baseline"]
+        references = self._reference_tensors(scored.batch)
         if self.config.grad_accumulation_steps > 1 or self.distributed:  # chunks / replicas: weighted shares
-            out = self._accumulated_update(tensors, rewards, baseline, self._reference_tensors(rollout))
+            out = self._accumulated_update(tensors, rewards, baseline, references)
         else:
-            out = self.accumulate(self._batch_grads, [*tensors, rewards, baseline, *self._reference_tensors(rollout)],
+            out = self.accumulate(self._batch_grads, [*tensors, rewards, baseline, *references],
                                   self.agent.trainable_variables, 1)
         self.check_update(out)  # NaN/Inf loss or gradients: nothing was applied, the step is refused
         self.num_updates += 1
-        stats = {k: float(v) for k, v in out.items()}
-        stats.update(
-            kl_coef=float(self.config.kl_coef),
-            reward_mean=float(np.mean(rollout.rewards)),
-            reward_std=float(np.std(rollout.rewards)),
-            completion_length=float(np.mean(np.sum(rollout.completion_mask, axis=1))),
-            step_time_s=time.perf_counter() - start,
-            update=self.num_updates,
-        )
-        return stats
+        return out
+
+    def statistics(self, batch, scored, info) -> dict:
+        return dict(super().statistics(batch, scored, info), kl_coef=float(self.config.kl_coef))
 
     # ------------------------------------------------------------------ export
     def export_train_step(self):

@@ -227,11 +227,10 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
 
         cls = registry.trainer_class(cfg.algorithm)
         kwargs = {"run_dir": run_dir, "checkpoint_every": r.checkpoint_every} if resume and run_dir else {}
-        if getattr(cls, "learns_from", "env") == "pairs":  # DPO: preference pairs; the env scores evaluations
-            pairs = preference_pairs(cfg, agent, train, reward_fn, run_dir, log)
-            trainer = cls(agent, pairs, cfg.trainer, env=env, strategy=strategy, **kwargs)
-        else:
-            trainer = cls(agent, env, cfg.trainer, strategy=strategy, **kwargs)
+        # each trainer class takes what it learns from (DPO: preference pairs, made only when it asks)
+        trainer = cls.for_run(agent, env, cfg.trainer, lambda: preference_pairs(cfg, agent, train, reward_fn,
+                                                                                run_dir, log),
+                              strategy=strategy, **kwargs)
     except ValueError as e:  # a setting that does not fit the model or the data (context length, minibatches...)
         raise ConfigError(f"{cfg.source}: {e}") from None
     if cfg.algorithm == "q_learning" and r.demonstrations and warm_start and not trainer.global_step:

@@ -1,4 +1,4 @@
-"""Replay buffers of whole episodes for the value-based trainers (trainers/q_learning.py).
+"""Replay buffers of whole episodes for the value-based trainers (trainers/q_learning.py, through experience.ReplaySource).
 
 :class:`ReplayBuffer` is a ring buffer in tf.Variables with its own ``tf.random.Generator``, so
 a ``tf.train.Checkpoint`` of it (the Q-learning trainer's checkpoint holds it) restores both its
