@@ -57,9 +57,10 @@ class Recorder(Callback):
 def test_tensorboard_scalars_and_samples_and_the_hook_order(tokenizer, tmp_path):
     trainer = reinforce(tokenizer, run_dir=str(tmp_path / "run"))
     recorder, old = Recorder(), []
-    out = trainer.train(2, progress=False, callbacks=[TensorBoard(samples_every=2), recorder], callback=old.append)
+    out = trainer.train(2, progress=False, callbacks=[TensorBoard(samples_every=2), recorder,
+                                                      LambdaCallback(on_step_end=lambda step, logs: old.append(logs))])
     assert recorder.calls == ["begin", ("step", 1, 1), ("step", 2, 2), ("end", 2)]
-    assert old == out == trainer.history  # the older callback= argument still works
+    assert old == out == trainer.history  # a plain function, wrapped
     with pytest.raises(TypeError, match="wrap a function in LambdaCallback"):
         trainer.train(3, progress=False, callbacks=[print])
     scalars, texts = read_events(str(tmp_path / "run" / "tensorboard"))

@@ -299,7 +299,7 @@ def test_t5_trains_and_the_export_serves_and_trains(tokenizer, tmp_path):
 
     agent = RLAgent(make_tiny_t5(tokenizer), tokenizer, seed=0)
     env = TextGenerationEnv(PROMPTS, tokenizer, length_reward, batch_size=2, max_new_tokens=5, seed=0,
-                            encoder_decoder=True)
+                            agent=agent)
     trainer = GRPOTrainer(agent, env, GRPOConfig(num_generations=2, num_iterations=2, beta=0.05,
                                                  mask_truncated_completions=True, learning_rate=1e-2))
     before = weights(trainer)

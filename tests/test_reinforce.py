@@ -229,7 +229,7 @@ def test_mixed_objective_adds_lambda_times_reference_nll_and_alone_fits_the_refe
     def trainer_for(mle_coef):
         agent = RLAgent(make_tiny_t5(tokenizer), tokenizer, seed=0)
         env = TextGenerationEnv(prompts, tokenizer, lambda c, p, r: [1.0] * len(c), references=refs, batch_size=2,
-                                max_new_tokens=6, seed=0, encoder_decoder=True)
+                                max_new_tokens=6, seed=0, agent=agent)
         config = ReinforceConfig(baseline="rloo", num_samples_per_prompt=2, learning_rate=1e-2, mle_coef=mle_coef)
         return agent, ReinforceTrainer(agent, env, config)
 
@@ -263,7 +263,7 @@ def test_mixed_objective_in_accumulated_chunks_makes_the_same_update(tokenizer):
     def run(k):
         agent = RLAgent(make_tiny_t5(tokenizer), tokenizer, seed=0)
         env = TextGenerationEnv(prompts, tokenizer, lambda c, p, r: [len(x) / 10.0 for x in c], references=refs,
-                                batch_size=2, max_new_tokens=6, seed=0, encoder_decoder=True)
+                                batch_size=2, max_new_tokens=6, seed=0, agent=agent)
         trainer = ReinforceTrainer(agent, env, ReinforceConfig(baseline="rloo", num_samples_per_prompt=2, mle_coef=0.5,
                                                                grad_accumulation_steps=k, max_grad_norm=None))
         trainer.optimizer = keras.optimizers.SGD(learning_rate=0.1)  # the gradient itself shows in the weights
@@ -285,7 +285,7 @@ def test_mixed_objective_refuses_a_distribution_strategy(tokenizer):
     with strategy.scope():
         agent = RLAgent(make_tiny_t5(tokenizer), tokenizer, seed=0)
     env = TextGenerationEnv(["a dog"], tokenizer, lambda c, p, r: [1.0] * len(c), references=["ein Hund"],
-                            batch_size=1, max_new_tokens=4, seed=0, encoder_decoder=True)
+                            batch_size=1, max_new_tokens=4, seed=0, agent=agent)
     with pytest.raises(ValueError, match=r"mle_coef=0.5 \(the mixed objective\) does not support a distribution "
                                          r"strategy yet"):
         ReinforceTrainer(agent, env, ReinforceConfig(baseline="rloo", num_samples_per_prompt=2, mle_coef=0.5),

@@ -82,17 +82,11 @@ def test_env_keeps_source_and_target_apart_and_validates(tokenizer):
     n = got.shape[1]
     m = gen.completion_mask.numpy()[:, :n].astype(bool)
     np.testing.assert_array_equal(got[m], gen.completion_ids.numpy()[:, :n][m])
-    # the older flag gives the same layout; a causal env refuses to feed the encoder-decoder agent
-    old = TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [0.0] * len(c), batch_size=2, max_new_tokens=4,
-                            encoder_decoder=True, shuffle=False)
-    assert old.observation_spec() == env.observation_spec()
+    # an env without agent= has the causal layout, and refuses to feed the encoder-decoder agent
     causal_env = TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [0.0] * len(c), batch_size=2, max_new_tokens=4)
     assert causal_env.observation_spec()["input_ids"].shape == (env.max_prompt_length + 4,)
     with pytest.raises(ValueError, match=r"TextGenerationEnv\(\.\.\., agent=agent\)"):
         agent.act(causal_env.reset())
-    causal_agent = RLAgent(make_tiny_model(tokenizer), tokenizer, seed=0)
-    with pytest.raises(ValueError, match="encoder_decoder=True but the agent's model is a causal LM"):
-        TextGenerationEnv(SOURCES, tokenizer, lambda c, p, r: [0.0] * len(c), encoder_decoder=True, agent=causal_agent)
 
 
 def test_reinforce_trains_a_seq2seq_policy_and_exports_it(tokenizer, tmp_path):

@@ -13,7 +13,8 @@ from tf_rl_text import (A2CConfig, A2CTrainer, PPOConfig, PPOTrainer, QLearningC
 from tf_rl_text.precision import with_precision
 from tf_rl_text._compat import tf
 from tf_rl_text.callbacks import LambdaCallback
-from tf_rl_text.trainers.base import TrainerConfig, learning_rate_at, make_optimizer
+from tf_rl_text.optim import learning_rate_at, make_optimizer
+from tf_rl_text.trainers.base import TrainerConfig
 
 PROMPTS = ["the movie was", "my day", "our dinner", "i really enjoyed"]
 

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Names that were top-level before the public API was cut to the list above (issue 26), and the module
-# that defines each. ``tf_rl_text.NAME`` still finds them, with a DeprecationWarning naming the import to use.
+# that defines each: ``tf_rl_text.NAME`` raises an AttributeError that names the import to use.
 MOVED = {
     "available_cores": "tf_rl_text.cpu", "use_cores": "tf_rl_text.cpu",
     "with_precision": "tf_rl_text.precision",
@@ -64,11 +64,8 @@ def __getattr__(name):
     import importlib.util
 
     if name in MOVED:
-        import warnings
-
-        warnings.warn(f"tf_rl_text.{name} is no longer part of the top-level API: use "
-                      f"`from {MOVED[name]} import {name}`", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(MOVED[name]), name)
+        raise AttributeError(f"tf_rl_text.{name} is not part of the top-level API (since 0.1.0): use "
+                             f"`from {MOVED[name]} import {name}`")
     if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f"{__name__}.{name}")  # a submodule not imported yet: tf_rl_text.fairness
     raise AttributeError(f"module 'tf_rl_text' has no attribute {name!r}")

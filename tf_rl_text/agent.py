@@ -15,8 +15,7 @@ Extend it by subclassing and overriding the documented hooks:
 Where its parts live: the decode loop and the checks of its arguments in :mod:`tf_rl_text.generation`
 (``RLAgent`` is a :class:`~tf_rl_text.generation.GenerationMixin`), padding and encoding in
 :mod:`tf_rl_text.tokens`, the Hugging Face forward and model-family checks in :mod:`tf_rl_text.models`.
-This module keeps the agent's state, hooks, scoring, acting, LoRA and value-head methods, and
-re-exports the names it always had (``pad_token_ids``, ``resolve_greedy``, ``Generation``, ...).
+This module keeps the agent's state, hooks, scoring, acting, LoRA and value-head methods.
 
 Example::
 
@@ -38,9 +37,8 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf, tfp
-from tf_rl_text.generation import (GENERATION_CACHES, STATIC_CACHE_MODEL_TYPES, Generation,  # noqa: F401 (re-exported)
-                                   GenerationMixin, check_controls, check_sampling_args, pick_generation_cache,
-                                   resolve_generation_shards, resolve_greedy)
+from tf_rl_text.generation import (GenerationMixin, check_controls, pick_generation_cache,
+                                   resolve_generation_shards)
 from tf_rl_text.adapters import adapter_for, policy_model
 from tf_rl_text.lora import AdaptersOff, adapters_off
 from tf_rl_text.models import PLAIN_GRAPH_MODEL_TYPES, as_float32, check_model_family
@@ -342,5 +340,4 @@ class RLAgent(PolicyBase, GenerationMixin):
     # ================================================================== end value head
 
 
-__all__ = ["RLAgent", "Generation", "GENERATION_CACHES", "check_sampling_args", "pad_token_ids", "resolve_greedy",
-           "resolve_tokenizer"]
+__all__ = ["RLAgent"]

@@ -29,7 +29,8 @@ import json
 import os
 
 from tf_rl_text.rewards import registry as reward_registry
-from tf_rl_text.configsections import (ALGORITHMS, SECTIONS, TASK_SOURCES, DataSection, ModelSection, RunSection,
+from tf_rl_text.trainers import registry
+from tf_rl_text.configsections import (SECTIONS, TASK_SOURCES, DataSection, ModelSection, RunSection,
                                        algorithm_config_class, build_section)
 from tf_rl_text.validation import DATA_ENV_VAR, ConfigError
 
@@ -117,7 +118,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 def _section_fields(algorithm):
     out = {"model": ModelSection, "data": DataSection, "run": RunSection}
-    if algorithm in ALGORITHMS:
+    if algorithm in registry.names():
         out["trainer"] = algorithm_config_class(algorithm)
     return {s: {f.name for f in dataclasses.fields(c) if f.init} for s, c in out.items()}
 
@@ -302,8 +303,8 @@ def _load_config(path: str, sets=None, quick: bool = False) -> RunConfig:
         raw = _merge(raw, parts["real_data"])  # sizes for real data (data.data_dir set here or by --set)
     raw = apply_sets(raw, sets, path)
     algorithm = raw.get("algorithm")
-    if algorithm not in ALGORITHMS:
-        raise ConfigError(f"{path}: algorithm must be one of {list(ALGORITHMS)}, got {algorithm!r}")
+    if algorithm not in registry.names():  # read now: an algorithm registered after import counts
+        raise ConfigError(f"{path}: algorithm must be one of {list(registry.names())}, got {algorithm!r}")
     reward = raw.get("reward") or {"name": "sentiment"}
     reward_registry.check_spec(reward, path)
     cfg = RunConfig(

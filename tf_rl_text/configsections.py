@@ -17,7 +17,6 @@ from tf_rl_text.trainers import registry
 from tf_rl_text.rewards import registry as reward_registry
 from tf_rl_text.validation import ConfigError
 
-ALGORITHMS = registry.names()  # the one list: tf_rl_text/trainers/registry.py
 SECTIONS = ("algorithm", "model", "data", "reward", "trainer", "run", "quick", "real_data")
 DATA_SOURCES = ("prompts", "file", "translation", "summarization", "dialogue")
 TASK_SOURCES = ("translation", "summarization", "dialogue")
@@ -327,5 +326,5 @@ def describe(algorithm: str | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ALGORITHMS", "SECTIONS", "DATA_SOURCES", "TASK_SOURCES", "ModelSection", "DataSection", "RunSection",
+__all__ = ["SECTIONS", "DATA_SOURCES", "TASK_SOURCES", "ModelSection", "DataSection", "RunSection",
            "field_docs", "build_section", "algorithm_config_class", "describe"]

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 from tf_rl_text import specs
-from tf_rl_text.adapters import CAUSAL_LM, ENCODER_DECODER
+from tf_rl_text.adapters import CAUSAL_LM
 from tf_rl_text.tokens import ids_to_texts, pad_token_ids, texts_to_ids
 from tf_rl_text.validation import check_prompts
 
@@ -238,8 +238,6 @@ class TextGenerationEnv(BatchedEnv):
         (``input_ids``, ``attention_mask``, right padded) plus the tokens generated so far
         (``decoder_input_ids``, ``decoder_attention_mask``). Default: the causal layout.
         (Whole-batch :meth:`rollout` works with any agent either way.)
-      encoder_decoder: the older spelling of ``agent=`` for an encoder-decoder agent (True picks
-        that layout without an agent).
 
     Example::
 
@@ -263,7 +261,6 @@ class TextGenerationEnv(BatchedEnv):
         context_length: int | None = None,
         shuffle: bool = True,
         seed: int | None = 0,
-        encoder_decoder: bool = False,
         sampling: dict | None = None,
         reward_timeout_s: float | None = None,
         agent=None,
@@ -306,7 +303,7 @@ class TextGenerationEnv(BatchedEnv):
             if context_length is None or context_length > 1e6:  # "unlimited" sentinel of HF tokenizers
                 context_length = None
         self.context_length = context_length
-        self.family = self._family(agent, encoder_decoder)
+        self.family = self._family(agent)
         self._prompt_tokens = texts_to_ids(tokenizer, prompts)
         for p, ids in zip(prompts, self._prompt_tokens):
             needed = self.family.tokens_needed(len(ids), self.max_new_tokens)
@@ -328,16 +325,13 @@ class TextGenerationEnv(BatchedEnv):
         self.last_rewards: np.ndarray | None = None
 
     @staticmethod
-    def _family(agent, encoder_decoder):
-        """The observation layout's family: the agent's, else the flag's."""
+    def _family(agent):
+        """The observation layout's family: the agent's (a causal LM's without one)."""
         if agent is None:
-            return ENCODER_DECODER if encoder_decoder else CAUSAL_LM
+            return CAUSAL_LM
         family = getattr(agent, "family", None)
         if family is None:
             raise ValueError(f"agent must be an RLAgent (it has .family, its model's adapter), got {agent!r}")
-        if encoder_decoder and not family.seq2seq:
-            raise ValueError("encoder_decoder=True but the agent's model is a causal LM; pass agent= alone, the env "
-                             "takes the layout from it")
         return family
 
     @property

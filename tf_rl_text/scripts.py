@@ -15,7 +15,8 @@ import json
 import os
 
 from tf_rl_text.configfile import RunConfig, _merge, load_config, read_file, to_dict
-from tf_rl_text.configsections import (ALGORITHMS, DataSection, ModelSection, RunSection, algorithm_config_class,
+from tf_rl_text.trainers import registry
+from tf_rl_text.configsections import (DataSection, ModelSection, RunSection, algorithm_config_class,
                                        field_docs)
 from tf_rl_text.validation import ConfigError
 from tf_rl_text.rewards.registry import REWARD_ARGS
@@ -122,7 +123,7 @@ def script_args(config: str, flags: dict, argv=None, description: str = "", name
         cls, field, default = _field(base, path)
         quick_default = _field(quick, path)[2]
         doc = field_docs(cls).get(field, "") if cls else REWARD_ARGS.get(field, "") + (
-            "The algorithm: one of " + ", ".join(ALGORITHMS) + "." if path == "algorithm" else "")
+            "The algorithm: one of " + ", ".join(registry.names()) + "." if path == "algorithm" else "")
         shown = f"{default}" + (f", --quick {quick_default}" if quick_default != default else "")
         if flag == "--model" and skip_warm_start_with_model:
             doc += " Given, the warm start is skipped unless --warm-start-steps is given too."

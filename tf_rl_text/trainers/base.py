@@ -17,7 +17,7 @@ The base gives it
 * an optimizer from the config (:mod:`tf_rl_text.optim`): Adam (AdamW with
   ``weight_decay``), a learning-rate schedule ("constant", "linear" or "cosine" decay after a
   linear warm-up, counted in trainer steps);
-* :func:`apply_clipped`, the one clip-and-apply block, and :meth:`Trainer.accumulate`, which
+* :func:`tf_rl_text.optim.apply_clipped`, the one clip-and-apply block, and :meth:`Trainer.accumulate`, which
   splits a batch into ``grad_accumulation_steps`` chunks and sums their gradients (each chunk's
   loss is weighted by its share of the batch's rows or tokens, so the update equals the one of
   the whole batch up to float error);
@@ -41,17 +41,12 @@ import time
 import numpy as np
 
 from tf_rl_text._compat import tf
-from tf_rl_text.checkpoint import Checkpointing, JSONState, env_state, numpy_rng_state, set_numpy_rng_state
-from tf_rl_text.trainers.guard import NonFiniteUpdateError, check_update
-from tf_rl_text.optim import (LR_SCHEDULES, NO_DECAY, WarmupSchedule, apply_clipped, learning_rate_at,
-                              make_optimizer)
+from tf_rl_text.checkpoint import Checkpointing
+from tf_rl_text.trainers.guard import check_update
+from tf_rl_text.optim import LR_SCHEDULES, WarmupSchedule, learning_rate_at, make_optimizer
 from tf_rl_text.validation import check, is_int_at_least
 
-__all__ = ["TrainerConfig", "Trainer", "WarmupSchedule", "make_optimizer", "apply_clipped", "check",
-           "learning_rate_at", "JSONState", "LR_SCHEDULES",
-           # still importable from here, where they lived before optim.py and checkpoint.py
-           "NO_DECAY", "is_int_at_least", "numpy_rng_state", "set_numpy_rng_state", "env_state",
-           "NonFiniteUpdateError"]
+__all__ = ["TrainerConfig", "Trainer"]
 
 
 @dataclasses.dataclass
@@ -395,14 +390,14 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
             shown["kl"] = f"{stats['kl']:.3f}"
         return shown
 
-    def train(self, num_steps: int, callbacks=None, progress: bool = True, callback=None) -> list[dict]:
+    def train(self, num_steps: int, callbacks=None, progress: bool = True) -> list[dict]:
         """Run steps with callbacks, checkpoints and a progress bar; returns the new steps' statistics.
 
         With a ``run_dir``, ``num_steps`` is the step count the run should reach: a resumed run
         continues from its restored :attr:`global_step`, so rerunning the same command after a
         crash finishes the run. Without a ``run_dir`` it is the number of steps to run now.
-        ``callbacks``: :class:`tf_rl_text.callbacks.Callback` objects; ``callback(stats)`` (the
-        older form) runs after each step. Checkpoints are written every ``checkpoint_every``
+        ``callbacks``: :class:`tf_rl_text.callbacks.Callback` objects (``LambdaCallback(on_step_end=fn)`` for a
+        plain function). Checkpoints are written every ``checkpoint_every``
         steps, at the end, and when SIGINT/SIGTERM arrives (then the signal's usual effect
         follows: KeyboardInterrupt, or exit status 143). While it trains, the process holds the run
         folder's lock (``RUN_DIR/.lock``): a second process on the same folder stops with an error.
@@ -415,9 +410,9 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         with lock:
             if self.run_dir and self.restored_from is None:
                 self.restore()
-            return self._train_loop(int(num_steps), callbacks, progress, callback)
+            return self._train_loop(int(num_steps), callbacks, progress)
 
-    def _train_loop(self, num_steps, callbacks, progress, callback) -> list[dict]:
+    def _train_loop(self, num_steps, callbacks, progress) -> list[dict]:
         from tf_rl_text import callbacks as cb
 
         target = int(num_steps) if self.run_dir else self.global_step + int(num_steps)
@@ -425,8 +420,6 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         items = list(callbacks or [])
         if progress and not any(isinstance(c, cb.ProgressBar) for c in items):
             items.append(cb.ProgressBar(desc=self.algorithm, unit=self.unit, postfix=self._postfix))
-        if callback is not None:
-            items.append(cb.LambdaCallback(on_step_end=lambda step, logs: callback(logs)))
         callbacks = cb.CallbackList(items)
         out = []
         logs = {}

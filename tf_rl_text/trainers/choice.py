@@ -41,7 +41,8 @@ from tf_rl_text.choice.env import ChoiceEnv, check_choice_agent
 from tf_rl_text.choice.export import export_choice_policy
 from tf_rl_text.choice.selection import INPUT_NAMES, step_logits
 from tf_rl_text.experience import EnvRollouts, Scored
-from tf_rl_text.trainers.base import Trainer, TrainerConfig, check
+from tf_rl_text.trainers.base import Trainer, TrainerConfig
+from tf_rl_text.validation import check
 from tf_rl_text.trainers.reinforce import ReinforceConfig, RewardBaselines, reinforce_advantages, reinforce_loss
 
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from tf_rl_text._compat import tf
 from tf_rl_text.experience import PreferencePairSource, encode_pairs
-from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_least
+from tf_rl_text.trainers.base import Trainer, TrainerConfig
+from tf_rl_text.validation import check, is_int_at_least
 
 DPO_LOSSES = ("sigmoid", "ipo")
 

@@ -60,7 +60,8 @@ import numpy as np
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
 from tf_rl_text.rewards.composite import CompositeReward, named_functions
-from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_least
+from tf_rl_text.trainers.base import Trainer, TrainerConfig
+from tf_rl_text.validation import check, is_int_at_least
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")

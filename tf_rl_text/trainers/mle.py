@@ -172,4 +172,4 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
     return losses
 
 
-__all__ = ["warm_start", "fit_pairs", "encode_texts"]
+__all__ = ["warm_start", "fit_pairs"]

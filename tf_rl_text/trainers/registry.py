@@ -1,34 +1,59 @@
 """The one list of algorithms: config name -> (trainer class, config class), read by the config loader,
-the CLI and the run builder. Adding a trainer is its own module plus one line here.
+the CLI and the run builder. Adding a trainer is its own module plus one line here (or, for a user's own
+algorithm, one :func:`register` call).
 
     from tf_rl_text.trainers import registry
     registry.names()                       # ('reinforce', 'a2c', 'ppo', 'q_learning', 'grpo', 'online_dpo', 'dpo')
     registry.trainer_class("ppo")          # PPOTrainer
     registry.config_class("ppo")           # PPOConfig
+    registry.register("my_pg", MyPGTrainer, MyPGConfig)   # configs (algorithm: my_pg) and the run builder know it
 
-Classes are looked up by module and name (``importlib``) when asked for. That saves no import time today:
-``tf_rl_text`` and ``tf_rl_text.trainers`` import every trainer for their public names, so the trainer modules
-are loaded before this table is read; the table's point is that adding a trainer is one line.
+The classes are imported here, when the registry is (``tf_rl_text`` imports every trainer for its public names
+anyway). The choice trainers (``ChoiceReinforceTrainer``, ``ChoiceQLearningTrainer``) are library-only: a config
+run builds a token policy, and they train a classifier that picks among candidates (docs/choice.md).
 """
 from __future__ import annotations
 
-import importlib
+from tf_rl_text.trainers.actor_critic import A2CConfig, A2CTrainer, PPOConfig, PPOTrainer
+from tf_rl_text.trainers.base import Trainer, TrainerConfig
+from tf_rl_text.trainers.dpo import DPOConfig, DPOTrainer, OnlineDPOConfig, OnlineDPOTrainer
+from tf_rl_text.trainers.grpo import GRPOConfig, GRPOTrainer
+from tf_rl_text.trainers.q_learning import QLearningConfig, QLearningTrainer
+from tf_rl_text.trainers.reinforce import ReinforceConfig, ReinforceTrainer
 
 ALGORITHMS = {
-    # config name: (module, trainer class, config class)
-    "reinforce": ("tf_rl_text.trainers.reinforce", "ReinforceTrainer", "ReinforceConfig"),
-    "a2c": ("tf_rl_text.trainers.actor_critic", "A2CTrainer", "A2CConfig"),
-    "ppo": ("tf_rl_text.trainers.actor_critic", "PPOTrainer", "PPOConfig"),
-    "q_learning": ("tf_rl_text.trainers.q_learning", "QLearningTrainer", "QLearningConfig"),
-    "grpo": ("tf_rl_text.trainers.grpo", "GRPOTrainer", "GRPOConfig"),
-    "online_dpo": ("tf_rl_text.trainers.dpo", "OnlineDPOTrainer", "OnlineDPOConfig"),
-    "dpo": ("tf_rl_text.trainers.dpo", "DPOTrainer", "DPOConfig"),  # learns from pairs (data.preferences)
+    # config name: (trainer class, config class)
+    "reinforce": (ReinforceTrainer, ReinforceConfig),
+    "a2c": (A2CTrainer, A2CConfig),
+    "ppo": (PPOTrainer, PPOConfig),
+    "q_learning": (QLearningTrainer, QLearningConfig),
+    "grpo": (GRPOTrainer, GRPOConfig),
+    "online_dpo": (OnlineDPOTrainer, OnlineDPOConfig),
+    "dpo": (DPOTrainer, DPOConfig),  # learns from pairs (data.preferences): DPOTrainer.for_run asks for them
 }
 
 
 def names() -> tuple:
     """The algorithm names a config's ``algorithm:`` (and ``tf-rl-text config ALGO``) accepts."""
     return tuple(ALGORITHMS)
+
+
+def register(name: str, trainer_class, config_class) -> None:
+    """Add an algorithm: ``trainer_class`` (a :class:`~tf_rl_text.trainers.base.Trainer` subclass with
+    ``score`` and ``optimize``) and its ``config_class`` (a :class:`~tf_rl_text.trainers.base.TrainerConfig`
+    dataclass) under ``name``; configs with ``algorithm: NAME`` and the run builder then use it in this process."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"an algorithm name must be a Python identifier (configs write it), got {name!r}")
+    if name in ALGORITHMS and ALGORITHMS[name] != (trainer_class, config_class):
+        raise ValueError(f"algorithm {name!r} is already registered as {ALGORITHMS[name][0].__name__}; pick another name")
+    if not (isinstance(trainer_class, type) and issubclass(trainer_class, Trainer)):
+        raise TypeError(f"trainer_class must be a Trainer subclass, got {trainer_class!r}")
+    if not (isinstance(config_class, type) and issubclass(config_class, TrainerConfig)):
+        raise TypeError(f"config_class must be a TrainerConfig subclass, got {config_class!r}")
+    if trainer_class.config_class is not config_class:
+        raise ValueError(f"{trainer_class.__name__}.config_class is {trainer_class.config_class.__name__}, not "
+                         f"{config_class.__name__}; set config_class = {config_class.__name__} on the trainer")
+    ALGORITHMS[name] = (trainer_class, config_class)
 
 
 def _entry(name: str):
@@ -38,13 +63,11 @@ def _entry(name: str):
 
 
 def trainer_class(name: str):
-    module, trainer, _ = _entry(name)
-    return getattr(importlib.import_module(module), trainer)
+    return _entry(name)[0]
 
 
 def config_class(name: str):
-    module, _, config = _entry(name)
-    return getattr(importlib.import_module(module), config)
+    return _entry(name)[1]
 
 
-__all__ = ["ALGORITHMS", "names", "trainer_class", "config_class"]
+__all__ = ["ALGORITHMS", "names", "register", "trainer_class", "config_class"]

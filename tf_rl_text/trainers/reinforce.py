@@ -28,7 +28,8 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
-from tf_rl_text.trainers.base import Trainer, TrainerConfig, check, is_int_at_least
+from tf_rl_text.trainers.base import Trainer, TrainerConfig
+from tf_rl_text.validation import check, is_int_at_least
 
 BASELINES = ("none", "moving_average", "self_critical", "rloo", "grpo")
 KL_ESTIMATORS = ("kl", "abs", "mse", "low_var")
