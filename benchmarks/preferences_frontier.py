@@ -160,7 +160,7 @@ def main(argv=None):
                 continue
             agent = agent_for(seed)
             DPOTrainer(agent, pairs, DPOConfig(beta=beta, learning_rate=3e-4, batch_size=c["batch"],
-                                               max_completion_length=c["new_tokens"], seed=seed)).train(
+                                               max_new_tokens=c["new_tokens"], seed=seed)).train(
                 c["steps"], progress=False)
             add("dpo", beta, seed, agent, {"pairs": len(pairs)})
         if todo("preferred_ft", None, seed):

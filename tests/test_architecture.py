@@ -204,3 +204,115 @@ def test_only_the_adapters_read_is_encoder_decoder():
         if lines:
             readers[name] = lines
     assert not readers, readers
+
+
+# --------------------------------------------------------------------------- floors
+DOC = os.path.join(REPO, "docs", "architecture.md")
+
+
+def floors() -> dict:
+    """Each room's floor from the imports: a top-level module (``env.py``) or a package folder (``trainers/``,
+    its modules' imports together) is one above the highest room it imports; one that imports none is on 1."""
+    mods, graph = modules(), import_graph(exempt_root=False)
+
+    def room(mod):
+        rel = os.path.relpath(mods[mod], PACKAGE)
+        return rel.split(os.sep)[0] + "/" if os.sep in rel else rel
+
+    rooms = {}
+    for mod, deps in graph.items():
+        rooms.setdefault(room(mod), set()).update(room(d) for d in deps if room(d) != room(mod))
+    out = {}
+
+    def floor(r, path=()):
+        if r not in out:
+            assert r not in path, f"a cycle between rooms: {path + (r,)}"
+            out[r] = 1 + max((floor(d, path + (r,)) for d in rooms[r]), default=0)
+        return out[r]
+
+    for r in rooms:
+        floor(r)
+    return out
+
+
+def documented_floors() -> dict:
+    """{room: floor} of the floor table in docs/architecture.md (its rows: | floor | `a.py`, `b/` | ... |)."""
+    import re
+
+    text = open(DOC, encoding="utf-8").read()
+    table = text[text.index("| floor | modules |"):]
+    out = {}
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for name in re.findall(r"`([^`]+)`", cells[1]):
+            out[name] = int(cells[0])
+    return out
+
+
+def test_the_floor_table_of_the_architecture_page_is_the_codes():
+    code, doc = floors(), documented_floors()
+    wrong = {r: (f"doc {doc.get(r)}", f"code {code.get(r)}") for r in set(code) | set(doc) if doc.get(r) != code.get(r)}
+    assert not wrong, f"docs/architecture.md's floor table differs from the imports: {wrong}"
+
+
+def test_no_function_of_the_package_is_over_80_lines():
+    long = {}
+    for mod, path in modules().items():
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long[f"{mod}.{node.name}"] = node.end_lineno - node.lineno + 1
+    assert not long, long
+
+
+# --------------------------------------------------------------------------- a toy algorithm, as the page builds it
+def test_the_architecture_pages_toy_algorithm_is_score_and_optimize_and_one_registry_line(tmp_path):
+    """The first Python block of "Adding an algorithm" in docs/architecture.md, run here as printed: the trainer
+    defines score and optimize (and its gradient), nothing of the loop; a run folder resumes it with no call of
+    its own; the registry line makes it a config's algorithm."""
+    import re
+
+    import numpy as np
+
+    from tf_rl_text import RLAgent, TextGenerationEnv, default_model, default_tokenizer
+    from tf_rl_text.configfile import load_config
+    from tf_rl_text.trainers import registry
+
+    text = open(DOC, encoding="utf-8").read()
+    section = text[text.index("## Adding an algorithm"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "_auto_resume" not in code and "def _step" not in code
+    saved = dict(registry.ALGORITHMS)
+    namespace = {"__name__": "toy_algorithm"}
+    try:
+        exec(compile(code, DOC, "exec"), namespace)  # noqa: S102
+        cls = namespace["MeanBaselineTrainer"]
+        assert registry.trainer_class("mean_baseline") is cls
+        assert {"score", "optimize"} <= set(vars(cls)) and not {"_step", "step", "train"} & set(vars(cls))
+        config_file = tmp_path / "toy.yaml"
+        config_file.write_text("algorithm: mean_baseline\ntrainer: {learning_rate: 0.03, num_samples_per_prompt: 2}\n")
+        cfg = load_config(str(config_file))
+        assert isinstance(cfg.trainer, namespace["MeanBaselineConfig"]) and cfg.trainer.num_samples_per_prompt == 2
+
+        tokenizer = default_tokenizer()
+
+        def build(run_dir):
+            agent = RLAgent(default_model(tokenizer, n_layer=1, n_embd=32, n_head=2), tokenizer, seed=0)
+            env = TextGenerationEnv(["the movie was", "my day"], tokenizer, lambda c, p, r: [len(x) / 10 for x in c],
+                                    batch_size=2, max_new_tokens=4, seed=0)
+            return cls(agent, env, cfg.trainer, run_dir=run_dir, checkpoint_every=1)
+
+        straight = build(None)
+        straight.train(3, progress=False)
+        first = build(str(tmp_path / "run"))
+        first.train(2, progress=False)
+        resumed = build(str(tmp_path / "run"))  # restored at construction: no call in the class
+        assert resumed.global_step == 2 and resumed.restored_from is not None
+        resumed.train(3, progress=False)
+        for a, b in zip(straight.agent.trainable_variables, resumed.agent.trainable_variables):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)  # the straight run's weights
+        assert [h["reward_mean"] for h in resumed.history] == [h["reward_mean"] for h in straight.history]
+    finally:
+        registry.ALGORITHMS.clear()
+        registry.ALGORITHMS.update(saved)

@@ -232,7 +232,7 @@ def test_t5_dpo_trains_and_its_export_serves(tokenizer, tmp_path):
     path = trainer.export(str(tmp_path / "dpo_t5"))
     policy = tf_rl_text.load(path)
     prompts = held_out.prompts
-    max_new = trainer.config.max_completion_length
+    max_new = trainer.config.max_new_tokens
     assert policy.generate(prompts) == trainer.agent.generate_text(prompts, max_new_tokens=max_new, greedy=True)
     assert policy.metadata["algorithm"] == "dpo" and policy.metadata["beta"] == 0.1
 
@@ -355,7 +355,7 @@ def test_tf_rl_text_train_runs_dpo_on_pairs_made_from_the_reward_and_resumes_on_
 
     config = {"algorithm": "dpo", "model": {"layers": 1, "width": 32},
               "data": {"source": "prompts", "preference_samples": 3}, "reward": {"name": "sentiment"},
-              "trainer": {"learning_rate": 1e-3, "beta": 0.1, "batch_size": 4, "max_completion_length": 6},
+              "trainer": {"learning_rate": 1e-3, "beta": 0.1, "batch_size": 4, "max_new_tokens": 6},
               # a warm start long enough that some samples say a sentiment word (5 steps: every reward 0, no pair)
               "run": {"steps": 3, "warm_start_steps": 200, "warm_start_lr": 1e-2, "batch_size": 4, "max_new_tokens": 6,
                       "seed": 0, "checkpoint_every": 1}}

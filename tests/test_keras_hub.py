@@ -288,7 +288,7 @@ CLI_TRAINERS = {
     "reinforce": {"learning_rate": 1e-3, "baseline": "rloo", "num_samples_per_prompt": 2, "kl_coef": 0.05},
     "grpo": {"learning_rate": 1e-3, "num_generations": 2, "beta": 0.04},
     "ppo": {"learning_rate": 1e-3, "num_samples_per_prompt": 2, "kl_coef": 0.05},
-    "dpo": {"learning_rate": 1e-3, "beta": 0.1, "batch_size": 2, "max_completion_length": 6},
+    "dpo": {"learning_rate": 1e-3, "beta": 0.1, "batch_size": 2, "max_new_tokens": 6},
 }
 
 

@@ -88,11 +88,21 @@ def test_doc_python_block_runs_as_printed(path, chain, tmp_path, monkeypatch):
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
         assert proc.returncode == 0, f"{where} failed:\n{proc.stderr[-3000:]}"
         return
+    from tf_rl_text.data import tasks
+    from tf_rl_text.trainers import registry
+
+    # a block may register an algorithm or a task (docs/architecture.md does): put the tables back after it
+    saved = [(table, dict(table)) for table in (registry.ALGORITHMS, tasks.TASKS)]
     namespace = {"__name__": "__main__"}
-    for line, code in chain:
-        # padded so that a traceback names the line of the Markdown file
-        exec(compile("\n" * (line - 1) + code, path, "exec"), namespace)  # noqa: S102
-        check_actor_critic_demo(namespace.get("trainer"), f"{os.path.relpath(path, REPO)}:{line}")
+    try:
+        for line, code in chain:
+            # padded so that a traceback names the line of the Markdown file
+            exec(compile("\n" * (line - 1) + code, path, "exec"), namespace)  # noqa: S102
+            check_actor_critic_demo(namespace.get("trainer"), f"{os.path.relpath(path, REPO)}:{line}")
+    finally:
+        for table, contents in saved:
+            table.clear()
+            table.update(contents)
 
 
 def check_actor_critic_demo(trainer, where):

@@ -510,6 +510,27 @@ def test_the_plot_shows_the_dev_evaluations_and_says_when_there_is_no_kl_penalty
     assert os.path.getsize(out["path"]) > 10_000
 
 
+def test_the_kl_panel_reads_kl_coef_from_the_logs_of_every_algorithm(tmp_path):
+    """kl_coef is the one name every algorithm logs its KL coefficient under (GRPO's too, whose config also
+    accepts TRL's beta): the plot draws the KL of a run that logged one > 0 and says "no KL penalty" for a run
+    without one (kl_coef 0, or an algorithm such as Q-learning that logs none)."""
+    import json
+
+    from tf_rl_text import workflow
+
+    runs = {"grpo": [{"step": s, "reward_mean": 0.1 * s, "kl": 0.01 * s, "kl_coef": 0.04, "loss": 1.0}
+                     for s in (1, 2)],
+            "q_learning": [{"step": s, "reward_mean": 0.1 * s, "loss": 1.0, "td_error": 0.5} for s in (1, 2)]}
+    for name, records in runs.items():
+        os.makedirs(tmp_path / name)
+        with open(tmp_path / name / "metrics.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+    grpo = workflow.plot_run(str(tmp_path / "grpo"), str(tmp_path / "g.png"))["curves"]
+    assert grpo["KL to the reference (nats per completion)"]["kl"] == ([1, 2], [0.01, 0.02])
+    q = workflow.plot_run(str(tmp_path / "q_learning"), str(tmp_path / "q.png"))["curves"]
+    assert q["KL to the reference (nats per completion)"] == {}
+
+
 def test_the_progress_rate_leaves_out_the_first_traced_step():
     import time
 

@@ -37,6 +37,47 @@ def test_task_data_path_rejects_unknown_task():
         task_data_path("poetry")
 
 
+def test_one_task_registry_feeds_the_config_its_defaults_and_the_run_builder(tmp_path):
+    """A task is named once (data.TASKS): its data source, splits, default reward and metrics. A config
+    reads them, and a user's own task registered with register_task is a data.source like the shipped ones."""
+    from tf_rl_text.configfile import load_config
+    from tf_rl_text.configsections import data_sources
+    from tf_rl_text.workflow.build import load_data
+
+    assert set(data.TASKS) >= {"prompts", "translation", "summarization", "dialogue"}
+    assert data_sources() == (*data.TASKS, "file")
+    shipped = {name for name, t in data.TASKS.items() if t.embedded}
+    assert shipped == set(TASKS) and all(os.path.exists(task_data_path(n)) for n in shipped)
+    path = tmp_path / "run.yaml"
+    path.write_text("algorithm: reinforce\nmodel: {kind: seq2seq}\ndata: {source: summarization}\n")
+    cfg = load_config(str(path))
+    assert cfg.reward == {"name": "rouge", "rouge_type": "rougeL"}  # the task's reward and metrics
+    assert cfg.run.eval_metrics == data.TASKS["summarization"].metrics
+    path.write_text("algorithm: reinforce\nmodel: {kind: seq2seq}\ndata: {source: summarization}\n"
+                    "reward: {name: bleu}\nrun: {eval_metrics: reward}\n")
+    cfg = load_config(str(path))
+    assert cfg.reward == {"name": "bleu"} and cfg.run.eval_metrics == "reward"  # a config's own choice wins
+
+    def splits(data_dir, eval_fraction):
+        ds = data.PromptDataset(["2 + 2 =", "3 + 4 =", "1 + 5 ="], ["4", "7", "6"], "sums")
+        train, test = ds.split(1 - eval_fraction)
+        return train, test, test, "three sums"
+
+    data.register_task(data.Task("sums", "a sum -> its value", splits, reward={"name": "bleu"}, metrics="reward,bleu"))
+    try:
+        path.write_text("algorithm: reinforce\ndata: {source: sums, eval_fraction: 0.34}\n")
+        cfg = load_config(str(path))
+        assert cfg.reward == {"name": "bleu"} and cfg.run.eval_metrics == "reward,bleu"
+        train, dev, test, note = load_data(cfg)
+        assert note == "three sums" and len(train) + len(test) == 3 and dev is test
+    finally:
+        del data.TASKS["sums"]
+    with pytest.raises(Exception, match="source must be one of"):
+        load_config(str(path))
+    with pytest.raises(ValueError, match="other than 'file'"):
+        data.register_task(data.Task("file", "", splits))
+
+
 def test_train_tokenizer_round_trip_and_special_ids():
     texts = ["Ein Mädchen hält eine Blume.", "A girl is holding a flower.", "Zwei Männer stehen auf einer Bank."] * 5
     tok = train_tokenizer(texts, vocab_size=300)

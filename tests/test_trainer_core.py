@@ -246,3 +246,21 @@ def test_a_signal_saves_a_checkpoint_after_the_step_and_stops(tokenizer, tmp_pat
     assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-2")
     assert signal.getsignal(signum) is before  # the handler is put back
     assert reinforce(tokenizer, run_dir=run).global_step == 2
+
+
+def test_one_name_per_concept_with_trl_names_accepted():
+    """kl_coef and max_new_tokens are the library's names everywhere; GRPO's beta and DPO's
+    max_completion_length (TRL's names) are accepted and set them; two disagreeing values are refused."""
+    from tf_rl_text import DPOConfig, GRPOConfig, OnlineDPOConfig
+
+    assert GRPOConfig(beta=0.04).kl_coef == 0.04 and GRPOConfig(kl_coef=0.04).beta == 0.04
+    assert GRPOConfig().kl_coef == GRPOConfig().beta == 0.0
+    assert GRPOConfig(kl_coef=0.1, beta=0.1).kl_coef == 0.1
+    with pytest.raises(ValueError, match=r"kl_coef=0.1 and beta=0.2 \(another name for kl_coef\) disagree"):
+        GRPOConfig(kl_coef=0.1, beta=0.2)
+    with pytest.raises(ValueError, match="kl_coef must be >= 0, got -1"):
+        GRPOConfig(beta=-1.0)
+    assert DPOConfig(max_completion_length=8).max_new_tokens == 8 and DPOConfig().max_new_tokens == 64
+    assert OnlineDPOConfig(max_completion_length=12).max_new_tokens == 12
+    with pytest.raises(ValueError, match="max_new_tokens must be an integer >= 1, got 0"):
+        DPOConfig(max_new_tokens=0)

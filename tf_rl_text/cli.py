@@ -312,15 +312,25 @@ def _print_table(title, rows: dict):
 
 # --------------------------------------------------------------------------- parser
 def build_parser():
-    from tf_rl_text.trainers import registry
-
+    """The ``tf-rl-text`` parser: one ``_add_COMMAND`` function per subcommand below."""
     p = _Parser(prog="tf-rl-text", description="Fine-tune TensorFlow language models with reinforcement learning: "
                 "train from a config file, generate, evaluate, export, plot.",
                 epilog="Exit codes: 0 done, 2 a usage or config mistake (one line naming the field), 1 anything else.")
     p.add_argument("--version", action="version", version=f"tf-rl-text {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    for add in (_add_train, _add_generate, _add_evaluate, _add_explain, _add_export, _add_plot, _add_config):
+        add(sub)
+    return p
 
+
+def _generation_flags(q):
+    q.add_argument("--max-new-tokens", type=int, default=None,
+                   help="cut completions to N tokens (at most the export's max_new_tokens; default: all of them)")
+
+
+def _add_train(sub):
+    """tf-rl-text train CONFIG"""
     t = sub.add_parser("train", help="train from a YAML/JSON config into a run folder (resumes from its checkpoint)",
                        description="Train from a config file (sections algorithm, model, data, reward, trainer, run, quick, real_data; "
                        "see configs/ and `tf-rl-text config ALGO` for every field and its help). Writes RUN_DIR/"
@@ -337,10 +347,9 @@ def build_parser():
     t.add_argument("--no-progress", action="store_true", help="hide progress bars")
     t.set_defaults(fn=cmd_train)
 
-    def generation_flags(q):
-        q.add_argument("--max-new-tokens", type=int, default=None,
-                       help="cut completions to N tokens (at most the export's max_new_tokens; default: all of them)")
 
+def _add_generate(sub):
+    """tf-rl-text generate EXPORT [TEXTS]"""
     g = sub.add_parser("generate", help="complete prompts with an exported policy",
                        description="Complete each prompt (arguments, or stdin lines) with an exported policy; prints "
                        "prompt + completion, one a line.")
@@ -349,13 +358,16 @@ def build_parser():
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (with --sample)")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --sample)")
-    generation_flags(g)
+    _generation_flags(g)
     g.add_argument("--separator", default=None,
                    help="printed between prompt and completion (default: nothing for a causal LM, ' => ' for an "
                         "encoder-decoder)")
     g.add_argument("--json", action="store_true", help="print a JSON list of {prompt, completion}")
     g.set_defaults(fn=cmd_generate)
 
+
+def _add_evaluate(sub):
+    """tf-rl-text evaluate EXPORT --data FILE | --bias"""
     e = sub.add_parser("evaluate", help="score an exported policy on a data file (BLEU, sacreBLEU, ROUGE, perplexity...)",
                        description="Generate a greedy completion for every prompt of --data and score it against the "
                        "references. Metrics: bleu (nltk, 0..1), sacrebleu (cased, 13a, 0..100), sentence_bleu, rouge, "
@@ -381,10 +393,13 @@ def build_parser():
     e.add_argument("--reference-field", default="reference", help="the reference field/column (default: reference)")
     e.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from the file's extension")
     e.add_argument("--limit", type=int, default=None, help="score only the first N examples")
-    generation_flags(e)
+    _generation_flags(e)
     e.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     e.set_defaults(fn=cmd_evaluate)
 
+
+def _add_explain(sub):
+    """tf-rl-text explain EXPORT [TEXTS]"""
     xp = sub.add_parser("explain", help="per-token log-probs of an export's completions, against a reference export",
                         description="Complete each prompt with an exported policy and print, for every generated token, "
                         "its log-probability and, with --reference (another export of the same run, e.g. its mle "
@@ -404,6 +419,9 @@ def build_parser():
     xp.add_argument("--json", action="store_true", help="print JSON instead of tables")
     xp.set_defaults(fn=cmd_explain)
 
+
+def _add_export(sub):
+    """tf-rl-text export RUN_DIR OUT"""
     x = sub.add_parser("export", help="export the model a run kept as a SavedModel",
                        description="Rebuild the run of RUN_DIR (from its config.yaml), restore its latest checkpoint "
                        "and the weights the run kept (run.keep_best: RUN_DIR/best), and export them to OUT, as the "
@@ -414,6 +432,9 @@ def build_parser():
     x.add_argument("--serving-only", action="store_true", help="inference only: no train_step, no optimizer slots")
     x.set_defaults(fn=cmd_export)
 
+
+def _add_plot(sub):
+    """tf-rl-text plot RUN_DIR"""
     pl = sub.add_parser("plot", help="PNG curves of reward, KL and losses against step, or a reward-KL frontier",
                         description="Plot RUN_DIR/metrics.jsonl: reward, KL and the losses against step, to "
                         "RUN_DIR/plots/training.png (matplotlib, no display needed). Given a frontier JSON "
@@ -423,13 +444,17 @@ def build_parser():
                                                          "NAME_frontier.png beside a NAME.json)")
     pl.set_defaults(fn=cmd_plot)
 
+
+def _add_config(sub):
+    """tf-rl-text config [ALGO]"""
+    from tf_rl_text.trainers import registry
+
     c = sub.add_parser("config", help="list every config field with its type, default and help",
                        description="Print the config reference: the trainer section of ALGO and the model, data, run "
                        "and reward sections, each field with its type, default and docstring.")
     c.add_argument("algorithm", nargs="?", choices=list(registry.names()), default=None,
                    help="the algorithm whose trainer fields to list")
     c.set_defaults(fn=cmd_config)
-    return p
 
 
 def main(argv=None) -> int:

@@ -29,8 +29,9 @@ import json
 import os
 
 from tf_rl_text.rewards import registry as reward_registry
+from tf_rl_text.data.tasks import TASKS
 from tf_rl_text.trainers import registry
-from tf_rl_text.configsections import (SECTIONS, TASK_SOURCES, DataSection, ModelSection, RunSection,
+from tf_rl_text.configsections import (SECTIONS, DataSection, ModelSection, RunSection,
                                        algorithm_config_class, build_section)
 from tf_rl_text.validation import DATA_ENV_VAR, ConfigError
 
@@ -305,8 +306,12 @@ def _load_config(path: str, sets=None, quick: bool = False) -> RunConfig:
     algorithm = raw.get("algorithm")
     if algorithm not in registry.names():  # read now: an algorithm registered after import counts
         raise ConfigError(f"{path}: algorithm must be one of {list(registry.names())}, got {algorithm!r}")
-    reward = raw.get("reward") or {"name": "sentiment"}
+    source = (raw.get("data") or {}).get("source", DataSection.source)
+    task = TASKS.get(source)  # a config without a reward (or eval_metrics) gets its task's
+    reward = raw.get("reward") or dict(task.reward if task else {"name": "sentiment"})
     reward_registry.check_spec(reward, path)
+    if task is not None and "eval_metrics" not in (raw.get("run") or {}):
+        raw = dict(raw, run=dict(raw.get("run") or {}, eval_metrics=task.metrics))
     cfg = RunConfig(
         algorithm=algorithm,
         trainer=build_section(algorithm_config_class(algorithm), raw.get("trainer"), "trainer", path),
@@ -317,7 +322,8 @@ def _load_config(path: str, sets=None, quick: bool = False) -> RunConfig:
         source=path,
         raw=raw,
     )
-    if cfg.data.source in TASK_SOURCES and cfg.model.kind == "causal" and not cfg.model.path:
+    if task is not None and task.source_text and cfg.model.kind == "causal" and not cfg.model.path \
+            and not cfg.model.keras_hub:
         raise ConfigError(f"{path}: data.source {cfg.data.source!r} needs model.kind seq2seq (or a model.path), "
                           "got model.kind 'causal' (the embedded GPT-2 knows only the embedded corpus)")
     _check_exists(cfg)

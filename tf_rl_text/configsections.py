@@ -17,9 +17,14 @@ from tf_rl_text.trainers import registry
 from tf_rl_text.rewards import registry as reward_registry
 from tf_rl_text.validation import ConfigError
 
+def data_sources() -> tuple:
+    """What ``data.source`` accepts: every task of :data:`tf_rl_text.data.tasks.TASKS`, and ``file``."""
+    from tf_rl_text.data.tasks import TASKS
+
+    return (*TASKS, "file")
+
+
 SECTIONS = ("algorithm", "model", "data", "reward", "trainer", "run", "quick", "real_data")
-DATA_SOURCES = ("prompts", "file", "translation", "summarization", "dialogue")
-TASK_SOURCES = ("translation", "summarization", "dialogue")
 
 
 # --------------------------------------------------------------------------- sections
@@ -65,8 +70,8 @@ class DataSection:
     """Where the prompts (and references) come from."""
 
     source: str = "prompts"
-    """prompts = the embedded prompts; file = a jsonl/csv file (path); translation, summarization, dialogue =
-    a task's embedded data, or its real data from data_dir."""
+    """A task (tf_rl_text.data.TASKS: prompts = the embedded prompts; translation, summarization, dialogue = a
+    task's embedded data, or its real data from data_dir), or file = a jsonl/csv file (path)."""
     path: str | None = None
     """source file: the jsonl or csv file."""
     format: str | None = None
@@ -97,7 +102,7 @@ class DataSection:
     """algorithm dpo without a preferences file: samples per prompt the pairs are made from."""
 
     def __post_init__(self):
-        _choice("source", self.source, DATA_SOURCES)
+        _choice("source", self.source, data_sources())  # read now: a task registered after import counts
         _at_least("preference_samples", self.preference_samples, 2)
         if self.format is not None:
             _choice("format", self.format, ("jsonl", "csv"))
@@ -326,5 +331,5 @@ def describe(algorithm: str | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SECTIONS", "DATA_SOURCES", "TASK_SOURCES", "ModelSection", "DataSection", "RunSection",
+__all__ = ["SECTIONS", "data_sources", "ModelSection", "DataSection", "RunSection",
            "field_docs", "build_section", "algorithm_config_class", "describe"]

@@ -143,13 +143,13 @@ class EnvRollouts(ExperienceSource):
         return rollout_statistics(batch)
 
 
-def encode_pairs(agent, pairs, max_completion_length):
+def encode_pairs(agent, pairs, max_new_tokens):
     """(prompt ids, prompt mask, chosen ids, chosen mask, rejected ids, rejected mask) int32 arrays, one row a
-    pair; completions cut at ``max_completion_length`` tokens (EOS included) and right padded."""
+    pair; completions cut at ``max_new_tokens`` tokens (EOS included) and right padded."""
     ids, mask = agent.encode_prompts(list(pairs.prompts))
     out = [ids, mask]
     for texts in (pairs.chosen, pairs.rejected):
-        c_ids, c_mask = encode_texts(agent.tokenizer, list(texts), max_completion_length)
+        c_ids, c_mask = encode_texts(agent.tokenizer, list(texts), max_new_tokens)
         width = max(1, int(c_mask.sum(axis=1).max()))
         out += [c_ids[:, :width], c_mask[:, :width]]
     context = getattr(agent, "context_length", None)
@@ -157,7 +157,7 @@ def encode_pairs(agent, pairs, max_completion_length):
     if context is not None and agent.family.tokens_needed(ids.shape[1], longest) > context:
         raise ValueError(f"the longest prompt ({ids.shape[1]} tokens) and completion ({longest} tokens) exceed the "
                          f"model's context of {context} tokens together; shorten the prompts or lower "
-                         "max_completion_length")
+                         "max_new_tokens")
     return out
 
 
@@ -166,14 +166,14 @@ class PreferencePairSource(ShuffledDraws, ExperienceSource):
     shuffled epochs (order and RNG checkpointed), encoded once: prompts as the agent encodes them,
     completions right padded and followed by EOS. Each :meth:`next` is a :class:`PairBatch`."""
 
-    def __init__(self, pairs, agent, batch_size: int, max_completion_length: int, seed=0):
+    def __init__(self, pairs, agent, batch_size: int, max_new_tokens: int, seed=0):
         if len(pairs) == 0:
             raise ValueError("DPO needs at least one preference pair, got none")
         self.pairs = pairs
         self.prompts = list(pairs.prompts)
         self._batch_size = int(batch_size)
-        self._max_new_tokens = int(max_completion_length)
-        self.encoded = encode_pairs(agent, pairs, max_completion_length)
+        self._max_new_tokens = int(max_new_tokens)
+        self.encoded = encode_pairs(agent, pairs, max_new_tokens)
         self._init_draws(len(pairs), seed, shuffle=True)
 
     @property

@@ -82,6 +82,8 @@ def export_policy(agent, path, max_new_tokens, train_step=None, optimizer=None, 
 
 def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_functions, metadata, extra_objects,
                   serving_only=False):
+    """The SavedModel: the policy's signatures (:func:`_policy_signatures`), the extra functions and objects,
+    the optimizer, the tokenizer and ``tf_rl_text.json``, written atomically."""
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     check_writable_folder(path, "export")  # before the (slow) tracing
@@ -95,6 +97,36 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
     module = tf.Module()
     module._holder = Unsaved(agent)
     module.model_variables = list(agent.model.variables)
+    signatures = _policy_signatures(agent, module, max_new_tokens)
+    functions = dict(extra_functions or {})
+    if train_step is not None:
+        functions["train_step"] = train_step
+    for name, (fn, signature) in functions.items():
+        compiled = tf.function(fn, input_signature=signature)
+        setattr(module, name, compiled)
+        signatures[name] = compiled
+    if optimizer is not None:
+        if not optimizer.variables:
+            optimizer.build(agent.trainable_variables)
+        module.optimizer = optimizer
+    for name, obj in extra_objects.items():
+        setattr(module, name, obj)
+    meta = _policy_metadata(agent, max_new_tokens, signatures, serving_only)
+    meta.update(metadata or {})
+
+    def write(folder):
+        tf.saved_model.save(module, folder, signatures=signatures)
+        _save_tokenizer(agent.tokenizer, os.path.join(folder, TOKENIZER_DIR), agent.padding_side)
+        with open(os.path.join(folder, METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=1, default=str)
+
+    write_atomically(path, write)
+    return path
+
+
+def _policy_signatures(agent, module, max_new_tokens) -> dict:
+    """generate (greedy), sample (4 inputs, or 4 + the sampling controls) and log_probs, compiled as the agent's
+    own functions are and set on ``module``; returns the signatures by name."""
     greedy_fn = agent.generate_fn(greedy=True)
     sample_fn = agent.generate_fn(greedy=False)
     controlled_fn = agent.generate_fn(greedy=False, nucleus=True, penalty=True)
@@ -130,24 +162,14 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
     sample_plain = sample.get_concrete_function(*sample_specs)
     sample_controls = sample.get_concrete_function(*sample_specs, *control_specs)
     log_probs = agent.compile_fn(log_probs, [ids_spec, mask_spec, *COMPLETION_SPECS])
-
     module.generate, module.sample, module.log_probs = generate, sample, log_probs
-    signatures = {"serving_default": generate, "generate": generate, "sample": sample_plain,
-                  "sample_controls": sample_controls, "log_probs": log_probs}
-    functions = dict(extra_functions or {})
-    if train_step is not None:
-        functions["train_step"] = train_step
-    for name, (fn, signature) in functions.items():
-        compiled = tf.function(fn, input_signature=signature)
-        setattr(module, name, compiled)
-        signatures[name] = compiled
-    if optimizer is not None:
-        if not optimizer.variables:
-            optimizer.build(agent.trainable_variables)
-        module.optimizer = optimizer
-    for name, obj in extra_objects.items():
-        setattr(module, name, obj)
-    meta = {
+    return {"serving_default": generate, "generate": generate, "sample": sample_plain,
+            "sample_controls": sample_controls, "log_probs": log_probs}
+
+
+def _policy_metadata(agent, max_new_tokens, signatures, serving_only) -> dict:
+    """``tf_rl_text.json``: what :func:`load` needs to serve the export and check its tokenizer."""
+    return {
         "format": "tf_rl_text.policy/1",
         "max_new_tokens": max_new_tokens,
         "context_length": agent.context_length,
@@ -165,16 +187,6 @@ def _write_policy(agent, path, max_new_tokens, train_step, optimizer, extra_func
         "tokenizer_size": len(agent.tokenizer),
         "tokenizer_sha256": tokenizer_fingerprint(agent.tokenizer),
     }
-    meta.update(metadata or {})
-
-    def write(folder):
-        tf.saved_model.save(module, folder, signatures=signatures)
-        _save_tokenizer(agent.tokenizer, os.path.join(folder, TOKENIZER_DIR), agent.padding_side)
-        with open(os.path.join(folder, METADATA_FILE), "w") as f:
-            json.dump(meta, f, indent=1, default=str)
-
-    write_atomically(path, write)
-    return path
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

@@ -20,21 +20,33 @@ NO_DECAY = ("bias", "beta", "gamma", "layer_norm", "layernorm", "LayerNorm", "ln
 def learning_rate_at(config, step) -> float:
     """The schedule's learning rate after ``step`` trainer steps (plain Python; the graph version
     is :class:`WarmupSchedule`)."""
-    return float(WarmupSchedule(config, None).value(float(step)))
+    return float(WarmupSchedule.from_config(config).value(float(step)))
 
 
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(s) = peak * s / warmup for s < warmup, then constant, linear or cosine decay to
-    ``min_lr_ratio * peak`` at ``total_steps``. ``s`` is the trainer's step counter (``step_var``),
-    not the optimizer's update count, so PPO's several updates per step share one rate."""
+    """The package's one learning-rate schedule: lr(s) = peak * (s + 1) / warmup for s < warmup (step 0
+    already moves the weights), then constant, linear or cosine decay to ``min_lr_ratio * peak`` at
+    ``total``. ``s`` is ``step_var`` when given (a trainer's step counter, not the optimizer's update count,
+    so PPO's several updates per step share one rate), else the step Keras passes (the optimizer's
+    iterations: the classifier reward model's training, rewards/training.py)."""
 
-    def __init__(self, config, step_var):
-        self.peak = float(config.learning_rate)
-        self.kind = config.lr_schedule
-        self.warmup = int(config.warmup_steps)
-        self.total = int(config.total_steps or 0)
-        self.floor = float(config.min_lr_ratio) * self.peak
+    def __init__(self, peak: float, kind: str = "constant", warmup: int = 0, total: int = 0, min_lr_ratio: float = 0.0,
+                 step_var=None):
+        if kind not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {kind!r}")
+        self.peak = float(peak)
+        self.kind = kind
+        self.warmup = int(warmup)
+        self.total = int(total or 0)
+        self.floor = float(min_lr_ratio) * self.peak
         self.step_var = step_var
+
+    @classmethod
+    def from_config(cls, config, step_var=None):
+        """From a trainer config's ``learning_rate``, ``lr_schedule``, ``warmup_steps``, ``total_steps`` and
+        ``min_lr_ratio``."""
+        return cls(config.learning_rate, config.lr_schedule, config.warmup_steps, config.total_steps or 0,
+                   config.min_lr_ratio, step_var)
 
     def value(self, s):
         s = tf.cast(s, tf.float32)
@@ -56,7 +68,8 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return self.value(self.step_var if self.step_var is not None else step)
 
     def get_config(self):
-        return {"peak": self.peak, "kind": self.kind, "warmup": self.warmup, "total": self.total, "floor": self.floor}
+        return {"peak": self.peak, "kind": self.kind, "warmup": self.warmup, "total": self.total,
+                "min_lr_ratio": self.floor / self.peak if self.peak else 0.0}
 
 
 def make_optimizer(config, step_var=None):
@@ -67,7 +80,7 @@ def make_optimizer(config, step_var=None):
     if config.lr_schedule == "constant" and not config.warmup_steps:
         lr = float(config.learning_rate)
     else:
-        lr = WarmupSchedule(config, step_var)
+        lr = WarmupSchedule.from_config(config, step_var)
     if config.weight_decay:
         opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=float(config.weight_decay))
         opt.exclude_from_weight_decay(var_names=list(NO_DECAY))

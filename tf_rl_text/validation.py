@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["check", "is_int_at_least", "check_prompts", "check_writable_folder", "DATA_ENV_VAR", "ConfigError"]
+__all__ = ["check", "is_int_at_least", "resolve_alias", "check_prompts", "check_writable_folder", "DATA_ENV_VAR", "ConfigError"]
 
 
 DATA_ENV_VAR = "TF_RL_TEXT_DATA"
@@ -34,6 +34,18 @@ def is_int_at_least(value, low) -> bool:
         return int(value) == value and value >= low
     except (TypeError, ValueError):
         return False
+
+
+def resolve_alias(config, name: str, alias: str, default) -> None:
+    """One concept, one name: ``config.<name>`` is the library's, ``config.<alias>`` another library's spelling
+    of it (TRL's ``beta`` for ``kl_coef``), accepted on input. Given the alias, ``name`` takes its value (an
+    error if both are given and differ); afterwards both hold the same value."""
+    value, other = getattr(config, name), getattr(config, alias)
+    if other is not None and value != default and value != other:
+        raise ValueError(f"{name}={value!r} and {alias}={other!r} (another name for {name}) disagree; give one")
+    if other is not None:
+        setattr(config, name, other)
+    setattr(config, alias, getattr(config, name))
 
 
 def check_prompts(prompts, what: str = "prompts") -> list:

@@ -20,6 +20,10 @@ import argparse
 import json
 import os
 import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tf_rl_text.data.tasks import TASKS  # noqa: E402  (the repository's package, not an installed one)
 
 SEED = 20240612
 N_TRANSLATION, N_SUMMARIZATION, N_DIALOGUE = 150, 80, 40
@@ -225,10 +229,14 @@ def main():
     parser.add_argument("--out", default=DEFAULT_OUT)
     out = parser.parse_args().out
     rng = random.Random(SEED)
-    write_jsonl(os.path.join(out, "translation.jsonl"), make_translation(rng))
-    write_jsonl(os.path.join(out, "summarization.jsonl"), make_summarization(rng))
-    write_jsonl(os.path.join(out, "dialogue.jsonl"), make_dialogue(rng))
-    print(f"wrote translation.jsonl, summarization.jsonl, dialogue.jsonl to {out}")
+    # the file names are the task registry's (tf_rl_text.data.tasks.TASKS); the order fixes the random draws
+    written = []
+    for task, make in (("translation", make_translation), ("summarization", make_summarization),
+                       ("dialogue", make_dialogue)):
+        name = TASKS[task].embedded
+        write_jsonl(os.path.join(out, name), make(rng))
+        written.append(name)
+    print(f"wrote {', '.join(written)} to {out}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ that holds all of them as ``data_dir`` / ``$TF_RL_TEXT_DATA``; see :func:`shared
 The package also ships small task data written for it (``default_data/tasks/``):
 :func:`task_data_path` gives the jsonl of "translation", "summarization" or "dialogue".
 
+:data:`TASKS` is the one list of tasks (:class:`Task`: its data, splits, default reward and metrics);
+a config's ``data.source`` names one, and :func:`register_task` adds a user's own.
+
 Errors name the file, the 1-based line number, the field and what was present.
 
 Example::
@@ -35,8 +38,8 @@ Example::
 from tf_rl_text.data.files import DATA_ENV_VAR, DataFormatError, open_text, shared_data_dir
 from tf_rl_text.data.dataset import PromptDataset
 from tf_rl_text.data.loaders import load_csv, load_jsonl, load_parallel
-from tf_rl_text.data.tasks import (TASK_FILES, TASKS_DIR, load_dialogue, load_summarization, load_translation,
-                                   task_data_path, task_splits, truncate_words)
+from tf_rl_text.data.tasks import (TASKS, TASKS_DIR, Task, get_task, load_dialogue, load_summarization,
+                                   load_translation, register_task, task_data_path, task_splits, truncate_words)
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -52,7 +55,10 @@ __all__ = [
     "shared_data_dir",
     "task_data_path",
     "task_splits",
-    "TASK_FILES",
+    "Task",
+    "TASKS",
     "TASKS_DIR",
+    "get_task",
+    "register_task",
     "truncate_words",
 ]

@@ -2,9 +2,11 @@
 shipped in the package, and each task's train / dev / test split."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
+from typing import Callable
 
 from tf_rl_text.data.dataset import PromptDataset
 from tf_rl_text.data.files import DataFormatError, check_limit, jsonl_records, open_text, shared_data_dir
@@ -12,14 +14,15 @@ from tf_rl_text.data.loaders import get_field, load_jsonl, load_parallel
 
 TASKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "default_data", "tasks")
 """The small task data sets shipped in the package (written by the repository's tools/make_tasks.py)."""
-TASK_FILES = {"translation": "translation.jsonl", "summarization": "summarization.jsonl", "dialogue": "dialogue.jsonl"}
 
 
 def task_data_path(task: str) -> str:
-    """Path of the embedded jsonl of ``task`` ("translation", "summarization" or "dialogue")."""
-    if task not in TASK_FILES:
-        raise ValueError(f"task must be one of {sorted(TASK_FILES)}, got {task!r}")
-    return os.path.join(TASKS_DIR, TASK_FILES[task])
+    """Path of the embedded jsonl of ``task`` ("translation", "summarization" or "dialogue": a task with
+    embedded data)."""
+    shipped = sorted(name for name, t in TASKS.items() if t.embedded)
+    if task not in shipped:
+        raise ValueError(f"task must be one of {shipped} (the tasks with embedded data), got {task!r}")
+    return os.path.join(TASKS_DIR, TASKS[task].embedded)
 
 
 def _resolve(path: str | None, folder: str, filename: str, data_dir: str | None = None) -> str:
@@ -188,41 +191,128 @@ def split_conversations(path):
         f"{len(conversations)} conversations, 80/20 split by conversation")
 
 
-def task_splits(source: str, data_dir: str | None = None, eval_fraction: float = 0.1):
-    """(train, dev, test, note) of a task ("translation", "summarization" or "dialogue"): the real data
-    set's own splits when ``data_dir`` is its folder, else an 80/20-style split of one file (``data_dir``
-    a file, or None: the task data shipped in the package); dev is test when the data has no dev split."""
-    path, cut = data_dir or task_data_path(source), 1.0 - eval_fraction
+def _embedded_prompts(data_dir, eval_fraction):
+    from tf_rl_text.defaults import load_prompts
+
+    ds = PromptDataset(load_prompts(), None, "embedded prompts")
+    return ds, ds, ds, f"the {len(ds)} embedded prompts"
+
+
+def _translation_splits(data_dir, eval_fraction):
+    path = data_dir or task_data_path("translation")
+    if os.path.isdir(path):  # Multi30k: train / val / test_2016_flickr
+        train, dev, test = (load_translation(path, split=s) for s in ("train", "val", "test_2016_flickr"))
+        return train, dev, test, f"Multi30k en->de in {path}: train, val (checkpoint), test_2016_flickr (report)"
+    return _one_file_split(load_jsonl(path, "source", "target"), data_dir, path, eval_fraction)
+
+
+def _summarization_splits(data_dir, eval_fraction):
+    path = data_dir or task_data_path("summarization")
+    if os.path.isdir(path):  # SciTLDR: train / dev / test
+        train, dev, test = (load_summarization(path, split=s, max_source_words=SUMMARY_SOURCE_WORDS)
+                            for s in ("train", "dev", "test"))
+        return train, dev, test, (f"SciTLDR in {path}: train, dev (checkpoint), test (report; all references); "
+                                  f"sources cut to {SUMMARY_SOURCE_WORDS} words")
+    ds = load_summarization(path, max_source_words=None if data_dir is None else SUMMARY_SOURCE_WORDS)
+    return _one_file_split(ds, data_dir, path, eval_fraction)
+
+
+def _one_file_split(ds, data_dir, path, eval_fraction):
+    cut = 1.0 - eval_fraction
+    train, held_out = ds.split(cut, shuffle=True, seed=0)
     where = f"embedded ({path})" if data_dir is None else path
-    if source == "dialogue" and os.path.isdir(path):  # Topical-Chat: valid_freq.json / test_freq.json
+    return train, held_out, held_out, f"{where}: {len(ds)} pairs, {cut:.0%}/{1 - cut:.0%} split"
+
+
+def _dialogue_splits(data_dir, eval_fraction):
+    path, cut = data_dir or task_data_path("dialogue"), 1.0 - eval_fraction
+    if os.path.isdir(path):  # Topical-Chat: valid_freq.json / test_freq.json
         pairs = load_dialogue(path, split="valid_freq", context_turns=CONTEXT_TURNS)
         test = load_dialogue(path, split="test_freq", context_turns=CONTEXT_TURNS)
         return (pairs[:-DIALOGUE_DEV_PAIRS], pairs[-DIALOGUE_DEV_PAIRS:], test,
                 f"Topical-Chat in {path}: valid_freq (train: all but its last {DIALOGUE_DEV_PAIRS} pairs, which "
                 "choose the checkpoint), test_freq (report)")
-    if source == "dialogue" and path.endswith(".json"):  # one Topical-Chat file
+    if path.endswith(".json"):  # one Topical-Chat file
         pairs = load_dialogue(path, context_turns=CONTEXT_TURNS)
         train, held_out = pairs.split(cut)
         return train, held_out, held_out, f"{path}: {len(pairs)} pairs, first {cut:.0%} train"
-    if source == "dialogue":
-        train, dev, test, note = split_conversations(path)
-        return train, dev, test, f"{where}: {note}"
-    if os.path.isdir(path):  # Multi30k (train / val / test_2016_flickr) or SciTLDR (train / dev / test)
-        if source == "translation":
-            train, dev, test = (load_translation(path, split=s) for s in ("train", "val", "test_2016_flickr"))
-            return train, dev, test, f"Multi30k en->de in {path}: train, val (checkpoint), test_2016_flickr (report)"
-        train, dev, test = (load_summarization(path, split=s, max_source_words=SUMMARY_SOURCE_WORDS)
-                            for s in ("train", "dev", "test"))
-        return train, dev, test, (f"SciTLDR in {path}: train, dev (checkpoint), test (report; all references); "
-                                  f"sources cut to {SUMMARY_SOURCE_WORDS} words")
-    if source == "translation":  # a jsonl of {"source": English, "target": German}
-        ds = load_jsonl(path, "source", "target")
-    else:
-        ds = load_summarization(path, max_source_words=None if data_dir is None else SUMMARY_SOURCE_WORDS)
-    train, held_out = ds.split(cut, shuffle=True, seed=0)
-    return train, held_out, held_out, f"{where}: {len(ds)} pairs, {cut:.0%}/{1 - cut:.0%} split"
+    train, dev, test, note = split_conversations(path)
+    where = f"embedded ({path})" if data_dir is None else path
+    return train, dev, test, f"{where}: {note}"
 
 
-__all__ = ["TASKS_DIR", "TASK_FILES", "task_data_path", "load_translation", "truncate_words", "load_summarization",
+# --------------------------------------------------------------------------- the task registry
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A task, named once: where its data comes from, how it splits, what rewards and measures it.
+
+    name: what a config's ``data.source`` says. splits: ``splits(data_dir, eval_fraction) -> (train, dev, test,
+    note)`` (PromptDatasets; dev is test when the data has no dev split). embedded: the small data shipped in
+    the package (a file of ``default_data/tasks/``, or None). real_data: the real data set and its folder in the
+    shared data folder (``$TF_RL_TEXT_DATA/FOLDER``). reward: the reward section a config without one gets.
+    metrics: the ``run.eval_metrics`` a config without them gets. source_text: its prompts are source texts
+    (translated, summarised, answered): the embedded GPT-2 knows only the embedded corpus, so a config needs a
+    seq2seq model or a model.path, and prompts are cut to ``data.max_source_tokens``."""
+
+    name: str
+    summary: str
+    splits: Callable
+    embedded: str | None = None
+    real_data: str | None = None
+    reward: dict = dataclasses.field(default_factory=lambda: {"name": "sentiment"})
+    metrics: str = "reward"
+    source_text: bool = False
+
+
+TASKS: dict = {}
+"""The one list of tasks: name -> :class:`Task`. Configs (``data.source`` and its defaults), the run builder
+(:func:`task_splits`), ``tools/make_tasks.py`` and the docs' task table read it."""
+
+
+def register_task(task: Task) -> Task:
+    """Add ``task`` (a :class:`Task`) under ``task.name``: configs with ``data.source: NAME`` then use it."""
+    if not isinstance(task, Task):
+        raise TypeError(f"register_task needs a tf_rl_text.data.tasks.Task, got {type(task).__name__}")
+    if not task.name.isidentifier() or task.name == "file":
+        raise ValueError(f"a task name must be a Python identifier other than 'file' (configs write it), got "
+                         f"{task.name!r}")
+    if not callable(task.splits):
+        raise ValueError(f"task {task.name!r}: splits must be a function (data_dir, eval_fraction) -> (train, dev, "
+                         f"test, note), got {task.splits!r}")
+    TASKS[task.name] = task
+    return task
+
+
+for _task in (
+    Task("prompts", "the embedded prompts (upbeat review-like sentences to continue); no references",
+         _embedded_prompts),
+    Task("translation", "English -> German sentence pairs", _translation_splits, embedded="translation.jsonl",
+         real_data="Multi30k (multi30k/)", reward={"name": "bleu"}, metrics="reward,bleu,sacrebleu,length,perplexity",
+         source_text=True),
+    Task("summarization", "a text -> a one-sentence summary", _summarization_splits, embedded="summarization.jsonl",
+         real_data="SciTLDR (scitldr/)", reward={"name": "rouge", "rouge_type": "rougeL"},
+         metrics="reward,rouge,length,perplexity", source_text=True),
+    Task("dialogue", "the previous two turns of a conversation -> the next turn", _dialogue_splits,
+         embedded="dialogue.jsonl", real_data="Topical-Chat (topical_chat/)", reward={"name": "bleu"},
+         metrics="reward,bleu,sacrebleu,distinct,length,perplexity", source_text=True),
+):
+    register_task(_task)
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {name!r}")
+    return TASKS[name]
+
+
+def task_splits(source: str, data_dir: str | None = None, eval_fraction: float = 0.1):
+    """(train, dev, test, note) of a task (a name of :data:`TASKS`: "translation", "summarization", "dialogue",
+    "prompts"...): the real data set's own splits when ``data_dir`` is its folder, else a split of one file
+    (``data_dir`` a file, or None: the task data shipped in the package); dev is test when the data has no dev
+    split."""
+    return get_task(source).splits(data_dir, eval_fraction)
+
+
+__all__ = ["Task", "TASKS", "register_task", "get_task", "TASKS_DIR", "task_data_path", "load_translation", "truncate_words", "load_summarization",
            "load_dialogue", "context_pairs", "split_conversations", "task_splits", "CONTEXT_TURNS",
            "SUMMARY_SOURCE_WORDS", "DIALOGUE_DEV_PAIRS"]

@@ -22,6 +22,7 @@ import numpy as np
 
 from tf_rl_text._compat import keras, tf
 from tf_rl_text.data.files import jsonl_records
+from tf_rl_text.optim import WarmupSchedule
 
 TEXT_FORMATS = (".csv", ".tsv", ".txt", ".jsonl")
 
@@ -212,6 +213,43 @@ def train_reward_model(model, train_data, tokenizer=None, validation_data=None, 
 
     Returns: a :class:`RewardModelResult`.
     """
+    _check_settings(epochs, batch_size, max_length, learning_rate, warmup_fraction,
+                    validation_split if validation_data is None else 0.0)
+    texts, labels, val = _train_and_validation(train_data, validation_data, validation_split, text_column,
+                                               label_column, seed)
+    ids, id2label = encode_labels(list(labels) + (list(val[1]) if val is not None else []), label_names)
+    y, y_val = ids[: len(labels)], (ids[len(labels):] if val is not None else None)  # one mapping for both sides
+    if len(id2label) < 2:
+        raise ValueError(f"a classifier needs at least 2 labels, the training data has {sorted(set(map(str, labels)))}")
+    model, tokenizer = _classifier(model, tokenizer, id2label, seed)
+    train_ds = make_dataset(tokenizer, texts, y, batch_size, max_length, shuffle=True, seed=seed,
+                            dynamic_padding=dynamic_padding)
+    val_ds = (make_dataset(tokenizer, val[0], y_val, batch_size, max_length, dynamic_padding=dynamic_padding)
+              if val is not None else None)
+    steps = epochs * int(np.ceil(len(texts) / batch_size))
+    schedule = WarmupSchedule(learning_rate, "linear", int(warmup_fraction * steps), steps)  # warm-up, linear decay
+    history, train_time = _fit(model, train_ds, val_ds, schedule, epochs, verbose)
+    val_acc = float(history["val_accuracy"][-1]) if val_ds is not None else None
+    result = RewardModelResult(
+        model=model, tokenizer=tokenizer, val_accuracy=val_acc, train_accuracy=float(history["accuracy"][-1]),
+        history=dict(history), id2label=id2label, num_train=len(texts), num_val=len(val[0]) if val else 0,
+        output_dir=os.path.abspath(output_dir) if output_dir else None, train_time_s=train_time,
+    )
+    if output_dir:
+        _save(result, output_dir)
+    return result
+
+
+def _save(result, output_dir):
+    """The model and tokenizer (``save_pretrained``) and ``reward_model_metrics.json`` in ``output_dir``."""
+    os.makedirs(output_dir, exist_ok=True)
+    result.model.save_pretrained(output_dir)
+    result.tokenizer.save_pretrained(output_dir)
+    with open(os.path.join(output_dir, "reward_model_metrics.json"), "w") as f:
+        json.dump(result.metrics(), f, indent=1)
+
+
+def _check_settings(epochs, batch_size, max_length, learning_rate, warmup_fraction, validation_split):
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("max_length", max_length)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value}")
@@ -219,9 +257,13 @@ def train_reward_model(model, train_data, tokenizer=None, validation_data=None, 
         raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
-    if validation_data is None and not 0.0 <= validation_split < 1.0:
+    if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
 
+
+def _train_and_validation(train_data, validation_data, validation_split, text_column, label_column, seed):
+    """(texts, labels, (val texts, val labels) or None): ``validation_data``, else a seeded random
+    ``validation_split`` of ``train_data``."""
     texts, labels = _as_examples(train_data, text_column, label_column)
     val = _as_examples(validation_data, text_column, label_column)
     if val is None and validation_split > 0:
@@ -232,14 +274,15 @@ def train_reward_model(model, train_data, tokenizer=None, validation_data=None, 
                              "give more data or validation_data")
         val = ([texts[i] for i in order[:n_val]], [labels[i] for i in order[:n_val]])
         texts, labels = [texts[i] for i in order[n_val:]], [labels[i] for i in order[n_val:]]
-    ids, id2label = encode_labels(list(labels) + (list(val[1]) if val is not None else []), label_names)
-    y, y_val = ids[: len(labels)], (ids[len(labels):] if val is not None else None)  # one mapping for both sides
-    num_labels = len(id2label)
-    if num_labels < 2:
-        raise ValueError(f"a classifier needs at least 2 labels, the training data has {sorted(set(map(str, labels)))}")
+    return texts, labels, val
 
+
+def _classifier(model, tokenizer, id2label, seed):
+    """(model, tokenizer): ``model`` loaded from a folder with a fresh head of ``len(id2label)`` outputs, or a
+    model object checked against them; either way labelled with ``id2label``."""
     from transformers import AutoTokenizer, TFAutoModelForSequenceClassification
 
+    num_labels = len(id2label)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if tokenizer is None:
@@ -259,14 +302,11 @@ def train_reward_model(model, train_data, tokenizer=None, validation_data=None, 
                              f"num_labels={num_labels}")
         model.config.id2label = id2label
         model.config.label2id = {v: k for k, v in id2label.items()}
+    return model, tokenizer
 
-    train_ds = make_dataset(tokenizer, texts, y, batch_size, max_length, shuffle=True, seed=seed,
-                            dynamic_padding=dynamic_padding)
-    val_ds = (make_dataset(tokenizer, val[0], y_val, batch_size, max_length, dynamic_padding=dynamic_padding)
-              if val is not None else None)
-    steps = epochs * int(np.ceil(len(texts) / batch_size))
-    warmup = int(warmup_fraction * steps)
-    schedule = _WarmupLinearDecay(learning_rate, warmup, steps)
+
+def _fit(model, train_ds, val_ds, schedule, epochs, verbose):
+    """Keras ``fit`` with Adam on ``schedule`` and the cross-entropy of the labels: (history, seconds)."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
@@ -282,36 +322,7 @@ def train_reward_model(model, train_data, tokenizer=None, validation_data=None, 
     finally:
         for name in plain_steps:
             delattr(model, name)  # back to the class's methods
-    train_time = time.perf_counter() - start
-    val_acc = float(history["val_accuracy"][-1]) if val_ds is not None else None
-    result = RewardModelResult(
-        model=model, tokenizer=tokenizer, val_accuracy=val_acc, train_accuracy=float(history["accuracy"][-1]),
-        history=dict(history), id2label=id2label, num_train=len(texts), num_val=len(val[0]) if val else 0,
-        output_dir=os.path.abspath(output_dir) if output_dir else None, train_time_s=train_time,
-    )
-    if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
-        model.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
-        with open(os.path.join(output_dir, "reward_model_metrics.json"), "w") as f:
-            json.dump(result.metrics(), f, indent=1)
-    return result
-
-
-class _WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from 0 to ``peak`` over ``warmup`` steps, then linear decay to 0 at ``total``."""
-
-    def __init__(self, peak, warmup, total):
-        self.peak, self.warmup, self.total = float(peak), int(warmup), max(int(total), 1)
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        up = step / float(max(self.warmup, 1)) if self.warmup > 0 else tf.constant(1.0)
-        down = tf.maximum(0.0, (self.total - step) / float(max(self.total - self.warmup, 1)))
-        return self.peak * tf.minimum(up, down)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
+    return history, time.perf_counter() - start
 
 
 __all__ = ["train_reward_model", "load_labelled_texts", "encode_labels", "make_dataset", "RewardModelResult"]

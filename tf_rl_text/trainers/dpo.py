@@ -35,7 +35,7 @@ import numpy as np
 from tf_rl_text._compat import tf
 from tf_rl_text.experience import PreferencePairSource, encode_pairs
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
-from tf_rl_text.validation import check, is_int_at_least
+from tf_rl_text.validation import check, is_int_at_least, resolve_alias
 
 DPO_LOSSES = ("sigmoid", "ipo")
 
@@ -52,12 +52,18 @@ class DPOConfig(TrainerConfig):
     """eps of conservative DPO: the share of pairs assumed mislabelled, in [0, 0.5)."""
     batch_size: int = 8
     """Pairs per step."""
-    max_completion_length: int = 64
-    """Tokens of each completion kept (then EOS); longer completions are cut."""
+    max_new_tokens: int = 64
+    """Tokens of each completion kept (then EOS); longer completions are cut (also what an export generates)."""
+    max_completion_length: int | None = None
+    """TRL's name for ``max_new_tokens``, accepted; afterwards it reads the same."""
     precompute_ref_log_probs: bool = False
     """Score every pair under the reference once at construction and keep no reference model."""
     seed: int | None = 0
     """Seed of the pair order (shuffled epochs)."""
+
+    def __post_init__(self):
+        resolve_alias(self, "max_new_tokens", "max_completion_length", 64)
+        super().__post_init__()
 
     def validate(self):
         super().validate()
@@ -68,8 +74,7 @@ class DPOConfig(TrainerConfig):
             raise ValueError(f"label_smoothing={self.label_smoothing} is conservative DPO, a sigmoid loss; set "
                              f"loss_type='sigmoid' or label_smoothing=0 (got loss_type={self.loss_type!r})")
         check(is_int_at_least(self.batch_size, 1), "batch_size", "an integer >= 1", self.batch_size)
-        check(is_int_at_least(self.max_completion_length, 1), "max_completion_length", "an integer >= 1",
-              self.max_completion_length)
+        check(is_int_at_least(self.max_new_tokens, 1), "max_new_tokens", "an integer >= 1", self.max_new_tokens)
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -108,11 +113,11 @@ class DPOTrainer(Trainer):
     algorithm = "DPO"
     config_class = DPOConfig
     unit = "batch"
-    resume_must_match = ("loss_type", "batch_size", "max_completion_length")
+    resume_must_match = ("loss_type", "batch_size", "max_new_tokens")
 
     def __init__(self, agent, pairs, config: DPOConfig | None = None, env=None, **kwargs):
         cfg = config if config is not None else self.config_class()
-        self.source = PreferencePairSource(pairs, agent, cfg.batch_size, cfg.max_completion_length,
+        self.source = PreferencePairSource(pairs, agent, cfg.batch_size, cfg.max_new_tokens,
                                            seed=agent.seed if cfg.seed is None else cfg.seed)
         self.pairs = pairs
         self._init_dpo(agent, env, cfg, **kwargs)
@@ -242,7 +247,7 @@ class DPOTrainer(Trainer):
         whose implicit reward ranks chosen first), ``margin`` (mean implicit-reward margin), ``loss`` (mean
         DPO loss) and ``logp_margin`` (mean s(y_w) - s(y_l) of the policy itself)."""
         pairs = self.pairs if pairs is None else pairs
-        encoded = encode_pairs(self.agent, pairs, self.config.max_completion_length)
+        encoded = encode_pairs(self.agent, pairs, self.config.max_new_tokens)
         policy = self._score_pairs(encoded, None)
         reference = self.ref_model
         if reference is None and pairs is self.pairs:
@@ -280,8 +285,9 @@ class DPOTrainer(Trainer):
 # --------------------------------------------------------------------------- online DPO
 @dataclasses.dataclass
 class OnlineDPOConfig(DPOConfig):
-    """Settings of :class:`OnlineDPOTrainer`: :class:`DPOConfig`'s, with the pairs sampled each step (the env's
-    ``batch_size`` prompts and ``max_new_tokens``; ``batch_size`` and ``max_completion_length`` are not used)."""
+    """Settings of :class:`OnlineDPOTrainer`: :class:`DPOConfig`'s, with the pairs sampled each step from the env's
+    ``batch_size`` prompts, ``max_new_tokens`` long (the env's: this config's ``batch_size`` and
+    ``max_new_tokens`` are not used)."""
 
     num_generations: int = 2
     """Completions sampled per prompt each step; the best and the worst by the reward make its pair."""

@@ -40,14 +40,14 @@ accumulation chunks or the replicas of a ``tf.distribute`` strategy: the same lo
 step, with the names TRL users know: ``reward``, ``reward_std`` (mean within-group std),
 ``rewards/<name>/mean`` and ``/std``, ``frac_reward_zero_std``, ``completions/mean_length``,
 ``completions/min_length``, ``completions/max_length``, ``completions/clipped_ratio``, ``kl``
-(per-token mean of KL3, when beta > 0), ``entropy``, ``clip_ratio/low_mean``,
+(per-token mean of KL3, when kl_coef > 0), ``entropy``, ``clip_ratio/low_mean``,
 ``clip_ratio/high_mean``, ``clip_ratio/region_mean`` (means over the step's iterations; each
 iteration's own values are in :attr:`GRPOTrainer.iteration_stats`). docs/algorithms.md maps every
 field of TRL's ``GRPOConfig`` to this one.
 
 Example::
 
-    trainer = GRPOTrainer(agent, env, GRPOConfig(num_generations=4, num_iterations=2, beta=0.04))
+    trainer = GRPOTrainer(agent, env, GRPOConfig(num_generations=4, num_iterations=2, kl_coef=0.04))
     trainer.train(100)
     trainer.export("saved_models/grpo_policy")
 """
@@ -61,7 +61,7 @@ from tf_rl_text import ops
 from tf_rl_text._compat import tf
 from tf_rl_text.rewards.composite import CompositeReward, named_functions
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
-from tf_rl_text.validation import check, is_int_at_least
+from tf_rl_text.validation import check, is_int_at_least, resolve_alias
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")
@@ -90,8 +90,10 @@ class GRPOConfig(TrainerConfig):
     """How token losses are averaged: "grpo", "bnpo", "dr_grpo" or "dapo" (see the module docstring)."""
     importance_sampling_level: str = "token"
     """"token": one ratio per token; "sequence": one per completion, exp(mean log ratio) (GSPO)."""
-    beta: float = 0.0
+    kl_coef: float = 0.0
     """KL coefficient (k3 estimator) to a frozen copy of the starting model; 0 = no reference is kept."""
+    beta: float | None = None
+    """TRL's name for ``kl_coef``, accepted (``beta=0.04`` sets ``kl_coef``); afterwards it reads the same."""
     reward_weights: list[float] | None = None
     """One weight per reward function (default 1 each)."""
     mask_truncated_completions: bool = False
@@ -104,6 +106,7 @@ class GRPOConfig(TrainerConfig):
             self.scale_rewards = "group" if self.scale_rewards else "none"
         if self.reward_weights is not None:
             self.reward_weights = list(self.reward_weights)
+        resolve_alias(self, "kl_coef", "beta", 0.0)
         super().__post_init__()
 
     def validate(self):
@@ -119,7 +122,7 @@ class GRPOConfig(TrainerConfig):
         check(self.loss_type in LOSS_TYPES, "loss_type", f"one of {LOSS_TYPES}", self.loss_type)
         check(self.importance_sampling_level in IMPORTANCE_LEVELS, "importance_sampling_level",
               f"one of {IMPORTANCE_LEVELS}", self.importance_sampling_level)
-        check(self.beta >= 0, "beta", ">= 0", self.beta)
+        check(self.kl_coef >= 0, "kl_coef", ">= 0", self.kl_coef)
         if self.reward_weights is not None:
             check(len(self.reward_weights) > 0 and all(isinstance(w, (int, float)) and not isinstance(w, bool)
                                                        and np.isfinite(w) for w in self.reward_weights),
@@ -243,7 +246,7 @@ class GRPOTrainer(Trainer):
         """The weighted reward functions (a :class:`~tf_rl_text.rewards.composite.CompositeReward`): they score
         this trainer's rollouts and evaluations (:attr:`reward_fn`), each function's values in ``.last``."""
         self.optimizer.build(agent.trainable_variables)  # slots now, so the update traces once
-        self.ref_model = agent.clone_model() if cfg.beta > 0 else None
+        self.ref_model = agent.clone_model() if cfg.kl_coef > 0 else None
         self._end_ids = self._end_token_ids(required=cfg.mask_truncated_completions)
         self.iteration_stats: list[dict] = []
         """The last step's statistics of each of its ``num_iterations`` updates."""
@@ -275,7 +278,7 @@ class GRPOTrainer(Trainer):
     # ------------------------------------------------------------------ graph
     def _score_step(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
         """No gradient, once per batch: log pi_old (B, T), recorded before the first update (only when
-        num_iterations > 1) and log pi_ref (B, T) (only when beta > 0); zeros where not needed."""
+        num_iterations > 1) and log pi_ref (B, T) (only when kl_coef > 0); zeros where not needed."""
         zeros = tf.zeros(tf.shape(completion_ids), tf.float32)
         old = ref = zeros
         if self.config.num_iterations > 1:
@@ -300,7 +303,7 @@ class GRPOTrainer(Trainer):
                 ref_logp = self.agent.log_probs(prompt_ids, prompt_mask, completion_ids, completion_mask,
                                                 model=self.ref_model)  # (independent ops: they run in parallel)
             losses, parts = grpo_token_losses(logp, old, advantages, mask, cfg.epsilon, cfg.epsilon_high, cfg.delta,
-                                              cfg.importance_sampling_level, ref_logp if cfg.beta else None, cfg.beta)
+                                              cfg.importance_sampling_level, ref_logp if cfg.kl_coef else None, cfg.kl_coef)
             loss = aggregate_token_losses(losses, mask, cfg.loss_type, total_rows, total_tokens,
                                           self.env.max_new_tokens)
         grads = tape.gradient(loss, variables)
@@ -385,14 +388,14 @@ class GRPOTrainer(Trainer):
             self.num_updates += 1
             self.iteration_stats.append({k: float(v) for k, v in info.items()})
         out = {key: float(np.mean([s[key] for s in self.iteration_stats])) for key in self.iteration_stats[0]}
-        if not cfg.beta:
+        if not cfg.kl_coef:
             out.pop("kl", None)
         return out
 
     def statistics(self, batch, scored, info) -> dict:
         """GRPO's figures (TRL's names: the group std, the reward functions', the clipped share) and the updates'."""
         stats = dict(scored.extra["stats"], **info)
-        stats.update(kl_coef=float(self.config.beta), gradient_steps=len(self.iteration_stats), update=self.num_updates)
+        stats.update(kl_coef=float(self.config.kl_coef), gradient_steps=len(self.iteration_stats), update=self.num_updates)
         return stats
 
     def _postfix(self, stats) -> dict:

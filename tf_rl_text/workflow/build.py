@@ -9,7 +9,6 @@ import time
 import numpy as np
 
 from tf_rl_text.configfile import RunConfig
-from tf_rl_text.configsections import TASK_SOURCES
 from tf_rl_text.validation import ConfigError
 
 
@@ -18,13 +17,9 @@ def load_data(cfg: RunConfig):
     """(train, dev, test, note): PromptDatasets. ``dev`` chooses the kept checkpoint (run.keep_best) and
     is ``test`` itself when the data has no dev split; without references all three are the prompts."""
     from tf_rl_text import data
-    from tf_rl_text.defaults import load_prompts
 
     d = cfg.data
-    if d.source == "prompts":
-        ds = data.PromptDataset([d.prefix + p for p in load_prompts()], None, "embedded prompts")
-        train, dev, test, note = ds, ds, ds, f"the {len(ds)} embedded prompts"
-    elif d.source == "file":
+    if d.source == "file":
         fmt = d.format or ("csv" if d.path.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")) else "jsonl")
         loader = data.load_csv if fmt == "csv" else data.load_jsonl
         ds = loader(d.path, prompt_field=d.prompt_field, reference_field=d.reference_field, prefix=d.prefix)
@@ -194,7 +189,10 @@ def build(cfg: RunConfig, run_dir: str | None = None, warm_start: bool = True, r
                   + f", {model.count_params() / 1e6:.2f}M parameters, vocabulary {len(agent.tokenizer)}")
     log(f"model: {model_note}")
     tok, r = agent.tokenizer, cfg.run
-    if agent.family.seq2seq or cfg.data.source in TASK_SOURCES:
+    from tf_rl_text.data.tasks import TASKS
+
+    task = TASKS.get(cfg.data.source)
+    if agent.family.seq2seq or (task is not None and task.source_text):
         train, test = (x.truncate_prompts(tok, cfg.data.max_source_tokens) for x in (train, test))
         dev = test if same else dev.truncate_prompts(tok, cfg.data.max_source_tokens)
     reward_fn = build_reward(cfg.reward, cfg, log) if reward else zero_reward

@@ -22,22 +22,11 @@ def read_metrics(run_dir: str) -> list:
     return read_jsonl(path)  # a line cut by a kill is skipped with a warning: the rest of the file still plots
 
 
-def _kl_coef(run_dir):
-    """trainer.kl_coef of the run's config.yaml (None when unknown)."""
-    import yaml
-
-    path = os.path.join(run_dir, "config.yaml")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return ((yaml.safe_load(f) or {}).get("trainer") or {}).get("kl_coef")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
-
-
 def plot_run(run_dir: str, out: str | None = None) -> dict:
     """Write RUN_DIR/plots/training.png (or ``out``): reward, KL and the losses against step, and the
     held-out (dev) evaluations (the ``eval`` lines of metrics.jsonl) as points; integer step ticks; the KL
-    panel says "no KL penalty" when ``trainer.kl_coef`` is 0.
+    panel says "no KL penalty" when every step logged ``kl_coef`` 0, or none (an algorithm without one:
+    Q-learning, DPO).
 
     Returns ``{"path": ..., "curves": {panel: {label: (steps, values)}}}``: the plotted data (a panel with a
     note instead of curves has ``{}``).
@@ -53,7 +42,7 @@ def plot_run(run_dir: str, out: str | None = None) -> dict:
     steps = [r for r in records if "eval" not in r]
     if not steps:
         raise ValueError(f"{run_dir!r}: metrics.jsonl is empty (no training step ran)")
-    kl_off = _kl_coef(run_dir) == 0
+    kl_off = all(not r.get("kl_coef") for r in steps)  # every algorithm logs its KL coefficient as kl_coef
     curves, notes = {}, {}
     for title, keys in PANELS:
         panel = {}
@@ -64,7 +53,7 @@ def plot_run(run_dir: str, out: str | None = None) -> dict:
             if title != "losses" and panel:
                 break
         if title.startswith("KL") and kl_off:  # a flat 0 would read as "the policy did not move"
-            panel, notes[title] = {}, "no KL penalty (trainer.kl_coef is 0): no reference model, nothing measured"
+            panel, notes[title] = {}, "no KL penalty (kl_coef is 0): no reference model, nothing measured"
         if panel or title in notes:
             curves[title] = panel
     held = {}  # the held-out (dev) evaluations: run.keep_best / eval_every, the warm start's at its step

@@ -161,8 +161,8 @@ def train_run(cfg: RunConfig, run_dir: str, progress: bool = True, log=print, ex
 
 
 def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, strategy, chief, t0) -> dict:
-    import tf_rl_text
-
+    """The run: build (warm start unless resuming), evaluate before, train, keep the best, export, evaluate
+    after, samples, summary.json and the plot."""
     resume = has_checkpoint(run_dir)
     if chief:
         os.makedirs(run_dir, exist_ok=True)
@@ -171,15 +171,7 @@ def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, 
     trainer, agent = built.trainer, built.agent
     if chief:
         agent.tokenizer.save_pretrained(os.path.join(run_dir, "tokenizer"))
-    before_file = os.path.join(run_dir, "before.json")
-    if resume:  # the weights are past the warm start: the run's own "before" numbers, when it recorded them
-        before = json.load(open(before_file)) if os.path.isfile(before_file) else {}
-    else:
-        before, _ = evaluate_run(built, cfg)
-        log(f"before RL ({len(built.test)} held-out prompts, greedy): {_show(before)}")
-        if chief:
-            with open(before_file, "w") as f:
-                json.dump(before, f)
+    before = _before(built, cfg, run_dir, resume, chief, log)
     callbacks, keep = callbacks_for(run_dir), None
     if cfg.run.keep_best and cfg.run.steps:
         more, keep = _keep_best(built, cfg, before, log)
@@ -188,6 +180,56 @@ def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, 
     if trainer.restored_from:
         log(f"resumed from {trainer.restored_from} at step {start_step}")
     trainer.train(cfg.run.steps, callbacks=callbacks, progress=progress)
+    kept, note = _what_was_kept(built, cfg, keep, log)
+    kept_at = keep.best_step if keep is not None and keep.best_step is not None else trainer.global_step
+    export = trainer.export(export_dir or os.path.join(run_dir, "export"),
+                            metadata={"step": kept_at, "latest_step": trainer.global_step})
+    if keep is not None and keep.best_step == 0 and before:  # the warm-started weights are back: same scores
+        after = dict(before)
+    else:
+        after, _ = evaluate_run(built, cfg)
+    log(f"after RL ({kept}): {_show(after)}")
+    prompts = built.test.prompts[:num_samples]
+    if load_back and chief:
+        import tf_rl_text
+
+        outputs, where = tf_rl_text.load(export).generate(prompts), f"loaded back from {export}"
+    else:
+        outputs, where = agent.generate_text(prompts, cfg.run.max_new_tokens), "the trained model"
+    sep = " => " if agent.family.seq2seq else " |"
+    log(f"greedy samples ({where}):\n" + "\n".join(f"  {p}{sep}{c}" for p, c in zip(prompts, outputs)))
+    summary = _summary(built, cfg, before, after, keep, kept, note, export, run_dir, prompts, outputs,
+                       start_step if resume else None, chief, t0, log)
+    log(f"weights sha256: {summary['weights_sha256']}")
+    if not chief:
+        log(f"non-chief worker: the chief exported the SavedModel to {export} and writes the run folder")
+        return summary
+    try:
+        summary["plot"] = plot_run(run_dir)["path"]
+    except ValueError as e:  # no steps: nothing to plot
+        summary["plot"] = None
+        log(f"no plot: {e}")
+    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+def _before(built, cfg, run_dir, resume, chief, log) -> dict:
+    """The held-out scores before RL: measured now (and written to before.json), or, resuming, the run's own."""
+    before_file = os.path.join(run_dir, "before.json")
+    if resume:  # the weights are past the warm start: the run's own "before" numbers, when it recorded them
+        return json.load(open(before_file)) if os.path.isfile(before_file) else {}
+    before, _ = evaluate_run(built, cfg)
+    log(f"before RL ({len(built.test)} held-out prompts, greedy): {_show(before)}")
+    if chief:
+        with open(before_file, "w") as f:
+            json.dump(before, f)
+    return before
+
+
+def _what_was_kept(built, cfg, keep, log):
+    """(what the export holds, in words; a note when RL was discarded for the warm start, else None)."""
+    trainer = built.trainer
     kept, note = "the last RL step", None
     if keep is not None and keep.best_step is not None and keep.best_step != trainer.global_step:
         kept = "the warm-started model" if keep.best_step == 0 else f"the checkpoint of RL step {keep.best_step}"
@@ -198,32 +240,24 @@ def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, 
             tie = scores[0] if len(scores) > 1 and all(x == scores[0] for x in scores) else None
             note = rl_note(cfg, trainer.history, len(built.train), len(built.dev), tie)
             log("  " + note)
-    kept_at = keep.best_step if keep is not None and keep.best_step is not None else trainer.global_step
-    export = trainer.export(export_dir or os.path.join(run_dir, "export"),
-                            metadata={"step": kept_at, "latest_step": trainer.global_step})
-    if keep is not None and keep.best_step == 0 and before:  # the warm-started weights are back: same scores
-        after = dict(before)
-    else:
-        after, _ = evaluate_run(built, cfg)
-    log(f"after RL ({kept}): {_show(after)}")
-    history, prompts = trainer.history, built.test.prompts[:num_samples]
-    if load_back and chief:
-        outputs, where = tf_rl_text.load(export).generate(prompts), f"loaded back from {export}"
-    else:
-        outputs, where = agent.generate_text(prompts, cfg.run.max_new_tokens), "the trained model"
-    sep = " => " if agent.family.seq2seq else " |"
-    log(f"greedy samples ({where}):\n" + "\n".join(f"  {p}{sep}{c}" for p, c in zip(prompts, outputs)))
+    return kept, note
+
+
+def _summary(built, cfg, before, after, keep, kept, note, export, run_dir, prompts, outputs, resumed_from, chief,
+             t0, log) -> dict:
+    """summary.json's contents (every number the run printed, the samples and the weights' fingerprint)."""
+    trainer, agent, history = built.trainer, built.agent, built.trainer.history
     tail = history[-10:]
     last10 = {k: _finite_mean([h.get(k) for h in tail]) for k in (tail[0] if tail else {})
               if isinstance(tail[0][k], (int, float)) and not k.endswith(("_s", "step"))}
     if last10:
         log("last 10 steps: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in last10.items()
                                           if k not in ("update", "lr")))
-    summary = {
+    return {
         "algorithm": cfg.algorithm,
         "config": cfg.source,
         "steps": trainer.global_step,
-        "resumed_from_step": start_step if resume else None,
+        "resumed_from_step": resumed_from,
         **{f"{k}_before": v for k, v in before.items()},
         **{f"{k}_after": v for k, v in after.items()},
         "kept": kept,
@@ -249,18 +283,6 @@ def _train_run(cfg, run_dir, progress, log, export_dir, load_back, num_samples, 
         "encoder_decoder": agent.family.seq2seq,
         "wall_time_s": round(time.time() - t0, 1),
     }
-    log(f"weights sha256: {summary['weights_sha256']}")
-    if not chief:
-        log(f"non-chief worker: the chief exported the SavedModel to {export} and writes the run folder")
-        return summary
-    try:
-        summary["plot"] = plot_run(run_dir)["path"]
-    except ValueError as e:  # no steps: nothing to plot
-        summary["plot"] = None
-        log(f"no plot: {e}")
-    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=1)
-    return summary
 
 
 def export_run(run_dir: str, out: str, serving_only: bool = False, log=print) -> str:
