@@ -140,7 +140,9 @@ class EnvRollouts(ExperienceSource):
             self.env.load_state_dict(state)
 
     def statistics(self, batch) -> dict:
-        return rollout_statistics(batch)
+        """The env's own figures of its rollouts when it has them (a ConversationEnv's), else :func:`rollout_statistics`."""
+        own = getattr(self.env, "statistics", None)
+        return own(batch) if own is not None else rollout_statistics(batch)
 
 
 def encode_pairs(agent, pairs, max_new_tokens):

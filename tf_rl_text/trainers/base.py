@@ -448,7 +448,8 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
 
     # ------------------------------------------------------------------ evaluation and export
     def evaluate(self, prompts=None, references=None, greedy: bool = True, seed: int = 0) -> float:
-        """Mean reward of (greedy by default) completions of ``prompts`` (default: all env prompts)."""
+        """Mean reward of (greedy by default) completions of ``prompts`` (default: all env prompts); a
+        ConversationEnv's: the mean return of its episodes (``prompts``: tasks)."""
         if self.env is None:
             raise ValueError(f"this {self.algorithm} trainer has no env to score completions with: build it with "
                              "env=a TextGenerationEnv (its reward_fn scores them)")
@@ -457,7 +458,7 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
         kwargs = {} if self.reward_fn is None else {"reward_fn": self.reward_fn}
         rollout = self.env.rollout(self.acting_agent, greedy=greedy, seed=seed, prompts=list(prompts),
                                    references=list(references) if references is not None else None, **kwargs)
-        return float(np.mean(rollout.rewards))
+        return float(np.mean(getattr(rollout, "episode_returns", rollout.rewards)))  # conversations: per episode
 
     def export(self, path: str | None = None, max_new_tokens: int | None = None, serving_only: bool = False,
                metadata: dict | None = None) -> str:

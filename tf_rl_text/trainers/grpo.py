@@ -237,12 +237,14 @@ class GRPOTrainer(Trainer):
     def __init__(self, agent, env, config: GRPOConfig | None = None, reward_funcs=None, **kwargs):
         super().__init__(agent, env, config, **kwargs)
         cfg = self.config
-        functions = reward_funcs if reward_funcs is not None else {_name_of(env.reward_fn): env.reward_fn}
-        items = named_functions(functions, "reward_funcs is empty; give at least one reward function")
-        if cfg.reward_weights is not None and len(cfg.reward_weights) != len(items):
-            raise ValueError(f"reward_weights has {len(cfg.reward_weights)} weights for {len(items)} reward functions "
-                             f"({', '.join(n for n, _ in items)}); give one weight per function")
-        self.rewards = CompositeReward(dict(items), cfg.reward_weights)
+        self.rewards = None
+        if reward_funcs is not None or env.reward_fn is not None:  # (a ConversationEnv's other side rewards)
+            functions = reward_funcs if reward_funcs is not None else {_name_of(env.reward_fn): env.reward_fn}
+            items = named_functions(functions, "reward_funcs is empty; give at least one reward function")
+            if cfg.reward_weights is not None and len(cfg.reward_weights) != len(items):
+                raise ValueError(f"reward_weights has {len(cfg.reward_weights)} weights for {len(items)} reward "
+                                 f"functions ({', '.join(n for n, _ in items)}); give one weight per function")
+            self.rewards = CompositeReward(dict(items), cfg.reward_weights)
         """The weighted reward functions (a :class:`~tf_rl_text.rewards.composite.CompositeReward`): they score
         this trainer's rollouts and evaluations (:attr:`reward_fn`), each function's values in ``.last``."""
         self.optimizer.build(agent.trainable_variables)  # slots now, so the update traces once
@@ -355,7 +357,7 @@ class GRPOTrainer(Trainer):
             "completions/max_length": float(lengths.max()), "completions/clipped_ratio": float(truncated.mean()),
             "completion_length": float(lengths.mean()),
         }
-        for name, values in self.rewards.last.items():
+        for name, values in (self.rewards.last if self.rewards is not None else {}).items():
             scored_values = values[~np.isnan(values)]
             stats[f"rewards/{name}/mean"] = float(scored_values.mean()) if scored_values.size else float("nan")
             stats[f"rewards/{name}/std"] = float(scored_values.std()) if scored_values.size else float("nan")
@@ -395,6 +397,9 @@ class GRPOTrainer(Trainer):
     def statistics(self, batch, scored, info) -> dict:
         """GRPO's figures (TRL's names: the group std, the reward functions', the clipped share) and the updates'."""
         stats = dict(scored.extra["stats"], **info)
+        own = getattr(self.env, "statistics", None)  # a ConversationEnv's: per-episode returns, turns, faults
+        if own is not None:
+            stats.update(own(batch))
         stats.update(kl_coef=float(self.config.kl_coef), gradient_steps=len(self.iteration_stats), update=self.num_updates)
         return stats
 

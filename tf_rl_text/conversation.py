@@ -1,0 +1,472 @@
+"""Conversations and tools: multi-turn episodes where the policy talks, something answers, and the whole
+exchange is rewarded (issue 39).
+
+An episode is up to ``max_turns`` policy turns. Between them the **other side** answers: any object with
+
+    reset(task) -> the opening messages (a list of {"role", "content"} dicts, or one user message as a str)
+    step(policy_message: str) -> (reply, reward, done)     # or (reply, reward, done, fault)
+
+``reply`` is a message dict (or a str, read as a user message) or None; ``reward`` is this turn's
+reward; ``done`` ends the episode. :class:`ToolUse` is the other side for tools (Python functions the
+policy calls as ``NAME(ARGUMENTS)``, parsed strictly, run outside the graph with a timeout);
+:class:`ScriptedUser` answers from a function. A fresh copy of the other side (``copy.deepcopy``, or a
+call when it is a factory function) plays each episode.
+
+**The message format** is Hugging Face's: ``{"role": "system" | "user" | "assistant" | "tool", "content":
+str}``. The observation is the whole conversation so far: rendered with the tokenizer's chat template
+when it has one, else in the plain role-tagged form (:func:`render_plain`)::
+
+    User: what is 17 + 25?
+    Assistant: calc(17+25)
+    Tool: 42
+    Assistant: 42
+
+**How an episode becomes training rows.** Each policy turn is one row: its prompt is the conversation
+so far as token ids (the opening, then each earlier policy turn exactly as sampled, without its EOS, and
+each reply rendered), its completion the turn's own tokens. So the loss, the KL to the reference and
+the entropy count **only the policy's own tokens**: the other side's tokens are context, never a
+completion (their log-probs change the loss by exactly 0; ``tests/test_conversation.py`` checks this
+against the masked loss over the whole conversation). A row's reward is the episode's return from that
+turn on (the sum of this and the later turns' rewards): REINFORCE, RLOO and GRPO credit every token of a
+turn with the return that followed it, PPO and A2C run GAE over the turn's tokens with that return at its
+last token. Rows are ordered turn by turn, and within a turn as the episodes are (a task's
+``num_samples`` episodes in consecutive rows), so leave-one-out and group baselines compare the samples
+of one task at one turn; an episode that has ended gives an empty row (no tokens, return 0) at the later
+turns.
+
+**Faults the other side brings** end up in the transcript and the step's statistics (``faults/KIND``),
+never as a crash or a lost step:
+
+* ``tool_error``: a tool raised; the policy sees ``Tool: error: ...`` and the episode goes on;
+* ``tool_timeout``: a tool did not return within its ``timeout_s``; the same;
+* ``malformed_call``: a turn that starts like a call (``calc(``) but is not one; the same;
+* ``env_error``: the other side's ``step`` raised: the episode ends, with ``fault_reward``;
+* ``context_overflow``: the next turn would not fit in the model's context: the episode ends, with
+  ``overflow_reward`` added to the last turn;
+* ``max_turns``: the episode was still going after ``max_turns`` policy turns (it ends there).
+
+Each episode's transcript (``rollout.transcripts``) lists its messages, with a ``{"role": "event"}``
+entry naming each fault.
+
+Decoding re-encodes the conversation at every turn (one compiled ``generate`` call per turn over the
+context so far); keeping the key/value cache across turns is not done yet.
+"""
+from __future__ import annotations
+
+import collections
+import copy
+import re
+import threading
+
+import numpy as np
+
+from tf_rl_text.env import Rollout, ShuffledDraws, StopRequested
+from tf_rl_text.tokens import ids_to_texts, pad_token_ids, text_to_ids
+
+ROLES = ("system", "user", "assistant", "tool")
+PLAIN_TAGS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+FAULTS = ("tool_error", "tool_timeout", "malformed_call", "env_error", "context_overflow", "max_turns")
+
+ConversationRollout = collections.namedtuple(
+    "ConversationRollout", Rollout._fields + ("episodes", "turns", "episode_returns", "transcripts", "faults"))
+ConversationRollout.__doc__ = """One batch of conversations from :meth:`ConversationEnv.rollout`: the
+:class:`~tf_rl_text.env.Rollout` fields, one row per policy turn (see the module docstring), and
+``episodes`` (R,) each row's episode, ``turns`` (R,) its turn (-1: an empty row of an ended episode),
+``episode_returns`` (E,) each episode's total reward, ``transcripts`` (E lists of messages) and
+``faults`` (E lists of (turn, kind, detail))."""
+
+
+class MalformedCall(ValueError):
+    """A policy turn that starts like a tool call but is not one."""
+
+
+class ToolError(RuntimeError):
+    """A tool raised or did not return in time (``kind``: "tool_error" or "tool_timeout")."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+# --------------------------------------------------------------------------- messages
+def as_message(message, role: str = "user") -> dict:
+    """A message dict from a dict or a plain string (read as a ``role`` message), checked."""
+    if isinstance(message, str):
+        message = {"role": role, "content": message}
+    if not isinstance(message, dict) or set(message) - {"role", "content", "name"} or "content" not in message:
+        raise ValueError(f"a message is a dict {{'role': ..., 'content': ...}} or a string, got {message!r}")
+    if message.get("role") not in ROLES:
+        raise ValueError(f"a message's role must be one of {ROLES}, got {message.get('role')!r}")
+    if not isinstance(message["content"], str):
+        raise ValueError(f"a message's content must be a string, got {type(message['content']).__name__}")
+    return {"role": message["role"], "content": message["content"]}
+
+
+def render_plain(messages, cue: bool = True) -> str:
+    """The plain role-tagged form: one ``Role: content`` line a message (roles System, User, Assistant,
+    Tool), then ``Assistant:`` (the cue for the policy's next turn) when ``cue``."""
+    lines = [f"{PLAIN_TAGS[m['role']]}: {m['content']}" for m in map(as_message, messages)]
+    return "\n".join(lines + (["Assistant:"] if cue else []))
+
+
+class Renderer:
+    """Messages as token ids: the tokenizer's chat template when it has one (``add_generation_prompt``),
+    else :func:`render_plain`. :meth:`opening` renders the first messages; :meth:`after_turn` the ids that
+    follow a policy turn (the reply, and the cue for the next turn): the difference of the rendered
+    conversation with and without them, so the sequence the policy sees is the rendering of the whole
+    conversation."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.template = getattr(tokenizer, "chat_template", None)
+
+    def text(self, messages, cue: bool = True) -> str:
+        if self.template:
+            return self.tokenizer.apply_chat_template([as_message(m) for m in messages], tokenize=False,
+                                                      add_generation_prompt=cue)
+        return render_plain(messages, cue)
+
+    def opening(self, messages) -> list:
+        return text_to_ids(self.tokenizer, self.text(messages), verbose=False)
+
+    def after_turn(self, history, reply) -> list:
+        """Ids of ``reply`` (None: no reply) and the next cue, after the conversation ``history`` whose last
+        message is the policy's turn."""
+        before = self.text(history, cue=False)
+        after = self.text(list(history) + ([reply] if reply is not None else []), cue=True)
+        if not after.startswith(before):  # a template that rewrites earlier turns: plain form for the reply
+            return text_to_ids(self.tokenizer, "\n" + render_plain([reply] if reply is not None else []),
+                               verbose=False)
+        return text_to_ids(self.tokenizer, after[len(before):], verbose=False)
+
+
+# --------------------------------------------------------------------------- tools
+CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\((.*)\)\s*$", re.S)
+
+
+class Tool:
+    """A Python function the policy can call: ``fn(arguments: str) -> result`` (any value; its ``str`` is the
+    tool message). ``timeout_s``: how long a call may take (it runs in a worker thread; a call that does
+    not return in time is a ``tool_timeout`` fault, its thread left running). ``name``: what the policy
+    writes (default ``fn.__name__``)."""
+
+    def __init__(self, fn, name: str | None = None, description: str = "", timeout_s: float = 2.0):
+        if not callable(fn):
+            raise ValueError(f"a tool must be callable (arguments: str) -> result, got {fn!r}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            raise ValueError(f"a tool's name must be an identifier (the policy writes NAME(...)), got {self.name!r}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        self.description = description
+        self.timeout_s = float(timeout_s)
+
+    def __call__(self, arguments: str) -> str:
+        box = {}
+
+        def run():
+            try:
+                box["value"] = self.fn(arguments)
+            except Exception as err:  # noqa: BLE001 - reported to the policy as a tool message
+                box["error"] = err
+
+        worker = threading.Thread(target=run, name=f"tool {self.name}", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        if worker.is_alive():
+            raise ToolError("tool_timeout", f"tool {self.name} did not return within timeout_s={self.timeout_s:g} s")
+        if "error" in box:
+            err = box["error"]
+            raise ToolError("tool_error", f"tool {self.name} raised {type(err).__name__}: {err}")
+        return str(box["value"])
+
+
+def parse_call(text: str, tools) -> tuple | None:
+    """``(name, arguments)`` when ``text`` is exactly one call ``NAME(ARGUMENTS)`` of a tool in ``tools`` (names),
+    None when it is not a call (an answer). A text that starts like a call of a known tool (``NAME(``) but is
+    not exactly one, or a call of an unknown name, raises :class:`MalformedCall` naming what is wrong."""
+    names = set(tools)
+    match = CALL.match(text)
+    if match:
+        name, arguments = match.group(1), match.group(2)
+        if name in names:
+            return name, arguments
+        raise MalformedCall(f"{name}(...) names no tool; the tools are {sorted(names)}")
+    stripped = text.lstrip()
+    for name in names:
+        if stripped.startswith(name + "("):
+            raise MalformedCall(f"{stripped[:40]!r} starts a call of {name} but is not NAME(ARGUMENTS) alone")
+    return None
+
+
+class ToolUse:
+    """The other side of a tool-use task: the policy calls tools until it answers.
+
+    ``reset(task)``: the task's messages (``task["messages"]``, or ``task["question"]`` as a user message).
+    ``step(text)``: a call (:func:`parse_call`) runs the tool and replies with its result as a tool message
+    (reward ``call_reward``); a malformed call, a tool that raises or hangs replies with ``error: ...``
+    (reward ``fault_reward``) and the episode goes on; any other text is the answer: the episode ends with
+    ``answer_reward(text, task)``."""
+
+    def __init__(self, tools, answer_reward, call_reward: float = 0.0, fault_reward: float = 0.0):
+        tools = [t if isinstance(t, Tool) else Tool(t) for t in (tools if isinstance(tools, (list, tuple)) else [tools])]
+        self.tools = {t.name: t for t in tools}
+        if len(self.tools) != len(tools):
+            raise ValueError(f"two tools share a name: {[t.name for t in tools]}")
+        if not callable(answer_reward):
+            raise ValueError(f"answer_reward must be callable (answer, task) -> float, got {answer_reward!r}")
+        self.answer_reward = answer_reward
+        self.call_reward, self.fault_reward = float(call_reward), float(fault_reward)
+        self.task = None
+
+    def reset(self, task):
+        self.task = task
+        if isinstance(task, dict) and "messages" in task:
+            return list(task["messages"])
+        return [{"role": "user", "content": task["question"] if isinstance(task, dict) else str(task)}]
+
+    def step(self, text: str):
+        try:
+            call = parse_call(text, self.tools)
+        except MalformedCall as err:
+            return {"role": "tool", "content": f"error: malformed call: {err}"}, self.fault_reward, False, \
+                ("malformed_call", str(err))
+        if call is None:
+            return None, float(self.answer_reward(text, self.task)), True
+        name, arguments = call
+        try:
+            result = self.tools[name](arguments)
+        except ToolError as err:
+            return {"role": "tool", "content": f"error: {err}"}, self.fault_reward, False, (err.kind, str(err))
+        return {"role": "tool", "content": result}, self.call_reward, False
+
+
+class ScriptedUser:
+    """A user played by a function: ``reply(task, turn, policy_message) -> str | None`` (None ends the
+    episode) and ``reward(task, turn, policy_message) -> float`` for each policy turn. ``opening(task)``
+    gives the first messages (default: ``str(task)`` as a user message)."""
+
+    def __init__(self, reply, reward, opening=None):
+        self.reply_fn, self.reward_fn, self.opening_fn = reply, reward, opening
+        self.task, self.turn = None, 0
+
+    def reset(self, task):
+        self.task, self.turn = task, 0
+        return self.opening_fn(task) if self.opening_fn else [{"role": "user", "content": str(task)}]
+
+    def step(self, text: str):
+        reward = float(self.reward_fn(self.task, self.turn, text))
+        reply = self.reply_fn(self.task, self.turn, text)
+        self.turn += 1
+        return (None if reply is None else {"role": "user", "content": reply}), reward, reply is None
+
+
+# --------------------------------------------------------------------------- the environment
+class ConversationEnv(ShuffledDraws):
+    """Tasks in, rewarded multi-turn conversations out: the environment of conversation training.
+
+    Args:
+      tasks: what the other side's ``reset`` takes, one per episode start (a list).
+      tokenizer: the policy's tokenizer (its chat template, when it has one, renders the conversation).
+      environment: the other side (see the module docstring); a fresh ``copy.deepcopy`` plays each episode,
+        or, when it is a function (a class, a factory), a fresh ``environment()``.
+      max_turns: policy turns per episode at most.
+      max_new_tokens: tokens per policy turn at most (a turn also ends at EOS).
+      batch_size: tasks per batch (each ``num_samples`` times: the episodes of a rollout).
+      overflow_reward: added to the last turn of an episode ended because its next turn would not fit in the
+        model's context. fault_reward: the reward of a turn whose ``step`` raised (the episode ends).
+      seed, shuffle: the task order (shuffled epochs, checkpointed like a TextGenerationEnv's).
+      sampling: generate keywords for every turn (``top_p``...).
+
+    Trainers take it as their ``env``: every rollout is rows of policy turns (a
+    :class:`ConversationRollout`); ``evaluate`` is the mean episode return.
+    """
+
+    reward_fn = None
+    """None: the rewards come from the other side (GRPO's ``reward_funcs`` do not apply)."""
+
+    def __init__(self, tasks, tokenizer, environment, max_turns: int = 3, max_new_tokens: int = 16,
+                 batch_size: int = 4, overflow_reward: float = 0.0, fault_reward: float = 0.0, seed=0,
+                 shuffle: bool = True, sampling: dict | None = None):
+        tasks = list(tasks)
+        if not tasks:
+            raise ValueError("ConversationEnv needs at least one task, got none")
+        for name, value in (("max_turns", max_turns), ("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not (callable(environment) or (hasattr(environment, "reset") and hasattr(environment, "step"))):
+            raise ValueError("environment must have reset(task) and step(policy_message) (or be a function that "
+                             f"makes one), got {environment!r}")
+        self.tasks = tasks
+        self.prompts = tasks  # what evaluate rolls out by default: every task
+        self.references = None
+        self.tokenizer = tokenizer
+        self.environment = environment
+        self.renderer = Renderer(tokenizer)
+        self.max_turns, self.max_new_tokens, self._batch_size = int(max_turns), int(max_new_tokens), int(batch_size)
+        self.overflow_reward, self.fault_reward = float(overflow_reward), float(fault_reward)
+        self.sampling = dict(sampling or {})
+        self.eos_token_id = tokenizer.eos_token_id
+        self.num_reward_batches = 0
+        self._init_draws(len(tasks), seed, shuffle)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def statistics(self, rollout) -> dict:
+        """What a trainer logs of a batch: :func:`conversation_statistics`."""
+        return conversation_statistics(rollout)
+
+    def _other_side(self):
+        env = self.environment
+        return env() if callable(env) and not hasattr(env, "step") else copy.deepcopy(env)
+
+    def rollout(self, agent, num_samples: int = 1, greedy: bool = False, seed=None, prompts=None, references=None,
+                reward_fn=None, **sampling) -> ConversationRollout:
+        """One batch of conversations: the next ``batch_size`` tasks (or ``prompts``: a list of tasks), each
+        played ``num_samples`` times, turn by turn with ``agent.generate`` (greedy or sampled; ``seed`` makes a
+        sampled rollout reproducible). Returns a :class:`ConversationRollout`."""
+        if reward_fn is not None:
+            raise ValueError("a ConversationEnv's rewards come from its other side (environment.step); reward_fn "
+                             "does not apply: build the trainer without reward_funcs")
+        tasks = [self.tasks[i] for i in self.next_indices()] if prompts is None else list(prompts)
+        tasks = [t for t in tasks for _ in range(int(num_samples))]
+        self.num_reward_batches += 1
+        play = _Episodes(self, agent, tasks)
+        play.run(greedy, seed, {**self.sampling, **sampling})
+        return play.rows()
+
+
+class _Episodes:
+    """The episodes of one rollout, played turn by turn (all active episodes' turns in one generate call)."""
+
+    def __init__(self, env, agent, tasks):
+        self.env, self.agent = env, agent
+        if agent.family.seq2seq:
+            raise NotImplementedError("conversations are supported for causal LMs; an encoder-decoder would need "
+                                      "its source re-encoded every turn")
+        n = len(tasks)
+        self.sides = [env._other_side() for _ in range(n)]
+        self.transcripts = [[as_message(m) for m in _messages(side.reset(task))] for side, task in zip(self.sides, tasks)]
+        self.contexts = [env.renderer.opening(t) for t in self.transcripts]
+        self.turn_rows = [[] for _ in range(n)]  # per episode: (context ids, turn ids, reward)
+        self.faults = [[] for _ in range(n)]
+        self.done = [False] * n
+        self.tasks = tasks
+        for e, ids in enumerate(self.contexts):
+            if agent.family.tokens_needed(len(ids), env.max_new_tokens) > agent.context_length:
+                raise ValueError(f"task {tasks[e]!r} opens with {len(ids)} tokens: with max_new_tokens="
+                                 f"{env.max_new_tokens} it exceeds the model's context of {agent.context_length}")
+
+    def fault(self, e, turn, kind, detail, ends: bool):
+        self.faults[e].append((turn, kind, detail))
+        self.transcripts[e].append({"role": "event", "content": f"{kind}: {detail}"})
+        if ends:
+            self.done[e] = True
+
+    def run(self, greedy, seed, sampling):
+        env, agent = self.env, self.agent
+        eos = agent.eos_token_id
+        for turn in range(env.max_turns):
+            active = [e for e in range(len(self.tasks)) if not self.done[e]]
+            if not active:
+                break
+            ids, mask = pad_token_ids([self.contexts[e] for e in active], agent.pad_token_id, agent.padding_side)
+            turn_seed = None if seed is None else int(seed) + 1000 * turn
+            gen = agent.generate(ids, mask, max_new_tokens=env.max_new_tokens, greedy=greedy, seed=turn_seed,
+                                 **sampling)
+            out_ids, out_mask = gen.completion_ids.numpy(), gen.completion_mask.numpy()
+            texts = ids_to_texts(agent.tokenizer, out_ids, out_mask)
+            for row, e in enumerate(active):
+                turn_ids = [int(t) for t, m in zip(out_ids[row], out_mask[row]) if m]
+                self.step(e, turn, turn_ids, texts[row], eos)
+        for e in range(len(self.tasks)):
+            if not self.done[e]:
+                self.fault(e, env.max_turns - 1, "max_turns", f"still going after {env.max_turns} policy turns", True)
+
+    def step(self, e, turn, turn_ids, text, eos):
+        env, agent = self.env, self.agent
+        self.transcripts[e].append({"role": "assistant", "content": text})
+        try:
+            out = self.sides[e].step(text)
+            reply, reward, done = out[0], float(out[1]), bool(out[2])
+            fault = out[3] if len(out) > 3 else None
+        except StopRequested:
+            raise
+        except Exception as err:  # noqa: BLE001 - the other side's bug ends this episode, named, not the run
+            self.turn_rows[e].append((list(self.contexts[e]), turn_ids, env.fault_reward))
+            self.fault(e, turn, "env_error", f"{type(err).__name__}: {err}", True)
+            return
+        self.turn_rows[e].append((list(self.contexts[e]), turn_ids, reward))
+        if reply is not None:
+            reply = as_message(reply)
+            self.transcripts[e].append(reply)
+        if fault:
+            kind, detail = fault if isinstance(fault, tuple) else (str(fault), "")
+            self.fault(e, turn, kind, detail, False)
+        if done:
+            self.done[e] = True
+            return
+        if turn + 1 >= env.max_turns:  # no next turn to make room for: the episode ends at max_turns (run)
+            return
+        history = [m for m in self.transcripts[e] if m["role"] != "event"]
+        said = turn_ids[:-1] if turn_ids and turn_ids[-1] == eos else turn_ids
+        reply_ids = env.renderer.after_turn(history[:-1] if reply is not None else history, reply)
+        context = self.contexts[e] + said + reply_ids
+        if agent.family.tokens_needed(len(context), env.max_new_tokens) > agent.context_length:
+            context_rows = self.turn_rows[e]
+            last = context_rows[-1]
+            context_rows[-1] = (last[0], last[1], last[2] + env.overflow_reward)
+            self.fault(e, turn, "context_overflow", f"the next turn needs {len(context)} + {env.max_new_tokens} tokens, "
+                       f"more than the model's context of {agent.context_length}", True)
+            return
+        self.contexts[e] = context
+
+    def rows(self) -> ConversationRollout:
+        agent = self.agent
+        n = len(self.tasks)
+        turns = max(len(r) for r in self.turn_rows)
+        returns = [np.cumsum([r[2] for r in rows][::-1])[::-1] if rows else np.zeros(0) for rows in self.turn_rows]
+        contexts, completions, rewards, episodes, turn_of = [], [], [], [], []
+        for t in range(turns):
+            for e in range(n):
+                if t < len(self.turn_rows[e]):
+                    context, turn_ids, _ = self.turn_rows[e][t]
+                    contexts.append(context), completions.append(turn_ids), rewards.append(returns[e][t])
+                    turn_of.append(t)
+                else:  # the episode has ended: an empty row keeps the groups of a turn together
+                    contexts.append(self.turn_rows[e][-1][0] if self.turn_rows[e] else self.contexts[e])
+                    completions.append([]), rewards.append(0.0), turn_of.append(-1)
+                episodes.append(e)
+        prompt_ids, prompt_mask = pad_token_ids(contexts, agent.pad_token_id, agent.padding_side)
+        completion_ids, completion_mask = pad_token_ids(completions, agent.pad_token_id, "right")
+        prompts = ids_to_texts(agent.tokenizer, prompt_ids, prompt_mask)
+        texts = ids_to_texts(agent.tokenizer, completion_ids, completion_mask)
+        episode_returns = np.array([float(np.sum([r[2] for r in rows])) for rows in self.turn_rows], np.float32)
+        return ConversationRollout(
+            prompt_ids, prompt_mask, completion_ids, completion_mask, np.asarray(rewards, np.float32), prompts, texts,
+            [None] * len(contexts), np.asarray(episodes), np.asarray(turn_of), episode_returns, self.transcripts,
+            self.faults)
+
+
+def _messages(opening):
+    if isinstance(opening, str):
+        return [{"role": "user", "content": opening}]
+    return list(opening)
+
+
+def conversation_statistics(rollout) -> dict:
+    """Per batch: the mean episode return, policy turns per episode, and each fault kind's count."""
+    stats = {"reward_mean": float(np.mean(rollout.episode_returns)), "reward_std": float(np.std(rollout.episode_returns)),
+             "turns": float(np.mean([sum(1 for m in t if m["role"] == "assistant") for t in rollout.transcripts]))}
+    real = np.asarray(rollout.turns) >= 0
+    stats["completion_length"] = float(np.mean(np.sum(rollout.completion_mask, axis=1)[real]))
+    counts = collections.Counter(kind for faults in rollout.faults for _, kind, _ in faults)
+    stats.update({f"faults/{kind}": float(counts.get(kind, 0)) for kind in FAULTS})
+    return stats
+
+
+__all__ = ["ConversationEnv", "ConversationRollout", "Renderer", "ScriptedUser", "Tool", "ToolUse", "ToolError",
+           "MalformedCall", "parse_call", "render_plain", "as_message", "conversation_statistics", "FAULTS"]
