@@ -201,3 +201,28 @@ def test_grpo_trains_on_conversations_and_a_resumed_run_ends_as_the_straight_one
         np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="rewards come from its other side"):
         straight.env.rollout(straight.agent, reward_fn=lambda c, p, r: [0.0] * len(c))
+
+
+def test_a_loaded_policy_continues_a_conversation_and_runs_tools_outside_the_graph(tok, tmp_path):
+    import tf_rl_text
+    from tf_rl_text import export_policy
+
+    agent, env, a, b = two_turn_setup(tok)
+    path = export_policy(agent, str(tmp_path / "policy"), max_new_tokens=2)
+    policy = tf_rl_text.load(path)
+    messages = [{"role": "user", "content": "hi"}]
+    out = policy.chat(messages)
+    assert out[:1] == messages and out[1]["role"] == "assistant" and len(out) == 2
+    assert out[1]["content"] == policy.generate([render_plain(messages)])[0]  # the rendering training saw
+    # the loop around the graph: scripted turns stand in for the model's, the tool runs here
+    turns = iter(["calc(2+3)", "calc(2+", " 5"])
+    policy._run = lambda texts, *args: [next(turns)]
+    ran = []
+
+    def calc(arguments):
+        ran.append(arguments)
+        return eval(arguments, {"__builtins__": {}})  # noqa: S307 - the test's own arithmetic
+
+    out = policy.chat([{"role": "user", "content": "2 + 3?"}], tools=[calc], max_turns=4)
+    assert ran == ["2+3"] and [m["role"] for m in out] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert out[2]["content"] == "5" and out[4]["content"].startswith("error: malformed call:") and out[5]["content"] == " 5"

@@ -367,6 +367,42 @@ class LoadedPolicy:
         return self._run(texts, False, seed, max_new_tokens, {"temperature": temperature, "top_k": top_k})
 
 
+    def chat(self, messages, tools=None, max_turns: int = 3, greedy: bool | None = None, seed: int | None = None,
+             temperature: float | None = None, max_new_tokens: int | None = None) -> list:
+        """Continue a conversation (:mod:`tf_rl_text.conversation`'s message format): the policy's next turn
+        for ``messages``, rendered as training rendered it (the tokenizer's chat template, else the plain
+        ``Role: content`` form), appended as an assistant message. With ``tools`` (functions or
+        :class:`~tf_rl_text.conversation.Tool` objects), a turn that calls one (``NAME(ARGUMENTS)``) runs it
+        here, outside the graph, appends its result (or ``error: ...``) as a tool message and goes on, up to
+        ``max_turns`` policy turns. Returns the conversation with the new messages. Greedy unless ``greedy=False``
+        or ``seed``/``temperature`` is given, as :meth:`generate`."""
+        from tf_rl_text.conversation import MalformedCall, Renderer, Tool, ToolError, as_message, parse_call
+
+        greedy = resolve_greedy(greedy, temperature, None, seed)
+        renderer = Renderer(self.tokenizer)
+        out = [as_message(m) for m in messages]
+        tools = {t.name: t for t in (x if isinstance(x, Tool) else Tool(x) for x in (tools or []))}
+        for turn in range(int(max_turns)):
+            text = self._run([renderer.text(out)], greedy, None if seed is None else int(seed) + turn,
+                             max_new_tokens, {"temperature": temperature})[0]
+            out.append({"role": "assistant", "content": text})
+            if not tools:
+                break
+            try:
+                call = parse_call(text, tools)
+            except MalformedCall as err:
+                out.append({"role": "tool", "content": f"error: malformed call: {err}"})
+                continue
+            if call is None:  # an answer
+                break
+            try:
+                result = tools[call[0]](call[1])
+            except ToolError as err:
+                result = f"error: {err}"
+            out.append({"role": "tool", "content": result})
+        return out
+
+
 def _read_metadata(path) -> dict:
     """The export's description, or an error saying what ``path`` is instead of an export."""
     hint = "pass the folder that trainer.export(path) or tf_rl_text.export_policy wrote"
