@@ -240,13 +240,13 @@ def test_use_cores_sets_one_thread_per_op_and_shards_generation():
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = (
-        "import tf_rl_text as t; assert t.use_cores(2) == 2\n"
+        "import tf_rl_text as t; from tf_rl_text.cpu import use_cores; assert use_cores(2) == 2\n"
         "from tf_rl_text._compat import tf\n"
         "th = tf.config.threading\n"
         "assert (th.get_intra_op_parallelism_threads(), th.get_inter_op_parallelism_threads()) == (1, 2)\n"
         "tok = t.default_tokenizer(); agent = t.RLAgent(t.default_model(tok, n_layer=1, n_embd=32, n_head=2), tok)\n"
         "assert agent.generation_shards == 2, agent.generation_shards\n"
-        "try:\n    t.use_cores(3)\nexcept RuntimeError as e:\n    assert 'before TensorFlow executes' in str(e)\n"
+        "try:\n    use_cores(3)\nexcept RuntimeError as e:\n    assert 'before TensorFlow executes' in str(e)\n"
         "else:\n    raise SystemExit('no error after TF started')\n"
         "print('ok')"
     )

