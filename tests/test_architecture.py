@@ -316,3 +316,21 @@ def test_the_architecture_pages_toy_algorithm_is_score_and_optimize_and_one_regi
     finally:
         registry.ALGORITHMS.clear()
         registry.ALGORITHMS.update(saved)
+
+
+def test_registering_an_algorithm_refuses_what_would_not_run():
+    import pytest
+
+    from tf_rl_text import PPOConfig, ReinforceConfig, ReinforceTrainer
+    from tf_rl_text.trainers import registry
+
+    with pytest.raises(ValueError, match="'reinforce' is already registered as ReinforceTrainer; pick another name"):
+        registry.register("reinforce", ReinforceTrainer, PPOConfig)
+    with pytest.raises(TypeError, match="trainer_class must be a Trainer subclass"):
+        registry.register("mine", object, ReinforceConfig)
+    with pytest.raises(ValueError, match="ReinforceTrainer.config_class is ReinforceConfig, not PPOConfig"):
+        registry.register("mine", ReinforceTrainer, PPOConfig)
+    with pytest.raises(ValueError, match="must be a Python identifier"):
+        registry.register("my algo", ReinforceTrainer, ReinforceConfig)
+    registry.register("reinforce", ReinforceTrainer, ReinforceConfig)  # the same entry again: nothing changes
+    assert "mine" not in registry.names() and registry.trainer_class("reinforce") is ReinforceTrainer
