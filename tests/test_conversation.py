@@ -287,3 +287,23 @@ def example_faults():
     from tf_rl_text.conversation import FAULTS
 
     return FAULTS
+
+
+def test_ppo_trains_on_conversation_rows_with_values_over_the_policys_tokens_only(tok):
+    """PPO on conversations: GAE runs over each turn's own tokens (the return from the turn at its last
+    token); the value head sees the whole conversation as context. The toy's return rises."""
+    from tf_rl_text import PPOConfig, PPOTrainer
+
+    agent, env, a, b = two_turn_setup(tok)
+    trainer = PPOTrainer(agent, env, PPOConfig(num_samples_per_prompt=4, num_minibatches=2, learning_rate=1e-2,
+                                               entropy_coef=0.05))
+    rollout = env.rollout(agent, num_samples=4, seed=0)
+    scored = trainer.score(rollout, per_token=True)
+    mask = rollout.completion_mask.astype(bool)
+    returns = scored.tokens["return"].numpy()
+    # one-token turns: the critic's target at a turn's last (only) token is the row's reward, the return from the
+    # turn on (G = A + V = r + 0 - V + V), whatever V says
+    np.testing.assert_allclose(returns[mask], np.repeat(rollout.rewards, mask.sum(axis=1)), atol=1e-5)
+    assert not returns[~mask].any() and not scored.tokens["advantage"].numpy()[~mask].any()
+    history = trainer.train(30, progress=False)
+    assert np.mean([h["reward_mean"] for h in history[-5:]]) > np.mean([h["reward_mean"] for h in history[:5]])
