@@ -338,7 +338,10 @@ class ConversationEnv(ShuffledDraws):
         self.num_reward_batches += 1
         play = _Episodes(self, agent, tasks)
         play.run(greedy, seed, {**self.sampling, **sampling})
-        return play.rows()
+        rollout = play.rows()
+        # what TensorBoard's sample table shows, as a TextGenerationEnv keeps it: the rows (policy turns)
+        self.batch_prompts, self.completions, self.last_rewards = rollout.prompts, rollout.completions, rollout.rewards
+        return rollout
 
 
 class _Episodes:
