@@ -31,6 +31,7 @@ setup(
         "gymnasium>=1.0",  # tf_rl_text.gym: the Gymnasium face of the env (SB3, RLlib)
         "transformers>=4.46,<4.55",  # v5 has no TF classes; 4.55-4.57 cannot load safetensors into TF
         "tokenizers",
+        "jinja2",  # a tokenizer's chat template renders conversations (tf_rl_text/conversation.py)
         "nltk",
         "rouge-score",
         "numpy>=1.26",
