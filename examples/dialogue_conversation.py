@@ -37,6 +37,7 @@ sys.path.insert(0, ROOT)
 from tf_rl_text import GRPOConfig, GRPOTrainer, RLAgent, default_model, default_tokenizer  # noqa: E402
 from tf_rl_text.conversation import ConversationEnv, ScriptedUser, render_plain  # noqa: E402
 from tf_rl_text.data.tasks import task_data_path, truncate_words  # noqa: E402
+from tf_rl_text.scripts import example_settings, write_json  # noqa: E402
 from tf_rl_text.trainers.mle import fit_pairs  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "examples", "dialogue_conversation.yaml")
@@ -134,8 +135,6 @@ def run_seed(seed, cfg, data_dir, score, log=print) -> dict:
 
 
 def main(argv=None):
-    import yaml
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the config's quick section on the embedded data")
     parser.add_argument("--data-dir", default=None, help="the folder holding topical_chat/ (default: "
@@ -143,25 +142,20 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=None, help="how many seeds (default: the config's)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    with open(CONFIG, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
-    cfg = {k: v for k, v in raw.items() if k != "quick"}
-    cfg.update(raw["quick"] if args.quick else {})
+    cfg = example_settings(CONFIG, args.quick)
     data_dir = None if args.quick else (args.data_dir or os.environ.get("TF_RL_TEXT_DATA"))
     if not args.quick and data_dir is None:
         parser.error("the full run reads Topical-Chat: pass --data-dir (the folder holding topical_chat/) or set "
                      "TF_RL_TEXT_DATA, or use --quick for the embedded conversations")
     score = Relevance(cfg["length_coef"])
-    runs = [run_seed(s, cfg, data_dir, score) for s in range(args.seeds or cfg["seeds"])]
+    runs = [run_seed(s, cfg, data_dir, score) for s in range(args.seeds if args.seeds is not None else cfg["seeds"])]
     mean = {f"{key}_{when}": float(np.mean([r[when][key] for r in runs]))
             for when in ("before", "after") for key in ("relevance", "return")}
     result = {"command": "python examples/dialogue_conversation.py" + (" --quick" if args.quick else ""),
               "settings": cfg, "seeds": len(runs), "mean": mean, "runs": runs}
     print(json.dumps(mean, indent=1))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
+        write_json(result, args.out)
     return result
 
 

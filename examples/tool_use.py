@@ -35,6 +35,7 @@ sys.path.insert(0, ROOT)
 
 from tf_rl_text import GRPOConfig, GRPOTrainer, RLAgent, default_model, default_tokenizer  # noqa: E402
 from tf_rl_text.conversation import ConversationEnv, ToolUse, render_plain  # noqa: E402
+from tf_rl_text.scripts import example_settings, write_json  # noqa: E402
 from tf_rl_text.trainers.mle import fit_pairs  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "examples", "tool_use.yaml")
@@ -131,24 +132,13 @@ def run_seed(seed, cfg, log=print) -> dict:
             "faults": {k: float(sum(h.get(k, 0.0) for h in history)) for k in history[-1] if k.startswith("faults/")}}
 
 
-def load_settings(quick: bool) -> dict:
-    import yaml
-
-    with open(CONFIG, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
-    cfg = {k: v for k, v in raw.items() if k != "quick"}
-    if quick:
-        cfg.update(raw.get("quick") or {})
-    return cfg
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the config's quick section: a smoke run")
     parser.add_argument("--seeds", type=int, default=None, help="how many seeds (default: the config's)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    cfg = load_settings(args.quick)
+    cfg = example_settings(CONFIG, args.quick)
     seeds = range(args.seeds if args.seeds is not None else cfg["seeds"])
     runs = [run_seed(s, cfg) for s in seeds]
     summary = {}
@@ -160,9 +150,7 @@ def main(argv=None):
               "seeds": len(runs), "mean": summary, "runs": runs}
     print(json.dumps(summary, indent=1))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
+        write_json(result, args.out)
     return result
 
 

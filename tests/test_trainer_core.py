@@ -55,7 +55,7 @@ def test_trainers_base_declares_only_its_own_names_and_the_split_out_ones_live_w
 
     moved = {optim: ["LR_SCHEDULES", "NO_DECAY", "WarmupSchedule", "apply_clipped", "learning_rate_at",
                      "make_optimizer"],
-             checkpoint: ["JSONState", "env_state", "numpy_rng_state", "set_numpy_rng_state"],
+             checkpoint: ["JSONState", "numpy_rng_state", "set_numpy_rng_state"],
              validation: ["check", "is_int_at_least"], guard: ["NonFiniteUpdateError"]}
     assert base.__all__ == ["TrainerConfig", "Trainer"]
     for module, names in moved.items():

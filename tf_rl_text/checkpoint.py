@@ -29,7 +29,7 @@ from tf_rl_text import env as env_module
 from tf_rl_text._compat import tf
 from tf_rl_text.validation import process_alive
 
-__all__ = ["Checkpointing", "JSONState", "numpy_rng_state", "set_numpy_rng_state", "env_state", "checkpoint_steps",
+__all__ = ["Checkpointing", "JSONState", "numpy_rng_state", "set_numpy_rng_state", "checkpoint_steps",
            "repair_checkpoint_index", "RunMismatchError", "RunFolderLockedError", "run_folder_lock"]
 
 
@@ -191,13 +191,6 @@ def numpy_rng_state(rng: np.random.RandomState) -> list:
 def set_numpy_rng_state(rng: np.random.RandomState, state) -> None:
     name, keys, pos, has_gauss, cached = state
     rng.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
-
-
-def env_state(env):
-    """The env's prompt order, cursor and shuffle RNG (JSON-able), or None for an env without them."""
-    if hasattr(env, "state_dict"):
-        return env.state_dict()
-    return None
 
 
 class Checkpointing:

@@ -13,15 +13,15 @@ import inspect
 import json
 import textwrap
 
+from tf_rl_text.data import tasks
 from tf_rl_text.trainers import registry
 from tf_rl_text.rewards import registry as reward_registry
 from tf_rl_text.validation import ConfigError
 
+
 def data_sources() -> tuple:
     """What ``data.source`` accepts: every task of :data:`tf_rl_text.data.tasks.TASKS`, and ``file``."""
-    from tf_rl_text.data.tasks import TASKS
-
-    return (*TASKS, "file")
+    return (*tasks.TASKS, "file")
 
 
 SECTIONS = ("algorithm", "model", "data", "reward", "trainer", "run", "quick", "real_data")

@@ -202,6 +202,33 @@ def parse_call(text: str, tools) -> tuple | None:
     return None
 
 
+def as_tools(tools) -> dict:
+    """``{name: Tool}`` of a function, a :class:`Tool` or a list of them (functions become Tools); two tools of
+    one name are refused."""
+    tools = [t if isinstance(t, Tool) else Tool(t) for t in (tools if isinstance(tools, (list, tuple)) else [tools])]
+    named = {t.name: t for t in tools}
+    if len(named) != len(tools):
+        raise ValueError(f"two tools share a name: {[t.name for t in tools]}")
+    return named
+
+
+def answer_call(text: str, tools: dict) -> tuple:
+    """What the tools answer a policy turn: ``(tool message, fault)`` for a call (``fault`` is ``(kind, detail)``
+    when the call was malformed or the tool raised or hung, and the message then says ``error: ...``; else
+    None), or ``(None, None)`` when the turn is not a call (an answer)."""
+    try:
+        call = parse_call(text, tools)
+    except MalformedCall as err:
+        return {"role": "tool", "content": f"error: malformed call: {err}"}, ("malformed_call", str(err))
+    if call is None:
+        return None, None
+    name, arguments = call
+    try:
+        return {"role": "tool", "content": tools[name](arguments)}, None
+    except ToolError as err:
+        return {"role": "tool", "content": f"error: {err}"}, (err.kind, str(err))
+
+
 class ToolUse:
     """The other side of a tool-use task: the policy calls tools until it answers.
 
@@ -212,10 +239,7 @@ class ToolUse:
     ``answer_reward(text, task)``."""
 
     def __init__(self, tools, answer_reward, call_reward: float = 0.0, fault_reward: float = 0.0):
-        tools = [t if isinstance(t, Tool) else Tool(t) for t in (tools if isinstance(tools, (list, tuple)) else [tools])]
-        self.tools = {t.name: t for t in tools}
-        if len(self.tools) != len(tools):
-            raise ValueError(f"two tools share a name: {[t.name for t in tools]}")
+        self.tools = as_tools(tools)
         if not callable(answer_reward):
             raise ValueError(f"answer_reward must be callable (answer, task) -> float, got {answer_reward!r}")
         self.answer_reward = answer_reward
@@ -229,19 +253,12 @@ class ToolUse:
         return [{"role": "user", "content": task["question"] if isinstance(task, dict) else str(task)}]
 
     def step(self, text: str):
-        try:
-            call = parse_call(text, self.tools)
-        except MalformedCall as err:
-            return {"role": "tool", "content": f"error: malformed call: {err}"}, self.fault_reward, False, \
-                ("malformed_call", str(err))
-        if call is None:
+        reply, fault = answer_call(text, self.tools)
+        if reply is None:  # not a call: the answer
             return None, float(self.answer_reward(text, self.task)), True
-        name, arguments = call
-        try:
-            result = self.tools[name](arguments)
-        except ToolError as err:
-            return {"role": "tool", "content": f"error: {err}"}, self.fault_reward, False, (err.kind, str(err))
-        return {"role": "tool", "content": result}, self.call_reward, False
+        if fault is not None:
+            return reply, self.fault_reward, False, fault
+        return reply, self.call_reward, False
 
 
 class ScriptedUser:
@@ -474,4 +491,5 @@ def conversation_statistics(rollout) -> dict:
 
 
 __all__ = ["ConversationEnv", "ConversationRollout", "Renderer", "ScriptedUser", "Tool", "ToolUse", "ToolError",
-           "MalformedCall", "parse_call", "render_plain", "as_message", "conversation_statistics", "FAULTS"]
+           "MalformedCall", "parse_call", "answer_call", "as_tools", "render_plain", "as_message",
+           "conversation_statistics", "FAULTS"]

@@ -81,6 +81,13 @@ class ExperienceSource:
         return None if self.env is None else self.env.max_new_tokens
 
 
+def rollout_ids(rollout) -> list:
+    """A rollout's prompt ids, prompt mask, completion ids and completion mask as int32 tensors: what a policy's
+    ``log_probs`` / ``completion_logits`` (and :func:`token_scores`) take."""
+    return [tf.constant(x) for x in (rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
+                                     rollout.completion_mask)]
+
+
 def token_scores(agent, ids, ref_model=None, estimator: str = "kl") -> dict:
     """log pi, entropy and (with ``ref_model``) log pi_ref, log ratio and the ``estimator`` KL
     (:func:`tf_rl_text.ops.kl_penalty`) of the completion tokens of ``ids`` (prompt ids/mask, completion
@@ -266,4 +273,4 @@ class ReplaySource(ExperienceSource):
 
 
 __all__ = ["ExperienceSource", "EnvRollouts", "PreferencePairSource", "ReplaySource", "ReplayBatch", "PairBatch", "Scored",
-           "encode_pairs", "rollout_statistics", "token_scores"]
+           "encode_pairs", "rollout_ids", "rollout_statistics", "token_scores"]

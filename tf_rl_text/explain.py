@@ -40,7 +40,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
-from tf_rl_text.experience import token_scores
+from tf_rl_text.experience import rollout_ids, token_scores
 from tf_rl_text.validation import check_prompts
 
 QUANTITIES = {
@@ -138,8 +138,7 @@ def explain(source, prompts=None, references=None, num_samples: int | None = Non
                                 agent=source)
         rollout = env.rollout(source, num_samples=num_samples or 1, greedy=greedy, seed=seed, prompts=prompts,
                               references=references)
-        ids = [tf.constant(x) for x in rollout[:4]]
-        return _rows(source.tokenizer, rollout, token_scores(source, ids, reference, "kl"))
+        return _rows(source.tokenizer, rollout, token_scores(source, rollout_ids(rollout), reference, "kl"))
     raise TypeError(f"explain needs a trainer, an RLAgent or a loaded export, got {type(source).__name__}")
 
 

@@ -376,30 +376,20 @@ class LoadedPolicy:
         here, outside the graph, appends its result (or ``error: ...``) as a tool message and goes on, up to
         ``max_turns`` policy turns. Returns the conversation with the new messages. Greedy unless ``greedy=False``
         or ``seed``/``temperature`` is given, as :meth:`generate`."""
-        from tf_rl_text.conversation import MalformedCall, Renderer, Tool, ToolError, as_message, parse_call
+        from tf_rl_text.conversation import Renderer, answer_call, as_message, as_tools
 
         greedy = resolve_greedy(greedy, temperature, None, seed)
         renderer = Renderer(self.tokenizer)
         out = [as_message(m) for m in messages]
-        tools = {t.name: t for t in (x if isinstance(x, Tool) else Tool(x) for x in (tools or []))}
+        tools = as_tools(tools) if tools else {}
         for turn in range(int(max_turns)):
             text = self._run([renderer.text(out)], greedy, None if seed is None else int(seed) + turn,
                              max_new_tokens, {"temperature": temperature})[0]
             out.append({"role": "assistant", "content": text})
-            if not tools:
+            reply = answer_call(text, tools)[0] if tools else None
+            if reply is None:  # an answer (or no tools to call)
                 break
-            try:
-                call = parse_call(text, tools)
-            except MalformedCall as err:
-                out.append({"role": "tool", "content": f"error: malformed call: {err}"})
-                continue
-            if call is None:  # an answer
-                break
-            try:
-                result = tools[call[0]](call[1])
-            except ToolError as err:
-                result = f"error: {err}"
-            out.append({"role": "tool", "content": result})
+            out.append(reply)  # the tool's result, or error: ... (a malformed call, a tool that raised or hung)
         return out
 
 

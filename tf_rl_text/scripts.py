@@ -172,11 +172,29 @@ def run_script(cfg: RunConfig, args, metrics=None, num_samples: int = 4) -> dict
         sys.exit("error: " + flag_text(str(e), args.flags, cfg.source))
     summary.update(metrics(summary) if metrics else {})
     if args.metrics_file and summary["is_chief"]:
-        os.makedirs(os.path.dirname(os.path.abspath(args.metrics_file)), exist_ok=True)
-        with open(args.metrics_file, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
+        write_json(summary, args.metrics_file)
     print(f"done in {summary['wall_time_s']} s; run folder {args.run_dir}, SavedModel {summary['export']}")
     return summary
+
+
+def write_json(obj, path: str) -> None:
+    """``obj`` as indented JSON at ``path``, its folder made: a script's metrics or results file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+
+
+def example_settings(path: str, quick: bool = False) -> dict:
+    """The settings of a script that is not a ``tf-rl-text train`` run (examples/tool_use.yaml...): the YAML
+    file's fields, with its ``quick:`` section merged over them when ``quick``."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f) or {}
+    settings = {k: v for k, v in raw.items() if k != "quick"}
+    if quick:
+        settings.update(raw.get("quick") or {})
+    return settings
 
 
 def task_script(config: str, description: str, argv=None) -> dict:
@@ -198,4 +216,5 @@ def task_script(config: str, description: str, argv=None) -> dict:
     return run_script(cfg, args, metrics, num_samples=3)
 
 
-__all__ = ["SCRIPT_FLAGS", "TASK_SCRIPT_FLAGS", "script_args", "flag_text", "run_script", "task_script"]
+__all__ = ["SCRIPT_FLAGS", "TASK_SCRIPT_FLAGS", "script_args", "flag_text", "run_script", "task_script", "write_json",
+           "example_settings"]

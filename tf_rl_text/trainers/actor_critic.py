@@ -50,6 +50,7 @@ import numpy as np
 from tf_rl_text import ops
 from tf_rl_text.ops import a2c_loss, ppo_loss
 from tf_rl_text._compat import tf
+from tf_rl_text.experience import Scored, rollout_ids
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
 from tf_rl_text.validation import check, is_int_at_least
 from tf_rl_text.trainers.reinforce import KL_ESTIMATORS
@@ -283,10 +284,7 @@ class _ActorCriticTrainer(Trainer):
         """One pass over the rollout, no gradient: old log-probs, values, the KL to the reference, GAE
         advantages and returns (the rewards carry the current KL coefficient). ``per_token``: also entropy,
         log ratio, value, advantage and return of every token."""
-        from tf_rl_text.experience import Scored
-
-        ids = [tf.constant(x) for x in (batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
-                                        batch.completion_mask)]
+        ids = rollout_ids(batch)
         kl_coef = self.kl_coef
         scores = self.score_rollout(ids, tf.constant(batch.rewards, tf.float32), tf.constant(kl_coef, tf.float32))
         tensors = ids + [scores["log_probs"], scores["values"], scores["advantages"], scores["returns"]]

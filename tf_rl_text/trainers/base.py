@@ -42,6 +42,7 @@ import numpy as np
 
 from tf_rl_text._compat import tf
 from tf_rl_text.checkpoint import Checkpointing
+from tf_rl_text.experience import EnvRollouts, token_scores as policy_token_scores
 from tf_rl_text.trainers.guard import check_update
 from tf_rl_text.optim import LR_SCHEDULES, WarmupSchedule, learning_rate_at, make_optimizer
 from tf_rl_text.validation import check, is_int_at_least
@@ -182,8 +183,6 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
     def make_source(self):
         """The experience source (called once ``__init__`` is done, unless it set ``self.source``): on-policy
         rollouts of ``env``, ``config.num_samples_per_prompt`` samples per prompt (1 without that field)."""
-        from tf_rl_text.experience import EnvRollouts
-
         return EnvRollouts(self.env, self.agent, getattr(self.config, "num_samples_per_prompt", 1), self.reward_fn)
 
     def score(self, batch, per_token: bool = False):
@@ -215,9 +214,7 @@ class Trainer(Checkpointing, metaclass=_BuiltInStrategyScope):
     def token_scores(self, ids, estimator: str = "kl") -> dict:
         """The policy's per-token figures of a batch's completions (:func:`tf_rl_text.experience.token_scores`):
         log pi, entropy and, against this trainer's frozen reference (when it has one), log ratio and KL."""
-        from tf_rl_text.experience import token_scores
-
-        return token_scores(self.agent, ids, getattr(self, "ref_model", None), estimator)
+        return policy_token_scores(self.agent, ids, getattr(self, "ref_model", None), estimator)
 
     def token_credit(self, rollout):
         """The per-token view of one rollout (a :class:`~tf_rl_text.experience.Scored` with ``tokens``): what

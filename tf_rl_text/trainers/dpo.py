@@ -33,7 +33,7 @@ import dataclasses
 import numpy as np
 
 from tf_rl_text._compat import tf
-from tf_rl_text.experience import PreferencePairSource, encode_pairs
+from tf_rl_text.experience import EnvRollouts, PreferencePairSource, Scored, encode_pairs, rollout_ids
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
 from tf_rl_text.validation import check, is_int_at_least, resolve_alias
 
@@ -227,8 +227,6 @@ class DPOTrainer(Trainer):
         if per_token:
             raise ValueError("DPO scores preference pairs, not sampled tokens: explain(trainer.agent, prompts, "
                              "reference=...) shows the policy's tokens")
-        from tf_rl_text.experience import Scored
-
         ref = self._reference(batch.indices, batch.columns)
         return Scored(batch, [tf.constant(x) for x in batch.columns] + [tf.constant(ref[:, 0]), tf.constant(ref[:, 1])])
 
@@ -325,16 +323,12 @@ class OnlineDPOTrainer(DPOTrainer):
         return cls(agent, env, config, **kwargs)  # it samples its own pairs
 
     def make_source(self):
-        from tf_rl_text.experience import EnvRollouts
-
         return EnvRollouts(self.env, self.agent, self.config.num_generations)
 
     def score(self, batch, per_token: bool = False):
         """Each prompt's best and worst sample by the reward as a pair (prompts whose samples all score the same
         give none), with the reference's s(y_w), s(y_l). ``per_token``: the policy's and the reference's
         log-probs of every sampled token."""
-        from tf_rl_text.experience import Scored
-
         g = self.config.num_generations
         rewards = np.asarray(batch.rewards, np.float64).reshape(-1, g)
         best, worst = rewards.argmax(axis=1), rewards.argmin(axis=1)
@@ -351,9 +345,7 @@ class OnlineDPOTrainer(DPOTrainer):
             ref = self._score_pairs(pairs, self.ref_model, chunk=len(keep))
             scored.tensors = [tf.constant(x) for x in pairs] + [tf.constant(ref[:, 0]), tf.constant(ref[:, 1])]
         if per_token:
-            ids = [tf.constant(x) for x in (batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
-                                            batch.completion_mask)]
-            scored.tokens = self.token_scores(ids)
+            scored.tokens = self.token_scores(rollout_ids(batch))
         return scored
 
     def optimize(self, scored) -> dict:

@@ -59,6 +59,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
+from tf_rl_text.experience import EnvRollouts, Scored, rollout_ids
 from tf_rl_text.rewards.composite import CompositeReward, named_functions
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
 from tf_rl_text.validation import check, is_int_at_least, resolve_alias
@@ -230,8 +231,6 @@ class GRPOTrainer(Trainer):
     group_size_field = "num_generations"
 
     def make_source(self):
-        from tf_rl_text.experience import EnvRollouts
-
         return EnvRollouts(self.env, self.agent, self.config.num_generations, self.rewards)
 
     def __init__(self, agent, env, config: GRPOConfig | None = None, reward_funcs=None, **kwargs):
@@ -335,8 +334,6 @@ class GRPOTrainer(Trainer):
         """Group-relative advantages of the rollout (one per completion), the truncated completions' mask,
         dynamic sampling's rows, and the group and reward-function figures. ``per_token``: also log-probs,
         entropy, KL (k3, GRPO's) and each completion's advantage on every one of its tokens."""
-        from tf_rl_text.experience import Scored
-
         cfg = self.config
         g = cfg.num_generations
         rewards = batch.rewards.astype(np.float64)
@@ -366,8 +363,7 @@ class GRPOTrainer(Trainer):
         scored = Scored(batch, tensors, np.asarray(batch.rewards, np.float32),
                         extra={"advantages": advantages, "keep": keep, "stats": stats})
         if per_token:
-            ids = [tf.constant(x) for x in (batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
-                                            batch.completion_mask)]
+            ids = rollout_ids(batch)
             mask = tf.cast(ids[3], tf.float32)
             scored.tokens = dict(self.token_scores(ids, estimator="low_var"),  # GRPO's KL term is k3
                                  advantage=tf.constant(advantages, tf.float32)[:, None] * mask)

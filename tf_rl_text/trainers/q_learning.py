@@ -51,7 +51,7 @@ import dataclasses
 import numpy as np
 
 from tf_rl_text import ops
-from tf_rl_text.experience import EnvRollouts, ReplaySource
+from tf_rl_text.experience import EnvRollouts, ReplaySource, Scored, rollout_ids
 from tf_rl_text.replay import ReplayBuffer, concat_batches
 from tf_rl_text._compat import tf
 from tf_rl_text.heads import QHeadModel, clone_q_model, q_target_pairs
@@ -366,8 +366,6 @@ class QLearningTrainer(Trainer):
         """The step's replay minibatches as the TD update reads them (the targets are computed in the update,
         from the target network). ``per_token``: a rollout's Q(s_t, a_t), TD targets and log-probs of the
         acting policy (see :meth:`token_credit`)."""
-        from tf_rl_text.experience import Scored
-
         if per_token:
             return self.token_credit(batch)
         return Scored(batch, [[m[name] for name in ReplayBuffer.FIELDS] for m in batch.minibatches])
@@ -388,11 +386,8 @@ class QLearningTrainer(Trainer):
 
     def token_credit(self, rollout):
         """Q(s_t, a_t), the TD target and log pi of the acting policy for each token of ``rollout``."""
-        from tf_rl_text.experience import Scored
-
         cfg = self.config
-        ids = [tf.constant(x) for x in (rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                                        rollout.completion_mask)]
+        ids = rollout_ids(rollout)
         mask = tf.cast(ids[3], tf.float32)
         rewards = np.asarray(rollout.rewards, np.float32)
         q = completion_q_values(self.policy, *ids)  # (B, T, V)

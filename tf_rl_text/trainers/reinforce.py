@@ -28,6 +28,7 @@ import numpy as np
 
 from tf_rl_text import ops
 from tf_rl_text._compat import tf
+from tf_rl_text.experience import Scored, rollout_ids
 from tf_rl_text.trainers.base import Trainer, TrainerConfig
 from tf_rl_text.validation import check, is_int_at_least
 
@@ -395,11 +396,8 @@ class ReinforceTrainer(RewardBaselines, Trainer):
         """The rollout's rewards (normalised / clipped when configured) and baseline (the moving average
         moves; self-critical decodes greedily here); the KL and advantages are computed in the update's own
         forward pass. ``per_token``: also log-probs, entropy, KL and the advantage A_t of every token."""
-        from tf_rl_text.experience import Scored
-
         rewards, baseline = self._baseline(batch)
-        tensors = [tf.constant(batch.prompt_ids), tf.constant(batch.prompt_mask),
-                   tf.constant(batch.completion_ids), tf.constant(batch.completion_mask)]
+        tensors = rollout_ids(batch)
         scored = Scored(batch, tensors, np.asarray(batch.rewards, np.float32),
                         np.broadcast_to(np.asarray(baseline), np.shape(batch.rewards)),
                         extra={"shaped": tf.constant(rewards, tf.float32), "baseline": tf.cast(baseline, tf.float32)})
