@@ -9,6 +9,7 @@ from tf_rl_text import GRPOConfig, GRPOTrainer, ReinforceConfig, ReinforceTraine
 from tf_rl_text.conversation import (ConversationEnv, MalformedCall, Renderer, ScriptedUser, Tool, ToolUse,
                                      parse_call, render_plain)
 from tf_rl_text.defaults import default_tokenizer
+from tf_rl_text.tokens import pad_token_ids
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +19,7 @@ def tok():
 
 def few_tokens_agent(tok, allowed, seed=0):
     """A tiny GPT-2 whose policy is restricted to ``allowed`` tokens (the documented process_logits hook)."""
-    bias = np.full([len(tok)], -1e9, np.float32)
-    bias[allowed] = 0.0
-
-    class Few(RLAgent):
-        def process_logits(self, logits):
-            return logits + tf.constant(bias[: logits.shape[-1]])
-
-    return Few(default_model(tok, n_layer=1, n_embd=32, n_head=2), tok, seed=seed)
+    return few_tokens(RLAgent, allowed, tok)(default_model(tok, n_layer=1, n_embd=32, n_head=2), tok, seed=seed)
 
 
 class TwoTurns:
@@ -168,6 +162,103 @@ def test_a_conversations_rows_are_its_policy_turns_and_the_other_sides_tokens_ca
         moved = logp + 100.0 * (1 - policy)  # change the other side's log-probs: the loss does not move
         assert -np.sum(weight * moved) == -np.sum(weight * logp)
     assert loss_rows == pytest.approx(loss_full, abs=1e-4)
+
+
+def few_tokens(agent_class, allowed, tok):
+    """``agent_class`` with its policy restricted to ``allowed`` tokens (the documented process_logits hook)."""
+    bias = np.full([len(tok)], -1e9, np.float32)
+    bias[allowed] = 0.0
+
+    class Few(agent_class):
+        def process_logits(self, logits):
+            return logits + tf.constant(bias[: logits.shape[-1]])
+
+    return Few
+
+
+def _turn_cache_agent(tok, kind):
+    """A tiny model of ``kind`` that says " good", " day" or EOS (so rows end at different steps)."""
+    if kind == "gpt2":
+        model = default_model(tok, n_layer=2, n_embd=32, n_head=2)
+    elif kind == "mistral":  # generation_cache "llama": tf_rl_text/llama.py
+        from conftest import make_tiny_mistral
+
+        model = make_tiny_mistral(tok)
+    else:
+        pytest.importorskip("keras_hub")
+        from tf_rl_text import kerashub
+
+        model = kerashub.build(kind.split("_")[-1], len(tok), num_layers=1, hidden_size=32, num_heads=2, seed=0)
+    allowed = [tok.encode(" good")[0], tok.encode(" day")[0], tok.eos_token_id]
+    return few_tokens(RLAgent, allowed, tok)(model, tok, seed=0)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "mistral", "keras_hub_gpt2"])
+def test_the_cache_kept_across_turns_gives_the_log_probs_of_re_encoding(tok, kind):
+    """Turn 1 decodes on a cache; the other side's reply goes through that cache; the next token's
+    log-probs equal those of re-encoding the compact conversation (opening, the turn without its EOS, the
+    reply) to 1e-5, though the cache holds a masked EOS and padding in between. A row that ended early
+    (EOS) and one that ran to max_new_tokens are both in the batch."""
+    agent = _turn_cache_agent(tok, kind)
+    assert agent.turn_cache_blocker() is None
+    eos = agent.eos_token_id
+    openings = [tok.encode("User: hello there, how are you today?\nAssistant:"), tok.encode("User: hi\nAssistant:"),
+                tok.encode("User: what is 2 + 3?\nAssistant:")]
+    ids, mask = pad_token_ids(openings, agent.pad_token_id, "left")
+    for seed in range(20):  # the first seed whose batch has both kinds of row end: the holes are what is tested
+        gen, state = agent.generate_turn(ids, mask, max_new_tokens=3, greedy=False, seed=seed)
+        out, out_mask = gen.completion_ids.numpy(), gen.completion_mask.numpy()
+        ended = [bool(row[keep == 1][-1] == eos) for row, keep in zip(out, out_mask)]
+        if True in ended and False in ended:
+            break
+    assert True in ended and False in ended, ended
+    plain = agent.generate(ids, mask, max_new_tokens=3, greedy=False, seed=seed)
+    np.testing.assert_array_equal(out, plain.completion_ids.numpy())  # the same decode as generate
+    said = [[int(t) for t, m in zip(row, keep) if m and t != eos] for row, keep in zip(out, out_mask)]
+    replies = [tok.encode("\nUser: fine, and you?\nAssistant:"), tok.encode("\nUser: no\nAssistant:"),
+               tok.encode("\nTool: 5\nAssistant:")]
+    chunk_ids, chunk_mask = pad_token_ids(replies, agent.pad_token_id, "left")
+    whole = RLAgent(agent.model, tok)  # the same model and cache, every token's logit (no restriction)
+    logits, after = whole.family.extend(whole, tf.constant(chunk_ids), tf.constant(chunk_mask), state)
+    compact = [o + s + r for o, s, r in zip(openings, said, replies)]
+    full_ids, full_mask = pad_token_ids(compact, agent.pad_token_id, "left")
+    reference, _ = whole._prefill(tf.constant(full_ids), tf.constant(full_mask))
+    held = after["mask"].numpy()
+    assert held.sum(1).tolist() == full_mask.sum(1).tolist()  # the same real tokens...
+    assert any(0 in row[np.argmax(row):] for row in held)  # ...with masked holes (EOS, padding) between them
+    gap = np.abs(tf.nn.log_softmax(logits).numpy() - tf.nn.log_softmax(reference).numpy()).max()
+    assert gap < 1e-5, gap
+
+
+def test_conversations_on_the_kept_cache_are_those_of_re_encoding_and_unsupported_models_re_encode(tok):
+    """Greedy three-turn conversations (episodes ending at different turns) give the same transcripts and
+    training rows with the cache kept as with re-encoding every turn; a model whose cache cannot continue
+    (KerasHub's rotary Llama) re-encodes under "auto" and is refused, by name, under True."""
+    agent = RLAgent(default_model(tok, n_layer=2, n_embd=32, n_head=2), tok, seed=0)
+    user = ScriptedUser(lambda task, turn, text: None if turn >= len(task) - 1 else "tell me more " * (turn + 1),
+                        lambda task, turn, text: float(len(text)))
+    results = []
+    for cache in (True, False):
+        env = ConversationEnv(["a", "bbb", "cc"], tok, user, max_turns=3, max_new_tokens=5, batch_size=3,
+                              turn_cache=cache)
+        results.append(env.rollout(agent, num_samples=2, greedy=True))
+    kept, encoded = results
+    assert kept.transcripts == encoded.transcripts
+    assert sorted({len(t) for t in kept.transcripts}) == [2, 4, 6]  # episodes of 1, 2 and 3 turns (+ max_turns)
+    for x, y in zip(kept[:5], encoded[:5]):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="turn_cache must be"):
+        ConversationEnv(["a"], tok, user, turn_cache="yes")
+    penalised = ConversationEnv(["a"], tok, user, sampling={"repetition_penalty": 1.2}, turn_cache=True)
+    with pytest.raises(ValueError, match="repetition penalty"):
+        penalised.rollout(agent)
+    pytest.importorskip("keras_hub")
+    llama = _turn_cache_agent(tok, "keras_hub_llama")
+    assert "turn_cache" in llama.turn_cache_blocker()
+    env = ConversationEnv(["a", "bbb"], tok, user, max_turns=2, max_new_tokens=3, batch_size=2)
+    assert not env.keeps_cache(llama, {}) and env.rollout(llama, greedy=True).transcripts[1][1]["role"] == "assistant"
+    with pytest.raises(ValueError, match="turn_cache=True but"):
+        ConversationEnv(["a"], tok, user, turn_cache=True).rollout(llama)
 
 
 def test_a_toy_environment_whose_optimum_needs_two_turns_is_learned(tok):

@@ -99,6 +99,22 @@ class CausalLM:
             logits = out.logits[:, -1]
         return agent.process_logits(as_float32(logits)), state
 
+    def extend(self, agent, input_ids, attention_mask, state):
+        """Feed a left-padded chunk of tokens (B, Q) through the cache ``state`` (the other side's turn in a
+        conversation): (logits after the chunk's last token, the state with the chunk in it). Its positions go on
+        from each row's last real token, so a row's tokens sit where re-encoding the compact sequence puts them."""
+        mask = tf.concat([state["mask"], attention_mask], axis=1)
+        positions = state["position"][:, None] + tf.cumsum(tf.cast(attention_mask, state["position"].dtype), axis=1)
+        if agent.generation_cache == "llama":
+            from tf_rl_text.llama import llama_forward
+
+            logits, past = llama_forward(agent.model, input_ids, mask, positions, state["past"])
+        else:
+            out = agent.causal_lm(input_ids, mask, positions, past_key_values=state["past"], use_cache=True,
+                                  logits_at=slice(-1, None))
+            logits, past = out.logits[:, -1], out.past_key_values
+        return agent.process_logits(as_float32(logits)), {"past": past, "mask": mask, "position": positions[:, -1]}
+
     def head_export(self, per_prefix, per_completion):
         """The exported signature of a per-position head (values, Q-values): a causal LM's reads the
         sequence, ``input_ids``, ``attention_mask`` (B, L) -> (B, L), one number per prefix.

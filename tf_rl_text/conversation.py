@@ -48,8 +48,13 @@ never as a crash or a lost step:
 Each episode's transcript (``rollout.transcripts``) lists its messages, with a ``{"role": "event"}``
 entry naming each fault.
 
-Decoding re-encodes the conversation at every turn (one compiled ``generate`` call per turn over the
-context so far); keeping the key/value cache across turns is not done yet.
+**Decoding keeps its key/value cache across turns** (``turn_cache="auto"``, the default, where the model
+allows: :meth:`RLAgent.generate_turn`): the first turn reads the opening once; each later turn feeds only the
+other side's reply and the next cue through the cache and decodes on, instead of re-reading the whole
+conversation. A turn's EOS and padding stay in the cache masked out, so positions and attention are those of
+re-encoding (the test compares log-probs). ``turn_cache=False``, a model whose cache cannot continue (an
+encoder-decoder, ``generation_cache="none"``, KerasHub's rotary backbones) or a repetition penalty re-encode the
+conversation every turn with ``generate``.
 """
 from __future__ import annotations
 
@@ -297,6 +302,8 @@ class ConversationEnv(ShuffledDraws):
         model's context. fault_reward: the reward of a turn whose ``step`` raised (the episode ends).
       seed, shuffle: the task order (shuffled epochs, checkpointed like a TextGenerationEnv's).
       sampling: generate keywords for every turn (``top_p``...).
+      turn_cache: "auto" (keep the decode's key/value cache across turns where the agent allows it, else
+        re-encode each turn), True (keep it; an agent that cannot is a ValueError naming why) or False (re-encode).
 
     Trainers take it as their ``env``: every rollout is rows of policy turns (a
     :class:`ConversationRollout`); ``evaluate`` is the mean episode return.
@@ -307,8 +314,11 @@ class ConversationEnv(ShuffledDraws):
 
     def __init__(self, tasks, tokenizer, environment, max_turns: int = 3, max_new_tokens: int = 16,
                  batch_size: int = 4, overflow_reward: float = 0.0, fault_reward: float = 0.0, seed=0,
-                 shuffle: bool = True, sampling: dict | None = None):
+                 shuffle: bool = True, sampling: dict | None = None, turn_cache="auto"):
         tasks = list(tasks)
+        if turn_cache not in ("auto", True, False):
+            raise ValueError(f"turn_cache must be 'auto', True or False, got {turn_cache!r}")
+        self.turn_cache = turn_cache
         if not tasks:
             raise ValueError("ConversationEnv needs at least one task, got none")
         for name, value in (("max_turns", max_turns), ("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
@@ -337,6 +347,18 @@ class ConversationEnv(ShuffledDraws):
     def statistics(self, rollout) -> dict:
         """What a trainer logs of a batch: :func:`conversation_statistics`."""
         return conversation_statistics(rollout)
+
+    def keeps_cache(self, agent, sampling) -> bool:
+        """Whether a rollout with ``agent`` and these ``sampling`` keywords keeps the cache across turns."""
+        if self.turn_cache is False:
+            return False
+        blocker = agent.turn_cache_blocker()
+        if blocker is None and sampling.get("repetition_penalty", 1.0) != 1.0:
+            blocker = "the repetition penalty needs every earlier token of the conversation"
+        if blocker and self.turn_cache is True:
+            raise ValueError(f"turn_cache=True but this rollout cannot keep the cache across turns: {blocker}; "
+                             f"use turn_cache='auto' (re-encode where it cannot) or False")
+        return blocker is None
 
     def _other_side(self):
         env = self.environment
@@ -376,6 +398,7 @@ class _Episodes:
         self.turn_rows = [[] for _ in range(n)]  # per episode: (context ids, turn ids, reward)
         self.faults = [[] for _ in range(n)]
         self.done = [False] * n
+        self.pending = [None] * n  # per episode: the ids added since its last turn (what the cache has not read)
         self.tasks = tasks
         for e, ids in enumerate(self.contexts):
             if agent.family.tokens_needed(len(ids), env.max_new_tokens) > agent.context_length:
@@ -391,22 +414,39 @@ class _Episodes:
     def run(self, greedy, seed, sampling):
         env, agent = self.env, self.agent
         eos = agent.eos_token_id
+        cached, state = env.keeps_cache(agent, sampling), None
         for turn in range(env.max_turns):
             active = [e for e in range(len(self.tasks)) if not self.done[e]]
             if not active:
                 break
-            ids, mask = pad_token_ids([self.contexts[e] for e in active], agent.pad_token_id, agent.padding_side)
             turn_seed = None if seed is None else int(seed) + 1000 * turn
-            gen = agent.generate(ids, mask, max_new_tokens=env.max_new_tokens, greedy=greedy, seed=turn_seed,
-                                 **sampling)
+            if cached:  # every episode keeps its row (ended ones decode nothing): the cache's rows stay in place
+                rows = list(range(len(self.tasks)))
+                gen, state = self.cached_turn(state, greedy, turn_seed, sampling)
+            else:
+                rows = active
+                ids, mask = pad_token_ids([self.contexts[e] for e in active], agent.pad_token_id, agent.padding_side)
+                gen = agent.generate(ids, mask, max_new_tokens=env.max_new_tokens, greedy=greedy, seed=turn_seed,
+                                     **sampling)
             out_ids, out_mask = gen.completion_ids.numpy(), gen.completion_mask.numpy()
             texts = ids_to_texts(agent.tokenizer, out_ids, out_mask)
-            for row, e in enumerate(active):
-                turn_ids = [int(t) for t, m in zip(out_ids[row], out_mask[row]) if m]
-                self.step(e, turn, turn_ids, texts[row], eos)
+            for row, e in enumerate(rows):
+                if e in active:
+                    turn_ids = [int(t) for t, m in zip(out_ids[row], out_mask[row]) if m]
+                    self.step(e, turn, turn_ids, texts[row], eos)
         for e in range(len(self.tasks)):
             if not self.done[e]:
                 self.fault(e, env.max_turns - 1, "max_turns", f"still going after {env.max_turns} policy turns", True)
+
+    def cached_turn(self, state, greedy, seed, sampling):
+        """One turn on the cache kept from the last (:meth:`RLAgent.generate_turn`): only the tokens added since
+        are read. The first turn, or one where an episode added no tokens, reads the whole conversations."""
+        agent, n = self.agent, len(self.tasks)
+        fresh = state is None or any(not self.done[e] and not self.pending[e] for e in range(n))
+        chunks = self.contexts if fresh else [[] if self.done[e] else self.pending[e] for e in range(n)]
+        ids, mask = pad_token_ids(chunks, agent.pad_token_id, "left")
+        return agent.generate_turn(ids, mask, None if fresh else state, finished=np.asarray(self.done),
+                                   max_new_tokens=self.env.max_new_tokens, greedy=greedy, seed=seed, **sampling)
 
     def step(self, e, turn, turn_ids, text, eos):
         env, agent = self.env, self.agent
@@ -444,7 +484,7 @@ class _Episodes:
             self.fault(e, turn, "context_overflow", f"the next turn needs {len(context)} + {env.max_new_tokens} tokens, "
                        f"more than the model's context of {agent.context_length}", True)
             return
-        self.contexts[e] = context
+        self.contexts[e], self.pending[e] = context, reply_ids
 
     def rows(self) -> ConversationRollout:
         agent = self.agent

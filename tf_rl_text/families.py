@@ -35,20 +35,27 @@ class Family:
     """Generation runs without the model's own KV cache (its cache is not shape-stable)."""
     keras_hub: bool = False
     """A KerasHub (Keras 3) model, run through :mod:`tf_rl_text.kerashub` (``model_type`` ``keras_hub_*``)."""
+    turn_cache: bool = False
+    """Its generation cache carries on across conversation turns (:meth:`RLAgent.generate_turn`): the model reads
+    the positions it is given, so a masked hole in the cache (a turn's EOS, padding) leaves every other token's
+    position and attention as re-encoding the compact conversation would (checked by a test for each family
+    marked so). Rotary backbones whose positions come from the cache index (KerasHub Llama) re-encode."""
 
 
 _QV = ("q_proj", "v_proj")
 FAMILIES = {
-    "gpt2": Family("causal", plain_graph=True, lora_targets=("c_attn",), blocks=lambda m: m.transformer.h),
+    "gpt2": Family("causal", plain_graph=True, lora_targets=("c_attn",), blocks=lambda m: m.transformer.h,
+                   turn_cache=True),
     "gptj": Family("causal", lora_targets=_QV, blocks=lambda m: m.transformer.h),
-    "mistral": Family("causal", plain_graph=True, lora_targets=_QV, blocks=lambda m: m.model.layers),
+    "mistral": Family("causal", plain_graph=True, lora_targets=_QV, blocks=lambda m: m.model.layers,
+                      turn_cache=True),
     "llama": Family("causal", lora_targets=_QV),
     "opt": Family("causal", lora_targets=_QV, blocks=lambda m: m.model.decoder.layers),
     "xglm": Family("causal", static_cache=True),
     "t5": Family("seq2seq", plain_graph=True, lora_targets=("q", "v")),
     "bart": Family("seq2seq", lora_targets=_QV),
     "marian": Family("seq2seq", lora_targets=_QV),
-    "keras_hub_gpt2": Family("causal", plain_graph=True, keras_hub=True),
+    "keras_hub_gpt2": Family("causal", plain_graph=True, keras_hub=True, turn_cache=True),
     "keras_hub_llama": Family("causal", plain_graph=True, keras_hub=True),
     "keras_hub_mistral": Family("causal", plain_graph=True, keras_hub=True),
     "keras_hub_qwen": Family("causal", plain_graph=True, keras_hub=True),

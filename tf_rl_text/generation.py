@@ -7,6 +7,8 @@
   key/value cache (``_advance``: the model's own, the Llama cache of :mod:`tf_rl_text.llama`, or
   none), optionally split into independent row groups (``_decode_sharded``). The per-step
   sampling controls are the pure functions of :mod:`tf_rl_text.sampling`.
+  :meth:`~GenerationMixin.generate_turn` decodes one turn of a conversation and returns its cache, which
+  the next turn continues (the family adapter's ``extend`` feeds the other side's tokens through it).
 * :func:`resolve_greedy` - greedy or sampled. ``generate``, ``generate_text`` and
   ``tf_rl_text.load(path).generate`` follow one rule: greedy by default; sampled with
   ``greedy=False`` or when any sampling argument (``seed``, ``temperature``, ``top_k``) is given.
@@ -24,7 +26,7 @@ import numpy as np
 
 from tf_rl_text import sampling
 from tf_rl_text._compat import tf
-from tf_rl_text.families import types_where
+from tf_rl_text.families import family_of, types_where
 from tf_rl_text.precision import weights_cast_once
 from tf_rl_text.validation import check_prompts
 
@@ -173,14 +175,23 @@ class GenerationMixin:
                      nucleus, penalty):
         """``controls``: (top_p, repetition_penalty, min_new_tokens, stop_token_ids) tensors; ``nucleus`` and
         ``penalty`` (Python bools) say whether top-p and the repetition penalty are traced at all."""
-        top_p, rep_penalty, min_new_tokens, stop_token_ids = controls
-        batch = tf.shape(input_ids)[0]
-        ends = tf.concat([[self.eos_token_id], tf.reshape(stop_token_ids, [-1])], axis=0)  # (S + 1,) end a row
         logits, state = self._prefill(input_ids, attention_mask)  # (B, V)
-        finished = tf.zeros([batch], tf.bool)
+        finished = tf.zeros([tf.shape(input_ids)[0]], tf.bool)
+        seen = sampling.seen_tokens(input_ids, attention_mask, tf.shape(logits)[1]) if penalty else tf.zeros([0])
+        completion_ids, completion_mask, _ = self._sample_loop(logits, state, finished, seen, max_new_tokens, seed,
+                                                               temperature, controls, greedy, top_k, nucleus, penalty)
+        return completion_ids, completion_mask
+
+    def _sample_loop(self, logits, state, finished, seen, max_new_tokens, seed, temperature, controls, greedy, top_k,
+                     nucleus, penalty):
+        """From the logits of the next token and the cache ``state``: one token per step until every row has
+        ``finished`` (it starts as given) or ``max_new_tokens``. Returns (completion ids, mask, the state after
+        the last token: every sampled token, padding after a row's end included, is in its cache)."""
+        top_p, rep_penalty, min_new_tokens, stop_token_ids = controls
+        batch = tf.shape(logits)[0]
+        ends = tf.concat([[self.eos_token_id], tf.reshape(stop_token_ids, [-1])], axis=0)  # (S + 1,) end a row
         tokens = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         masks = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
-        seen = sampling.seen_tokens(input_ids, attention_mask, tf.shape(logits)[1]) if penalty else tf.zeros([0])
 
         def keep_going(t, logits, state, finished, tokens, masks, seen):
             return tf.logical_and(t < max_new_tokens, tf.logical_not(tf.reduce_all(finished)))
@@ -215,13 +226,13 @@ class GenerationMixin:
         loop_vars = (tf.constant(0), logits, state, finished, tokens, masks, seen)
         invariants = (tf.TensorShape([]), tf.TensorShape([None, None]), tf.nest.map_structure(_loose_shape, state),
                       tf.TensorShape([None]), tf.TensorShape(None), tf.TensorShape(None), _loose_shape(seen))
-        t, _, _, _, tokens, masks, _ = tf.while_loop(keep_going, step, loop_vars, shape_invariants=invariants)
+        t, _, state, _, tokens, masks, _ = tf.while_loop(keep_going, step, loop_vars, shape_invariants=invariants)
         pad = max_new_tokens - t  # rows stopped early: pad to a fixed width
         completion_ids = tf.pad(tf.transpose(tokens.stack()), [[0, 0], [0, pad]], constant_values=self.pad_token_id)
         completion_mask = tf.pad(tf.transpose(masks.stack()), [[0, 0], [0, pad]])
         completion_ids = tf.reshape(completion_ids, [batch, max_new_tokens])
         completion_mask = tf.reshape(completion_mask, [batch, max_new_tokens])
-        return completion_ids, completion_mask
+        return completion_ids, completion_mask, state
 
     def _decode_sharded(self, decode, input_ids, attention_mask, max_new_tokens, seed, *rest):
         """``decode`` (the compiled :meth:`_decode`) on ``generation_shards`` row groups side by side.
@@ -287,6 +298,19 @@ class GenerationMixin:
             self._generate_fns[key] = self.compile_fn(fn, signature)
         return self._generate_fns[key]
 
+    def _call_controls(self, seed, temperature, top_p, repetition_penalty, min_new_tokens, stop_token_ids):
+        """One call's seed tensor, temperature and validated controls, the agent's own where not given."""
+        seed = self._next_seed() if seed is None else tf.constant([int(seed), 0], tf.int32)
+        temperature = self.temperature if temperature is None else float(temperature)
+        if temperature is None or not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        controls = check_controls(
+            self.top_p if top_p is None else top_p,
+            self.repetition_penalty if repetition_penalty is None else repetition_penalty,
+            self.min_new_tokens if min_new_tokens is None else min_new_tokens,
+            self.stop_token_ids if stop_token_ids is None else stop_token_ids)
+        return seed, temperature, controls
+
     def generate(self, input_ids, attention_mask, max_new_tokens: int = 32, greedy: bool | None = None, seed=None,
                  temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                  repetition_penalty: float | None = None, min_new_tokens: int | None = None,
@@ -314,15 +338,8 @@ class GenerationMixin:
         if top_k is not None and (int(top_k) != top_k or not 0 <= top_k <= self.vocab_size):
             raise ValueError(f"top_k must be an integer in [0, {self.vocab_size}] (the vocabulary size; 0 = no "
                              f"filtering), got {top_k!r}")
-        seed = self._next_seed() if seed is None else tf.constant([int(seed), 0], tf.int32)
-        temperature = self.temperature if temperature is None else float(temperature)
-        if temperature is None or not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        top_p, repetition_penalty, min_new_tokens, stop_token_ids = check_controls(
-            self.top_p if top_p is None else top_p,
-            self.repetition_penalty if repetition_penalty is None else repetition_penalty,
-            self.min_new_tokens if min_new_tokens is None else min_new_tokens,
-            self.stop_token_ids if stop_token_ids is None else stop_token_ids)
+        seed, temperature, (top_p, repetition_penalty, min_new_tokens, stop_token_ids) = self._call_controls(
+            seed, temperature, top_p, repetition_penalty, min_new_tokens, stop_token_ids)
         fn = self.generate_fn(greedy, top_k, nucleus=top_p < 1.0, penalty=repetition_penalty != 1.0)
         try:
             ids, mask = fn(input_ids, attention_mask, tf.constant(int(max_new_tokens), tf.int32), seed,
@@ -342,6 +359,91 @@ class GenerationMixin:
                 f"error: {(causes or [e])[-1]}"
             ) from e
         return Generation(ids, mask)
+
+    def turn_cache_blocker(self) -> str | None:
+        """Why :meth:`generate_turn` cannot keep this agent's key/value cache across turns; None when it can."""
+        if self.family.seq2seq:
+            return "an encoder-decoder's source would be re-encoded every turn"
+        if self.generation_cache not in ("model", "llama"):
+            return f"generation_cache={self.generation_cache!r} keeps no cache"
+        family = family_of(self.model)
+        if family is None or not family.turn_cache:
+            return (f"{getattr(self.model.config, 'model_type', type(self.model).__name__)}'s cache is not known to "
+                    f"continue across a masked hole (families.py: turn_cache)")
+        if self.repetition_penalty != 1.0:
+            return "the repetition penalty needs every earlier token of the conversation"
+        return None
+
+    def generate_turn(self, input_ids, attention_mask, state=None, finished=None, max_new_tokens: int = 32,
+                      greedy: bool | None = None, seed=None, temperature: float | None = None, top_k: int | None = None,
+                      top_p: float | None = None, min_new_tokens: int | None = None, stop_token_ids=None,
+                      repetition_penalty: float | None = None):
+        """One turn of a conversation, decoded on a key/value cache kept across turns. Returns
+        (:class:`Generation`, state): pass the state to the next turn's call.
+
+        ``state`` None: ``input_ids``, ``attention_mask`` (B, P) are the whole conversation so far, left padded,
+        read once. Otherwise they are only the tokens added since the last turn (the other side's reply and the
+        cue of the next turn), left padded (B, Q), at least one real token in each row that decodes; they are fed
+        through ``state`` and decoding goes on from there, instead of re-reading the conversation.
+        ``finished`` (B,) bool: rows that decode nothing this turn (ended episodes; pad tokens, mask 0).
+
+        The returned state holds every token read or said, with the turn's EOS and padding masked out, so the
+        next turn sees the positions and attention that re-encoding the conversation without them gives
+        (``tests/test_conversation.py`` compares the log-probs). The sampling arguments are :meth:`generate`'s;
+        the repetition penalty is not available here (:meth:`turn_cache_blocker` says when the cache cannot be kept).
+        """
+        blocker = self.turn_cache_blocker()
+        if repetition_penalty not in (None, 1.0):
+            blocker = f"repetition_penalty={repetition_penalty!r} needs every earlier token of the conversation"
+        if blocker:
+            raise ValueError(f"generate_turn cannot keep the cache across turns: {blocker}; re-encode the "
+                             f"conversation with generate() each turn")
+        greedy = resolve_greedy(greedy, temperature, top_k, seed, top_p)
+        check_sampling_args(max_new_tokens=max_new_tokens)
+        top_k = self.top_k if top_k is None or greedy else int(top_k)
+        seed, temperature, (top_p, _, min_new_tokens, stop_token_ids) = self._call_controls(
+            seed, temperature, top_p, None, min_new_tokens, stop_token_ids)
+        input_ids = tf.convert_to_tensor(input_ids, tf.int32)
+        attention_mask = tf.convert_to_tensor(attention_mask, tf.int32)
+        finished = tf.zeros([input_ids.shape[0]], tf.bool) if finished is None else tf.convert_to_tensor(finished,
+                                                                                                           tf.bool)
+        key = ("turn", bool(greedy), top_k, top_p < 1.0 and not greedy, state is None)
+        if key not in self._generate_fns:  # traced once per key: every size is a None dimension
+            loose = [] if state is None else [tf.nest.map_structure(
+                lambda x: tf.TensorSpec(_loose_shape(x), x.dtype), state)]
+            signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32), *loose,
+                         tf.TensorSpec([None], tf.bool), tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32),
+                         tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32),
+                         tf.TensorSpec([None], tf.int32)]
+            self._generate_fns[key] = self.compile_fn(self._turn_fn(*key[1:]), signature)
+        ids, mask, state = self._generate_fns[key](
+            input_ids, attention_mask, *([] if state is None else [state]), finished,
+            tf.constant(int(max_new_tokens), tf.int32), seed, tf.constant(temperature, tf.float32),
+            tf.constant(top_p, tf.float32), tf.constant(min_new_tokens, tf.int32),
+            tf.constant(stop_token_ids, tf.int32, shape=[len(stop_token_ids)]))
+        return Generation(ids, mask), state
+
+    def _turn_fn(self, greedy, top_k, nucleus, first):
+        def turn(input_ids, attention_mask, state, finished, max_new_tokens, seed, temperature, top_p, min_new_tokens,
+                 stop_token_ids):
+            controls = (top_p, tf.constant(1.0), min_new_tokens, stop_token_ids)
+            with weights_cast_once(self.model):
+                if state is None:
+                    logits, state = self._prefill(input_ids, attention_mask)
+                else:
+                    logits, state = self.family.extend(self, input_ids, attention_mask, state)
+                width = tf.shape(state["mask"])[1]
+                ids, mask, state = self._sample_loop(logits, state, finished, tf.zeros([0]), max_new_tokens, seed,
+                                                     temperature, controls, greedy, top_k, nucleus, False)
+            said = mask * tf.cast(tf.not_equal(ids, self.eos_token_id), mask.dtype)  # what the next turn reads
+            full = tf.concat([state["mask"][:, :width], tf.cast(said[:, :tf.shape(state["mask"])[1] - width],
+                                                                 state["mask"].dtype)], axis=1)
+            position = tf.cast(tf.reduce_sum(full, axis=1) - 1, state["position"].dtype)
+            return ids, mask, dict(state, mask=full, position=position)
+
+        if first:
+            return lambda input_ids, attention_mask, *rest: turn(input_ids, attention_mask, None, *rest)
+        return turn
 
     def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 32, greedy: bool | None = None, seed=None,
                       temperature: float | None = None, top_k: int | None = None, best_of: int | None = None,
