@@ -47,10 +47,14 @@ def log(*a):
 
 
 def data_dir(args, name):
-    for root in (args.data, shared_data_dir(), "/work/shared/data"):
-        if root and os.path.isdir(os.path.join(root, name)):
-            return os.path.join(root, name)
-    raise SystemExit(f"{name} not found under --data {args.data!r} or {shared_data_dir()!r}")
+    """The data set's folder: under --data, else the package's shared data folder (tf_rl_text.data)."""
+    try:
+        root = shared_data_dir(args.data)
+    except FileNotFoundError as e:
+        raise SystemExit(f"{name}: {e}") from None
+    if not os.path.isdir(os.path.join(root, name)):
+        raise SystemExit(f"{name} not found under {root!r}: pass --data FOLDER (the folder holding {name}/)")
+    return os.path.join(root, name)
 
 
 # --------------------------------------------------------------------------- the frozen encoder, cached

@@ -683,6 +683,7 @@ CONSTANTS = {
     "95%": "the confidence of every interval (metrics.paired_bootstrap's default, used throughout)",
     "+1.0": "issue 25's target gain",
     "10%": "issue 25's limit on the rise of reference perplexity",
+    "3,000": "the extractive W0's most updates (benchmarks/extractive_results.py: W0_MAX_UPDATES)",
 }
 
 # figures no JSON holds, each phrase exactly as the page has it, and why
