@@ -81,6 +81,7 @@ class Settings:
     d_model: int = 128
     layers: int = 2
     dropout: float = 0.0  # T5 dropout_rate during maximum-likelihood training (RL and scoring run without it)
+    label_smoothing: float = 0.0  # of the maximum-likelihood targets (warm start and MLE control; fit_pairs)
     max_source_tokens: int = 48
     max_new_tokens: int = 40
     train_limit: int | None = None
@@ -114,8 +115,8 @@ class Settings:
 
 
 # settings the warm start depends on: a work folder's warm start is reused only when these match
-WARM_FIELDS = ("vocab_size", "d_model", "layers", "dropout", "max_source_tokens", "max_new_tokens", "train_limit", "dev_limit",
-               "mle_lr", "mle_batch_size", "mle_eval_every", "mle_plateau", "mle_halvings", "mle_patience")
+WARM_FIELDS = ("vocab_size", "d_model", "layers", "dropout", "label_smoothing", "max_source_tokens", "max_new_tokens",
+               "train_limit", "dev_limit", "mle_lr", "mle_batch_size", "mle_eval_every", "mle_plateau", "mle_halvings", "mle_patience")
 # settings an RL run depends on (the sweep's grid names some of them)
 RL_FIELDS = ("rl_baseline", "rl_samples_per_prompt", "rl_batch_size", "rl_lr", "kl_coef", "entropy_coef", "mle_coef",
              "rl_cpu_s", "rl_max_steps", "rl_eval_every")
@@ -485,7 +486,8 @@ def mle_stage(t: Task, stage_dir: str, seed: int, start_weights, lr: float, budg
         clock.start()
         fit_pairs(agent, t.train.prompts, t.train.first_references(), steps=10 ** 9, batch_size=s.mle_batch_size,
                   learning_rate=state["lr"], max_prompt_tokens=s.max_source_tokens, max_target_tokens=s.max_new_tokens,
-                  seed=seed * 1000 + state["segments"], progress=False, optimizer=optimizer, callback=callback)
+                  seed=seed * 1000 + state["segments"], progress=False, optimizer=optimizer, callback=callback,
+                  label_smoothing=s.label_smoothing)
         clock.stop()
     state["done"] = True
     write_json(state_path, state)

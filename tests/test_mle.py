@@ -26,6 +26,39 @@ def test_fit_pairs_teaches_targets_to_both_model_kinds(tokenizer, build):
     assert [o.strip() for o in out] == [t.strip() for t in targets]
 
 
+def test_fit_pairs_label_smoothing_is_the_smoothed_cross_entropy_of_the_model(tokenizer):
+    """The first update's loss is computed before it: with epsilon 0.1 it equals ops.label_smoothed_nll over
+    the model's own logits of the batch, by hand; with 0 the plain NLL; and the targets are still learned."""
+    import numpy as np
+
+    from tf_rl_text import ops
+    from tf_rl_text._compat import tf
+
+    from tf_rl_text.tokens import encode_texts
+
+    prompts, targets = zip(*PAIRS)
+    pick = np.random.RandomState(0).randint(0, 2, size=2)  # fit_pairs' first batch (seed 0)
+    firsts = {}
+    for eps in (0.0, 0.1):
+        agent = RLAgent(make_tiny_t5(tokenizer), tokenizer)
+        p_ids, p_mask = agent.encode_prompts([prompts[i] for i in pick])
+        t_ids, t_mask = encode_texts(tokenizer, [targets[i] for i in pick], 32)
+        width = int(t_mask.sum(axis=1).max())
+        t_ids, t_mask = t_ids[:, :width], t_mask[:, :width]
+        logits = agent.completion_logits(tf.constant(p_ids), tf.constant(p_mask), tf.constant(t_ids), tf.constant(t_mask))
+        per_token = ops.label_smoothed_nll(logits, tf.constant(t_ids), eps).numpy()
+        by_hand = float((per_token * t_mask).sum() / t_mask.sum())
+        losses = fit_pairs(agent, prompts, targets, steps=80, batch_size=2, learning_rate=1e-2, progress=False,
+                           label_smoothing=eps)
+        assert losses[0] == pytest.approx(by_hand, rel=1e-4), (eps, losses[0], by_hand)
+        firsts[eps] = losses[0]
+        out = agent.generate_text(list(prompts), max_new_tokens=10, greedy=True)
+        assert [o.strip() for o in out] == [t.strip() for t in targets]
+    assert firsts[0.1] != firsts[0.0]
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        fit_pairs(agent, prompts, targets, progress=False, label_smoothing=1.0)
+
+
 def test_fit_pairs_rejects_bad_input(tokenizer, tiny_model):
     agent = RLAgent(tiny_model, tokenizer)
     with pytest.raises(ValueError, match="got 2 prompts and 1 targets"):

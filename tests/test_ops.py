@@ -70,6 +70,15 @@ def test_group_normalized_advantages():
     np.testing.assert_allclose(a[2:], [0.0, 0.0])  # a group with equal rewards: no signal, no NaN
 
 
+def test_label_smoothed_nll_by_hand():
+    # p = (1/2, 1/4, 1/4): -log p = (ln 2, ln 4, ln 4); target token 1
+    logits = tf.math.log(tf.constant([[[0.5, 0.25, 0.25]]]))
+    eps = 0.1
+    expected = (1 - eps) * np.log(4) + eps * (np.log(2) + 2 * np.log(4)) / 3
+    assert float(ops.label_smoothed_nll(logits, tf.constant([[1]]), eps)[0, 0]) == pytest.approx(expected, abs=1e-6)
+    assert float(ops.label_smoothed_nll(logits, tf.constant([[1]]), 0.0)[0, 0]) == pytest.approx(np.log(4), abs=1e-6)
+
+
 def test_gather_log_probs_and_entropy():
     logits = tf.math.log(tf.constant([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]]))
     lp = ops.gather_log_probs(logits, tf.constant([[0, 2]])).numpy()

@@ -101,6 +101,15 @@ def gather_log_probs(logits, tokens):
     return tf.gather(logp, tokens, axis=-1, batch_dims=2)
 
 
+def label_smoothed_nll(logits, tokens, epsilon):
+    """Cross-entropy against the target smoothed towards uniform (Szegedy et al. 2016; fairseq's form):
+    (1 - epsilon) * -log p(token) + epsilon * mean over the vocabulary of -log p(v), at each position:
+    logits (B, T, V), tokens (B, T) -> (B, T). epsilon = 0 is the plain negative log-likelihood."""
+    logp = tf.nn.log_softmax(logits, axis=-1)
+    nll = -tf.gather(logp, tokens, axis=-1, batch_dims=2)
+    return (1.0 - epsilon) * nll - epsilon * tf.reduce_mean(logp, axis=-1)
+
+
 def entropy_from_logits(logits):
     """Entropy of softmax(logits) along the last axis."""
     return entropy_from_log_probs(tf.nn.log_softmax(logits, axis=-1))

@@ -97,11 +97,15 @@ def _keep_last_tokens(tokenizer, text, n):
 def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-3,
               max_prompt_tokens: int | None = None, max_target_tokens: int = 32, seed: int = 0,
               progress: bool = True, prefix: str | None = None, strategy=None, optimizer=None,
-              max_seconds: float | None = None, callback=None):
+              max_seconds: float | None = None, callback=None, label_smoothing: float = 0.0):
     """Supervised fine-tuning on (prompt or source, target) pairs: maximum likelihood of each
     target (followed by EOS) given its prompt, for causal and encoder-decoder agents alike.
 
         L = -(1/N) sum over target tokens of log pi(y_t | x, y_<t)     (a per-token mean)
+
+    ``label_smoothing`` (epsilon in [0, 1)): each token's target is smoothed towards uniform,
+    (1 - epsilon) * -log pi(y_t) + epsilon * mean_v -log pi(v) (:func:`tf_rl_text.ops.label_smoothed_nll`),
+    the regulariser of the Transformer's training (0.1 there); 0 is plain maximum likelihood.
 
     It scores through ``agent.log_probs`` (the same function RL trains), so the warm-started
     policy is exactly the one the trainers then improve. Prompts longer than
@@ -130,6 +134,9 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
         raise ValueError(f"steps must be an integer >= 0, got {steps}")
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be > 0 (or None: no time limit), got {max_seconds!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1) (0 = plain maximum likelihood, 0.1 is usual), got "
+                         f"{label_smoothing!r}")
     tok = agent.tokenizer
     if max_prompt_tokens is None:
         max_prompt_tokens = agent.family.prompt_room(agent.context_length, max_target_tokens)
@@ -145,6 +152,9 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
             optimizer = keras.optimizers.Adam(learning_rate)
 
     def mean_nll(p_ids, p_mask, t_ids, t_mask):
+        if label_smoothing:
+            logits = agent.completion_logits(p_ids, p_mask, t_ids, t_mask, training=True)  # (B, T, V)
+            return ops.masked_mean(ops.label_smoothed_nll(logits, t_ids, label_smoothing), tf.cast(t_mask, tf.float32))
         logp = agent.log_probs(p_ids, p_mask, t_ids, t_mask, training=True)  # (B, T)
         return -ops.masked_mean(logp, tf.cast(t_mask, tf.float32))
 
