@@ -95,6 +95,10 @@ class Settings:
     mle_halvings: int = 3  # halvings before the final patience
     mle_patience: int = 3  # after the last halving: evaluations without a new best before stopping
     mle_max_cpu_s: float = 14400.0  # a cap, not the plan: hitting it records converged = false
+    # the restart test (issue 40): after the plateau rule stops, a fresh Adam restarts from W0 at the schedule's last
+    # learning rate (the same schedule); a restart whose dev score beats W0's beyond noise (its paired-bootstrap 95%
+    # interval on dev above 0) becomes W0 and another restart follows, at most this many; 0 = no restart test
+    mle_restarts: int = 0
     min_unique_share: float = 0.5  # W0 must give this share of distinct greedy dev outputs, or RL does not start
     # RL (one configuration; the sweep varies some of these)
     rl_baseline: str = "rloo"
@@ -116,7 +120,8 @@ class Settings:
 
 # settings the warm start depends on: a work folder's warm start is reused only when these match
 WARM_FIELDS = ("vocab_size", "d_model", "layers", "dropout", "label_smoothing", "max_source_tokens", "max_new_tokens",
-               "train_limit", "dev_limit", "mle_lr", "mle_batch_size", "mle_eval_every", "mle_plateau", "mle_halvings", "mle_patience")
+               "train_limit", "dev_limit", "mle_lr", "mle_batch_size", "mle_eval_every", "mle_plateau", "mle_halvings", "mle_patience",
+               "mle_restarts")
 # settings an RL run depends on (the sweep's grid names some of them)
 RL_FIELDS = ("rl_baseline", "rl_samples_per_prompt", "rl_batch_size", "rl_lr", "kl_coef", "entropy_coef", "mle_coef",
              "rl_cpu_s", "rl_max_steps", "rl_eval_every")
@@ -504,6 +509,8 @@ def warm_stage(t: Task, seed: int = 0) -> dict:
                       "warm start")
     t.log(f"  warm start: best dev {state['best']:.2f} at step {state['best_step']} of {state['step']}, converged "
           f"{state['converged']}, {state['cpu_s']:.0f} CPU s ({state['wall_s']:.0f} s wall)")
+    if s.mle_restarts:
+        state = restart_test(t, state, seed)
     if "dev_unique_share" not in state:  # is W0 a summariser/translator at all, or one sentence for every input?
         _, _, outputs = score(t.task, t.agent(seed, load_weights(t.path("warm", "best.npz"))), t.dev, s)
         state.update(dev_unique_share=len(set(outputs)) / max(len(outputs), 1),
@@ -511,6 +518,47 @@ def warm_stage(t: Task, seed: int = 0) -> dict:
         write_json(t.path("warm", "state.json"), state)
     t.log(f"  warm start outputs on dev: {state['dev_unique_share']:.0%} distinct, distinct-2 "
           f"{state['dev_distinct_2']:.3f}; e.g. {state['dev_samples'][0][:80]!r}")
+    return state
+
+
+def restart_test(t: Task, state: dict, seed: int) -> dict:
+    """Issue 40's convergence test of the warm start: a fresh-Adam restart from W0 (``warm/best.npz``) at the
+    schedule's last learning rate, run by the same plateau schedule (``warm/restart<i>``); when its best dev score
+    beats W0's beyond noise (the paired-bootstrap 95% interval of restart - W0 over dev examples above 0) it becomes
+    W0 (the plateau rule's W0 is kept as ``warm/plateau_best.npz``) and the next restart follows; at most
+    ``mle_restarts``. Records ``restarts`` (each restart's dev scores, interval and whether it was adopted) and
+    ``restart_converged`` (true when a restart no longer gained) in the warm start's state."""
+    s = t.s
+    restarts = state.setdefault("restarts", [])
+    w0_path = t.path("warm", "best.npz")
+    if not os.path.exists(t.path("warm", "plateau_best.npz")):
+        shutil.copyfile(w0_path, t.path("warm", "plateau_best.npz"))
+    while state.get("restart_converged") is None:
+        i = len(restarts)
+        if i >= s.mle_restarts:
+            state["restart_converged"] = False
+            break
+        lr = s.mle_lr * 0.5 ** s.mle_halvings
+        stage_dir = t.path("warm", f"restart{i}")
+        t.log(f"  restart test {i + 1}/{s.mle_restarts}: fresh Adam from W0 (dev {state['best']:.2f}) at lr {lr:.2e}")
+        r = mle_stage(t, stage_dir, seed + 100 * (i + 1), load_weights(w0_path), lr, s.mle_max_cpu_s, s.mle_eval_every,
+                      None, True, f"restart {i + 1}")
+        w0_value, w0_stats, _ = score(t.task, t.agent(seed, load_weights(w0_path)), t.dev, s)
+        r_value, r_stats, _ = score(t.task, t.agent(seed, load_weights(os.path.join(stage_dir, "best.npz"))), t.dev, s)
+        interval = pooled_interval(t.task, [r_stats], [w0_stats], s.bootstrap_resamples)
+        adopted = interval["ci95"][0] > 0
+        restarts.append({"start_dev": w0_value, "best_dev": r_value, "best_step": r["best_step"], "steps": r["step"],
+                         "cpu_s": r["cpu_s"], "gain": interval["delta"], "ci95": interval["ci95"], "adopted": adopted})
+        t.log(f"  restart {i + 1}: dev {w0_value:.2f} -> {r_value:.2f} ({interval['delta']:+.2f}, 95% CI "
+              f"[{interval['ci95'][0]:+.2f}, {interval['ci95'][1]:+.2f}]): "
+              + ("beyond noise, it becomes W0" if adopted else "within noise: W0 is converged"))
+        if adopted:
+            shutil.copyfile(os.path.join(stage_dir, "best.npz"), w0_path)
+            state.update(best=r_value, lr=r["lr"])
+            state.pop("dev_unique_share", None)  # W0 changed: its dev outputs are read again
+        else:
+            state["restart_converged"] = True
+        write_json(t.path("warm", "state.json"), state)
     return state
 
 
@@ -870,6 +918,7 @@ def write_results(t: Task, context: dict, results_dir: str) -> dict:
             "test": mle and mle["test"], "test_perplexity": mle and mle["perplexity"],
             "dev_unique_share": warm.get("dev_unique_share"), "dev_distinct_2": warm.get("dev_distinct_2"),
             "dev_samples": warm.get("dev_samples"),
+            "restarts": warm.get("restarts"), "restart_converged": warm.get("restart_converged"),
             "degenerate": (None if warm.get("dev_unique_share") is None
                            else warm["dev_unique_share"] < s.min_unique_share),
             "plot": f"docs/results/{task}_dev_curve.png",

@@ -119,6 +119,40 @@ def test_warm_start_schedule_halves_on_plateau_then_stops_on_patience(tmp_path, 
     assert results.warm_stage(t) == state
 
 
+def test_the_restart_test_adopts_a_restart_that_gains_beyond_noise_and_stops_when_one_does_not(tmp_path, results,
+                                                                                              monkeypatch):
+    """Issue 40's restart test, scripted: restart 1 translates every dev sentence where W0 said nothing right (its
+    paired interval is above 0): it becomes W0; restart 2 says what W0 says (interval [0, 0]): converged."""
+    import filecmp
+
+    root = _multi30k_slice(tmp_path / "data")
+    s = results.settings_for("translation", "tiny", ["mle_eval_every=5", "mle_plateau=1", "mle_halvings=1",
+                                                     "mle_patience=1", "mle_restarts=3"])
+    t = results.Task("translation", s, str(tmp_path / "work"), str(root), log=lambda *a: None)
+    monkeypatch.setattr(results.Task, "dev_check", lambda self, agent: (1.0, 1.0))  # every stage: a flat dev curve
+    refs = t.dev.references
+    wrong = [f"nichts {i}" for i in range(len(refs))]
+    right = [r if isinstance(r, str) else r[0] for r in refs]
+    said = iter([wrong, right, right, right, right])  # restart 1: W0, restart; restart 2: W0, restart; W0's outputs
+
+    def scripted_score(task, agent, ds, settings):
+        outputs = next(said)
+        stats = metrics.sacrebleu_stats(outputs, ds.references)
+        return float(metrics.bleu_from_stats(stats.sum(axis=0))), stats, outputs
+
+    monkeypatch.setattr(results, "score", scripted_score)
+    state = results.warm_stage(t)
+    first, second = state["restarts"]
+    assert first["adopted"] and first["ci95"][0] > 0 and first["best_dev"] == pytest.approx(100.0) and first["start_dev"] == 0.0
+    assert not second["adopted"] and second["ci95"] == [0.0, 0.0] and second["gain"] == 0.0
+    assert state["restart_converged"] is True and state["best"] == pytest.approx(100.0)
+    # W0 is restart 1's best weights now; the plateau rule's W0 is kept beside it
+    assert filecmp.cmp(t.path("warm", "best.npz"), t.path("warm", "restart0", "best.npz"), shallow=False)
+    assert os.path.exists(t.path("warm", "plateau_best.npz"))
+    monkeypatch.setattr(results, "score", lambda *a: pytest.fail("a converged restart test ran again"))
+    assert results.warm_stage(t)["restarts"] == state["restarts"]
+
+
 def test_a_checkpoint_with_one_output_for_most_inputs_is_never_kept(tmp_path, results, monkeypatch):
     """SciTLDR's dev ROUGE-L peaked on a template ("We propose a new method for learning ...") said to every input:
     a check below min_unique_share counts as no new best, however high it scores."""
