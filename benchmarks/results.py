@@ -24,7 +24,11 @@ The stages of one task (one warm start, ``rl_seeds`` RL seeds from it):
    without a new best dev), at most ``mle_halvings`` times; after the last halving it **stops once dev
    has not improved for** ``mle_patience`` evaluations: then ``converged`` is true. ``mle_max_cpu_s``
    caps it (then ``converged`` is false). The best dev weights are the warm start W0; its dev curve is
-   saved (JSON and PNG).
+   saved (JSON and PNG). Regularisation: ``dropout`` (T5's, training only) and ``label_smoothing`` (of the
+   targets). **The restart test** (``mle_restarts`` > 0, issue 40): a fresh Adam restarts from W0 at the
+   schedule's last learning rate under the same schedule; if its best dev beats W0's beyond noise (paired
+   bootstrap over dev examples, 95% interval above 0) it becomes W0 and another restart follows, at most
+   ``mle_restarts`` times; ``restart_converged`` records whether one finally did not gain.
 2. ``sweep``: RL configurations (``--sweep NAME=V1,V2``, default ``mle_coef=0,0.5``) on seed 0, each for
    ``rl_cpu_s``; the one with the best **dev** score is the final configuration (test is not looked at).
 3. per seed ``n`` (0 .. ``rl_seeds``-1; the seed varies sampling, data order and every RNG of RL):
