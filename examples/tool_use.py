@@ -3,7 +3,7 @@
 
 Each task is an addition (``"432+197"``). The other side is a calculator tool (``calc``): a turn that is
 exactly ``calc(ARGUMENTS)`` gets the result back as a tool message, any other turn is the answer, and the
-reward is 1 for the exact sum, else 0 (``tf_rl_text.conversation.ToolUse``). The steps:
+reward is 1 for the exact sum, else 0 (``tf_rl_text.tools.ToolUse``). The steps:
 
 1. a tiny GPT-2 (byte-level tokenizer of the embedded corpus) is warm-started by maximum likelihood on
    ``demos`` demonstrations of the call format (``calc(a+b)``, then the result copied as the answer);
@@ -34,7 +34,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from tf_rl_text import GRPOConfig, GRPOTrainer, RLAgent, default_model, default_tokenizer  # noqa: E402
-from tf_rl_text.conversation import ConversationEnv, ToolUse, render_plain  # noqa: E402
+from tf_rl_text.conversation import ConversationEnv, render_plain  # noqa: E402
+from tf_rl_text.tools import ToolUse  # noqa: E402
 from tf_rl_text.scripts import example_settings, write_json  # noqa: E402
 from tf_rl_text.trainers.mle import fit_pairs  # noqa: E402
 

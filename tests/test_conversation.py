@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from tf_rl_text import GRPOConfig, GRPOTrainer, ReinforceConfig, ReinforceTrainer, RLAgent, default_model
-from tf_rl_text.conversation import (ConversationEnv, MalformedCall, Renderer, ScriptedUser, Tool, ToolUse,
-                                     parse_call, render_plain)
+from tf_rl_text.conversation import ConversationEnv, Renderer, ScriptedUser, render_plain
+from tf_rl_text.tools import MalformedCall, Tool, ToolUse, parse_call
 from tf_rl_text.defaults import default_tokenizer
 from tf_rl_text.tokens import pad_token_ids
 

@@ -372,11 +372,12 @@ class LoadedPolicy:
         """Continue a conversation (:mod:`tf_rl_text.conversation`'s message format): the policy's next turn
         for ``messages``, rendered as training rendered it (the tokenizer's chat template, else the plain
         ``Role: content`` form), appended as an assistant message. With ``tools`` (functions or
-        :class:`~tf_rl_text.conversation.Tool` objects), a turn that calls one (``NAME(ARGUMENTS)``) runs it
+        :class:`~tf_rl_text.tools.Tool` objects), a turn that calls one (``NAME(ARGUMENTS)``) runs it
         here, outside the graph, appends its result (or ``error: ...``) as a tool message and goes on, up to
         ``max_turns`` policy turns. Returns the conversation with the new messages. Greedy unless ``greedy=False``
         or ``seed``/``temperature`` is given, as :meth:`generate`."""
-        from tf_rl_text.conversation import Renderer, answer_call, as_message, as_tools
+        from tf_rl_text.conversation import Renderer, as_message
+        from tf_rl_text.tools import answer_call, as_tools
 
         greedy = resolve_greedy(greedy, temperature, None, seed)
         renderer = Renderer(self.tokenizer)

@@ -94,6 +94,24 @@ def _keep_last_tokens(tokenizer, text, n):
     return text if len(ids) <= n else tokenizer.decode(ids[-n:])
 
 
+def _check_pairs(prompts, targets, steps, max_seconds, label_smoothing):
+    """fit_pairs' arguments, each bad one named with its fix."""
+    if not prompts:
+        raise ValueError("fit_pairs needs at least one (prompt, target) pair, got none")
+    if len(prompts) != len(targets):
+        raise ValueError(f"prompts and targets must pair up: got {len(prompts)} prompts and {len(targets)} targets")
+    for i, t in enumerate(targets):
+        if not isinstance(t, str):
+            raise ValueError(f"targets[{i}] must be a string (pick one reference per prompt), got {type(t).__name__}")
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be > 0 (or None: no time limit), got {max_seconds!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1) (0 = plain maximum likelihood, 0.1 is usual), got "
+                         f"{label_smoothing!r}")
+
+
 def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-3,
               max_prompt_tokens: int | None = None, max_target_tokens: int = 32, seed: int = 0,
               progress: bool = True, prefix: str | None = None, strategy=None, optimizer=None,
@@ -123,20 +141,7 @@ def fit_pairs(agent, prompts, targets, steps: int = 300, batch_size: int = 32, l
 
     strategy = distribute.resolve(strategy)
     prompts, targets = list(prompts), list(targets)
-    if not prompts:
-        raise ValueError("fit_pairs needs at least one (prompt, target) pair, got none")
-    if len(prompts) != len(targets):
-        raise ValueError(f"prompts and targets must pair up: got {len(prompts)} prompts and {len(targets)} targets")
-    for i, t in enumerate(targets):
-        if not isinstance(t, str):
-            raise ValueError(f"targets[{i}] must be a string (pick one reference per prompt), got {type(t).__name__}")
-    if int(steps) != steps or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps}")
-    if max_seconds is not None and not max_seconds > 0:
-        raise ValueError(f"max_seconds must be > 0 (or None: no time limit), got {max_seconds!r}")
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1) (0 = plain maximum likelihood, 0.1 is usual), got "
-                         f"{label_smoothing!r}")
+    _check_pairs(prompts, targets, steps, max_seconds, label_smoothing)
     tok = agent.tokenizer
     if max_prompt_tokens is None:
         max_prompt_tokens = agent.family.prompt_room(agent.context_length, max_target_tokens)
