@@ -114,3 +114,20 @@ def check_actor_critic_demo(trainer, where):
         return
     for key in ("reward_mean", "policy_loss", "value_loss"):
         assert any(abs(h[key]) > 1e-6 for h in trainer.history), f"{where}: every {key} is 0: the demo learns nothing"
+
+
+def test_the_readmes_layout_names_every_module_and_example():
+    """The Layout block lists every module of the package and every example script (a module added or moved
+    without the README saying so fails here)."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    layout = text[text.index("## Layout"):]
+    layout = layout[:layout.index("```", layout.index("```") + 3)]
+    words = set(re.findall(r"[\w.]+", layout))
+    modules = [os.path.basename(p) for p in glob.glob(os.path.join(REPO, "tf_rl_text", "*.py"))]
+    missing = [m for m in modules if m not in words and m not in ("__init__.py", "__main__.py", "_compat.py")]
+    missing += [os.path.basename(p) for p in glob.glob(os.path.join(REPO, "examples", "*.py"))
+                if os.path.basename(p) not in words]
+    trainers = [os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "tf_rl_text", "trainers", "*.py"))]
+    missing += [f"trainers/{t}" for t in trainers if t != "__init__" and t not in words]
+    assert not missing, f"README.md's Layout does not name: {missing}"
