@@ -751,6 +751,8 @@ UNRECORDED = {
     "~5.6 MB in git": "the size of an export in git; no JSON records it",
     "the same MLE step took 0.1-0.3 s": "the issue-15 run log; no JSON records step times",
     "mle_coef in {0, 0.5, 1} and kl_coef in {0.02, 0.1}": "a proposal, not a result",
+    "dropout 0.3, label smoothing 0.1": "issue 40 step 2's warm-start settings, fixed before its runs; not results",
+    "--set dropout=0.3 --set label_smoothing=0.1": "the same settings in step 2's command",
 }
 
 # sections that describe settings of a superseded protocol rather than report results
