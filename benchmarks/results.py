@@ -66,7 +66,7 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 
 import tf_rl_text  # noqa: E402  (sets up TensorFlow before transformers)
-from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, data, metrics  # noqa: E402
+from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, data, metrics, ops  # noqa: E402
 from tf_rl_text.trainers.mle import fit_pairs  # noqa: E402
 from tf_rl_text._compat import keras, tf  # noqa: E402
 from tf_rl_text.defaults import default_seq2seq_model, train_tokenizer  # noqa: E402
@@ -258,6 +258,21 @@ def kl_to_reference(agent, reference_model, prompts, s: Settings, seed: int) -> 
         total += float(tf.reduce_sum(lp - ref))
         count += int(ids.shape[0])
     return total / max(count, 1)
+
+
+def peakiness(agent, prompts, s: Settings) -> dict:
+    """What sharpening did (issue 40): over every token of the greedy outputs, the mean entropy (nats) of the
+    policy's next-token distribution and the mean probability of its most likely token."""
+    entropy, top1, count = 0.0, 0.0, 0.0
+    for b in range(0, len(prompts), s.eval_batch_size):
+        ids, mask = agent.encode_prompts(prompts[b: b + s.eval_batch_size])
+        gen = agent.generate(ids, mask, max_new_tokens=s.max_new_tokens, greedy=True)
+        logits = agent.completion_logits(ids, mask, gen.completion_ids, gen.completion_mask)
+        tokens = tf.cast(gen.completion_mask, tf.float32)
+        entropy += float(tf.reduce_sum(ops.entropy_from_logits(logits) * tokens))
+        top1 += float(tf.reduce_sum(tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1) * tokens))
+        count += float(tf.reduce_sum(tokens))
+    return {"entropy": entropy / max(count, 1.0), "top1_probability": top1 / max(count, 1.0), "tokens": int(count)}
 
 
 # --------------------------------------------------------------------------- files of the work folder
@@ -678,9 +693,10 @@ def score_stage(t: Task, name: str, weights_path: str, seed: int, warm_model=Non
     value, stats, outputs = score(t.task, agent, t.test, s)
     ppl = metrics.perplexity(agent, t.test.prompts, t.test.references, batch_size=s.eval_batch_size)
     kl = None if warm_model is None else kl_to_reference(agent, warm_model, t.test.prompts[: s.kl_samples], s, seed)
+    peaks = peakiness(agent, t.test.prompts, s)
     clock.stop()
     out = {"name": name, "test": value, "stats": stats, "outputs": outputs, "perplexity": ppl, "kl_to_warm_start": kl,
-           "extra": extra_metrics(outputs), "cpu_s": clock.cpu_s, "wall_s": clock.wall_s}
+           "peakiness": peaks, "extra": extra_metrics(outputs), "cpu_s": clock.cpu_s, "wall_s": clock.wall_s}
     if export_to is not None:
         export_policy(agent, export_to, s.max_new_tokens, serving_only=True,
                       metadata=dict(metadata or {}, task=t.task, test_score=value, metric=METRIC_NAMES[t.task]))
@@ -890,6 +906,8 @@ def write_results(t: Task, context: dict, results_dir: str) -> dict:
                 ci = metrics.paired_bootstrap(rl_stats, other, stat, s.bootstrap_resamples, seed=n)
                 entry[key] = [ci["low"], ci["high"]]
             entry["rl_beats_mle"] = entry["ci95"][0] > 0
+            if "peakiness" in mle:  # scored since issue 40: what sharpening did, per arm
+                entry["peakiness"] = {"mle": mle["peakiness"], **{k: got[k].get("peakiness") for k in got}}
             entry["rl_beats_control"] = entry["ci95_vs_control"][0] > 0
             entry["rl_beats_constant"] = entry["ci95_vs_constant"][0] > 0
             entry["perplexity"] = {"mle": mle["perplexity"], "rl": got["rl"]["perplexity"],

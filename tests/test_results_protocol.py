@@ -153,6 +153,33 @@ def test_the_restart_test_adopts_a_restart_that_gains_beyond_noise_and_stops_whe
     assert results.warm_stage(t)["restarts"] == state["restarts"]
 
 
+def test_peakiness_is_the_entropy_and_top1_probability_of_the_greedy_tokens(results, tokenizer):
+    """A policy that spreads its mass evenly over two tokens: entropy ln 2 and top-1 probability 1/2 at every
+    token of its greedy outputs (hand-computed); one that puts it on one token: 0 and 1."""
+    import tensorflow as tf
+
+    from conftest import make_tiny_model
+    from tf_rl_text import RLAgent
+
+    def flat_over(tokens):
+        bias = np.full([len(tokenizer)], -1e9, np.float32)
+        bias[tokens] = 0.0
+
+        class Flat(RLAgent):
+            def process_logits(self, logits):
+                return tf.zeros_like(logits) + tf.constant(bias[: logits.shape[-1]])
+
+        return Flat(make_tiny_model(tokenizer), tokenizer)
+
+    s = results.Settings(max_new_tokens=3, eval_batch_size=2)
+    prompts = ["the movie was", "my day", "our dinner"]
+    two = results.peakiness(flat_over([5, 9]), prompts, s)
+    assert two["entropy"] == pytest.approx(np.log(2), abs=1e-5) and two["top1_probability"] == pytest.approx(0.5)
+    assert two["tokens"] == 9  # 3 prompts x 3 tokens (neither is EOS)
+    one = results.peakiness(flat_over([5]), prompts, s)
+    assert one["entropy"] == pytest.approx(0.0, abs=1e-5) and one["top1_probability"] == pytest.approx(1.0)
+
+
 def test_a_checkpoint_with_one_output_for_most_inputs_is_never_kept(tmp_path, results, monkeypatch):
     """SciTLDR's dev ROUGE-L peaked on a template ("We propose a new method for learning ...") said to every input:
     a check below min_unique_share counts as no new best, however high it scores."""
