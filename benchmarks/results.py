@@ -35,12 +35,13 @@ The stages of one task (one warm start, ``rl_seeds`` RL seeds from it):
    ``rl``: REINFORCE from W0 (task metric per sample as reward, leave-one-out baseline over k samples,
    KL leash to W0, optional mixed objective), dev every ``rl_eval_every`` updates, best dev kept (W0
    competes), ``rl_cpu_s`` of training CPU; ``constant``: the same run with every reward replaced by 1
-   and no baseline (Choshen et al. 2019: it only sharpens the distribution); ``control``: maximum
+   and no baseline (Choshen et al. 2019: it only sharpens the distribution; with ``constant_lr_factor`` at the
+   better on dev, seed 0, of the RL rate and that multiple of it); ``control``: maximum
    likelihood from W0 at the warm start's last learning rate for the CPU seconds the RL run trained,
    with as many dev checks, best dev kept.
 4. ``score``: the whole test set, greedy, once per final policy; paired bootstrap 95% intervals of
    RL - W0, RL - control, RL - constant; reference perplexity; KL(pi || W0) per sequence (Monte Carlo
-   on the policy's samples); serving-only exports ``saved_models/results/<task>/mle`` and ``rl_seed<N>``
+   on the policy's samples); peakiness (the mean entropy and top-1 probability over the greedy outputs' tokens); serving-only exports ``saved_models/results/<task>/mle`` and ``rl_seed<N>``
    of the seed with the best dev score (the others are removed once every seed is scored: ~10 MB each).
 
 Metrics (x100): translation and dialogue: sacreBLEU (cased, detokenized, 13a; corpus level; the
@@ -116,6 +117,9 @@ class Settings:
     rl_max_steps: int = 100000
     rl_eval_every: int = 25
     rl_seeds: int = 3
+    # the constant-reward control's learning rate (issue 40): 0 = the RL configuration's; > 0 = the better on dev
+    # (seed 0) of that and rl_lr x this factor, so the control is not weak only by its step size
+    constant_lr_factor: float = 0.0
     # measurement
     kl_samples: int = 200
     bootstrap_resamples: int = 1000
@@ -765,6 +769,13 @@ def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_di
     #    it is finished (test never feeds back: the configuration was chosen on dev above)
     final = rl_settings(s, chosen)
     warm_model = t.agent(0, warm_weights).model
+    candidates = constant_tags(final, tag)
+    for i, ctag in enumerate(candidates if len(candidates) > 1 else []):  # the constant control's rate, seed 0, dev
+        rates = final if i == 0 else rl_settings(final, {"rl_lr": final.rl_lr * final.constant_lr_factor})
+        rl_stage(t, t.path("constant", ctag, "seed0"), 0, warm_weights, rates, True, f"constant {ctag} seed 0")
+        record("constant", ctag, "seed0", "state.json")
+    ctag = choose_constant(t, final, tag)
+    constant = final if ctag == tag else rl_settings(final, {"rl_lr": final.rl_lr * final.constant_lr_factor})
     for n in range(s.rl_seeds):
         rl = rl_stage(t, t.path("rl", tag, f"seed{n}"), n, warm_weights, final, False, f"RL seed {n}")
         record("rl", tag, f"seed{n}", "state.json")
@@ -772,9 +783,9 @@ def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_di
                     export_to=export(f"rl_seed{n}"), metadata={"stage": "rl", "seed": n, "config": tag})
         record("scores", f"rl_seed{n}.json")
         update()
-        rl_stage(t, t.path("constant", tag, f"seed{n}"), n, warm_weights, final, True, f"constant-reward seed {n}")
-        record("constant", tag, f"seed{n}", "state.json")
-        score_stage(t, f"constant_seed{n}", t.path("constant", tag, f"seed{n}", "best.npz"), n, warm_model)
+        rl_stage(t, t.path("constant", ctag, f"seed{n}"), n, warm_weights, constant, True, f"constant-reward seed {n}")
+        record("constant", ctag, f"seed{n}", "state.json")
+        score_stage(t, f"constant_seed{n}", t.path("constant", ctag, f"seed{n}", "best.npz"), n, warm_model)
         record("scores", f"constant_seed{n}.json")
         update()
         checks = max(1, len(rl["history"]) - 1)
@@ -849,6 +860,22 @@ def choose_config(t: Task, configs) -> dict:
     return chosen
 
 
+def constant_tags(s: Settings, tag: str) -> list:
+    """The constant-reward control's candidate folders under ``constant/``: ``tag`` (the RL configuration's
+    learning rate), and with ``constant_lr_factor`` also ``tag,lr=<rl_lr x factor>``."""
+    return [tag] + ([f"{tag},lr={s.rl_lr * s.constant_lr_factor:g}"] if s.constant_lr_factor else [])
+
+
+def choose_constant(t: Task, s: Settings, tag: str) -> str:
+    """The constant control's folder with the best dev score on seed 0 (ties: the RL configuration's rate)."""
+    best, chosen = -np.inf, tag
+    for ctag in constant_tags(s, tag):
+        state = read_json(t.path("constant", ctag, "seed0", "state.json"))
+        if state and state.get("done") and state["best"] > best:
+            best, chosen = state["best"], ctag
+    return chosen
+
+
 # --------------------------------------------------------------------------- the results document
 def write_results(t: Task, context: dict, results_dir: str) -> dict:
     """Rebuild ``results_dir/<task>.json`` from the work folder's finished stages."""
@@ -874,7 +901,7 @@ def write_results(t: Task, context: dict, results_dir: str) -> dict:
         if tag is None:
             break
         rl = read_json(t.path("rl", tag, f"seed{n}", "state.json"))
-        const = read_json(t.path("constant", tag, f"seed{n}", "state.json"))
+        const = read_json(t.path("constant", choose_constant(t, rl_settings(s, chosen), tag), f"seed{n}", "state.json"))
         control = read_json(t.path("control", tag, f"seed{n}", "state.json"))
         if not rl:
             continue
@@ -889,7 +916,7 @@ def write_results(t: Task, context: dict, results_dir: str) -> dict:
                  "cpu_s": {"rl": rl["cpu_s"], "constant": const and const["cpu_s"], "control": control and control["cpu_s"]},
                  "wall_s": {"rl": rl["wall_s"], "constant": const and const["wall_s"],
                             "control": control and control["wall_s"]},
-                 "rl_config": rl["config"], "stages_done": {"rl": rl.get("done", False),
+                 "rl_config": rl["config"], "constant_config": const and const["config"], "stages_done": {"rl": rl.get("done", False),
                                                             "constant": bool(const and const.get("done")),
                                                             "control": bool(control and control.get("done"))}}
         got = {k: scores.get(f"{k}_seed{n}") for k in ("rl", "constant", "control")}

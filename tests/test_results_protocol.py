@@ -233,7 +233,8 @@ def test_warm_start_resumes_from_its_last_check_after_a_crash(tmp_path, results,
 def test_protocol_end_to_end_on_a_tiny_slice(tmp_path, results):
     root = _multi30k_slice(tmp_path / "data")
     s = results.settings_for("translation", "tiny", ["mle_eval_every=20", "mle_lr=0.01", "rl_max_steps=2",
-                                                     "rl_eval_every=1", "test_limit=3", "rl_seeds=2"])
+                                                     "rl_eval_every=1", "test_limit=3", "rl_seeds=2",
+                                                     "constant_lr_factor=10"])
     kwargs = dict(data_dir=str(root), work_dir=str(tmp_path / "work"), export_dir=str(tmp_path / "exports"),
                   results_dir=str(tmp_path / "results"), scale="tiny", log=lambda *a: None,
                   sweep={"mle_coef": [0.0, 0.5]})
@@ -261,7 +262,13 @@ def test_protocol_end_to_end_on_a_tiny_slice(tmp_path, results):
         # the MLE control trained at least the CPU seconds the RL seed did; the constant run, with baseline none
         assert e["cpu_s"]["control"] >= e["cpu_s"]["rl"] > 0
         assert e["rl_config"]["baseline"] == "rloo"
-    const = json.load(open(tmp_path / "work" / "constant" / doc["sweep"]["chosen"] / "seed0" / "state.json"))
+    # the constant control at the better on dev (seed 0) of the RL rate and 10x it; every seed at that rate
+    tags = results.constant_tags(results.rl_settings(s, {}), doc["sweep"]["chosen"])
+    states = [json.load(open(tmp_path / "work" / "constant" / tag / "seed0" / "state.json")) for tag in tags]
+    assert [x["config"]["learning_rate"] for x in states] == pytest.approx([s.rl_lr, 10 * s.rl_lr])
+    chosen = states[1] if states[1]["best"] > states[0]["best"] else states[0]
+    assert all(e["constant_config"]["learning_rate"] == chosen["config"]["learning_rate"] for e in doc["seeds"])
+    const = states[0]
     assert const["config"]["baseline"] == "none" and const["rewards"] == [1.0, 1.0]
     assert doc["mean_gain"] == pytest.approx(np.mean([e["test_rl"] - e["test_mle"] for e in doc["seeds"]]))
     assert doc["num_examples"] == {"train": 24, "dev": 4, "test": 3}
