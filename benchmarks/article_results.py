@@ -171,17 +171,33 @@ class Policy:
         return actions.numpy(), action_mask.numpy()
 
 
+def rl_step(policy, features, groups, reward_of, k, pick, samples, seed):
+    """One REINFORCE update with the leave-one-out baseline: the states ``pick`` x ``samples`` sampled selections
+    (``seed``), rewarded by ``reward_of(state, chosen)``. Returns the rewards."""
+    rows = [int(i) for i in pick for _ in range(samples)]
+    states, mask = padded(features, [groups[i] for i in rows])
+    actions, action_mask = policy.choose(states, mask, k, greedy=False, seed=seed)
+    rewards = np.array([reward_of(i, a[m > 0]) for i, a, m in zip(rows, actions, action_mask)], np.float32)
+    baseline = compute_baseline(rewards, "rloo", samples).numpy()
+    policy.rl_update(states, mask, actions, action_mask, rewards, baseline)
+    return rewards
+
+
+def ce_step(policy, features, groups, oracle_sets, pick):
+    """One cross-entropy update on the states ``pick``: the target is uniform over each one's oracle choices."""
+    states, mask = padded(features, [groups[i] for i in pick])
+    targets = np.zeros(mask.shape, np.float32)
+    for row, i in enumerate(pick):
+        targets[row, list(oracle_sets[i])] = 1.0 / len(oracle_sets[i])
+    policy.ce_update(states, mask, targets)
+
+
 def rl_train(policy, features, groups, reward_of, k, steps, batch, samples, seed, progress=""):
     """REINFORCE with the leave-one-out baseline: ``batch`` states x ``samples`` sampled selections per step."""
     rng = np.random.RandomState(seed)
     for step in range(steps):
         pick = rng.choice(len(groups), batch, replace=False)
-        rows = [int(i) for i in pick for _ in range(samples)]
-        states, mask = padded(features, [groups[i] for i in rows])
-        actions, action_mask = policy.choose(states, mask, k, greedy=False, seed=seed * 100003 + step)
-        rewards = np.array([reward_of(i, a[m > 0]) for i, a, m in zip(rows, actions, action_mask)], np.float32)
-        baseline = compute_baseline(rewards, "rloo", samples).numpy()
-        policy.rl_update(states, mask, actions, action_mask, rewards, baseline)
+        rewards = rl_step(policy, features, groups, reward_of, k, pick, samples, seed * 100003 + step)
         if progress and (step + 1) % 50 == 0:
             log(f"  {progress} step {step + 1}/{steps}: mean reward {rewards.mean():.3f}")
 
@@ -264,12 +280,8 @@ def scitldr(args):
                 rng = np.random.RandomState(seed)
                 if method == "cross_entropy":
                     for step in range(args.steps):
-                        pick = rng.choice(len(train), args.batch, replace=False)
-                        states, mask = padded(train_feats, [train_groups[i] for i in pick])
-                        targets = np.zeros(mask.shape, np.float32)
-                        for row, i in enumerate(pick):
-                            targets[row, list(oracle_sets[i])] = 1.0 / len(oracle_sets[i])
-                        policy.ce_update(states, mask, targets)
+                        ce_step(policy, train_feats, train_groups, oracle_sets,
+                                rng.choice(len(train), args.batch, replace=False))
                 elif method == "rl":
                     rl_train(policy, train_feats, train_groups, reward_of, k, args.steps, args.batch, args.samples,
                              seed, progress=f"k={k} seed={seed}")

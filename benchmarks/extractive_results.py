@@ -49,11 +49,11 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
-from article_results import Classifier, Policy, data_dir, greedy_choices, load_scitldr, log, padded  # noqa: E402
+from article_results import (Classifier, Policy, ce_step, data_dir, greedy_choices, load_scitldr, log,  # noqa: E402
+                             rl_step)
 from results import per_example, pooled_interval, read_json, write_json  # noqa: E402
 
 from tf_rl_text._compat import tf  # noqa: E402
-from tf_rl_text.trainers.reinforce import compute_baseline  # noqa: E402
 
 EVAL_EVERY = 50
 PATIENCE = 4
@@ -126,27 +126,18 @@ def train_keep_best(clf, policy, update, dev, max_updates, patience, label):
 
 
 def ce_updates(policy, train, oracle, rng, batch):
-    def update(step):
-        pick = rng.choice(len(train.groups), batch, replace=False)
-        states, mask = padded(train.features, [train.groups[i] for i in pick])
-        targets = np.zeros(mask.shape, np.float32)
-        targets[np.arange(len(pick)), [oracle[i] for i in pick]] = 1.0
-        policy.ce_update(states, mask, targets)
-    return update
+    """Cross-entropy on the oracle sentence, ``batch`` abstracts an update (article_results.ce_step)."""
+    oracle_sets = [(o,) for o in oracle]
+    return lambda step: ce_step(policy, train.features, train.groups, oracle_sets,
+                                rng.choice(len(train.groups), batch, replace=False))
 
 
 def rl_updates(policy, train, rng, batch, samples, seed):
-    """REINFORCE with the leave-one-out baseline: ``batch`` abstracts x ``samples`` sampled sentences an update,
-    reward = the sentence's ROUGE-L F1 (0-1, as in benchmarks/article_results.py)."""
-    def update(step):
-        pick = rng.choice(len(train.groups), batch, replace=False)
-        rows = [int(i) for i in pick for _ in range(samples)]
-        states, mask = padded(train.features, [train.groups[i] for i in rows])
-        actions, action_mask = policy.choose(states, mask, 1, greedy=False, seed=seed * 100003 + step)
-        rewards = np.array([train.table[i][int(a[0])] / 100 for i, a in zip(rows, actions)], np.float32)
-        baseline = compute_baseline(rewards, "rloo", samples).numpy()
-        policy.rl_update(states, mask, actions, action_mask, rewards, baseline)
-    return update
+    """REINFORCE with the leave-one-out baseline (article_results.rl_step): ``batch`` abstracts x ``samples``
+    sampled sentences an update, reward = the sentence's ROUGE-L F1 (0-1, as in benchmarks/article_results.py)."""
+    reward = lambda i, picked: train.table[i][int(picked[0])] / 100  # noqa: E731
+    return lambda step: rl_step(policy, train.features, train.groups, reward, 1,
+                                rng.choice(len(train.groups), batch, replace=False), samples, seed * 100003 + step)
 
 
 def main(argv=None):

@@ -769,13 +769,15 @@ def run_protocol(task: str, s: Settings, data_dir=None, work_dir=None, export_di
     #    it is finished (test never feeds back: the configuration was chosen on dev above)
     final = rl_settings(s, chosen)
     warm_model = t.agent(0, warm_weights).model
-    candidates = constant_tags(final, tag)
-    for i, ctag in enumerate(candidates if len(candidates) > 1 else []):  # the constant control's rate, seed 0, dev
-        rates = final if i == 0 else rl_settings(final, {"rl_lr": final.rl_lr * final.constant_lr_factor})
-        rl_stage(t, t.path("constant", ctag, "seed0"), 0, warm_weights, rates, True, f"constant {ctag} seed 0")
+    # the constant control's candidate rates (constant_tags: the RL rate, and with constant_lr_factor its multiple),
+    # each run on seed 0 when there is a choice; the one best on dev serves every seed
+    rates = dict(zip(constant_tags(final, tag),
+                     (final, rl_settings(final, {"rl_lr": final.rl_lr * final.constant_lr_factor}))))
+    for ctag in rates if len(rates) > 1 else []:
+        rl_stage(t, t.path("constant", ctag, "seed0"), 0, warm_weights, rates[ctag], True, f"constant {ctag} seed 0")
         record("constant", ctag, "seed0", "state.json")
     ctag = choose_constant(t, final, tag)
-    constant = final if ctag == tag else rl_settings(final, {"rl_lr": final.rl_lr * final.constant_lr_factor})
+    constant = rates[ctag]
     for n in range(s.rl_seeds):
         rl = rl_stage(t, t.path("rl", tag, f"seed{n}"), n, warm_weights, final, False, f"RL seed {n}")
         record("rl", tag, f"seed{n}", "state.json")

@@ -78,26 +78,13 @@ class CausalLM:
         return agent.process_logits(as_float32(logits)), state
 
     def advance(self, agent, token, state):
-        if agent.generation_cache == "llama":
-            from tf_rl_text.llama import llama_forward
-
-            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
-            position = state["position"] + 1
-            logits, past = llama_forward(agent.model, token[:, None], mask, position[:, None], state["past"])
-            state = {"past": past, "mask": mask, "position": position}
-        elif agent.generation_cache == "none":
-            ids = tf.concat([state["ids"], token[:, None]], axis=1)
-            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
-            logits = agent.causal_lm(ids, mask, logits_at=slice(-1, None)).logits[:, -1]
-            state = {"ids": ids, "mask": mask}
-        else:
-            mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
-            position = state["position"] + 1
-            out = agent.causal_lm(token[:, None], mask, position[:, None], past_key_values=state["past"],
-                                  use_cache=True)
-            state = {"past": out.past_key_values, "mask": mask, "position": position}
-            logits = out.logits[:, -1]
-        return agent.process_logits(as_float32(logits)), state
+        """One token (B,) through the cache: :meth:`extend` with a one-token chunk (``"none"``: the sequence grows)."""
+        if agent.generation_cache != "none":
+            return self.extend(agent, token[:, None], tf.ones_like(token)[:, None], state)
+        ids = tf.concat([state["ids"], token[:, None]], axis=1)
+        mask = tf.concat([state["mask"], tf.ones_like(token)[:, None]], axis=1)
+        logits = agent.causal_lm(ids, mask, logits_at=slice(-1, None)).logits[:, -1]
+        return agent.process_logits(as_float32(logits)), {"ids": ids, "mask": mask}
 
     def extend(self, agent, input_ids, attention_mask, state):
         """Feed a left-padded chunk of tokens (B, Q) through the cache ``state`` (the other side's turn in a

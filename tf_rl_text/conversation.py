@@ -219,9 +219,7 @@ class ConversationEnv(ShuffledDraws):
         """Whether a rollout with ``agent`` and these ``sampling`` keywords keeps the cache across turns."""
         if self.turn_cache is False:
             return False
-        blocker = agent.turn_cache_blocker()
-        if blocker is None and sampling.get("repetition_penalty", 1.0) != 1.0:
-            blocker = "the repetition penalty needs every earlier token of the conversation"
+        blocker = agent.turn_cache_blocker(sampling.get("repetition_penalty"))
         if blocker and self.turn_cache is True:
             raise ValueError(f"turn_cache=True but this rollout cannot keep the cache across turns: {blocker}; "
                              f"use turn_cache='auto' (re-encode where it cannot) or False")

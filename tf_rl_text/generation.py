@@ -298,8 +298,12 @@ class GenerationMixin:
             self._generate_fns[key] = self.compile_fn(fn, signature)
         return self._generate_fns[key]
 
-    def _call_controls(self, seed, temperature, top_p, repetition_penalty, min_new_tokens, stop_token_ids):
-        """One call's seed tensor, temperature and validated controls, the agent's own where not given."""
+    def _call_controls(self, top_k, seed, temperature, top_p, repetition_penalty, min_new_tokens, stop_token_ids):
+        """One call's checked ``top_k``, seed tensor, temperature and validated controls, the agent's own where
+        not given (``generate`` and ``generate_turn`` read their arguments here)."""
+        if top_k is not None and (int(top_k) != top_k or not 0 <= top_k <= self.vocab_size):
+            raise ValueError(f"top_k must be an integer in [0, {self.vocab_size}] (the vocabulary size; 0 = no "
+                             f"filtering), got {top_k!r}")
         seed = self._next_seed() if seed is None else tf.constant([int(seed), 0], tf.int32)
         temperature = self.temperature if temperature is None else float(temperature)
         if temperature is None or not temperature > 0:
@@ -335,11 +339,8 @@ class GenerationMixin:
                 f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} = {total} exceeds the "
                 f"model's context of {self.context_length} tokens; shorten prompts or lower max_new_tokens"
             )
-        if top_k is not None and (int(top_k) != top_k or not 0 <= top_k <= self.vocab_size):
-            raise ValueError(f"top_k must be an integer in [0, {self.vocab_size}] (the vocabulary size; 0 = no "
-                             f"filtering), got {top_k!r}")
         seed, temperature, (top_p, repetition_penalty, min_new_tokens, stop_token_ids) = self._call_controls(
-            seed, temperature, top_p, repetition_penalty, min_new_tokens, stop_token_ids)
+            top_k, seed, temperature, top_p, repetition_penalty, min_new_tokens, stop_token_ids)
         fn = self.generate_fn(greedy, top_k, nucleus=top_p < 1.0, penalty=repetition_penalty != 1.0)
         try:
             ids, mask = fn(input_ids, attention_mask, tf.constant(int(max_new_tokens), tf.int32), seed,
@@ -360,8 +361,9 @@ class GenerationMixin:
             ) from e
         return Generation(ids, mask)
 
-    def turn_cache_blocker(self) -> str | None:
-        """Why :meth:`generate_turn` cannot keep this agent's key/value cache across turns; None when it can."""
+    def turn_cache_blocker(self, repetition_penalty: float | None = None) -> str | None:
+        """Why :meth:`generate_turn` cannot keep this agent's key/value cache across turns, for a call with this
+        ``repetition_penalty`` (None: the agent's own); None when it can."""
         if self.family.seq2seq:
             return "an encoder-decoder's source would be re-encoded every turn"
         if self.generation_cache not in ("model", "llama"):
@@ -370,7 +372,7 @@ class GenerationMixin:
         if family is None or not family.turn_cache:
             return (f"{getattr(self.model.config, 'model_type', type(self.model).__name__)}'s cache is not known to "
                     f"continue across a masked hole (families.py: turn_cache)")
-        if self.repetition_penalty != 1.0:
+        if (self.repetition_penalty if repetition_penalty is None else repetition_penalty) != 1.0:
             return "the repetition penalty needs every earlier token of the conversation"
         return None
 
@@ -392,17 +394,15 @@ class GenerationMixin:
         (``tests/test_conversation.py`` compares the log-probs). The sampling arguments are :meth:`generate`'s;
         the repetition penalty is not available here (:meth:`turn_cache_blocker` says when the cache cannot be kept).
         """
-        blocker = self.turn_cache_blocker()
-        if repetition_penalty not in (None, 1.0):
-            blocker = f"repetition_penalty={repetition_penalty!r} needs every earlier token of the conversation"
+        blocker = self.turn_cache_blocker(repetition_penalty)
         if blocker:
             raise ValueError(f"generate_turn cannot keep the cache across turns: {blocker}; re-encode the "
                              f"conversation with generate() each turn")
         greedy = resolve_greedy(greedy, temperature, top_k, seed, top_p)
         check_sampling_args(max_new_tokens=max_new_tokens)
-        top_k = self.top_k if top_k is None or greedy else int(top_k)
         seed, temperature, (top_p, _, min_new_tokens, stop_token_ids) = self._call_controls(
-            seed, temperature, top_p, None, min_new_tokens, stop_token_ids)
+            top_k, seed, temperature, top_p, None, min_new_tokens, stop_token_ids)
+        top_k = self.top_k if top_k is None or greedy else int(top_k)
         input_ids = tf.convert_to_tensor(input_ids, tf.int32)
         attention_mask = tf.convert_to_tensor(attention_mask, tf.int32)
         finished = tf.zeros([input_ids.shape[0]], tf.bool) if finished is None else tf.convert_to_tensor(finished,
