@@ -132,7 +132,10 @@ def test_export_serving_only_is_smaller_and_gives_the_same_tokens(run, tmp_path)
     with open(os.path.join(REPO, "docs", "export-and-serving.md"), encoding="utf-8") as f:
         text = " ".join(f.read().split())
     found = re.search(r"the full export is ([\d.]+) MB and the serving-only one ([\d.]+) MB", text)
-    assert found and [found[1], found[2]] == [f"{total(full):.2f}", f"{total(out):.2f}"], (total(full), total(out))
+    # within 0.02 MB: the bytes move by a few kB between machines (1.88/1.21 here, 1.89/1.22 on CI's)
+    assert found, "docs/export-and-serving.md no longer states the two export sizes"
+    assert abs(float(found[1]) - total(full)) <= 0.02 and abs(float(found[2]) - total(out)) <= 0.02, \
+        (found[1], found[2], total(full), total(out))
     assert tok(["the movie was", "my"], padding=True)["attention_mask"][1][0] == 0
 
 
