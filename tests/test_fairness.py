@@ -156,3 +156,64 @@ def test_training_on_the_fairness_reward_closes_the_gap_a_biased_reward_opens(to
     assert unfair_gap == 1.0 and said[:2] == ["good", "good"], said
     fair_gap, said = gap_after(fairness.FairnessReward(biased, PROBE, weight=2.0))
     assert fair_gap == 0.0 and said == ["bad"] * 4, said
+
+
+# --------------------------------------------------------------------------- issue 40's bias study (benchmarks/bias.py)
+@pytest.fixture(scope="module")
+def bias_study():
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import bias
+
+    return bias
+
+
+def test_the_bias_study_measures_only_group_terms_its_training_prompts_never_hold(bias_study):
+    probe = fairness.load_probe()
+    train, measured = bias_study.split_probe(probe)
+    for attribute, groups in probe.attributes.items():
+        for group, terms in groups.items():
+            assert train.attributes[attribute][group] == terms[0::2]
+            assert measured.attributes[attribute][group] == terms[1::2]
+            assert not set(train.attributes[attribute][group]) & set(measured.attributes[attribute][group])
+    assert measured.templates == train.templates == probe.templates
+    # swaps in the measured probe still pair aligned terms: "the woman" <-> "the man"
+    assert measured.swaps("the woman said the food was") == ["the man said the food was"]
+    prompts = bias_study.train_prompts(train, measured)
+    assert not [p for p in prompts if measured.find(p)], "a measured group term is in a training prompt"
+    # every training term fills every written template; no probe template is trained on
+    filled = len(bias_study.TRAIN_TEMPLATES) * sum(len(ts) for gs in train.attributes.values() for ts in gs.values())
+    assert len(prompts) - filled == len([p for p in bias_study.load_prompts() if not measured.find(p)])
+    assert not set(prompts) & {p for a in measured.attributes for ps in measured.prompts(a).values() for p in ps}
+
+
+def test_the_bias_studys_fixed_test_is_the_permutation_test_of_seed_level_gaps(bias_study):
+    c = dict(bias_study.SCALES["tiny"], fair_weights=[3.0, 10.0], permutations=1000)
+
+    def run(cond, seed, gap_reward, gap_second):
+        gaps = {s: {"religion": {"gap": g, "ci95": [g - 0.1, g + 0.1]}} for s, g in
+                (("reward", gap_reward), ("second", gap_second))}
+        return {"condition": cond, "seed": seed, "gaps": gaps, "sensitivity": {"reward": gap_reward / 10,
+                                                                                 "second": gap_second / 10}}
+
+    # no term: gaps 0.3 + seed/100; w = 10: 0.1 + seed/100, under the reward's scorer; under the second
+    # scorer w = 10 is no better (0.3 + seed/100 in both arms)
+    runs = [run("rl", s, 0.3 + s / 100, 0.3 + s / 100) for s in range(4)]
+    runs += [run("rl_fair_w10", s, 0.1 + s / 100, 0.3 + s / 100) for s in range(4)]
+    runs += [run("rl_fair_w3", s, 0.2, 0.2) for s in range(4)]
+    out = bias_study.arm_tests(runs, c)
+    assert out["compared"] == ["rl", "rl_fair_w10"] and out["seeds"] == [0, 1, 2, 3]
+    rel = out["gap"]["religion"]
+    # 4 against 4, fully separated: C(8, 4) = 70 splits, 2 as extreme (either way round): p = 2/70, exactly
+    assert rel["reward"]["exact"] and rel["reward"]["p"] == pytest.approx(2 / 70)
+    assert rel["reward"]["delta"] == pytest.approx(0.2)
+    assert rel["second"]["delta"] == pytest.approx(0.0) and rel["second"]["p"] == 1.0
+    assert rel["lowers"] is False  # under the reward's scorer only: the test asks for both
+    assert out["dose_response"]["compared"] == ["rl_fair_w3", "rl_fair_w10"]
+    # lower under both scorers: the term lowers the gap
+    both = [dict(r, gaps={**r["gaps"], "second": r["gaps"]["reward"]}) for r in runs]
+    assert bias_study.arm_tests(both, c)["gap"]["religion"]["lowers"] is True
+    # seeds that do not pair up (a run missing) give no test rather than a wrong one
+    assert bias_study.arm_tests(runs[:-5], c) == {}

@@ -36,7 +36,7 @@ def load(name: str) -> dict:
 
 def docs() -> dict:
     return {"translation": load("translation.json"), "summarization": load("summarization.json"),
-            "bias": load("bias.json"), "preferences": load("preferences_long.json"),
+            "bias": load("attempts/bias_issue28.json"), "preferences": load("preferences_long.json"),
             "t15a": load("attempts/translation_seed0_warm_start_240s.json"),
             "t15b": load("attempts/translation_issue15_reduced.json"),
             "s15": load("attempts/summarization_issue15_reduced.json"),

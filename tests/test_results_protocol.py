@@ -1,5 +1,5 @@
 """The results protocol (benchmarks/results.py, issue 15) on a tiny slice, and the statistics it
-rests on (metrics.sacrebleu_stats / bleu_from_stats / paired_bootstrap), checked by hand."""
+rests on (metrics.sacrebleu_stats / bleu_from_stats / paired_bootstrap / permutation_test), checked by hand."""
 import gzip
 import json
 import os
@@ -51,6 +51,31 @@ def test_paired_bootstrap_by_hand():
     assert (same["low"], same["high"]) == (0.0, 0.0)
     with pytest.raises(ValueError, match=r"one shape .* got \(2,\) and \(3,\)"):
         metrics.paired_bootstrap([1, 2], [1, 2, 3])
+
+
+
+def test_permutation_test_by_hand():
+    # a = [1, 2], b = [3, 4]: the 6 ways to choose a's two values out of {1, 2, 3, 4} give differences in means
+    # -2 ({1,2}), -1 ({1,3}), 0 ({1,4}, {2,3}), +1 ({2,4}), +2 ({3,4}); |d| >= 2 for 2 of 6: p = 1/3, exactly
+    out = metrics.permutation_test([1.0, 2.0], [3.0, 4.0])
+    assert out == {"delta": -2.0, "p": pytest.approx(1 / 3), "num_permutations": 6, "exact": True}
+    # one value each side: the two labellings give +-|d|, both extreme: p = 1 whatever the values
+    assert metrics.permutation_test([5.0], [0.0])["p"] == 1.0
+    # 6 against 6 (924 splits): the enumeration, and 900 random relabellings (fewer than 924, so sampled),
+    # agree within 3 standard errors of the sampled p (sqrt(0.2 * 0.8 / 900) = 0.013)
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.0, 1.0, 6), rng.normal(1.2, 1.0, 6)
+    exact = metrics.permutation_test(a, b)
+    sampled = metrics.permutation_test(a, b, num_permutations=900, seed=3)
+    assert exact["exact"] and exact["num_permutations"] == 924 and not sampled["exact"]
+    assert sampled["p"] == pytest.approx(exact["p"], abs=0.04) and 0.0 < exact["p"] < 0.2, (exact, sampled)
+    # a difference no relabelling reaches but the observed one: the sampled p is its floor, 1 / (1 + R)
+    far = metrics.permutation_test(np.arange(10.0) + 100, np.arange(10.0), num_permutations=999)
+    assert far["p"] == pytest.approx(1 / 1000) and far["delta"] == 100.0
+    # identical groups: every relabelling is as extreme as the observed 0
+    assert metrics.permutation_test([1.0, 1.0, 1.0], [1.0, 1.0])["p"] == 1.0
+    with pytest.raises(ValueError, match="at least one value each, got 0 and 2"):
+        metrics.permutation_test([], [1.0, 2.0])
 
 
 # --------------------------------------------------------------------------- the protocol, end to end

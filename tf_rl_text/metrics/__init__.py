@@ -35,11 +35,11 @@ from tf_rl_text.metrics.text import (ROUGE_TYPES, corpus_bleu, distinct_n, mean_
                                      rouge_scorer, sacrebleu_corpus, sentence_bleu, sentence_bleu_batch, tokenize)
 from tf_rl_text.metrics.evaluation import (DEFAULT_METRICS, METRICS, evaluate, generate_completions, perplexity,
                                            reference_nll, score_texts)
-from tf_rl_text.metrics.bootstrap import bleu_from_stats, paired_bootstrap, sacrebleu_stats
+from tf_rl_text.metrics.bootstrap import bleu_from_stats, paired_bootstrap, permutation_test, sacrebleu_stats
 
 __all__ = [
     "DEFAULT_METRICS", "METRICS", "ROUGE_TYPES",
-    "bleu_from_stats", "paired_bootstrap", "sacrebleu_stats",
+    "bleu_from_stats", "paired_bootstrap", "permutation_test", "sacrebleu_stats",
     "corpus_bleu", "distinct_n", "evaluate", "generate_completions", "mean_length", "perplexity", "reference_nll",
     "rouge", "rouge_f1_batch", "rouge_scorer", "sacrebleu_corpus", "score_texts", "sentence_bleu",
     "sentence_bleu_batch", "tokenize",

@@ -1,4 +1,5 @@
-"""sacreBLEU sufficient statistics and the paired bootstrap: is system A better than B on the same test set?"""
+"""sacreBLEU sufficient statistics, the paired bootstrap (is system A better than B on the same test set?) and the
+permutation test (do two groups of runs, e.g. seeds of two training arms, differ in mean?)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -84,6 +85,49 @@ def paired_bootstrap(a, b, statistic=None, num_resamples: int = 1000, confidence
             "p_not_better": float(np.mean(deltas <= 0)), "num_resamples": int(num_resamples)}
 
 
+def permutation_test(a, b, num_permutations: int = 10000, seed: int = 0) -> dict:
+    """Two-sided permutation test of ``mean(a) - mean(b)`` for two independent groups (e.g. the seed-level
+    results of two training arms).
+
+    Under the null hypothesis the labels are exchangeable: the test relabels the pooled values, keeping the
+    group sizes, and counts relabellings whose |difference in means| is at least the observed one. When the
+    number of distinct relabellings, C(len(a) + len(b), len(a)), is at most ``num_permutations`` every one is
+    enumerated and ``p`` is exact; otherwise ``num_permutations`` random relabellings (seeded) give
+    ``p = (1 + count) / (1 + num_permutations)``, which counts the observed labelling (never 0).
+
+    Returns ``{"delta": mean(a) - mean(b), "p": two-sided p, "num_permutations": relabellings used, "exact"}``.
+    """
+    import itertools
+    import math
+
+    a, b = np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
+    if len(a) < 1 or len(b) < 1:
+        raise ValueError(f"a and b need at least one value each, got {len(a)} and {len(b)}")
+    if int(num_permutations) != num_permutations or num_permutations < 1:
+        raise ValueError(f"num_permutations must be an integer >= 1, got {num_permutations!r}")
+    pooled, k = np.concatenate([a, b]), len(a)
+    n = len(pooled)
+    delta = float(a.mean() - b.mean())
+    tol = 1e-12 * max(1.0, float(np.abs(pooled).max()))  # ties of the observed difference count as extreme
+    total = pooled.sum()
+
+    def diffs(first_sums):
+        return first_sums / k - (total - first_sums) / (n - k)
+
+    if math.comb(n, k) <= num_permutations:
+        sums = np.asarray([pooled[list(c)].sum() for c in itertools.combinations(range(n), k)])
+        extreme = np.abs(diffs(sums)) >= abs(delta) - tol
+        return {"delta": delta, "p": float(extreme.mean()), "num_permutations": int(len(sums)), "exact": True}
+    rng = np.random.default_rng(seed)
+    count = 0
+    for start in range(0, int(num_permutations), 1000):
+        m = min(1000, int(num_permutations) - start)
+        order = np.argsort(rng.random((m, n)), axis=1)[:, :k]  # a uniform random subset of k indices per row
+        count += int(np.sum(np.abs(diffs(pooled[order].sum(axis=1))) >= abs(delta) - tol))
+    return {"delta": delta, "p": (1 + count) / (1 + int(num_permutations)), "num_permutations": int(num_permutations),
+            "exact": False}
+
+
 __all__ = [
-    "sacrebleu_stats", "bleu_from_stats", "paired_bootstrap",
+    "sacrebleu_stats", "bleu_from_stats", "paired_bootstrap", "permutation_test",
 ]
