@@ -351,3 +351,59 @@ def test_a_degenerate_warm_start_stops_the_protocol_before_rl(results, tmp_path)
         R.check_not_degenerate(t, warm)
     R.check_not_degenerate(t, dict(warm, dev_unique_share=0.9))  # a real model passes
     assert R.settings_for("summarization", "full").dropout == 0.1 and R.settings_for("translation", "full").dropout == 0
+
+
+# --------------------------------------------------------------------------- issue 40 step 4: preferences
+@pytest.fixture(scope="module")
+def budget_study():
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import preferences_budget
+
+    return preferences_budget
+
+
+def test_every_preference_method_gets_the_rl_runs_label_budget(budget_study):
+    c = budget_study.SCALES["full"]
+    assert budget_study.label_budget(c) == 240 * 8 * 4 == 7680
+    # online DPO: two samples of each of 8 prompts an update, so 480 updates spend the same 7,680 calls
+    assert budget_study.label_budget(c) // (2 * c["batch"]) == 480
+
+
+def test_the_matched_kl_test_by_hand(budget_study):
+    c = dict(budget_study.SCALES["tiny"], seeds=3, learning_rates=[1e-4, 1e-3], kl_coefs=[0.05], betas=[0.1],
+             kl_bins=[0.0, 5.0, 50.0], bootstrap=2000)
+
+    def point(method, setting, lr, seed, reward, kl, val=None):
+        p = {"method": method, "setting": setting, "lr": lr, "seed": seed,
+             "test": {"reward": reward, "kl": kl, "distinct_2": 0.5}}
+        if val is not None:
+            p["val"] = {"reward": val}
+        return p
+
+    points = []
+    # RLOO: the larger rate wins the sweep on held-out prompts; its seeds reward 0.8, 0.82, 0.84 at KL ~3
+    points += [point("rloo", 0.05, 1e-4, 0, 0.5, 1.0, val=0.4), point("rloo", 0.05, 1e-3, 0, 0.8, 3.0, val=0.7)]
+    points += [point("rloo", 0.05, 1e-3, s, r, 3.0) for s, r in ((1, 0.82), (2, 0.84))]
+    # DPO: the smaller rate wins (ties go to the smaller rate too); rewards 0.6, 0.7, 0.65 at KL ~4
+    points += [point("dpo", 0.1, 1e-4, 0, 0.6, 4.0, val=0.5), point("dpo", 0.1, 1e-3, 0, 0.9, 20.0, val=0.5)]
+    points += [point("dpo", 0.1, 1e-4, s, r, 4.0) for s, r in ((1, 0.7), (2, 0.65))]
+    # online DPO: only seed 0 at one rate so far: its sweep is incomplete, so it is in no bin
+    points += [point("online_dpo", 0.1, 1e-4, 0, 0.99, 1.0, val=0.9)]
+    assert budget_study.chosen_rates(points, c) == {("rloo", 0.05): 1e-3, ("dpo", 0.1): 1e-4}
+    out = budget_study.matched_kl_test(points, c)
+    low, high = out["bins"]
+    assert low["kl_bin"] == [0.0, 5.0] and high["methods"] == {} and high["ahead"] == []
+    rloo, dpo = low["methods"]["rloo"], low["methods"]["dpo"]
+    assert rloo["reward"] == pytest.approx(0.82) and dpo["reward"] == pytest.approx(0.65)
+    assert rloo["rewards"] == [0.8, 0.82, 0.84] and dpo["lr"] == 1e-4 and dpo["kl"] == pytest.approx(4.0)
+    # seed-level bootstrap of 3 values: the interval lies within their range; RLOO's lowest seed (0.8) is above
+    # DPO's mean, so RLOO is ahead; DPO's interval reaches 0.7 at most, below RLOO's mean: not ahead
+    assert 0.8 <= rloo["ci95"][0] <= rloo["ci95"][1] <= 0.84 and 0.6 <= dpo["ci95"][0] <= dpo["ci95"][1] <= 0.7
+    assert low["ahead"] == [["rloo", "dpo"]]
+    # with 3 seeds, drawing the lowest value three times has probability 1/27 = 3.7% > 2.5% (and likewise the
+    # highest): the 95% interval is the seeds' whole range, so "ahead" means the lowest seed is above the other's mean
+    assert budget_study.bootstrap_mean([1.0, 2.0, 3.0], 4000) == [1.0, 3.0]
+    assert rloo["ci95"] == pytest.approx([0.8, 0.84])
+    # with 10 seeds it is narrower than the range: 0..9, mean 4.5, standard error 2.87 / sqrt(10) = 0.91
+    lo, hi = budget_study.bootstrap_mean(np.arange(10.0), 10000)
+    assert 2.5 < lo < 3.2 and 5.8 < hi < 6.5
