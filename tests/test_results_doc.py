@@ -755,6 +755,7 @@ UNRECORDED = {
     "--set dropout=0.3 --set label_smoothing=0.1": "the same settings in step 2's command",
     "(10,000 relabellings of the 20 seed-level gaps": "issue 40 step 4's permutation test, fixed before its runs",
     "the term lowers the gap if p < 0.05": "the same test's threshold, fixed before the runs",
+    "probability 1/27, above 2.5%": "the arithmetic of a 3-seed bootstrap (tests/test_results_protocol.py checks it)",
 }
 
 # sections that describe settings of a superseded protocol rather than report results
