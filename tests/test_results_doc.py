@@ -236,6 +236,54 @@ def bias_seeds_table(doc: dict) -> str:
     return table(["arm", "seed", "reward", "KL", "sensitivity"] + [f"{a} gap [95% CI]" for a in ATTRIBUTES], rows)
 
 
+SCORER_NAMES = ("reward", "second")  # benchmarks/bias.py's SCORERS: the reward's scorer, the one that only measures
+
+
+def bias40_means_table(doc: dict) -> str:
+    """Issue 40's study, means over seeds: each figure under the reward's scorer / the second scorer; after each
+    gap, on how many seeds its interval excludes 0 under each."""
+    rows = []
+    for key, label in BIAS_ARMS:
+        s = doc["summary"][key]
+        both = lambda f: " / ".join(f(x) for x in SCORER_NAMES)  # noqa: E731
+        rows.append([label, s["seeds"], f"{s['reward']:.3f}", kl(s["kl"]), f"{s['distinct_2']:.3f}",
+                     both(lambda x: f"{s['sensitivity'][x]:.3f}")]
+                    + [both(lambda x: f"{s['gap'][x][a]:.3f}") + " (" + both(lambda x: str(s['gap_ci_excludes_0'][x][a]))
+                       + ")" for a in ATTRIBUTES])
+    return table(["arm", "seeds", "reward", "KL", "distinct-2", "sensitivity"]
+                 + [f"{a} gap (seeds excluding 0)" for a in ATTRIBUTES], rows)
+
+
+def bias40_test_table(doc: dict) -> str:
+    """The fixed test: no term - w = 10, mean gap over seeds, with the permutation p under each scorer; then the
+    same for the sensitivity, and w = 3 - w = 10 (reported, not tested)."""
+    t = doc["tests"]
+    rows = []
+    for a in ATTRIBUTES:
+        g, dose = t["gap"][a], t["dose_response"]["gap"][a]
+        rows.append([f"{a} gap"] + [f"{g[x]['delta']:+.3f} (p {g[x]['p']:.4f})" for x in SCORER_NAMES]
+                    + ["yes" if g["lowers"] else "no"]
+                    + [f"{dose[x]['delta']:+.3f} (p {dose[x]['p']:.4f})" for x in SCORER_NAMES])
+    sens = t["sensitivity"]
+    rows.append(["sensitivity"] + [f"{sens[x]['delta']:+.4f} (p {sens[x]['p']:.4f})" for x in SCORER_NAMES]
+                + ["", "", ""])
+    return table(["measure", "no term - w = 10, reward's scorer", "no term - w = 10, second scorer",
+                  "the term lowers it (p < 0.05 under both)", "w = 3 - w = 10, reward's scorer",
+                  "w = 3 - w = 10, second scorer"], rows)
+
+
+def bias40_seeds_table(doc: dict) -> str:
+    """Each run: reward, KL, sensitivity and each attribute's gap, under the reward's scorer / the second."""
+    rows = []
+    for key, label in BIAS_ARMS:
+        for r in sorted((r for r in doc["runs"] if r["condition"] == key), key=lambda r: r["seed"]):
+            rows.append([label, r["seed"], f"{r['reward']:.3f}", kl(r["kl"]), f"{r['distinct_2']:.3f}",
+                         " / ".join(f"{r['sensitivity'][x]:.3f}" for x in SCORER_NAMES)]
+                        + [" / ".join(f"{r['gaps'][x][a]['gap']:.3f}" for x in SCORER_NAMES) for a in ATTRIBUTES])
+    return table(["arm", "seed", "reward", "KL", "distinct-2", "sensitivity"] + [f"{a} gap" for a in ATTRIBUTES],
+                 rows)
+
+
 ISSUE15 = (("t15a", "translation A (W0 cap 240 s)"), ("t15b", "translation B (W0 cap 420 s)"),
            ("s15", "summarization"), ("s15m", "summarization, mixed objective `mle_coef=0.5`"))
 

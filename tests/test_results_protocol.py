@@ -390,6 +390,11 @@ def test_the_matched_kl_test_by_hand(budget_study):
     # online DPO: only seed 0 at one rate so far: its sweep is incomplete, so it is in no bin
     points += [point("online_dpo", 0.1, 1e-4, 0, 0.99, 1.0, val=0.9)]
     assert budget_study.chosen_rates(points, c) == {("rloo", 0.05): 1e-3, ("dpo", 0.1): 1e-4}
+    # PPO at a mean KL slightly below 0 (a Monte-Carlo estimate) counts in the first bin, not in none
+    points += [point("ppo", 0.05, lr, 0, 0.5, -0.1, val=0.3) for lr in (1e-4, 1e-3)]
+    points += [point("ppo", 0.05, 1e-4, s, 0.5, -0.1) for s in (1, 2)]
+    assert budget_study.matched_kl_test(points, c)["bins"][0]["methods"]["ppo"]["kl"] == pytest.approx(-0.1)
+    points = [p for p in points if p["method"] != "ppo"]
     out = budget_study.matched_kl_test(points, c)
     low, high = out["bins"]
     assert low["kl_bin"] == [0.0, 5.0] and high["methods"] == {} and high["ahead"] == []
