@@ -284,6 +284,41 @@ def bias40_seeds_table(doc: dict) -> str:
                  rows)
 
 
+def bias40_claims(B: dict) -> list:
+    """The prose of issue 40's bias study, every figure and every verdict word from its JSON."""
+    sm, t, st = B["summary"], B["tests"], B["settings"]
+    acc = B["scorers"]["held_out_accuracy"]
+    ws, rl, w10 = sm["warm_start"], sm["rl"], sm[t["compared"][1]]
+    lowered = [a for a in ATTRIBUTES if t["gap"][a]["lowers"]]
+    reward_only = [a for a in ATTRIBUTES if not t["gap"][a]["lowers"] and t["gap"][a]["reward"]["p"] < st["alpha"]
+                   and t["gap"][a]["reward"]["delta"] > 0]
+    sens = t["sensitivity"]
+
+    def change(x):
+        d = sens[x]["delta"]
+        return (f"{said(d > 0, 'falls', 'rises')} from {rl['sensitivity'][x]:.3f} to {w10['sensitivity'][x]:.3f} "
+                f"(p {sens[x]['p']:.4f})")
+
+    return [
+        f"ran in {n(B['cpu_s'])} CPU s",
+        f"{len(t['seeds'])} seeds of each arm",
+        f"{B['train_prompts']} training prompts",
+        f"{B['scorers']['sentences']['reward']:,} sentences for the reward's scorer and the other "
+        f"{B['scorers']['sentences']['second']:,} for the second",
+        f"{100 * acc['reward']:.1f}% and {100 * acc['second']:.1f}% correct",
+        (f"the fairness term (w = 10) lowers the {listing(lowered)} gap under both scorers" if lowered else
+         "the fairness term (w = 10) lowers no attribute's gap under both scorers"),
+        (f"under the reward's scorer alone it would also count for {listing(reward_only)}" if reward_only else
+         "nor does any attribute pass under the reward's scorer alone" if not lowered else
+         "no other attribute passes under the reward's scorer alone"),
+        f"Under the reward's scorer the sensitivity {change('reward')}; under the second scorer it {change('second')}",
+        f"reward {rl['reward']:.3f} without the term and {w10['reward']:.3f} with it, KL {f2(rl['kl'])} and "
+        f"{f2(w10['kl'])}",
+        f"distinct-2 {said(rl['distinct_2'] < ws['distinct_2'], 'falls', 'rises')} from {ws['distinct_2']:.3f} (the warm starts) to {rl['distinct_2']:.3f} (plain RL) and "
+        f"{w10['distinct_2']:.3f} (w = 10)",
+    ]
+
+
 ISSUE15 = (("t15a", "translation A (W0 cap 240 s)"), ("t15b", "translation B (W0 cap 420 s)"),
            ("s15", "summarization"), ("s15m", "summarization, mixed objective `mle_coef=0.5`"))
 
