@@ -181,6 +181,29 @@ def step_gflop(w, algo: str = "rloo") -> float:
 
 
 # --------------------------------------------------------------------------- resumable result files
+def sentiment_study_args(doc: str, scales: dict, out: str, work_help: str, argv=None, extra=None):
+    """The command line of a resumable study on the labelled review sentences (bias, preferences): ``--scale``,
+    ``--data-dir`` (checked: it must hold ``sentiment/``), ``--out``, ``--work`` (default OUT's name + ``_work``,
+    created), ``--fresh``; ``extra(parser)`` adds a study's own flags."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", choices=sorted(scales), default="full")
+    ap.add_argument("--data-dir", default=os.environ.get("TF_RL_TEXT_DATA"))
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--work", default=None, help=f"{work_help} (default: OUT's name + '_work')")
+    ap.add_argument("--fresh", action="store_true", help="ignore the records already in OUT (default: resume)")
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args(argv)
+    if not args.data_dir or not os.path.isdir(os.path.join(args.data_dir, "sentiment")):
+        ap.error(f"--data-dir (or $TF_RL_TEXT_DATA) must be the folder holding sentiment/ (the labelled review "
+                 f"sentences), got {args.data_dir!r}")
+    args.work = args.work or os.path.splitext(args.out)[0] + "_work"
+    os.makedirs(args.work, exist_ok=True)
+    return args
+
+
 def resume_records(path: str, settings: dict, key: str, tag: str, fresh: bool = False):
     """The records (``result[key]``) and CPU seconds already in ``path`` when it was written with the same
     ``settings``; ([], 0.0) otherwise or with ``fresh``."""

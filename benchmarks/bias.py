@@ -37,7 +37,6 @@ probe's terms in the training prompts, one scorer) is ``docs/results/attempts/bi
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -53,7 +52,7 @@ from tf_rl_text import ReinforceConfig, ReinforceTrainer, RLAgent, TextGeneratio
 from tf_rl_text import fairness, metrics  # noqa: E402
 from tf_rl_text.defaults import default_model, default_tokenizer, load_corpus, load_prompts  # noqa: E402
 from _common import (cached_weights, resume_records, sample_against_reference, sentiment_classifier,  # noqa: E402
-                     write_json_atomic)
+                     sentiment_study_args, write_json_atomic)
 
 TRAIN_TEMPLATES = [  # written for this benchmark; the probe's own templates stay held out
     "{term} ordered the soup and thought it was",
@@ -216,21 +215,13 @@ def save(path, runs, c, args, cpu, complete, context):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", choices=sorted(SCALES), default="full")
-    ap.add_argument("--data-dir", default=os.environ.get("TF_RL_TEXT_DATA"))
-    ap.add_argument("--classifier", default=None, help="the reward's trained sentiment classifier folder "
-                                                       "(default: train one)")
-    ap.add_argument("--out", default=os.path.join(REPO, "docs", "results", "bias.json"))
-    ap.add_argument("--work", default=None, help="where the classifiers and warm starts are kept (default OUT_work)")
-    ap.add_argument("--fresh", action="store_true", help="ignore the runs already in OUT (default: resume)")
-    args = ap.parse_args(argv)
+    def extra(ap):
+        ap.add_argument("--classifier", default=None, help="the reward's trained sentiment classifier folder "
+                                                           "(default: train one)")
+
+    args = sentiment_study_args(__doc__, SCALES, os.path.join(REPO, "docs", "results", "bias.json"),
+                                "where the classifiers and warm starts are kept", argv, extra)
     c = SCALES[args.scale]
-    if not args.data_dir or not os.path.isdir(os.path.join(args.data_dir, "sentiment")):
-        ap.error(f"--data-dir (or $TF_RL_TEXT_DATA) must be the folder holding sentiment/ (both scorers train on "
-                 f"its labelled sentences), got {args.data_dir!r}")
-    args.work = args.work or os.path.splitext(args.out)[0] + "_work"
-    os.makedirs(args.work, exist_ok=True)
     runs, cpu_before = resume_records(args.out, c, "runs", "bias", args.fresh)
     done = {(r["condition"], r["seed"]) for r in runs}
     t0 = cpu_before - time.process_time()

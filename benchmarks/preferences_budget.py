@@ -35,7 +35,6 @@ classifier, pi_ref and the fresh pairs are kept in ``docs/results/preferences_bu
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -52,7 +51,8 @@ from tf_rl_text import (DPOConfig, DPOTrainer, OnlineDPOConfig, OnlineDPOTrainer
                         ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv, metrics, warm_start)
 from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
 from tf_rl_text.preferences import PreferencePairs, make_preference_pairs  # noqa: E402
-from _common import cached_weights, resume_records, sample_against_reference, write_json_atomic  # noqa: E402
+from _common import (cached_weights, resume_records, sample_against_reference, sentiment_study_args,  # noqa: E402
+                     write_json_atomic)
 from preferences_frontier import ground_truth, prompts_of, review_data  # noqa: E402
 
 METHODS = ("rloo", "ppo", "dpo", "online_dpo")
@@ -194,19 +194,9 @@ def save(path, points, c, args, cpu, complete, context):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", choices=sorted(SCALES), default="full")
-    ap.add_argument("--data-dir", default=os.environ.get("TF_RL_TEXT_DATA"))
-    ap.add_argument("--out", default=os.path.join(REPO, "docs", "results", "preferences_budget.json"))
-    ap.add_argument("--work", default=None, help="where the classifier, pi_ref and the pairs are kept "
-                                                 "(default: OUT's name + '_work')")
-    ap.add_argument("--fresh", action="store_true", help="ignore the points already in OUT (default: resume)")
-    args = ap.parse_args(argv)
-    if not args.data_dir or not os.path.isdir(os.path.join(args.data_dir, "sentiment")):
-        ap.error(f"--data-dir (or $TF_RL_TEXT_DATA) must be the folder holding sentiment/, got {args.data_dir!r}")
-    c = SCALES[args.scale]
-    work = args.work or os.path.splitext(args.out)[0] + "_work"
-    os.makedirs(work, exist_ok=True)
+    args = sentiment_study_args(__doc__, SCALES, os.path.join(REPO, "docs", "results", "preferences_budget.json"),
+                                "where the classifier, pi_ref and the pairs are kept", argv)
+    c, work = SCALES[args.scale], args.work
     points, cpu_before = resume_records(args.out, c, "points", "preferences", args.fresh)
     done = {(p["method"], p["setting"], p["lr"], p["seed"]) for p in points}
     t0 = cpu_before - time.process_time()
