@@ -48,12 +48,12 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 
 from tf_rl_text import (DPOConfig, DPOTrainer, OnlineDPOConfig, OnlineDPOTrainer, PPOConfig, PPOTrainer,  # noqa: E402
-                        ReinforceConfig, ReinforceTrainer, RLAgent, TextGenerationEnv, metrics, warm_start)
-from tf_rl_text.defaults import default_model, default_tokenizer  # noqa: E402
+                        ReinforceConfig, ReinforceTrainer, TextGenerationEnv, metrics)
+from tf_rl_text.defaults import default_tokenizer  # noqa: E402
 from tf_rl_text.preferences import PreferencePairs, make_preference_pairs  # noqa: E402
-from _common import (cached_weights, resume_records, sample_against_reference, sentiment_study_args,  # noqa: E402
+from _common import (resume_records, sample_against_reference, sentiment_study_args,  # noqa: E402
                      write_json_atomic)
-from preferences_frontier import ground_truth, prompts_of, review_data  # noqa: E402
+from preferences_frontier import ground_truth, prompts_of, reference_policy, review_data  # noqa: E402
 
 METHODS = ("rloo", "ppo", "dpo", "online_dpo")
 SCALES = {
@@ -207,18 +207,8 @@ def main(argv=None):
     n_train, n_val = c["prompts_train"], c["prompts_val"]
     data = {"reward": reward, "train": held[:n_train], "val": held[n_train:n_train + n_val],
             "test": held[n_train + n_val:n_train + n_val + c["prompts_test"]], "pairs": {}}
-    tokenizer = default_tokenizer()
-    size = {} if c["layers"] is None else dict(n_layer=c["layers"], n_embd=c["width"], n_head=2)
-    base = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=0)
-    warm = cached_weights(base.model, os.path.join(work, "warm_start.npz"), lambda: warm_start(
-        base, texts[:c["classifier_train"]], steps=c["warm_steps"], progress=False))
-    ref_model = base.clone_model()
+    agent_for, ref_model = reference_policy(default_tokenizer(), texts, c, work)
     context = {"prompts": {k: len(data[k]) for k in ("train", "val", "test")}}
-
-    def agent_for(seed):
-        agent = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=seed)
-        agent.model.set_weights(warm)
-        return agent
 
     def record(point):
         points.append(point)

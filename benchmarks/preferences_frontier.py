@@ -86,6 +86,23 @@ def ground_truth(texts, labels, c, work):
         batch_size=32, max_length=48, verbose=0, seed=0, output_dir=folder))
 
 
+def reference_policy(tokenizer, texts, c, work):
+    """pi_ref: the embedded GPT-2 warm-started on the classifier's training sentences (kept in ``work`` so a resumed
+    run starts from the same weights). Returns (agent_for(seed): a fresh agent at pi_ref's weights, the frozen
+    reference model)."""
+    size = {} if c["layers"] is None else dict(n_layer=c["layers"], n_embd=c["width"], n_head=2)
+    base = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=0)
+    warm = cached_weights(base.model, os.path.join(work, "warm_start.npz"), lambda: warm_start(
+        base, texts[:c["classifier_train"]], steps=c["warm_steps"], progress=False))
+
+    def agent_for(seed):
+        agent = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=seed)
+        agent.model.set_weights(warm)
+        return agent
+
+    return agent_for, base.clone_model()
+
+
 def save_points(path, points, c, args, t0, complete):
     """Write every point so far (atomically): a run that stops resumes from here."""
     result = {"benchmark": "preferences_frontier", "scale": args.scale, "complete": complete, "points": points,
@@ -125,16 +142,7 @@ def main(argv=None):
     held = prompts_of(texts[c["classifier_train"]:], rng)  # sentences the classifier did not train on
     train_prompts, test_prompts = held[:c["prompts_train"]], held[c["prompts_train"]:c["prompts_train"] + c["prompts_test"]]
     tokenizer = default_tokenizer()
-    size = {} if c["layers"] is None else dict(n_layer=c["layers"], n_embd=c["width"], n_head=2)
-    base = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=0)
-    warm = cached_weights(base.model, os.path.join(work, "warm_start.npz"), lambda: warm_start(
-        base, texts[:c["classifier_train"]], steps=c["warm_steps"], progress=False))
-    ref_model = base.clone_model()
-
-    def agent_for(seed):
-        agent = RLAgent(default_model(tokenizer, seed=0, **size), tokenizer, seed=seed)
-        agent.model.set_weights(warm)
-        return agent
+    agent_for, ref_model = reference_policy(tokenizer, texts, c, work)
 
     def record(p):
         points.append(p)
