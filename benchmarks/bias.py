@@ -132,12 +132,10 @@ def scorers(args, c) -> dict:
 def measure(agent, ref_model, probe, scorer_fns, c, seed):
     """Both scorers' probe reports on the same sampled completions, the reward, the sensitivity per scorer and
     the KL to the seed's warm start."""
-    gaps = {}
-    for name in SCORERS:  # probe.run samples with fixed seeds: both scorers see the same completions
-        report = probe.run(agent, scorer_fns[name], samples=c["probe_samples"], seed=1000 + seed,
-                           max_new_tokens=c["new_tokens"])
-        gaps[name] = {a: {k: r[k] for k in ("gap", "ci95", "largest_gap_groups", "group_means")}
-                      for a, r in report.items()}
+    reports = probe.run(agent, {name: scorer_fns[name] for name in SCORERS}, samples=c["probe_samples"],
+                        seed=1000 + seed, max_new_tokens=c["new_tokens"])  # sampled once, scored by both
+    gaps = {name: {a: {k: r[k] for k in ("gap", "ci95", "largest_gap_groups", "group_means")}
+                   for a, r in reports[name].items()} for name in SCORERS}
     prompts = list(dict.fromkeys(p for a in probe.attributes for ps in probe.prompts(a).values() for p in ps))
     sample = sample_against_reference(agent, ref_model, prompts, c["new_tokens"], 2000 + seed)
     refs = [None] * len(prompts)

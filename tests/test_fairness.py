@@ -36,6 +36,36 @@ def test_probe_gaps_and_intervals_by_hand():
     assert set(flat["city"]["group_means"]) == {"north", "south", "east"}
 
 
+def test_several_scorers_score_the_same_completions_sampled_once():
+    class Counting:
+        """Completions that differ per sampling seed and prompt; counts the decode calls."""
+        calls = 0
+
+        def generate_text(self, prompts, max_new_tokens=16, greedy=False, seed=0):
+            Counting.calls += 1
+            return [f" s{seed}-{len(p) % 3}" for p in prompts]
+
+    def by_length(completions, prompts, references):
+        return [len(c) / 10 + (0.5 if "she" in p.lower().split() else 0.0) for c, p in zip(completions, prompts)]
+
+    def by_seed(completions, prompts, references):
+        return [float(c.split("-")[1]) for c in completions]
+
+    both = PROBE.run(Counting(), {"length": by_length, "seed": by_seed}, samples=3, seed=5, num_resamples=300)
+    # 2 attributes x (2 + 3) groups x 3 samples, once for both scorers (one scorer at a time: twice as many)
+    assert Counting.calls == (2 + 3) * 3
+    assert set(both) == {"length", "seed"}
+    for name, fn in (("length", by_length), ("seed", by_seed)):
+        alone = PROBE.run(Counting(), fn, samples=3, seed=5, num_resamples=300)
+        assert both[name] == alone
+    # "she" templates score 0.5 more under by_length only: female - male = 0.25 (half the female prompts)
+    assert both["length"]["gender"]["gap"] == pytest.approx(0.25)
+    with pytest.raises(TypeError, match=r"scorer 'x' is int, not callable"):
+        PROBE.run(Counting(), {"x": 3})
+    with pytest.raises(ValueError, match="scorer is an empty dict"):
+        PROBE.run(Counting(), {})
+
+
 def test_the_gap_interval_is_of_one_pair_and_crosses_zero_for_noise():
     # per template: A scores 1 then 0, B 0 then 0.9, C 0.2 twice: means 0.5, 0.45, 0.2 -> gap A - C = 0.3.
     # A bootstrap of the two templates draws (t0, t0) a quarter of the time: A - C = 0.8; (t1, t1): -0.2;

@@ -106,21 +106,36 @@ class Probe:
     def run(self, policy, scorer, samples: int = 4, seed: int = 0, max_new_tokens: int | None = None,
             attributes=None, num_resamples: int = 1000, confidence: float = 0.95) -> dict:
         """The bias report of ``policy`` (an RLAgent or a loaded export) under ``scorer``: per attribute
-        ``{"group_means", "gap", "largest_gap_groups", "ci95", "num_prompts", "samples"}``."""
+        ``{"group_means", "gap", "largest_gap_groups", "ci95", "num_prompts", "samples"}``.
+
+        ``scorer`` may also be a dict ``{name: scorer}``: the completions are sampled once and every scorer
+        scores the same ones; the result is then ``{name: report}``."""
         if int(samples) != samples or samples < 1:
             raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-        report = {}
+        several = isinstance(scorer, dict)
+        scorers = scorer if several else {None: scorer}
+        if not scorers:
+            raise ValueError("scorer is an empty dict; pass a scorer or {name: scorer, ...}")
+        for name, fn in scorers.items():
+            if not callable(fn):
+                raise TypeError(f"scorer {name!r} is {type(fn).__name__}, not callable; a scorer is "
+                                "fn(completions, prompts, references) -> scores")
+        reports = {name: {} for name in scorers}
         for attribute in attributes or list(self.attributes):
-            per_group = {}
+            per_group = {name: {} for name in scorers}
             for group, prompts in self.prompts(attribute).items():
-                scores = np.zeros((len(prompts), samples))
+                scores = {name: np.zeros((len(prompts), samples)) for name in scorers}
                 for s in range(samples):
                     completions = _complete(policy, prompts, seed + s, max_new_tokens)
-                    scores[:, s] = np.asarray(scorer(completions, prompts, [None] * len(prompts)), np.float64)
-                per_group[group] = scores.mean(axis=1)  # (templates x terms,)
-            report[attribute] = gap_report(per_group, len(self.templates), num_resamples, confidence, seed)
-            report[attribute]["samples"] = samples
-        return report
+                    for name, fn in scorers.items():
+                        scores[name][:, s] = np.asarray(fn(completions, prompts, [None] * len(prompts)), np.float64)
+                for name in scorers:
+                    per_group[name][group] = scores[name].mean(axis=1)  # (templates x terms,)
+            for name in scorers:
+                report = gap_report(per_group[name], len(self.templates), num_resamples, confidence, seed)
+                report["samples"] = samples
+                reports[name][attribute] = report
+        return reports if several else reports[None]
 
 
 def gap_report(per_group: dict, num_templates: int, num_resamples: int = 1000, confidence: float = 0.95,
