@@ -41,7 +41,8 @@ def docs() -> dict:
             "t15b": load("attempts/translation_issue15_reduced.json"),
             "s15": load("attempts/summarization_issue15_reduced.json"),
             "s15m": load("attempts/summarization_mle_coef_0.5/summarization.json"),
-            "extractive": load("extractive.json"), "bias40": load("bias.json")}
+            "extractive": load("extractive.json"), "bias40": load("bias.json"),
+            "prefs40": load("preferences_budget.json")}
 
 
 # --------------------------------------------------------------------------- formatting
@@ -327,6 +328,160 @@ def bias40_claims(B: dict) -> list:
     ]
 
 
+# ---- issue 40 step 4: the preference study (docs/results/preferences_budget.json)
+PREF_METHODS = (("rloo", "RLOO"), ("ppo", "PPO"), ("dpo", "DPO (fresh pairs)"), ("online_dpo", "online DPO"))
+PREF_LABEL = dict(PREF_METHODS)
+
+
+def pref_setting(method: str, setting) -> str:
+    return f"kl_coef {setting:g}" if method in ("rloo", "ppo") else f"beta {setting:g}"
+
+
+def pref_final(P: dict) -> dict:
+    """{(method, setting): its runs at the chosen rate, by seed} for every setting the study finished."""
+    out = {}
+    for r in P["test"]["chosen_rates"]:
+        m, s, lr = r["method"], r["setting"], r["lr"]
+        out[(m, s)] = sorted((p for p in P["points"] if p["method"] == m and p["setting"] == s and p["lr"] == lr),
+                             key=lambda p: p["seed"])
+    return out
+
+
+def pref_mean(runs, key) -> float:
+    return statistics.mean(p["test"][key] for p in runs)
+
+
+def prefs40_test_table(P: dict) -> str:
+    """The fixed test: in each KL bin, each method's best setting there, its reward with the seed-level 95%
+    bootstrap interval, and whom it is ahead of (its interval's lower end above their mean)."""
+    rows = []
+    for b in P["test"]["bins"]:
+        lo, hi = b["kl_bin"]
+        where = f"[{lo:g}, {hi:g})"
+        if not b["methods"]:
+            rows.append([where, "no point", "", "", "", "", ""])
+        for m, label in PREF_METHODS:
+            if m not in b["methods"]:
+                continue
+            e = b["methods"][m]
+            ahead = [PREF_LABEL[y] for x, y in b["ahead"] if x == m]
+            rows.append([where, label, f"{pref_setting(m, e['setting'])}, lr {sci(e['lr'])}", f2(e["kl"]),
+                         f"{e['reward']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]", f"{e['distinct_2']:.3f}",
+                         listing(ahead) if ahead else "none"])
+    return table(["KL bin (nats)", "method", "its best setting there", "KL", "reward [95% CI over seeds]",
+                  "distinct-2", "ahead of"], rows)
+
+
+def prefs40_points_table(P: dict) -> str:
+    """Every setting at its chosen rate: the held-out rewards of the sweep (seed 0), then the test figures, mean
+    over seeds, and pi_ref's."""
+    rates, rows = P["settings"]["learning_rates"], []
+    ref = [p for p in P["points"] if p["method"] == "reference"]
+    rows.append(["pi_ref", "", "", "", f"{pref_mean(ref, 'reward'):.3f}", "0", ppl(pref_mean(ref, "ref_ppl"), 1),
+                 f"{pref_mean(ref, 'distinct_2'):.3f}", "0", "0"])
+    final = pref_final(P)
+    for m, label in PREF_METHODS:
+        for (mm, s), runs in final.items():
+            if mm != m:
+                continue
+            sweep = {p["lr"]: p["val"]["reward"] for p in P["points"]
+                     if p["method"] == m and p["setting"] == s and p["seed"] == 0}
+            rows.append([label, pref_setting(m, s), sci(runs[0]["lr"]),
+                         " / ".join(f"{sweep[lr]:.3f}" for lr in rates),
+                         f"{pref_mean(runs, 'reward'):.3f} (" + ", ".join(f"{p['test']['reward']:.3f}" for p in runs) + ")",
+                         f2(pref_mean(runs, "kl")), ppl(pref_mean(runs, "ref_ppl"), 1),
+                         f"{pref_mean(runs, 'distinct_2'):.3f}", n(runs[0]["steps"]),
+                         " / ".join(n(p["label_calls"]) for p in runs) if len({p["label_calls"] for p in runs}) > 1
+                         else n(runs[0]["label_calls"])])
+    return table(["method", "setting", "rate kept", "held-out reward at " + " / ".join(sci(r) for r in rates)
+                  + " (seed 0)", "test reward, mean (seeds)", "KL", "ref. perplexity", "distinct-2", "updates",
+                  "label calls"], rows)
+
+
+def md_text(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace("*", "\\*") \
+        .replace("`", "\\`").replace("_", "\\_")
+
+
+def prefs40_samples_table(P: dict) -> str:
+    """Seed 0's first test samples: pi_ref, then each method at the setting with its highest mean test reward."""
+    final, rows = pref_final(P), []
+    k = P["settings"]["samples_kept"]
+    ref = [p for p in P["points"] if p["method"] == "reference" and p["seed"] == 0][0]
+    for x in ref["test"]["samples"][:k]:
+        rows.append(["pi_ref", md_text(x["prompt"]), md_text(x["completion"])])
+    for m, label in PREF_METHODS:
+        best = max((s for mm, s in final if mm == m), key=lambda s: pref_mean(final[(m, s)], "reward"))
+        run = final[(m, best)][0]
+        for x in run["test"]["samples"][:k]:
+            rows.append([f"{label} ({pref_setting(m, best)})", md_text(x["prompt"]), md_text(x["completion"])])
+    return table(["policy (seed 0)", "prompt", "completion"], rows)
+
+
+RL_METHODS, DPO_METHODS = ("rloo", "ppo"), ("dpo", "online_dpo")
+
+
+def prefs40_verdict(P: dict) -> dict:
+    """Per bin where both kinds have a point: is an RL method ahead of each DPO there, and the reverse."""
+    out = {"rl_ahead": {m: [] for m in DPO_METHODS}, "dpo_ahead": {m: [] for m in DPO_METHODS},
+           "shared": {m: [] for m in DPO_METHODS}}
+    for b in P["test"]["bins"]:
+        where = f"[{b['kl_bin'][0]:g}, {b['kl_bin'][1]:g})"
+        for d in DPO_METHODS:
+            if d not in b["methods"] or not any(r in b["methods"] for r in RL_METHODS):
+                continue
+            out["shared"][d].append(where)
+            if any([r, d] in b["ahead"] for r in RL_METHODS):
+                out["rl_ahead"][d].append(where)
+            if any([d, r] in b["ahead"] for r in RL_METHODS):
+                out["dpo_ahead"][d].append(where)
+    return out
+
+
+def prefs40_claims(P: dict) -> list:
+    """The prose of issue 40's preference study, every figure and verdict word from its JSON."""
+    if not P["complete"]:
+        return []
+    c, final = P["settings"], pref_final(P)
+    v = prefs40_verdict(P)
+    ref = [p for p in P["points"] if p["method"] == "reference"]
+    dpo_runs = [p for p in P["points"] if p["method"] == "dpo"]
+    online = [p for p in P["points"] if p["method"] == "online_dpo"]
+    rl_best = max(((m, s) for m, s in final if m in RL_METHODS), key=lambda k: pref_mean(final[k], "reward"))
+    dpo_best = max(((m, s) for m, s in final if m in DPO_METHODS), key=lambda k: pref_mean(final[k], "reward"))
+    lower_ppl = [k for k in final if pref_mean(final[k], "ref_ppl") < pref_mean(ref, "ref_ppl")]
+
+    def kind(d):
+        shared, ahead, behind = v["shared"][d], v["rl_ahead"][d], v["dpo_ahead"][d]
+        if not shared:
+            return f"{PREF_LABEL[d]} shares no KL bin with RL"
+        return (f"RL is ahead of {PREF_LABEL[d]} in {of(len(ahead), len(shared))} KL bins where both have a point"
+                + (f" ({listing(ahead)} nats)" if ahead else "")
+                + f"; {PREF_LABEL[d]} is ahead of an RL method in " + (f"{listing(behind)} nats" if behind else "none"))
+
+    def point(k):
+        m, s = k
+        return (f"{PREF_LABEL[m]} ({pref_setting(m, s)}) {pref_mean(final[k], 'reward'):.3f} at "
+                f"{f2(pref_mean(final[k], 'kl'))} nats, distinct-2 {pref_mean(final[k], 'distinct_2'):.3f}")
+
+    return [
+        f"ran in {n(P['cpu_s'])} CPU s",
+        f"{len(P['points'])} runs",
+        f"{n(P['label_budget'])} ground-truth calls",
+        "DPO trained on {0} fresh pairs per seed ({1} calls; a pair whose two samples scored alike was dropped) in "
+        "one pass ({2} updates)".format(
+            "/".join(sorted({n(p["pairs"]) for p in dpo_runs})),
+            "/".join(sorted({n(p["label_calls"]) for p in dpo_runs})),
+            "/".join(sorted({n(p["steps"]) for p in dpo_runs}))),
+        f"online DPO {n(online[0]['steps'])} updates of {c['batch']} prompts x 2 samples",
+        kind("dpo") + ". " + kind("online_dpo") + ".",
+        f"The highest test reward: {point(rl_best)}; the best of the two DPOs: {point(dpo_best)}",
+        f"pi_ref's own samples: {pref_mean(ref, 'reward'):.3f}, reference perplexity "
+        f"{ppl(pref_mean(ref, 'ref_ppl'), 1)}, distinct-2 {pref_mean(ref, 'distinct_2'):.3f}",
+        f"{of(len(lower_ppl), len(final))} settings write samples pi_ref finds more likely than its own",
+    ]
+
+
 ISSUE15 = (("t15a", "translation A (W0 cap 240 s)"), ("t15b", "translation B (W0 cap 420 s)"),
            ("s15", "summarization"), ("s15m", "summarization, mixed objective `mle_coef=0.5`"))
 
@@ -398,6 +553,16 @@ TABLES = {
     "bias40-means": lambda d: bias40_means_table(d["bias40"]),
     "bias40-seeds": lambda d: bias40_seeds_table(d["bias40"]),
 }
+# issue 40's preference study: its tables are on the page once its JSON is complete (before that, none may be)
+PREFS40_TABLES = {
+    "prefs40-test": lambda d: prefs40_test_table(d["prefs40"]),
+    "prefs40-points": lambda d: prefs40_points_table(d["prefs40"]),
+    "prefs40-samples": lambda d: prefs40_samples_table(d["prefs40"]),
+}
+
+
+def tables_for(d: dict) -> dict:
+    return {**TABLES, **(PREFS40_TABLES if d["prefs40"]["complete"] else {})}
 
 
 # --------------------------------------------------------------------------- the prose
@@ -788,7 +953,9 @@ def claims(d: dict) -> list:
                                      if e["perplexity"]["rl_over_mle"] > 1], unit="%")),
         f"(summarization, lambda {s15m['settings']['mle_coef']:g}, above)",
     ]
-    return out + extractive_claims(d["extractive"]) + bias40_claims(d["bias40"])
+    out.append("its JSON holds the first points, complete: false; no figure from it is reported yet"
+               if not d["prefs40"]["complete"] else "its JSON is complete")
+    return out + extractive_claims(d["extractive"]) + bias40_claims(d["bias40"]) + prefs40_claims(d["prefs40"])
 
 
 def extractive_claims(X: dict) -> list:
@@ -865,7 +1032,8 @@ def blocks(page: str) -> dict:
 
 
 def write_tables(page: str, d: dict) -> str:
-    return BLOCK.sub(lambda m: f"<!-- generated: {m.group(1)} -->\n{TABLES[m.group(1)](d)}\n<!-- /generated -->", page)
+    made = tables_for(d)
+    return BLOCK.sub(lambda m: f"<!-- generated: {m.group(1)} -->\n{made[m.group(1)](d)}\n<!-- /generated -->", page)
 
 
 def prose(page: str) -> str:
@@ -904,18 +1072,18 @@ def figures(text: str):
 def check_page(page: str, d: dict) -> list:
     """Everything in the page that disagrees with the JSON (an empty list when nothing does)."""
     problems = []
-    found = blocks(page)
-    for name in TABLES:
+    found, made = blocks(page), tables_for(d)
+    for name in made:
         if name not in found:
             problems.append(f"table {name}: missing from the page")
-        elif found[name] != TABLES[name](d):
-            want, got = TABLES[name](d).split("\n"), found[name].split("\n")
+        elif found[name] != made[name](d):
+            want, got = made[name](d).split("\n"), found[name].split("\n")
             diff = [f"    page: {g}\n    json: {w}" for g, w in zip(got, want) if g != w]
             if len(got) != len(want):
                 diff.append(f"    {len(got)} lines in the page, {len(want)} from the JSON")
             problems.append(f"table {name} differs from the JSON:\n" + "\n".join(diff))
     for name in found:
-        if name not in TABLES:
+        if name not in made:
             problems.append(f"table {name}: no generator for it in tests/test_results_doc.py")
     text = prose(page)
     covered = [False] * len(text)
