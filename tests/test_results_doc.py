@@ -373,29 +373,40 @@ def prefs40_test_table(P: dict) -> str:
 
 
 def prefs40_points_table(P: dict) -> str:
-    """Every setting at its chosen rate: the held-out rewards of the sweep (seed 0), then the test figures, mean
-    over seeds, and pi_ref's."""
-    rates, rows = P["settings"]["learning_rates"], []
+    """Every setting at its kept rate: the test figures, mean over seeds (each seed's reward after it), and
+    pi_ref's."""
+    rows = []
     ref = [p for p in P["points"] if p["method"] == "reference"]
-    rows.append(["pi_ref", "", "", "", f"{pref_mean(ref, 'reward'):.3f}", "0", ppl(pref_mean(ref, "ref_ppl"), 1),
-                 f"{pref_mean(ref, 'distinct_2'):.3f}", "0", "0"])
+    rows.append(["pi_ref", "", "", f"{pref_mean(ref, 'reward'):.3f} ("
+                 + ", ".join(f"{p['test']['reward']:.3f}" for p in ref) + ")", "0",
+                 ppl(pref_mean(ref, "ref_ppl"), 1), f"{pref_mean(ref, 'distinct_2'):.3f}", "0", "0"])
     final = pref_final(P)
     for m, label in PREF_METHODS:
         for (mm, s), runs in final.items():
             if mm != m:
                 continue
-            sweep = {p["lr"]: p["val"]["reward"] for p in P["points"]
-                     if p["method"] == m and p["setting"] == s and p["seed"] == 0}
+            calls = sorted({p["label_calls"] for p in runs})
             rows.append([label, pref_setting(m, s), sci(runs[0]["lr"]),
-                         " / ".join(f"{sweep[lr]:.3f}" for lr in rates),
-                         f"{pref_mean(runs, 'reward'):.3f} (" + ", ".join(f"{p['test']['reward']:.3f}" for p in runs) + ")",
-                         f2(pref_mean(runs, "kl")), ppl(pref_mean(runs, "ref_ppl"), 1),
-                         f"{pref_mean(runs, 'distinct_2'):.3f}", n(runs[0]["steps"]),
-                         " / ".join(n(p["label_calls"]) for p in runs) if len({p["label_calls"] for p in runs}) > 1
-                         else n(runs[0]["label_calls"])])
-    return table(["method", "setting", "rate kept", "held-out reward at " + " / ".join(sci(r) for r in rates)
-                  + " (seed 0)", "test reward, mean (seeds)", "KL", "ref. perplexity", "distinct-2", "updates",
-                  "label calls"], rows)
+                         f"{pref_mean(runs, 'reward'):.3f} (" + ", ".join(f"{p['test']['reward']:.3f}" for p in runs)
+                         + ")", f2(pref_mean(runs, "kl")), ppl(pref_mean(runs, "ref_ppl"), 1),
+                         f"{pref_mean(runs, 'distinct_2'):.3f}", n(runs[0]["steps"]), " / ".join(n(x) for x in calls)])
+    seeds = listing(range(P["settings"]["seeds"]))
+    return table(["method", "setting", "rate kept", f"test reward, mean (seeds {seeds})", "KL", "ref. perplexity",
+                  "distinct-2", "updates", "label calls"], rows)
+
+
+def prefs40_sweep_table(P: dict) -> str:
+    """Every run of the sweep (seed 0): the held-out reward that chose the rate, and the test figures."""
+    rows, kept = [], {(r["method"], r["setting"]): r["lr"] for r in P["test"]["chosen_rates"]}
+    for m, label in PREF_METHODS:
+        for p in sorted((p for p in P["points"] if p["method"] == m and p["seed"] == 0),
+                        key=lambda p: (p["setting"], p["lr"])):
+            t = p["test"]
+            rows.append([label, pref_setting(m, p["setting"]), sci(p["lr"]) + (" (kept)" if kept.get(
+                (m, p["setting"])) == p["lr"] else ""), f"{p['val']['reward']:.3f}", f"{t['reward']:.3f}",
+                f2(t["kl"]), ppl(t["ref_ppl"], 1), f"{t['distinct_2']:.3f}"])
+    return table(["method", "setting", "rate", "held-out reward", "test reward", "KL", "ref. perplexity",
+                  "distinct-2"], rows)
 
 
 def md_text(s: str) -> str:
@@ -557,6 +568,7 @@ TABLES = {
 PREFS40_TABLES = {
     "prefs40-test": lambda d: prefs40_test_table(d["prefs40"]),
     "prefs40-points": lambda d: prefs40_points_table(d["prefs40"]),
+    "prefs40-sweep": lambda d: prefs40_sweep_table(d["prefs40"]),
     "prefs40-samples": lambda d: prefs40_samples_table(d["prefs40"]),
 }
 
