@@ -507,7 +507,21 @@ def prefs40_claims(P: dict) -> list:
         f"{of(len(lower_ppl), len(final))} settings write samples pi_ref finds more likely than its own",
         said(len(collapsed) == 2, "The possible collapse is real at the top: the highest-reward RL and online DPO "
              "settings have less than half pi_ref's distinct-2", "THE COLLAPSE SENTENCE NEEDS REWRITING"),
+        "every kept DPO (fresh pairs) setting has a mean KL of at least {0} nats".format(
+            f2(min(pref_mean(final[k], "kl") for k in final if k[0] == "dpo"))),
+        "{0} of the {1} samples shown below from RL's and online DPO's best settings contain \"great\"".format(
+            *great_count(P)),
     ]
+
+
+def great_count(P: dict) -> tuple:
+    """How many of seed 0's samples shown for the best RLOO, PPO and online DPO settings say "great"."""
+    final, k = pref_final(P), P["settings"]["samples_kept"]
+    shown = []
+    for m in ("rloo", "ppo", "online_dpo"):
+        best = max((s for mm, s in final if mm == m), key=lambda s: pref_mean(final[(m, s)], "reward"))
+        shown += [x["completion"] for x in final[(m, best)][0]["test"]["samples"][:k]]
+    return sum("great" in x.lower() for x in shown), len(shown)
 
 
 ISSUE15 = (("t15a", "translation A (W0 cap 240 s)"), ("t15b", "translation B (W0 cap 420 s)"),
