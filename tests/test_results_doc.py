@@ -511,6 +511,18 @@ def prefs40_claims(P: dict) -> list:
             f2(min(pref_mean(final[k], "kl") for k in final if k[0] == "dpo"))),
         "{0} of the {1} samples shown below from RL's and online DPO's best settings contain \"great\"".format(
             *great_count(P)),
+        # the summary's own words (each verdict is said once in the section and once, differently, in the summary,
+        # so a verdict changed in either place is caught)
+        "with as many labels, RL " + said(offline_behind, "stays ahead of", "IS NOT AHEAD OF")
+        + " DPO on pi_ref's fresh pairs at matched KL, and online DPO, which labels its own samples, is "
+        + said(bool(v["dpo_ahead"]["online_dpo"]), "ahead of RL",
+               said(online_level, "level with RL", "behind RL")) + " where they share a bin",
+        said(len(collapsed) == 2, "the highest rewards of RL and online DPO come with collapsed text",
+             "THE SUMMARY'S COLLAPSE SENTENCE NEEDS REWRITING"),
+        "the points compared within a bin are matched only roughly: " + "; ".join(
+            f"in [{b['kl_bin'][0]:g}, {b['kl_bin'][1]:g}) nats their KL runs from "
+            f"{f2(min(e['kl'] for e in b['methods'].values()))} to {f2(max(e['kl'] for e in b['methods'].values()))}"
+            for b in P["test"]["bins"] if len(b["methods"]) > 1),
     ]
 
 
@@ -1192,6 +1204,10 @@ def test_a_changed_figure_fails():
         ("the fairness term (w = 10) lowers no attribute's gap", "the fairness term (w = 10) lowers the religion gap"),
         ("by its fixed test the fairness term lowers no attribute's gap", "by its fixed test the fairness term lowers "
          "the religion gap"),  # the verdict, in its section and in the summary
+        ("0.845 [0.827, 0.863]", "0.845 [0.837, 0.863]"),  # the preference study's test table
+        ("mostly a label-budget result, is not confirmed", "mostly a label-budget result, is confirmed"),
+        ("7 of 16 settings write samples", "8 of 16 settings write samples"),
+        ("own samples, is ahead of RL where they", "own samples, is behind RL where they"),  # the summary's verdict
     ]
     for old, new in mutations:
         broken = _changed(page, old, new)
@@ -1201,6 +1217,9 @@ def test_a_changed_figure_fails():
     assert check_page(page, d)
     d = docs()
     d["bias"]["summary"]["rl"]["sensitivity"] *= 1.5
+    assert check_page(page, d)
+    d = docs()
+    d["prefs40"]["points"][-1]["test"]["reward"] += 0.01  # one run of the preference study
     assert check_page(page, d)
 
 
