@@ -1074,7 +1074,7 @@ UNRECORDED = {
     "probability 1/27, above 2.5%": "the arithmetic of a 3-seed bootstrap (tests/test_results_protocol.py checks it)",
     "The cap on W0 is raised from 14,400 to 36,000 CPU s":
         "issue 40 step 2's W0 cap (results.py's default, and the value its command sets), fixed before any dev score",
-    "took 535-560 CPU s per 250 updates with a full-dev check, against the 2+2 model's 0.37 CPU s per update, and "
+    "took 505-560 CPU s of training per 250 updates (dev checks not counted), against the 2+2 model's 0.37 CPU s per update, and "
     "learns slower (dev 1.03 at update 750 against 8.48), so the old cap would have stopped it near 6,700 updates":
         "step 2's W0 log (session 16) against translation.json's warm start (2,740 CPU s / 7,500 updates; dev at "
         "update 750); the page says no JSON holds them yet",
