@@ -351,6 +351,12 @@ def pref_mean(runs, key) -> float:
     return statistics.mean(p["test"][key] for p in runs)
 
 
+def pref_best(final: dict) -> dict:
+    """{method: (method, setting)} of each method's setting with the highest mean test reward."""
+    return {m: max((k for k in final if k[0] == m), key=lambda k: pref_mean(final[k], "reward"))
+            for m in dict.fromkeys(m for m, _ in final)}
+
+
 def prefs40_test_table(P: dict) -> str:
     """The fixed test: in each KL bin, each method's best setting there, its reward with the seed-level 95%
     bootstrap interval, and whom it is ahead of (its interval's lower end above their mean)."""
@@ -421,11 +427,10 @@ def prefs40_samples_table(P: dict) -> str:
     ref = [p for p in P["points"] if p["method"] == "reference" and p["seed"] == 0][0]
     for x in ref["test"]["samples"][:k]:
         rows.append(["pi_ref", md_text(x["prompt"]), md_text(x["completion"])])
+    best = pref_best(final)
     for m, label in PREF_METHODS:
-        best = max((s for mm, s in final if mm == m), key=lambda s: pref_mean(final[(m, s)], "reward"))
-        run = final[(m, best)][0]
-        for x in run["test"]["samples"][:k]:
-            rows.append([f"{label}, {pref_setting(m, best)}", md_text(x["prompt"]), md_text(x["completion"])])
+        for x in final[best[m]][0]["test"]["samples"][:k]:
+            rows.append([f"{label}, {pref_setting(*best[m])}", md_text(x["prompt"]), md_text(x["completion"])])
     return table(["policy (seed 0)", "prompt", "completion"], rows)
 
 
@@ -458,7 +463,7 @@ def prefs40_claims(P: dict) -> list:
     ref = [p for p in P["points"] if p["method"] == "reference"]
     pairs = {p["seed"]: (p["pairs"], p["label_calls"], p["steps"]) for p in P["points"] if p["method"] == "dpo"}
     online = [p for p in P["points"] if p["method"] == "online_dpo"]
-    best = {m: max((k for k in final if k[0] == m), key=lambda k: pref_mean(final[k], "reward")) for m, _ in PREF_METHODS}
+    best = pref_best(final)
     rl_best = max((best[m] for m in RL_METHODS), key=lambda k: pref_mean(final[k], "reward"))
     lower_ppl = [k for k in final if pref_mean(final[k], "ref_ppl") < pref_mean(ref, "ref_ppl")]
     rates = {m: sorted({r["lr"] for r in P["test"]["chosen_rates"] if r["method"] == m}) for m, _ in PREF_METHODS}
@@ -510,7 +515,7 @@ def prefs40_claims(P: dict) -> list:
         "every kept DPO (fresh pairs) setting has a mean KL of at least {0} nats".format(
             f2(min(pref_mean(final[k], "kl") for k in final if k[0] == "dpo"))),
         "{0} of the {1} samples shown below from RL's and online DPO's best settings contain \"great\"".format(
-            *great_count(P)),
+            *great_count(P, final, best)),
         # the summary's own words (each verdict is said once in the section and once, differently, in the summary,
         # so a verdict changed in either place is caught)
         "with as many labels, RL " + said(offline_behind, "stays ahead of", "IS NOT AHEAD OF")
@@ -526,13 +531,10 @@ def prefs40_claims(P: dict) -> list:
     ]
 
 
-def great_count(P: dict) -> tuple:
+def great_count(P: dict, final: dict, best: dict) -> tuple:
     """How many of seed 0's samples shown for the best RLOO, PPO and online DPO settings say "great"."""
-    final, k = pref_final(P), P["settings"]["samples_kept"]
-    shown = []
-    for m in ("rloo", "ppo", "online_dpo"):
-        best = max((s for mm, s in final if mm == m), key=lambda s: pref_mean(final[(m, s)], "reward"))
-        shown += [x["completion"] for x in final[(m, best)][0]["test"]["samples"][:k]]
+    k = P["settings"]["samples_kept"]
+    shown = [x["completion"] for m in ("rloo", "ppo", "online_dpo") for x in final[best[m]][0]["test"]["samples"][:k]]
     return sum("great" in x.lower() for x in shown), len(shown)
 
 
